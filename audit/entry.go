@@ -1,0 +1,205 @@
+// Package audit defines the one record that travels with every request and the
+// sinks that persist it.
+//
+// Place in the request path: the gateway creates an Entry when a request
+// arrives and stores it in the request context; a stage that blocks or flags
+// annotates it; after the response ends the gateway completes it and hands it to
+// a Writer, which writes it asynchronously. Data flows outward once: no stage
+// reads what another stage wrote.
+//
+// # Record schema (JSON lines, one object per line)
+//
+//	id                     request id, also sent as X-Request-Id and shown on the block page
+//	time                   RFC 3339 time the request arrived (UTC, nanoseconds)
+//	client_ip, client_port the client address Portcullis decided on
+//	host, method, uri, protocol  as received (uri is the raw request target)
+//	site, route            the configured site name and route path that served it
+//	status                 status code sent to the client
+//	action                 blocked | detected | error | allowed
+//	stage                  the stage that decided: protocol | waf | proxy | gateway
+//	reason                 short human text: why it was blocked, flagged or failed
+//	waf_mode               block | detect | off (the effective mode for the route)
+//	fail_open              true when an engine error was let through by an explicit fail-open policy
+//	inbound_anomaly_score, outbound_anomaly_score   CRS blocking anomaly scores
+//	rules                  matched rules: id, message, data, variable, matched_data,
+//	                       severity, tags, paranoia_level, phase
+//	request_headers        header name → values; credentials redacted as "[redacted]"
+//	upstream               the upstream target URL that was called, if any
+//	bytes_sent             response body bytes written to the client
+//	duration_us            {waf, upstream, total} in microseconds
+package audit
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Actions recorded in Entry.Action.
+const (
+	ActionBlocked  = "blocked"
+	ActionDetected = "detected"
+	ActionError    = "error"
+	ActionAllowed  = "allowed"
+)
+
+// Stages recorded in Entry.Stage.
+const (
+	StageProtocol = "protocol"
+	StageWAF      = "waf"
+	StageProxy    = "proxy"
+	StageGateway  = "gateway"
+)
+
+// Redacted replaces the value of every redacted header.
+const Redacted = "[redacted]"
+
+// Entry is one audit record. Fields are exported for JSON; only the gateway and
+// the stage that decides write to it, and only on the request's own goroutine.
+type Entry struct {
+	ID            string              `json:"id"`
+	Time          time.Time           `json:"time"`
+	ClientIP      string              `json:"client_ip"`
+	ClientPort    int                 `json:"client_port,omitempty"`
+	Host          string              `json:"host"`
+	Method        string              `json:"method"`
+	URI           string              `json:"uri"`
+	Protocol      string              `json:"protocol"`
+	Site          string              `json:"site,omitempty"`
+	Route         string              `json:"route,omitempty"`
+	Status        int                 `json:"status"`
+	Action        string              `json:"action"`
+	Stage         string              `json:"stage,omitempty"`
+	Reason        string              `json:"reason,omitempty"`
+	WAFMode       string              `json:"waf_mode,omitempty"`
+	FailOpen      bool                `json:"fail_open,omitempty"`
+	InboundScore  int                 `json:"inbound_anomaly_score"`
+	OutboundScore int                 `json:"outbound_anomaly_score"`
+	Rules         []MatchedRule       `json:"rules,omitempty"`
+	Headers       map[string][]string `json:"request_headers,omitempty"`
+	Upstream      string              `json:"upstream,omitempty"`
+	BytesSent     int64               `json:"bytes_sent"`
+	Durations     Durations           `json:"duration_us"`
+}
+
+// MatchedRule is one rule that matched during inspection.
+type MatchedRule struct {
+	ID              int      `json:"id"`
+	Message         string   `json:"message,omitempty"`
+	Data            string   `json:"data,omitempty"`
+	MatchedVariable string   `json:"variable,omitempty"`
+	MatchedData     string   `json:"matched_data,omitempty"`
+	Severity        string   `json:"severity,omitempty"`
+	Tags            []string `json:"tags,omitempty"`
+	ParanoiaLevel   int      `json:"paranoia_level,omitempty"`
+	Phase           int      `json:"phase"`
+}
+
+// Durations are in microseconds: precise enough for a WAF evaluation and still
+// readable by humans and log shippers without unit conversion.
+type Durations struct {
+	WAF      int64 `json:"waf"`
+	Upstream int64 `json:"upstream"`
+	Total    int64 `json:"total"`
+}
+
+// Decided reports whether a stage marked the entry as blocked, detected or
+// failed, i.e. whether it must be written even when log_all is off.
+func (e *Entry) Decided() bool {
+	return e.Action == ActionBlocked || e.Action == ActionDetected || e.Action == ActionError
+}
+
+// Block marks the entry as blocked by stage for reason. A later Block keeps the
+// first decision: the first stage that stopped the request is the one to blame.
+func (e *Entry) Block(stage, reason string) {
+	if e.Action == ActionBlocked || e.Action == ActionError {
+		return
+	}
+	e.Action, e.Stage, e.Reason = ActionBlocked, stage, reason
+}
+
+// Fail marks the entry as failed (an error, not a verdict) in stage.
+func (e *Entry) Fail(stage, reason string) {
+	if e.Action == ActionBlocked || e.Action == ActionError {
+		return
+	}
+	e.Action, e.Stage, e.Reason = ActionError, stage, reason
+}
+
+// Detect marks the entry as flagged but let through (detect mode).
+func (e *Entry) Detect(stage, reason string) {
+	if e.Action != "" && e.Action != ActionAllowed {
+		return
+	}
+	e.Action, e.Stage, e.Reason = ActionDetected, stage, reason
+}
+
+// alwaysRedacted are headers that carry credentials in every deployment.
+var alwaysRedacted = []string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"}
+
+// Redactor copies request headers for the record with credential values
+// replaced. It is immutable after NewRedactor.
+type Redactor struct {
+	names map[string]struct{}
+}
+
+// NewRedactor returns a Redactor for the built-in credential headers plus extra
+// header names (case-insensitive).
+func NewRedactor(extra []string) *Redactor {
+	r := &Redactor{names: make(map[string]struct{}, len(alwaysRedacted)+len(extra))}
+	for _, n := range append(append([]string(nil), alwaysRedacted...), extra...) {
+		r.names[http.CanonicalHeaderKey(strings.TrimSpace(n))] = struct{}{}
+	}
+	return r
+}
+
+// Headers returns a redacted copy of h.
+func (r *Redactor) Headers(h http.Header) map[string][]string {
+	out := make(map[string][]string, len(h))
+	for k, vs := range h {
+		if _, secret := r.names[http.CanonicalHeaderKey(k)]; secret {
+			red := make([]string, len(vs))
+			for i := range red {
+				red[i] = Redacted
+			}
+			out[k] = red
+			continue
+		}
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// Names returns the redacted header names, sorted, for documentation and tests.
+func (r *Redactor) Names() []string {
+	out := make([]string, 0, len(r.names))
+	for n := range r.names {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+type ctxKey struct{}
+
+// WithEntry returns a context that carries e.
+func WithEntry(ctx context.Context, e *Entry) context.Context {
+	return context.WithValue(ctx, ctxKey{}, e)
+}
+
+// FromContext returns the request's entry. It never returns nil: outside the
+// gateway (tests, misuse) it returns a throwaway entry so callers need no checks.
+func FromContext(ctx context.Context) *Entry {
+	if e, ok := ctx.Value(ctxKey{}).(*Entry); ok {
+		return e
+	}
+	return &Entry{}
+}
+
+// IsSecret reports whether header name is redacted.
+func (r *Redactor) IsSecret(name string) bool {
+	_, ok := r.names[http.CanonicalHeaderKey(name)]
+	return ok
+}

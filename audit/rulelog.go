@@ -1,0 +1,114 @@
+package audit
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// RuleLogSink writes one ModSecurity-style error-log line per matched rule:
+//
+//	2026-11-26T10:00:00Z [client 127.0.0.1] [id "942100"] [msg "..."] [data "..."] [severity "critical"] [tag "..."] [uri "/x"] [unique_id "..."]
+//
+// Tools built for ModSecurity's error log (fail2ban filters, the CRS project's
+// go-ftw test runner) read it unchanged. Values are escaped so that a request
+// cannot forge a field or a line.
+type RuleLogSink struct {
+	path string
+	f    *os.File
+	buf  *bufio.Writer
+	line []byte
+}
+
+// OpenRuleLogSink opens (creating 0600 if needed) the rule log at path.
+func OpenRuleLogSink(path string) (*RuleLogSink, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open rule log %s: %w", path, err)
+	}
+	return &RuleLogSink{path: path, f: f, buf: bufio.NewWriterSize(f, 64<<10)}, nil
+}
+
+// Write appends one line per matched rule of e.
+func (s *RuleLogSink) Write(e *Entry) error {
+	for i := range e.Rules {
+		s.line = AppendRuleLogLine(s.line[:0], e, &e.Rules[i])
+		if _, err := s.buf.Write(s.line); err != nil {
+			return fmt.Errorf("write rule log %s: %w", s.path, err)
+		}
+	}
+	return nil
+}
+
+// Flush writes buffered lines to the file.
+func (s *RuleLogSink) Flush() error {
+	if err := s.buf.Flush(); err != nil {
+		return fmt.Errorf("flush rule log %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Close flushes and closes the file.
+func (s *RuleLogSink) Close() error {
+	return errors.Join(s.Flush(), s.f.Close())
+}
+
+// AppendRuleLogLine appends the log line for rule r of entry e, newline included.
+func AppendRuleLogLine(b []byte, e *Entry, r *MatchedRule) []byte {
+	b = e.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00")
+	b = append(b, " [client "...)
+	b = appendEscaped(b, e.ClientIP)
+	b = append(b, "] Portcullis: "...)
+	if e.Action == ActionBlocked && e.Stage == StageWAF {
+		b = append(b, "Access denied. "...)
+	} else {
+		b = append(b, "Warning. "...)
+	}
+	b = appendField(b, "id", strconv.Itoa(r.ID))
+	b = appendField(b, "msg", r.Message)
+	b = appendField(b, "data", r.Data)
+	if r.MatchedVariable != "" {
+		b = appendField(b, "variable", r.MatchedVariable)
+	}
+	b = appendField(b, "severity", r.Severity)
+	for _, t := range r.Tags {
+		b = appendField(b, "tag", t)
+	}
+	b = appendField(b, "hostname", e.Host)
+	b = appendField(b, "uri", e.URI)
+	b = appendField(b, "unique_id", e.ID)
+	b[len(b)-1] = '\n' // replace the trailing space of the last field
+	return b
+}
+
+func appendField(b []byte, name, value string) []byte {
+	b = append(b, '[')
+	b = append(b, name...)
+	b = append(b, ` "`...)
+	b = appendEscaped(b, value)
+	return append(b, `"] `...)
+}
+
+// appendEscaped escapes quotes, backslashes and control characters so one
+// request value stays inside its field and on its line.
+func appendEscaped(b []byte, s string) []byte {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == '"' || r == '\\' || r == 0x7f }) {
+		return append(b, s...)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20 || c == 0x7f:
+			b = append(b, `\x`...)
+			b = append(b, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}

@@ -1,0 +1,197 @@
+// Command portcullis is the Portcullis WAF reverse proxy.
+//
+//	portcullis run [-c portcullis.yaml | --upstream URL [--listen ADDR]]
+//	portcullis check -c portcullis.yaml
+//	portcullis demo
+//	portcullis version
+//
+// The command is a thin shell: config parses, gateway assembles and serves.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/gateway"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `Portcullis: a WAF reverse proxy (Coraza + OWASP CRS).
+
+Usage:
+  portcullis run --upstream URL [--listen :8080]   protect URL with the embedded defaults
+  portcullis run -c portcullis.yaml                run with a configuration file
+  portcullis check -c portcullis.yaml              validate a configuration and its rules
+  portcullis demo                                  start a sample app behind the WAF
+  portcullis version                               print versions
+`
+
+// run dispatches a subcommand and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return cmdRun(args, stdout, stderr)
+	case "check":
+		return cmdCheck(args, stdout, stderr)
+	case "demo":
+		return cmdDemo(args, stdout, stderr)
+	case "version":
+		printVersion(stdout)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "portcullis: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}
+
+// loadConfig resolves the configuration from -c or from --upstream/--listen.
+func loadConfig(file, upstream, listen string) (*config.Config, error) {
+	switch {
+	case file != "" && upstream != "":
+		return nil, errors.New("use either -c FILE or --upstream URL, not both")
+	case file != "":
+		return config.Load(file)
+	case upstream != "":
+		return config.Default(listen, upstream)
+	default:
+		return nil, errors.New("nothing to protect: give --upstream URL or -c FILE (see portcullis help)")
+	}
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("c", "", "configuration file")
+	upstream := fs.String("upstream", "", "upstream URL to protect (without -c)")
+	listen := fs.String("listen", ":8080", "listen address (with --upstream)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg, err := loadConfig(*file, *upstream, *listen)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, log, func(inst *instance) {
+		for _, a := range inst.server.Addrs() {
+			log.Info("portcullis listening", "address", a.String(), "audit", cfg.Audit.File)
+		}
+	}); err != nil {
+		fmt.Fprintln(stderr, "portcullis:", err)
+		return 1
+	}
+	return 0
+}
+
+// instance is a running Portcullis: server, pipeline and audit writer.
+type instance struct {
+	server  *gateway.Server
+	records *audit.Writer
+}
+
+// serve builds everything for cfg, serves until ctx ends, then shuts down
+// gracefully: stop accepting, finish in-flight requests within the grace
+// period, flush the audit records. ready is called once listening.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(*instance)) error {
+	records, err := openAudit(cfg.Audit, log)
+	if err != nil {
+		return err
+	}
+	pipeline, err := gateway.Build(cfg, nil, records, log)
+	if err != nil {
+		_ = records.Close()
+		return err
+	}
+	server := gateway.NewServer(pipeline, log)
+	lns, err := server.Listen()
+	if err != nil {
+		_ = records.Close()
+		return err
+	}
+	server.Serve(lns)
+	inst := &instance{server: server, records: records}
+	if ready != nil {
+		ready(inst)
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-server.Errors():
+	}
+	log.Info("shutting down", "grace", cfg.Server.ShutdownGrace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
+	defer cancel()
+	shutErr := server.Shutdown(sctx)
+	server.Pipeline().Close()
+	closeErr := records.Close()
+	written, dropped, sinkErrs := records.Stats()
+	log.Info("audit records flushed", "written", written, "dropped", dropped, "write_errors", sinkErrs)
+	return errors.Join(serveErr, shutErr, closeErr)
+}
+
+// openAudit opens the configured sinks and starts the writer.
+func openAudit(ac config.AuditConfig, log *slog.Logger) (*audit.Writer, error) {
+	var sinks []audit.Sink
+	fileSink, err := audit.OpenFileSink(ac.File)
+	if err != nil {
+		return nil, err
+	}
+	sinks = append(sinks, fileSink)
+	if ac.RuleLog != "" {
+		ruleLog, err := audit.OpenRuleLogSink(ac.RuleLog)
+		if err != nil {
+			_ = fileSink.Close()
+			return nil, err
+		}
+		sinks = append(sinks, ruleLog)
+	}
+	return audit.NewWriter(ac.QueueSize, log, sinks...), nil
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("c", "portcullis.yaml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	// Compile every rule set as run would: a rule that does not compile is a
+	// configuration error too. Records go nowhere during a check.
+	discard := audit.NewWriter(1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer discard.Close()
+	p, err := gateway.Build(cfg, nil, discard, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer p.Close()
+	fmt.Fprintf(stdout, "%s: ok (%d site(s), %d rule set(s) compiled)\n", *file, len(cfg.Sites), p.Engines().Len())
+	return 0
+}

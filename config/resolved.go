@@ -1,0 +1,574 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the validated, resolved configuration. It is never modified after
+// Load returns; a reload builds a new one.
+type Config struct {
+	Source    string // the file it came from ("" for built-in defaults)
+	Listeners []ListenerConfig
+	Server    ServerConfig
+	Upstreams []*UpstreamConfig
+	Sites     []*SiteConfig
+	Audit     AuditConfig
+}
+
+// ListenerConfig is a resolved listener.
+type ListenerConfig struct {
+	Name    string
+	Address string
+}
+
+// ServerConfig holds resolved connection limits.
+type ServerConfig struct {
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	ShutdownGrace     time.Duration
+}
+
+// UpstreamConfig is a resolved upstream pool.
+type UpstreamConfig struct {
+	Name                  string
+	Targets               []*url.URL
+	DialTimeout           time.Duration
+	ResponseHeaderTimeout time.Duration
+	MaxIdleConnsPerTarget int
+	TLSInsecureSkipVerify bool
+}
+
+// SiteConfig is a resolved site.
+type SiteConfig struct {
+	Name   string
+	Hosts  []string // lower-case; "*" or "*.example.com" wildcards
+	Routes []*RouteConfig
+}
+
+// RouteConfig is a resolved route with its fully merged WAF settings.
+type RouteConfig struct {
+	Path     string
+	Upstream string
+	WAF      WAFSettings
+}
+
+// Modes of the rule engine.
+const (
+	ModeBlock  = "block"
+	ModeDetect = "detect"
+	ModeOff    = "off"
+)
+
+// Body limit behaviours.
+const (
+	OverLimitReject  = "reject"
+	OverLimitPartial = "inspect_partial"
+)
+
+// Engine error policies.
+const (
+	OnErrorBlock = "block"
+	OnErrorPass  = "pass"
+)
+
+// WAFSettings are the effective rule-engine settings of one route. Two routes
+// with equal settings share one compiled rule set (see rules.Key).
+type WAFSettings struct {
+	Mode              string
+	CRS               bool
+	Paranoia          int
+	InboundThreshold  int
+	OutboundThreshold int
+	OnError           string
+	BodyLimit         int64
+	BodyOverLimit     string
+	ResponseInspect   bool
+	ResponseMIMETypes []string
+	ResponseLimit     int64
+	CRSVariables      map[string]string
+	RulesBefore       []RuleText
+	RulesAfter        []RuleText
+	Exclusions        []ExclusionConfig
+}
+
+// RuleText is custom SecLang with where it came from, for error messages.
+type RuleText struct {
+	Origin string // "file.conf" or the field path of an inline rule
+	Text   string
+}
+
+// ExclusionConfig is a validated exclusion.
+type ExclusionConfig struct {
+	Path       string // field path, for error messages
+	RuleIDs    []IDRange
+	Tags       []string
+	Target     string
+	PathPrefix string
+	Methods    []string
+}
+
+// IDRange is an inclusive range of rule ids; a single id has From == To.
+type IDRange struct{ From, To int }
+
+func (r IDRange) String() string {
+	if r.From == r.To {
+		return strconv.Itoa(r.From)
+	}
+	return fmt.Sprintf("%d-%d", r.From, r.To)
+}
+
+// DefaultWAF are the settings when nothing is configured.
+func DefaultWAF() WAFSettings {
+	return WAFSettings{
+		Mode: ModeBlock, CRS: true, Paranoia: 1,
+		InboundThreshold: 5, OutboundThreshold: 4,
+		OnError:   OnErrorBlock,
+		BodyLimit: 13 << 20, BodyOverLimit: OverLimitReject,
+		ResponseMIMETypes: []string{"text/html", "text/plain", "text/xml", "application/json"},
+		ResponseLimit:     512 << 10,
+	}
+}
+
+// DefaultAuditFile is where records go when the config names no file.
+const DefaultAuditFile = "portcullis-audit.jsonl"
+
+// AuditConfig holds resolved audit settings.
+type AuditConfig struct {
+	File          string
+	RuleLog       string
+	LogAll        bool
+	QueueSize     int
+	RedactHeaders []string
+}
+
+// Default returns the configuration used by `portcullis run --upstream URL`
+// without a file: one listener, one catch-all site, CRS at paranoia 1 blocking.
+func Default(listen, upstream string) (*Config, error) {
+	text := fmt.Sprintf("listeners:\n  - address: %q\nupstreams:\n  - name: default\n    targets: [%q]\nsites:\n  - name: default\n    hosts: [\"*\"]\n    routes:\n      - path: /\n        upstream: default\n", listen, upstream)
+	return Parse("command line", []byte(text))
+}
+
+var (
+	crsVarName  = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	methodToken = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
+	tagPattern  = regexp.MustCompile(`^[A-Za-z0-9_./\-]+$`)
+	// targetPattern accepts a SecLang variable with an optional key:
+	// ARGS, ARGS:name, REQUEST_COOKIES:/regex/, ARGS_NAMES:json.a.b
+	targetPattern = regexp.MustCompile(`^[A-Z_]+(:[^\s"',|]+)?$`)
+	hostPattern   = regexp.MustCompile(`^(\*|(\*\.)?[a-z0-9]([a-z0-9\-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9\-]*[a-z0-9])?)*)$`)
+)
+
+func (c *checker) resolve(f *File) *Config {
+	cfg := &Config{Source: c.file}
+	c.resolveListeners(f, cfg)
+	cfg.Server = ServerConfig{
+		ReadHeaderTimeout: durationOr(f.Server.ReadHeaderTimeout, 10*time.Second),
+		ReadTimeout:       durationOr(f.Server.ReadTimeout, 60*time.Second),
+		WriteTimeout:      durationOr(f.Server.WriteTimeout, 0),
+		IdleTimeout:       durationOr(f.Server.IdleTimeout, 120*time.Second),
+		MaxHeaderBytes:    int(sizeOr(f.Server.MaxHeaderBytes, 64<<10)),
+		ShutdownGrace:     durationOr(f.Server.ShutdownGrace, 30*time.Second),
+	}
+	if f.Server.MaxHeaderBytes != nil && (*f.Server.MaxHeaderBytes < 4096 || *f.Server.MaxHeaderBytes > 16<<20) {
+		c.errorf("server.max_header_bytes", "must be between 4KiB and 16MiB, got %d", *f.Server.MaxHeaderBytes)
+	}
+	upstreams := c.resolveUpstreams(f, cfg)
+	global := c.mergeWAF(DefaultWAF(), &f.WAF, "waf")
+	c.resolveSites(f, cfg, upstreams, global)
+	c.resolveAudit(f, cfg)
+	return cfg
+}
+
+func (c *checker) resolveListeners(f *File, cfg *Config) {
+	if len(f.Listeners) == 0 {
+		cfg.Listeners = []ListenerConfig{{Name: ":8080", Address: ":8080"}}
+		return
+	}
+	seen := map[string]int{}
+	for i, l := range f.Listeners {
+		p := fmt.Sprintf("listeners[%d]", i)
+		if l.Address == "" {
+			c.errorf(p+".address", "is required")
+			continue
+		}
+		host, port, err := net.SplitHostPort(l.Address)
+		if err != nil {
+			c.errorf(p+".address", "must be host:port or :port, got %q", l.Address)
+			continue
+		}
+		if n, perr := strconv.Atoi(port); perr != nil || n < 0 || n > 65535 {
+			c.errorf(p+".address", "port must be 0..65535, got %q", port)
+		}
+		if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+			c.errorf(p+".address", "host must be an IP address or localhost, got %q", host)
+		}
+		if j, dup := seen[l.Address]; dup {
+			c.errorf(p+".address", "duplicates listeners[%d].address %q", j, l.Address)
+		}
+		seen[l.Address] = i
+		name := l.Name
+		if name == "" {
+			name = l.Address
+		}
+		cfg.Listeners = append(cfg.Listeners, ListenerConfig{Name: name, Address: l.Address})
+	}
+}
+
+func (c *checker) resolveUpstreams(f *File, cfg *Config) map[string]bool {
+	names := map[string]bool{}
+	for i, u := range f.Upstreams {
+		p := fmt.Sprintf("upstreams[%d]", i)
+		switch {
+		case u.Name == "":
+			c.errorf(p+".name", "is required")
+		case names[u.Name]:
+			c.errorf(p+".name", "duplicate upstream name %q", u.Name)
+		}
+		names[u.Name] = true
+		uc := &UpstreamConfig{
+			Name:                  u.Name,
+			DialTimeout:           durationOr(u.DialTimeout, 5*time.Second),
+			ResponseHeaderTimeout: durationOr(u.ResponseHeaderTimeout, 60*time.Second),
+			MaxIdleConnsPerTarget: intOr(u.MaxIdleConnsPerTarget, 256),
+			TLSInsecureSkipVerify: u.TLSInsecureSkipVerify,
+		}
+		if uc.MaxIdleConnsPerTarget < 0 || uc.MaxIdleConnsPerTarget > 100000 {
+			c.errorf(p+".max_idle_conns_per_target", "must be 0..100000, got %d", uc.MaxIdleConnsPerTarget)
+		}
+		if len(u.Targets) == 0 {
+			c.errorf(p+".targets", "at least one target URL is required")
+		}
+		for j, t := range u.Targets {
+			tp := fmt.Sprintf("%s.targets[%d]", p, j)
+			tu, err := url.Parse(t)
+			switch {
+			case err != nil:
+				c.errorf(tp, "invalid URL %q: %v", t, unwrapURLError(err))
+			case tu.Scheme != "http" && tu.Scheme != "https":
+				c.errorf(tp, "scheme must be http or https, got %q", tu.Scheme)
+			case tu.Host == "":
+				c.errorf(tp, "URL %q has no host", t)
+			case tu.RawQuery != "" || tu.Fragment != "" || tu.User != nil:
+				c.errorf(tp, "URL %q must not contain a query, fragment or user info", t)
+			default:
+				uc.Targets = append(uc.Targets, tu)
+			}
+		}
+		cfg.Upstreams = append(cfg.Upstreams, uc)
+	}
+	return names
+}
+
+func unwrapURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+func (c *checker) resolveSites(f *File, cfg *Config, upstreams map[string]bool, global WAFSettings) {
+	if len(f.Sites) == 0 {
+		c.errorf("sites", "at least one site is required")
+		return
+	}
+	hostOwner := map[string]string{}
+	for i, s := range f.Sites {
+		p := fmt.Sprintf("sites[%d]", i)
+		sc := &SiteConfig{Name: s.Name}
+		if len(s.Hosts) == 0 {
+			c.errorf(p+".hosts", "at least one host name is required (\"*\" matches any host)")
+		}
+		for j, h := range s.Hosts {
+			hp := fmt.Sprintf("%s.hosts[%d]", p, j)
+			h = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), "."))
+			if !hostPattern.MatchString(h) {
+				c.errorf(hp, "must be a host name, \"*.domain\" or \"*\", got %q", s.Hosts[j])
+				continue
+			}
+			if owner, dup := hostOwner[h]; dup {
+				c.errorf(hp, "host %q is already served by %s", h, owner)
+				continue
+			}
+			hostOwner[h] = p
+			sc.Hosts = append(sc.Hosts, h)
+		}
+		if sc.Name == "" && len(sc.Hosts) > 0 {
+			sc.Name = sc.Hosts[0]
+		}
+		siteWAF := c.mergeWAF(global, s.WAF, p+".waf")
+		if len(s.Routes) == 0 {
+			c.errorf(p+".routes", "at least one route is required")
+		}
+		paths := map[string]bool{}
+		for j, r := range s.Routes {
+			rp := fmt.Sprintf("%s.routes[%d]", p, j)
+			switch {
+			case !strings.HasPrefix(r.Path, "/"):
+				c.errorf(rp+".path", "must start with \"/\", got %q", r.Path)
+			case paths[r.Path]:
+				c.errorf(rp+".path", "duplicate route path %q in this site", r.Path)
+			}
+			paths[r.Path] = true
+			switch {
+			case r.Upstream == "":
+				c.errorf(rp+".upstream", "is required")
+			case !upstreams[r.Upstream]:
+				c.errorf(rp+".upstream", "unknown upstream %q", r.Upstream)
+			}
+			sc.Routes = append(sc.Routes, &RouteConfig{Path: r.Path, Upstream: r.Upstream, WAF: c.mergeWAF(siteWAF, r.WAF, rp+".waf")})
+		}
+		cfg.Sites = append(cfg.Sites, sc)
+	}
+}
+
+func (c *checker) resolveAudit(f *File, cfg *Config) {
+	a := f.Audit
+	cfg.Audit = AuditConfig{
+		File:          DefaultAuditFile,
+		RuleLog:       a.RuleLog,
+		LogAll:        a.LogAll,
+		QueueSize:     intOr(a.QueueSize, 8192),
+		RedactHeaders: a.RedactHeaders,
+	}
+	if a.File != nil {
+		if *a.File == "" {
+			c.errorf("audit.file", "must not be empty (omit it for the default %s)", DefaultAuditFile)
+		}
+		cfg.Audit.File = *a.File
+	}
+	if cfg.Audit.QueueSize < 1 || cfg.Audit.QueueSize > 1<<20 {
+		c.errorf("audit.queue_size", "must be 1..1048576, got %d", cfg.Audit.QueueSize)
+	}
+	for i, h := range a.RedactHeaders {
+		if !methodToken.MatchString(h) {
+			c.errorf(fmt.Sprintf("audit.redact_headers[%d]", i), "must be a header name, got %q", h)
+		}
+	}
+}
+
+// mergeWAF applies the overrides in w (at field path p) on top of base.
+func (c *checker) mergeWAF(base WAFSettings, w *WAF, p string) WAFSettings {
+	out := base
+	// Copy the slices and map so that a route's additions never alias its site's.
+	out.RulesBefore = slices.Clone(base.RulesBefore)
+	out.RulesAfter = slices.Clone(base.RulesAfter)
+	out.Exclusions = slices.Clone(base.Exclusions)
+	out.ResponseMIMETypes = slices.Clone(base.ResponseMIMETypes)
+	out.CRSVariables = make(map[string]string, len(base.CRSVariables))
+	for k, v := range base.CRSVariables {
+		out.CRSVariables[k] = v
+	}
+	if w == nil {
+		return out
+	}
+	if w.Mode != nil {
+		switch *w.Mode {
+		case ModeBlock, ModeDetect, ModeOff:
+			out.Mode = *w.Mode
+		default:
+			c.errorf(p+".mode", "must be block, detect or off, got %q", *w.Mode)
+		}
+	}
+	if w.CRS != nil {
+		out.CRS = *w.CRS
+	}
+	if w.Paranoia != nil {
+		if *w.Paranoia < 1 || *w.Paranoia > 4 {
+			c.errorf(p+".paranoia", "must be 1..4, got %d", *w.Paranoia)
+		}
+		out.Paranoia = *w.Paranoia
+	}
+	if w.InboundThreshold != nil {
+		if *w.InboundThreshold < 1 || *w.InboundThreshold > 10000 {
+			c.errorf(p+".inbound_threshold", "must be 1..10000, got %d", *w.InboundThreshold)
+		}
+		out.InboundThreshold = *w.InboundThreshold
+	}
+	if w.OutboundThreshold != nil {
+		if *w.OutboundThreshold < 1 || *w.OutboundThreshold > 10000 {
+			c.errorf(p+".outbound_threshold", "must be 1..10000, got %d", *w.OutboundThreshold)
+		}
+		out.OutboundThreshold = *w.OutboundThreshold
+	}
+	if w.OnError != nil {
+		switch *w.OnError {
+		case OnErrorBlock, OnErrorPass:
+			out.OnError = *w.OnError
+		default:
+			c.errorf(p+".on_error", "must be block or pass, got %q", *w.OnError)
+		}
+	}
+	if rb := w.RequestBody; rb != nil {
+		if rb.Limit != nil {
+			if *rb.Limit < 1 || *rb.Limit > 1<<30 {
+				c.errorf(p+".request_body.limit", "must be between 1 byte and 1GiB, got %d", *rb.Limit)
+			}
+			out.BodyLimit = int64(*rb.Limit)
+		}
+		if rb.OverLimit != nil {
+			switch *rb.OverLimit {
+			case OverLimitReject, OverLimitPartial:
+				out.BodyOverLimit = *rb.OverLimit
+			default:
+				c.errorf(p+".request_body.over_limit", "must be reject or inspect_partial, got %q", *rb.OverLimit)
+			}
+		}
+	}
+	if ri := w.ResponseInspection; ri != nil {
+		if ri.Enabled != nil {
+			out.ResponseInspect = *ri.Enabled
+		}
+		if ri.MIMETypes != nil {
+			out.ResponseMIMETypes = nil
+			for i, m := range ri.MIMETypes {
+				m = strings.ToLower(strings.TrimSpace(m))
+				if t, sub, ok := strings.Cut(m, "/"); !ok || !methodToken.MatchString(t) || !methodToken.MatchString(sub) {
+					c.errorf(fmt.Sprintf("%s.response_inspection.mime_types[%d]", p, i), "must be a MIME type like text/html, got %q", ri.MIMETypes[i])
+					continue
+				}
+				out.ResponseMIMETypes = append(out.ResponseMIMETypes, m)
+			}
+		}
+		if ri.Limit != nil {
+			if *ri.Limit < 1 || *ri.Limit > 1<<30 {
+				c.errorf(p+".response_inspection.limit", "must be between 1 byte and 1GiB, got %d", *ri.Limit)
+			}
+			out.ResponseLimit = int64(*ri.Limit)
+		}
+	}
+	for k, v := range w.CRSVariables {
+		if !crsVarName.MatchString(k) {
+			c.errorf(p+".crs_variables."+k, "must be a lower-case CRS variable name such as allowed_methods")
+			continue
+		}
+		if strings.ContainsAny(v, "'\"\\\n\r") {
+			c.errorf(p+".crs_variables."+k, "value must not contain quotes, backslashes or line breaks")
+			continue
+		}
+		out.CRSVariables[k] = v
+	}
+	out.RulesBefore = append(out.RulesBefore, c.ruleSources(w.RulesBefore, p+".rules_before")...)
+	out.RulesAfter = append(out.RulesAfter, c.ruleSources(w.RulesAfter, p+".rules_after")...)
+	for i, e := range w.Exclusions {
+		if ex, ok := c.exclusion(e, fmt.Sprintf("%s.exclusions[%d]", p, i)); ok {
+			out.Exclusions = append(out.Exclusions, ex)
+		}
+	}
+	return out
+}
+
+func (c *checker) ruleSources(srcs []RuleSource, p string) []RuleText {
+	var out []RuleText
+	for i, s := range srcs {
+		ip := fmt.Sprintf("%s[%d]", p, i)
+		switch {
+		case (s.Inline == "") == (s.File == ""):
+			c.errorf(ip, "set exactly one of inline or file")
+		case s.Inline != "":
+			out = append(out, RuleText{Origin: ip + ".inline", Text: s.Inline})
+		default:
+			path := s.File
+			if !filepath.IsAbs(path) && c.file != "" {
+				path = filepath.Join(filepath.Dir(c.file), path)
+			}
+			data, err := readLimited(path)
+			if err != nil {
+				c.errorf(ip+".file", "%v", err)
+				continue
+			}
+			out = append(out, RuleText{Origin: path, Text: string(data)})
+		}
+	}
+	return out
+}
+
+func (c *checker) exclusion(e Exclusion, p string) (ExclusionConfig, bool) {
+	ok := true
+	ex := ExclusionConfig{Path: p, Target: e.Target, PathPrefix: e.PathPrefix}
+	if len(e.RuleIDs) == 0 && len(e.Tags) == 0 {
+		c.errorf(p, "name at least one of rule_ids or tags")
+		ok = false
+	}
+	for i, id := range e.RuleIDs {
+		r, err := parseIDRange(id)
+		if err != nil {
+			c.errorf(fmt.Sprintf("%s.rule_ids[%d]", p, i), "%v", err)
+			ok = false
+			continue
+		}
+		ex.RuleIDs = append(ex.RuleIDs, r)
+	}
+	for i, t := range e.Tags {
+		if !tagPattern.MatchString(t) {
+			c.errorf(fmt.Sprintf("%s.tags[%d]", p, i), "must be a rule tag such as attack-sqli, got %q", t)
+			ok = false
+			continue
+		}
+		ex.Tags = append(ex.Tags, t)
+	}
+	if e.Target != "" && !targetPattern.MatchString(e.Target) {
+		c.errorf(p+".target", "must be a variable like ARGS:comment or REQUEST_COOKIES:session, got %q", e.Target)
+		ok = false
+	}
+	if e.PathPrefix != "" && (!strings.HasPrefix(e.PathPrefix, "/") || strings.ContainsAny(e.PathPrefix, "\"'\\ \t\r\n")) {
+		c.errorf(p+".path_prefix", "must start with \"/\" and contain no quotes, backslashes or spaces, got %q", e.PathPrefix)
+		ok = false
+	}
+	for i, m := range e.Methods {
+		if !methodToken.MatchString(m) {
+			c.errorf(fmt.Sprintf("%s.methods[%d]", p, i), "must be an HTTP method, got %q", m)
+			ok = false
+			continue
+		}
+		ex.Methods = append(ex.Methods, strings.ToUpper(m))
+	}
+	return ex, ok
+}
+
+func parseIDRange(s string) (IDRange, error) {
+	from, to, isRange := strings.Cut(strings.TrimSpace(s), "-")
+	a, err := strconv.Atoi(strings.TrimSpace(from))
+	if err != nil || a < 1 {
+		return IDRange{}, fmt.Errorf("must be a rule id or a range like 942100-942199, got %q", s)
+	}
+	if !isRange {
+		return IDRange{a, a}, nil
+	}
+	b, err := strconv.Atoi(strings.TrimSpace(to))
+	if err != nil || b < a {
+		return IDRange{}, fmt.Errorf("must be a rule id or a range like 942100-942199, got %q", s)
+	}
+	return IDRange{a, b}, nil
+}
+
+func durationOr(d *Duration, def time.Duration) time.Duration {
+	if d == nil {
+		return def
+	}
+	return time.Duration(*d)
+}
+
+func sizeOr(b *ByteSize, def int64) int64 {
+	if b == nil {
+		return def
+	}
+	return int64(*b)
+}
+
+func intOr(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
+}

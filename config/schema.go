@@ -1,0 +1,215 @@
+// Package config parses and validates Portcullis's YAML configuration into
+// immutable values.
+//
+// Place in the request path: none at run time. config runs before anything
+// listens (and again on reload): Load reads the file, reports every problem at
+// once with file:line and the field path, and returns a *Config that nothing
+// mutates afterwards. gateway builds the pipeline from it.
+//
+// The types in this file mirror the YAML document. Every field documents its
+// default and, where it matters, its security consequence. Resolved values
+// (defaults applied, overrides merged, files read) are in resolved.go.
+package config
+
+// File is the YAML document.
+type File struct {
+	// Listeners are the addresses that accept client traffic.
+	// Default: one listener on ":8080".
+	Listeners []Listener `yaml:"listeners"`
+	// Server holds limits that protect every listener from slow or oversized clients.
+	Server Server `yaml:"server"`
+	// Upstreams are named pools of servers that routes forward to.
+	Upstreams []Upstream `yaml:"upstreams"`
+	// Sites match requests by Host header and route them. At least one is required.
+	Sites []Site `yaml:"sites"`
+	// WAF holds the defaults for every site; sites and routes override fields.
+	WAF WAF `yaml:"waf"`
+	// Audit configures the audit records.
+	Audit Audit `yaml:"audit"`
+}
+
+// Listener is one address accepting client traffic.
+type Listener struct {
+	// Name labels the listener in logs. Default: the address.
+	Name string `yaml:"name"`
+	// Address is host:port. ":8080" listens on every interface; use
+	// "127.0.0.1:8080" to accept only local clients. Required.
+	Address string `yaml:"address"`
+}
+
+// Server holds per-connection limits.
+type Server struct {
+	// ReadHeaderTimeout bounds how long a client may take to send the request
+	// head (slowloris defence). Default: 10s.
+	ReadHeaderTimeout *Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading the whole request including the body.
+	// Default: 60s. 0 disables it (not recommended on public listeners).
+	ReadTimeout *Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing the response. Default: 0 (none), so long
+	// downloads and streams are not cut; the upstream timeouts still apply.
+	WriteTimeout *Duration `yaml:"write_timeout"`
+	// IdleTimeout closes idle keep-alive connections. Default: 120s.
+	IdleTimeout *Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds the request line plus headers. Default: 64KiB.
+	MaxHeaderBytes *ByteSize `yaml:"max_header_bytes"`
+	// ShutdownGrace is how long in-flight requests may run after a stop
+	// signal. Default: 30s.
+	ShutdownGrace *Duration `yaml:"shutdown_grace"`
+}
+
+// Upstream is a named pool of servers.
+type Upstream struct {
+	// Name is how routes refer to the pool. Required, unique.
+	Name string `yaml:"name"`
+	// Targets are base URLs (http or https, no query or fragment), used in
+	// round-robin order. At least one is required.
+	Targets []string `yaml:"targets"`
+	// DialTimeout bounds connecting to a target. Default: 5s.
+	DialTimeout *Duration `yaml:"dial_timeout"`
+	// ResponseHeaderTimeout bounds waiting for the upstream's response
+	// headers after the request was sent; past it the client gets 504.
+	// Default: 60s.
+	ResponseHeaderTimeout *Duration `yaml:"response_header_timeout"`
+	// MaxIdleConnsPerTarget sizes the keep-alive pool per target.
+	// Default: 256, enough for a busy 2-core proxy without reconnect churn.
+	MaxIdleConnsPerTarget *int `yaml:"max_idle_conns_per_target"`
+	// TLSInsecureSkipVerify disables certificate checks towards https targets.
+	// Default: false. Only for test backends: it allows interception.
+	TLSInsecureSkipVerify bool `yaml:"tls_insecure_skip_verify"`
+}
+
+// Site is a set of host names with their routes.
+type Site struct {
+	// Name labels the site in audit records. Default: the first host name.
+	Name string `yaml:"name"`
+	// Hosts are exact host names (case-insensitive, port ignored), "*.example.com"
+	// for one level of subdomain, or "*" for any host. Required.
+	Hosts []string `yaml:"hosts"`
+	// WAF overrides the top-level waf settings for this site.
+	WAF *WAF `yaml:"waf"`
+	// Routes map path prefixes to upstreams; the longest matching prefix wins.
+	// At least one is required.
+	Routes []Route `yaml:"routes"`
+}
+
+// Route forwards a path prefix to an upstream.
+type Route struct {
+	// Path is a prefix starting with "/". "/api/" matches "/api/x" but not "/apix".
+	// Required.
+	Path string `yaml:"path"`
+	// Upstream names an entry of upstreams. Required.
+	Upstream string `yaml:"upstream"`
+	// WAF overrides the site's WAF settings for this route.
+	WAF *WAF `yaml:"waf"`
+}
+
+// WAF holds rule-engine settings. At top level they are the defaults; in a site
+// or route, each field that is set overrides the level above. Lists
+// (rules_before, rules_after, exclusions, crs_variables) add to the level above
+// instead of replacing it, so a site-wide exclusion also holds in its routes.
+type WAF struct {
+	// Mode is block (deny requests whose anomaly score reaches the threshold),
+	// detect (inspect and audit, never deny) or off (no inspection).
+	// Default: block.
+	Mode *string `yaml:"mode"`
+	// CRS loads the OWASP Core Rule Set embedded in the binary. Default: true.
+	// Turning it off leaves only your custom rules.
+	CRS *bool `yaml:"crs"`
+	// Paranoia is the CRS paranoia level 1..4. Higher levels catch more attacks
+	// and produce more false positives. Default: 1.
+	Paranoia *int `yaml:"paranoia"`
+	// InboundThreshold is the request anomaly score that blocks. Default: 5
+	// (one critical match). Raising it lets more attacks through.
+	InboundThreshold *int `yaml:"inbound_threshold"`
+	// OutboundThreshold is the response anomaly score that blocks (only with
+	// response inspection). Default: 4.
+	OutboundThreshold *int `yaml:"outbound_threshold"`
+	// OnError is what happens when the rule engine itself fails: block
+	// (answer 5xx) or pass (forward the request; every such record is marked
+	// fail_open). Default: block. pass trades safety for availability.
+	OnError *string `yaml:"on_error"`
+	// RequestBody sets request body inspection limits.
+	RequestBody *RequestBody `yaml:"request_body"`
+	// ResponseInspection sets response body inspection.
+	ResponseInspection *ResponseInspection `yaml:"response_inspection"`
+	// CRSVariables set CRS transaction variables (crs-setup.conf's tx.*), e.g.
+	// allowed_methods, restricted_extensions, max_num_args. Names are the part
+	// after "tx."; values are used verbatim. Default: none (CRS defaults).
+	CRSVariables map[string]string `yaml:"crs_variables"`
+	// RulesBefore are custom SecLang rules loaded before the CRS.
+	RulesBefore []RuleSource `yaml:"rules_before"`
+	// RulesAfter are custom SecLang rules loaded after the CRS (exclusions by
+	// SecRuleRemoveById belong here or in exclusions).
+	RulesAfter []RuleSource `yaml:"rules_after"`
+	// Exclusions remove rules, or one target of a rule, to fix false positives.
+	Exclusions []Exclusion `yaml:"exclusions"`
+}
+
+// RequestBody sets how much of a request body is inspected.
+type RequestBody struct {
+	// Limit is the largest body inspected. Default: 13MiB (CRS's default).
+	Limit *ByteSize `yaml:"limit"`
+	// OverLimit is reject (answer 413, audited) or inspect_partial (inspect
+	// the first Limit bytes and forward the whole body). Default: reject.
+	// inspect_partial lets an attacker hide a payload past the limit.
+	OverLimit *string `yaml:"over_limit"`
+}
+
+// ResponseInspection sets response body inspection.
+type ResponseInspection struct {
+	// Enabled turns response inspection on (CRS 95x data-leakage rules).
+	// Default: false. Responses of the listed types are buffered up to Limit.
+	Enabled *bool `yaml:"enabled"`
+	// MIMETypes are the response content types inspected.
+	// Default: text/html, text/plain, text/xml, application/json.
+	MIMETypes []string `yaml:"mime_types"`
+	// Limit is the largest response body inspected; the rest streams through
+	// uninspected. Default: 512KiB.
+	Limit *ByteSize `yaml:"limit"`
+}
+
+// RuleSource is custom SecLang given inline or as a file. Exactly one is set.
+type RuleSource struct {
+	// Inline is SecLang text.
+	Inline string `yaml:"inline"`
+	// File is a path to a SecLang file, relative to the config file's directory.
+	File string `yaml:"file"`
+}
+
+// Exclusion removes rules or rule targets. Scope: the site or route it is
+// written in, further narrowed by PathPrefix and Methods.
+type Exclusion struct {
+	// RuleIDs are rule ids (e.g. 942100) or ranges ("942100-942199").
+	RuleIDs []string `yaml:"rule_ids"`
+	// Tags are rule tags (e.g. attack-sqli, paranoia-level/2).
+	Tags []string `yaml:"tags"`
+	// Target, when set, removes only this variable from the rules instead of
+	// the whole rules, e.g. "ARGS:comment" or "REQUEST_COOKIES:session".
+	Target string `yaml:"target"`
+	// PathPrefix narrows the exclusion to request paths with this prefix.
+	PathPrefix string `yaml:"path_prefix"`
+	// Methods narrows the exclusion to these request methods.
+	Methods []string `yaml:"methods"`
+	// Comment says why the exclusion exists; it is kept for reviewers.
+	Comment string `yaml:"comment"`
+}
+
+// Audit configures audit records.
+type Audit struct {
+	// File is the JSON-lines audit file, created 0600.
+	// Default: ./portcullis-audit.jsonl.
+	File *string `yaml:"file"`
+	// RuleLog, when set, is a file of ModSecurity-style error-log lines, one per
+	// matched rule (for fail2ban-style tools and the CRS test runner). Default: off.
+	RuleLog string `yaml:"rule_log"`
+	// LogAll writes a record for every request, not only blocked, flagged
+	// and failed ones. Default: false.
+	LogAll bool `yaml:"log_all"`
+	// QueueSize bounds records waiting to be written; overflow is dropped,
+	// counted and logged. Default: 8192.
+	QueueSize *int `yaml:"queue_size"`
+	// RedactHeaders are extra request header names whose values are replaced
+	// by "[redacted]". Authorization, Proxy-Authorization, Cookie and
+	// Set-Cookie are always redacted.
+	RedactHeaders []string `yaml:"redact_headers"`
+}

@@ -1,0 +1,184 @@
+// Package gateway assembles the request path. It is the one place where the
+// stages are wired together, in the order of ARCHITECTURE.md:
+//
+//	request id + audit entry → route lookup → waf → protocol check → proxy
+//	                                             ↘ audit record when the response ends
+//
+// (TLS termination and the cheap filters — client IP, reputation, rate limits —
+// slot in before the WAF as they are built; they annotate the same entry.)
+//
+// A Pipeline is built completely from an immutable *config.Config — every rule
+// set compiled, every upstream pool created — before it serves anything, so a
+// bad configuration never half-applies.
+package gateway
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/proxy"
+	"github.com/portcullis-waf/portcullis/respond"
+	"github.com/portcullis-waf/portcullis/waf"
+)
+
+// Pipeline is the request handler for one configuration.
+type Pipeline struct {
+	Config   *config.Config
+	router   *router
+	pools    map[string]*proxy.Pool
+	engines  *waf.Cache
+	redactor *audit.Redactor
+	records  *audit.Writer
+	logAll   bool
+	log      *slog.Logger
+}
+
+var _ http.Handler = (*Pipeline)(nil)
+
+// Build compiles every stage for cfg. engines may hold rule sets compiled for
+// a previous configuration (reload); pass nil to start afresh. records is
+// where audit entries go.
+func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *slog.Logger) (*Pipeline, error) {
+	if engines == nil {
+		engines = waf.NewCache()
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	p := &Pipeline{
+		Config:   cfg,
+		router:   newRouter(),
+		pools:    map[string]*proxy.Pool{},
+		engines:  engines,
+		redactor: audit.NewRedactor(cfg.Audit.RedactHeaders),
+		records:  records,
+		logAll:   cfg.Audit.LogAll,
+		log:      log,
+	}
+	for _, u := range cfg.Upstreams {
+		p.pools[u.Name] = proxy.NewPool(u)
+	}
+	for i, sc := range cfg.Sites {
+		s := &site{name: sc.Name}
+		for j, rc := range sc.Routes {
+			engine, err := engines.Get(rc.WAF)
+			if err != nil {
+				return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].routes[%d].waf", i, j), Msg: err.Error()}
+			}
+			// The stage chain of one route, innermost last.
+			var h http.Handler = p.pools[rc.Upstream]
+			h = protocolGuard(h)
+			h = waf.NewStage(engine, h, p.redactor)
+			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h})
+		}
+		p.router.add(sc, s)
+	}
+	return p, nil
+}
+
+// Engines returns the rule-set cache, for reuse by the next reload.
+func (p *Pipeline) Engines() *waf.Cache { return p.engines }
+
+// Close releases upstream connections. Engines are owned by the cache.
+func (p *Pipeline) Close() {
+	for _, pool := range p.pools {
+		pool.Close()
+	}
+}
+
+// ServeHTTP runs one request through the stages.
+func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	entry := p.newEntry(r, start)
+	w.Header().Set(respond.RequestIDHeader, entry.ID)
+	rec := &recorder{ResponseWriter: w}
+	r = r.WithContext(audit.WithEntry(r.Context(), entry))
+	defer p.complete(rec, r, entry, start)
+
+	rt := p.router.lookup(r.Host, r.URL.Path)
+	if rt == nil {
+		entry.Block(audit.StageGateway, "no site or route for host "+strconv.Quote(r.Host))
+		respond.Error(rec, r, http.StatusNotFound, entry.ID)
+		return
+	}
+	entry.Site, entry.Route = rt.site, rt.path
+	rt.handler.ServeHTTP(rec, r)
+}
+
+// complete fills in the outcome and hands the entry to the audit writer. It
+// also turns a panic in any stage into a 500 and an error record instead of a
+// dropped connection with no trace.
+func (p *Pipeline) complete(rec *recorder, r *http.Request, entry *audit.Entry, start time.Time) {
+	if v := recover(); v != nil {
+		if v == http.ErrAbortHandler { // deliberate abort (e.g. upstream stream broke): keep it
+			p.finish(rec, r, entry, start)
+			panic(v)
+		}
+		p.log.Error("panic while serving request", "request_id", entry.ID, "panic", v)
+		entry.Fail(audit.StageGateway, fmt.Sprintf("internal error: %v", v))
+		if !rec.wroteHeader {
+			respond.Error(rec, r, http.StatusInternalServerError, entry.ID)
+		}
+	}
+	p.finish(rec, r, entry, start)
+}
+
+func (p *Pipeline) finish(rec *recorder, r *http.Request, entry *audit.Entry, start time.Time) {
+	if entry.Status == 0 {
+		entry.Status = rec.status
+		if entry.Status == 0 {
+			entry.Status = http.StatusOK
+		}
+	}
+	entry.BytesSent = rec.bytes
+	entry.Durations.Total = time.Since(start).Microseconds()
+	if entry.Action == "" {
+		entry.Action = audit.ActionAllowed
+	}
+	if !entry.Decided() && !p.logAll {
+		return
+	}
+	entry.Headers = p.redactor.Headers(r.Header)
+	if r.Host != "" {
+		entry.Headers["Host"] = []string{r.Host}
+	}
+	p.records.Submit(entry)
+}
+
+func (p *Pipeline) newEntry(r *http.Request, start time.Time) *audit.Entry {
+	ip, port := splitAddr(r.RemoteAddr)
+	uri := r.RequestURI
+	if uri == "" {
+		uri = r.URL.RequestURI()
+	}
+	return &audit.Entry{
+		ID: newRequestID(), Time: start.UTC(),
+		ClientIP: ip, ClientPort: port,
+		Host: r.Host, Method: r.Method, URI: uri, Protocol: r.Proto,
+	}
+}
+
+func splitAddr(addr string) (string, int) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, 0
+	}
+	n, _ := strconv.Atoi(port)
+	return host, n
+}
+
+// newRequestID returns 16 random bytes in hex: unguessable, so a block page's
+// id cannot be used to probe other clients' records.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}

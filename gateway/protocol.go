@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/respond"
+)
+
+// protocolGuard refuses requests that net/http accepts but that no
+// well-behaved client sends and that upstreams interpret inconsistently
+// (request smuggling, cache poisoning). It runs after the WAF so the rules
+// (CRS 920xxx) see them and the audit record names both the rules and the
+// protocol problem.
+func protocolGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entry := audit.FromContext(r.Context())
+		if problem := protocolProblem(r); problem != "" {
+			entry.Block(audit.StageProtocol, problem)
+			respond.Error(w, r, http.StatusBadRequest, entry.ID)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// protocolProblem names the first protocol violation in r, or returns "".
+func protocolProblem(r *http.Request) string {
+	if strings.Contains(r.RequestURI, "#") {
+		return "fragment in the request target"
+	}
+	if cts := r.Header.Values("Content-Type"); len(cts) > 1 {
+		return "more than one Content-Type header"
+	}
+	if len(r.Header.Values("Content-Length")) > 1 {
+		return "more than one Content-Length header"
+	}
+	if len(r.TransferEncoding) > 0 && r.Header.Get("Content-Length") != "" {
+		return "both Transfer-Encoding and Content-Length"
+	}
+	return ""
+}
+
+// recorder notes the status and body size sent to the client. It forwards
+// Flush and Hijack (via Unwrap) so streaming and WebSocket keep working.
+type recorder struct {
+	http.ResponseWriter
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (rec *recorder) WriteHeader(code int) {
+	if code >= 200 && !rec.wroteHeader {
+		rec.status, rec.wroteHeader = code, true
+	} else if code == http.StatusSwitchingProtocols {
+		rec.status = code
+	}
+	rec.ResponseWriter.WriteHeader(code)
+}
+
+func (rec *recorder) Write(p []byte) (int, error) {
+	if !rec.wroteHeader {
+		rec.status, rec.wroteHeader = http.StatusOK, true
+	}
+	n, err := rec.ResponseWriter.Write(p)
+	rec.bytes += int64(n)
+	return n, err
+}
+
+func (rec *recorder) Flush() {
+	if f, ok := rec.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection (Hijack, deadlines).
+func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }

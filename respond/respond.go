@@ -1,0 +1,112 @@
+// Package respond writes the one neutral page that every stage answers with
+// when it refuses or fails a request.
+//
+// Place in the request path: called by any stage that ends a request early
+// (protocol checks, waf, proxy errors). The page shows the status and the
+// request id and nothing else: no rule ids, no messages, no upstream errors,
+// so an attacker learns nothing about what tripped or what sits behind.
+package respond
+
+import (
+	"html/template"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// RequestIDHeader carries the request id on every response.
+const RequestIDHeader = "X-Request-Id"
+
+var page = template.Must(template.New("deny").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">
+<title>{{.Status}} {{.Text}}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#eee;padding:.1rem .3rem}</style>
+</head><body>
+<h1>{{.Status}} {{.Text}}</h1>
+<p>{{.Explain}}</p>
+<p>If you think this is a mistake, contact the site's administrator and quote this request id: <code>{{.ID}}</code></p>
+</body></html>
+`))
+
+// explanations are deliberately generic per status class.
+func explain(status int) string {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return "Too many requests were sent. Please wait and try again."
+	case status == http.StatusRequestEntityTooLarge:
+		return "The request is larger than this site accepts."
+	case status >= 500:
+		return "The site could not answer this request right now."
+	case status == http.StatusForbidden:
+		return "This request was blocked by the site's security policy."
+	default:
+		return "This request could not be processed."
+	}
+}
+
+// Error writes the neutral page for status with the request id. It answers
+// JSON when the client prefers JSON (Accept), HTML otherwise; HEAD gets
+// headers only. It is safe to call before anything was written.
+func Error(w http.ResponseWriter, r *http.Request, status int, requestID string) {
+	h := w.Header()
+	// Drop headers a stage or upstream may have set before failing.
+	for k := range h {
+		delete(h, k)
+	}
+	h.Set(RequestIDHeader, requestID)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	text := http.StatusText(status)
+	if text == "" {
+		text = "Error"
+	}
+	if r != nil && wantsJSON(r.Header.Get("Accept")) {
+		body := `{"status":` + strconv.Itoa(status) + `,"error":` + strconv.Quote(text) + `,"request_id":` + strconv.Quote(requestID) + "}\n"
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(status)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write([]byte(body))
+		}
+		return
+	}
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if r != nil && r.Method == http.MethodHead {
+		return
+	}
+	_ = page.Execute(w, struct {
+		Status        int
+		Text, Explain string
+		ID            string
+	}{status, text, explain(status), requestID})
+}
+
+// wantsJSON reports whether the Accept header ranks a JSON type above HTML.
+// A missing header or */* gets HTML, which a browser shows and a script can
+// still read.
+func wantsJSON(accept string) bool {
+	if accept == "" {
+		return false
+	}
+	bestJSON, bestHTML := -1.0, -1.0
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		mt = strings.ToLower(strings.TrimSpace(mt))
+		q := 1.0
+		for _, p := range strings.Split(params, ";") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.TrimSpace(k) == "q" {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+					q = f
+				}
+			}
+		}
+		switch {
+		case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+			bestJSON = max(bestJSON, q)
+		case mt == "text/html":
+			bestHTML = max(bestHTML, q)
+		}
+	}
+	return bestJSON > 0 && bestJSON > bestHTML
+}

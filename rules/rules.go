@@ -1,0 +1,261 @@
+// Package rules turns a route's WAF settings into the SecLang rule set that the
+// rule engine compiles: engine directives, the OWASP Core Rule Set embedded in
+// the binary (github.com/corazawaf/coraza-coreruleset/v4), paranoia level,
+// anomaly thresholds, custom rules and exclusions.
+//
+// Place in the request path: none at run time. rules runs when a configuration
+// is loaded; waf compiles its output once per distinct rule set (Key) and
+// shares the result between every route that has the same settings.
+//
+// Rule ids: Portcullis generates rules with ids from GeneratedIDBase up; custom
+// rules must not use that range. The engine rules use the 200000-200009 ids of
+// Coraza's recommended configuration so existing exclusions keep working.
+package rules
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+
+	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
+
+	"github.com/portcullis-waf/portcullis/config"
+)
+
+// GeneratedIDBase is the first id of rules that Portcullis writes itself
+// (conditional exclusions). The range is 95000000-95099999.
+const GeneratedIDBase = 95000000
+
+// FS is the file system rule sets are loaded from: the embedded CRS.
+func FS() fs.FS { return coreruleset.FS }
+
+// Piece is one part of a rule set with where it came from, so that a
+// compilation error can name the config field or file at fault.
+type Piece struct {
+	Origin string
+	Text   string
+}
+
+// Build returns the rule set for s as ordered pieces. Order matters:
+// engine settings, custom rules before the CRS, conditional exclusions (they
+// act at run time, so they must run before the rules they disable), the CRS,
+// static exclusions (they edit already loaded rules), custom rules after.
+func Build(s config.WAFSettings) []Piece {
+	pieces := []Piece{{Origin: "engine settings", Text: engineDirectives(s)}}
+	for _, r := range s.RulesBefore {
+		pieces = append(pieces, Piece{Origin: r.Origin, Text: r.Text})
+	}
+	if cond := conditionalExclusions(s.Exclusions); cond != "" {
+		pieces = append(pieces, Piece{Origin: "exclusions", Text: cond})
+	}
+	if s.CRS {
+		pieces = append(pieces, Piece{Origin: "OWASP CRS", Text: crsDirectives(s)})
+	}
+	if static := staticExclusions(s.Exclusions); static != "" {
+		pieces = append(pieces, Piece{Origin: "exclusions", Text: static})
+	}
+	for _, r := range s.RulesAfter {
+		pieces = append(pieces, Piece{Origin: r.Origin, Text: r.Text})
+	}
+	return pieces
+}
+
+// Text joins the pieces of Build into one SecLang document.
+func Text(pieces []Piece) string {
+	var b strings.Builder
+	for _, p := range pieces {
+		fmt.Fprintf(&b, "# --- %s\n%s\n", p.Origin, p.Text)
+	}
+	return b.String()
+}
+
+// Key identifies a rule set: routes whose settings have equal keys share one
+// compiled engine. Everything that changes compilation is part of it.
+func Key(s config.WAFSettings) string {
+	type keyed struct {
+		Mode              string
+		CRS               bool
+		Paranoia          int
+		In, Out           int
+		BodyLimit         int64
+		BodyOverLimit     string
+		ResponseInspect   bool
+		ResponseMIMETypes []string
+		ResponseLimit     int64
+		Vars              [][2]string
+		Rules             string
+	}
+	k := keyed{
+		Mode: s.Mode, CRS: s.CRS, Paranoia: s.Paranoia, In: s.InboundThreshold, Out: s.OutboundThreshold,
+		BodyLimit: s.BodyLimit, BodyOverLimit: s.BodyOverLimit,
+		ResponseInspect: s.ResponseInspect, ResponseMIMETypes: s.ResponseMIMETypes, ResponseLimit: s.ResponseLimit,
+		Rules: Text(Build(s)),
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.CRSVariables)) {
+		k.Vars = append(k.Vars, [2]string{name, s.CRSVariables[name]})
+	}
+	b, _ := json.Marshal(k) // plain data: cannot fail
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
+}
+
+// engineDirectives configures the engine the way Coraza's recommended
+// configuration does, with the limits taken from the settings.
+func engineDirectives(s config.WAFSettings) string {
+	var b strings.Builder
+	engine := "On"
+	if s.Mode == config.ModeDetect {
+		engine = "DetectionOnly"
+	}
+	limitAction := "Reject"
+	if s.BodyOverLimit == config.OverLimitPartial {
+		limitAction = "ProcessPartial"
+	}
+	inMemory := min(s.BodyLimit, 128<<10)
+	fmt.Fprintf(&b, "SecRuleEngine %s\n", engine)
+	b.WriteString("SecRequestBodyAccess On\n")
+	fmt.Fprintf(&b, "SecRequestBodyLimit %d\n", s.BodyLimit)
+	fmt.Fprintf(&b, "SecRequestBodyInMemoryLimit %d\n", inMemory)
+	fmt.Fprintf(&b, "SecRequestBodyLimitAction %s\n", limitAction)
+	b.WriteString("SecRequestBodyJsonDepthLimit 1024\n")
+	b.WriteString("SecArgumentsLimit 1000\n")
+	if s.ResponseInspect {
+		b.WriteString("SecResponseBodyAccess On\n")
+		fmt.Fprintf(&b, "SecResponseBodyMimeType %s\n", strings.Join(s.ResponseMIMETypes, " "))
+		fmt.Fprintf(&b, "SecResponseBodyLimit %d\n", s.ResponseLimit)
+		b.WriteString("SecResponseBodyLimitAction ProcessPartial\n")
+	} else {
+		b.WriteString("SecResponseBodyAccess Off\n")
+	}
+	// Portcullis writes its own audit records; Coraza's audit log stays off.
+	b.WriteString("SecAuditEngine Off\n")
+	b.WriteString(`SecRule REQUEST_HEADERS:Content-Type "@rx ^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+[+]json" "id:200006,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule URI_PARSE_ERROR "@eq 1" "id:200009,phase:1,t:none,log,deny,status:400,msg:'URI failed to parse.'"
+SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%{reqbody_error_msg}',severity:2"
+SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation.'"
+SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200004,phase:1,t:none,log,deny,status:400,msg:'Argument limit reached; request rejected (GET/PATH args)'"
+SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200005,phase:2,t:none,log,deny,status:400,msg:'Argument limit reached; request rejected (POST args)'"
+`)
+	return b.String()
+}
+
+// crsDirectives loads the embedded CRS with the settings' paranoia level,
+// thresholds and variables. The SecActions run in phase 1 before
+// REQUEST-901-INITIALIZATION, which only fills in variables still unset.
+func crsDirectives(s config.WAFSettings) string {
+	var b strings.Builder
+	b.WriteString("Include @crs-setup.conf.example\n")
+	fmt.Fprintf(&b, "SecAction \"id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d\"\n", s.Paranoia)
+	fmt.Fprintf(&b, "SecAction \"id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_threshold=%d,setvar:tx.outbound_anomaly_score_threshold=%d\"\n",
+		s.InboundThreshold, s.OutboundThreshold)
+	if len(s.CRSVariables) > 0 {
+		var acts []string
+		for _, name := range slices.Sorted(maps.Keys(s.CRSVariables)) {
+			// Values were checked for quotes and line breaks by config; the
+			// single quotes keep spaces (allowed_methods) in one value.
+			acts = append(acts, fmt.Sprintf("setvar:'tx.%s=%s'", name, s.CRSVariables[name]))
+		}
+		fmt.Fprintf(&b, "SecAction \"id:900001,phase:1,pass,t:none,nolog,%s\"\n", strings.Join(acts, ","))
+	}
+	b.WriteString("Include @owasp_crs/*.conf\n")
+	return b.String()
+}
+
+// staticExclusions are exclusions without a path or method condition; they
+// edit the loaded rules once, at compile time, and cost nothing per request.
+func staticExclusions(exs []config.ExclusionConfig) string {
+	var b strings.Builder
+	for _, e := range exs {
+		if conditional(e) {
+			continue
+		}
+		fmt.Fprintf(&b, "# %s\n", e.Path)
+		for _, r := range e.RuleIDs {
+			if e.Target == "" {
+				fmt.Fprintf(&b, "SecRuleRemoveById %s\n", r)
+			} else {
+				// One directive per id: Coraza applies only the first id of a list.
+				fmt.Fprintf(&b, "SecRuleUpdateTargetById %s \"!%s\"\n", r, e.Target)
+			}
+		}
+		for _, t := range e.Tags {
+			if e.Target == "" {
+				fmt.Fprintf(&b, "SecRuleRemoveByTag %s\n", quoteTagRegex(t))
+			} else {
+				fmt.Fprintf(&b, "SecRuleUpdateTargetByTag %s \"!%s\"\n", quoteTagRegex(t), e.Target)
+			}
+		}
+	}
+	return b.String()
+}
+
+// quoteTagRegex matches exactly the tag t: SecRuleRemoveByTag takes a regular
+// expression, and an unanchored "attack-sql" would also match "attack-sqli".
+func quoteTagRegex(t string) string {
+	return "^" + regexp.QuoteMeta(t) + "$"
+}
+
+func conditional(e config.ExclusionConfig) bool { return e.PathPrefix != "" || len(e.Methods) > 0 }
+
+// conditionalExclusions are exclusions scoped by path prefix or method: a
+// phase-1 rule per exclusion that, when the condition holds, removes the rules
+// or targets for this transaction only (ctl:ruleRemove*).
+func conditionalExclusions(exs []config.ExclusionConfig) string {
+	var b strings.Builder
+	id := GeneratedIDBase
+	for _, e := range exs {
+		if !conditional(e) {
+			continue
+		}
+		var ctls []string
+		for _, r := range e.RuleIDs {
+			if e.Target == "" {
+				ctls = append(ctls, "ctl:ruleRemoveById="+r.String())
+			} else {
+				ctls = append(ctls, fmt.Sprintf("ctl:ruleRemoveTargetById=%s;%s", r, e.Target))
+			}
+		}
+		for _, t := range e.Tags {
+			if e.Target == "" {
+				ctls = append(ctls, "ctl:ruleRemoveByTag="+t)
+			} else {
+				ctls = append(ctls, fmt.Sprintf("ctl:ruleRemoveTargetByTag=%s;%s", t, e.Target))
+			}
+		}
+		var conds [][2]string // variable, operator
+		if e.PathPrefix != "" {
+			conds = append(conds, [2]string{"REQUEST_FILENAME", "@beginsWith " + e.PathPrefix})
+		}
+		if len(e.Methods) > 0 {
+			quoted := make([]string, len(e.Methods))
+			for i, m := range e.Methods {
+				quoted[i] = regexp.QuoteMeta(m)
+			}
+			conds = append(conds, [2]string{"REQUEST_METHOD", "@rx ^(?:" + strings.Join(quoted, "|") + ")$"})
+		}
+		fmt.Fprintf(&b, "# %s\n", e.Path)
+		for i, c := range conds {
+			var acts []string
+			if i == 0 {
+				acts = append(acts, fmt.Sprintf("id:%d", id), "phase:1", "pass", "nolog")
+			}
+			acts = append(acts, "t:none")
+			if i < len(conds)-1 {
+				acts = append(acts, "chain")
+			} else {
+				acts = append(acts, ctls...)
+			}
+			fmt.Fprintf(&b, "SecRule %s \"%s\" \"%s\"\n", c[0], c[1], strings.Join(acts, ","))
+		}
+		id++
+	}
+	return b.String()
+}

@@ -1,0 +1,122 @@
+// Package waf is the rule-engine stage: one Coraza transaction per request,
+// running the rule set that rules built for the request's route.
+//
+// Place in the request path: after the cheap filters, before the proxy. It
+// inspects the request line, headers and body (phases 1 and 2), denies through
+// the shared neutral page, and, when response inspection is on, inspects the
+// upstream's response (phases 3 and 4) before the client sees it. It writes
+// its findings (matched rules, anomaly scores, verdict) into the request's
+// audit entry and nothing else.
+//
+// Engines are compiled once per distinct rule set (rules.Key) and shared by
+// every route with the same settings; compiling the CRS takes about a second
+// and tens of megabytes, so this matters.
+package waf
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental"
+
+	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/rules"
+)
+
+// Engine is a compiled rule set with the settings it was built from. It is
+// immutable and safe for concurrent use.
+type Engine struct {
+	Settings config.WAFSettings
+	Key      string
+	waf      coraza.WAF
+}
+
+// Compile builds the engine for s. A rule error names the config field or
+// file that holds the faulty rule.
+func Compile(s config.WAFSettings) (*Engine, error) {
+	key := rules.Key(s)
+	if s.Mode == config.ModeOff {
+		return &Engine{Settings: s, Key: key}, nil
+	}
+	pieces := rules.Build(s)
+	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(rules.FS()).WithDirectives(rules.Text(pieces)))
+	if err != nil {
+		return nil, blame(pieces, err)
+	}
+	return &Engine{Settings: s, Key: key, waf: w}, nil
+}
+
+// blame finds which custom piece fails to compile on its own, so the operator
+// reads "sites[0].waf.rules_before[1].inline: ..." rather than a position in
+// a generated document. Generated pieces are ours; if only they fail, the
+// error is reported as is.
+func blame(pieces []rules.Piece, whole error) error {
+	for _, p := range pieces {
+		if p.Origin == "OWASP CRS" || p.Origin == "engine settings" || p.Origin == "exclusions" {
+			continue
+		}
+		if _, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(rules.FS()).WithDirectives(p.Text)); err != nil {
+			return fmt.Errorf("%s: %w", p.Origin, err)
+		}
+	}
+	// Exclusions can name rules that do not exist; say so in the operator's terms.
+	if strings.Contains(whole.Error(), "SecRuleUpdateTarget") || strings.Contains(whole.Error(), "SecRuleRemove") {
+		return fmt.Errorf("exclusions: %w", whole)
+	}
+	return fmt.Errorf("compile rule set: %w", whole)
+}
+
+// Close releases cached resources of the compiled rule set.
+func (e *Engine) Close() error {
+	if c, ok := e.waf.(experimental.WAFCloser); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// Cache deduplicates engines by rule-set key. Reload passes the previous
+// cache so that an unchanged rule set is not compiled again.
+type Cache struct {
+	mu      sync.Mutex
+	engines map[string]*Engine
+}
+
+// NewCache returns an empty cache.
+func NewCache() *Cache { return &Cache{engines: map[string]*Engine{}} }
+
+// Get returns the engine for s, compiling it on first use.
+func (c *Cache) Get(s config.WAFSettings) (*Engine, error) {
+	key := rules.Key(s)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.engines[key]; ok {
+		return e, nil
+	}
+	e, err := Compile(s)
+	if err != nil {
+		return nil, err
+	}
+	c.engines[key] = e
+	return e, nil
+}
+
+// Len is the number of distinct compiled engines.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.engines)
+}
+
+// Close closes every engine.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, e := range c.engines {
+		errs = append(errs, e.Close())
+	}
+	return errors.Join(errs...)
+}
