@@ -98,9 +98,9 @@ in_list() { [[ ",$2," == *",$1,"* ]]; }
 # Direct children of a pid. /proc/PID/task/*/children is not available on
 # every kernel (it needs CONFIG_PROC_CHILDREN), so scan /proc/*/stat instead.
 child_pids() {
-  local parent=$1 stat rest ppid
+  local parent=$1 stat stat_line rest ppid
   for stat in /proc/[0-9]*/stat; do
-    read -r stat_line < "$stat" 2>/dev/null || continue
+    { read -r stat_line < "$stat"; } 2> /dev/null || continue
     rest=${stat_line##*) }           # fields after "(comm) "
     ppid=${rest#* }; ppid=${ppid%% *}
     [[ $ppid == "$parent" ]] && { stat=${stat#/proc/}; echo "${stat%/stat}"; }
@@ -114,11 +114,21 @@ process_tree() {
   for c in $(child_pids "$p"); do process_tree "$c"; done
 }
 
+# Is pid $1 still a child of this script? Guards against killing a stranger
+# that reused the pid of a process we started and already reaped.
+is_our_child() {
+  local stat_line rest ppid
+  { read -r stat_line < "/proc/$1/stat"; } 2> /dev/null || return 1
+  rest=${stat_line##*) }
+  ppid=${rest#* }; ppid=${ppid%% *}
+  [[ $ppid == "$$" ]]
+}
+
 # Stops one process we started, its descendants too (nginx workers would
 # otherwise outlive a SIGKILLed master). TERM first, KILL after 5 s.
 stop_pid() {
   local pid=$1 tree i
-  kill -0 "$pid" 2>/dev/null || return 0
+  is_our_child "$pid" || return 0
   tree=$(process_tree "$pid")
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < 50; i++)); do
@@ -231,7 +241,7 @@ needs_target() { in_list "$1" "$TARGETS"; }
 prepare_modsecurity() {
   local dir out="$TMP/modsec"
   # Run outside the module so go.mod/go.sum are never touched.
-  dir=$(cd "$TMP" && GO111MODULE=on GOFLAGS=-mod=mod go mod download -json "$CRS_MODULE" \
+  dir=$(cd "$TMP" && GO111MODULE=on GOFLAGS='' go mod download -json "$CRS_MODULE" \
     | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   [[ -n $dir && -d $dir/rules/@owasp_crs ]] || { STATE[nginx-modsec]="n/a: cannot download $CRS_MODULE"; return 1; }
   mkdir -p "$out/crs"
@@ -301,7 +311,8 @@ start_upstream() {
 
 # start_nginx TARGET LOGLEVEL: plain proxy, or with ModSecurity for nginx-modsec.
 start_nginx() {
-  local t=$1 level=$2 prefix="$TMP/$t" load="" modsec="" loaded
+  local t=$1 level=$2
+  local prefix="$TMP/$t" load="" modsec="" loaded
   mkdir -p "$prefix/tmp"
   if [[ $t == nginx-modsec ]]; then
     [[ -f $TMP/modsec/main.conf ]] || return 1
@@ -355,7 +366,8 @@ start_caddy() {
 }
 
 start_portcullis() {
-  local t=$1 mode prefix="$TMP/$t"
+  local t=$1 mode
+  local prefix="$TMP/$t"
   [[ -z $PORTCULLIS_ERR ]] || { STATE[$t]="n/a: $PORTCULLIS_ERR"; return 1; }
   [[ $t == portcullis-waf ]] && mode=block || mode=off
   mkdir -p "$prefix"
@@ -405,7 +417,7 @@ curl_workload() {
 precheck() {
   local t w got status bytes want_s want_b msg before after ids log
   for t in "${ALL_TARGETS[@]}"; do
-    needs_target "$t" && [[ ${STATE[$t]:-} == ok ]] || continue
+    if ! needs_target "$t" || [[ ${STATE[$t]:-} != ok ]]; then continue; fi
     for w in "${ALL_WORKLOADS[@]}"; do
       in_list "$w" "$WORKLOADS" || continue
       want_s=$(expect_status "$t" "$w"); want_b=$(expect_bytes "$t" "$w")
@@ -457,12 +469,14 @@ rss_sampler() {
   while :; do
     rss=0; pss=0
     for p in "${pids[@]}"; do
-      while read -r key val _; do
-        [[ $key == VmRSS: ]] && { rss=$((rss + val)); break; }
-      done < "/proc/$p/status" 2>/dev/null || true
-      while read -r key val _; do
-        [[ $key == Pss: ]] && { pss=$((pss + val)); break; }
-      done < "/proc/$p/smaps_rollup" 2>/dev/null || true
+      {
+        while read -r key val _; do
+          [[ $key == VmRSS: ]] && { rss=$((rss + val)); break; }
+        done < "/proc/$p/status"
+        while read -r key val _; do
+          [[ $key == Pss: ]] && { pss=$((pss + val)); break; }
+        done < "/proc/$p/smaps_rollup"
+      } 2> /dev/null || true
     done
     if ((rss > peak_rss || pss > peak_pss)); then
       ((rss > peak_rss)) && peak_rss=$rss
@@ -488,13 +502,14 @@ run_wrk() {
 
 # One measured run; appends a tab-separated line to $RAW.
 run_one() {
-  local rep=$1 t=$2 w=$3 out="$TMP/wrk-$t-$w-$rep.txt" sampler line rss pss
+  local rep=$1 t=$2 w=$3
+  local out="$TMP/wrk-$t-$w-$rep.txt" sampler line rss pss
   if [[ $(to_seconds "$WARMUP") -gt 0 ]]; then
     run_wrk "$t" "$w" "$WARMUP" > /dev/null 2>&1 || true
   fi
   # shellcheck disable=SC2046
   rss_sampler "$TMP/rss" $(process_tree "${MAIN_PID[$t]}") &
-  sampler=$!; STARTED_PIDS+=($sampler)
+  sampler=$!; STARTED_PIDS+=("$sampler")
   run_wrk "$t" "$w" "$DURATION" --latency > "$out" 2>&1 || true
   kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
   read -r rss pss < "$TMP/rss"
@@ -688,7 +703,7 @@ main() {
   log "measuring: $REPS x (${TARGETS}) x (${WORKLOADS}), ${DURATION} each after ${WARMUP} warm-up"
   for ((rep = 1; rep <= REPS; rep++)); do
     for t in "${ALL_TARGETS[@]}"; do
-      needs_target "$t" && [[ ${STATE[$t]:-} == ok ]] || continue
+      if ! needs_target "$t" || [[ ${STATE[$t]:-} != ok ]]; then continue; fi
       for w in "${ALL_WORKLOADS[@]}"; do
         in_list "$w" "$WORKLOADS" || continue
         run_one "$rep" "$t" "$w"

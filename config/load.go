@@ -63,19 +63,19 @@ func Load(path string) (*Config, error) {
 func readLimited(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read configuration: %w", err)
+		return nil, fmt.Errorf("cannot read file: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("cannot read configuration: %w", err)
+		return nil, fmt.Errorf("cannot read file: %w", err)
 	}
 	if st.Size() > MaxFileSize {
-		return nil, fmt.Errorf("configuration is %d bytes, larger than the %d byte limit", st.Size(), MaxFileSize)
+		return nil, fmt.Errorf("file is %d bytes, larger than the %d byte limit", st.Size(), MaxFileSize)
 	}
 	data := make([]byte, st.Size())
 	if _, err := f.ReadAt(data, 0); err != nil && st.Size() > 0 {
-		return nil, fmt.Errorf("cannot read configuration: %w", err)
+		return nil, fmt.Errorf("cannot read file: %w", err)
 	}
 	return data, nil
 }
@@ -90,14 +90,14 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, Errors{yamlSyntaxError(name, err)}
 	}
-	c := &checker{file: name, lines: map[string]int{}}
+	c := &checker{file: name, lines: map[string]int{}, bad: map[string]bool{}}
 	var file File
 	if len(doc.Content) > 0 {
 		root := doc.Content[0]
+		// The walk reports structural problems and blanks the offending
+		// nodes, so decoding and the semantic checks still run and every
+		// problem of the file is reported in one go.
 		c.walk(root, reflect.TypeOf(file), "")
-		if len(c.errs) > 0 {
-			return nil, c.sorted()
-		}
 		if err := root.Decode(&file); err != nil {
 			// The walk accepts only what decodes; reaching here is a bug, but
 			// still reported as a config error rather than a crash.
@@ -131,9 +131,18 @@ type checker struct {
 	file  string
 	lines map[string]int
 	errs  Errors
+	// bad holds paths already reported and blanked by the structure check;
+	// semantic checks stay quiet about them (no "is required" after "must be
+	// a string" for the same field).
+	bad map[string]bool
 }
 
 func (c *checker) errorf(path, format string, args ...any) {
+	for p := path; p != ""; p = parentPath(p) {
+		if c.bad[p] {
+			return
+		}
+	}
 	c.errs = append(c.errs, &FieldError{File: c.file, Line: c.lineOf(path), Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -162,6 +171,14 @@ func (c *checker) sorted() Errors {
 
 var scalarType = reflect.TypeOf((*scalar)(nil)).Elem()
 
+// invalid reports a structural problem at path and blanks node n so that
+// decoding leaves the field at its zero value.
+func (c *checker) invalid(n *yaml.Node, path, format string, args ...any) {
+	c.errorf(path, format, args...)
+	c.bad[path] = true
+	*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+}
+
 // walk checks node against type t: unknown and duplicate fields, kinds of
 // values, and the syntax of durations and sizes. It records each path's line.
 func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
@@ -169,7 +186,7 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 		c.lines[path] = n.Line
 	}
 	if n.Kind == yaml.AliasNode {
-		c.errorf(path, "YAML aliases are not supported")
+		c.invalid(n, path, "YAML aliases are not supported")
 		return
 	}
 	if isNull(n) {
@@ -180,11 +197,11 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 	}
 	if reflect.PointerTo(t).Implements(scalarType) {
 		if n.Kind != yaml.ScalarNode {
-			c.errorf(path, "must be a single value, got %s", kindName(n))
+			c.invalid(n, path, "must be a single value, got %s", kindName(n))
 			return
 		}
 		if err := reflect.New(t).Interface().(scalar).parseScalar(n.Value); err != nil {
-			c.errorf(path, "%s", err.Error())
+			c.invalid(n, path, "%s", err.Error())
 		}
 		return
 	}
@@ -193,7 +210,7 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 		c.walkStruct(n, t, path)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			c.errorf(path, "must be a list, got %s", kindName(n))
+			c.invalid(n, path, "must be a list, got %s", kindName(n))
 			return
 		}
 		for i, item := range n.Content {
@@ -201,7 +218,7 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			c.errorf(path, "must be a mapping, got %s", kindName(n))
+			c.invalid(n, path, "must be a mapping, got %s", kindName(n))
 			return
 		}
 		seen := map[string]bool{}
@@ -210,7 +227,7 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 			p := path + "." + k.Value
 			c.lines[p] = k.Line
 			if seen[k.Value] {
-				c.errorf(p, "duplicate key")
+				c.invalid(v, p, "duplicate key")
 				continue
 			}
 			seen[k.Value] = true
@@ -218,24 +235,24 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 		}
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
-			c.errorf(path, "must be a string, got %s", kindName(n))
+			c.invalid(n, path, "must be a string, got %s", kindName(n))
 		}
 	case reflect.Int, reflect.Int64:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
-			c.errorf(path, "must be an integer, got %s", describe(n))
+			c.invalid(n, path, "must be an integer, got %s", describe(n))
 		}
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
-			c.errorf(path, "must be true or false, got %s", describe(n))
+			c.invalid(n, path, "must be true or false, got %s", describe(n))
 		}
 	default:
-		c.errorf(path, "unsupported field type %s", t)
+		c.invalid(n, path, "unsupported field type %s", t)
 	}
 }
 
 func (c *checker) walkStruct(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind != yaml.MappingNode {
-		c.errorf(path, "must be a mapping of fields, got %s", kindName(n))
+		c.invalid(n, path, "must be a mapping of fields, got %s", kindName(n))
 		return
 	}
 	fields := map[string]reflect.StructField{}
@@ -246,6 +263,7 @@ func (c *checker) walkStruct(n *yaml.Node, t reflect.Type, path string) {
 		}
 	}
 	seen := map[string]bool{}
+	kept := n.Content[:0]
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		p := k.Value
@@ -257,13 +275,17 @@ func (c *checker) walkStruct(n *yaml.Node, t reflect.Type, path string) {
 		switch {
 		case !ok:
 			c.errorf(p, "unknown field%s", suggest(k.Value, fields))
+			c.bad[p] = true
+			continue // dropped, so decoding ignores it
 		case seen[k.Value]:
 			c.errorf(p, "duplicate field")
-		default:
-			seen[k.Value] = true
-			c.walk(v, f.Type, p)
+			continue
 		}
+		seen[k.Value] = true
+		c.walk(v, f.Type, p)
+		kept = append(kept, k, v)
 	}
+	n.Content = kept
 }
 
 func isNull(n *yaml.Node) bool {
