@@ -442,7 +442,7 @@ precheck() {
         if ((after > before)); then
           if [[ $t == nginx-modsec ]]; then
             ids=$(tail -n +"$((before + 1))" "$log" | grep -o 'ModSecurity: .*\[id "[0-9]*"\]' \
-              | grep -o '\[id "[0-9]*"\]' | tr -dc '0-9 \n' | sort -u | tr '\n' ' ')
+              | grep -o '\[id "[0-9]*"\]' | tr -dc '0-9 \n' | sort -u | tr '\n' ' ' || true)
             [[ -n ${ids// /} ]] && msg="WARN: rules matched: $ids${msg#ok}"
           else
             msg="${msg}; audit log +$((after - before)) line(s)"

@@ -1,0 +1,385 @@
+package gateway
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/websocket"
+
+	"github.com/portcullis-waf/portcullis/audit"
+)
+
+const basicConfig = `
+upstreams:
+  - name: app
+    targets: ["UPSTREAM"]
+sites:
+  - hosts: ["*"]
+    routes:
+      - path: /
+        upstream: app
+`
+
+func TestBenignRequestsReachUpstreamUnchanged(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	tp := startProxy(t, basicConfig, up.URL)
+
+	body := "name=Ada+Lovelace&city=London&note=" + strings.Repeat("hello+world+", 50)
+	h := http.Header{
+		"Content-Type":    {"application/x-www-form-urlencoded"},
+		"X-Forwarded-For": {"203.0.113.9"}, // a spoofing attempt: must not survive
+		"Forwarded":       {"for=203.0.113.9"},
+		"X-App-Token":     {"abc"},
+		"Accept":          {"text/html"},
+		"Connection":      {"X-Hop"}, // names X-Hop as hop-by-hop
+		"X-Hop":           {"must-not-reach-upstream"},
+	}
+	status, got, id := do(t, "POST", tp.URL+"/form/submit?lang=en&page=2", body, h)
+	if status != 200 {
+		t.Fatalf("status %d: %s", status, got)
+	}
+	if len(id) != 32 {
+		t.Errorf("X-Request-Id %q", id)
+	}
+	for _, want := range []string{
+		"POST /form/submit?lang=en&page=2\n",
+		"X-App-Token: abc\r\n",
+		"X-Forwarded-For: 127.0.0.1\r\n",
+		"X-Forwarded-Proto: http\r\n",
+		"X-Request-Id: " + id + "\r\n",
+		"\n\n" + body,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("upstream did not see %q in:\n%s", want, got)
+		}
+	}
+	for _, banned := range []string{"203.0.113.9", "X-Hop:", "Forwarded: "} {
+		if strings.Contains(got, banned) {
+			t.Errorf("upstream saw %q:\n%s", banned, got)
+		}
+	}
+	tp.noEntryFor(t, id)
+}
+
+func TestStreamingIsNotBuffered(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "first chunk\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		_, _ = io.WriteString(w, "second chunk\n")
+	}))
+	defer up.Close()
+	defer close(release)
+	tp := startProxy(t, basicConfig, up.URL)
+
+	resp, err := http.Get(tp.URL + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "first chunk\n" {
+		t.Fatalf("first chunk not delivered before the upstream finished: %q %v", line, err)
+	}
+}
+
+// attacks are classic samples of each family with the CRS rule that must fire.
+var attacks = []struct {
+	name, target string
+	rule         int
+}{
+	{"sqli", "/search?q=1%27%20OR%20%271%27%3D%271", 942100},
+	{"xss", "/search?q=%3Cscript%3Ealert(document.cookie)%3C/script%3E", 941100},
+	{"rce", "/run?cmd=%3Bcat%20/etc/passwd", 932160},
+	{"lfi", "/download?file=../../../../etc/passwd", 930100},
+}
+
+func TestAttacksBlockedInBlockMode(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	tp := startProxy(t, basicConfig, up.URL)
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			status, body, id := do(t, "GET", tp.URL+a.target, "", nil)
+			if status != http.StatusForbidden {
+				t.Fatalf("status %d, want 403", status)
+			}
+			if !strings.Contains(body, id) || id == "" {
+				t.Errorf("block page lacks the request id %q", id)
+			}
+			for _, leak := range []string{fmt.Sprint(a.rule), "OWASP", "CRS", "949110", "anomaly", up.URL} {
+				if strings.Contains(body, leak) {
+					t.Errorf("block page leaks %q", leak)
+				}
+			}
+			e := tp.entryFor(t, id)
+			if e.Action != audit.ActionBlocked || e.Stage != audit.StageWAF || e.Status != 403 {
+				t.Errorf("record: action=%s stage=%s status=%d", e.Action, e.Stage, e.Status)
+			}
+			if !hasRule(e, a.rule) || !hasRule(e, 949110) {
+				t.Errorf("record rules %v lack %d and 949110", ruleIDs(e), a.rule)
+			}
+			if e.InboundScore < 5 {
+				t.Errorf("inbound score %d", e.InboundScore)
+			}
+			if e.Upstream != "" {
+				t.Errorf("blocked request reached upstream %s", e.Upstream)
+			}
+		})
+	}
+}
+
+func TestAttacksPassButAreAuditedInDetectMode(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	tp := startProxy(t, basicConfig+"waf:\n  mode: detect\n", up.URL)
+	for _, a := range attacks {
+		status, _, id := do(t, "GET", tp.URL+a.target, "", nil)
+		if status != 200 {
+			t.Fatalf("%s: status %d, want 200 in detect mode", a.name, status)
+		}
+		e := tp.entryFor(t, id)
+		if e.Action != audit.ActionDetected || e.WAFMode != "detect" || !hasRule(e, a.rule) {
+			t.Errorf("%s: action=%s mode=%s rules=%v", a.name, e.Action, e.WAFMode, ruleIDs(e))
+		}
+	}
+}
+
+func TestJSONBlockPage(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	tp := startProxy(t, basicConfig, up.URL)
+	status, body, id := do(t, "GET", tp.URL+attacks[0].target, "", http.Header{"Accept": {"application/json"}})
+	want := fmt.Sprintf(`{"status":403,"error":"Forbidden","request_id":%q}`+"\n", id)
+	if status != 403 || body != want {
+		t.Errorf("got %d %q, want %q", status, body, want)
+	}
+}
+
+// TestExclusionRemovesExactlyItsFalsePositive: the exclusion names rule 942100
+// on ARGS:comment under /blog; the same payload elsewhere is still blocked.
+func TestExclusionRemovesExactlyItsFalsePositive(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	cfg := `
+upstreams:
+  - name: app
+    targets: ["UPSTREAM"]
+sites:
+  - hosts: ["*"]
+    routes:
+      - path: /
+        upstream: app
+      - path: /blog/
+        upstream: app
+        waf:
+          exclusions:
+            - rule_ids: ["942100"]
+              target: ARGS:comment
+              comment: readers write SQL-looking prose
+`
+	tp := startProxy(t, cfg, up.URL)
+	payload := url.QueryEscape("1' OR '1'='1")
+	cases := []struct {
+		target string
+		want   int
+	}{
+		{"/blog/post?comment=" + payload, 200},    // the excluded false positive
+		{"/blog/post?title=" + payload, 403},      // same payload, other argument
+		{"/shop/item?comment=" + payload, 403},    // same argument, other route
+		{"/blog/post?comment=%3Cscript%3Ealert(1)%3C/script%3E", 403}, // other rule on the same argument
+	}
+	for _, c := range cases {
+		status, _, id := do(t, "GET", tp.URL+c.target, "", nil)
+		if status != c.want {
+			e := tp.entryFor(t, id)
+			t.Errorf("%s: status %d, want %d (rules %v)", c.target, status, c.want, ruleIDs(e))
+		}
+	}
+}
+
+func TestConditionalExclusionByPathAndMethod(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	cfg := basicConfig + `
+waf:
+  exclusions:
+    - rule_ids: ["942100"]
+      target: ARGS:q
+      path_prefix: /search
+      methods: [POST]
+`
+	tp := startProxy(t, cfg, up.URL)
+	form := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	body := "q=" + url.QueryEscape("1' OR '1'='1")
+	if status, _, _ := do(t, "POST", tp.URL+"/search", body, form); status != 200 {
+		t.Errorf("excluded POST /search: %d, want 200", status)
+	}
+	if status, _, _ := do(t, "GET", tp.URL+"/search?"+body, "", nil); status != 403 {
+		t.Errorf("GET /search (method not excluded): %d, want 403", status)
+	}
+	if status, _, _ := do(t, "POST", tp.URL+"/other", body, form); status != 403 {
+		t.Errorf("POST /other (path not excluded): %d, want 403", status)
+	}
+}
+
+func TestRequestBodyLimit(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	form := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	attack := "&q=" + url.QueryEscape("1' OR '1'='1")
+	filler := "a=" + strings.Repeat("b", 2000)
+
+	t.Run("reject", func(t *testing.T) {
+		tp := startProxy(t, basicConfig+"waf:\n  request_body:\n    limit: 1KiB\n", up.URL)
+		status, _, id := do(t, "POST", tp.URL+"/upload", filler, form)
+		if status != http.StatusRequestEntityTooLarge {
+			t.Fatalf("status %d, want 413", status)
+		}
+		if e := tp.entryFor(t, id); e.Action != audit.ActionBlocked {
+			t.Errorf("record action %s", e.Action)
+		}
+		if status, _, _ := do(t, "POST", tp.URL+"/upload", "a=small", form); status != 200 {
+			t.Errorf("small body: %d", status)
+		}
+	})
+	t.Run("inspect_partial", func(t *testing.T) {
+		tp := startProxy(t, basicConfig+"waf:\n  request_body:\n    limit: 1KiB\n    over_limit: inspect_partial\n", up.URL)
+		status, got, _ := do(t, "POST", tp.URL+"/upload", filler+attack, form)
+		if status != 200 || !strings.HasSuffix(got, filler+attack) {
+			t.Fatalf("payload past the limit: status %d, whole body forwarded=%v", status, strings.HasSuffix(got, filler+attack))
+		}
+		if status, _, _ := do(t, "POST", tp.URL+"/upload", attack[1:]+"&"+filler, form); status != 403 {
+			t.Errorf("payload within the limit: status %d, want 403", status)
+		}
+	})
+}
+
+func TestUpstreamFailures(t *testing.T) {
+	t.Run("down", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead := "http://" + ln.Addr().String()
+		ln.Close() // nothing listens there now
+		tp := startProxy(t, basicConfig, dead)
+		status, body, id := do(t, "GET", tp.URL+"/", "", nil)
+		if status != http.StatusBadGateway {
+			t.Fatalf("status %d, want 502", status)
+		}
+		if strings.Contains(body, "refused") || strings.Contains(body, ln.Addr().String()) {
+			t.Errorf("error page leaks the upstream error: %s", body)
+		}
+		e := tp.entryFor(t, id)
+		if e.Action != audit.ActionError || e.Stage != audit.StageProxy || !strings.Contains(e.Reason, "refused") {
+			t.Errorf("record: %s %s %q", e.Action, e.Stage, e.Reason)
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+		}))
+		defer up.Close()
+		cfg := strings.Replace(basicConfig, `targets: ["UPSTREAM"]`, `targets: ["UPSTREAM"]
+    response_header_timeout: 200ms`, 1)
+		tp := startProxy(t, cfg, up.URL)
+		status, _, id := do(t, "GET", tp.URL+"/slow", "", nil)
+		if status != http.StatusGatewayTimeout {
+			t.Fatalf("status %d, want 504", status)
+		}
+		if e := tp.entryFor(t, id); e.Stage != audit.StageProxy {
+			t.Errorf("stage %s", e.Stage)
+		}
+	})
+}
+
+func TestWebSocketEchoThroughProxy(t *testing.T) {
+	up := httptest.NewServer(websocket.Handler(func(ws *websocket.Conn) { _, _ = io.Copy(ws, ws) }))
+	defer up.Close()
+	tp := startProxy(t, basicConfig, up.URL)
+	wsURL := "ws" + strings.TrimPrefix(tp.URL, "http") + "/chat"
+	ws, err := websocket.Dial(wsURL, "", tp.URL)
+	if err != nil {
+		t.Fatalf("dial through proxy: %v", err)
+	}
+	defer ws.Close()
+	_ = ws.SetDeadline(time.Now().Add(5 * time.Second))
+	for _, msg := range []string{"hello", "second message"} {
+		if err := websocket.Message.Send(ws, msg); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := websocket.Message.Receive(ws, &got); err != nil || got != msg {
+			t.Fatalf("echo %q: got %q, %v", msg, got, err)
+		}
+	}
+	// The handshake itself is inspected: an attack in it never upgrades.
+	if _, err := websocket.Dial(wsURL+"?q=%3Cscript%3Ealert(1)%3C/script%3E", "", tp.URL); err == nil {
+		t.Error("malicious handshake was upgraded")
+	}
+}
+
+func TestCredentialsRedactedInRecords(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	tp := startProxy(t, basicConfig+"audit:\n  redact_headers: [X-Api-Key]\n", up.URL)
+	h := http.Header{
+		"Authorization": {"Bearer secret-token"},
+		"Cookie":        {"session=secret-cookie"},
+		"X-Api-Key":     {"secret-key"},
+		"User-Agent":    {"test-agent"},
+	}
+	_, _, id := do(t, "GET", tp.URL+attacks[0].target, "", h)
+	e := tp.entryFor(t, id)
+	for _, name := range []string{"Authorization", "Cookie", "X-Api-Key"} {
+		if v := e.Headers[name]; len(v) != 1 || v[0] != audit.Redacted {
+			t.Errorf("%s = %v, want redacted", name, v)
+		}
+	}
+	if v := e.Headers["User-Agent"]; len(v) != 1 || v[0] != "test-agent" {
+		t.Errorf("User-Agent = %v", v)
+	}
+}
+
+func TestLogAllWritesAllowedRequests(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	tp := startProxy(t, basicConfig+"audit:\n  log_all: true\n", up.URL)
+	_, _, id := do(t, "GET", tp.URL+"/hello", "", nil)
+	e := tp.entryFor(t, id)
+	if e.Action != audit.ActionAllowed || e.Status != 200 || e.BytesSent == 0 || e.Upstream != up.URL || e.Durations.Total <= 0 {
+		t.Errorf("record: %+v", e)
+	}
+}
+
+func TestUnknownHostIs404(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	cfg := strings.Replace(basicConfig, `hosts: ["*"]`, `hosts: ["shop.example"]`, 1)
+	tp := startProxy(t, cfg, up.URL)
+	status, _, id := do(t, "GET", tp.URL+"/", "", nil)
+	if status != 404 {
+		t.Fatalf("status %d", status)
+	}
+	if e := tp.entryFor(t, id); e.Stage != audit.StageGateway {
+		t.Errorf("stage %s", e.Stage)
+	}
+}
