@@ -198,9 +198,9 @@ sites:
 		target string
 		want   int
 	}{
-		{"/blog/post?comment=" + payload, 200},    // the excluded false positive
-		{"/blog/post?title=" + payload, 403},      // same payload, other argument
-		{"/shop/item?comment=" + payload, 403},    // same argument, other route
+		{"/blog/post?comment=" + payload, 200},                        // the excluded false positive
+		{"/blog/post?title=" + payload, 403},                          // same payload, other argument
+		{"/shop/item?comment=" + payload, 403},                        // same argument, other route
 		{"/blog/post?comment=%3Cscript%3Ealert(1)%3C/script%3E", 403}, // other rule on the same argument
 	}
 	for _, c := range cases {
