@@ -36,6 +36,7 @@ MODSEC_LOG_LEVEL=${MODSEC_LOG_LEVEL:-error}
 CADDY_VERSION=v2.11.9
 CRS_MODULE=github.com/corazawaf/coraza-coreruleset/v4@v4.25.0
 MODSEC_MODULE=/usr/lib/nginx/modules/ngx_http_modsecurity_module.so
+CLK_TCK=$(getconf CLK_TCK)
 
 # ---- targets and workloads -------------------------------------------------
 ALL_TARGETS=(upstream nginx caddy nginx-modsec portcullis-off portcullis-waf)
@@ -329,7 +330,8 @@ start_nginx() {
   fi
   render "$BENCH_DIR/conf/nginx.conf.tmpl" "$prefix/nginx.conf" \
     PREFIX="$prefix" PORT="${PORT[$t]}" UPSTREAM_PORT="${PORT[upstream]}" \
-    LOAD_MODULE="$load" MODSECURITY="$modsec" ERROR_LOG_LEVEL="$level"
+    LOAD_MODULE="$load" MODSECURITY="$modsec" ERROR_LOG_LEVEL="$level" \
+    KEEPALIVE="$CONNECTIONS"
   : > "$prefix/error.log"
   if ! nginx -t -q -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" > "$prefix/nginx-t.log" 2>&1; then
     STATE[$t]="n/a: nginx -t failed: $(grep -m1 emerg "$prefix/nginx-t.log" | cut -c1-160)"
@@ -361,7 +363,7 @@ start_caddy() {
   [[ -x $BIN/caddy ]] || { STATE[caddy]="n/a: bench/.bin/caddy missing"; return 1; }
   mkdir -p "$prefix"
   render "$BENCH_DIR/conf/Caddyfile.tmpl" "$prefix/Caddyfile" \
-    PORT="${PORT[caddy]}" UPSTREAM_PORT="${PORT[upstream]}"
+    PORT="${PORT[caddy]}" UPSTREAM_PORT="${PORT[upstream]}" KEEPALIVE="$CONNECTIONS"
   # XDG dirs in the temp dir: Caddy must not write into ~/.config or ~/.local.
   XDG_CONFIG_HOME=$prefix/config XDG_DATA_HOME=$prefix/data \
     "$BIN/caddy" run --config "$prefix/Caddyfile" --adapter caddyfile > "$prefix/caddy.log" 2>&1 &
@@ -450,7 +452,7 @@ precheck() {
         if ((after > before)); then
           if [[ $t == nginx-modsec ]]; then
             ids=$(tail -n +"$((before + 1))" "$log" | grep -o 'ModSecurity: .*\[id "[0-9]*"\]' \
-              | grep -o '\[id "[0-9]*"\]' | tr -dc '0-9 \n' | sort -u | tr '\n' ' ' || true)
+              | grep -o '\[id "[0-9]*"\]' | tr -dc '0-9\n' | sort -u | tr '\n' ' ' || true)
             [[ -n ${ids// /} ]] && msg="WARN: rules matched: $ids${msg#ok}"
           else
             msg="${msg}; audit log +$((after - before)) line(s)"
@@ -495,6 +497,20 @@ rss_sampler() {
   done
 }
 
+# CPU time (user + system, in clock ticks) used so far by the given pids.
+# Divided by the request count it gives CPU per request, which a noisy
+# 2-core machine disturbs much less than req/s.
+cpu_ticks() {
+  local p stat_line rest fields sum=0
+  for p in "$@"; do
+    { read -r stat_line < "/proc/$p/stat"; } 2> /dev/null || continue
+    rest=${stat_line##*) }
+    read -r -a fields <<< "$rest"
+    sum=$((sum + fields[11] + fields[12]))   # utime, stime (fields 14, 15)
+  done
+  echo "$sum"
+}
+
 # wrk with the workload's environment. Args: target workload duration [--latency].
 run_wrk() {
   local t=$1 w=$2 dur=$3; shift 3
@@ -511,20 +527,24 @@ run_wrk() {
 # One measured run; appends a tab-separated line to $RAW.
 run_one() {
   local rep=$1 t=$2 w=$3
-  local out="$TMP/wrk-$t-$w-$rep.txt" sampler line rss pss
+  local out="$TMP/wrk-$t-$w-$rep.txt" sampler line rss pss tree cpu0 cpu1 cpu_us
   if [[ $(to_seconds "$WARMUP") -gt 0 ]]; then
     run_wrk "$t" "$w" "$WARMUP" > /dev/null 2>&1 || true
   fi
-  # shellcheck disable=SC2046
-  rss_sampler "$TMP/rss" $(process_tree "${MAIN_PID[$t]}") &
+  mapfile -t tree < <(process_tree "${MAIN_PID[$t]}")
+  rss_sampler "$TMP/rss" "${tree[@]}" &
   sampler=$!; STARTED_PIDS+=("$sampler")
+  cpu0=$(cpu_ticks "${tree[@]}")
   run_wrk "$t" "$w" "$DURATION" --latency > "$out" 2>&1 || true
+  cpu1=$(cpu_ticks "${tree[@]}")
   kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
   read -r rss pss < "$TMP/rss"
   line=$(grep -m1 '^RESULT ' "$out" || true)
-  if [[ -z $line ]]; then
-    log "  wrk produced no result for $t/$w: $(tail -1 "$out")"
-    printf '%s\t%s\t%s\tfail\t\t\t%s\t%s\t0\t0\t0\t0\t0\t-\n' "$rep" "$t" "$w" "$rss" "$pss" >> "$RAW"
+  # A run in which not one response came back (server hung, or slower than
+  # the run is long) is a failure, not a 0 req/s data point.
+  if [[ -z $line || $line == *" responses=0 "* ]]; then
+    log "  no result for $t/$w rep $rep: $(grep -v '^RESULT' "$out" | tail -1)"
+    printf '%s\t%s\t%s\tfail\t\t\t%s\t%s\t0\t0\t0\t0\t0\t-\t\n' "$rep" "$t" "$w" "$rss" "$pss" >> "$RAW"
     return
   fi
   # RESULT key=value ... -> shell variables r_key
@@ -536,13 +556,16 @@ run_one() {
         printf -v "r_${kv%%=*}" '%s' "${kv#*=}" ;;
     esac
   done
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+  cpu_us=$(awk -v d=$((cpu1 - cpu0)) -v hz="$CLK_TCK" -v n="$r_responses" \
+    'BEGIN { if (n > 0) printf "%.1f", d / hz * 1e6 / n }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
     "$rep" "$t" "$w" "$r_rps" "$r_p50_us" "$r_p99_us" "$rss" "$pss" \
     "$r_responses" "$r_ok" "$r_bad_status" "$r_bad_size" \
-    "$((r_err_connect + r_err_read + r_err_write + r_err_timeout))" "$r_unexpected_codes" >> "$RAW"
-  log "$(printf '  rep %s %-15s %-7s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  RSS %6.1f MiB  ok %s/%s' \
+    "$((r_err_connect + r_err_read + r_err_write + r_err_timeout))" "$r_unexpected_codes" \
+    "$cpu_us" >> "$RAW"
+  log "$(printf '  rep %s %-15s %-7s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  RSS %6.1f MiB  CPU %6s µs/req  ok %s/%s' \
     "$rep" "$t" "$w" "$r_rps" "$(awk "BEGIN{print $r_p50_us/1000}")" \
-    "$(awk "BEGIN{print $r_p99_us/1000}")" "$(awk "BEGIN{print $rss/1024}")" "$r_ok" "$r_responses")"
+    "$(awk "BEGIN{print $r_p99_us/1000}")" "$(awk "BEGIN{print $rss/1024}")" "$cpu_us" "$r_ok" "$r_responses")"
 }
 
 # ---- report --------------------------------------------------------------------
@@ -564,7 +587,7 @@ ratio() { # $1/$2 as "0.87x", or "—"
 }
 
 build_report() {
-  local t w rps p50 p99 rss pss check n bad_s bad_z errs codes fails
+  local t w rps p50 p99 rss pss cpu check n bad_s bad_z errs codes fails
   declare -A MED=()
   for t in "${ALL_TARGETS[@]}"; do
     for w in "${ALL_WORKLOADS[@]}"; do
@@ -572,25 +595,27 @@ build_report() {
     done
   done
 
-  echo "| target | workload | req/s | p50 | p99 | max RSS | max PSS | check | vs nginx+ModSec | vs Caddy | vs nginx |"
-  echo "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"
+  echo "| target | workload | req/s | p50 | p99 | max RSS | max PSS | CPU/req | check | vs nginx+ModSec | vs Caddy | vs nginx |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"
   for t in "${ALL_TARGETS[@]}"; do
     needs_target "$t" || continue
     for w in "${ALL_WORKLOADS[@]}"; do
       in_list "$w" "$WORKLOADS" || continue
       if [[ ${STATE[$t]:-n/a: not started} != ok ]]; then
-        echo "| ${LABEL[$t]} | ${WL_LABEL[$w]} | n/a | n/a | n/a | n/a | n/a | ${STATE[$t]:-n/a: not started} | | | |"
+        echo "| ${LABEL[$t]} | ${WL_LABEL[$w]} | n/a | n/a | n/a | n/a | n/a | n/a | ${STATE[$t]:-n/a: not started} | | | |"
         continue
       fi
       rps=${MED[$t,$w]}
       p50=$(raw_col 5 "$t" "$w" | median); p99=$(raw_col 6 "$t" "$w" | median)
       rss=$(raw_col 7 "$t" "$w" | median); pss=$(raw_col 8 "$t" "$w" | median)
+      cpu=$(raw_col 15 "$t" "$w" | grep . | median || true)
       n=$(raw_col 9 "$t" "$w" | awk '{ s += $1 } END { print s + 0 }')
       bad_s=$(raw_col 11 "$t" "$w" | awk '{ s += $1 } END { print s + 0 }')
       bad_z=$(raw_col 12 "$t" "$w" | awk '{ s += $1 } END { print s + 0 }')
       errs=$(raw_col 13 "$t" "$w" | awk '{ s += $1 } END { print s + 0 }')
       codes=$(raw_col 14 "$t" "$w" | tr ',' '\n' | grep -v '^-$' | sort -u | paste -sd, || true)
       fails=$(awk -F'\t' -v t="$t" -v w="$w" '$2 == t && $3 == w && $4 == "fail"' "$RAW" | wc -l)
+      fails=${fails// /}
 
       # Check column: every response must have had the expected status (and,
       # when proxied, the upstream's exact body size).
@@ -603,7 +628,7 @@ build_report() {
         check="⚠ $bad_s wrong status${codes:+ ($codes)}, $bad_z wrong size of $n"
       fi
       ((errs > 0)) && check+="; $errs socket errors"
-      ((fails > 0)) && check+="; $fails failed run(s)"
+      ((fails > 0)) && check+="; ⚠ $fails run(s) with no response"
       [[ ${PRECHECK[$t,$w]:-ok} != ok ]] && check+="; pre-flight ${PRECHECK[$t,$w]}"
 
       local vs_ms="—" vs_caddy="—" vs_nginx="—"
@@ -614,13 +639,14 @@ build_report() {
         vs_nginx=$(ratio "$rps" "${MED[nginx,$w]}")
       fi
       if [[ -z $rps ]]; then
-        echo "| ${LABEL[$t]} | ${WL_LABEL[$w]} | fail | | | | | $check | | | |"
+        echo "| ${LABEL[$t]} | ${WL_LABEL[$w]} | fail | | | | | | $check | | | |"
         continue
       fi
       awk -v l="${LABEL[$t]}" -v wl="${WL_LABEL[$w]}" -v rps="$rps" -v p50="$p50" -v p99="$p99" \
-        -v rss="$rss" -v pss="$pss" -v c="$check" -v a="$vs_ms" -v b="$vs_caddy" -v d="$vs_nginx" \
-        'BEGIN { printf "| %s | %s | %.0f | %.2f ms | %.2f ms | %.1f MiB | %.1f MiB | %s | %s | %s | %s |\n",
-                 l, wl, rps, p50 / 1000, p99 / 1000, rss / 1024, pss / 1024, c, a, b, d }'
+        -v rss="$rss" -v pss="$pss" -v cpu="$cpu" -v c="$check" -v a="$vs_ms" -v b="$vs_caddy" -v d="$vs_nginx" \
+        'BEGIN { printf "| %s | %s | %.0f | %.2f ms | %.2f ms | %.1f MiB | %.1f MiB | %s | %s | %s | %s | %s |\n",
+                 l, wl, rps, p50 / 1000, p99 / 1000, rss / 1024, pss / 1024,
+                 cpu == "" ? "?" : sprintf("%.0f µs", cpu), c, a, b, d }'
     done
   done
 }
@@ -637,6 +663,7 @@ write_results() {
     echo "- versions: $(nginx -v 2>&1 | sed 's/^nginx version: //'), libmodsecurity3 $(dpkg-query -W -f='${Version}' libmodsecurity3 2> /dev/null || echo '?'), CRS 4.25.0 (${MODSEC_RULES:-?} rules loaded by ModSecurity), Caddy $(caddy_version), $(go version | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
     echo "- upstream body: $UPSTREAM_BYTES B; ModSecurity SecResponseBodyAccess $MODSEC_RESPONSE_BODY; nginx-modsec error_log level $MODSEC_LOG_LEVEL"
     echo "- max RSS: peak of the summed VmRSS of the server's process tree (nginx: master + workers), polled every 100 ms during the measured run (warm-up excluded); max PSS likewise, which counts pages shared between nginx processes once"
+    echo "- CPU/req: user + system CPU time of the server's process tree during the measured run, divided by the responses wrk received (from /proc/PID/stat; less sensitive to a noisy machine than req/s)"
     echo "- ratios: req/s median over the reference row's median for the same workload"
     echo
     echo "$table"
@@ -659,8 +686,8 @@ write_results() {
     echo
     echo "## Raw runs"
     echo
-    echo "| rep | target | workload | req/s | p50 µs | p99 µs | RSS KiB | PSS KiB | responses | ok | wrong status | wrong size | socket errors | unexpected codes |"
-    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    echo "| rep | target | workload | req/s | p50 µs | p99 µs | RSS KiB | PSS KiB | responses | ok | wrong status | wrong size | socket errors | unexpected codes | CPU µs/req |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
     sed 's/\t/ | /g; s/^/| /; s/$/ |/' "$RAW"
   } > "$file"
   log "results written to ${file#"$ROOT"/}"

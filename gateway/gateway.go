@@ -27,6 +27,7 @@ import (
 	"github.com/portcullis-waf/portcullis/proxy"
 	"github.com/portcullis-waf/portcullis/respond"
 	"github.com/portcullis-waf/portcullis/waf"
+	"github.com/portcullis-waf/portcullis/wire"
 )
 
 // Pipeline is the request handler for one configuration.
@@ -103,7 +104,14 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(audit.WithEntry(r.Context(), entry))
 	defer p.complete(rec, r, entry, start)
 
+	restoreEmptyHost(r)
 	rt := p.router.lookup(r.Host, r.URL.Path)
+	if rt == nil && rejectedFrom(r.Context()) != nil {
+		rej := rejectedFrom(r.Context())
+		entry.Block(audit.StageProtocol, rej.reason)
+		respond.Error(rec, r, rej.answerStatus(), entry.ID)
+		return
+	}
 	if rt == nil {
 		entry.Block(audit.StageGateway, "no site or route for host "+strconv.Quote(r.Host))
 		respond.Error(rec, r, http.StatusNotFound, entry.ID)
@@ -111,6 +119,24 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	entry.Site, entry.Route = rt.site, rt.path
 	rt.handler.ServeHTTP(rec, r)
+}
+
+// restoreEmptyHost puts back a Host header that was sent empty: net/http
+// drops it, which makes "Host:" look like no Host at all, and the rules tell
+// the two apart (CRS 920280 missing, 920290 empty). HTTP/1.1 requests cannot
+// lack Host (net/http refuses them), so an empty r.Host there means empty;
+// for HTTP/1.0 the raw head decides.
+func restoreEmptyHost(r *http.Request) {
+	if r.Host != "" || r.ProtoMajor != 1 || rejectedFrom(r.Context()) != nil {
+		return // a refused request's head was parsed from the raw bytes already
+	}
+	present := r.ProtoMinor >= 1
+	if !present {
+		present, _ = wire.HasHeader(r.Context(), "Host")
+	}
+	if present {
+		r.Header["Host"] = []string{""}
+	}
 }
 
 // complete fills in the outcome and hands the entry to the audit writer. It

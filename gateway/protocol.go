@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"context"
+	"net"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/portcullis-waf/portcullis/audit"
@@ -16,6 +19,11 @@ import (
 func protocolGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		entry := audit.FromContext(r.Context())
+		if rej := rejectedFrom(r.Context()); rej != nil {
+			entry.Block(audit.StageProtocol, rej.reason)
+			respond.Error(w, r, rej.answerStatus(), entry.ID)
+			return
+		}
 		if problem := protocolProblem(r); problem != "" {
 			entry.Block(audit.StageProtocol, problem)
 			respond.Error(w, r, http.StatusBadRequest, entry.ID)
@@ -25,10 +33,49 @@ func protocolGuard(next http.Handler) http.Handler {
 	})
 }
 
+// rejection marks a request that net/http refused before any handler ran
+// (see package wire). It is inspected and audited, then refused again.
+type rejection struct {
+	status int
+	reason string
+}
+
+type rejectedKey struct{}
+
+func rejectedFrom(ctx context.Context) *rejection {
+	r, _ := ctx.Value(rejectedKey{}).(*rejection)
+	return r
+}
+
+// answerStatus keeps 431 (headers too large), which tells the client what to
+// fix; every other refusal is a plain 400.
+func (r *rejection) answerStatus() int {
+	if r.status == http.StatusRequestHeaderFieldsTooLarge {
+		return r.status
+	}
+	return http.StatusBadRequest
+}
+
+// validHost matches a DNS name or IPv4 address with an optional port, or a
+// bracketed IPv6 literal. net/http also lets '%' and other bytes through,
+// which no real host name contains (CRS 920270/920274 probe with them).
+var validHost = regexp.MustCompile(`^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_.])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$`)
+
 // protocolProblem names the first protocol violation in r, or returns "".
 func protocolProblem(r *http.Request) string {
 	if strings.Contains(r.RequestURI, "#") {
 		return "fragment in the request target"
+	}
+	if r.Host == "" && len(r.Header.Values("Host")) > 0 {
+		return "empty Host header"
+	}
+	if r.Host != "" && !validHost.MatchString(r.Host) {
+		return "invalid Host header"
+	}
+	if r.Method == http.MethodConnect {
+		if _, port, err := net.SplitHostPort(r.RequestURI); err != nil || port == "" {
+			return "CONNECT target is not host:port"
+		}
 	}
 	if cts := r.Header.Values("Content-Type"); len(cts) > 1 {
 		return "more than one Content-Type header"

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/wire"
 )
 
 // Server runs the listeners of a configuration and hands every request to the
@@ -37,6 +38,8 @@ func NewServer(p *Pipeline, log *slog.Logger) *Server {
 
 // ServeHTTP hands r to the current pipeline.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	wire.BeginRequest(r.Context())
+	defer wire.EndRequest(r.Context())
 	s.current.Load().ServeHTTP(w, r)
 }
 
@@ -59,9 +62,18 @@ func (s *Server) Listen() ([]net.Listener, error) {
 			}
 			return nil, fmt.Errorf("listen on %s (%s): %w", l.Address, l.Name, err)
 		}
-		lns = append(lns, ln)
+		// net/http answers some malformed requests itself; wire hands them
+		// back to the pipeline so they are inspected and audited too.
+		lns = append(lns, wire.NewListener(ln, cfg.Server.MaxHeaderBytes+4096, s.serveRejected))
 	}
 	return lns, nil
+}
+
+// serveRejected runs a request that net/http refused through the pipeline,
+// marked so that it is inspected and audited but never forwarded.
+func (s *Server) serveRejected(w http.ResponseWriter, r *http.Request, status int, reason string) {
+	r = r.WithContext(context.WithValue(r.Context(), rejectedKey{}, &rejection{status: status, reason: reason}))
+	s.current.Load().ServeHTTP(w, r)
 }
 
 // Serve serves on lns until Shutdown. It returns at once; serving errors
@@ -111,6 +123,7 @@ func newHTTPServer(sc config.ServerConfig, h http.Handler, log *slog.Logger) *ht
 		WriteTimeout:      sc.WriteTimeout,
 		IdleTimeout:       sc.IdleTimeout,
 		MaxHeaderBytes:    sc.MaxHeaderBytes,
+		ConnContext:       wire.ConnContext,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }

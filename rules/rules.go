@@ -133,6 +133,12 @@ func engineDirectives(s config.WAFSettings) string {
 	} else {
 		b.WriteString("SecResponseBodyAccess Off\n")
 	}
+	// Rules of phases 3-5 log by default, as in ModSecurity; Coraza only has
+	// a built-in default for phase 2, so the CRS response rules (95x) would
+	// otherwise match without a trace. (crs-setup sets phases 1 and 2.)
+	b.WriteString("SecDefaultAction \"phase:3,log,auditlog,pass\"\n")
+	b.WriteString("SecDefaultAction \"phase:4,log,auditlog,pass\"\n")
+	b.WriteString("SecDefaultAction \"phase:5,log,auditlog,pass\"\n")
 	// Portcullis writes its own audit records; Coraza's audit log stays off.
 	b.WriteString("SecAuditEngine Off\n")
 	b.WriteString(`SecRule REQUEST_HEADERS:Content-Type "@rx ^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
