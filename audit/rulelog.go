@@ -1,10 +1,7 @@
 package audit
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -17,27 +14,29 @@ import (
 // go-ftw test runner) read it unchanged. Values are escaped so that a request
 // cannot forge a field or a line.
 type RuleLogSink struct {
-	path string
-	f    *os.File
-	buf  *bufio.Writer
+	file *lineFile
 	line []byte
 }
 
 // OpenRuleLogSink opens (creating 0600 if needed) the rule log at path.
 func OpenRuleLogSink(path string) (*RuleLogSink, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	lf, err := openLineFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("open rule log %s: %w", path, err)
 	}
-	return &RuleLogSink{path: path, f: f, buf: bufio.NewWriterSize(f, 64<<10)}, nil
+	return &RuleLogSink{file: lf}, nil
 }
+
+// WritesSynchronously makes the Writer write the rule log before the
+// request's response ends (see Synchronous).
+func (s *RuleLogSink) WritesSynchronously() {}
 
 // Write appends one line per matched rule of e.
 func (s *RuleLogSink) Write(e *Entry) error {
 	for i := range e.Rules {
 		s.line = AppendRuleLogLine(s.line[:0], e, &e.Rules[i])
-		if _, err := s.buf.Write(s.line); err != nil {
-			return fmt.Errorf("write rule log %s: %w", s.path, err)
+		if err := s.file.writeLine(s.line); err != nil {
+			return fmt.Errorf("write rule log %s: %w", s.file.path, err)
 		}
 	}
 	return nil
@@ -45,16 +44,14 @@ func (s *RuleLogSink) Write(e *Entry) error {
 
 // Flush writes buffered lines to the file.
 func (s *RuleLogSink) Flush() error {
-	if err := s.buf.Flush(); err != nil {
-		return fmt.Errorf("flush rule log %s: %w", s.path, err)
+	if err := s.file.flush(); err != nil {
+		return fmt.Errorf("flush rule log %s: %w", s.file.path, err)
 	}
 	return nil
 }
 
 // Close flushes and closes the file.
-func (s *RuleLogSink) Close() error {
-	return errors.Join(s.Flush(), s.f.Close())
-}
+func (s *RuleLogSink) Close() error { return s.file.close() }
 
 // AppendRuleLogLine appends the log line for rule r of entry e, newline included.
 func AppendRuleLogLine(b []byte, e *Entry, r *MatchedRule) []byte {

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,13 +25,25 @@ type Sink interface {
 	Close() error
 }
 
+// Synchronous is implemented by sinks that must be written before the
+// response to the request ends, in request order, instead of through the
+// queue. The rule log is one: tools that send a request and then read the log
+// (go-ftw, fail2ban) expect the request's lines to be complete by then. Such
+// writes are serialised by the Writer and flushed at once.
+type Synchronous interface {
+	Sink
+	WritesSynchronously()
+}
+
 // Writer takes entries from request goroutines through a bounded queue and
 // writes them to its sinks on one background goroutine, so a slow disk never
 // stalls a request. When the queue is full the entry is dropped, counted and
 // logged (at most once per second) rather than blocking traffic.
 type Writer struct {
 	queue   chan *Entry
-	sinks   []Sink
+	sinks   []Sink // written by the background goroutine
+	syncMu  sync.Mutex
+	syncs   []Sink // written by Submit itself
 	log     *slog.Logger
 	done    chan struct{}
 	dropped atomic.Uint64
@@ -55,7 +68,14 @@ func NewWriter(queueSize int, log *slog.Logger, sinks ...Sink) *Writer {
 	if log == nil {
 		log = slog.Default()
 	}
-	w := &Writer{queue: make(chan *Entry, queueSize), sinks: sinks, log: log, done: make(chan struct{})}
+	w := &Writer{queue: make(chan *Entry, queueSize), log: log, done: make(chan struct{})}
+	for _, s := range sinks {
+		if _, ok := s.(Synchronous); ok {
+			w.syncs = append(w.syncs, s)
+		} else {
+			w.sinks = append(w.sinks, s)
+		}
+	}
 	go w.run()
 	return w
 }
@@ -69,12 +89,33 @@ func (w *Writer) Submit(e *Entry) bool {
 		w.drop("writer closed")
 		return false
 	}
+	if len(w.syncs) > 0 {
+		w.writeSync(e)
+	}
+	if len(w.sinks) == 0 {
+		return true
+	}
 	select {
 	case w.queue <- e:
 		return true
 	default:
 		w.drop("queue full")
 		return false
+	}
+}
+
+func (w *Writer) writeSync(e *Entry) {
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	for _, s := range w.syncs {
+		err := s.Write(e)
+		if err == nil {
+			err = s.Flush()
+		}
+		if err != nil {
+			w.errors.Add(1)
+			w.log.Error("audit sink write failed", "record", e.ID, "err", err)
+		}
 	}
 }
 
@@ -151,7 +192,7 @@ func (w *Writer) Close() error {
 		close(w.queue)
 		w.mu.Unlock()
 		<-w.done
-		for _, s := range w.sinks {
+		for _, s := range append(w.sinks, w.syncs...) {
 			if err := s.Close(); err != nil {
 				errs = append(errs, err)
 			}
@@ -160,12 +201,43 @@ func (w *Writer) Close() error {
 	return errors.Join(errs...)
 }
 
-// FileSink appends JSON lines to a file. The file is created 0600 because
-// records contain request data.
-type FileSink struct {
+// lineFile appends whole lines to a file through a buffer. A buffer flush
+// never splits a line, so a reader tailing the file (a log shipper, go-ftw)
+// never sees half a record unless the process dies mid-write.
+type lineFile struct {
 	path string
 	f    *os.File
 	buf  *bufio.Writer
+}
+
+func openLineFile(path string) (*lineFile, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &lineFile{path: path, f: f, buf: bufio.NewWriterSize(f, 64<<10)}, nil
+}
+
+// writeLine writes one complete line (ending in '\n').
+func (l *lineFile) writeLine(line []byte) error {
+	if len(line) > l.buf.Available() && l.buf.Buffered() > 0 {
+		if err := l.buf.Flush(); err != nil {
+			return err
+		}
+	}
+	_, err := l.buf.Write(line) // a line longer than the buffer goes out in one write
+	return err
+}
+
+func (l *lineFile) flush() error { return l.buf.Flush() }
+
+func (l *lineFile) close() error { return errors.Join(l.buf.Flush(), l.f.Close()) }
+
+// FileSink appends JSON lines to a file. The file is created 0600 because
+// records contain request data.
+type FileSink struct {
+	file *lineFile
+	line bytes.Buffer
 	enc  *json.Encoder
 }
 
@@ -176,38 +248,38 @@ func OpenFileSink(path string) (*FileSink, error) {
 			return nil, fmt.Errorf("create audit directory %s: %w", dir, err)
 		}
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	lf, err := openLineFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("open audit file %s: %w", path, err)
 	}
-	buf := bufio.NewWriterSize(f, 64<<10)
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false)
-	return &FileSink{path: path, f: f, buf: buf, enc: enc}, nil
+	s := &FileSink{file: lf}
+	s.enc = json.NewEncoder(&s.line)
+	s.enc.SetEscapeHTML(false)
+	return s, nil
 }
 
 // Write encodes e as one line.
 func (s *FileSink) Write(e *Entry) error {
+	s.line.Reset()
 	if err := s.enc.Encode(e); err != nil {
-		return fmt.Errorf("write audit record to %s: %w", s.path, err)
+		return fmt.Errorf("encode audit record %s: %w", e.ID, err)
+	}
+	if err := s.file.writeLine(s.line.Bytes()); err != nil {
+		return fmt.Errorf("write audit file %s: %w", s.file.path, err)
 	}
 	return nil
 }
 
 // Flush writes buffered lines to the file.
 func (s *FileSink) Flush() error {
-	if err := s.buf.Flush(); err != nil {
-		return fmt.Errorf("flush audit file %s: %w", s.path, err)
+	if err := s.file.flush(); err != nil {
+		return fmt.Errorf("flush audit file %s: %w", s.file.path, err)
 	}
 	return nil
 }
 
 // Close flushes and closes the file.
-func (s *FileSink) Close() error {
-	ferr := s.Flush()
-	cerr := s.f.Close()
-	return errors.Join(ferr, cerr)
-}
+func (s *FileSink) Close() error { return s.file.close() }
 
 // WriterSink writes JSON lines to any io.Writer (stdout, a test buffer).
 type WriterSink struct {

@@ -125,6 +125,13 @@ is_our_child() {
   [[ $ppid == "$$" ]]
 }
 
+# Is pid $1 still running (exists and is not a zombie waiting to be reaped)?
+is_running() {
+  local stat_line
+  { read -r stat_line < "/proc/$1/stat"; } 2> /dev/null || return 1
+  [[ ${stat_line##*) } != Z* ]]
+}
+
 # Stops one process we started, its descendants too (nginx workers would
 # otherwise outlive a SIGKILLed master). TERM first, KILL after 5 s.
 stop_pid() {
@@ -133,7 +140,7 @@ stop_pid() {
   tree=$(process_tree "$pid")
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
+    is_running "$pid" || break
     sleep 0.1
   done
   # shellcheck disable=SC2086
@@ -160,7 +167,7 @@ wait_for_port() {
   local port=$1 pid=$2 secs=$3 i
   for ((i = 0; i < secs * 10; i++)); do
     port_open "$port" && return 0
-    kill -0 "$pid" 2>/dev/null || return 1
+    is_running "$pid" || return 1
     sleep 0.1
   done
   return 1
@@ -387,7 +394,11 @@ start_portcullis() {
   "$BIN/portcullis" run -c "$prefix/portcullis.yaml" > "$prefix/portcullis.log" 2>&1 &
   MAIN_PID[$t]=$!; STARTED_PIDS+=($!)
   if ! wait_for_port "${PORT[$t]}" "$!" 30; then
-    STATE[$t]="n/a: portcullis did not listen on :${PORT[$t]}: $(tail -1 "$prefix/portcullis.log" | cut -c1-160)"
+    if is_running "${MAIN_PID[$t]}"; then
+      STATE[$t]="n/a: portcullis did not listen on :${PORT[$t]} within 30 s"
+    else
+      STATE[$t]="n/a: portcullis exited: $(tail -1 "$prefix/portcullis.log" | cut -c1-160)"
+    fi
     stop_pid "${MAIN_PID[$t]}"
     return 1
   fi
@@ -452,8 +463,8 @@ precheck() {
         if ((after > before)); then
           if [[ $t == nginx-modsec ]]; then
             ids=$(tail -n +"$((before + 1))" "$log" | grep -o 'ModSecurity: .*\[id "[0-9]*"\]' \
-              | grep -o '\[id "[0-9]*"\]' | tr -dc '0-9\n' | sort -u | tr '\n' ' ' || true)
-            [[ -n ${ids// /} ]] && msg="WARN: rules matched: $ids${msg#ok}"
+              | grep -o '\[id "[0-9]*"\]' | tr -dc '0-9\n' | sort -u | paste -sd' ' || true)
+            [[ -n $ids ]] && msg="WARN: rules matched: $ids${msg#ok}"
           else
             msg="${msg}; audit log +$((after - before)) line(s)"
           fi
@@ -474,7 +485,10 @@ precheck() {
 # the sampler at any moment leaves a valid answer.
 rss_sampler() {
   local out=$1; shift
-  local pids=("$@") p key val rss pss peak_rss=0 peak_pss=0
+  local pids=("$@") p key val rss pss peak_rss=0 peak_pss=0 nap=""
+  # Sleep in the background and wait for it, so that TERM (run_one stopping
+  # us) is handled at once and takes the sleep along instead of orphaning it.
+  trap '[[ -n $nap ]] && kill "$nap" 2> /dev/null; exit 0' TERM
   echo "0 0" > "$out"
   while :; do
     rss=0; pss=0
@@ -493,7 +507,8 @@ rss_sampler() {
       ((pss > peak_pss)) && peak_pss=$pss
       echo "$peak_rss $peak_pss" > "$out"
     fi
-    sleep 0.1
+    sleep 0.1 & nap=$!
+    wait "$nap" || true
   done
 }
 
@@ -511,17 +526,25 @@ cpu_ticks() {
   echo "$sum"
 }
 
-# wrk with the workload's environment. Args: target workload duration [--latency].
+# wrk with the workload's environment, output to a file.
+# Args: target workload duration outfile [extra wrk args].
+# wrk runs in the background and we wait for it: bash runs a signal trap only
+# after a foreground command ends, but interrupts "wait" at once, so Ctrl-C or
+# TERM cleans up without waiting for the run to finish.
 run_wrk() {
-  local t=$1 w=$2 dur=$3; shift 3
-  local secs; secs=$(to_seconds "$dur")
+  local t=$1 w=$2 dur=$3 out=$4; shift 4
+  local secs pid rc=0
+  secs=$(to_seconds "$dur")
   WL_METHOD=${WL_METHOD[$w]} WL_PATH=${WL_PATH[$w]} \
   WL_HEADERS_FILE=$WORKLOAD_DIR/${WL_HEADERS[$w]} \
   WL_BODY_FILE=${WL_BODY[$w]:+$WORKLOAD_DIR/${WL_BODY[$w]}} \
   EXPECT_STATUS=$(expect_status "$t" "$w") EXPECT_BYTES=$(expect_bytes "$t" "$w") \
     timeout -k 5 $((secs + 30)) \
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$dur" --timeout 5s "$@" -s "$LUA" \
-    "http://127.0.0.1:${PORT[$t]}"
+    "http://127.0.0.1:${PORT[$t]}" > "$out" 2>&1 &
+  pid=$!; STARTED_PIDS+=("$pid")
+  wait "$pid" || rc=$?
+  return "$rc"
 }
 
 # One measured run; appends a tab-separated line to $RAW.
@@ -529,13 +552,13 @@ run_one() {
   local rep=$1 t=$2 w=$3
   local out="$TMP/wrk-$t-$w-$rep.txt" sampler line rss pss tree cpu0 cpu1 cpu_us
   if [[ $(to_seconds "$WARMUP") -gt 0 ]]; then
-    run_wrk "$t" "$w" "$WARMUP" > /dev/null 2>&1 || true
+    run_wrk "$t" "$w" "$WARMUP" /dev/null || true
   fi
   mapfile -t tree < <(process_tree "${MAIN_PID[$t]}")
   rss_sampler "$TMP/rss" "${tree[@]}" &
   sampler=$!; STARTED_PIDS+=("$sampler")
   cpu0=$(cpu_ticks "${tree[@]}")
-  run_wrk "$t" "$w" "$DURATION" --latency > "$out" 2>&1 || true
+  run_wrk "$t" "$w" "$DURATION" "$out" --latency || true
   cpu1=$(cpu_ticks "${tree[@]}")
   kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
   read -r rss pss < "$TMP/rss"

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,6 +81,9 @@ func TestCRSRegression(t *testing.T) {
 	defer up.Close()
 	dir := t.TempDir()
 	ruleLog := filepath.Join(dir, "rules.log")
+	if keep := os.Getenv("CRS_RULE_LOG"); keep != "" { // keep the log for debugging
+		ruleLog = keep
+	}
 	yamlText := strings.NewReplacer("UPSTREAM", up.URL, "AUDITFILE", filepath.Join(dir, "audit.jsonl"), "RULELOG", ruleLog).Replace(crsConfig)
 	cfg, err := pconfig.Parse("crs-regression.yaml", []byte("listeners:\n  - address: \"127.0.0.1:0\"\n"+yamlText))
 	if err != nil {
@@ -131,6 +135,9 @@ func TestCRSRegression(t *testing.T) {
 	fc.TestOverride.Overrides.Port = &port
 	rc := config.NewRunnerConfiguration(fc)
 	rc.ReadTimeout = 5 * time.Second
+	if only := os.Getenv("CRS_TESTS"); only != "" { // e.g. CRS_TESTS='^920420-12$' while debugging
+		rc.Include = regexp.MustCompile(only)
+	}
 	if err := rc.LoadPlatformOverrides("testdata/crs-overrides.yaml"); err != nil {
 		t.Fatal(err)
 	}
