@@ -100,7 +100,7 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	entry := p.newEntry(r, start)
 	w.Header().Set(respond.RequestIDHeader, entry.ID)
-	rec := &recorder{ResponseWriter: w}
+	rec := newRecorder(w, r)
 	r = r.WithContext(audit.WithEntry(r.Context(), entry))
 	defer p.complete(rec, r, entry, start)
 
