@@ -105,13 +105,8 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer p.complete(rec, r, entry, start)
 
 	restoreEmptyHost(r)
+	r = condemn(r, entry)
 	rt := p.router.lookup(r.Host, r.URL.Path)
-	if rt == nil && rejectedFrom(r.Context()) != nil {
-		rej := rejectedFrom(r.Context())
-		entry.Block(audit.StageProtocol, rej.reason)
-		respond.Error(rec, r, rej.answerStatus(), entry.ID)
-		return
-	}
 	if rt == nil {
 		entry.Block(audit.StageGateway, "no site or route for host "+strconv.Quote(r.Host))
 		respond.Error(rec, r, http.StatusNotFound, entry.ID)

@@ -12,30 +12,58 @@ import (
 	"github.com/portcullis-waf/portcullis/respond"
 )
 
-// protocolGuard refuses requests that net/http accepts but that no
-// well-behaved client sends and that upstreams interpret inconsistently
-// (request smuggling, cache poisoning). It runs after the WAF so the rules
-// (CRS 920xxx) see them and the audit record names both the rules and the
-// protocol problem.
+// protocolGuard is the last stage before the proxy: it answers a request
+// that the gateway condemned as malformed (after the WAF has inspected it, so
+// the record names the rules as well as the protocol problem). A condemned
+// request is never forwarded.
 func protocolGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		entry := audit.FromContext(r.Context())
-		if rej := rejectedFrom(r.Context()); rej != nil {
-			entry.Block(audit.StageProtocol, rej.reason)
-			respond.Error(w, r, rej.answerStatus(), entry.ID)
-			return
-		}
-		if problem := protocolProblem(r); problem != "" {
-			entry.Block(audit.StageProtocol, problem)
-			respond.Error(w, r, http.StatusBadRequest, entry.ID)
+		if status := respond.Condemned(r.Context()); status != 0 {
+			respond.Error(w, r, status, audit.FromContext(r.Context()).ID)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
+// condemn checks r for protocol problems before any stage runs. A request
+// that net/http refused (see package wire) or that breaks the protocol checks
+// is blocked in its audit entry and condemned: the stages still inspect it,
+// and it is answered with 400 (431 for an oversized head) by whichever stage
+// answers first.
+func condemn(r *http.Request, entry *audit.Entry) *http.Request {
+	status, reason := 0, ""
+	if rej := rejectedFrom(r.Context()); rej != nil {
+		// net/http's own reason is often just "Bad Request"; our checks on
+		// the leniently parsed head can usually say more.
+		status, reason = rej.answerStatus(), "refused by the HTTP parser: "+rej.reason
+		if problem := protocolProblem(r); problem != "" {
+			reason = problem + " (" + reason + ")"
+		}
+	} else if problem := protocolProblem(r); problem != "" {
+		status, reason = http.StatusBadRequest, problem
+	}
+	if status == 0 {
+		return r
+	}
+	entry.Block(audit.StageProtocol, reason)
+	return r.WithContext(respond.Condemn(r.Context(), status))
+}
+
+func isDigits(s string) bool {
+	if s == "" || len(s) > 18 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // rejection marks a request that net/http refused before any handler ran
-// (see package wire). It is inspected and audited, then refused again.
+// (see package wire).
 type rejection struct {
 	status int
 	reason string
@@ -81,8 +109,10 @@ func protocolProblem(r *http.Request) string {
 	if cts := r.Header.Values("Content-Type"); len(cts) > 1 {
 		return "more than one Content-Type header"
 	}
-	if len(r.Header.Values("Content-Length")) > 1 {
+	if cls := r.Header.Values("Content-Length"); len(cls) > 1 {
 		return "more than one Content-Length header"
+	} else if len(cls) == 1 && !isDigits(cls[0]) {
+		return "invalid Content-Length header"
 	}
 	if len(r.TransferEncoding) > 0 && r.Header.Get("Content-Length") != "" {
 		return "both Transfer-Encoding and Content-Length"

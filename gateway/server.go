@@ -38,7 +38,7 @@ func NewServer(p *Pipeline, log *slog.Logger) *Server {
 
 // ServeHTTP hands r to the current pipeline.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	wire.BeginRequest(r.Context())
+	wire.BeginRequest(r)
 	defer wire.EndRequest(r.Context())
 	s.current.Load().ServeHTTP(w, r)
 }

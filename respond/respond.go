@@ -8,6 +8,7 @@
 package respond
 
 import (
+	"context"
 	"html/template"
 	"net/http"
 	"strconv"
@@ -44,10 +45,34 @@ func explain(status int) string {
 	}
 }
 
+type condemnedKey struct{}
+
+// Condemn marks a request as already refused with status (a malformed
+// request): later stages still inspect it, so the audit record is complete,
+// but whichever stage answers it answers with this status, and it is never
+// forwarded.
+func Condemn(ctx context.Context, status int) context.Context {
+	return context.WithValue(ctx, condemnedKey{}, status)
+}
+
+// Condemned returns the status a request was condemned with, or 0.
+func Condemned(ctx context.Context) int {
+	s, _ := ctx.Value(condemnedKey{}).(int)
+	return s
+}
+
 // Error writes the neutral page for status with the request id. It answers
 // JSON when the client prefers JSON (Accept), HTML otherwise; HEAD gets
 // headers only. It is safe to call before anything was written.
+//
+// For a condemned request (Condemn) the condemned status wins: a malformed
+// request is answered as malformed even when a rule would also deny it.
 func Error(w http.ResponseWriter, r *http.Request, status int, requestID string) {
+	if r != nil {
+		if s := Condemned(r.Context()); s != 0 {
+			status = s
+		}
+	}
 	h := w.Header()
 	// Drop headers a stage or upstream may have set before failing.
 	for k := range h {

@@ -68,6 +68,9 @@ type Conn struct {
 	inHandler atomic.Bool
 	mu        sync.Mutex
 	capture   []byte
+	// leftover are bytes captured beyond the current request (a pipelined
+	// or smuggled next request); they start the next capture.
+	leftover []byte
 }
 
 var capturePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -177,22 +180,93 @@ func fromContext(ctx context.Context) *Conn {
 	return c
 }
 
-// BeginRequest marks the connection as inside a handler: responses written
-// from now on are the handler's.
-func BeginRequest(ctx context.Context) {
-	if c := fromContext(ctx); c != nil {
-		c.inHandler.Store(true)
+// BeginRequest marks the connection as inside a handler for r: responses
+// written from now on are the handler's. Bytes already captured beyond r's
+// head and body are kept as the start of the next request.
+func BeginRequest(r *http.Request) {
+	c := fromContext(r.Context())
+	if c == nil {
+		return
 	}
+	c.mu.Lock()
+	c.leftover = append(c.leftover[:0], beyondRequest(c.capture, r)...)
+	c.mu.Unlock()
+	c.inHandler.Store(true)
 }
 
 // EndRequest marks the handler as finished: bytes read from now on belong to
-// the next request head.
+// the next request head, after any leftover of the previous one.
 func EndRequest(ctx context.Context) {
-	if c := fromContext(ctx); c != nil {
-		c.mu.Lock()
+	c := fromContext(ctx)
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	if len(c.leftover) > 0 {
+		c.capture = append(c.capture[:0], c.leftover...)
+		c.leftover = c.leftover[:0]
+	} else {
 		c.releaseLocked()
-		c.mu.Unlock()
-		c.inHandler.Store(false)
+	}
+	c.mu.Unlock()
+	c.inHandler.Store(false)
+}
+
+// beyondRequest returns the captured bytes after r's head and body, when the
+// capture holds all of them; usually there are none.
+func beyondRequest(capture []byte, r *http.Request) []byte {
+	headEnd := bytes.Index(capture, []byte("\r\n\r\n"))
+	if headEnd < 0 {
+		return nil
+	}
+	rest := capture[headEnd+4:]
+	if len(rest) == 0 {
+		return nil
+	}
+	if len(r.TransferEncoding) > 0 {
+		n, ok := chunkedLength(rest)
+		if !ok {
+			return nil
+		}
+		return rest[n:]
+	}
+	if r.ContentLength < 0 || r.ContentLength > int64(len(rest)) {
+		return nil
+	}
+	return rest[r.ContentLength:]
+}
+
+// chunkedLength returns the length of a complete chunked body at the start
+// of b (through the final CRLF after the trailers), or false if b ends first.
+func chunkedLength(b []byte) (int, bool) {
+	pos := 0
+	for {
+		lineEnd := bytes.Index(b[pos:], []byte("\r\n"))
+		if lineEnd < 0 {
+			return 0, false
+		}
+		sizeText, _, _ := bytes.Cut(b[pos:pos+lineEnd], []byte(";"))
+		size, err := strconv.ParseInt(string(bytes.TrimSpace(sizeText)), 16, 64)
+		if err != nil || size < 0 || size > int64(len(b)) {
+			return 0, false
+		}
+		pos += lineEnd + 2
+		if size == 0 {
+			// trailers end with an empty line
+			end := bytes.Index(b[pos:], []byte("\r\n"))
+			for end > 0 {
+				pos += end + 2
+				end = bytes.Index(b[pos:], []byte("\r\n"))
+			}
+			if end < 0 {
+				return 0, false
+			}
+			return pos + 2, true
+		}
+		if int64(len(b)-pos) < size+2 {
+			return 0, false
+		}
+		pos += int(size) + 2
 	}
 }
 

@@ -1,0 +1,133 @@
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-waf/portcullis/audit"
+)
+
+// rawExchange sends raw bytes on a new connection and returns everything the
+// server answers until it closes (bounded by a deadline).
+func rawExchange(t *testing.T, addr, raw string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+// TestMalformedRequestsAreRefusedInspectedAndAudited: requests that net/http
+// would refuse silently, or accept oddly, get a 400 (431 for huge heads) with
+// a request id, and an audit record that the rule engine contributed to.
+func TestMalformedRequestsAreRefusedInspectedAndAudited(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	tp := startProxy(t, basicConfig, up.URL)
+	addr := strings.TrimPrefix(tp.URL, "http://")
+	// Browser-like headers, so that the rules have nothing to say about them.
+	const host = "Host: portcullis.test\r\nUser-Agent: Mozilla/5.0\r\nAccept: text/html\r\n"
+	tests := []struct {
+		name   string
+		raw    string
+		status string // status line prefix, or "" for an HTTP/0.9 body-only answer
+		reason string // substring of the record's reason
+		rule   int    // a rule that must be in the record, 0 for none required
+	}{
+		{"fragment in target", "GET /a#frag HTTP/1.1\r\n" + host + "\r\n", "HTTP/1.1 400", "fragment", 0},
+		{"HTTP/3.0 on HTTP/1", "GET / HTTP/3.0\r\n" + host + "\r\n", "HTTP/1.1 400", "unsupported protocol version", 0},
+		{"HTTP/4.0", "GET / HTTP/4.0\r\n" + host + "\r\n", "HTTP/1.1 400", "unsupported protocol version", 920430},
+		{"invalid Content-Length", "POST / HTTP/1.1\r\n" + host + "Content-Length: 12abc\r\n\r\n", "HTTP/1.1 400", "Content-Length", 0},
+		{"conflicting Content-Type", "POST / HTTP/1.1\r\n" + host + "Content-Type: application/json\r\nContent-Type: text/xml\r\nContent-Length: 2\r\n\r\n{}", "HTTP/1.1 400", "Content-Type", 920620},
+		{"header line without colon", "GET / HTTP/1.1\r\n" + host + "this is not a header\r\n\r\n", "HTTP/1.1 400", "", 0},
+		{"missing Host", "GET / HTTP/1.1\r\nUser-Agent: x\r\n\r\n", "HTTP/1.1 400", "Host", 920280},
+		{"invalid Host", "GET / HTTP/1.1\r\nHost: evil%00.test\r\n\r\n", "HTTP/1.1 400", "Host", 0},
+		{"HTTP/0.9 simple request", "GET /\r\n\r\n", "", "", 920430},
+		{"head too large", "GET / HTTP/1.1\r\n" + host + "X-Big: " + strings.Repeat("a", 70<<10) + "\r\n\r\n", "HTTP/1.1 431", "Too Large", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := rawExchange(t, addr, tt.raw)
+			var id string
+			if tt.status == "" {
+				if strings.HasPrefix(resp, "HTTP/") || !strings.Contains(resp, "request id") {
+					t.Fatalf("want an HTTP/0.9 body-only answer, got %q", resp)
+				}
+				id = resp[strings.Index(resp, "<code>")+6 : strings.Index(resp, "</code>")]
+			} else {
+				if !strings.HasPrefix(resp, tt.status) {
+					t.Fatalf("want %q, got %q", tt.status, firstLine(resp))
+				}
+				r, err := http.ReadResponse(bufio.NewReader(strings.NewReader(resp)), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				id = r.Header.Get("X-Request-Id")
+				body, _ := io.ReadAll(r.Body)
+				if id == "" || !strings.Contains(string(body), id) {
+					t.Fatalf("no request id on the answer: %q", resp)
+				}
+			}
+			e := tp.entryFor(t, id)
+			if e.Action != audit.ActionBlocked || e.Stage != audit.StageProtocol {
+				t.Errorf("record action=%s stage=%s reason=%q", e.Action, e.Stage, e.Reason)
+			}
+			if !strings.Contains(e.Reason, tt.reason) {
+				t.Errorf("reason %q lacks %q", e.Reason, tt.reason)
+			}
+			if tt.rule != 0 && !hasRule(e, tt.rule) {
+				t.Errorf("rules %v lack %d", ruleIDs(e), tt.rule)
+			}
+		})
+	}
+}
+
+// TestSmuggledRequestAfterBodyIsAudited: bytes after a Content-Length body
+// form a second request on the same connection; when net/http refuses it, its
+// record shows what was smuggled.
+func TestSmuggledRequestAfterBodyIsAudited(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	tp := startProxy(t, basicConfig, up.URL)
+	raw := "POST /ok HTTP/1.1\r\nHost: portcullis.test\r\nUser-Agent: Mozilla/5.0\r\nAccept: text/html\r\nContent-Length: 4\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\na=bcGPOST /smuggled HTTP/1.1\r\nHost: portcullis.test\r\nContent-Length: nope\r\n\r\n"
+	resp := rawExchange(t, strings.TrimPrefix(tp.URL, "http://"), raw)
+	br := bufio.NewReader(strings.NewReader(resp))
+	first, err := http.ReadResponse(br, nil)
+	if err != nil || first.StatusCode != 200 {
+		if first != nil {
+			e := tp.entryFor(t, first.Header.Get("X-Request-Id"))
+			t.Fatalf("first request: %d %s %v", first.StatusCode, e.Reason, ruleIDs(e))
+		}
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, first.Body)
+	second, err := http.ReadResponse(br, nil)
+	if err != nil || second.StatusCode != 400 {
+		t.Fatalf("second response: %v %v (%q)", second, err, resp)
+	}
+	e := tp.entryFor(t, second.Header.Get("X-Request-Id"))
+	if e.Method != "GPOST" || e.URI != "/smuggled" {
+		t.Errorf("record of the smuggled request: method %q uri %q", e.Method, e.URI)
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\r\n")
+	return line
+}
