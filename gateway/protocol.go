@@ -130,7 +130,7 @@ func protocolProblem(r *http.Request) string {
 // on that order, and withholding costs a complete response nothing.
 type recorder struct {
 	http.ResponseWriter
-	head        bool  // request method was HEAD
+	head        bool // request method was HEAD
 	status      int
 	bytes       int64
 	declared    int64 // Content-Length of the response, -1 if unknown
