@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portcullis-waf/portcullis/audit"
+)
+
+// binary is the real portcullis binary, built once for these tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "portcullis-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "portcullis")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build portcullis: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func runBinary(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code = cmd.ProcessState.ExitCode()
+	if err != nil && code < 0 {
+		t.Fatalf("%v: %v", args, err)
+	}
+	return o.String(), e.String(), code
+}
+
+// TestCheckReportsEveryProblem: `check` prints the same problems as the
+// config golden files, one per line with file:line and field path, exit 1.
+func TestCheckReportsEveryProblem(t *testing.T) {
+	for _, name := range []string{"bad-many", "bad-paranoia", "bad-rule-file", "bad-yaml", "bad-empty"} {
+		t.Run(name, func(t *testing.T) {
+			_, stderr, code := runBinary(t, "check", "-c", "../../testdata/config/"+name+".yaml")
+			want, err := os.ReadFile("../../testdata/config/" + name + ".golden")
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantText := strings.ReplaceAll(string(want), "../testdata/", "../../testdata/")
+			if code != 1 || stderr != wantText {
+				t.Errorf("exit %d, stderr:\n%s\nwant:\n%s", code, stderr, wantText)
+			}
+		})
+	}
+}
+
+func TestCheckCompilesRules(t *testing.T) {
+	dir := t.TempDir()
+	cfg := `upstreams: [{name: app, targets: ["http://127.0.0.1:9"]}]
+sites:
+  - hosts: ["*"]
+    routes: [{path: /, upstream: app}]
+waf:
+  rules_before:
+    - inline: 'SecRule ARGS "@rx (" "id:1,phase:2,deny"'
+`
+	path := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := runBinary(t, "check", "-c", path)
+	if code != 1 || !strings.Contains(stderr, "sites[0].routes[0].waf: waf.rules_before[0].inline:") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	_, _, code = runBinary(t, "check", "-c", "../../testdata/config/valid-full.yaml")
+	if code != 0 {
+		t.Errorf("valid config: exit %d", code)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := runBinary(t, "version")
+	for _, want := range []string{"portcullis ", "coraza v3.", "owasp-crs v4."} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("version output lacks %q (exit %d):\n%s", want, code, out)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nothing listening on %s", addr)
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Host = "shop.test"
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("X-Request-Id")
+}
+
+// TestRunWithEmbeddedDefaults starts the binary exactly as the README's first
+// command does (no config file), sends a benign request and an attack, stops
+// it with SIGTERM and checks the audit file written on the way out.
+func TestRunWithEmbeddedDefaults(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
+	defer up.Close()
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cmd := exec.Command(binary, "run", "--upstream", up.URL, "--listen", addr)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitListening(t, addr)
+
+	if status, _ := get(t, "http://"+addr+"/products?page=2"); status != 200 {
+		t.Errorf("benign: %d", status)
+	}
+	status, id := get(t, "http://"+addr+"/search?q=1%27%20OR%20%271%27%3D%271")
+	if status != 403 {
+		t.Errorf("attack: %d", status)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	f, err := os.Open(filepath.Join(dir, "portcullis-audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	found := false
+	if _, err := audit.Read(f, func(e *audit.Entry) error {
+		found = found || (e.ID == id && e.Action == audit.ActionBlocked && e.Status == 403)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !found {
+		t.Errorf("no blocked record for %s in the audit file", id)
+	}
+}
+
+// TestDemo starts `portcullis demo` and tries the lines it prints.
+func TestDemo(t *testing.T) {
+	addr := freeAddr(t)
+	cmd := exec.Command(binary, "demo", "--listen", addr)
+	cmd.Dir = t.TempDir()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	curl := regexp.MustCompile(`curl -i ['"]([^'"]+)['"]`)
+	var urls []string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && len(urls) < 3 {
+		if m := curl.FindStringSubmatch(sc.Text()); m != nil {
+			urls = append(urls, m[1])
+		}
+	}
+	if len(urls) != 3 {
+		t.Fatalf("demo printed %d curl lines", len(urls))
+	}
+	for i, want := range []int{200, 403, 403} {
+		if status, _ := get(t, strings.ReplaceAll(urls[i], "%%", "%")); status != want {
+			t.Errorf("%s: %d, want %d", urls[i], status, want)
+		}
+	}
+}
