@@ -15,6 +15,8 @@ import (
 	"golang.org/x/net/websocket"
 
 	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/waf"
 )
 
 const basicConfig = `
@@ -381,5 +383,41 @@ func TestUnknownHostIs404(t *testing.T) {
 	}
 	if e := tp.entryFor(t, id); e.Stage != audit.StageGateway {
 		t.Errorf("stage %s", e.Stage)
+	}
+}
+
+// TestRuleSetsAreSharedBetweenEqualRoutes: three routes, two with equal WAF
+// settings, compile two engines, not three.
+func TestRuleSetsAreSharedBetweenEqualRoutes(t *testing.T) {
+	cfg := `
+upstreams:
+  - name: app
+    targets: ["http://127.0.0.1:9"]
+sites:
+  - hosts: ["a.test"]
+    routes:
+      - path: /
+        upstream: app
+      - path: /api/
+        upstream: app
+        waf:
+          paranoia: 2
+  - hosts: ["b.test"]
+    routes:
+      - path: /
+        upstream: app
+`
+	parsed, err := config.Parse("shared.yaml", []byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := waf.NewCache()
+	p, err := Build(parsed, cache, audit.NewWriter(1, nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if cache.Len() != 2 {
+		t.Errorf("%d engines compiled for 2 distinct rule sets", cache.Len())
 	}
 }
