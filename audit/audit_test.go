@@ -141,7 +141,7 @@ func TestReadStopsOnCallbackError(t *testing.T) {
 }
 
 func TestRedactor(t *testing.T) {
-	r := NewRedactor([]string{"x-api-key"})
+	r := NewRedactor([]string{"x-api-key"}, []string{"pin"})
 	h := http.Header{"Authorization": {"Basic abc"}, "Cookie": {"a=1", "b=2"}, "X-Api-Key": {"k"}, "Accept": {"*/*"}}
 	got := r.Headers(h)
 	if got["Cookie"][1] != Redacted || got["Authorization"][0] != Redacted || got["X-Api-Key"][0] != Redacted || got["Accept"][0] != "*/*" {
@@ -149,6 +149,32 @@ func TestRedactor(t *testing.T) {
 	}
 	if h["Cookie"][0] != "a=1" {
 		t.Error("redaction modified the request's own headers")
+	}
+	uris := map[string]string{
+		"/login?user=ada&password=s3cret&next=%2F": "/login?user=ada&password=[redacted]&next=%2F",
+		"/x?PIN=1234":           "/x?PIN=[redacted]",
+		"/x?q=password":         "/x?q=password",
+		"/plain":                "/plain",
+		"/x?access%5Ftoken=abc": "/x?access%5Ftoken=[redacted]",
+	}
+	for in, want := range uris {
+		if got := r.URI(in); got != want {
+			t.Errorf("URI(%q) = %q, want %q", in, got, want)
+		}
+	}
+	secretVars := []struct {
+		collection, key string
+		secret          bool
+	}{
+		{"REQUEST_HEADERS", "authorization", true}, {"REQUEST_HEADERS", "X-Api-Key", true},
+		{"REQUEST_HEADERS", "User-Agent", false}, {"REQUEST_COOKIES", "session", true},
+		{"REQUEST_COOKIES_NAMES", "session", false}, {"ARGS", "Password", true},
+		{"ARGS_POST", "pin", true}, {"ARGS", "comment", false}, {"REQUEST_URI", "", false},
+	}
+	for _, v := range secretVars {
+		if got := r.IsSecretVariable(v.collection, v.key); got != v.secret {
+			t.Errorf("IsSecretVariable(%s, %s) = %v", v.collection, v.key, got)
+		}
 	}
 }
 

@@ -32,6 +32,7 @@ package audit
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -139,18 +140,29 @@ func (e *Entry) Detect(stage, reason string) {
 // alwaysRedacted are headers that carry credentials in every deployment.
 var alwaysRedacted = []string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"}
 
-// Redactor copies request headers for the record with credential values
-// replaced. It is immutable after NewRedactor.
+// DefaultRedactedArgs are request argument names (query or body) whose values
+// are credentials in most applications. A rule that matches one of them (a
+// password with quote characters trips SQL rules) must not copy the password
+// into the audit log.
+var DefaultRedactedArgs = []string{"password", "passwd", "pass", "pwd", "passphrase", "secret", "client_secret", "token", "access_token", "refresh_token", "id_token", "api_key", "apikey"}
+
+// Redactor removes credentials from what a record keeps: header values,
+// matched data of rules, and query-string values in the URI. It is immutable
+// after NewRedactor.
 type Redactor struct {
-	names map[string]struct{}
+	headers map[string]struct{} // canonical header names
+	args    map[string]struct{} // lower-case argument names
 }
 
-// NewRedactor returns a Redactor for the built-in credential headers plus extra
-// header names (case-insensitive).
-func NewRedactor(extra []string) *Redactor {
-	r := &Redactor{names: make(map[string]struct{}, len(alwaysRedacted)+len(extra))}
-	for _, n := range append(append([]string(nil), alwaysRedacted...), extra...) {
-		r.names[http.CanonicalHeaderKey(strings.TrimSpace(n))] = struct{}{}
+// NewRedactor returns a Redactor for the built-in credential headers and
+// argument names plus extra ones (case-insensitive).
+func NewRedactor(extraHeaders, extraArgs []string) *Redactor {
+	r := &Redactor{headers: map[string]struct{}{}, args: map[string]struct{}{}}
+	for _, n := range append(append([]string(nil), alwaysRedacted...), extraHeaders...) {
+		r.headers[http.CanonicalHeaderKey(strings.TrimSpace(n))] = struct{}{}
+	}
+	for _, n := range append(append([]string(nil), DefaultRedactedArgs...), extraArgs...) {
+		r.args[strings.ToLower(strings.TrimSpace(n))] = struct{}{}
 	}
 	return r
 }
@@ -159,7 +171,7 @@ func NewRedactor(extra []string) *Redactor {
 func (r *Redactor) Headers(h http.Header) map[string][]string {
 	out := make(map[string][]string, len(h))
 	for k, vs := range h {
-		if _, secret := r.names[http.CanonicalHeaderKey(k)]; secret {
+		if r.IsSecret(k) {
 			red := make([]string, len(vs))
 			for i := range red {
 				red[i] = Redacted
@@ -172,10 +184,61 @@ func (r *Redactor) Headers(h http.Header) map[string][]string {
 	return out
 }
 
+// IsSecret reports whether header name is redacted.
+func (r *Redactor) IsSecret(name string) bool {
+	_, ok := r.headers[http.CanonicalHeaderKey(name)]
+	return ok
+}
+
+// IsSecretVariable reports whether a rule variable (a SecLang collection and
+// key, e.g. REQUEST_COOKIES and "session") holds a credential. Cookie values
+// always do: a session cookie that trips a rule must not land in the log;
+// the variable name still says which cookie it was.
+func (r *Redactor) IsSecretVariable(collection, key string) bool {
+	switch collection {
+	case "REQUEST_HEADERS":
+		return r.IsSecret(key)
+	case "REQUEST_COOKIES":
+		return true
+	case "ARGS", "ARGS_GET", "ARGS_POST":
+		_, ok := r.args[strings.ToLower(key)]
+		return ok
+	}
+	return false
+}
+
+// URI returns the request target with the values of redacted query
+// arguments replaced, keeping everything else byte for byte.
+func (r *Redactor) URI(uri string) string {
+	path, query, ok := strings.Cut(uri, "?")
+	if !ok || query == "" {
+		return uri
+	}
+	parts := strings.Split(query, "&")
+	changed := false
+	for i, p := range parts {
+		name, _, hasValue := strings.Cut(p, "=")
+		if !hasValue {
+			continue
+		}
+		if decoded, err := url.QueryUnescape(name); err == nil {
+			name = decoded
+		}
+		if _, secret := r.args[strings.ToLower(name)]; secret {
+			parts[i] = p[:strings.IndexByte(p, '=')+1] + Redacted
+			changed = true
+		}
+	}
+	if !changed {
+		return uri
+	}
+	return path + "?" + strings.Join(parts, "&")
+}
+
 // Names returns the redacted header names, sorted, for documentation and tests.
 func (r *Redactor) Names() []string {
-	out := make([]string, 0, len(r.names))
-	for n := range r.names {
+	out := make([]string, 0, len(r.headers))
+	for n := range r.headers {
 		out = append(out, n)
 	}
 	sort.Strings(out)
@@ -196,10 +259,4 @@ func FromContext(ctx context.Context) *Entry {
 		return e
 	}
 	return &Entry{}
-}
-
-// IsSecret reports whether header name is redacted.
-func (r *Redactor) IsSecret(name string) bool {
-	_, ok := r.names[http.CanonicalHeaderKey(name)]
-	return ok
 }

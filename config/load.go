@@ -222,17 +222,20 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 			return
 		}
 		seen := map[string]bool{}
+		kept := n.Content[:0]
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			p := path + "." + k.Value
 			c.lines[p] = k.Line
 			if seen[k.Value] {
-				c.invalid(v, p, "duplicate key")
-				continue
+				c.errorf(p, "duplicate key")
+				continue // dropped: the decoder refuses duplicate keys
 			}
 			seen[k.Value] = true
 			c.walk(v, t.Elem(), p)
+			kept = append(kept, k, v)
 		}
+		n.Content = kept
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
 			c.invalid(n, path, "must be a string, got %s", kindName(n))

@@ -150,6 +150,7 @@ type AuditConfig struct {
 	LogAll        bool
 	QueueSize     int
 	RedactHeaders []string
+	RedactArgs    []string
 }
 
 // Default returns the configuration used by `portcullis run --upstream URL`
@@ -157,6 +158,16 @@ type AuditConfig struct {
 func Default(listen, upstream string) (*Config, error) {
 	text := fmt.Sprintf("listeners:\n  - address: %q\nupstreams:\n  - name: default\n    targets: [%q]\nsites:\n  - name: default\n    hosts: [\"*\"]\n    routes:\n      - path: /\n        upstream: default\n", listen, upstream)
 	return Parse("command line", []byte(text))
+}
+
+// crsVarsWithFields are CRS variables that a waf field sets; setting them
+// through crs_variables would silently contradict the validated field.
+var crsVarsWithFields = map[string]string{
+	"blocking_paranoia_level":          "paranoia",
+	"paranoia_level":                   "paranoia",
+	"executing_paranoia_level":         "paranoia",
+	"inbound_anomaly_score_threshold":  "inbound_threshold",
+	"outbound_anomaly_score_threshold": "outbound_threshold",
 }
 
 var (
@@ -340,6 +351,7 @@ func (c *checker) resolveAudit(f *File, cfg *Config) {
 		LogAll:        a.LogAll,
 		QueueSize:     intOr(a.QueueSize, 8192),
 		RedactHeaders: a.RedactHeaders,
+		RedactArgs:    a.RedactArgs,
 	}
 	if a.File != nil {
 		if *a.File == "" {
@@ -353,6 +365,11 @@ func (c *checker) resolveAudit(f *File, cfg *Config) {
 	for i, h := range a.RedactHeaders {
 		if !methodToken.MatchString(h) {
 			c.errorf(fmt.Sprintf("audit.redact_headers[%d]", i), "must be a header name, got %q", h)
+		}
+	}
+	for i, name := range a.RedactArgs {
+		if strings.TrimSpace(name) == "" {
+			c.errorf(fmt.Sprintf("audit.redact_args[%d]", i), "must not be empty")
 		}
 	}
 }
@@ -426,6 +443,9 @@ func (c *checker) mergeWAF(base WAFSettings, w *WAF, p string) WAFSettings {
 		}
 	}
 	if ri := w.ResponseInspection; ri != nil {
+		if ri.MIMETypes != nil && len(ri.MIMETypes) == 0 {
+			c.errorf(p+".response_inspection.mime_types", "must name at least one type (omit it for the defaults)")
+		}
 		if ri.Enabled != nil {
 			out.ResponseInspect = *ri.Enabled
 		}
@@ -452,8 +472,12 @@ func (c *checker) mergeWAF(base WAFSettings, w *WAF, p string) WAFSettings {
 			c.errorf(p+".crs_variables."+k, "must be a lower-case CRS variable name such as allowed_methods")
 			continue
 		}
-		if strings.ContainsAny(v, "'\"\\\n\r") {
-			c.errorf(p+".crs_variables."+k, "value must not contain quotes, backslashes or line breaks")
+		if field, own := crsVarsWithFields[k]; own {
+			c.errorf(p+".crs_variables."+k, "is set by the %s field; set it there", field)
+			continue
+		}
+		if strings.ContainsAny(v, "'\"\\\n\r") || strings.Contains(v, "%{") {
+			c.errorf(p+".crs_variables."+k, "value must not contain quotes, backslashes, line breaks or %%{ macros")
 			continue
 		}
 		out.CRSVariables[k] = v

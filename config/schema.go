@@ -212,4 +212,10 @@ type Audit struct {
 	// by "[redacted]". Authorization, Proxy-Authorization, Cookie and
 	// Set-Cookie are always redacted.
 	RedactHeaders []string `yaml:"redact_headers"`
+	// RedactArgs are extra request argument names (query or form) whose
+	// values are replaced by "[redacted]" in the record's URI and in rules'
+	// matched data. Built in: password, passwd, pass, pwd, passphrase,
+	// secret, client_secret, token, access_token, refresh_token, id_token,
+	// api_key, apikey. Cookie values matched by rules are always redacted.
+	RedactArgs []string `yaml:"redact_args"`
 }

@@ -59,7 +59,7 @@ func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 		router:   newRouter(),
 		pools:    map[string]*proxy.Pool{},
 		engines:  engines,
-		redactor: audit.NewRedactor(cfg.Audit.RedactHeaders),
+		redactor: audit.NewRedactor(cfg.Audit.RedactHeaders, cfg.Audit.RedactArgs),
 		records:  records,
 		logAll:   cfg.Audit.LogAll,
 		log:      log,
@@ -77,7 +77,7 @@ func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 			// The stage chain of one route, innermost last.
 			var h http.Handler = p.pools[rc.Upstream]
 			h = protocolGuard(h)
-			h = waf.NewStage(engine, h, p.redactor)
+			h = waf.NewStage(engine, rc.WAF, h, p.redactor)
 			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h})
 		}
 		p.router.add(sc, s)
@@ -140,6 +140,7 @@ func restoreEmptyHost(r *http.Request) {
 func (p *Pipeline) complete(rec *recorder, r *http.Request, entry *audit.Entry, start time.Time) {
 	if v := recover(); v != nil {
 		if v == http.ErrAbortHandler { // deliberate abort (e.g. upstream stream broke): keep it
+			entry.Fail(audit.StageProxy, "response aborted mid-stream")
 			p.finish(rec, r, entry, start)
 			panic(v)
 		}
@@ -167,6 +168,7 @@ func (p *Pipeline) finish(rec *recorder, r *http.Request, entry *audit.Entry, st
 	if !entry.Decided() && !p.logAll {
 		return
 	}
+	entry.URI = p.redactor.URI(entry.URI)
 	entry.Headers = p.redactor.Headers(r.Header)
 	if r.Host != "" {
 		entry.Headers["Host"] = []string{r.Host}

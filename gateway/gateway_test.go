@@ -421,3 +421,111 @@ sites:
 		t.Errorf("%d engines compiled for 2 distinct rule sets", cache.Len())
 	}
 }
+
+func TestTagExclusionRemovesTheTaggedRules(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	tp := startProxy(t, basicConfig+"waf:\n  exclusions:\n    - tags: [attack-sqli]\n", up.URL)
+	if status, _, id := do(t, "GET", tp.URL+attacks[0].target, "", nil); status != 200 {
+		t.Errorf("SQLi with attack-sqli excluded: %d (rules %v)", status, ruleIDs(tp.entryFor(t, id)))
+	}
+	if status, _, _ := do(t, "GET", tp.URL+attacks[1].target, "", nil); status != 403 {
+		t.Errorf("XSS must still be blocked: %d", status)
+	}
+}
+
+// TestResponseInspectionSeesStreamedBodies: a leaking page sent without
+// Content-Length (so ReverseProxy flushes after every write) is still
+// inspected whole and replaced by the block page.
+func TestResponseInspectionSeesStreamedBodies(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<html><body><p>Order history</p>")
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "<pre>ORA-00933: SQL command not properly ended</pre></body></html>")
+	}))
+	defer up.Close()
+	tp := startProxy(t, basicConfig+"waf:\n  response_inspection:\n    enabled: true\n", up.URL)
+	status, body, id := do(t, "GET", tp.URL+"/orders", "", nil)
+	if status != 403 || strings.Contains(body, "ORA-") {
+		t.Fatalf("leaking response: status %d, body %q", status, body)
+	}
+	if e := tp.entryFor(t, id); !hasRule(e, 951120) {
+		t.Errorf("rules %v lack 951120 (Oracle error leakage)", ruleIDs(e))
+	}
+}
+
+func TestSpoofableHeadersAndH2CUpgradeAreNotForwarded(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	tp := startProxy(t, basicConfig, up.URL)
+	h := http.Header{
+		"X-Real-Ip":       {"10.9.9.9"},
+		"True-Client-Ip":  {"10.9.9.9"},
+		"X-Original-Url":  {"/admin"},
+		"X-Forwarded-For": {"10.9.9.9"},
+		"Upgrade":         {"h2c"},
+		"Connection":      {"Upgrade, HTTP2-Settings"},
+		"Http2-Settings":  {"AAMAAABkAARAAAAAAAIAAAAA"},
+	}
+	status, got, _ := do(t, "GET", tp.URL+"/", "", h)
+	if status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	for _, banned := range []string{"10.9.9.9", "X-Original-Url", "Upgrade", "Http2-Settings"} {
+		if strings.Contains(got, banned) {
+			t.Errorf("upstream saw %q:\n%s", banned, got)
+		}
+	}
+	if !strings.Contains(got, "X-Real-Ip: 127.0.0.1\r\n") {
+		t.Errorf("X-Real-Ip not set from the peer:\n%s", got)
+	}
+}
+
+func TestAmbiguousPathsAreRefused(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	cfg := strings.Replace(basicConfig, "      - path: /\n        upstream: app\n", "      - path: /\n        upstream: app\n      - path: /static/\n        upstream: app\n        waf:\n          mode: off\n", 1)
+	tp := startProxy(t, cfg, up.URL)
+	addr := strings.TrimPrefix(tp.URL, "http://")
+	for _, target := range []string{"/api/items/..%2F..%2Fstatic%2Fx", "/static/../api", "/static%2Fx", "/a\\b", "/x/%2e%2e/y"} {
+		resp := rawExchange(t, addr, "GET "+target+" HTTP/1.1\r\nHost: portcullis.test\r\nUser-Agent: Mozilla/5.0\r\nAccept: */*\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(resp, "HTTP/1.1 400") {
+			t.Errorf("%s: %q", target, firstLine(resp))
+		}
+	}
+	if status, _, _ := do(t, "GET", tp.URL+"/static/app.js", "", nil); status != 200 {
+		t.Errorf("plain static path: %d", status)
+	}
+}
+
+func TestCookieAndPasswordValuesAreRedactedInMatchedData(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	tp := startProxy(t, basicConfig, up.URL)
+	form := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Cookie": {"session=1' OR '1'='1"}}
+	_, _, id := do(t, "POST", tp.URL+"/login?token=abc123", "user=ada&password="+url.QueryEscape("x' OR '1'='1"), form)
+	e := tp.entryFor(t, id)
+	if len(e.Rules) == 0 {
+		t.Fatal("no rules matched")
+	}
+	for _, r := range e.Rules {
+		if strings.Contains(r.MatchedData, "OR '1'") || strings.Contains(r.Data, "OR '1'") {
+			t.Errorf("rule %d keeps a credential: %q / %q", r.ID, r.MatchedData, r.Data)
+		}
+	}
+	if e.URI != "/login?token=[redacted]" {
+		t.Errorf("uri %q", e.URI)
+	}
+}
+
+func TestDropActionClosesTheConnection(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	cfg := basicConfig + "waf:\n  rules_before:\n    - inline: 'SecRule REQUEST_URI \"@contains /drop-me\" \"id:10001,phase:1,drop,log\"'\n"
+	tp := startProxy(t, cfg, up.URL)
+	resp := rawExchange(t, strings.TrimPrefix(tp.URL, "http://"), "GET /drop-me HTTP/1.1\r\nHost: portcullis.test\r\nUser-Agent: Mozilla/5.0\r\nAccept: */*\r\n\r\n")
+	if !strings.HasPrefix(resp, "HTTP/1.1 403") || !strings.Contains(resp, "Connection: close\r\n") {
+		t.Errorf("drop: %q", resp)
+	}
+}

@@ -50,6 +50,33 @@ func condemn(r *http.Request, entry *audit.Entry) *http.Request {
 	return r.WithContext(respond.Condemn(r.Context(), status))
 }
 
+// pathProblem refuses paths that different parsers read differently. The
+// router uses the decoded, cleaned path; the rules see the decoded path; the
+// upstream gets the raw one. Dot segments, encoded slashes and backslashes
+// are where those three disagree ("/static/..%2Fapi" routes as /api but an
+// upstream may serve it as a static file, or the reverse), so such requests
+// are refused rather than guessed at. Browsers never send them.
+func pathProblem(r *http.Request) string {
+	if r.URL == nil || r.Method == http.MethodConnect || r.URL.Opaque != "" {
+		return ""
+	}
+	raw := strings.ToLower(r.URL.EscapedPath())
+	switch {
+	case strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c"):
+		return "encoded slash or backslash in the path"
+	case strings.Contains(r.URL.Path, "\\"):
+		return "backslash in the path"
+	case strings.ContainsRune(r.URL.Path, 0):
+		return "NUL byte in the path"
+	}
+	for seg := range strings.SplitSeq(r.URL.Path, "/") {
+		if seg == "." || seg == ".." {
+			return "dot segment in the path"
+		}
+	}
+	return ""
+}
+
 func isDigits(s string) bool {
 	if s == "" || len(s) > 18 {
 		return false
@@ -94,6 +121,9 @@ var validHost = regexp.MustCompile(`^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-
 func protocolProblem(r *http.Request) string {
 	if strings.Contains(r.RequestURI, "#") {
 		return "fragment in the request target"
+	}
+	if problem := pathProblem(r); problem != "" {
+		return problem
 	}
 	if r.Host == "" && len(r.Header.Values("Host")) > 0 {
 		return "empty Host header"

@@ -39,7 +39,6 @@ func NewServer(p *Pipeline, log *slog.Logger) *Server {
 // ServeHTTP hands r to the current pipeline.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	wire.BeginRequest(r)
-	defer wire.EndRequest(r.Context())
 	s.current.Load().ServeHTTP(w, r)
 }
 
@@ -104,13 +103,21 @@ func (s *Server) Addrs() []net.Addr { return s.addrs }
 // Shutdown stops accepting, waits for in-flight requests up to ctx's deadline,
 // then closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
-	var errs []error
-	for _, hs := range s.servers {
-		if err := hs.Shutdown(ctx); err != nil {
-			errs = append(errs, err)
-			_ = hs.Close()
-		}
+	// All listeners stop accepting at once; each then waits for its own
+	// in-flight requests within the same deadline.
+	errs := make([]error, len(s.servers))
+	var wg sync.WaitGroup
+	for i, hs := range s.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hs.Shutdown(ctx); err != nil {
+				errs[i] = err
+				_ = hs.Close()
+			}
+		}()
 	}
+	wg.Wait()
 	s.wg.Wait()
 	return errors.Join(errs...)
 }
@@ -124,6 +131,7 @@ func newHTTPServer(sc config.ServerConfig, h http.Handler, log *slog.Logger) *ht
 		IdleTimeout:       sc.IdleTimeout,
 		MaxHeaderBytes:    sc.MaxHeaderBytes,
 		ConnContext:       wire.ConnContext,
+		ConnState:         wire.ConnState,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }

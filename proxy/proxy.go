@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,7 +68,7 @@ func NewPool(u *config.UpstreamConfig) *Pool {
 		Transport:      t,
 		BufferPool:     bufferPool{},
 		ErrorHandler:   p.fail,
-		ModifyResponse: setRequestID,
+		ModifyResponse: dropUpstreamRequestID,
 		// Responses of unknown length (streams) are flushed on every write by
 		// ReverseProxy itself; known-length bodies are copied in 32 KiB chunks.
 		FlushInterval: 0,
@@ -97,10 +98,21 @@ func (p *Pool) rewrite(pr *httputil.ProxyRequest) {
 	// Keep the Host the client asked for: the upstream usually serves several
 	// virtual hosts and builds links from it.
 	pr.Out.Host = pr.In.Host
-	// ReverseProxy already dropped incoming X-Forwarded-*; Forwarded carries
-	// the same claims and is just as untrusted.
-	pr.Out.Header.Del("Forwarded")
+	// ReverseProxy already dropped incoming X-Forwarded-For/-Host/-Proto.
+	// These carry the same kind of claims (client address, original URL)
+	// that applications and frameworks believe, and are just as untrusted.
+	for _, h := range spoofableHeaders {
+		pr.Out.Header.Del(h)
+	}
+	// Only WebSocket may switch protocols: an h2c upgrade would open an
+	// HTTP/2 connection whose requests the WAF never sees.
+	if up := pr.Out.Header.Get("Upgrade"); up != "" && !strings.EqualFold(up, "websocket") {
+		pr.Out.Header.Del("Upgrade")
+		pr.Out.Header.Del("Connection")
+		pr.Out.Header.Del("Http2-Settings")
+	}
 	pr.Out.Header.Set("X-Forwarded-For", entry.ClientIP)
+	pr.Out.Header.Set("X-Real-Ip", entry.ClientIP)
 	pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
 	proto := "http"
 	if pr.In.TLS != nil {
@@ -110,8 +122,18 @@ func (p *Pool) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Header.Set(respond.RequestIDHeader, entry.ID)
 }
 
-func setRequestID(resp *http.Response) error {
-	resp.Header.Set(respond.RequestIDHeader, audit.FromContext(resp.Request.Context()).ID)
+// spoofableHeaders are removed from every forwarded request.
+var spoofableHeaders = []string{
+	"Forwarded", "X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip",
+	"X-Cluster-Client-Ip", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server",
+	"X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Url-Scheme", "X-Original-Url", "X-Rewrite-Url",
+	"X-Original-Forwarded-For",
+}
+
+// dropUpstreamRequestID keeps the gateway's X-Request-Id the only one: the
+// upstream's headers are added to the response, not set.
+func dropUpstreamRequestID(resp *http.Response) error {
+	resp.Header.Del(respond.RequestIDHeader)
 	return nil
 }
 

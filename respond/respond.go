@@ -68,6 +68,10 @@ func Condemned(ctx context.Context) int {
 // For a condemned request (Condemn) the condemned status wins: a malformed
 // request is answered as malformed even when a rule would also deny it.
 func Error(w http.ResponseWriter, r *http.Request, status int, requestID string) {
+	write(w, r, status, requestID, false)
+}
+
+func write(w http.ResponseWriter, r *http.Request, status int, requestID string, closeConn bool) {
 	if r != nil {
 		if s := Condemned(r.Context()); s != 0 {
 			status = s
@@ -79,6 +83,9 @@ func Error(w http.ResponseWriter, r *http.Request, status int, requestID string)
 		delete(h, k)
 	}
 	h.Set(RequestIDHeader, requestID)
+	if closeConn {
+		h.Set("Connection", "close")
+	}
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	text := http.StatusText(status)
@@ -105,6 +112,12 @@ func Error(w http.ResponseWriter, r *http.Request, status int, requestID string)
 		Text, Explain string
 		ID            string
 	}{status, text, explain(status), requestID})
+}
+
+// ErrorAndClose is Error for a rule that asked to drop the connection: the
+// page is sent with "Connection: close", so net/http closes it afterwards.
+func ErrorAndClose(w http.ResponseWriter, r *http.Request, status int, requestID string) {
+	write(w, r, status, requestID, true)
 }
 
 // wantsJSON reports whether the Accept header ranks a JSON type above HTML.

@@ -89,13 +89,17 @@ func Key(s config.WAFSettings) string {
 		ResponseMIMETypes []string
 		ResponseLimit     int64
 		Vars              [][2]string
-		Rules             string
+		Rules             []string
 	}
 	k := keyed{
 		Mode: s.Mode, CRS: s.CRS, Paranoia: s.Paranoia, In: s.InboundThreshold, Out: s.OutboundThreshold,
 		BodyLimit: s.BodyLimit, BodyOverLimit: s.BodyOverLimit,
 		ResponseInspect: s.ResponseInspect, ResponseMIMETypes: s.ResponseMIMETypes, ResponseLimit: s.ResponseLimit,
-		Rules: Text(Build(s)),
+	}
+	// The rule texts alone, without where they came from: equal rules
+	// written on two routes are one rule set.
+	for _, p := range Build(s) {
+		k.Rules = append(k.Rules, p.Text)
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.CRSVariables)) {
 		k.Vars = append(k.Vars, [2]string{name, s.CRSVariables[name]})
@@ -120,7 +124,9 @@ func engineDirectives(s config.WAFSettings) string {
 	inMemory := min(s.BodyLimit, 128<<10)
 	fmt.Fprintf(&b, "SecRuleEngine %s\n", engine)
 	b.WriteString("SecRequestBodyAccess On\n")
-	fmt.Fprintf(&b, "SecRequestBodyLimit %d\n", s.BodyLimit)
+	// Coraza refuses a body that reaches its limit; ours is the largest body
+	// accepted, so a body of exactly request_body.limit bytes passes.
+	fmt.Fprintf(&b, "SecRequestBodyLimit %d\n", s.BodyLimit+1)
 	fmt.Fprintf(&b, "SecRequestBodyInMemoryLimit %d\n", inMemory)
 	fmt.Fprintf(&b, "SecRequestBodyLimitAction %s\n", limitAction)
 	b.WriteString("SecRequestBodyJsonDepthLimit 1024\n")
@@ -183,7 +189,6 @@ func staticExclusions(exs []config.ExclusionConfig) string {
 		if conditional(e) {
 			continue
 		}
-		fmt.Fprintf(&b, "# %s\n", e.Path)
 		for _, r := range e.RuleIDs {
 			if e.Target == "" {
 				fmt.Fprintf(&b, "SecRuleRemoveById %s\n", r)
@@ -192,21 +197,29 @@ func staticExclusions(exs []config.ExclusionConfig) string {
 				fmt.Fprintf(&b, "SecRuleUpdateTargetById %s \"!%s\"\n", r, e.Target)
 			}
 		}
+		// Coraza compares tags exactly (ModSecurity documents a regular
+		// expression); tags are validated to hold no regex or quote characters
+		// that would make the two readings differ.
 		for _, t := range e.Tags {
 			if e.Target == "" {
-				fmt.Fprintf(&b, "SecRuleRemoveByTag %s\n", quoteTagRegex(t))
+				fmt.Fprintf(&b, "SecRuleRemoveByTag %s\n", t)
 			} else {
-				fmt.Fprintf(&b, "SecRuleUpdateTargetByTag %s \"!%s\"\n", quoteTagRegex(t), e.Target)
+				fmt.Fprintf(&b, "SecRuleUpdateTargetByTag %s \"!%s\"\n", t, e.Target)
 			}
 		}
 	}
 	return b.String()
 }
 
-// quoteTagRegex matches exactly the tag t: SecRuleRemoveByTag takes a regular
-// expression, and an unanchored "attack-sql" would also match "attack-sqli".
-func quoteTagRegex(t string) string {
-	return "^" + regexp.QuoteMeta(t) + "$"
+// pathOperator matches a path prefix the way routes do: "/upload" covers
+// "/upload" and "/upload/..." but not "/uploads"; "/upload/" covers
+// "/upload/...". (The gateway refuses paths with dot segments, so
+// "/upload/../admin" never reaches the rules.)
+func pathOperator(prefix string) string {
+	if strings.HasSuffix(prefix, "/") {
+		return "@beginsWith " + prefix
+	}
+	return "@rx ^" + regexp.QuoteMeta(prefix) + "(?:/|$)"
 }
 
 func conditional(e config.ExclusionConfig) bool { return e.PathPrefix != "" || len(e.Methods) > 0 }
@@ -238,7 +251,7 @@ func conditionalExclusions(exs []config.ExclusionConfig) string {
 		}
 		var conds [][2]string // variable, operator
 		if e.PathPrefix != "" {
-			conds = append(conds, [2]string{"REQUEST_FILENAME", "@beginsWith " + e.PathPrefix})
+			conds = append(conds, [2]string{"REQUEST_FILENAME", pathOperator(e.PathPrefix)})
 		}
 		if len(e.Methods) > 0 {
 			quoted := make([]string, len(e.Methods))
@@ -247,7 +260,6 @@ func conditionalExclusions(exs []config.ExclusionConfig) string {
 			}
 			conds = append(conds, [2]string{"REQUEST_METHOD", "@rx ^(?:" + strings.Join(quoted, "|") + ")$"})
 		}
-		fmt.Fprintf(&b, "# %s\n", e.Path)
 		for i, c := range conds {
 			var acts []string
 			if i == 0 {

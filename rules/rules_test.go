@@ -8,6 +8,13 @@ import (
 )
 
 func TestKeySharesOnlyEqualRuleSets(t *testing.T) {
+	// equal rules from different places are one rule set
+	fromSite, fromRoute := config.DefaultWAF(), config.DefaultWAF()
+	fromSite.RulesBefore = []config.RuleText{{Origin: "sites[0].waf.rules_before[0].inline", Text: "# r"}}
+	fromRoute.RulesBefore = []config.RuleText{{Origin: "sites[1].routes[0].waf.rules_before[0].inline", Text: "# r"}}
+	if Key(fromSite) != Key(fromRoute) {
+		t.Error("equal rules from different places compile twice")
+	}
 	base := config.DefaultWAF()
 	same := config.DefaultWAF()
 	detect := config.DefaultWAF()
@@ -36,10 +43,12 @@ func TestExclusionDirectives(t *testing.T) {
 			[]string{"SecRuleRemoveById 942100"}},
 		{"remove target from a range, one directive each", config.ExclusionConfig{RuleIDs: []config.IDRange{{From: 942100, To: 942199}, {From: 941100, To: 941100}}, Target: "ARGS:comment"},
 			[]string{`SecRuleUpdateTargetById 942100-942199 "!ARGS:comment"`, `SecRuleUpdateTargetById 941100 "!ARGS:comment"`}},
-		{"tag is anchored", config.ExclusionConfig{Tags: []string{"attack-sql"}},
-			[]string{`SecRuleRemoveByTag ^attack-sql$`}},
+		{"tag", config.ExclusionConfig{Tags: []string{"attack-sqli"}},
+			[]string{`SecRuleRemoveByTag attack-sqli`}},
+		{"path prefix is segment-aware", config.ExclusionConfig{RuleIDs: []config.IDRange{{From: 1, To: 1}}, PathPrefix: "/upload"},
+			[]string{`SecRule REQUEST_FILENAME "@rx ^/upload(?:/|$)" "id:95000000,phase:1,pass,nolog,t:none,ctl:ruleRemoveById=1"`}},
 		{"scoped by path and method", config.ExclusionConfig{RuleIDs: []config.IDRange{{From: 942100, To: 942100}}, Target: "ARGS:q", PathPrefix: "/search", Methods: []string{"POST", "PUT"}},
-			[]string{`SecRule REQUEST_FILENAME "@beginsWith /search" "id:95000000,phase:1,pass,nolog,t:none,chain"`,
+			[]string{`SecRule REQUEST_FILENAME "@rx ^/search(?:/|$)" "id:95000000,phase:1,pass,nolog,t:none,chain"`,
 				`SecRule REQUEST_METHOD "@rx ^(?:POST|PUT)$" "t:none,ctl:ruleRemoveTargetById=942100;ARGS:q"`}},
 	}
 	for _, tt := range tests {

@@ -16,7 +16,6 @@ package waf
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/corazawaf/coraza/v3"
@@ -49,22 +48,16 @@ func Compile(s config.WAFSettings) (*Engine, error) {
 	return &Engine{Settings: s, Key: key, waf: w}, nil
 }
 
-// blame finds which custom piece fails to compile on its own, so the operator
-// reads "sites[0].waf.rules_before[1].inline: ..." rather than a position in
-// a generated document. Generated pieces are ours; if only they fail, the
-// error is reported as is.
+// blame finds the piece that breaks compilation by compiling ever longer
+// prefixes of the rule set (a piece may depend on earlier ones, as an
+// exclusion depends on the CRS), so the operator reads
+// "sites[0].waf.rules_after[1].inline: ..." rather than a position in a
+// generated document. Only a failed configuration pays for this.
 func blame(pieces []rules.Piece, whole error) error {
-	for _, p := range pieces {
-		if p.Origin == "OWASP CRS" || p.Origin == "engine settings" || p.Origin == "exclusions" {
-			continue
+	for i := range pieces {
+		if _, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(rules.FS()).WithDirectives(rules.Text(pieces[:i+1]))); err != nil {
+			return fmt.Errorf("%s: %w", pieces[i].Origin, err)
 		}
-		if _, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(rules.FS()).WithDirectives(p.Text)); err != nil {
-			return fmt.Errorf("%s: %w", p.Origin, err)
-		}
-	}
-	// Exclusions can name rules that do not exist; say so in the operator's terms.
-	if strings.Contains(whole.Error(), "SecRuleUpdateTarget") || strings.Contains(whole.Error(), "SecRuleRemove") {
-		return fmt.Errorf("exclusions: %w", whole)
 	}
 	return fmt.Errorf("compile rule set: %w", whole)
 }

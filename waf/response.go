@@ -32,7 +32,7 @@ type responseInspector struct {
 }
 
 func newResponseInspector(w http.ResponseWriter, r *http.Request, tx types.Transaction, entry *audit.Entry, s *Stage) *responseInspector {
-	return &responseInspector{w: w, r: r, tx: tx, entry: entry, stage: s, limit: int(s.engine.Settings.ResponseLimit)}
+	return &responseInspector{w: w, r: r, tx: tx, entry: entry, stage: s, limit: int(s.settings.ResponseLimit)}
 }
 
 func (ri *responseInspector) Header() http.Header { return ri.w.Header() }
@@ -91,13 +91,15 @@ func (ri *responseInspector) Write(p []byte) (int, error) {
 	}
 }
 
-// Flush forces a decision on what is buffered: a streaming upstream must not
-// stall behind inspection.
+// Flush passes a flush on once the response is decided. While an
+// inspectable body is still being buffered it does nothing: deciding early
+// would let everything after the first flush stream through uninspected
+// (httputil.ReverseProxy flushes after every write when the upstream sends no
+// Content-Length). Streams of an inspected type are therefore held until the
+// limit or their end; leave streaming types such as text/event-stream out of
+// response_inspection.mime_types.
 func (ri *responseInspector) Flush() {
-	if ri.buffering {
-		ri.inspectBody()
-	}
-	if ri.denied {
+	if ri.buffering || ri.denied {
 		return
 	}
 	if f, ok := ri.w.(http.Flusher); ok {
@@ -126,7 +128,7 @@ func (ri *responseInspector) inspectBody() bool {
 		it, err = ri.tx.ProcessResponseBody()
 	}
 	if err != nil {
-		if ri.stage.engine.Settings.OnError == config.OnErrorPass {
+		if ri.stage.settings.OnError == config.OnErrorPass {
 			ri.entry.FailOpen = true
 			ri.entry.Fail(audit.StageWAF, "response inspection error, passed by on_error: pass: "+err.Error())
 		} else {

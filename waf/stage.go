@@ -19,9 +19,10 @@ import (
 	"github.com/portcullis-waf/portcullis/respond"
 )
 
-// Stage is the rule-engine stage for one route's engine.
+// Stage is the rule-engine stage of one route.
 type Stage struct {
 	engine   *Engine
+	settings config.WAFSettings // the route's own; the engine may be shared
 	next     http.Handler
 	redactor *audit.Redactor
 }
@@ -29,16 +30,19 @@ type Stage struct {
 var _ http.Handler = (*Stage)(nil)
 
 // NewStage returns a handler that inspects each request with e and passes
-// clean ones to next. redactor decides which matched values are credentials.
-func NewStage(e *Engine, next http.Handler, redactor *audit.Redactor) *Stage {
-	return &Stage{engine: e, next: next, redactor: redactor}
+// clean ones to next. settings are the route's own WAF settings: e is shared
+// between routes whose rule sets are equal, and settings that do not change
+// the rule set (on_error) may still differ between them. redactor decides
+// which matched values are credentials.
+func NewStage(e *Engine, settings config.WAFSettings, next http.Handler, redactor *audit.Redactor) *Stage {
+	return &Stage{engine: e, settings: settings, next: next, redactor: redactor}
 }
 
 // ServeHTTP runs phases 1 and 2, then next, then (optionally) phases 3 and 4
 // on the response, and phase 5. Every outcome is written into the audit entry.
 func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	entry := audit.FromContext(r.Context())
-	settings := &s.engine.Settings
+	settings := &s.settings
 	entry.WAFMode = settings.Mode
 	if s.engine.waf == nil { // mode off
 		s.next.ServeHTTP(w, r)
@@ -64,6 +68,12 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, errClientBody):
 		entry.Block(audit.StageProtocol, err.Error())
 		respond.Error(w, r, http.StatusBadRequest, entry.ID)
+		return
+	case errors.Is(err, errBodyConsumed):
+		// Part of the body is gone into a failed buffer: it can no longer
+		// be forwarded intact, so even on_error: pass cannot pass it.
+		entry.Fail(audit.StageWAF, "rule engine error: "+err.Error())
+		respond.Error(w, r, http.StatusInternalServerError, entry.ID)
 		return
 	case err != nil:
 		if settings.OnError == config.OnErrorPass {
@@ -92,6 +102,9 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // errClientBody marks a failure to read the request body from the client:
 // a protocol error of the client (bad chunking, early close), not the engine's.
 var errClientBody = errors.New("request body could not be read")
+
+// errBodyConsumed marks an engine failure after the body was partly read.
+var errBodyConsumed = errors.New("request body lost")
 
 // trackedBody remembers whether reading the client's body failed, so that
 // such failures are told apart from engine failures.
@@ -138,7 +151,7 @@ func (s *Stage) inspectRequest(tx types.Transaction, r *http.Request) (*types.In
 	}
 
 	if r.Body != nil && r.Body != http.NoBody && tx.IsRequestBodyAccessible() {
-		settings := &s.engine.Settings
+		settings := &s.settings
 		// A declared length over the limit is refused before reading a byte.
 		if settings.BodyOverLimit == config.OverLimitReject && r.ContentLength > settings.BodyLimit {
 			return &types.Interruption{Action: "deny", Status: http.StatusRequestEntityTooLarge}, nil
@@ -149,14 +162,14 @@ func (s *Stage) inspectRequest(tx types.Transaction, r *http.Request) (*types.In
 			return nil, fmt.Errorf("%w: %v", errClientBody, body.err)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("buffer request body: %w", err)
+			return nil, fmt.Errorf("%w: buffer request body: %v", errBodyConsumed, err)
 		}
 		if it != nil {
 			return it, nil
 		}
 		buffered, err := tx.RequestBodyReader()
 		if err != nil {
-			return nil, fmt.Errorf("read back request body: %w", err)
+			return nil, fmt.Errorf("%w: read back request body: %v", errBodyConsumed, err)
 		}
 		// What the engine buffered goes first; anything past the limit (only
 		// with inspect_partial) streams on from the client.
@@ -178,7 +191,13 @@ func (s *Stage) deny(w http.ResponseWriter, r *http.Request, entry *audit.Entry,
 	if status < 400 || status > 599 {
 		status = http.StatusForbidden
 	}
-	entry.Block(audit.StageWAF, fmt.Sprintf("%s denied by rule %d", what, it.RuleID))
+	reason := fmt.Sprintf("%s denied by rule %d", what, it.RuleID)
+	if it.RuleID == 0 && status == http.StatusRequestEntityTooLarge {
+		// Coraza's body limit, not a rule; it applies in detect mode too,
+		// because it bounds memory rather than judging content.
+		reason = fmt.Sprintf("request body larger than request_body.limit (%d bytes)", s.settings.BodyLimit)
+	}
+	entry.Block(audit.StageWAF, reason)
 	switch it.Action {
 	case "redirect":
 		if it.Data != "" && (it.Status == 0 || (it.Status >= 300 && it.Status < 400)) {
@@ -192,7 +211,8 @@ func (s *Stage) deny(w http.ResponseWriter, r *http.Request, entry *audit.Entry,
 		}
 	case "drop":
 		// The rule asked to drop the connection: answer, then close it.
-		w.Header().Set("Connection", "close")
+		respond.ErrorAndClose(w, r, status, entry.ID)
+		return
 	}
 	respond.Error(w, r, status, entry.ID)
 }
@@ -213,7 +233,7 @@ func (s *Stage) record(entry *audit.Entry, tx types.Transaction, inspected bool)
 		logged++
 	}
 	if logged > 0 && inspected && !tx.IsInterrupted() {
-		if entry.WAFMode == config.ModeDetect && (entry.InboundScore >= s.engine.Settings.InboundThreshold || entry.OutboundScore >= s.engine.Settings.OutboundThreshold) {
+		if entry.WAFMode == config.ModeDetect && (entry.InboundScore >= s.settings.InboundThreshold || entry.OutboundScore >= s.settings.OutboundThreshold) {
 			entry.Detect(audit.StageWAF, fmt.Sprintf("anomaly score %d/%d reached the threshold (detect mode: not blocked)", entry.InboundScore, entry.OutboundScore))
 		} else {
 			entry.Detect(audit.StageWAF, fmt.Sprintf("%d rule(s) matched, anomaly score %d/%d below the threshold", logged, entry.InboundScore, entry.OutboundScore))
@@ -239,16 +259,22 @@ func (s *Stage) matchedRule(mr types.MatchedRule) audit.MatchedRule {
 			out.ParanoiaLevel, _ = strconv.Atoi(lvl)
 		}
 	}
-	if mds := mr.MatchedDatas(); len(mds) > 0 {
+	mds := mr.MatchedDatas()
+	if len(mds) > 0 {
 		md := mds[0]
 		out.MatchedVariable = md.Variable().Name()
 		if k := md.Key(); k != "" {
 			out.MatchedVariable += ":" + k
 		}
 		out.MatchedData = truncate(md.Value(), maxMatchedData)
-		if md.Variable().Name() == "REQUEST_HEADERS" && s.redactor.IsSecret(md.Key()) {
-			out.MatchedData = audit.Redacted
-			out.Data = audit.Redacted
+	}
+	// A credential that a rule matched must not reach the record through the
+	// matched data or the rule's log data (which quotes the matched value),
+	// whichever of the matched variables it was.
+	for _, md := range mds {
+		if s.redactor.IsSecretVariable(md.Variable().Name(), md.Key()) {
+			out.MatchedData, out.Data = audit.Redacted, audit.Redacted
+			break
 		}
 	}
 	return out

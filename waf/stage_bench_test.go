@@ -21,7 +21,7 @@ func BenchmarkStage(b *testing.B) {
 		b.Fatal(err)
 	}
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) })
-	stage := NewStage(engine, next, audit.NewRedactor(nil))
+	stage := NewStage(engine, config.DefaultWAF(), next, audit.NewRedactor(nil, nil))
 	form, err := os.ReadFile("../bench/workloads/post-body.txt")
 	if err != nil {
 		b.Fatal(err)

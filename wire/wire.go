@@ -94,6 +94,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 // Write passes responses through, except net/http's own error responses to
 // requests it refused, which are replaced by the Rejected handler's answer.
+// Between the end of one request (StateIdle) and the start of the next
+// handler, nothing but net/http itself writes to the connection.
 func (c *Conn) Write(p []byte) (int, error) {
 	if c.rejected != nil && !c.inHandler.Load() {
 		if status, reason, ok := serverError(p); ok {
@@ -120,29 +122,25 @@ func (c *Conn) releaseLocked() {
 	c.capture = nil
 }
 
-// errorHeaders is what net/http puts in every error response it writes itself.
-var errorHeaders = []byte("\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n")
-
-// serverError recognises an error response written by net/http itself and
-// returns its status and reason. Handler responses always carry a Date
-// header and never this exact header block.
+// serverError reads the status and reason of an error response written by
+// net/http itself ("HTTP/1.1 400 Bad Request: malformed Host header"; 417 for
+// an unknown Expect). It is only asked outside handlers, where every write is
+// net/http's own.
 func serverError(p []byte) (int, string, bool) {
 	rest, ok := bytes.CutPrefix(p, []byte("HTTP/1.1 "))
 	if !ok || len(rest) < 4 || (rest[0] != '4' && rest[0] != '5') || rest[3] != ' ' {
 		return 0, "", false
 	}
-	// The fixed error headers must follow the status line directly.
-	end := bytes.Index(rest, []byte("\r\n"))
-	if end < 0 || !bytes.HasPrefix(rest[end:], errorHeaders) {
-		return 0, "", false
-	}
-	line := rest[:end]
 	status, err := strconv.Atoi(string(rest[:3]))
 	if err != nil {
 		return 0, "", false
 	}
-	reason := string(line[4:])
-	if _, text, found := bytes.Cut(line[4:], []byte(": ")); found {
+	line := rest[4:]
+	if end := bytes.Index(line, []byte("\r\n")); end >= 0 {
+		line = line[:end]
+	}
+	reason := string(line)
+	if _, text, found := bytes.Cut(line, []byte(": ")); found {
 		reason = string(text)
 	}
 	return status, reason, true
@@ -167,7 +165,7 @@ func (c *Conn) answerRejected(status int, reason string) {
 type connKey struct{}
 
 // ConnContext is for http.Server.ConnContext: it lets handlers reach their
-// Conn (BeginRequest, EndRequest, RawHead).
+// Conn (BeginRequest, HasHeader).
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	if wc, ok := c.(*Conn); ok {
 		return context.WithValue(ctx, connKey{}, wc)
@@ -180,9 +178,10 @@ func fromContext(ctx context.Context) *Conn {
 	return c
 }
 
-// BeginRequest marks the connection as inside a handler for r: responses
-// written from now on are the handler's. Bytes already captured beyond r's
-// head and body are kept as the start of the next request.
+// BeginRequest marks the connection as inside a handler for r: from now
+// until the connection is idle again, writes are the handler's response and
+// reads are r's body. Bytes already captured beyond r's head and body are
+// kept as the start of the next request.
 func BeginRequest(r *http.Request) {
 	c := fromContext(r.Context())
 	if c == nil {
@@ -194,11 +193,12 @@ func BeginRequest(r *http.Request) {
 	c.inHandler.Store(true)
 }
 
-// EndRequest marks the handler as finished: bytes read from now on belong to
-// the next request head, after any leftover of the previous one.
-func EndRequest(ctx context.Context) {
-	c := fromContext(ctx)
-	if c == nil {
+// ConnState is for http.Server.ConnState. StateIdle comes after net/http has
+// finished a response (flushed it, discarded an unread body), just before it
+// reads the next request head: from then on bytes are captured again.
+func ConnState(nc net.Conn, state http.ConnState) {
+	c, ok := nc.(*Conn)
+	if !ok || state != http.StateIdle {
 		return
 	}
 	c.mu.Lock()

@@ -48,7 +48,7 @@ func TestParseHead(t *testing.T) {
 	}
 }
 
-func TestServerErrorRecognisesOnlyNetHTTPsOwnErrors(t *testing.T) {
+func TestServerErrorReadsStatusAndReason(t *testing.T) {
 	tests := []struct {
 		in     string
 		status int
@@ -58,11 +58,9 @@ func TestServerErrorRecognisesOnlyNetHTTPsOwnErrors(t *testing.T) {
 		{"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request", 400, "Bad Request", true},
 		{"HTTP/1.1 505 HTTP Version Not Supported: unsupported protocol version\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n505", 505, "unsupported protocol version", true},
 		{"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n431", 431, "Request Header Fields Too Large", true},
-		// a handler's response: has a Date and other headers first
-		{"HTTP/1.1 400 Bad Request\r\nCache-Control: no-store\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nDate: x\r\n\r\n", 0, "", false},
-		// the magic block in a body does not count
-		{"HTTP/1.1 404 Not Found\r\nDate: x\r\n\r\nbody\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n", 0, "", false},
+		{"HTTP/1.1 417 Expectation Failed\r\nDate: x\r\nConnection: close\r\n\r\n", 417, "Expectation Failed", true},
 		{"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n", 0, "", false},
+		{"partial body bytes HTTP/1.1 400 x\r\n", 0, "", false},
 		{"HTTP/1.1 100 Continue\r\n\r\n", 0, "", false},
 		{"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n", 0, "", false},
 	}
