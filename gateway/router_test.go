@@ -47,3 +47,17 @@ func TestRouterLookup(t *testing.T) {
 		}
 	}
 }
+
+func TestValidHost(t *testing.T) {
+	tests := map[string]bool{
+		"shop.example": true, "shop.example:8443": true, "127.0.0.1": true, "[::1]:8080": true, "[2001:db8::1]": true,
+		"a_b.internal": true, "localhost%00": false, "localhost%1F": false, "evil.test/": false, "": false,
+		"shop.example:": false, "shop.example:123456": false, "[::1": false, "-bad.test": false, "a b": false,
+		"[::1]x": false, "host:port": false,
+	}
+	for h, want := range tests {
+		if got := validHost(h); got != want {
+			t.Errorf("validHost(%q) = %v, want %v", h, got, want)
+		}
+	}
+}

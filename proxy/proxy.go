@@ -29,16 +29,15 @@ import (
 
 // Pool forwards to the targets of one upstream in round-robin order.
 type Pool struct {
-	name      string
-	targets   []*url.URL
+	name        string
+	targets     []*url.URL
+	targetNames []string // targets[i].String(), computed once
 	next      atomic.Uint64
 	transport *http.Transport
 	rp        *httputil.ReverseProxy
 }
 
 var _ http.Handler = (*Pool)(nil)
-
-type targetKey struct{}
 
 // NewPool builds the pool for u with a connection pool sized for load: idle
 // keep-alive connections are what make a proxy fast, so they are generous.
@@ -63,6 +62,9 @@ func NewPool(u *config.UpstreamConfig) *Pool {
 		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // operator's explicit choice, documented
 	}
 	p := &Pool{name: u.Name, targets: u.Targets, transport: t}
+	for _, tu := range u.Targets {
+		p.targetNames = append(p.targetNames, tu.String())
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      t,
@@ -77,14 +79,12 @@ func NewPool(u *config.UpstreamConfig) *Pool {
 	return p
 }
 
-// ServeHTTP forwards r to the next target.
+// ServeHTTP forwards r to the next target (chosen in rewrite, which
+// ReverseProxy calls synchronously, so no per-request context is needed).
 func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	entry := audit.FromContext(r.Context())
-	target := p.targets[(p.next.Add(1)-1)%uint64(len(p.targets))]
-	entry.Upstream = target.String()
 	start := time.Now()
-	ctx := context.WithValue(r.Context(), targetKey{}, target)
-	p.rp.ServeHTTP(w, r.WithContext(ctx))
+	p.rp.ServeHTTP(w, r)
 	entry.Durations.Upstream = time.Since(start).Microseconds()
 }
 
@@ -92,8 +92,10 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Pool) Close() { p.transport.CloseIdleConnections() }
 
 func (p *Pool) rewrite(pr *httputil.ProxyRequest) {
-	target := pr.In.Context().Value(targetKey{}).(*url.URL)
+	i := (p.next.Add(1) - 1) % uint64(len(p.targets))
+	target := p.targets[i]
 	entry := audit.FromContext(pr.In.Context())
+	entry.Upstream = p.targetNames[i]
 	pr.SetURL(target)
 	// Keep the Host the client asked for: the upstream usually serves several
 	// virtual hosts and builds links from it.
