@@ -32,9 +32,9 @@ type Pool struct {
 	name        string
 	targets     []*url.URL
 	targetNames []string // targets[i].String(), computed once
-	next      atomic.Uint64
-	transport *http.Transport
-	rp        *httputil.ReverseProxy
+	next        atomic.Uint64
+	transport   *http.Transport
+	rp          *httputil.ReverseProxy
 }
 
 var _ http.Handler = (*Pool)(nil)
