@@ -400,24 +400,9 @@ func (c *checker) mergeWAF(base WAFSettings, w *WAF, p string) WAFSettings {
 	if w.CRS != nil {
 		out.CRS = *w.CRS
 	}
-	if w.Paranoia != nil {
-		if *w.Paranoia < 1 || *w.Paranoia > 4 {
-			c.errorf(p+".paranoia", "must be 1..4, got %d", *w.Paranoia)
-		}
-		out.Paranoia = *w.Paranoia
-	}
-	if w.InboundThreshold != nil {
-		if *w.InboundThreshold < 1 || *w.InboundThreshold > 10000 {
-			c.errorf(p+".inbound_threshold", "must be 1..10000, got %d", *w.InboundThreshold)
-		}
-		out.InboundThreshold = *w.InboundThreshold
-	}
-	if w.OutboundThreshold != nil {
-		if *w.OutboundThreshold < 1 || *w.OutboundThreshold > 10000 {
-			c.errorf(p+".outbound_threshold", "must be 1..10000, got %d", *w.OutboundThreshold)
-		}
-		out.OutboundThreshold = *w.OutboundThreshold
-	}
+	c.setInt(&out.Paranoia, w.Paranoia, p+".paranoia", 1, 4)
+	c.setInt(&out.InboundThreshold, w.InboundThreshold, p+".inbound_threshold", 1, 10000)
+	c.setInt(&out.OutboundThreshold, w.OutboundThreshold, p+".outbound_threshold", 1, 10000)
 	if w.OnError != nil {
 		switch *w.OnError {
 		case OnErrorBlock, OnErrorPass:
@@ -490,6 +475,17 @@ func (c *checker) mergeWAF(base WAFSettings, w *WAF, p string) WAFSettings {
 		}
 	}
 	return out
+}
+
+// setInt copies an override into dst, reporting it at path when outside lo..hi.
+func (c *checker) setInt(dst, v *int, path string, lo, hi int) {
+	if v == nil {
+		return
+	}
+	if *v < lo || *v > hi {
+		c.errorf(path, "must be %d..%d, got %d", lo, hi, *v)
+	}
+	*dst = *v
 }
 
 func (c *checker) ruleSources(srcs []RuleSource, p string) []RuleText {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -527,5 +528,40 @@ func TestDropActionClosesTheConnection(t *testing.T) {
 	resp := rawExchange(t, strings.TrimPrefix(tp.URL, "http://"), "GET /drop-me HTTP/1.1\r\nHost: portcullis.test\r\nUser-Agent: Mozilla/5.0\r\nAccept: */*\r\n\r\n")
 	if !strings.HasPrefix(resp, "HTTP/1.1 403") || !strings.Contains(resp, "Connection: close\r\n") {
 		t.Errorf("drop: %q", resp)
+	}
+}
+
+func TestCustomRulesFromFileAndInline(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	ruleFile, err := filepath.Abs("../testdata/rules/deny-debug-header.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := basicConfig + `waf:
+  rules_before:
+    - inline: 'SecRule ARGS:promo "@streq letmein" "id:10011,phase:1,deny,status:403,log,msg:''known abuse''"'
+  rules_after:
+    - file: ` + ruleFile + "\n"
+	tp := startProxy(t, cfg, up.URL)
+	for _, c := range []struct {
+		target string
+		header http.Header
+		rule   int
+	}{
+		{"/", http.Header{"X-Debug": {"1"}}, 10010},
+		{"/?promo=letmein", nil, 10011},
+	} {
+		status, _, id := do(t, "GET", tp.URL+c.target, "", c.header)
+		if status != 403 {
+			t.Errorf("%s: %d", c.target, status)
+			continue
+		}
+		if e := tp.entryFor(t, id); !hasRule(e, c.rule) {
+			t.Errorf("%s: rules %v lack %d", c.target, ruleIDs(e), c.rule)
+		}
+	}
+	if status, _, _ := do(t, "GET", tp.URL+"/?promo=spring", "", http.Header{"X-Debug": {"0"}}); status != 200 {
+		t.Errorf("benign: %d", status)
 	}
 }
