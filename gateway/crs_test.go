@@ -134,7 +134,7 @@ func TestCRSRegression(t *testing.T) {
 	fc.TestOverride.Overrides.DestAddr = &host
 	fc.TestOverride.Overrides.Port = &port
 	rc := config.NewRunnerConfiguration(fc)
-	rc.ReadTimeout = 5 * time.Second
+	rc.ReadTimeout = 30 * time.Second               // a 64 KB argument takes seconds under -race
 	if only := os.Getenv("CRS_TESTS"); only != "" { // e.g. CRS_TESTS='^920420-12$' while debugging
 		rc.Include = regexp.MustCompile(only)
 	}
