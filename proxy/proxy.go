@@ -103,8 +103,8 @@ func (p *Pool) rewrite(pr *httputil.ProxyRequest) {
 	// ReverseProxy already dropped incoming X-Forwarded-For/-Host/-Proto.
 	// These carry the same kind of claims (client address, original URL)
 	// that applications and frameworks believe, and are just as untrusted.
-	for _, h := range spoofableHeaders {
-		pr.Out.Header.Del(h)
+	for _, h := range spoofableHeaders { // canonical already: plain map deletes
+		delete(pr.Out.Header, h)
 	}
 	// Only WebSocket may switch protocols: an h2c upgrade would open an
 	// HTTP/2 connection whose requests the WAF never sees.
@@ -124,7 +124,8 @@ func (p *Pool) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Header.Set(respond.RequestIDHeader, entry.ID)
 }
 
-// spoofableHeaders are removed from every forwarded request.
+// spoofableHeaders are removed from every forwarded request (written in
+// canonical form: net/http canonicalises incoming header names).
 var spoofableHeaders = []string{
 	"Forwarded", "X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip",
 	"X-Cluster-Client-Ip", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server",
