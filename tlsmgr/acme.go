@@ -370,7 +370,7 @@ func (a *ACME) obtain(ctx context.Context, host string) error {
 	if err != nil {
 		return fmt.Errorf("certificate request for %s: %w", host, err)
 	}
-	chain, _, err := client.CreateOrderCert(ctx, order.FinalizeURL, csr, true)
+	chain, _, err := client.CreateCertFromOrder(ctx, order, csr, true)
 	if err != nil {
 		return fmt.Errorf("finalize order for %s: %w", host, err)
 	}

@@ -37,6 +37,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -233,7 +234,8 @@ func (s *Server) EABHMACKey() string { return s.eabKey }
 func (s *Server) DNSAddr() string { return s.dnsAddr }
 
 // Orders is the number of POST requests received on the newOrder endpoint
-// (accepted or not), e.g. to assert that no order was placed.
+// (accepted or not), e.g. to assert that no order was placed. With
+// BadNoncePercent > 0 a client's badNonce retry counts again.
 func (s *Server) Orders() int { return int(s.orders.Load()) }
 
 // Pause closes the WFE listener and all its connections, so clients get
@@ -454,7 +456,7 @@ func (w *testLogWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.enabled && !w.stopped {
-		w.t.Log(string(p))
+		w.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
 }
