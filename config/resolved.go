@@ -21,13 +21,55 @@ type Config struct {
 	Upstreams []*UpstreamConfig
 	Sites     []*SiteConfig
 	Audit     AuditConfig
+	TLS       TLSConfig
 }
 
 // ListenerConfig is a resolved listener.
 type ListenerConfig struct {
 	Name    string
 	Address string
+	HTTPS   bool
 }
+
+// TLSConfig holds resolved global TLS settings.
+type TLSConfig struct {
+	Policy      string // intermediate or modern
+	StateDir    string
+	DefaultHost string
+	ACME        ACMESettings
+}
+
+// ACMESettings are the resolved CA settings of acme sites.
+type ACMESettings struct {
+	Directory   string
+	Email       string
+	AcceptTerms bool
+	EABKeyID    string
+	EABHMACKey  string
+	CARootsPEM  []byte // nil: system roots
+	KeyType     string
+	RenewBefore time.Duration // 0: a third of the lifetime, at most 30 days
+	Challenges  []string
+}
+
+// Certificate sources of a site.
+const (
+	CertACME       = "acme"
+	CertFiles      = "files"
+	CertSelfSigned = "self-signed"
+)
+
+// SiteTLSConfig is a site's resolved TLS settings.
+type SiteTLSConfig struct {
+	Source       string // acme, files or self-signed
+	CertFile     string // absolute or relative to the working directory
+	KeyFile      string
+	RedirectHTTP bool
+	HSTS         string // the Strict-Transport-Security value, or ""
+}
+
+// LetsEncrypt is the default ACME directory.
+const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
 
 // ServerConfig holds resolved connection limits.
 type ServerConfig struct {
@@ -54,6 +96,7 @@ type SiteConfig struct {
 	Name   string
 	Hosts  []string // lower-case; "*" or "*.example.com" wildcards
 	Routes []*RouteConfig
+	TLS    *SiteTLSConfig // nil: served on http listeners only
 }
 
 // RouteConfig is a resolved route with its fully merged WAF settings.
@@ -198,11 +241,18 @@ func (c *checker) resolve(f *File) *Config {
 	global := c.mergeWAF(DefaultWAF(), &f.WAF, "waf")
 	c.resolveSites(f, cfg, upstreams, global)
 	c.resolveAudit(f, cfg)
+	c.resolveTLS(f, cfg)
 	return cfg
 }
 
 func (c *checker) resolveListeners(f *File, cfg *Config) {
 	if len(f.Listeners) == 0 {
+		for _, s := range f.Sites {
+			if s.TLS != nil {
+				cfg.Listeners = []ListenerConfig{{Name: ":80", Address: ":80"}, {Name: ":443", Address: ":443", HTTPS: true}}
+				return
+			}
+		}
 		cfg.Listeners = []ListenerConfig{{Name: ":8080", Address: ":8080"}}
 		return
 	}
@@ -232,7 +282,15 @@ func (c *checker) resolveListeners(f *File, cfg *Config) {
 		if name == "" {
 			name = l.Address
 		}
-		cfg.Listeners = append(cfg.Listeners, ListenerConfig{Name: name, Address: l.Address})
+		https := false
+		switch l.Protocol {
+		case "", "http":
+		case "https":
+			https = true
+		default:
+			c.errorf(p+".protocol", "must be http or https, got %q", l.Protocol)
+		}
+		cfg.Listeners = append(cfg.Listeners, ListenerConfig{Name: name, Address: l.Address, HTTPS: https})
 	}
 }
 
@@ -316,6 +374,9 @@ func (c *checker) resolveSites(f *File, cfg *Config, upstreams map[string]bool, 
 		}
 		if sc.Name == "" && len(sc.Hosts) > 0 {
 			sc.Name = sc.Hosts[0]
+		}
+		if s.TLS != nil {
+			sc.TLS = c.siteTLS(s.TLS, sc.Hosts, p+".tls")
 		}
 		siteWAF := c.mergeWAF(global, s.WAF, p+".waf")
 		if len(s.Routes) == 0 {

@@ -14,7 +14,7 @@ package config
 // File is the YAML document.
 type File struct {
 	// Listeners are the addresses that accept client traffic.
-	// Default: one listener on ":8080".
+	// Default: ":8080" (http); with any tls site, ":80" (http) and ":443" (https).
 	Listeners []Listener `yaml:"listeners"`
 	// Server holds limits that protect every listener from slow or oversized clients.
 	Server Server `yaml:"server"`
@@ -26,6 +26,78 @@ type File struct {
 	WAF WAF `yaml:"waf"`
 	// Audit configures the audit records.
 	Audit Audit `yaml:"audit"`
+	// TLS holds settings shared by every site with a certificate.
+	TLS TLS `yaml:"tls"`
+}
+
+// TLS holds global TLS settings.
+type TLS struct {
+	// Policy is intermediate (TLS 1.2 and 1.3, Mozilla's intermediate
+	// suites) or modern (TLS 1.3 only). Default: intermediate.
+	Policy string `yaml:"policy"`
+	// StateDir keeps the ACME account, ACME certificates and self-signed
+	// certificates (created 0700, keys 0600). Default: ./portcullis-state.
+	StateDir string `yaml:"state_dir"`
+	// DefaultHost names the site host whose certificate answers a handshake
+	// for an unknown server name. Default: none (such handshakes fail).
+	DefaultHost string `yaml:"default_host"`
+	// ACME holds the defaults of every site with certificate: acme.
+	ACME ACME `yaml:"acme"`
+}
+
+// ACME configures the certificate authority of acme sites.
+type ACME struct {
+	// Directory is the CA's directory URL. Default: Let's Encrypt
+	// production, https://acme-v02.api.letsencrypt.org/directory. Staging:
+	// https://acme-staging-v02.api.letsencrypt.org/directory.
+	Directory string `yaml:"directory"`
+	// Email is the account contact; Let's Encrypt uses it for expiry
+	// notices, ZeroSSL requires it.
+	Email string `yaml:"email"`
+	// AcceptTerms must be true: registering accepts the CA's terms.
+	AcceptTerms bool `yaml:"accept_terms"`
+	// EABKeyID and EABHMACKey are the External Account Binding credentials
+	// (ZeroSSL, many private CAs), as the CA hands them out.
+	EABKeyID   string `yaml:"eab_key_id"`
+	EABHMACKey string `yaml:"eab_hmac_key"`
+	// CARoots is a PEM file of roots that sign the CA's own HTTPS
+	// certificate (a private ACME server). Default: the system roots.
+	CARoots string `yaml:"ca_roots"`
+	// KeyType is ecdsa-p256 (default) or rsa-2048.
+	KeyType string `yaml:"key_type"`
+	// RenewBefore is how long before expiry to renew. Default: a third of
+	// the lifetime, at most 30 days (30 days for Let's Encrypt's 90).
+	RenewBefore *Duration `yaml:"renew_before"`
+	// Challenges in order of preference: tls-alpn-01 (needs :443) and
+	// http-01 (needs :80). Default: both, tls-alpn-01 first.
+	Challenges []string `yaml:"challenges"`
+}
+
+// SiteTLS is a site's certificate source.
+type SiteTLS struct {
+	// Certificate is acme, files or self-signed. Required.
+	Certificate string `yaml:"certificate"`
+	// CertFile and KeyFile are PEM files (certificate: files), relative to
+	// the config file. They are reloaded when they change on disk.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// RedirectHTTP answers plain HTTP requests for this site with a 308 to
+	// HTTPS (ACME HTTP-01 challenges still answer). Default: true.
+	RedirectHTTP *bool `yaml:"redirect_http"`
+	// HSTS sends Strict-Transport-Security on HTTPS responses.
+	HSTS *HSTS `yaml:"hsts"`
+}
+
+// HSTS configures the Strict-Transport-Security header.
+type HSTS struct {
+	// MaxAge is how long browsers remember to use HTTPS only, e.g. 8760h.
+	// Required when hsts is set.
+	MaxAge *Duration `yaml:"max_age"`
+	// IncludeSubdomains extends it to every subdomain.
+	IncludeSubdomains bool `yaml:"include_subdomains"`
+	// Preload asks to be in browsers' preload lists (needs a max age of a
+	// year and include_subdomains).
+	Preload bool `yaml:"preload"`
 }
 
 // Listener is one address accepting client traffic.
@@ -35,6 +107,10 @@ type Listener struct {
 	// Address is host:port. ":8080" listens on every interface; use
 	// "127.0.0.1:8080" to accept only local clients. Required.
 	Address string `yaml:"address"`
+	// Protocol is http (default) or https. An https listener serves the
+	// sites that have tls settings; an http listener answers ACME HTTP-01
+	// challenges and redirects those sites to HTTPS.
+	Protocol string `yaml:"protocol"`
 }
 
 // Server holds per-connection limits.
@@ -87,6 +163,8 @@ type Site struct {
 	Hosts []string `yaml:"hosts"`
 	// WAF overrides the top-level waf settings for this site.
 	WAF *WAF `yaml:"waf"`
+	// TLS gives the site a certificate, so it is served on https listeners.
+	TLS *SiteTLS `yaml:"tls"`
 	// Routes map path prefixes to upstreams; the longest matching prefix wins.
 	// At least one is required.
 	Routes []Route `yaml:"routes"`
