@@ -274,7 +274,7 @@ func (c *checker) resolveListeners(f *File, cfg *Config) {
 		if host != "" && net.ParseIP(host) == nil && host != "localhost" {
 			c.errorf(p+".address", "host must be an IP address or localhost, got %q", host)
 		}
-		if j, dup := seen[l.Address]; dup {
+		if j, dup := seen[l.Address]; dup && port != "0" { // port 0: each gets its own
 			c.errorf(p+".address", "duplicates listeners[%d].address %q", j, l.Address)
 		}
 		seen[l.Address] = i

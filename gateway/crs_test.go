@@ -105,7 +105,7 @@ func TestCRSRegression(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	srv := NewServer(p, log)
+	srv := NewServer(p, nil, log)
 	lns, err := srv.Listen()
 	if err != nil {
 		t.Fatal(err)

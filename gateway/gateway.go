@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
@@ -40,6 +41,7 @@ type Pipeline struct {
 	records  *audit.Writer
 	logAll   bool
 	log      *slog.Logger
+	https    string // port of the https listener for redirects, "" for 443
 }
 
 var _ http.Handler = (*Pipeline)(nil)
@@ -63,6 +65,7 @@ func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 		records:  records,
 		logAll:   cfg.Audit.LogAll,
 		log:      log,
+		https:    httpsPort(cfg),
 	}
 	for _, u := range cfg.Upstreams {
 		p.pools[u.Name] = proxy.NewPool(u)
@@ -78,7 +81,7 @@ func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 			var h http.Handler = p.pools[rc.Upstream]
 			h = protocolGuard(h)
 			h = waf.NewStage(engine, rc.WAF, h, p.redactor)
-			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h})
+			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h, tls: sc.TLS})
 		}
 		p.router.add(sc, s)
 	}
@@ -113,7 +116,33 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entry.Site, entry.Route = rt.site, rt.path
+	if st := rt.tls; st != nil {
+		if r.TLS == nil && st.RedirectHTTP && respond.Condemned(r.Context()) == 0 {
+			p.redirectToHTTPS(rec, r)
+			return
+		}
+		if r.TLS != nil && st.HSTS != "" {
+			rec.Header().Set("Strict-Transport-Security", st.HSTS)
+		}
+	}
 	rt.handler.ServeHTTP(rec, r)
+}
+
+// redirectToHTTPS answers a plain-HTTP request for a site with TLS with a
+// permanent redirect that keeps method and body (308).
+func (p *Pipeline) redirectToHTTPS(w http.ResponseWriter, r *http.Request) {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if strings.Contains(host, ":") { // IPv6 literal
+		host = "[" + host + "]"
+	}
+	if p.https != "" {
+		host += ":" + p.https
+	}
+	w.Header().Set("Location", "https://"+host+r.URL.RequestURI())
+	w.WriteHeader(http.StatusPermanentRedirect)
 }
 
 // restoreEmptyHost puts back a Host header that was sent empty: net/http

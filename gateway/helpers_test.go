@@ -39,7 +39,8 @@ func (m *memorySink) Close() error { return nil }
 
 // testProxy is a running pipeline on a loopback port.
 type testProxy struct {
-	URL     string
+	URL     string // the first listener
+	HTTPS   string // the first https listener, if any
 	server  *Server
 	writer  *audit.Writer
 	records *memorySink
@@ -68,17 +69,32 @@ func startProxy(t *testing.T, yamlText, upstream string) *testProxy {
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
-	s := NewServer(p, log)
+	certs, err := BuildCertificates(cfg, log)
+	if err != nil {
+		t.Fatalf("certificates: %v", err)
+	}
+	s := NewServer(p, certs, log)
 	lns, err := s.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}
+	if certs != nil {
+		certs.Start()
+	}
 	s.Serve(lns)
 	tp := &testProxy{URL: "http://" + s.Addrs()[0].String(), server: s, writer: writer, records: records}
+	for i, l := range cfg.Listeners {
+		if l.HTTPS && tp.HTTPS == "" {
+			tp.HTTPS = "https://" + s.Addrs()[i].String()
+		}
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = s.Shutdown(ctx)
+		if certs != nil {
+			certs.Stop()
+		}
 		p.Close()
 		_ = writer.Close()
 	})

@@ -15,6 +15,7 @@ type route struct {
 	site    string
 	path    string
 	handler http.Handler
+	tls     *config.SiteTLSConfig // the site's; nil without TLS
 }
 
 // site holds a site's routes, longest path first.

@@ -2,15 +2,20 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/net/http2"
+
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/tlsmgr"
 	"github.com/portcullis-waf/portcullis/wire"
 )
 
@@ -19,19 +24,28 @@ import (
 // already running finish on the pipeline they started with.
 type Server struct {
 	current  atomic.Pointer[Pipeline]
+	certs    *tlsmgr.Manager // nil when no site has TLS
 	log      *slog.Logger
 	servers  []*http.Server
+	closers  []io.Closer // listeners we wrap ourselves (TLS)
 	addrs    []net.Addr
 	serveErr chan error
 	wg       sync.WaitGroup
+
+	h2     *http2.Server
+	h2mu   sync.Mutex
+	h2wg   sync.WaitGroup
+	h2open map[*tls.Conn]struct{}
 }
 
-// NewServer prepares a server for p's listeners.
-func NewServer(p *Pipeline, log *slog.Logger) *Server {
+// NewServer prepares a server for p's listeners. certs serves the https
+// listeners and the ACME HTTP-01 challenges on http listeners; it may be nil
+// when no listener is https.
+func NewServer(p *Pipeline, certs *tlsmgr.Manager, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{log: log}
+	s := &Server{log: log, certs: certs, h2: &http2.Server{}, h2open: map[*tls.Conn]struct{}{}}
 	s.current.Store(p)
 	return s
 }
@@ -39,6 +53,10 @@ func NewServer(p *Pipeline, log *slog.Logger) *Server {
 // ServeHTTP hands r to the current pipeline.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	wire.BeginRequest(r)
+	if r.TLS == nil {
+		// HTTP/1 over TLS terminated by tlsListener: net/http cannot know.
+		r.TLS = wire.TLS(r.Context())
+	}
 	s.current.Load().ServeHTTP(w, r)
 }
 
@@ -75,13 +93,32 @@ func (s *Server) serveRejected(w http.ResponseWriter, r *http.Request, status in
 	s.current.Load().ServeHTTP(w, r)
 }
 
-// Serve serves on lns until Shutdown. It returns at once; serving errors
-// arrive on Errors.
+// Serve serves on lns (as returned by Listen, in the configuration's order)
+// until Shutdown. It returns at once; serving errors arrive on Errors.
 func (s *Server) Serve(lns []net.Listener) {
 	cfg := s.current.Load().Config
 	s.serveErr = make(chan error, len(lns))
-	for _, ln := range lns {
-		hs := newHTTPServer(cfg.Server, s, s.log)
+	for i, ln := range lns {
+		var handler http.Handler = s
+		if s.certs != nil && !cfg.Listeners[i].HTTPS {
+			// ACME HTTP-01 challenges are answered before anything else.
+			handler = s.certs.HTTPHandler(s)
+		}
+		hs := newHTTPServer(cfg.Server, handler, s.log)
+		if cfg.Listeners[i].HTTPS {
+			if s.certs == nil {
+				s.serveErr <- fmt.Errorf("listener %s is https but no certificates are configured", ln.Addr())
+				continue
+			}
+			if err := http2.ConfigureServer(hs, s.h2); err != nil {
+				s.serveErr <- fmt.Errorf("HTTP/2 on %s: %w", ln.Addr(), err)
+				continue
+			}
+			s.current.Load().useBoundHTTPSPort(ln.Addr())
+			tl := newTLSListener(unwrapWire(ln), s.certs.TLSConfig(), cfg.Server.ReadHeaderTimeout, func(tc *tls.Conn) { s.serveH2(hs, tc) })
+			s.closers = append(s.closers, tl)
+			ln = wire.NewListener(tl, cfg.Server.MaxHeaderBytes+4096, s.serveRejected)
+		}
 		s.servers = append(s.servers, hs)
 		s.addrs = append(s.addrs, ln.Addr())
 		s.wg.Add(1)
@@ -102,6 +139,30 @@ func (s *Server) Addrs() []net.Addr { return s.addrs }
 
 // Shutdown stops accepting, waits for in-flight requests up to ctx's deadline,
 // then closes what is left.
+// serveH2 serves one HTTP/2 connection; Shutdown waits for it.
+func (s *Server) serveH2(hs *http.Server, tc *tls.Conn) {
+	s.h2mu.Lock()
+	s.h2open[tc] = struct{}{}
+	s.h2wg.Add(1)
+	s.h2mu.Unlock()
+	defer func() {
+		s.h2mu.Lock()
+		delete(s.h2open, tc)
+		s.h2mu.Unlock()
+		s.h2wg.Done()
+	}()
+	s.h2.ServeConn(tc, &http2.ServeConnOpts{BaseConfig: hs, Handler: hs.Handler})
+}
+
+// unwrapWire returns the raw listener under a wire.Listener: TLS must come
+// before wire, which needs plaintext.
+func unwrapWire(ln net.Listener) net.Listener {
+	if wl, ok := ln.(*wire.Listener); ok {
+		return wl.Listener
+	}
+	return ln
+}
+
 func (s *Server) Shutdown(ctx context.Context) error {
 	// All listeners stop accepting at once; each then waits for its own
 	// in-flight requests within the same deadline.
@@ -118,6 +179,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	for _, c := range s.closers {
+		_ = c.Close()
+	}
+	// HTTP/2 connections got GOAWAY from the shutdown hook that
+	// http2.ConfigureServer registered; wait for their streams, then cut.
+	h2done := make(chan struct{})
+	go func() { s.h2wg.Wait(); close(h2done) }()
+	select {
+	case <-h2done:
+	case <-ctx.Done():
+		s.h2mu.Lock()
+		for c := range s.h2open {
+			_ = c.Close()
+		}
+		s.h2mu.Unlock()
+		<-h2done
+		errs = append(errs, ctx.Err())
+	}
 	s.wg.Wait()
 	return errors.Join(errs...)
 }

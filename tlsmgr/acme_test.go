@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-waf/portcullis/tlsmgr/internal/acmetest"
+	"github.com/portcullis-waf/portcullis/tlsmgr/acmetest"
 )
 
 // acmeSetup is a Manager with one ACME source in front of a real ACME server

@@ -26,6 +26,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"strconv"
@@ -176,6 +177,20 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 func fromContext(ctx context.Context) *Conn {
 	c, _ := ctx.Value(connKey{}).(*Conn)
 	return c
+}
+
+// TLS returns the TLS state of the request's connection when it runs over
+// TLS terminated by Portcullis (net/http then does not know it is TLS).
+func TLS(ctx context.Context) *tls.ConnectionState {
+	c := fromContext(ctx)
+	if c == nil {
+		return nil
+	}
+	if tc, ok := c.Conn.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		return &st
+	}
+	return nil
 }
 
 // BeginRequest marks the connection as inside a handler for r: from now

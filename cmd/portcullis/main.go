@@ -124,11 +124,20 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		_ = records.Close()
 		return err
 	}
-	server := gateway.NewServer(pipeline, log)
+	certs, err := gateway.BuildCertificates(cfg, log)
+	if err != nil {
+		_ = records.Close()
+		return err
+	}
+	server := gateway.NewServer(pipeline, certs, log)
 	lns, err := server.Listen()
 	if err != nil {
 		_ = records.Close()
 		return err
+	}
+	if certs != nil {
+		certs.Start() // order missing certificates, renew, watch files
+		defer certs.Stop()
 	}
 	server.Serve(lns)
 	inst := &instance{server: server, records: records}

@@ -1,0 +1,274 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/tlsmgr/acmetest"
+)
+
+// writeCert writes a self-signed certificate and key for hosts into dir and
+// returns the paths and a pool that trusts it.
+func writeCert(t *testing.T, dir string, hosts ...string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: hosts[0]}, DNSNames: hosts,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	leaf, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(leaf)
+	return certFile, keyFile, pool
+}
+
+const tlsConfig = `
+listeners:
+  - address: "127.0.0.1:0"
+  - address: "127.0.0.1:0"
+    protocol: https
+upstreams:
+  - name: app
+    targets: ["UPSTREAM"]
+sites:
+  - hosts: ["shop.test"]
+    tls:
+      certificate: files
+      cert_file: CERTFILE
+      key_file: KEYFILE
+      hsts:
+        max_age: 8760h
+        include_subdomains: true
+    routes:
+      - path: /
+        upstream: app
+  - hosts: ["plain.test"]
+    routes:
+      - path: /
+        upstream: app
+`
+
+// httpsClient talks to the https listener at addr for any host name.
+func httpsClient(addr string, roots *x509.CertPool, h2 bool) *http.Client {
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
+	}
+	tr := &http.Transport{DialContext: dial, TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: h2}
+	if !h2 {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func TestHTTPSWithFilesHTTP2RedirectAndHSTS(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	certFile, keyFile, roots := writeCert(t, t.TempDir(), "shop.test")
+	cfg := strings.NewReplacer("CERTFILE", certFile, "KEYFILE", keyFile).Replace(tlsConfig)
+	tp := startProxy(t, cfg, up.URL)
+	addr := strings.TrimPrefix(tp.HTTPS, "https://")
+
+	for _, h2 := range []bool{false, true} {
+		client := httpsClient(addr, roots, h2)
+		resp, err := client.Get("https://shop.test/products?page=2")
+		if err != nil {
+			t.Fatalf("h2=%v: %v", h2, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		wantProto := map[bool]int{false: 1, true: 2}[h2]
+		if resp.StatusCode != 200 || resp.ProtoMajor != wantProto {
+			t.Errorf("h2=%v: status %d proto %s", h2, resp.StatusCode, resp.Proto)
+		}
+		if !strings.Contains(string(body), "X-Forwarded-Proto: https\r\n") {
+			t.Errorf("h2=%v: upstream did not learn the request was https:\n%s", h2, body)
+		}
+		if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=31536000; includeSubDomains" {
+			t.Errorf("h2=%v: HSTS %q", h2, got)
+		}
+		// The WAF inspects HTTPS traffic, HTTP/2 included.
+		resp, err = client.Get("https://shop.test/search?q=1%27%20OR%20%271%27%3D%271")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 403 {
+			t.Errorf("h2=%v: attack over https: %d", h2, resp.StatusCode)
+		}
+	}
+
+	// Plain HTTP for the TLS site: a 308 to HTTPS keeping path and query.
+	req, _ := http.NewRequest("POST", tp.URL+"/cart?item=3", strings.NewReader("a=1"))
+	req.Host = "shop.test"
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	if want := "https://shop.test:" + port + "/cart?item=3"; resp.StatusCode != 308 || resp.Header.Get("Location") != want {
+		t.Errorf("redirect: %d %q, want 308 %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+	// A site without TLS is served over plain HTTP.
+	if status, _, _ := doHost(t, tp.URL+"/", "plain.test"); status != 200 {
+		t.Errorf("plain site: %d", status)
+	}
+	// An unknown server name gets no certificate.
+	if _, err := httpsClient(addr, roots, false).Get("https://other.test/"); err == nil {
+		t.Error("unknown SNI got a certificate")
+	}
+}
+
+// TestMalformedRequestOverTLSIsAudited: package wire sits behind TLS
+// termination, so requests net/http refuses are inspected on https too.
+func TestMalformedRequestOverTLSIsAudited(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	certFile, keyFile, roots := writeCert(t, t.TempDir(), "shop.test")
+	tp := startProxy(t, strings.NewReplacer("CERTFILE", certFile, "KEYFILE", keyFile).Replace(tlsConfig), up.URL)
+	c, err := tls.Dial("tcp", strings.TrimPrefix(tp.HTTPS, "https://"), &tls.Config{ServerName: "shop.test", RootCAs: roots, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprint(c, "GET / HTTP/4.0\r\nHost: shop.test\r\nUser-Agent: Mozilla/5.0\r\nAccept: */*\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if e := tp.entryFor(t, resp.Header.Get("X-Request-Id")); e.Stage != audit.StageProtocol || !hasRule(e, 920430) {
+		t.Errorf("record stage %s rules %v", e.Stage, ruleIDs(e))
+	}
+}
+
+// TestACMEEndToEnd: the binary's own listeners answer a real ACME server's
+// challenges (HTTP-01 on the http listener, TLS-ALPN-01 on the https one) and
+// then serve the issued certificate.
+func TestACMEEndToEnd(t *testing.T) {
+	for _, challenge := range []string{"http-01", "tls-alpn-01"} {
+		t.Run(challenge, func(t *testing.T) {
+			up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+			defer up.Close()
+			// Reserve the two ports first: the CA must know where to validate.
+			httpLn, _ := net.Listen("tcp", "127.0.0.1:0")
+			tlsLn, _ := net.Listen("tcp", "127.0.0.1:0")
+			httpAddr, tlsAddr := httpLn.Addr().String(), tlsLn.Addr().String()
+			ca := acmetest.Start(t, acmetest.Options{
+				HTTPPort: httpLn.Addr().(*net.TCPAddr).Port, TLSPort: tlsLn.Addr().(*net.TCPAddr).Port,
+			})
+			dir := t.TempDir()
+			rootsFile := filepath.Join(dir, "ca.pem")
+			writePool(t, rootsFile, ca)
+			httpLn.Close()
+			tlsLn.Close()
+			cfg := fmt.Sprintf(`
+listeners:
+  - address: %q
+  - address: %q
+    protocol: https
+upstreams:
+  - name: app
+    targets: ["UPSTREAM"]
+tls:
+  state_dir: %q
+  acme:
+    directory: %q
+    email: ops@shop.test
+    accept_terms: true
+    ca_roots: %q
+    challenges: [%s]
+sites:
+  - hosts: ["shop.test"]
+    tls:
+      certificate: acme
+    routes:
+      - path: /
+        upstream: app
+`, httpAddr, tlsAddr, filepath.Join(dir, "state"), ca.DirectoryURL(), rootsFile, challenge)
+			tp := startProxy(t, cfg, up.URL)
+			client := httpsClient(strings.TrimPrefix(tp.HTTPS, "https://"), ca.IssuerRoots(), true)
+			resp, err := client.Get("https://shop.test/")
+			if err != nil {
+				t.Fatalf("https with the ACME certificate: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 || ca.Orders() != 1 {
+				t.Errorf("status %d, orders %d", resp.StatusCode, ca.Orders())
+			}
+			keys, _ := filepath.Glob(filepath.Join(dir, "state", "acme", "*"))
+			for _, k := range keys {
+				if st, _ := os.Stat(k); st.Mode().Perm() != 0o600 {
+					t.Errorf("%s has mode %v, want 0600", k, st.Mode().Perm())
+				}
+			}
+		})
+	}
+}
+
+// writePool writes the certificates the ACME test server's HTTPS uses, as
+// an operator would write their private CA's root.
+func writePool(t *testing.T, path string, ca *acmetest.Server) {
+	t.Helper()
+	resp, err := ca.HTTPClient().Get(ca.DirectoryURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var out []byte
+	for _, c := range resp.TLS.PeerCertificates {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func doHost(t *testing.T, url, host string) (int, string, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Host = host
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header.Get("X-Request-Id")
+}
