@@ -73,6 +73,15 @@ sites:
     routes:
       - path: /
         upstream: app
+  - hosts: ["api.test"]
+    tls:
+      certificate: files
+      cert_file: CERTFILE
+      key_file: KEYFILE
+      redirect_http: false
+    routes:
+      - path: /
+        upstream: app
   - hosts: ["plain.test"]
     routes:
       - path: /
@@ -95,7 +104,7 @@ func httpsClient(addr string, roots *x509.CertPool, h2 bool) *http.Client {
 func TestHTTPSWithFilesHTTP2RedirectAndHSTS(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
 	defer up.Close()
-	certFile, keyFile, roots := writeCert(t, t.TempDir(), "shop.test")
+	certFile, keyFile, roots := writeCert(t, t.TempDir(), "shop.test", "api.test")
 	cfg := strings.NewReplacer("CERTFILE", certFile, "KEYFILE", keyFile).Replace(tlsConfig)
 	tp := startProxy(t, cfg, up.URL)
 	addr := strings.TrimPrefix(tp.HTTPS, "https://")
@@ -141,9 +150,12 @@ func TestHTTPSWithFilesHTTP2RedirectAndHSTS(t *testing.T) {
 	if want := "https://shop.test:" + port + "/cart?item=3"; resp.StatusCode != 308 || resp.Header.Get("Location") != want {
 		t.Errorf("redirect: %d %q, want 308 %q", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
-	// A site without TLS is served over plain HTTP.
-	if status, _, _ := doHost(t, tp.URL+"/", "plain.test"); status != 200 {
-		t.Errorf("plain site: %d", status)
+	// A site without TLS, and a TLS site with redirect_http: false, are
+	// served over plain HTTP.
+	for _, host := range []string{"plain.test", "api.test"} {
+		if status, _, _ := doHost(t, tp.URL+"/", host); status != 200 {
+			t.Errorf("%s over http: %d", host, status)
+		}
 	}
 	// An unknown server name gets no certificate.
 	if _, err := httpsClient(addr, roots, false).Get("https://other.test/"); err == nil {
@@ -156,7 +168,7 @@ func TestHTTPSWithFilesHTTP2RedirectAndHSTS(t *testing.T) {
 func TestMalformedRequestOverTLSIsAudited(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
 	defer up.Close()
-	certFile, keyFile, roots := writeCert(t, t.TempDir(), "shop.test")
+	certFile, keyFile, roots := writeCert(t, t.TempDir(), "shop.test", "api.test")
 	tp := startProxy(t, strings.NewReplacer("CERTFILE", certFile, "KEYFILE", keyFile).Replace(tlsConfig), up.URL)
 	c, err := tls.Dial("tcp", strings.TrimPrefix(tp.HTTPS, "https://"), &tls.Config{ServerName: "shop.test", RootCAs: roots, NextProtos: []string{"http/1.1"}})
 	if err != nil {
@@ -231,6 +243,9 @@ sites:
 			resp.Body.Close()
 			if resp.StatusCode != 200 || ca.Orders() != 1 {
 				t.Errorf("status %d, orders %d", resp.StatusCode, ca.Orders())
+			}
+			if st, err := os.Stat(filepath.Join(dir, "state", "acme")); err != nil || st.Mode().Perm() != 0o700 {
+				t.Errorf("ACME cache directory: %v %v, want mode 0700", st.Mode().Perm(), err)
 			}
 			keys, _ := filepath.Glob(filepath.Join(dir, "state", "acme", "*"))
 			for _, k := range keys {

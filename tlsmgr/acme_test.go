@@ -101,9 +101,12 @@ func TestACMEIssuesWithEachChallenge(t *testing.T) {
 			ca := acmetest.Start(t, acmetest.Options{HTTPPort: port(httpLn), TLSPort: port(tlsLn)})
 			cfg := acmeConfig(ca, t.TempDir(), "shop.test")
 			cfg.Challenges = []string{challenge}
-			_, a := startManager(t, cfg, httpLn, tlsLn)
+			m, a := startManager(t, cfg, httpLn, tlsLn)
 			if _, err := a.Certificate("shop.test"); err != nil {
 				t.Fatalf("no certificate: %v", err)
+			}
+			if exp := m.Expiry()["shop.test"]; time.Until(exp) < 24*time.Hour {
+				t.Errorf("expiry not exposed: %v", exp)
 			}
 			leaf := served(t, tlsLn.Addr().String(), "shop.test", ca.IssuerRoots())
 			if leaf.DNSNames[0] != "shop.test" || ca.Orders() != 1 {
