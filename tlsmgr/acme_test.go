@@ -95,12 +95,16 @@ func served(t *testing.T, addr, name string, roots *x509.CertPool) *x509.Certifi
 }
 
 func TestACMEIssuesWithEachChallenge(t *testing.T) {
-	for _, challenge := range []string{ChallengeHTTP01, ChallengeTLSALPN01} {
-		t.Run(challenge, func(t *testing.T) {
+	for _, tc := range []struct {
+		challenge string
+		key       KeyType
+	}{{ChallengeHTTP01, ECDSAP256}, {ChallengeTLSALPN01, ECDSAP256}, {ChallengeTLSALPN01, RSA2048}} {
+		t.Run(tc.challenge+"/"+string(tc.key), func(t *testing.T) {
 			httpLn, tlsLn := listeners(t)
 			ca := acmetest.Start(t, acmetest.Options{HTTPPort: port(httpLn), TLSPort: port(tlsLn)})
 			cfg := acmeConfig(ca, t.TempDir(), "shop.test")
-			cfg.Challenges = []string{challenge}
+			cfg.Challenges = []string{tc.challenge}
+			cfg.KeyType = tc.key
 			m, a := startManager(t, cfg, httpLn, tlsLn)
 			if _, err := a.Certificate("shop.test"); err != nil {
 				t.Fatalf("no certificate: %v", err)
@@ -111,6 +115,10 @@ func TestACMEIssuesWithEachChallenge(t *testing.T) {
 			leaf := served(t, tlsLn.Addr().String(), "shop.test", ca.IssuerRoots())
 			if leaf.DNSNames[0] != "shop.test" || ca.Orders() != 1 {
 				t.Errorf("names %v, orders %d", leaf.DNSNames, ca.Orders())
+			}
+			wantAlg := map[KeyType]x509.PublicKeyAlgorithm{ECDSAP256: x509.ECDSA, RSA2048: x509.RSA}[tc.key]
+			if leaf.PublicKeyAlgorithm != wantAlg {
+				t.Errorf("key algorithm %v, want %v", leaf.PublicKeyAlgorithm, wantAlg)
 			}
 		})
 	}
