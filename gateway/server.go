@@ -32,10 +32,10 @@ type Server struct {
 	serveErr chan error
 	wg       sync.WaitGroup
 
-	h2     *http2.Server
-	h2mu   sync.Mutex
-	h2wg   sync.WaitGroup
-	h2open map[*tls.Conn]struct{}
+	h2mu      sync.Mutex
+	h2wg      sync.WaitGroup
+	h2open    map[*tls.Conn]struct{}
+	h2closing bool // set by Shutdown: new HTTP/2 connections are refused
 }
 
 // NewServer prepares a server for p's listeners. certs serves the https
@@ -45,7 +45,7 @@ func NewServer(p *Pipeline, certs *tlsmgr.Manager, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{log: log, certs: certs, h2: &http2.Server{}, h2open: map[*tls.Conn]struct{}{}}
+	s := &Server{log: log, certs: certs, h2open: map[*tls.Conn]struct{}{}}
 	s.current.Store(p)
 	return s
 }
@@ -90,6 +90,7 @@ func (s *Server) Listen() ([]net.Listener, error) {
 // marked so that it is inspected and audited but never forwarded.
 func (s *Server) serveRejected(w http.ResponseWriter, r *http.Request, status int, reason string) {
 	r = r.WithContext(context.WithValue(r.Context(), rejectedKey{}, &rejection{status: status, reason: reason}))
+	r.TLS = wire.TLS(r.Context())
 	s.current.Load().ServeHTTP(w, r)
 }
 
@@ -107,15 +108,20 @@ func (s *Server) Serve(lns []net.Listener) {
 		hs := newHTTPServer(cfg.Server, handler, s.log)
 		if cfg.Listeners[i].HTTPS {
 			if s.certs == nil {
+				_ = ln.Close()
 				s.serveErr <- fmt.Errorf("listener %s is https but no certificates are configured", ln.Addr())
 				continue
 			}
-			if err := http2.ConfigureServer(hs, s.h2); err != nil {
+			// One HTTP/2 server per listener: ConfigureServer ties it to hs's
+			// shutdown (GOAWAY) and settings.
+			h2 := &http2.Server{}
+			if err := http2.ConfigureServer(hs, h2); err != nil {
+				_ = ln.Close()
 				s.serveErr <- fmt.Errorf("HTTP/2 on %s: %w", ln.Addr(), err)
 				continue
 			}
 			s.current.Load().useBoundHTTPSPort(ln.Addr())
-			tl := newTLSListener(unwrapWire(ln), s.certs.TLSConfig(), cfg.Server.ReadHeaderTimeout, func(tc *tls.Conn) { s.serveH2(hs, tc) })
+			tl := newTLSListener(unwrapWire(ln), s.certs.TLSConfig(), cfg.Server.ReadHeaderTimeout, func(tc *tls.Conn) { s.serveH2(hs, h2, tc) }, s.log)
 			s.closers = append(s.closers, tl)
 			ln = wire.NewListener(tl, cfg.Server.MaxHeaderBytes+4096, s.serveRejected)
 		}
@@ -139,9 +145,16 @@ func (s *Server) Addrs() []net.Addr { return s.addrs }
 
 // Shutdown stops accepting, waits for in-flight requests up to ctx's deadline,
 // then closes what is left.
-// serveH2 serves one HTTP/2 connection; Shutdown waits for it.
-func (s *Server) serveH2(hs *http.Server, tc *tls.Conn) {
+// serveH2 serves one HTTP/2 connection; Shutdown waits for it. A connection
+// whose handshake ends after Shutdown began would miss the GOAWAY, so it is
+// closed instead.
+func (s *Server) serveH2(hs *http.Server, h2 *http2.Server, tc *tls.Conn) {
 	s.h2mu.Lock()
+	if s.h2closing {
+		s.h2mu.Unlock()
+		_ = tc.Close()
+		return
+	}
 	s.h2open[tc] = struct{}{}
 	s.h2wg.Add(1)
 	s.h2mu.Unlock()
@@ -151,7 +164,7 @@ func (s *Server) serveH2(hs *http.Server, tc *tls.Conn) {
 		s.h2mu.Unlock()
 		s.h2wg.Done()
 	}()
-	s.h2.ServeConn(tc, &http2.ServeConnOpts{BaseConfig: hs, Handler: hs.Handler})
+	h2.ServeConn(tc, &http2.ServeConnOpts{BaseConfig: hs, Handler: hs.Handler})
 }
 
 // unwrapWire returns the raw listener under a wire.Listener: TLS must come
@@ -164,6 +177,9 @@ func unwrapWire(ln net.Listener) net.Listener {
 }
 
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.h2mu.Lock()
+	s.h2closing = true
+	s.h2mu.Unlock()
 	// All listeners stop accepting at once; each then waits for its own
 	// in-flight requests within the same deadline.
 	errs := make([]error, len(s.servers))
@@ -190,10 +206,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-h2done:
 	case <-ctx.Done():
 		s.h2mu.Lock()
+		var open []*tls.Conn
 		for c := range s.h2open {
-			_ = c.Close()
+			open = append(open, c)
 		}
 		s.h2mu.Unlock()
+		for _, c := range open {
+			// The raw connection: tls.Conn.Close may wait on close_notify.
+			_ = c.NetConn().Close()
+		}
 		<-h2done
 		errs = append(errs, ctx.Err())
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 // concurrently and are bounded in time, so a slow client cannot hold up
 // others.
 type tlsListener struct {
+	log     *slog.Logger
 	raw     net.Listener
 	config  *tls.Config
 	timeout time.Duration
@@ -26,24 +28,43 @@ type tlsListener struct {
 	closeOnce sync.Once
 }
 
-func newTLSListener(raw net.Listener, config *tls.Config, timeout time.Duration, h2 func(*tls.Conn)) *tlsListener {
-	l := &tlsListener{raw: raw, config: config, timeout: timeout, h2: h2, conns: make(chan net.Conn), done: make(chan struct{})}
+// defaultHandshakeTimeout bounds a TLS handshake when read_header_timeout is
+// 0 ("no limit" for net/http, but a handshake must end).
+const defaultHandshakeTimeout = 10 * time.Second
+
+func newTLSListener(raw net.Listener, config *tls.Config, timeout time.Duration, h2 func(*tls.Conn), log *slog.Logger) *tlsListener {
+	if timeout <= 0 {
+		timeout = defaultHandshakeTimeout
+	}
+	l := &tlsListener{log: log, raw: raw, config: config, timeout: timeout, h2: h2, conns: make(chan net.Conn), done: make(chan struct{})}
 	go l.acceptLoop()
 	return l
 }
 
+// acceptLoop accepts until the listener is closed. Other errors (EMFILE in
+// a connection flood) are retried with a growing pause, as net/http does,
+// instead of taking the whole listener down.
 func (l *tlsListener) acceptLoop() {
 	defer l.Close()
+	var pause time.Duration
 	for {
 		c, err := l.raw.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			if l.log != nil {
+				l.log.Warn("accept failed; retrying", "address", l.raw.Addr().String(), "retry_in", pause.String(), "err", err)
+			}
+			select {
+			case <-l.done:
+				return
+			case <-time.After(pause):
+			}
+			continue
 		}
+		pause = 0
 		go l.handshake(c)
 	}
 }
@@ -56,6 +77,12 @@ func (l *tlsListener) handshake(c net.Conn) {
 	if err != nil {
 		_ = c.Close()
 		return
+	}
+	select {
+	case <-l.done: // closed while this handshake ran: too late to serve
+		_ = tc.Close()
+		return
+	default:
 	}
 	switch tc.ConnectionState().NegotiatedProtocol {
 	case "acme-tls/1":

@@ -144,9 +144,13 @@ func NewACME(cfg ACMEConfig) (*ACME, error) {
 	now := time.Now()
 	for _, h := range cfg.Hosts {
 		a.ready[h] = make(chan struct{})
-		if c, err := readKeyPair(a.certPath(h), []string{h}, now); err == nil {
+		c, err := readKeyPair(a.certPath(h), []string{h}, now)
+		switch {
+		case err == nil:
 			a.certs[h] = c
 			close(a.ready[h])
+		case !errors.Is(err, os.ErrNotExist):
+			a.log.Warn("acme: cached certificate unusable; a new one will be ordered", "host", h, "err", err)
 		}
 	}
 	return a, nil
@@ -157,13 +161,24 @@ func decodeEABKey(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(s)
 }
 
+// certPath names host's cached certificate after the CA directory and the
+// key type too: switching from a staging to a production CA, or from ECDSA
+// to RSA, must order anew rather than keep serving the old certificate.
 func (a *ACME) certPath(host string) string {
-	return filepath.Join(a.cfg.CacheDir, fileNameFor("cert-", []string{host}))
+	sum := sha256.Sum256([]byte(a.cfg.DirectoryURL + "\x00" + string(a.keyType())))
+	return filepath.Join(a.cfg.CacheDir, fileNameFor("cert-"+hex.EncodeToString(sum[:4])+"-", []string{host}))
 }
 
-// Certificate returns host's certificate, waiting a bounded time for the
-// first one to be issued.
-func (a *ACME) Certificate(host string) (*tls.Certificate, error) {
+func (a *ACME) keyType() KeyType {
+	if a.cfg.KeyType == "" {
+		return ECDSAP256
+	}
+	return a.cfg.KeyType
+}
+
+// Certificate returns host's certificate, waiting for the first one to be
+// issued until ctx ends (the handshake's own deadline) or HandshakeWait.
+func (a *ACME) Certificate(ctx context.Context, host string) (*tls.Certificate, error) {
 	a.mu.Lock()
 	c, ready := a.certs[host], a.ready[host]
 	a.mu.Unlock()
@@ -173,14 +188,17 @@ func (a *ACME) Certificate(host string) (*tls.Certificate, error) {
 	if ready == nil {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownHost, host)
 	}
+	wait := time.NewTimer(a.cfg.HandshakeWait)
+	defer wait.Stop()
 	select {
 	case <-ready:
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		return a.certs[host], nil
-	case <-time.After(a.cfg.HandshakeWait):
-		return nil, fmt.Errorf("no certificate for %q yet: %v", host, a.LastError(host))
+	case <-ctx.Done():
+	case <-wait.C:
 	}
+	return nil, fmt.Errorf("no certificate for %q yet: %v", host, a.LastError(host))
 }
 
 // LastError returns the error of host's last failed order, or nil.
@@ -219,8 +237,15 @@ func (a *ACME) Stop() {
 
 func (a *ACME) maintain(host string, stop chan struct{}) {
 	defer a.wg.Done()
+	issued := false
 	for {
 		wait := a.renewIn(host)
+		if issued && wait < a.cfg.RetryMin {
+			// Never order twice in a row without a pause, whatever the
+			// certificate's dates say (clock skew, tiny lifetimes).
+			wait = a.cfg.RetryMin
+		}
+		issued = false
 		if wait <= 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			go func() {
@@ -233,6 +258,7 @@ func (a *ACME) maintain(host string, stop chan struct{}) {
 			err := a.obtain(ctx, host)
 			cancel()
 			if err == nil {
+				issued = true
 				continue
 			}
 			wait = a.failed(host, err)
@@ -254,9 +280,12 @@ func (a *ACME) renewIn(host string) time.Duration {
 		return 0
 	}
 	leaf := c.Leaf
+	lifetime := leaf.NotAfter.Sub(leaf.NotBefore)
 	before := a.cfg.RenewBefore
-	if before <= 0 {
-		before = min(leaf.NotAfter.Sub(leaf.NotBefore)/3, 30*24*time.Hour)
+	if before <= 0 || before >= lifetime {
+		// A renew_before at least as long as the lifetime (720h with 6-day
+		// certificates) would renew right after every issuance.
+		before = min(lifetime/3, 30*24*time.Hour)
 	}
 	return time.Until(leaf.NotAfter.Add(-before))
 }

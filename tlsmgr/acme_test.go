@@ -1,6 +1,7 @@
 package tlsmgr
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"net"
@@ -106,7 +107,7 @@ func TestACMEIssuesWithEachChallenge(t *testing.T) {
 			cfg.Challenges = []string{tc.challenge}
 			cfg.KeyType = tc.key
 			m, a := startManager(t, cfg, httpLn, tlsLn)
-			if _, err := a.Certificate("shop.test"); err != nil {
+			if _, err := a.Certificate(context.Background(), "shop.test"); err != nil {
 				t.Fatalf("no certificate: %v", err)
 			}
 			if exp := m.Expiry()["shop.test"]; time.Until(exp) < 24*time.Hour {
@@ -132,7 +133,7 @@ func TestACMECacheRestartOutageAndUnknownSNI(t *testing.T) {
 	ca := acmetest.Start(t, acmetest.Options{HTTPPort: port(httpLn), TLSPort: port(tlsLn)})
 	dir := t.TempDir()
 	m, a := startManager(t, acmeConfig(ca, dir, "shop.test"), httpLn, tlsLn)
-	if _, err := a.Certificate("shop.test"); err != nil {
+	if _, err := a.Certificate(context.Background(), "shop.test"); err != nil {
 		t.Fatal(err)
 	}
 	first := served(t, tlsLn.Addr().String(), "shop.test", ca.IssuerRoots()).SerialNumber
@@ -166,7 +167,7 @@ func TestACMERenewsWithoutRestart(t *testing.T) {
 	cfg := acmeConfig(ca, t.TempDir(), "shop.test")
 	cfg.RenewBefore = 27 * time.Second // renew about 3 s after issuance
 	_, a := startManager(t, cfg, httpLn, tlsLn)
-	if _, err := a.Certificate("shop.test"); err != nil {
+	if _, err := a.Certificate(context.Background(), "shop.test"); err != nil {
 		t.Fatal(err)
 	}
 	first := served(t, tlsLn.Addr().String(), "shop.test", ca.IssuerRoots()).SerialNumber
@@ -200,7 +201,24 @@ func TestACMEExternalAccountBinding(t *testing.T) {
 	withEAB := acmeConfig(ca2, t.TempDir(), "shop.test")
 	withEAB.EABKeyID, withEAB.EABHMACKey = ca2.EABKeyID(), ca2.EABHMACKey()
 	_, a2 := startManager(t, withEAB, httpLn2, tlsLn2)
-	if _, err := a2.Certificate("shop.test"); err != nil {
+	if _, err := a2.Certificate(context.Background(), "shop.test"); err != nil {
 		t.Fatalf("with EAB: %v", err)
+	}
+}
+
+// TestACMERenewBeforeLongerThanLifetime: renew_before: 720h with short-lived
+// certificates must not order again right after every issuance.
+func TestACMERenewBeforeLongerThanLifetime(t *testing.T) {
+	httpLn, tlsLn := listeners(t)
+	ca := acmetest.Start(t, acmetest.Options{HTTPPort: port(httpLn), TLSPort: port(tlsLn), CertValidity: 30 * time.Second})
+	cfg := acmeConfig(ca, t.TempDir(), "shop.test")
+	cfg.RenewBefore = 720 * time.Hour
+	_, a := startManager(t, cfg, httpLn, tlsLn)
+	if _, err := a.Certificate(context.Background(), "shop.test"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if n := ca.Orders(); n != 1 {
+		t.Errorf("%d orders within 2 s of the first issuance, want 1", n)
 	}
 }

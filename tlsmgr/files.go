@@ -2,6 +2,8 @@ package tlsmgr
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -84,7 +86,7 @@ func NewFileSource(certFile, keyFile string, hosts []string, interval time.Durat
 }
 
 // Certificate returns the loaded certificate.
-func (s *FileSource) Certificate(string) (*tls.Certificate, error) {
+func (s *FileSource) Certificate(context.Context, string) (*tls.Certificate, error) {
 	return s.current.Load(), nil
 }
 
@@ -93,9 +95,8 @@ func (s *FileSource) Certificate(string) (*tls.Certificate, error) {
 func (s *FileSource) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	stamp, err := s.fileStamp()
-	if err == nil && stamp == s.stamp {
-		return nil
+	if stamp, _ := s.fileStamp(); stamp == s.stamp {
+		return nil // unchanged, or the same failure as last time
 	}
 	return s.reloadLocked()
 }
@@ -125,17 +126,22 @@ func (s *FileSource) reloadLocked() error {
 	return nil
 }
 
-// fileStamp identifies the files' current contents cheaply.
+// fileStamp identifies the files' current contents by hash: size and
+// modification time miss a same-size key copied with its old mtime
+// (cp -p, tar). The files are small; reading them every interval is cheap.
+// A file that cannot be read yields a stamp naming the error, so a missing
+// file is reported once, not at every interval.
 func (s *FileSource) fileStamp() (string, error) {
-	var b bytes.Buffer
+	h := sha256.New()
 	for _, f := range []string{s.certFile, s.keyFile} {
-		st, err := os.Stat(f)
+		data, err := readSmall(f)
 		if err != nil {
-			return "", err
+			return "error:" + err.Error(), err
 		}
-		fmt.Fprintf(&b, "%s:%d:%d;", f, st.Size(), st.ModTime().UnixNano())
+		h.Write(data)
+		h.Write([]byte{0})
 	}
-	return b.String(), nil
+	return fmt.Sprintf("%x", h.Sum(nil)), nil
 }
 
 func readSmall(path string) ([]byte, error) {

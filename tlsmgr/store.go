@@ -1,6 +1,7 @@
 package tlsmgr
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -168,7 +169,9 @@ func NewSelfSigned(dir string, hosts []string) (*SelfSigned, error) {
 }
 
 // Certificate returns the self-signed certificate.
-func (s *SelfSigned) Certificate(string) (*tls.Certificate, error) { return s.cert, nil }
+func (s *SelfSigned) Certificate(context.Context, string) (*tls.Certificate, error) {
+	return s.cert, nil
+}
 
 // Start does nothing: a self-signed certificate needs no upkeep.
 func (s *SelfSigned) Start() {}

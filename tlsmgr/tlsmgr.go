@@ -15,6 +15,7 @@
 package tlsmgr
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -36,8 +37,9 @@ const (
 // Source provides the certificate of one or more host names.
 type Source interface {
 	// Certificate returns the current certificate for host (lower-case,
-	// without port) or an error if it has none yet.
-	Certificate(host string) (*tls.Certificate, error)
+	// without port) or an error if it has none yet. A source that is still
+	// obtaining its first certificate may wait, but not beyond ctx.
+	Certificate(ctx context.Context, host string) (*tls.Certificate, error)
 	// Start begins background work (renewal, file watching); Stop ends it.
 	Start()
 	Stop()
@@ -127,11 +129,12 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		}
 		return nil, fmt.Errorf("no pending TLS-ALPN-01 challenge for %q", name)
 	}
+	ctx := hello.Context()
 	if s, host := m.lookup(name); s != nil {
-		return s.Certificate(host)
+		return s.Certificate(ctx, host)
 	}
 	if m.fallback != nil {
-		return m.fallback.Certificate(m.fallName)
+		return m.fallback.Certificate(ctx, m.fallName)
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownHost, name)
 }
@@ -182,11 +185,14 @@ func (m *Manager) TLSConfig() *tls.Config {
 }
 
 // Expiry returns the NotAfter of each host's current certificate, for
-// metrics and alerts. Hosts without a certificate yet are absent.
+// metrics and alerts. Hosts without a certificate yet are absent; it never
+// waits for one.
 func (m *Manager) Expiry() map[string]time.Time {
 	out := map[string]time.Time{}
+	now, cancel := context.WithCancel(context.Background())
+	cancel() // already done: sources answer with what they have
 	for h, s := range m.hosts {
-		if c, err := s.Certificate(h); err == nil && c.Leaf != nil {
+		if c, err := s.Certificate(now, h); err == nil && c != nil && c.Leaf != nil {
 			out[h] = c.Leaf.NotAfter
 		}
 	}

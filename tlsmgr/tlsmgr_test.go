@@ -1,6 +1,7 @@
 package tlsmgr
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -221,8 +222,8 @@ func TestSelfSignedIsKeptAndPrivate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, _ := a.Certificate("")
-	cb, _ := b.Certificate("")
+	ca, _ := a.Certificate(context.Background(), "")
+	cb, _ := b.Certificate(context.Background(), "")
 	if ca.Leaf.SerialNumber.Cmp(cb.Leaf.SerialNumber) != 0 {
 		t.Error("self-signed certificate regenerated instead of reused")
 	}
@@ -289,7 +290,7 @@ func TestNewACMERejectsBadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Certificate("other.test"); !errors.Is(err, ErrUnknownHost) {
+	if _, err := a.Certificate(context.Background(), "other.test"); !errors.Is(err, ErrUnknownHost) {
 		t.Errorf("unknown host: %v", err)
 	}
 }
