@@ -244,6 +244,10 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
 			c.invalid(n, path, "must be an integer, got %s", describe(n))
 		}
+	case reflect.Float64:
+		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!float" && n.ShortTag() != "!!int") {
+			c.invalid(n, path, "must be a number, got %s", describe(n))
+		}
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
 			c.invalid(n, path, "must be true or false, got %s", describe(n))

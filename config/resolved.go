@@ -22,13 +22,18 @@ type Config struct {
 	Sites     []*SiteConfig
 	Audit     AuditConfig
 	TLS       TLSConfig
+	ClientIP  ClientIPConfig
+	Lists     []ListConfig
+	GeoIP     GeoIPConfig
+	Bans      BansConfig
 }
 
 // ListenerConfig is a resolved listener.
 type ListenerConfig struct {
-	Name    string
-	Address string
-	HTTPS   bool
+	Name          string
+	Address       string
+	HTTPS         bool
+	ProxyProtocol bool
 }
 
 // TLSConfig holds resolved global TLS settings.
@@ -95,15 +100,17 @@ type UpstreamConfig struct {
 type SiteConfig struct {
 	Name   string
 	Hosts  []string // lower-case; "*" or "*.example.com" wildcards
-	Routes []*RouteConfig
-	TLS    *SiteTLSConfig // nil: served on http listeners only
+	Routes  []*RouteConfig
+	TLS     *SiteTLSConfig // nil: served on http listeners only
+	Filters FiltersConfig
 }
 
 // RouteConfig is a resolved route with its fully merged WAF settings.
 type RouteConfig struct {
-	Path     string
-	Upstream string
-	WAF      WAFSettings
+	Path       string
+	Upstream   string
+	WAF        WAFSettings
+	RateLimits []RateLimitConfig // the site's, then the route's own
 }
 
 // Modes of the rule engine.
@@ -239,9 +246,12 @@ func (c *checker) resolve(f *File) *Config {
 	}
 	upstreams := c.resolveUpstreams(f, cfg)
 	global := c.mergeWAF(DefaultWAF(), &f.WAF, "waf")
-	c.resolveSites(f, cfg, upstreams, global)
+	c.resolveClientIP(f, cfg)
+	lists := c.resolveReputation(f, cfg)
+	c.resolveSites(f, cfg, upstreams, global, lists)
 	c.resolveAudit(f, cfg)
 	c.resolveTLS(f, cfg)
+	c.resolveBans(f, cfg)
 	return cfg
 }
 
@@ -290,7 +300,7 @@ func (c *checker) resolveListeners(f *File, cfg *Config) {
 		default:
 			c.errorf(p+".protocol", "must be http or https, got %q", l.Protocol)
 		}
-		cfg.Listeners = append(cfg.Listeners, ListenerConfig{Name: name, Address: l.Address, HTTPS: https})
+		cfg.Listeners = append(cfg.Listeners, ListenerConfig{Name: name, Address: l.Address, HTTPS: https, ProxyProtocol: l.ProxyProtocol})
 	}
 }
 
@@ -346,7 +356,7 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-func (c *checker) resolveSites(f *File, cfg *Config, upstreams map[string]bool, global WAFSettings) {
+func (c *checker) resolveSites(f *File, cfg *Config, upstreams map[string]bool, global WAFSettings, lists map[string]string) {
 	if len(f.Sites) == 0 {
 		c.errorf("sites", "at least one site is required")
 		return
@@ -378,6 +388,11 @@ func (c *checker) resolveSites(f *File, cfg *Config, upstreams map[string]bool, 
 		if s.TLS != nil {
 			sc.TLS = c.siteTLS(s.TLS, sc.Hosts, p+".tls")
 		}
+		sc.Filters = c.siteFilters(s.Filters, p+".filters", lists, cfg.GeoIP)
+		var siteLimits []RateLimitConfig
+		if s.Filters != nil {
+			siteLimits = c.rateLimits(s.Filters.RateLimits, p+".filters.rate_limits")
+		}
 		siteWAF := c.mergeWAF(global, s.WAF, p+".waf")
 		if len(s.Routes) == 0 {
 			c.errorf(p+".routes", "at least one route is required")
@@ -398,7 +413,8 @@ func (c *checker) resolveSites(f *File, cfg *Config, upstreams map[string]bool, 
 			case !upstreams[r.Upstream]:
 				c.errorf(rp+".upstream", "unknown upstream %q", r.Upstream)
 			}
-			sc.Routes = append(sc.Routes, &RouteConfig{Path: r.Path, Upstream: r.Upstream, WAF: c.mergeWAF(siteWAF, r.WAF, rp+".waf")})
+			limits := append(append([]RateLimitConfig(nil), siteLimits...), c.rateLimits(r.RateLimits, rp+".rate_limits")...)
+			sc.Routes = append(sc.Routes, &RouteConfig{Path: r.Path, Upstream: r.Upstream, WAF: c.mergeWAF(siteWAF, r.WAF, rp+".waf"), RateLimits: limits})
 		}
 		cfg.Sites = append(cfg.Sites, sc)
 	}

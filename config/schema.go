@@ -28,6 +28,126 @@ type File struct {
 	Audit Audit `yaml:"audit"`
 	// TLS holds settings shared by every site with a certificate.
 	TLS TLS `yaml:"tls"`
+	// ClientIP decides which address is the client's.
+	ClientIP ClientIP `yaml:"client_ip"`
+	// Reputation holds IP allow and deny lists and the GeoIP databases.
+	Reputation Reputation `yaml:"reputation"`
+	// Bans configures automatic bans of misbehaving clients.
+	Bans Bans `yaml:"bans"`
+}
+
+// ClientIP configures the real client address.
+type ClientIP struct {
+	// TrustedProxies are the CIDRs (or IPs) of proxies and load balancers in
+	// front of Portcullis. Only a peer in this list may tell the client
+	// address through the header below or the PROXY protocol.
+	// Default: none — every header claim is ignored, the TCP peer is the client.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Header is x-forwarded-for (default) or forwarded (RFC 7239).
+	Header string `yaml:"header"`
+}
+
+// Reputation holds IP lists and GeoIP databases.
+type Reputation struct {
+	// Lists are allow and deny lists; a site names the ones it uses.
+	Lists []IPList `yaml:"lists"`
+	// GeoIP databases (MaxMind or DB-IP .mmdb). When set, every audit record
+	// carries the client's country and ASN.
+	GeoIP GeoIP `yaml:"geoip"`
+}
+
+// IPList is a named list of IPs and CIDRs from inline entries, a file
+// and/or a feed URL (one entry per line, # and ; comments: FireHOL .netset,
+// Spamhaus DROP).
+type IPList struct {
+	// Name identifies the list in sites and audit records. Required.
+	Name string `yaml:"name"`
+	// Action is deny (refuse with 403) or allow (skip every filter and ban;
+	// see sites[].filters.allow_skips_waf). Required.
+	Action string `yaml:"action"`
+	// Inline entries.
+	Inline []string `yaml:"inline"`
+	// File is a local list, reloaded when it changes.
+	File string `yaml:"file"`
+	// URL is a feed fetched with conditional requests every Refresh.
+	URL string `yaml:"url"`
+	// Refresh is how often File and URL are checked. Default: 1h.
+	Refresh *Duration `yaml:"refresh"`
+	// MaxShrink rejects a refresh whose size falls by more than this
+	// fraction of the last good list (a truncated download). Default: 0.5.
+	MaxShrink *float64 `yaml:"max_shrink"`
+}
+
+// GeoIP names the databases.
+type GeoIP struct {
+	// CountryDB is a Country or City database (GeoLite2-Country.mmdb).
+	CountryDB string `yaml:"country_db"`
+	// ASNDB is an ASN database (GeoLite2-ASN.mmdb).
+	ASNDB string `yaml:"asn_db"`
+}
+
+// Bans configures automatic bans ("bad behaviour").
+type Bans struct {
+	// Enabled turns automatic bans on. Default: false.
+	Enabled bool `yaml:"enabled"`
+	// Threshold is how many strikes (WAF blocks, or responses with one of
+	// StatusCodes) within Window ban a client. Default: 10.
+	Threshold *int `yaml:"threshold"`
+	// Window is the time the strikes must fall in. Default: 1m.
+	Window *Duration `yaml:"window"`
+	// Duration is how long a ban lasts. Default: 10m.
+	Duration *Duration `yaml:"duration"`
+	// StatusCodes also count as strikes, e.g. [404] against scanners.
+	// Default: none (only WAF blocks count).
+	StatusCodes []int `yaml:"status_codes"`
+	// StateFile keeps bans across restarts; `portcullis bans` edits it.
+	// Default: <tls.state_dir>/bans.json.
+	StateFile string `yaml:"state_file"`
+	// MaxEntries bounds the number of bans. Default: 100000.
+	MaxEntries *int `yaml:"max_entries"`
+}
+
+// Filters are a site's cheap checks before the rule engine.
+type Filters struct {
+	// AllowLists name allow lists: a client on one skips deny lists,
+	// GeoIP rules, rate limits and bans.
+	AllowLists []string `yaml:"allow_lists"`
+	// AllowSkipsWAF lets allow-listed clients skip the rule engine too.
+	// Default: false.
+	AllowSkipsWAF bool `yaml:"allow_skips_waf"`
+	// DenyLists name deny lists: a client on one gets 403.
+	DenyLists []string `yaml:"deny_lists"`
+	// Countries allow or deny ISO country codes (needs reputation.geoip).
+	// With an allow list, clients from unknown countries are refused.
+	Countries *CountryRules `yaml:"countries"`
+	// DenyASNs refuses clients from these autonomous systems.
+	DenyASNs []int `yaml:"deny_asns"`
+	// RateLimits apply to every route of the site (routes add their own).
+	RateLimits []RateLimit `yaml:"rate_limits"`
+}
+
+// CountryRules allow or deny countries.
+type CountryRules struct {
+	Allow []string `yaml:"allow"`
+	Deny  []string `yaml:"deny"`
+}
+
+// RateLimit is one limit: Rate requests per second with a Burst, per key.
+type RateLimit struct {
+	// Name labels the limit in audit records. Default: its index.
+	Name string `yaml:"name"`
+	// Rate is requests per second (0.5 = one every two seconds). Required.
+	Rate float64 `yaml:"rate"`
+	// Burst is how many requests may come at once. Default: 1.
+	Burst *int `yaml:"burst"`
+	// Key is ip (default), ip_route (per client and route) or header.
+	Key string `yaml:"key"`
+	// Header names the request header for key: header (e.g. X-Api-Key).
+	Header string `yaml:"header"`
+	// IPv6Prefix groups IPv6 clients by this prefix length. Default: 64.
+	IPv6Prefix *int `yaml:"ipv6_prefix"`
+	// MaxKeys bounds the tracked keys. Default: 100000.
+	MaxKeys *int `yaml:"max_keys"`
 }
 
 // TLS holds global TLS settings.
@@ -111,6 +231,9 @@ type Listener struct {
 	// sites that have tls settings; an http listener answers ACME HTTP-01
 	// challenges and redirects those sites to HTTPS.
 	Protocol string `yaml:"protocol"`
+	// ProxyProtocol accepts the PROXY protocol (v1/v2) from
+	// client_ip.trusted_proxies. Default: false.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
 }
 
 // Server holds per-connection limits.
@@ -165,6 +288,8 @@ type Site struct {
 	WAF *WAF `yaml:"waf"`
 	// TLS gives the site a certificate, so it is served on https listeners.
 	TLS *SiteTLS `yaml:"tls"`
+	// Filters are the site's cheap checks before the rule engine.
+	Filters *Filters `yaml:"filters"`
 	// Routes map path prefixes to upstreams; the longest matching prefix wins.
 	// At least one is required.
 	Routes []Route `yaml:"routes"`
@@ -179,6 +304,8 @@ type Route struct {
 	Upstream string `yaml:"upstream"`
 	// WAF overrides the site's WAF settings for this route.
 	WAF *WAF `yaml:"waf"`
+	// RateLimits add to the site's limits for this route.
+	RateLimits []RateLimit `yaml:"rate_limits"`
 }
 
 // WAF holds rule-engine settings. At top level they are the defaults; in a site
