@@ -98,8 +98,8 @@ type UpstreamConfig struct {
 
 // SiteConfig is a resolved site.
 type SiteConfig struct {
-	Name   string
-	Hosts  []string // lower-case; "*" or "*.example.com" wildcards
+	Name    string
+	Hosts   []string // lower-case; "*" or "*.example.com" wildcards
 	Routes  []*RouteConfig
 	TLS     *SiteTLSConfig // nil: served on http listeners only
 	Filters FiltersConfig
