@@ -12,11 +12,15 @@
 //	id                     request id, also sent as X-Request-Id and shown on the block page
 //	time                   RFC 3339 time the request arrived (UTC, nanoseconds)
 //	client_ip, client_port the client address Portcullis decided on
+//	peer                   the TCP peer when it differs (a trusted proxy)
+//	country, asn, as_org   GeoIP of client_ip, when databases are configured
+//	allow_listed           "list: entry" when an allow list let the client skip filters
 //	host, method, uri, protocol  as received (uri is the raw request target)
 //	site, route            the configured site name and route path that served it
 //	status                 status code sent to the client
 //	action                 blocked | detected | error | allowed
-//	stage                  the stage that decided: protocol | waf | proxy | gateway
+//	stage                  the stage that decided: protocol | ban | reputation | geoip |
+//	                       ratelimit | waf | proxy | gateway
 //	reason                 short human text: why it was blocked, flagged or failed
 //	waf_mode               block | detect | off (the effective mode for the route)
 //	fail_open              true when an engine error was let through by an explicit fail-open policy
@@ -48,10 +52,14 @@ const (
 
 // Stages recorded in Entry.Stage.
 const (
-	StageProtocol = "protocol"
-	StageWAF      = "waf"
-	StageProxy    = "proxy"
-	StageGateway  = "gateway"
+	StageProtocol   = "protocol"
+	StageBan        = "ban"
+	StageReputation = "reputation"
+	StageGeoIP      = "geoip"
+	StageRateLimit  = "ratelimit"
+	StageWAF        = "waf"
+	StageProxy      = "proxy"
+	StageGateway    = "gateway"
 )
 
 // Redacted replaces the value of every redacted header.
@@ -64,6 +72,11 @@ type Entry struct {
 	Time          time.Time           `json:"time"`
 	ClientIP      string              `json:"client_ip"`
 	ClientPort    int                 `json:"client_port,omitempty"`
+	Peer          string              `json:"peer,omitempty"`
+	Country       string              `json:"country,omitempty"`
+	ASN           uint                `json:"asn,omitempty"`
+	ASOrg         string              `json:"as_org,omitempty"`
+	AllowListed   string              `json:"allow_listed,omitempty"`
 	Host          string              `json:"host"`
 	Method        string              `json:"method"`
 	URI           string              `json:"uri"`

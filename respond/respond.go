@@ -72,6 +72,10 @@ func Error(w http.ResponseWriter, r *http.Request, status int, requestID string)
 }
 
 func write(w http.ResponseWriter, r *http.Request, status int, requestID string, closeConn bool) {
+	writeWith(w, r, status, requestID, closeConn, nil)
+}
+
+func writeWith(w http.ResponseWriter, r *http.Request, status int, requestID string, closeConn bool, extra http.Header) {
 	if r != nil {
 		if s := Condemned(r.Context()); s != 0 {
 			status = s
@@ -81,6 +85,9 @@ func write(w http.ResponseWriter, r *http.Request, status int, requestID string,
 	// Drop headers a stage or upstream may have set before failing.
 	for k := range h {
 		delete(h, k)
+	}
+	for k, vs := range extra {
+		h[k] = vs
 	}
 	h.Set(RequestIDHeader, requestID)
 	if closeConn {
@@ -112,6 +119,12 @@ func write(w http.ResponseWriter, r *http.Request, status int, requestID string,
 		Text, Explain string
 		ID            string
 	}{status, text, explain(status), requestID})
+}
+
+// ErrorWithHeaders is Error with extra response headers that say how to
+// recover (Retry-After and RateLimit-* on a 429).
+func ErrorWithHeaders(w http.ResponseWriter, r *http.Request, status int, requestID string, extra http.Header) {
+	writeWith(w, r, status, requestID, false, extra)
 }
 
 // ErrorAndClose is Error for a rule that asked to drop the connection: the
