@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/clientip"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/proxy"
 	"github.com/portcullis-waf/portcullis/respond"
@@ -42,6 +43,7 @@ type Pipeline struct {
 	logAll   bool
 	log      *slog.Logger
 	https    string // port of the https listener for redirects, "" for 443
+	clients  *clientip.Resolver
 }
 
 var _ http.Handler = (*Pipeline)(nil)
@@ -67,6 +69,11 @@ func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 		log:      log,
 		https:    httpsPort(cfg),
 	}
+	clients, err := clientip.New(cfg.ClientIP.Trusted, cfg.ClientIP.Header)
+	if err != nil {
+		return nil, &config.FieldError{File: cfg.Source, Path: "client_ip", Msg: err.Error()}
+	}
+	p.clients = clients
 	for _, u := range cfg.Upstreams {
 		p.pools[u.Name] = proxy.NewPool(u)
 	}
@@ -205,17 +212,27 @@ func (p *Pipeline) finish(rec *recorder, r *http.Request, entry *audit.Entry, st
 	p.records.Submit(entry)
 }
 
+// newEntry starts the request's record with the client address decided by
+// clientip: the TCP peer, or what a trusted proxy in front says.
 func (p *Pipeline) newEntry(r *http.Request, start time.Time) *audit.Entry {
-	ip, port := splitAddr(r.RemoteAddr)
 	uri := r.RequestURI
 	if uri == "" {
 		uri = r.URL.RequestURI()
 	}
-	return &audit.Entry{
+	e := &audit.Entry{
 		ID: newRequestID(), Time: start.UTC(),
-		ClientIP: ip, ClientPort: port,
 		Host: r.Host, Method: r.Method, URI: uri, Protocol: r.Proto,
 	}
+	client := p.clients.Resolve(r.RemoteAddr, r.Header)
+	if !client.Addr.IsValid() { // not an IP peer (a Unix socket): keep what there is
+		e.ClientIP, e.ClientPort = splitAddr(r.RemoteAddr)
+		return e
+	}
+	e.ClientIP, e.ClientPort = client.Addr.String(), client.Port
+	if client.ViaProxy {
+		e.Peer = client.Peer.String()
+	}
+	return e
 }
 
 func splitAddr(addr string) (string, int) {

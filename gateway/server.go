@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/portcullis-waf/portcullis/clientip"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/tlsmgr"
 	"github.com/portcullis-waf/portcullis/wire"
@@ -78,6 +79,10 @@ func (s *Server) Listen() ([]net.Listener, error) {
 				_ = o.Close()
 			}
 			return nil, fmt.Errorf("listen on %s (%s): %w", l.Address, l.Name, err)
+		}
+		if l.ProxyProtocol {
+			// Before TLS and wire: the PROXY header precedes everything.
+			ln = clientip.ProxyProtocolListener(ln, cfg.ClientIP.Trusted, cfg.Server.ReadHeaderTimeout)
 		}
 		// net/http answers some malformed requests itself; wire hands them
 		// back to the pipeline so they are inspected and audited too.
