@@ -21,7 +21,7 @@ WARMUP=${WARMUP:-2s}
 REPS=${REPS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
-TARGETS=${TARGETS:-upstream,nginx,caddy,nginx-modsec,portcullis-off,portcullis-waf}
+TARGETS=${TARGETS:-upstream,nginx,caddy,nginx-modsec,portcullis-off,portcullis-waf,portcullis-filters}
 WORKLOADS=${WORKLOADS:-get,post,attack}
 BASE_PORT=${BASE_PORT:-18080}
 SKIP_INSTALL=${SKIP_INSTALL:-0}
@@ -39,11 +39,11 @@ MODSEC_MODULE=/usr/lib/nginx/modules/ngx_http_modsecurity_module.so
 CLK_TCK=$(getconf CLK_TCK)
 
 # ---- targets and workloads -------------------------------------------------
-ALL_TARGETS=(upstream nginx caddy nginx-modsec portcullis-off portcullis-waf)
+ALL_TARGETS=(upstream nginx caddy nginx-modsec portcullis-off portcullis-waf portcullis-filters)
 declare -A PORT=(
   [upstream]=$((BASE_PORT)) [nginx]=$((BASE_PORT + 1)) [caddy]=$((BASE_PORT + 2))
   [nginx-modsec]=$((BASE_PORT + 3)) [portcullis-off]=$((BASE_PORT + 4))
-  [portcullis-waf]=$((BASE_PORT + 5))
+  [portcullis-waf]=$((BASE_PORT + 5)) [portcullis-filters]=$((BASE_PORT + 6))
 )
 declare -A LABEL=(
   [upstream]="upstream (direct)"
@@ -52,9 +52,10 @@ declare -A LABEL=(
   [nginx-modsec]="nginx + ModSecurity + CRS PL1"
   [portcullis-off]="Portcullis, WAF off"
   [portcullis-waf]="Portcullis, CRS PL1 block"
+  [portcullis-filters]="Portcullis, CRS PL1 + all cheap filters"
 )
 # Rows whose WAF must answer the attack workload with 403.
-declare -A IS_WAF=([nginx-modsec]=1 [portcullis-waf]=1)
+declare -A IS_WAF=([nginx-modsec]=1 [portcullis-waf]=1 [portcullis-filters]=1)
 
 ALL_WORKLOADS=(get post attack)
 declare -A WL_METHOD=([get]=GET [post]=POST [attack]=GET)
@@ -226,7 +227,7 @@ build_binaries() {
       || die "cannot build Caddy"
   fi
 
-  if needs_target portcullis-off || needs_target portcullis-waf; then
+  if needs_target portcullis-off || needs_target portcullis-waf || needs_target portcullis-filters; then
     rm -f "$BIN/portcullis"
     if [[ ! -d $ROOT/cmd/portcullis ]]; then
       PORTCULLIS_ERR="cmd/portcullis does not exist yet"
@@ -386,11 +387,29 @@ start_portcullis() {
   local t=$1 mode
   local prefix="$TMP/$t"
   [[ -z $PORTCULLIS_ERR ]] || { STATE[$t]="n/a: $PORTCULLIS_ERR"; return 1; }
-  [[ $t == portcullis-waf ]] && mode=block || mode=off
+  [[ $t == portcullis-off ]] && mode=off || mode=block
   mkdir -p "$prefix"
-  render "$BENCH_DIR/conf/portcullis.yaml.tmpl" "$prefix/portcullis.yaml" \
+  local tmpl="$BENCH_DIR/conf/portcullis.yaml.tmpl"
+  if [[ $t == portcullis-filters ]]; then
+    # Every cheap stage on, none of them refusing the workloads' client:
+    # a 100,000-entry deny list (documentation and reserved ranges the
+    # client is not in), a rate limit it never reaches, bans, and the
+    # trusted-proxy walk of a forwarding header.
+    tmpl="$BENCH_DIR/conf/portcullis-filters.yaml.tmpl"
+    python3 - "$prefix/deny.netset" <<'PY'
+import sys, ipaddress
+with open(sys.argv[1], "w") as f:
+    f.write("# generated for bench/run.sh\n")
+    base = int(ipaddress.IPv4Address("100.64.0.0"))
+    for i in range(50000):
+        f.write(f"{ipaddress.IPv4Address(base + i * 256)}/24\n")
+    for i in range(50000):
+        f.write(f"2001:db8:{i // 65536:x}:{i % 65536:x}::/64\n")
+PY
+  fi
+  render "$tmpl" "$prefix/portcullis.yaml" \
     PORT="${PORT[$t]}" UPSTREAM_PORT="${PORT[upstream]}" WAF_MODE="$mode" \
-    AUDIT_FILE="$prefix/audit.jsonl"
+    AUDIT_FILE="$prefix/audit.jsonl" DENY_FILE="$prefix/deny.netset" STATE_DIR="$prefix/state"
   "$BIN/portcullis" run -c "$prefix/portcullis.yaml" > "$prefix/portcullis.log" 2>&1 &
   MAIN_PID[$t]=$!; STARTED_PIDS+=($!)
   if ! wait_for_port "${PORT[$t]}" "$!" 30; then
@@ -416,7 +435,7 @@ start_target() {
     # Pre-flight runs at "info" so sub-threshold rule matches are visible.
     nginx-modsec) start_nginx nginx-modsec info ;;
     caddy) start_caddy ;;
-    portcullis-off | portcullis-waf) start_portcullis "$t" ;;
+    portcullis-off | portcullis-waf | portcullis-filters) start_portcullis "$t" ;;
   esac
 }
 
@@ -445,7 +464,7 @@ precheck() {
       log=""
       case $t in
         nginx-modsec) log="$TMP/nginx-modsec/error.log" ;;
-        portcullis-waf) log="$TMP/portcullis-waf/audit.jsonl" ;;
+        portcullis-waf | portcullis-filters) log="$TMP/$t/audit.jsonl" ;;
       esac
       before=0; [[ -n $log && -f $log ]] && before=$(wc -l < "$log")
       got=$(curl_workload "$t" "$w"); status=${got% *}; bytes=${got#* }

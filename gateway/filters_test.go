@@ -1,10 +1,21 @@
 package gateway
 
 import (
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/maxmind/mmdbwriter"
+	"github.com/maxmind/mmdbwriter/mmdbtype"
+
+	"github.com/portcullis-waf/portcullis/audit"
 )
 
 func TestTrustedProxyDecidesTheClientAddress(t *testing.T) {
@@ -20,5 +31,221 @@ func TestTrustedProxyDecidesTheClientAddress(t *testing.T) {
 	e := tp.entryFor(t, id)
 	if e.ClientIP != "203.0.113.9" || e.Peer != "127.0.0.1" {
 		t.Errorf("record client %s peer %s", e.ClientIP, e.Peer)
+	}
+}
+
+// fromClient sends a request as client (via the trusted loopback proxy).
+func fromClient(t *testing.T, url, client string) (int, http.Header, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Host = "portcullis.test"
+	req.Header.Set("X-Forwarded-For", client)
+	req.Header.Set("User-Agent", "Mozilla/5.0")
+	req.Header.Set("Accept", "text/html")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header, resp.Header.Get("X-Request-Id")
+}
+
+const filtersConfig = `
+client_ip:
+  trusted_proxies: [127.0.0.1]
+upstreams:
+  - name: app
+    targets: ["UPSTREAM"]
+reputation:
+  lists:
+    - name: office
+      action: allow
+      inline: ["203.0.113.50"]
+    - name: drop
+      action: deny
+      file: LISTFILE
+    - name: office-too
+      action: deny
+      inline: ["203.0.113.50"]
+sites:
+  - hosts: ["*"]
+    filters:
+      allow_lists: [office]
+      deny_lists: [drop, office-too]
+      rate_limits:
+        - name: per-client
+          rate: 0.001
+          burst: 3
+    routes:
+      - path: /
+        upstream: app
+`
+
+func TestDenyListAllowListAndRateLimit(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	list := filepath.Join(t.TempDir(), "drop.txt")
+	if err := os.WriteFile(list, []byte("; Spamhaus-DROP-like\n198.51.100.0/24 ; SBL1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tp := startProxy(t, strings.ReplaceAll(filtersConfig, "LISTFILE", list), up.URL)
+
+	status, _, id := fromClient(t, tp.URL+"/", "198.51.100.7")
+	if status != 403 {
+		t.Fatalf("deny-listed client: %d", status)
+	}
+	if e := tp.entryFor(t, id); e.Stage != audit.StageReputation || !strings.Contains(e.Reason, "drop (entry 198.51.100.0/24)") {
+		t.Errorf("record: stage %s reason %q", e.Stage, e.Reason)
+	}
+
+	// Rate limit: burst 3, then 429 with Retry-After and RateLimit fields;
+	// another client has its own budget.
+	for i := 0; i < 3; i++ {
+		if status, _, _ := fromClient(t, tp.URL+"/", "192.0.2.10"); status != 200 {
+			t.Fatalf("request %d within the burst: %d", i, status)
+		}
+	}
+	status, h, id := fromClient(t, tp.URL+"/", "192.0.2.10")
+	if status != 429 || h.Get("Retry-After") == "" || h.Get("RateLimit-Limit") != "3" || h.Get("RateLimit-Remaining") != "0" {
+		t.Errorf("over the limit: %d %v", status, h)
+	}
+	if e := tp.entryFor(t, id); e.Stage != audit.StageRateLimit {
+		t.Errorf("stage %s", e.Stage)
+	}
+	if status, _, _ := fromClient(t, tp.URL+"/", "192.0.2.11"); status != 200 {
+		t.Errorf("another client: %d", status)
+	}
+
+	// The allow list beats deny lists and rate limits, but not the WAF.
+	for i := 0; i < 5; i++ {
+		if status, _, _ := fromClient(t, tp.URL+"/", "203.0.113.50"); status != 200 {
+			t.Fatalf("allow-listed client, request %d: %d", i, status)
+		}
+	}
+	if status, _, _ := fromClient(t, tp.URL+"/?q=1%27%20OR%20%271%27%3D%271", "203.0.113.50"); status != 403 {
+		t.Errorf("allow-listed attack must still meet the WAF: %d", status)
+	}
+}
+
+func TestAllowListCanSkipTheWAF(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	cfg := strings.Replace(strings.ReplaceAll(filtersConfig, "      file: LISTFILE\n", "      inline: [\"198.51.100.0/24\"]\n"), "      allow_lists: [office]\n", "      allow_lists: [office]\n      allow_skips_waf: true\n", 1)
+	tp := startProxy(t, cfg, up.URL)
+	if status, _, _ := fromClient(t, tp.URL+"/?q=1%27%20OR%20%271%27%3D%271", "203.0.113.50"); status != 200 {
+		t.Errorf("allow_skips_waf: %d", status)
+	}
+	if status, _, _ := fromClient(t, tp.URL+"/?q=1%27%20OR%20%271%27%3D%271", "192.0.2.99"); status != 403 {
+		t.Errorf("other clients still meet the WAF: %d", status)
+	}
+}
+
+func TestAttackerIsBannedAndTheBanExpires(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	state := filepath.Join(t.TempDir(), "bans.json")
+	cfg := "client_ip:\n  trusted_proxies: [127.0.0.1]\nbans:\n  enabled: true\n  threshold: 3\n  window: 1m\n  duration: 1s\n  state_file: " + state + "\n" + basicConfig
+	tp := startProxy(t, cfg, up.URL)
+	attack := tp.URL + "/?q=1%27%20OR%20%271%27%3D%271"
+	for i := 0; i < 3; i++ {
+		if status, _, _ := fromClient(t, attack, "192.0.2.66"); status != 403 {
+			t.Fatalf("attack %d: %d", i, status)
+		}
+	}
+	status, _, id := fromClient(t, tp.URL+"/benign", "192.0.2.66")
+	if status != 403 {
+		t.Fatalf("banned client's benign request: %d", status)
+	}
+	if e := tp.entryFor(t, id); e.Stage != audit.StageBan || len(e.Rules) != 0 {
+		t.Errorf("ban record: stage %s rules %v (a ban must cost no rule evaluation)", e.Stage, ruleIDs(e))
+	}
+	if data, err := os.ReadFile(state); err != nil || !strings.Contains(string(data), "192.0.2.66") {
+		t.Errorf("ban not persisted: %v %s", err, data)
+	}
+	if status, _, _ := fromClient(t, tp.URL+"/benign", "192.0.2.67"); status != 200 {
+		t.Errorf("another client: %d", status)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if status, _, _ := fromClient(t, tp.URL+"/benign", "192.0.2.66"); status != 200 {
+		t.Errorf("after the ban expired: %d", status)
+	}
+}
+
+func TestGeoIPCountryRules(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	dir := t.TempDir()
+	countryDB, asnDB := filepath.Join(dir, "country.mmdb"), filepath.Join(dir, "asn.mmdb")
+	writeMMDB(t, countryDB, "GeoLite2-Country", map[string]mmdbtype.Map{
+		"198.51.100.0/24": country("DE"), "203.0.113.0/24": country("US"), "2001:db8::/32": country("FR"),
+	})
+	writeMMDB(t, asnDB, "GeoLite2-ASN", map[string]mmdbtype.Map{
+		"203.0.113.0/25": {"autonomous_system_number": mmdbtype.Uint32(64496), "autonomous_system_organization": mmdbtype.String("Example Hosting")},
+	})
+	cfg := fmt.Sprintf(`client_ip:
+  trusted_proxies: [127.0.0.1]
+reputation:
+  geoip:
+    country_db: %s
+    asn_db: %s
+audit:
+  log_all: true
+upstreams:
+  - name: app
+    targets: ["UPSTREAM"]
+sites:
+  - hosts: ["*"]
+    filters:
+      countries:
+        deny: [DE]
+      deny_asns: [64496]
+    routes:
+      - path: /
+        upstream: app
+`, countryDB, asnDB)
+	tp := startProxy(t, cfg, up.URL)
+	tests := []struct {
+		client, country string
+		status          int
+	}{
+		{"198.51.100.7", "DE", 403}, {"203.0.113.200", "US", 200}, {"203.0.113.5", "US", 403}, {"2001:db8::1", "FR", 200}, {"192.0.2.1", "", 200},
+	}
+	for _, tt := range tests {
+		status, _, id := fromClient(t, tp.URL+"/", tt.client)
+		e := tp.entryFor(t, id)
+		if status != tt.status || e.Country != tt.country {
+			t.Errorf("%s: status %d country %q (%s), want %d %q", tt.client, status, e.Country, e.Reason, tt.status, tt.country)
+		}
+	}
+}
+
+func country(iso string) mmdbtype.Map {
+	c := mmdbtype.Map{"iso_code": mmdbtype.String(iso), "names": mmdbtype.Map{"en": mmdbtype.String(iso)}}
+	return mmdbtype.Map{"country": c, "registered_country": c}
+}
+
+func writeMMDB(t *testing.T, path, dbType string, records map[string]mmdbtype.Map) {
+	t.Helper()
+	w, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: dbType, RecordSize: 24, IncludeReservedNetworks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cidr, rec := range records {
+		_, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Insert(n, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := w.WriteTo(f); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,7 @@ type Pipeline struct {
 	log      *slog.Logger
 	https    string // port of the https listener for redirects, "" for 443
 	clients  *clientip.Resolver
+	cheap    *cheap
 }
 
 var _ http.Handler = (*Pipeline)(nil)
@@ -74,21 +76,31 @@ func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 		return nil, &config.FieldError{File: cfg.Source, Path: "client_ip", Msg: err.Error()}
 	}
 	p.clients = clients
+	if p.cheap, err = buildCheap(cfg, log); err != nil {
+		return nil, err
+	}
 	for _, u := range cfg.Upstreams {
 		p.pools[u.Name] = proxy.NewPool(u)
 	}
 	for i, sc := range cfg.Sites {
 		s := &site{name: sc.Name}
+		filters := p.cheap.site(sc.Filters)
 		for j, rc := range sc.Routes {
 			engine, err := engines.Get(rc.WAF)
 			if err != nil {
+				p.Close()
 				return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].routes[%d].waf", i, j), Msg: err.Error()}
 			}
-			// The stage chain of one route, innermost last.
-			var h http.Handler = p.pools[rc.Upstream]
-			h = protocolGuard(h)
-			h = waf.NewStage(engine, rc.WAF, h, p.redactor)
-			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h, tls: sc.TLS})
+			limits, err := newRouteLimits(sc.Name, rc.Path, rc.RateLimits)
+			if err != nil {
+				p.Close()
+				return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].routes[%d].rate_limits", i, j), Msg: err.Error()}
+			}
+			// The stage chain of one route, innermost last. The cheap
+			// filters run in ServeHTTP before it.
+			noWAF := protocolGuard(p.pools[rc.Upstream])
+			h := waf.NewStage(engine, rc.WAF, noWAF, p.redactor)
+			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h, noWAF: noWAF, tls: sc.TLS, filters: &filters, limits: limits})
 		}
 		p.router.add(sc, s)
 	}
@@ -98,8 +110,16 @@ func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 // Engines returns the rule-set cache, for reuse by the next reload.
 func (p *Pipeline) Engines() *waf.Cache { return p.engines }
 
-// Close releases upstream connections. Engines are owned by the cache.
+// Start begins the background work of the cheap stages (feed refreshes,
+// list and GeoIP file watching).
+func (p *Pipeline) Start() { p.cheap.start() }
+
+// Close stops that work and releases upstream connections. Engines are
+// owned by the cache.
 func (p *Pipeline) Close() {
+	if p.cheap != nil {
+		p.cheap.close()
+	}
 	for _, pool := range p.pools {
 		pool.Close()
 	}
@@ -108,11 +128,12 @@ func (p *Pipeline) Close() {
 // ServeHTTP runs one request through the stages.
 func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	entry := p.newEntry(r, start)
+	entry, client := p.newEntry(r, start)
 	w.Header().Set(respond.RequestIDHeader, entry.ID)
 	rec := newRecorder(w, r)
 	r = r.WithContext(audit.WithEntry(r.Context(), entry))
-	defer p.complete(rec, r, entry, start)
+	defer p.complete(rec, r, entry, client, start)
+	p.cheap.locate(entry, client)
 
 	restoreEmptyHost(r)
 	r = condemn(r, entry)
@@ -131,6 +152,14 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.TLS != nil && st.HSTS != "" {
 			rec.Header().Set("Strict-Transport-Security", st.HSTS)
 		}
+	}
+	ok, skipWAF := p.cheap.filter(rec, r, entry, client, rt.filters, rt.limits)
+	if !ok {
+		return
+	}
+	if skipWAF {
+		rt.noWAF.ServeHTTP(rec, r)
+		return
 	}
 	rt.handler.ServeHTTP(rec, r)
 }
@@ -173,11 +202,11 @@ func restoreEmptyHost(r *http.Request) {
 // complete fills in the outcome and hands the entry to the audit writer. It
 // also turns a panic in any stage into a 500 and an error record instead of a
 // dropped connection with no trace.
-func (p *Pipeline) complete(rec *recorder, r *http.Request, entry *audit.Entry, start time.Time) {
+func (p *Pipeline) complete(rec *recorder, r *http.Request, entry *audit.Entry, client netip.Addr, start time.Time) {
 	if v := recover(); v != nil {
 		if v == http.ErrAbortHandler { // deliberate abort (e.g. upstream stream broke): keep it
 			entry.Fail(audit.StageProxy, "response aborted mid-stream")
-			p.finish(rec, r, entry, start)
+			p.finish(rec, r, entry, client, start)
 			panic(v)
 		}
 		p.log.Error("panic while serving request", "request_id", entry.ID, "panic", v)
@@ -186,10 +215,10 @@ func (p *Pipeline) complete(rec *recorder, r *http.Request, entry *audit.Entry, 
 			respond.Error(rec, r, http.StatusInternalServerError, entry.ID)
 		}
 	}
-	p.finish(rec, r, entry, start)
+	p.finish(rec, r, entry, client, start)
 }
 
-func (p *Pipeline) finish(rec *recorder, r *http.Request, entry *audit.Entry, start time.Time) {
+func (p *Pipeline) finish(rec *recorder, r *http.Request, entry *audit.Entry, client netip.Addr, start time.Time) {
 	if entry.Status == 0 {
 		entry.Status = rec.status
 		if entry.Status == 0 {
@@ -201,6 +230,7 @@ func (p *Pipeline) finish(rec *recorder, r *http.Request, entry *audit.Entry, st
 	if entry.Action == "" {
 		entry.Action = audit.ActionAllowed
 	}
+	p.cheap.strike(entry, client)
 	if !entry.Decided() && !p.logAll {
 		return
 	}
@@ -214,7 +244,7 @@ func (p *Pipeline) finish(rec *recorder, r *http.Request, entry *audit.Entry, st
 
 // newEntry starts the request's record with the client address decided by
 // clientip: the TCP peer, or what a trusted proxy in front says.
-func (p *Pipeline) newEntry(r *http.Request, start time.Time) *audit.Entry {
+func (p *Pipeline) newEntry(r *http.Request, start time.Time) (*audit.Entry, netip.Addr) {
 	uri := r.RequestURI
 	if uri == "" {
 		uri = r.URL.RequestURI()
@@ -226,13 +256,13 @@ func (p *Pipeline) newEntry(r *http.Request, start time.Time) *audit.Entry {
 	client := p.clients.Resolve(r.RemoteAddr, r.Header)
 	if !client.Addr.IsValid() { // not an IP peer (a Unix socket): keep what there is
 		e.ClientIP, e.ClientPort = splitAddr(r.RemoteAddr)
-		return e
+		return e, client.Addr
 	}
 	e.ClientIP, e.ClientPort = client.Addr.String(), client.Port
 	if client.ViaProxy {
 		e.Peer = client.Peer.String()
 	}
-	return e
+	return e, client.Addr
 }
 
 func splitAddr(addr string) (string, int) {

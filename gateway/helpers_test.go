@@ -81,6 +81,7 @@ func startProxy(t *testing.T, yamlText, upstream string) *testProxy {
 	if certs != nil {
 		certs.Start()
 	}
+	p.Start()
 	s.Serve(lns)
 	tp := &testProxy{URL: "http://" + s.Addrs()[0].String(), server: s, writer: writer, records: records}
 	for i, l := range cfg.Listeners {

@@ -15,7 +15,10 @@ type route struct {
 	site    string
 	path    string
 	handler http.Handler
+	noWAF   http.Handler          // the chain without the rule engine (allow_skips_waf)
 	tls     *config.SiteTLSConfig // the site's; nil without TLS
+	filters *siteFilters
+	limits  []*routeLimit
 }
 
 // site holds a site's routes, longest path first.

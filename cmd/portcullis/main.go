@@ -35,6 +35,7 @@ Usage:
   portcullis run -c portcullis.yaml                run with a configuration file
   portcullis check -c portcullis.yaml              validate a configuration and its rules
   portcullis demo                                  start a sample app behind the WAF
+  portcullis bans list|add|remove -c FILE [ADDR]   list, add or lift bans
   portcullis version                               print versions
 `
 
@@ -51,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args, stdout, stderr)
 	case "demo":
 		return cmdDemo(args, stdout, stderr)
+	case "bans":
+		return cmdBans(args, stdout, stderr)
 	case "version":
 		printVersion(stdout)
 		return 0
@@ -139,6 +142,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		certs.Start() // order missing certificates, renew, watch files
 		defer certs.Stop()
 	}
+	pipeline.Start() // list feeds, GeoIP file watching
 	server.Serve(lns)
 	inst := &instance{server: server, records: records}
 	if ready != nil {
@@ -191,16 +195,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	// Compile every rule set as run would: a rule that does not compile is a
-	// configuration error too. Records go nowhere during a check.
-	discard := audit.NewWriter(1, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	defer discard.Close()
-	p, err := gateway.Build(cfg, nil, discard, nil)
+	// Compile every rule set and open every list as run would: a rule that
+	// does not compile is a configuration error too. Nothing is written.
+	ruleSets, err := gateway.Check(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	defer p.Close()
-	fmt.Fprintf(stdout, "%s: ok (%d site(s), %d rule set(s) compiled)\n", *file, len(cfg.Sites), p.Engines().Len())
+	fmt.Fprintf(stdout, "%s: ok (%d site(s), %d rule set(s) compiled)\n", *file, len(cfg.Sites), ruleSets)
 	return 0
 }

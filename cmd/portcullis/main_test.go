@@ -229,3 +229,59 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestBansCommandReachesTheRunningInstance: `portcullis bans add` bans a
+// client of a running instance within seconds, `list` shows it, `remove`
+// lifts it.
+func TestBansCommandReachesTheRunningInstance(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
+	defer up.Close()
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cfgPath := filepath.Join(dir, "portcullis.yaml")
+	cfg := fmt.Sprintf("listeners: [{address: %q}]\nclient_ip: {trusted_proxies: [127.0.0.1]}\nbans: {enabled: true, state_file: %q}\nupstreams: [{name: app, targets: [%q]}]\nsites: [{hosts: [\"*\"], routes: [{path: /, upstream: app}]}]\naudit: {file: %q}\n",
+		addr, filepath.Join(dir, "bans.json"), up.URL, filepath.Join(dir, "audit.jsonl"))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "run", "-c", cfgPath)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	waitListening(t, addr)
+	status := func() int {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+		req.Host = "shop.test"
+		req.Header.Set("X-Forwarded-For", "192.0.2.5")
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitStatus := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for status() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("status never became %d", want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	waitStatus(200)
+	if out, errOut, code := runBinary(t, "bans", "add", "-c", cfgPath, "--for", "1h", "--reason", "manual test", "192.0.2.5"); code != 0 {
+		t.Fatalf("bans add: %d %s %s", code, out, errOut)
+	}
+	waitStatus(403)
+	out, _, code := runBinary(t, "bans", "list", "-c", cfgPath)
+	if code != 0 || !strings.Contains(out, "192.0.2.5/32") || !strings.Contains(out, "manual test") {
+		t.Errorf("bans list: %d\n%s", code, out)
+	}
+	if _, errOut, code := runBinary(t, "bans", "remove", "-c", cfgPath, "192.0.2.5"); code != 0 {
+		t.Fatalf("bans remove: %s", errOut)
+	}
+	waitStatus(200)
+}
