@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 
 	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/bans"
 )
 
 func TestTrustedProxyDecidesTheClientAddress(t *testing.T) {
@@ -247,5 +249,66 @@ func writeMMDB(t *testing.T, path, dbType string, records map[string]mmdbtype.Ma
 	defer f.Close()
 	if _, err := w.WriteTo(f); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRateLimitHoldsItsRateAndRecovers: sequential requests for 1.5 s at a
+// limit of 20/s with burst 1 get through at 20/s (±10%), and a refused
+// client is served again once its interval has passed.
+func TestRateLimitHoldsItsRateAndRecovers(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	cfg := strings.Replace(basicConfig, "    routes:\n", "    filters:\n      rate_limits:\n        - {name: steady, rate: 20, burst: 1}\n    routes:\n", 1)
+	tp := startProxy(t, "client_ip:\n  trusted_proxies: [127.0.0.1]\n"+cfg, up.URL)
+	start := time.Now()
+	sent, allowed := 0, 0
+	for time.Since(start) < 1500*time.Millisecond {
+		status, _, _ := fromClient(t, tp.URL+"/", "192.0.2.20")
+		sent++
+		if status == 200 {
+			allowed++
+		} else if status != 429 {
+			t.Fatalf("status %d", status)
+		}
+	}
+	elapsed := time.Since(start).Seconds()
+	// A slow machine may send fewer requests than the limit allows; then
+	// every one of them must pass.
+	want := min(float64(sent), 1+20*elapsed)
+	if got := float64(allowed); got < want*0.9 || got > want*1.1 {
+		t.Errorf("%d of %d requests allowed in %.2fs, want %.0f ±10%%", allowed, sent, elapsed, want)
+	}
+	refused := false
+	for i := 0; i < 100 && !refused; i++ { // use up the budget again
+		status, _, _ := fromClient(t, tp.URL+"/", "192.0.2.20")
+		refused = status == 429
+	}
+	if !refused {
+		t.Fatal("never refused")
+	}
+	time.Sleep(60 * time.Millisecond) // one interval is 50 ms
+	if status, _, _ := fromClient(t, tp.URL+"/", "192.0.2.20"); status != 200 {
+		t.Errorf("no recovery after an interval: %d", status)
+	}
+}
+
+// TestAllowListBeatsABan: an allow-listed client is served even while banned.
+func TestAllowListBeatsABan(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	state := filepath.Join(t.TempDir(), "bans.json")
+	for _, addr := range []string{"203.0.113.50/32", "192.0.2.77/32"} {
+		if err := bans.Submit(state, bans.Command{Op: bans.OpAdd, Prefix: netip.MustParsePrefix(addr), Until: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := strings.ReplaceAll(filtersConfig, "      file: LISTFILE\n", "      inline: [\"198.51.100.0/24\"]\n") +
+		"bans:\n  enabled: true\n  state_file: " + state + "\n"
+	tp := startProxy(t, cfg, up.URL)
+	if status, _, _ := fromClient(t, tp.URL+"/", "203.0.113.50"); status != 200 {
+		t.Errorf("banned but allow-listed client: %d", status)
+	}
+	if status, _, _ := fromClient(t, tp.URL+"/", "192.0.2.77"); status != 403 {
+		t.Errorf("banned client: %d", status)
 	}
 }

@@ -91,7 +91,15 @@ type table6 struct {
 // 1.2.3.0/24), duplicates count once, and invalid prefixes (the zero
 // netip.Prefix) are skipped. The slice is not retained.
 func NewSet(prefixes []netip.Prefix) *Set {
-	var v4, v6 []span
+	n4 := 0
+	for _, p := range prefixes {
+		if p.IsValid() && (p.Addr().Is4() || p.Addr().Is4In6() && p.Bits() >= 96) {
+			n4++
+		}
+	}
+	// Exact sizes: a million-prefix build should not also leave a trail
+	// of outgrown slices for the collector.
+	v4, v6 := make([]span, 0, n4), make([]span, 0, len(prefixes)-n4)
 	for _, p := range prefixes {
 		if !p.IsValid() {
 			continue
@@ -181,6 +189,8 @@ func flatten(spans []span, last u128) (pos []u128, label []uint8, distinct int) 
 		}
 		return cmp.Compare(a.bits, b.bits)
 	})
+	// Each span adds at most two boundaries: its start and after its end.
+	pos, label = make([]u128, 0, 2*len(spans)), make([]uint8, 0, 2*len(spans))
 	emit := func(p u128, l uint8) {
 		n := len(pos)
 		if n > 0 && pos[n-1] == p {
@@ -321,7 +331,7 @@ func buildRadix(n int, key32 func(int) uint32) radix {
 		x.sub = append(x.sub, uint32(hi))
 		x.root[k] |= uint64(off)<<32 | uint64(s)<<subShift
 	}
-	x.sub = slices.Clip(x.sub)
+	x.sub = slices.Clone(x.sub) // exact size
 	return x
 }
 

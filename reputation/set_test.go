@@ -312,7 +312,8 @@ func benchSet(b *testing.B) (*Set, []netip.Prefix) {
 // lookup misses the CPU caches: the worst case, where real traffic, with
 // its repeat visitors, does better. "hit" addresses lie inside a listed
 // prefix; "random" ones anywhere (in 2000::/3 for IPv6); "mixed"
-// interleaves all four. Run with -v for the set's memory.
+// interleaves all four; "mixed-zipf" repeats them as real clients do.
+// Run with -v for the set's memory.
 func BenchmarkSetLookup(b *testing.B) {
 	s, entries := benchSet(b)
 	r := rand.New(rand.NewPCG(7, 7))
@@ -345,6 +346,13 @@ func BenchmarkSetLookup(b *testing.B) {
 	for i := range mixed {
 		mixed[i] = [][]netip.Addr{v4r, v4h, v6r, v6h}[i%4][i]
 	}
+	// Real traffic repeats: the same mix drawn with Zipf frequencies (a few
+	// clients send most requests), so popular entries stay in cache.
+	zipf := make([]netip.Addr, 1<<16)
+	z := rand.NewZipf(r, 1.1, 1, uint64(len(mixed)-1))
+	for i := range zipf {
+		zipf[i] = mixed[z.Uint64()]
+	}
 	cases := []struct {
 		name  string
 		addrs []netip.Addr
@@ -354,6 +362,7 @@ func BenchmarkSetLookup(b *testing.B) {
 		{"v6-random", v6r},
 		{"v6-hit", v6h},
 		{"mixed", mixed},
+		{"mixed-zipf", zipf},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
