@@ -161,8 +161,8 @@ func (c *checker) resolveReputation(f *File, cfg *Config) map[string]string {
 			c.errorf(p+".refresh", "must be at least 1s, got %s", lc.Refresh)
 		}
 		if l.MaxShrink != nil {
-			if *l.MaxShrink < 0 || *l.MaxShrink > 1 {
-				c.errorf(p+".max_shrink", "must be between 0 and 1, got %v", *l.MaxShrink)
+			if *l.MaxShrink <= 0 || *l.MaxShrink > 1 {
+				c.errorf(p+".max_shrink", "must be more than 0 and at most 1 (1 accepts any shrink), got %v", *l.MaxShrink)
 			}
 			lc.MaxShrink = *l.MaxShrink
 		}
