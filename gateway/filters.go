@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/bans"
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/internal/every"
 	"github.com/portcullis-waf/portcullis/ratelimit"
 	"github.com/portcullis-waf/portcullis/reputation"
 	"github.com/portcullis-waf/portcullis/respond"
@@ -30,8 +32,7 @@ type cheap struct {
 	tracker *bans.Tracker
 	strikes map[int]bool // response statuses that count as strikes
 	banFile string
-	stop    chan struct{}
-	done    chan struct{}
+	drain   every.Loop // applies spooled ban commands
 	log     *slog.Logger
 }
 
@@ -106,33 +107,18 @@ func (c *cheap) start() {
 	}
 	if c.bans != nil {
 		// `portcullis bans add|remove` spools commands; apply them.
-		c.stop, c.done = make(chan struct{}), make(chan struct{})
-		go func(stop, done chan struct{}) {
-			defer close(done)
-			t := time.NewTicker(2 * time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-					if n, err := c.bans.Drain(c.banFile, time.Now()); err != nil {
-						c.log.Error("ban commands could not all be applied", "err", err)
-					} else if n > 0 {
-						c.log.Info("ban commands applied", "count", n)
-					}
-				}
+		c.drain.Start(2*time.Second, func(context.Context) {
+			if n, err := c.bans.Drain(c.banFile, time.Now()); err != nil {
+				c.log.Error("ban commands could not all be applied", "err", err)
+			} else if n > 0 {
+				c.log.Info("ban commands applied", "count", n)
 			}
-		}(c.stop, c.done)
+		})
 	}
 }
 
 func (c *cheap) close() {
-	if c.stop != nil {
-		close(c.stop)
-		<-c.done
-		c.stop = nil
-	}
+	c.drain.Stop()
 	for _, l := range c.lists {
 		l.Stop()
 	}

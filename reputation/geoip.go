@@ -1,6 +1,7 @@
 package reputation
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/oschwald/geoip2-golang/v2"
 	"github.com/oschwald/maxminddb-golang/v2"
+
+	"github.com/portcullis-waf/portcullis/internal/every"
 )
 
 // MaxGeoIPFileSize bounds a database file. GeoLite2-City is about 60 MiB,
@@ -58,10 +61,10 @@ type GeoIP struct {
 
 	country, asn atomic.Pointer[geoDB]
 
-	mu           sync.Mutex // guards the stamps and the run state
+	mu           sync.Mutex // guards the stamps
 	countryStamp string
 	asnStamp     string
-	stop, done   chan struct{}
+	loop         every.Loop // periodic file checks
 }
 
 // OpenGeoIP opens the databases; either path may be empty, not both. An
@@ -242,38 +245,12 @@ func (g *GeoIP) Start(interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultGeoIPCheck
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.stop != nil {
-		return
-	}
-	stop, done := make(chan struct{}), make(chan struct{})
-	g.stop, g.done = stop, done
-	go func() {
-		defer close(done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				if err := g.Reload(); err != nil {
-					g.log.Error("geoip reload failed; keeping the previous database", "err", err)
-				}
-			}
+	g.loop.Start(interval, func(context.Context) {
+		if err := g.Reload(); err != nil {
+			g.log.Error("geoip reload failed; keeping the previous database", "err", err)
 		}
-	}()
+	})
 }
 
-// Stop ends the file checks and waits for a check in progress.
-func (g *GeoIP) Stop() {
-	g.mu.Lock()
-	stop, done := g.stop, g.done
-	g.stop, g.done = nil, nil
-	g.mu.Unlock()
-	if stop != nil {
-		close(stop)
-		<-done
-	}
-}
+// Stop ends the file checks.
+func (g *GeoIP) Stop() { g.loop.Stop() }

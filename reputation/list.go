@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis-waf/portcullis/internal/every"
 )
 
 // Defaults for Config.
@@ -114,9 +116,7 @@ type List struct {
 	statsMu sync.Mutex
 	stats   Stats
 
-	runMu  sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	loop every.Loop // periodic refresh
 }
 
 // source is the last good content of a file or feed.
@@ -279,41 +279,11 @@ func (l *List) Start() {
 	if l.cfg.File == "" && l.cfg.URL == "" {
 		return
 	}
-	l.runMu.Lock()
-	defer l.runMu.Unlock()
-	if l.cancel != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	l.cancel, l.done = cancel, done
-	go func() {
-		defer close(done)
-		t := time.NewTicker(l.cfg.Refresh)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				l.refresh(ctx)
-			}
-		}
-	}()
+	l.loop.Start(l.cfg.Refresh, l.refresh)
 }
 
-// Stop ends background refreshing, cancelling a fetch in progress, and
-// waits for it to finish. The list keeps answering with its current set.
-func (l *List) Stop() {
-	l.runMu.Lock()
-	cancel, done := l.cancel, l.done
-	l.cancel, l.done = nil, nil
-	l.runMu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
-}
+// Stop ends refreshing; the current list stays in use.
+func (l *List) Stop() { l.loop.Stop() }
 
 // refresh runs one refresh round: File if it changed, then URL.
 func (l *List) refresh(ctx context.Context) {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis-waf/portcullis/internal/every"
 )
 
 // maxPEMSize bounds a certificate or key file; real ones are a few KiB.
@@ -64,9 +66,8 @@ type FileSource struct {
 
 	current atomic.Pointer[tls.Certificate]
 	mu      sync.Mutex
-	stamp   string // what was last loaded (or failed), to notice changes
-	stop    chan struct{}
-	done    chan struct{}
+	stamp   string     // what was last loaded (or failed), to notice changes
+	loop    every.Loop // periodic file checks
 }
 
 // NewFileSource loads certFile and keyFile now (an error here is a
@@ -157,41 +158,15 @@ func readSmall(path string) ([]byte, error) {
 
 // Start checks the files for changes every interval.
 func (s *FileSource) Start() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stop != nil {
-		return
-	}
-	stop, done := make(chan struct{}), make(chan struct{})
-	s.stop, s.done = stop, done
-	go func() {
-		defer close(done)
-		t := time.NewTicker(s.interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				before := s.current.Load()
-				if err := s.Reload(); err != nil {
-					s.log.Error("certificate reload failed; keeping the previous certificate", "cert", s.certFile, "err", err)
-				} else if after := s.current.Load(); after != before {
-					s.log.Info("certificate reloaded", "cert", s.certFile, "not_after", after.Leaf.NotAfter)
-				}
-			}
+	s.loop.Start(s.interval, func(context.Context) {
+		before := s.current.Load()
+		if err := s.Reload(); err != nil {
+			s.log.Error("certificate reload failed; keeping the previous certificate", "cert", s.certFile, "err", err)
+		} else if after := s.current.Load(); after != before {
+			s.log.Info("certificate reloaded", "cert", s.certFile, "not_after", after.Leaf.NotAfter)
 		}
-	}()
+	})
 }
 
 // Stop ends the file watching.
-func (s *FileSource) Stop() {
-	s.mu.Lock()
-	stop, done := s.stop, s.done
-	s.stop = nil
-	s.mu.Unlock()
-	if stop != nil {
-		close(stop)
-		<-done
-	}
-}
+func (s *FileSource) Stop() { s.loop.Stop() }
