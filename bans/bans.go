@@ -152,7 +152,7 @@ func Open(path string, maxEntries int) (*Store, error) {
 	if path == "" {
 		return s, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("bans: create directory for %s: %w", path, err)
 	}
 	loaded, err := load(path, time.Now())
@@ -218,6 +218,12 @@ func (s *Store) Add(b Ban) error {
 		return fmt.Errorf("bans: add: %w", err)
 	}
 	s.mu.Lock()
+	if old, exists := s.bans[b.Prefix]; exists && old.Source == SourceManual && b.Source == SourceAuto && old.Active(b.Created) {
+		// An operator's ban outranks an automatic one: a client must not
+		// shorten its own manual ban by collecting strikes.
+		s.mu.Unlock()
+		return nil
+	}
 	if _, exists := s.bans[b.Prefix]; !exists && len(s.bans) >= s.max {
 		s.dropExpired(b.Created)
 		if len(s.bans) >= s.max && !s.dropSoonestAuto() {

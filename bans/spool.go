@@ -35,6 +35,30 @@ type Command struct {
 	Until  time.Time    `json:"until,omitzero"`
 }
 
+// Bans broader than these would lock out whole swaths of the internet by a
+// slip of the keyboard (1.2.3.4/0); such bans belong in a reviewed deny list.
+const (
+	minBanBitsV4 = 8
+	minBanBitsV6 = 32
+)
+
+func checkBreadth(c Command) error {
+	if c.Op != OpAdd {
+		return nil
+	}
+	min := minBanBitsV6
+	if c.Prefix.Addr().Unmap().Is4() {
+		min = minBanBitsV4
+	}
+	if c.Prefix.Bits() < min {
+		return fmt.Errorf("ban %s is broader than /%d; use a deny list for whole networks", c.Prefix, min)
+	}
+	return nil
+}
+
+// maxCommandSize bounds a spooled command file.
+const maxCommandSize = 4 << 10
+
 // SpoolDir is the spool directory of the state file at path.
 func SpoolDir(path string) string { return path + ".d" }
 
@@ -45,6 +69,9 @@ func Submit(path string, cmd Command) error {
 	}
 	if !cmd.Prefix.IsValid() {
 		return errors.New("ban command without an address")
+	}
+	if err := checkBreadth(cmd); err != nil {
+		return err
 	}
 	dir := SpoolDir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -79,6 +106,7 @@ func readSpool(dir string) ([]Command, []string, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
 	}
+	// (The directory itself is created 0700 by Submit and by the instance.)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ban spool %s: %w", dir, err)
 	}
@@ -91,21 +119,33 @@ func readSpool(dir string) ([]Command, []string, error) {
 	sort.Strings(names) // names start with the submission time
 	var cmds []Command
 	var files []string
+	var errs []error
 	for _, n := range names {
 		f := filepath.Join(dir, n)
+		// Only small regular files: a FIFO or a link to /dev/zero dropped
+		// into the spool must not hang or exhaust the instance.
+		st, err := os.Lstat(f)
+		if err != nil || !st.Mode().IsRegular() || st.Size() > maxCommandSize {
+			_ = os.Remove(f)
+			errs = append(errs, fmt.Errorf("ban command %s: not a small regular file; dropped", f))
+			continue
+		}
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return cmds, files, fmt.Errorf("ban command %s: %w", f, err)
+			// Skipped, not fatal: one unreadable file must not block the rest.
+			errs = append(errs, fmt.Errorf("ban command %s: %w", f, err))
+			continue
 		}
 		var c Command
-		if err := json.Unmarshal(data, &c); err != nil {
-			// A corrupt command is dropped, not retried forever.
+		if err := json.Unmarshal(data, &c); err != nil || checkBreadth(c) != nil {
+			// A corrupt or over-broad command is dropped, not retried forever.
 			_ = os.Remove(f)
+			errs = append(errs, fmt.Errorf("ban command %s: invalid; dropped", f))
 			continue
 		}
 		cmds, files = append(cmds, c), append(files, f)
 	}
-	return cmds, files, nil
+	return cmds, files, errors.Join(errs...)
 }
 
 // Drain applies the spooled commands to s (which must have been opened on

@@ -293,8 +293,8 @@ func (c *checker) resolveBans(f *File, cfg *Config) {
 	} else {
 		cfg.Bans.StateFile = c.relative(cfg.Bans.StateFile)
 	}
-	if cfg.Bans.Threshold < 1 {
-		c.errorf("bans.threshold", "must be at least 1, got %d", cfg.Bans.Threshold)
+	if cfg.Bans.Threshold < 1 || cfg.Bans.Threshold > 1000 {
+		c.errorf("bans.threshold", "must be 1..1000, got %d", cfg.Bans.Threshold)
 	}
 	if cfg.Bans.Window <= 0 {
 		c.errorf("bans.window", "must be positive")

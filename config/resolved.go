@@ -98,11 +98,12 @@ type UpstreamConfig struct {
 
 // SiteConfig is a resolved site.
 type SiteConfig struct {
-	Name    string
-	Hosts   []string // lower-case; "*" or "*.example.com" wildcards
-	Routes  []*RouteConfig
-	TLS     *SiteTLSConfig // nil: served on http listeners only
-	Filters FiltersConfig
+	Name       string
+	Hosts      []string // lower-case; "*" or "*.example.com" wildcards
+	Routes     []*RouteConfig
+	TLS        *SiteTLSConfig // nil: served on http listeners only
+	Filters    FiltersConfig
+	RateLimits []RateLimitConfig // one budget shared by every route of the site
 }
 
 // RouteConfig is a resolved route with its fully merged WAF settings.
@@ -110,7 +111,7 @@ type RouteConfig struct {
 	Path       string
 	Upstream   string
 	WAF        WAFSettings
-	RateLimits []RateLimitConfig // the site's, then the route's own
+	RateLimits []RateLimitConfig // the route's own, on top of the site's
 }
 
 // Modes of the rule engine.
@@ -389,9 +390,8 @@ func (c *checker) resolveSites(f *File, cfg *Config, upstreams map[string]bool, 
 			sc.TLS = c.siteTLS(s.TLS, sc.Hosts, p+".tls")
 		}
 		sc.Filters = c.siteFilters(s.Filters, p+".filters", lists, cfg.GeoIP)
-		var siteLimits []RateLimitConfig
 		if s.Filters != nil {
-			siteLimits = c.rateLimits(s.Filters.RateLimits, p+".filters.rate_limits")
+			sc.RateLimits = c.rateLimits(s.Filters.RateLimits, p+".filters.rate_limits")
 		}
 		siteWAF := c.mergeWAF(global, s.WAF, p+".waf")
 		if len(s.Routes) == 0 {
@@ -413,8 +413,7 @@ func (c *checker) resolveSites(f *File, cfg *Config, upstreams map[string]bool, 
 			case !upstreams[r.Upstream]:
 				c.errorf(rp+".upstream", "unknown upstream %q", r.Upstream)
 			}
-			limits := append(append([]RateLimitConfig(nil), siteLimits...), c.rateLimits(r.RateLimits, rp+".rate_limits")...)
-			sc.Routes = append(sc.Routes, &RouteConfig{Path: r.Path, Upstream: r.Upstream, WAF: c.mergeWAF(siteWAF, r.WAF, rp+".waf"), RateLimits: limits})
+			sc.Routes = append(sc.Routes, &RouteConfig{Path: r.Path, Upstream: r.Upstream, WAF: c.mergeWAF(siteWAF, r.WAF, rp+".waf"), RateLimits: c.rateLimits(r.RateLimits, rp+".rate_limits")})
 		}
 		cfg.Sites = append(cfg.Sites, sc)
 	}

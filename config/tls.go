@@ -89,7 +89,9 @@ func (c *checker) relative(path string) string {
 // resolveTLS checks the global tls block against the sites and listeners.
 func (c *checker) resolveTLS(f *File, cfg *Config) {
 	t := f.TLS
-	cfg.TLS = TLSConfig{Policy: string(tlsmgr.Intermediate), StateDir: DefaultStateDir, DefaultHost: strings.ToLower(t.DefaultHost)}
+	// Relative to the config file, like every other path, so the server
+	// (started from /) and the CLI (started anywhere) find the same files.
+	cfg.TLS = TLSConfig{Policy: string(tlsmgr.Intermediate), StateDir: c.relative(DefaultStateDir), DefaultHost: strings.ToLower(t.DefaultHost)}
 	switch t.Policy {
 	case "", string(tlsmgr.Intermediate):
 	case string(tlsmgr.Modern):

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
@@ -26,18 +28,32 @@ import (
 // deny lists, GeoIP rules, rate limits. A banned or listed client never
 // costs a rule-engine evaluation.
 type cheap struct {
-	lists   map[string]*reputation.List
-	geo     *reputation.GeoIP // nil without databases
-	bans    *bans.Store       // nil when bans are off
-	tracker *bans.Tracker
-	strikes map[int]bool // response statuses that count as strikes
-	banFile string
-	drain   every.Loop // applies spooled ban commands
+	lists    map[string]*reputation.List
+	geo      *reputation.GeoIP // nil without databases
+	bans     *bans.Store       // nil when bans are off
+	tracker  *bans.Tracker
+	strikes  map[int]bool // response statuses that count as strikes
+	banFile  string
+	drain    every.Loop // applies spooled ban commands, sweeps expired bans
+	trusted  func(netip.Addr) bool
+	strikeMu sync.RWMutex // guards pending against close
+	// pending strikes go to one worker: a ban is saved to disk, and that
+	// must not happen on a request's goroutine.
+	pending chan strikeReq
+	workers sync.WaitGroup
+	dropped atomic.Uint64
 	log     *slog.Logger
 }
 
+type strikeReq struct {
+	addr   netip.Addr
+	reason string
+}
+
 // siteFilters are one site's filters, resolved against the shared lists.
+// Its rate limits share one budget across all routes of the site.
 type siteFilters struct {
+	limits        []*routeLimit
 	allow, deny   []*reputation.List
 	allowSkipsWAF bool
 	countryAllow  []string
@@ -54,8 +70,8 @@ type routeLimit struct {
 }
 
 // buildCheap opens lists, GeoIP databases and the ban table.
-func buildCheap(cfg *config.Config, log *slog.Logger) (*cheap, error) {
-	c := &cheap{lists: map[string]*reputation.List{}, log: log, strikes: map[int]bool{}}
+func buildCheap(cfg *config.Config, trusted func(netip.Addr) bool, log *slog.Logger) (*cheap, error) {
+	c := &cheap{lists: map[string]*reputation.List{}, log: log, strikes: map[int]bool{}, trusted: trusted}
 	for i, lc := range cfg.Lists {
 		l, err := reputation.NewList(reputation.Config{
 			Name: lc.Name, Inline: lc.Inline, File: lc.File, URL: lc.URL,
@@ -87,9 +103,6 @@ func buildCheap(cfg *config.Config, log *slog.Logger) (*cheap, error) {
 			return nil, &config.FieldError{File: cfg.Source, Path: "bans", Msg: err.Error()}
 		}
 		c.bans, c.tracker, c.banFile = store, tracker, b.StateFile
-		if _, err := store.Drain(b.StateFile, time.Now()); err != nil {
-			log.Error("ban commands could not all be applied", "err", err)
-		}
 		for _, code := range b.StatusCodes {
 			c.strikes[code] = true
 		}
@@ -106,19 +119,45 @@ func (c *cheap) start() {
 		c.geo.Start(time.Minute)
 	}
 	if c.bans != nil {
-		// `portcullis bans add|remove` spools commands; apply them.
-		c.drain.Start(2*time.Second, func(context.Context) {
+		// `portcullis bans add|remove` spools commands; apply them now (they
+		// may have waited for a start) and every 2 s, and drop expired bans
+		// from the state file.
+		upkeep := func(context.Context) {
 			if n, err := c.bans.Drain(c.banFile, time.Now()); err != nil {
 				c.log.Error("ban commands could not all be applied", "err", err)
 			} else if n > 0 {
 				c.log.Info("ban commands applied", "count", n)
 			}
-		})
+			if _, err := c.bans.Sweep(time.Now()); err != nil {
+				c.log.Error("expired bans could not be removed from the state file", "err", err)
+			}
+		}
+		upkeep(context.Background())
+		c.drain.Start(2*time.Second, upkeep)
+		c.pending = make(chan strikeReq, 4096)
+		c.workers.Add(1)
+		go func(pending chan strikeReq) {
+			defer c.workers.Done()
+			for s := range pending {
+				if banned, err := c.tracker.Strike(s.addr, s.reason, time.Now()); err != nil {
+					c.log.Error("ban could not be saved", "client", s.addr.String(), "err", err)
+				} else if banned {
+					c.log.Warn("client banned", "client", s.addr.String(), "reason", s.reason)
+				}
+			}
+		}(c.pending)
 	}
 }
 
 func (c *cheap) close() {
 	c.drain.Stop()
+	c.strikeMu.Lock()
+	if c.pending != nil {
+		close(c.pending)
+		c.pending = nil
+	}
+	c.strikeMu.Unlock()
+	c.workers.Wait()
 	for _, l := range c.lists {
 		l.Stop()
 	}
@@ -127,8 +166,8 @@ func (c *cheap) close() {
 	}
 }
 
-func (c *cheap) site(fc config.FiltersConfig) siteFilters {
-	sf := siteFilters{allowSkipsWAF: fc.AllowSkipsWAF, countryAllow: fc.CountryAllow, countryDeny: fc.CountryDeny, denyASNs: fc.DenyASNs}
+func (c *cheap) site(fc config.FiltersConfig, limits []*routeLimit) siteFilters {
+	sf := siteFilters{limits: limits, allowSkipsWAF: fc.AllowSkipsWAF, countryAllow: fc.CountryAllow, countryDeny: fc.CountryDeny, denyASNs: fc.DenyASNs}
 	for _, n := range fc.AllowLists {
 		sf.allow = append(sf.allow, c.lists[n])
 	}
@@ -200,12 +239,8 @@ func (c *cheap) filter(w http.ResponseWriter, r *http.Request, e *audit.Entry, a
 		c.refuse(w, r, e, audit.StageGeoIP, fmt.Sprintf("AS%d (%s) is denied", e.ASN, e.ASOrg))
 		return false, false
 	}
-	for _, rl := range limits {
-		key, keyed := rl.key(r, addr)
-		if !keyed {
-			continue // key: header and the request has none: not limited by this rule
-		}
-		d := rl.limiter.Allow(key, now)
+	for _, rl := range slices.Concat(sf.limits, limits) {
+		d := rl.limiter.Allow(rl.key(r, addr), now)
 		if !d.Allowed {
 			e.Block(audit.StageRateLimit, fmt.Sprintf("rate limit %s (%g/s, burst %d) exceeded", rl.cfg.Name, rl.cfg.Rate, rl.cfg.Burst))
 			h := http.Header{}
@@ -217,15 +252,21 @@ func (c *cheap) filter(w http.ResponseWriter, r *http.Request, e *audit.Entry, a
 	return true, false
 }
 
-func (rl *routeLimit) key(r *http.Request, addr netip.Addr) (ratelimit.Key, bool) {
+// key is the budget a request draws from. A header key falls back to the
+// client address when the header is missing, empty or sent more than once:
+// otherwise leaving it out, or rotating it, would escape the limit.
+func (rl *routeLimit) key(r *http.Request, addr netip.Addr) ratelimit.Key {
+	ipKey := ratelimit.KeyFromAddr(addr, rl.cfg.IPv6Prefix)
 	switch rl.cfg.Key {
 	case config.KeyHeader:
-		v := r.Header.Get(rl.cfg.Header)
-		return ratelimit.KeyFromString(v), v != ""
+		if vs := r.Header.Values(rl.cfg.Header); len(vs) == 1 && vs[0] != "" {
+			return ratelimit.KeyFromString(vs[0])
+		}
+		return ipKey.With(rl.route)
 	case config.KeyIPRoute:
-		return ratelimit.KeyFromAddr(addr, rl.cfg.IPv6Prefix).With(rl.route), true
+		return ipKey.With(rl.route)
 	default:
-		return ratelimit.KeyFromAddr(addr, rl.cfg.IPv6Prefix), true
+		return ipKey
 	}
 }
 
@@ -234,24 +275,32 @@ func (c *cheap) refuse(w http.ResponseWriter, r *http.Request, e *audit.Entry, s
 	respond.Error(w, r, http.StatusForbidden, e.ID)
 }
 
-// strike reports misbehaviour after the response: a WAF block or a status
-// the operator listed. Allow-listed clients never collect strikes.
+// strike reports misbehaviour after the response: a WAF block, or a status
+// the operator listed when it came from the upstream. Portcullis's own
+// refusals (bans, lists, limits, unknown hosts) never count: a banned client
+// would otherwise renew its own ban. Allow-listed clients and trusted
+// proxies (a load balancer's own requests) never collect strikes.
 func (c *cheap) strike(e *audit.Entry, addr netip.Addr) {
-	if c.tracker == nil || !addr.IsValid() || e.AllowListed != "" {
+	if c.tracker == nil || !addr.IsValid() || e.AllowListed != "" || c.trusted(addr) {
 		return
 	}
 	var reason string
 	switch {
 	case e.Action == audit.ActionBlocked && e.Stage == audit.StageWAF:
 		reason = "waf block"
-	case c.strikes[e.Status]:
+	case e.Action != audit.ActionBlocked && e.Upstream != "" && c.strikes[e.Status]:
 		reason = "status " + strconv.Itoa(e.Status)
 	default:
 		return
 	}
-	if banned, err := c.tracker.Strike(addr, reason, time.Now()); err != nil {
-		c.log.Error("ban could not be saved", "client", addr.String(), "err", err)
-	} else if banned {
-		c.log.Warn("client banned", "client", addr.String(), "reason", reason)
+	c.strikeMu.RLock()
+	defer c.strikeMu.RUnlock()
+	if c.pending == nil {
+		return
+	}
+	select {
+	case c.pending <- strikeReq{addr: addr, reason: reason}:
+	default:
+		c.dropped.Add(1) // a flood of strikes: the worker catches up later
 	}
 }

@@ -155,15 +155,30 @@ func TestAttackerIsBannedAndTheBanExpires(t *testing.T) {
 			t.Fatalf("attack %d: %d", i, status)
 		}
 	}
-	status, _, id := fromClient(t, tp.URL+"/benign", "192.0.2.66")
+	// Strikes are counted off the request path; the ban follows within moments.
+	var status int
+	var id string
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if status, _, id = fromClient(t, tp.URL+"/benign", "192.0.2.66"); status == 403 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if status != 403 {
 		t.Fatalf("banned client's benign request: %d", status)
 	}
 	if e := tp.entryFor(t, id); e.Stage != audit.StageBan || len(e.Rules) != 0 {
 		t.Errorf("ban record: stage %s rules %v (a ban must cost no rule evaluation)", e.Stage, ruleIDs(e))
 	}
-	if data, err := os.ReadFile(state); err != nil || !strings.Contains(string(data), "192.0.2.66") {
-		t.Errorf("ban not persisted: %v %s", err, data)
+	waitForFile := func() bool {
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if data, err := os.ReadFile(state); err == nil && strings.Contains(string(data), "192.0.2.66") {
+				return true
+			}
+		}
+		return false
+	}
+	if !waitForFile() {
+		t.Error("ban not persisted to the state file")
 	}
 	if status, _, _ := fromClient(t, tp.URL+"/benign", "192.0.2.67"); status != 200 {
 		t.Errorf("another client: %d", status)
@@ -310,5 +325,48 @@ func TestAllowListBeatsABan(t *testing.T) {
 	}
 	if status, _, _ := fromClient(t, tp.URL+"/", "192.0.2.77"); status != 403 {
 		t.Errorf("banned client: %d", status)
+	}
+}
+
+// TestSiteLimitIsOneBudgetAndHeaderKeysCannotBeDropped: a site-wide limit is
+// shared by the site's routes, and a header-keyed limit falls back to the
+// client address when the header is left out.
+func TestSiteLimitIsOneBudgetAndHeaderKeysCannotBeDropped(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	cfg := `client_ip:
+  trusted_proxies: [127.0.0.1]
+upstreams:
+  - name: app
+    targets: ["UPSTREAM"]
+sites:
+  - hosts: ["*"]
+    filters:
+      rate_limits:
+        - {name: site, rate: 0.001, burst: 2}
+    routes:
+      - path: /a/
+        upstream: app
+      - path: /b/
+        upstream: app
+      - path: /api/
+        upstream: app
+        rate_limits:
+          - {name: api-key, rate: 0.001, burst: 1, key: header, header: X-Api-Key}
+`
+	tp := startProxy(t, cfg, up.URL)
+	statuses := []int{}
+	for _, path := range []string{"/a/1", "/b/1", "/b/2"} {
+		s, _, _ := fromClient(t, tp.URL+path, "192.0.2.30")
+		statuses = append(statuses, s)
+	}
+	if fmt.Sprint(statuses) != "[200 200 429]" {
+		t.Errorf("site budget across routes: %v, want [200 200 429]", statuses)
+	}
+	// Without the header, the api-key limit counts the client itself.
+	first, _, _ := fromClient(t, tp.URL+"/api/x", "192.0.2.31")
+	second, _, _ := fromClient(t, tp.URL+"/api/x", "192.0.2.31")
+	if first != 200 || second != 429 {
+		t.Errorf("header-keyed limit without the header: %d then %d, want 200 then 429", first, second)
 	}
 }

@@ -76,7 +76,7 @@ func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 		return nil, &config.FieldError{File: cfg.Source, Path: "client_ip", Msg: err.Error()}
 	}
 	p.clients = clients
-	if p.cheap, err = buildCheap(cfg, log); err != nil {
+	if p.cheap, err = buildCheap(cfg, clients.Trusted, log); err != nil {
 		return nil, err
 	}
 	for _, u := range cfg.Upstreams {
@@ -84,7 +84,12 @@ func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 	}
 	for i, sc := range cfg.Sites {
 		s := &site{name: sc.Name}
-		filters := p.cheap.site(sc.Filters)
+		siteLimits, err := newRouteLimits(sc.Name, "", sc.RateLimits)
+		if err != nil {
+			p.Close()
+			return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].filters.rate_limits", i), Msg: err.Error()}
+		}
+		filters := p.cheap.site(sc.Filters, siteLimits)
 		for j, rc := range sc.Routes {
 			engine, err := engines.Get(rc.WAF)
 			if err != nil {

@@ -36,6 +36,9 @@ func cmdBans(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	state := cfg.Bans.StateFile
+	if !cfg.Bans.Enabled {
+		fmt.Fprintf(stderr, "note: bans.enabled is false in %s: the instance does not apply bans\n", *file)
+	}
 	switch sub {
 	case "list":
 		list, err := bans.ReadFile(state, time.Now())
@@ -95,6 +98,7 @@ func parseBanTarget(s string) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("not an address or CIDR: %q", s)
 	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	// The prefix a ban on this client covers: the address for IPv4, its /64
+	// for IPv6, as the automatic bans do.
+	return bans.ClientPrefix(a)
 }
