@@ -158,26 +158,17 @@ func TestAttackerIsBannedAndTheBanExpires(t *testing.T) {
 	// Strikes are counted off the request path; the ban follows within moments.
 	var status int
 	var id string
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if status, _, id = fromClient(t, tp.URL+"/benign", "192.0.2.66"); status == 403 || time.Now().After(deadline) {
-			break
-		}
-	}
+	eventually(func() bool { status, _, id = fromClient(t, tp.URL+"/benign", "192.0.2.66"); return status == 403 })
 	if status != 403 {
 		t.Fatalf("banned client's benign request: %d", status)
 	}
 	if e := tp.entryFor(t, id); e.Stage != audit.StageBan || len(e.Rules) != 0 {
 		t.Errorf("ban record: stage %s rules %v (a ban must cost no rule evaluation)", e.Stage, ruleIDs(e))
 	}
-	waitForFile := func() bool {
-		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if data, err := os.ReadFile(state); err == nil && strings.Contains(string(data), "192.0.2.66") {
-				return true
-			}
-		}
-		return false
-	}
-	if !waitForFile() {
+	if !eventually(func() bool {
+		data, err := os.ReadFile(state)
+		return err == nil && strings.Contains(string(data), "192.0.2.66")
+	}) {
 		t.Error("ban not persisted to the state file")
 	}
 	if status, _, _ := fromClient(t, tp.URL+"/benign", "192.0.2.67"); status != 200 {

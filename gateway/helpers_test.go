@@ -209,3 +209,14 @@ func echoUpstream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = w.Write(b.Bytes())
 }
+
+// eventually polls cond for up to 3 s and reports whether it became true:
+// for effects that happen off the request path.
+func eventually(cond func() bool) bool {
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
