@@ -2,9 +2,9 @@
 // refused outright for a while, and the strike counters that put
 // misbehaving clients into it.
 //
-// Place in the request path: the very first check after clientip/ has found
-// the real client address (reputation/ consults Store.Banned before its lists
-// and feeds), so a banned client never costs a rate-limit decision or a
+// Place in the request path: the first of the cheap filters after the site's
+// allow lists (gateway/filters.go checks Store.Banned before deny lists and
+// feeds), so a banned client never costs a rate-limit decision or a
 // rule-engine evaluation; it gets the neutral 403 and an audit record. The
 // gateway reports misbehaviour afterwards, through Tracker.Strike: a WAF
 // block, or a response status the operator configured (404 bursts from

@@ -1,11 +1,15 @@
 // Package gateway assembles the request path. It is the one place where the
 // stages are wired together, in the order of ARCHITECTURE.md:
 //
-//	request id + audit entry → route lookup → waf → protocol check → proxy
-//	                                             ↘ audit record when the response ends
+//	[tlsmgr handshake, wire] → request id + audit entry + client address (clientip)
+//	  → protocol checks (condemn) → site and route → HTTPS redirect / HSTS
+//	  → allow lists → bans → deny lists → GeoIP → rate limits      (filters.go)
+//	  → waf → protocol guard → proxy
+//	  ↘ audit record and strikes when the response ends
 //
-// (TLS termination and the cheap filters — client IP, reputation, rate limits —
-// slot in before the WAF as they are built; they annotate the same entry.)
+// The site comes before the cheap filters because allow lists, deny lists,
+// GeoIP rules and limits are per site; every filter is a map or table lookup,
+// so a refused client still costs no rule evaluation.
 //
 // A Pipeline is built completely from an immutable *config.Config — every rule
 // set compiled, every upstream pool created — before it serves anything, so a
