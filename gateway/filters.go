@@ -239,14 +239,18 @@ func (c *cheap) filter(w http.ResponseWriter, r *http.Request, e *audit.Entry, a
 		c.refuse(w, r, e, audit.StageGeoIP, fmt.Sprintf("AS%d (%s) is denied", e.ASN, e.ASOrg))
 		return false, false
 	}
-	for _, rl := range slices.Concat(sf.limits, limits) {
-		d := rl.limiter.Allow(rl.key(r, addr), now)
-		if !d.Allowed {
-			e.Block(audit.StageRateLimit, fmt.Sprintf("rate limit %s (%g/s, burst %d) exceeded", rl.cfg.Name, rl.cfg.Rate, rl.cfg.Burst))
-			h := http.Header{}
-			ratelimit.SetHeaders(h, d, rl.rule)
-			respond.ErrorWithHeaders(w, r, http.StatusTooManyRequests, e.ID, h)
-			return false, false
+	// The site's shared budgets first, then the route's own; no slice is
+	// built per request.
+	for _, group := range [2][]*routeLimit{sf.limits, limits} {
+		for _, rl := range group {
+			d := rl.limiter.Allow(rl.key(r, addr), now)
+			if !d.Allowed {
+				e.Block(audit.StageRateLimit, fmt.Sprintf("rate limit %s (%g/s, burst %d) exceeded", rl.cfg.Name, rl.cfg.Rate, rl.cfg.Burst))
+				h := http.Header{}
+				ratelimit.SetHeaders(h, d, rl.rule)
+				respond.ErrorWithHeaders(w, r, http.StatusTooManyRequests, e.ID, h)
+				return false, false
+			}
 		}
 	}
 	return true, false
