@@ -1,0 +1,87 @@
+// Package store keeps audit records where operators can search, summarise
+// and review them: an embedded SQLite database (the default) or plain JSONL
+// files read directly. Both implement Store, so the CLI and the dashboard
+// work the same on either.
+//
+// Place in the request path: after it. The gateway hands finished records to
+// an audit.Writer; the SQLite store's Sink takes them from there in batches,
+// never on the request's goroutine.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/audit/query"
+)
+
+// ErrNotFound is returned by Get for an unknown record id.
+var ErrNotFound = errors.New("audit record not found")
+
+// Store is a searchable collection of audit records. Implementations are safe
+// for concurrent use.
+type Store interface {
+	// Search returns records matching f, newest first, at most page.Limit
+	// (a default of 100 when zero), continuing after page.After when set.
+	Search(ctx context.Context, f query.Filter, page Page) (Result, error)
+	// Get returns the record with this id.
+	Get(ctx context.Context, id string) (*audit.Entry, error)
+	// Summary aggregates the records matching f.
+	Summary(ctx context.Context, f query.Filter, opts SummaryOptions) (*Summary, error)
+	Close() error
+}
+
+// Page bounds one Search call.
+type Page struct {
+	Limit int
+	// After is the Result.Next cursor of the previous page; empty for the
+	// first page.
+	After string
+}
+
+// Result is one page of records.
+type Result struct {
+	Entries []*audit.Entry
+	// Next continues the search after the last entry; empty when there is
+	// nothing more.
+	Next string
+}
+
+// SummaryOptions shape a Summary.
+type SummaryOptions struct {
+	// Bucket is the width of one point of the time series; zero picks one
+	// that gives about 60 points over the filtered range.
+	Bucket time.Duration
+	// Top is how many rows each top list has; zero means 10.
+	Top int
+}
+
+// Summary is what an operator looks at first: how much, when, and what.
+type Summary struct {
+	Total, Blocked, Detected, Errors int
+	Series                           []Bucket
+	TopRules                         []RuleCount
+	TopClients, TopPaths             []Count
+	TopCountries, TopHosts           []Count
+}
+
+// Bucket is one point of the time series.
+type Bucket struct {
+	Start                     time.Time
+	Blocked, Detected, Errors int
+}
+
+// RuleCount is how often one rule matched in the selected records.
+type RuleCount struct {
+	ID      int
+	Message string
+	Count   int
+}
+
+// Count is how many selected records share one value.
+type Count struct {
+	Value string
+	Count int
+}
