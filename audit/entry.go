@@ -28,6 +28,9 @@
 //	rules                  matched rules: id, message, data, variable, matched_data,
 //	                       severity, tags, paranoia_level, phase
 //	request_headers        header name → values; credentials redacted as "[redacted]"
+//	request_body           the body up to audit.body_limit, credentials redacted
+//	request_body_truncated true when the body was longer than what was kept
+//	sampled                an allowed request kept by audit.sample_allowed
 //	upstream               the upstream target URL that was called, if any
 //	bytes_sent             response body bytes written to the client
 //	duration_us            {waf, upstream, total} in microseconds
@@ -93,6 +96,13 @@ type Entry struct {
 	OutboundScore int                 `json:"outbound_anomaly_score"`
 	Rules         []MatchedRule       `json:"rules,omitempty"`
 	Headers       map[string][]string `json:"request_headers,omitempty"`
+	// RequestBody is the request body as received, up to the configured
+	// audit body limit, with credential arguments redacted; it lets
+	// `portcullis audit replay` re-evaluate the request.
+	RequestBody          string `json:"request_body,omitempty"`
+	RequestBodyTruncated bool   `json:"request_body_truncated,omitempty"`
+	// Sampled marks an allowed request kept by audit.sample_allowed.
+	Sampled bool `json:"sampled,omitempty"`
 	Upstream      string              `json:"upstream,omitempty"`
 	BytesSent     int64               `json:"bytes_sent"`
 	Durations     Durations           `json:"duration_us"`
