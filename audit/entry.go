@@ -102,10 +102,10 @@ type Entry struct {
 	RequestBody          string `json:"request_body,omitempty"`
 	RequestBodyTruncated bool   `json:"request_body_truncated,omitempty"`
 	// Sampled marks an allowed request kept by audit.sample_allowed.
-	Sampled bool `json:"sampled,omitempty"`
-	Upstream      string              `json:"upstream,omitempty"`
-	BytesSent     int64               `json:"bytes_sent"`
-	Durations     Durations           `json:"duration_us"`
+	Sampled   bool      `json:"sampled,omitempty"`
+	Upstream  string    `json:"upstream,omitempty"`
+	BytesSent int64     `json:"bytes_sent"`
+	Durations Durations `json:"duration_us"`
 }
 
 // MatchedRule is one rule that matched during inspection.
