@@ -143,3 +143,33 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestAdminAndAuditStore(t *testing.T) {
+	cfg, err := Load("../testdata/config/valid-admin.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Audit
+	if a.BodyLimit != 16<<10 || a.SampleAllowed != 0.01 {
+		t.Errorf("body_limit %d, sample_allowed %v", a.BodyLimit, a.SampleAllowed)
+	}
+	if !a.Store.Enabled || a.Store.Path != filepath.Join("../testdata/config", "data/audit.db") ||
+		a.Store.MaxAge != 14*24*time.Hour || a.Store.MaxSize != 256<<20 {
+		t.Errorf("store %+v", a.Store)
+	}
+	ad := cfg.Admin
+	if ad == nil || ad.Listen != "127.0.0.1:9191" || ad.Auth.None || len(ad.Auth.Users) != 1 || ad.Auth.Users[0].Name != "alice" || len(ad.Auth.Tokens) != 1 {
+		t.Fatalf("admin %+v", ad)
+	}
+
+	none, err := Parse("none.yaml", []byte("upstreams: [{name: a, targets: [\"http://127.0.0.1:1\"]}]\nsites: [{name: a, hosts: [\"*\"], routes: [{path: /, upstream: a}]}]\nadmin:\n  listen: \"[::1]:9090\"\n  auth: none\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !none.Admin.Auth.None || none.Audit.Store.Path != filepath.Join(DefaultStateDir, "audit.db") || none.Audit.BodyLimit != 64<<10 {
+		t.Errorf("defaults: admin %+v store %+v body %d", none.Admin, none.Audit.Store, none.Audit.BodyLimit)
+	}
+	if c, _ := Parse("x.yaml", []byte("upstreams: [{name: a, targets: [\"http://127.0.0.1:1\"]}]\nsites: [{name: a, hosts: [\"*\"], routes: [{path: /, upstream: a}]}]\n")); c.Admin != nil {
+		t.Errorf("admin on without an admin block: %+v", c.Admin)
+	}
+}

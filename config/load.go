@@ -195,7 +195,9 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if reflect.PointerTo(t).Implements(scalarType) {
+	// A struct may also accept one word (admin.auth: none); its mapping
+	// form is walked field by field below.
+	if reflect.PointerTo(t).Implements(scalarType) && (n.Kind == yaml.ScalarNode || t.Kind() != reflect.Struct) {
 		if n.Kind != yaml.ScalarNode {
 			c.invalid(n, path, "must be a single value, got %s", kindName(n))
 			return

@@ -26,6 +26,7 @@ type Config struct {
 	Lists     []ListConfig
 	GeoIP     GeoIPConfig
 	Bans      BansConfig
+	Admin     *AdminConfig // nil: no admin listener
 }
 
 // ListenerConfig is a resolved listener.
@@ -202,6 +203,9 @@ type AuditConfig struct {
 	QueueSize     int
 	RedactHeaders []string
 	RedactArgs    []string
+	BodyLimit     int64
+	SampleAllowed float64
+	Store         AuditStoreConfig
 }
 
 // Default returns the configuration used by `portcullis run --upstream URL`
@@ -253,6 +257,8 @@ func (c *checker) resolve(f *File) *Config {
 	c.resolveAudit(f, cfg)
 	c.resolveTLS(f, cfg)
 	c.resolveBans(f, cfg)
+	c.resolveAuditStore(f.Audit, cfg)
+	c.resolveAdmin(f, cfg)
 	return cfg
 }
 

@@ -16,13 +16,26 @@ type scalar interface {
 	parseScalar(s string) error
 }
 
-// Duration is a Go duration string such as "5s" or "1m30s".
+// Duration is a Go duration string such as "5s" or "1m30s", or a whole
+// number of days such as "30d" (retention periods read better in days).
 type Duration time.Duration
 
 func (d *Duration) parseScalar(s string) error {
-	v, err := time.ParseDuration(strings.TrimSpace(s))
+	t := strings.TrimSpace(s)
+	var v time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(t, "d"); ok {
+		var n int64
+		n, err = strconv.ParseInt(days, 10, 64)
+		if err == nil && (n < 0 || n > 100*365) {
+			return fmt.Errorf("must be at most 36500d, got %q", s)
+		}
+		v = time.Duration(n) * 24 * time.Hour
+	} else {
+		v, err = time.ParseDuration(t)
+	}
 	if err != nil {
-		return fmt.Errorf("must be a duration like 5s or 1m30s, got %q", s)
+		return fmt.Errorf("must be a duration like 5s, 1m30s or 30d, got %q", s)
 	}
 	if v < 0 {
 		return fmt.Errorf("must not be negative, got %q", s)

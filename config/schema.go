@@ -34,6 +34,8 @@ type File struct {
 	Reputation Reputation `yaml:"reputation"`
 	// Bans configures automatic bans of misbehaving clients.
 	Bans Bans `yaml:"bans"`
+	// Admin is the operator's listener (dashboard, API). Default: off.
+	Admin *Admin `yaml:"admin"`
 }
 
 // ClientIP configures the real client address.
@@ -423,4 +425,16 @@ type Audit struct {
 	// secret, client_secret, token, access_token, refresh_token, id_token,
 	// api_key, apikey. Cookie values matched by rules are always redacted.
 	RedactArgs []string `yaml:"redact_args"`
+	// BodyLimit is how much of a blocked, flagged or sampled request's body
+	// the record keeps (credential arguments redacted), so that
+	// `portcullis audit replay` can judge it again. 0 keeps none.
+	// Default: 64KiB.
+	BodyLimit *ByteSize `yaml:"body_limit"`
+	// SampleAllowed is the fraction of allowed requests recorded too (0.01
+	// keeps 1%), so replay can show what a candidate config would newly
+	// block. Default: 0.
+	SampleAllowed *float64 `yaml:"sample_allowed"`
+	// Store is the searchable audit database behind `portcullis audit` and
+	// the dashboard.
+	Store *AuditStore `yaml:"store"`
 }
