@@ -237,6 +237,15 @@ func (r *Redactor) URI(uri string) string {
 	if !ok || query == "" {
 		return uri
 	}
+	if red, changed := r.form(query); changed {
+		return path + "?" + red
+	}
+	return uri
+}
+
+// form redacts the values of secret arguments in an urlencoded form or
+// query string, keeping everything else byte for byte.
+func (r *Redactor) form(query string) (string, bool) {
 	parts := strings.Split(query, "&")
 	changed := false
 	for i, p := range parts {
@@ -244,18 +253,25 @@ func (r *Redactor) URI(uri string) string {
 		if !hasValue {
 			continue
 		}
-		if decoded, err := url.QueryUnescape(name); err == nil {
-			name = decoded
-		}
-		if _, secret := r.args[strings.ToLower(name)]; secret {
+		if r.isSecretArg(name) {
 			parts[i] = p[:strings.IndexByte(p, '=')+1] + Redacted
 			changed = true
 		}
 	}
 	if !changed {
-		return uri
+		return query, false
 	}
-	return path + "?" + strings.Join(parts, "&")
+	return strings.Join(parts, "&"), true
+}
+
+// isSecretArg reports whether an argument name, possibly percent- or
+// plus-encoded, is a credential.
+func (r *Redactor) isSecretArg(name string) bool {
+	if decoded, err := url.QueryUnescape(name); err == nil {
+		name = decoded
+	}
+	_, secret := r.args[strings.ToLower(name)]
+	return secret
 }
 
 // Names returns the redacted header names, sorted, for documentation and tests.

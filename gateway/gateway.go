@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -46,6 +47,7 @@ type Pipeline struct {
 	redactor *audit.Redactor
 	records  *audit.Writer
 	logAll   bool
+	sample   float64 // fraction of allowed requests recorded
 	log      *slog.Logger
 	https    string // port of the https listener for redirects, "" for 443
 	clients  *clientip.Resolver
@@ -72,6 +74,7 @@ func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 		redactor: audit.NewRedactor(cfg.Audit.RedactHeaders, cfg.Audit.RedactArgs),
 		records:  records,
 		logAll:   cfg.Audit.LogAll,
+		sample:   cfg.Audit.SampleAllowed,
 		log:      log,
 		https:    httpsPort(cfg),
 	}
@@ -108,7 +111,7 @@ func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 			// The stage chain of one route, innermost last. The cheap
 			// filters run in ServeHTTP before it.
 			noWAF := protocolGuard(p.pools[rc.Upstream])
-			h := waf.NewStage(engine, rc.WAF, noWAF, p.redactor)
+			h := waf.NewStage(engine, rc.WAF, noWAF, waf.Recording{Redactor: p.redactor, BodyLimit: cfg.Audit.BodyLimit})
 			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h, noWAF: noWAF, tls: sc.TLS, filters: &filters, limits: limits})
 		}
 		p.router.add(sc, s)
@@ -240,7 +243,7 @@ func (p *Pipeline) finish(rec *recorder, r *http.Request, entry *audit.Entry, cl
 		entry.Action = audit.ActionAllowed
 	}
 	p.cheap.strike(entry, client)
-	if !entry.Decided() && !p.logAll {
+	if !entry.Decided() && !p.logAll && !entry.Sampled {
 		return
 	}
 	entry.URI = p.redactor.URI(entry.URI)
@@ -261,6 +264,8 @@ func (p *Pipeline) newEntry(r *http.Request, start time.Time) (*audit.Entry, net
 	e := &audit.Entry{
 		ID: newRequestID(), Time: start.UTC(),
 		Host: r.Host, Method: r.Method, URI: uri, Protocol: r.Proto,
+		// Decided up front so the WAF stage knows to keep the body.
+		Sampled: p.sample > 0 && mathrand.Float64() < p.sample,
 	}
 	client := p.clients.Resolve(r.RemoteAddr, r.Header)
 	if !client.Addr.IsValid() { // not an IP peer (a Unix socket): keep what there is

@@ -518,6 +518,25 @@ func TestCookieAndPasswordValuesAreRedactedInMatchedData(t *testing.T) {
 	if e.URI != "/login?token=[redacted]" {
 		t.Errorf("uri %q", e.URI)
 	}
+	// The body is kept for replay, with the password redacted.
+	if e.RequestBody != "user=ada&password=[redacted]" || e.RequestBodyTruncated {
+		t.Errorf("kept body %q truncated %v", e.RequestBody, e.RequestBodyTruncated)
+	}
+}
+
+func TestAllowedRequestsAreSampledWithTheirBody(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	tp := startProxy(t, basicConfig+"audit:\n  sample_allowed: 1\n  body_limit: 10\n", up.URL)
+	form := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	status, _, id := do(t, "POST", tp.URL+"/comment", "name=Ada+Lovelace&note=hello", form)
+	if status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	e := tp.entryFor(t, id)
+	if !e.Sampled || e.Action != audit.ActionAllowed || e.RequestBody != "name=Ada+L" || !e.RequestBodyTruncated {
+		t.Errorf("sampled %v action %s body %q truncated %v", e.Sampled, e.Action, e.RequestBody, e.RequestBodyTruncated)
+	}
 }
 
 func TestDropActionClosesTheConnection(t *testing.T) {

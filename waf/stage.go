@@ -25,6 +25,17 @@ type Stage struct {
 	settings config.WAFSettings // the route's own; the engine may be shared
 	next     http.Handler
 	redactor *audit.Redactor
+	keep     int // bytes of body kept in decided or sampled records
+}
+
+// Recording is what the stage copies into audit records beyond findings.
+type Recording struct {
+	// Redactor decides which matched values and body arguments are
+	// credentials.
+	Redactor *audit.Redactor
+	// BodyLimit is how many bytes of the request body a blocked, flagged
+	// or sampled record keeps (for replay); 0 keeps none.
+	BodyLimit int64
 }
 
 var _ http.Handler = (*Stage)(nil)
@@ -32,10 +43,9 @@ var _ http.Handler = (*Stage)(nil)
 // NewStage returns a handler that inspects each request with e and passes
 // clean ones to next. settings are the route's own WAF settings: e is shared
 // between routes whose rule sets are equal, and settings that do not change
-// the rule set (on_error) may still differ between them. redactor decides
-// which matched values are credentials.
-func NewStage(e *Engine, settings config.WAFSettings, next http.Handler, redactor *audit.Redactor) *Stage {
-	return &Stage{engine: e, settings: settings, next: next, redactor: redactor}
+// the rule set (on_error) may still differ between them.
+func NewStage(e *Engine, settings config.WAFSettings, next http.Handler, rec Recording) *Stage {
+	return &Stage{engine: e, settings: settings, next: next, redactor: rec.Redactor, keep: int(rec.BodyLimit)}
 }
 
 // ServeHTTP runs phases 1 and 2, then next, then (optionally) phases 3 and 4
@@ -239,6 +249,32 @@ func (s *Stage) record(entry *audit.Entry, tx types.Transaction, inspected bool)
 			entry.Detect(audit.StageWAF, fmt.Sprintf("%d rule(s) matched, anomaly score %d/%d below the threshold", logged, entry.InboundScore, entry.OutboundScore))
 		}
 	}
+	if s.keep > 0 && (entry.Decided() || entry.Sampled) {
+		s.keepBody(entry, tx)
+	}
+}
+
+// keepBody copies the start of the buffered request body into the record,
+// redacted, so that replay can feed the engine the same request. Only what
+// the engine buffered is available: a request stopped at its headers, or
+// with body access off, keeps none.
+func (s *Stage) keepBody(entry *audit.Entry, tx types.Transaction) {
+	body, err := tx.RequestBodyReader()
+	if err != nil {
+		return
+	}
+	buf := make([]byte, s.keep+1) // one more byte tells whether there was more
+	n, _ := io.ReadFull(body, buf)
+	if n == 0 {
+		return
+	}
+	var contentType string
+	if state, ok := tx.(plugintypes.TransactionState); ok {
+		if ct := state.Variables().RequestHeaders().Get("content-type"); len(ct) > 0 {
+			contentType = ct[0]
+		}
+	}
+	entry.RequestBody, entry.RequestBodyTruncated = s.redactor.Body(contentType, buf[:n], s.keep)
 }
 
 // maxMatchedData bounds matched data in a record; attackers control it.

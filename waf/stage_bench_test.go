@@ -21,7 +21,7 @@ func BenchmarkStage(b *testing.B) {
 		b.Fatal(err)
 	}
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) })
-	stage := NewStage(engine, config.DefaultWAF(), next, audit.NewRedactor(nil, nil))
+	stage := NewStage(engine, config.DefaultWAF(), next, Recording{Redactor: audit.NewRedactor(nil, nil)})
 	form, err := os.ReadFile("../bench/workloads/post-body.txt")
 	if err != nil {
 		b.Fatal(err)
