@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -72,16 +74,34 @@ type routeLimit struct {
 // buildCheap opens lists, GeoIP databases and the ban table.
 func buildCheap(cfg *config.Config, trusted func(netip.Addr) bool, log *slog.Logger) (*cheap, error) {
 	c := &cheap{lists: map[string]*reputation.List{}, log: log, strikes: map[int]bool{}, trusted: trusted}
+	// Lists load side by side: each may wait for a feed (up to its fetch
+	// timeout), and a start must not take the sum of those waits.
+	lists := make([]*reputation.List, len(cfg.Lists))
+	errs := make([]error, len(cfg.Lists))
+	var wg sync.WaitGroup
 	for i, lc := range cfg.Lists {
-		l, err := reputation.NewList(reputation.Config{
-			Name: lc.Name, Inline: lc.Inline, File: lc.File, URL: lc.URL,
-			Refresh: lc.Refresh, MaxShrink: lc.MaxShrink, Log: log,
+		wg.Go(func() {
+			var cache string
+			if lc.URL != "" {
+				cache = filepath.Join(cfg.TLS.StateDir, "feeds", url.PathEscape(lc.Name)+".netset")
+			}
+			lists[i], errs[i] = reputation.NewList(reputation.Config{
+				Name: lc.Name, Inline: lc.Inline, File: lc.File, URL: lc.URL, CacheFile: cache,
+				Refresh: lc.Refresh, MaxShrink: lc.MaxShrink, Log: log,
+			})
 		})
+	}
+	wg.Wait()
+	for i, lc := range cfg.Lists {
+		if lists[i] != nil {
+			c.lists[lc.Name] = lists[i]
+		}
+	}
+	for i, err := range errs {
 		if err != nil {
 			c.close()
 			return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("reputation.lists[%d]", i), Msg: err.Error()}
 		}
-		c.lists[lc.Name] = l
 	}
 	if cfg.GeoIP.CountryDB != "" || cfg.GeoIP.ASNDB != "" {
 		g, err := reputation.OpenGeoIP(cfg.GeoIP.CountryDB, cfg.GeoIP.ASNDB, log)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -359,5 +360,56 @@ sites:
 	second, _, _ := fromClient(t, tp.URL+"/api/x", "192.0.2.31")
 	if first != 200 || second != 429 {
 		t.Errorf("header-keyed limit without the header: %d then %d, want 200 then 429", first, second)
+	}
+}
+
+// A deny feed that is down when Portcullis starts still denies: the last
+// good copy from the previous run is in the state directory.
+func TestDenyFeedSurvivesARestartWhileTheFeedIsDown(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	var down atomic.Bool
+	feed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "# drop\n198.51.100.0/24\n")
+	}))
+	defer feed.Close()
+	state := t.TempDir()
+	cfg := `
+client_ip:
+  trusted_proxies: [127.0.0.1]
+tls:
+  state_dir: ` + state + `
+upstreams:
+  - name: app
+    targets: ["UPSTREAM"]
+reputation:
+  lists:
+    - name: drop feed
+      action: deny
+      url: ` + feed.URL + `
+sites:
+  - hosts: ["*"]
+    filters:
+      deny_lists: ["drop feed"]
+    routes:
+      - path: /
+        upstream: app
+`
+	for run, feedDown := range []bool{false, true} {
+		down.Store(feedDown)
+		tp := startProxy(t, cfg, up.URL)
+		if status, _, _ := fromClient(t, tp.URL+"/", "198.51.100.7"); status != 403 {
+			t.Errorf("run %d (feed down: %v): listed client got %d", run, feedDown, status)
+		}
+		if status, _, _ := fromClient(t, tp.URL+"/", "192.0.2.7"); status != 200 {
+			t.Errorf("run %d: other client got %d", run, status)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(state, "feeds", "drop%20feed.netset")); err != nil {
+		t.Errorf("cached copy: %v", err)
 	}
 }

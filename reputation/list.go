@@ -1,6 +1,7 @@
 package reputation
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +64,11 @@ type Config struct {
 	// A deliberate large cut in File takes effect when the configuration
 	// is reloaded (a new List has no previous count).
 	MaxShrink float64
+	// CacheFile, when set, keeps the last good copy of the feed on disk
+	// (written atomically, 0600). When the first fetch fails, NewList
+	// starts from it, so a deny feed that is down while Portcullis starts
+	// does not leave the list empty until the feed comes back.
+	CacheFile string
 	// FetchTimeout bounds one feed fetch, including the first one, which
 	// NewList waits for. Default: 15s.
 	FetchTimeout time.Duration
@@ -167,8 +174,7 @@ func NewList(cfg Config) (*List, error) {
 		err := l.refreshFeedLocked(ctx, context.Background())
 		cancel()
 		if err != nil {
-			l.log.Warn("first feed fetch failed; the list starts without the feed's entries and retries every refresh interval",
-				"err", err, "entries", l.set.Load().Len(), "refresh", cfg.Refresh)
+			l.startFromCacheLocked(err)
 		}
 	}
 	return l, nil
@@ -372,6 +378,7 @@ func (l *List) refreshFeedLocked(ctx, run context.Context) error {
 	l.etag, l.lmod = etag, lmod
 	l.rebuild()
 	l.succeeded()
+	l.writeCache(entries)
 	l.log.Info("feed loaded", "feed_entries", len(entries), "entries", l.set.Load().Len())
 	return nil
 }
@@ -520,4 +527,61 @@ func redactErr(err error, safe string) error {
 		ue.URL = safe
 	}
 	return err
+}
+
+// startFromCacheLocked loads the cached copy of the feed after a failed
+// first fetch. The validators stay empty, so the next refresh fetches the
+// feed in full; the shrink guard compares it with the cached copy.
+func (l *List) startFromCacheLocked(fetchErr error) {
+	if l.cfg.CacheFile == "" {
+		l.log.Warn("first feed fetch failed; the list starts without the feed's entries and retries every refresh interval",
+			"err", fetchErr, "entries", l.set.Load().Len(), "refresh", l.cfg.Refresh)
+		return
+	}
+	entries, err := readListFile(l.cfg.CacheFile, l.cfg.MaxEntries)
+	if err != nil {
+		l.log.Warn("first feed fetch failed and there is no usable cached copy; the list starts without the feed's entries and retries every refresh interval",
+			"err", fetchErr, "cache", l.cfg.CacheFile, "cache_err", err, "entries", l.set.Load().Len(), "refresh", l.cfg.Refresh)
+		return
+	}
+	l.feed = source{entries: entries, loaded: true}
+	l.rebuild()
+	st, _ := os.Stat(l.cfg.CacheFile)
+	var saved time.Time
+	if st != nil {
+		saved = st.ModTime()
+	}
+	l.log.Warn("first feed fetch failed; starting from the cached copy and retrying every refresh interval",
+		"err", fetchErr, "cache", l.cfg.CacheFile, "cached_at", saved, "feed_entries", len(entries), "refresh", l.cfg.Refresh)
+}
+
+// writeCache saves the feed's entries for the next start: written to a
+// temporary file and renamed, so a crash never leaves a half list behind.
+func (l *List) writeCache(entries []netip.Prefix) {
+	if l.cfg.CacheFile == "" {
+		return
+	}
+	err := func() error {
+		if err := os.MkdirAll(filepath.Dir(l.cfg.CacheFile), 0o700); err != nil {
+			return err
+		}
+		tmp, err := os.CreateTemp(filepath.Dir(l.cfg.CacheFile), filepath.Base(l.cfg.CacheFile)+".tmp*")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(tmp.Name()) // after a successful rename this fails harmlessly
+		w := bufio.NewWriter(tmp)
+		fmt.Fprintf(w, "# last good copy of feed %s (list %q), saved %s\n", l.safeURL, l.cfg.Name, time.Now().UTC().Format(time.RFC3339))
+		for _, p := range entries {
+			w.WriteString(p.String())
+			w.WriteByte('\n')
+		}
+		if err := errors.Join(w.Flush(), tmp.Sync(), tmp.Close()); err != nil {
+			return err
+		}
+		return os.Rename(tmp.Name(), l.cfg.CacheFile)
+	}()
+	if err != nil {
+		l.log.Warn("could not save the feed's cached copy", "cache", l.cfg.CacheFile, "err", err)
+	}
 }

@@ -389,6 +389,53 @@ func TestFeedInitialFailure(t *testing.T) {
 	}
 }
 
+func TestFeedCachedCopyCoversAFailedStart(t *testing.T) {
+	f := newFeed(t)
+	cache := filepath.Join(t.TempDir(), "feeds", "drop.netset")
+	f.set(http.StatusOK, `"v1"`, numbered(3))
+	l, err := NewList(Config{Name: "drop", URL: f.srv.URL, CacheFile: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectListed(t, l, []string{"10.0.2.1"}, []string{"192.0.2.1"})
+	if st, err := os.Stat(cache); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("cache file: %v %v", st, err)
+	}
+
+	// The next start finds the feed down: the cached copy is used, so
+	// the deny list is not empty meanwhile.
+	f.set(http.StatusServiceUnavailable, "", "down")
+	log, logs := testLogger()
+	l2, err := NewList(Config{Name: "drop", URL: f.srv.URL, CacheFile: cache, Refresh: 5 * time.Millisecond, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectListed(t, l2, []string{"10.0.2.1", "10.0.0.1"}, []string{"192.0.2.1"})
+	if !strings.Contains(logs.String(), "starting from the cached copy") {
+		t.Errorf("not logged:\n%s", logs)
+	}
+	// The feed comes back smaller but within the shrink guard: it replaces
+	// the cached copy, fetched unconditionally.
+	f.set(http.StatusOK, `"v2"`, numbered(2))
+	l2.Start()
+	defer l2.Stop()
+	waitFor(t, "feed after the outage", func() bool { _, ok := l2.Lookup(mustAddr("10.0.2.1")); return !ok })
+	expectListed(t, l2, []string{"10.0.1.1"}, nil)
+
+	// A corrupt cache is not used, and the start does not fail.
+	if err := os.WriteFile(cache, []byte("not an address\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.set(http.StatusServiceUnavailable, "", "down")
+	l3, err := NewList(Config{Name: "drop", URL: f.srv.URL, CacheFile: cache, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l3.Stats().Entries != 0 || !strings.Contains(logs.String(), "no usable cached copy") {
+		t.Errorf("corrupt cache: %+v\n%s", l3.Stats(), logs)
+	}
+}
+
 func TestFeedTimeoutAndStop(t *testing.T) {
 	f := newFeed(t)
 	f.block = true
