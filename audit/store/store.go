@@ -61,10 +61,16 @@ type SummaryOptions struct {
 // Summary is what an operator looks at first: how much, when, and what.
 type Summary struct {
 	Total, Blocked, Detected, Errors int
-	Series                           []Bucket
-	TopRules                         []RuleCount
-	TopClients, TopPaths             []Count
-	TopCountries, TopHosts           []Count
+	// Since and Until are the range the series covers: the filter's, or
+	// from the oldest to the newest matching record when it has none
+	// (until now when only Since is set).
+	Since, Until time.Time
+	// Bucket is the width of one point of Series.
+	Bucket                 time.Duration
+	Series                 []Bucket
+	TopRules               []RuleCount
+	TopClients, TopPaths   []Count
+	TopCountries, TopHosts []Count
 }
 
 // Bucket is one point of the time series.

@@ -1,0 +1,215 @@
+package store
+
+import (
+	"cmp"
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/audit/query"
+)
+
+// Files is a read-only Store over JSON-lines audit files, for the CLI when
+// there is no database (or to look at a file copied off another machine).
+// Every call reads the files again, so it sees records appended since;
+// Search keeps only one page in memory, Summary only its counts.
+type Files struct {
+	paths []string
+	now   func() time.Time
+}
+
+var _ Store = (*Files)(nil)
+
+// OpenFiles checks that every path can be read and returns a store over
+// them, in the order given (older files first, like rotated logs).
+func OpenFiles(paths ...string) (*Files, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("no audit files given")
+	}
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("open audit file: %w", err)
+		}
+		_ = f.Close()
+	}
+	return &Files{paths: paths, now: time.Now}, nil
+}
+
+// position orders records newest first: by time, then later file, then
+// later line.
+type position struct {
+	t          int64
+	file, line int
+}
+
+func (p position) String() string {
+	return strconv.FormatInt(p.t, 10) + "." + strconv.Itoa(p.file) + "." + strconv.Itoa(p.line)
+}
+
+// before reports whether p comes after q in newest-first order (is older).
+func (p position) older(q position) bool {
+	return cmp.Or(cmp.Compare(p.t, q.t), cmp.Compare(p.file, q.file), cmp.Compare(p.line, q.line)) < 0
+}
+
+func parsePosition(s string) (position, error) {
+	parts := strings.Split(s, ".")
+	if len(parts) == 3 {
+		t, err1 := strconv.ParseInt(parts[0], 10, 64)
+		file, err2 := strconv.Atoi(parts[1])
+		line, err3 := strconv.Atoi(parts[2])
+		if err1 == nil && err2 == nil && err3 == nil {
+			return position{t, file, line}, nil
+		}
+	}
+	return position{}, fmt.Errorf("invalid page cursor %q", s)
+}
+
+// each calls fn for every record of every file with its position.
+func (s *Files) each(ctx context.Context, fn func(*audit.Entry, position) error) error {
+	for i, p := range s.paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return fmt.Errorf("open audit file: %w", err)
+		}
+		line := 0
+		_, err = audit.Read(f, func(e *audit.Entry) error {
+			line++
+			if line%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			return fn(e, position{e.Time.UnixNano(), i, line})
+		})
+		_ = f.Close()
+		if err != nil {
+			return fmt.Errorf("read audit file %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+type found struct {
+	e   *audit.Entry
+	pos position
+}
+
+// oldestFirst is a min-heap by position: the root is the oldest kept record.
+type oldestFirst []found
+
+func (h oldestFirst) Len() int           { return len(h) }
+func (h oldestFirst) Less(i, j int) bool { return h[i].pos.older(h[j].pos) }
+func (h oldestFirst) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *oldestFirst) Push(x any)        { *h = append(*h, x.(found)) }
+func (h *oldestFirst) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// Search returns the newest records matching f, after page.After.
+func (s *Files) Search(ctx context.Context, f query.Filter, page Page) (Result, error) {
+	limit := pageLimit(page)
+	var after *position
+	if page.After != "" {
+		p, err := parsePosition(page.After)
+		if err != nil {
+			return Result{}, err
+		}
+		after = &p
+	}
+	// Keep the limit+1 newest: one more tells whether there is a next page.
+	h := &oldestFirst{}
+	err := s.each(ctx, func(e *audit.Entry, pos position) error {
+		if after != nil && !pos.older(*after) {
+			return nil
+		}
+		if !f.Match(e) {
+			return nil
+		}
+		if h.Len() <= limit {
+			heap.Push(h, found{e, pos})
+		} else if (*h)[0].pos.older(pos) {
+			(*h)[0] = found{e, pos}
+			heap.Fix(h, 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	n := h.Len()
+	all := make([]found, n)
+	for i := n - 1; i >= 0; i-- {
+		all[i] = heap.Pop(h).(found)
+	}
+	var res Result
+	if n > limit {
+		all = all[:limit]
+		res.Next = all[limit-1].pos.String()
+	}
+	for _, fd := range all {
+		res.Entries = append(res.Entries, fd.e)
+	}
+	return res, nil
+}
+
+// Get returns the last record with this id.
+func (s *Files) Get(ctx context.Context, id string) (*audit.Entry, error) {
+	var last *audit.Entry
+	err := s.each(ctx, func(e *audit.Entry, _ position) error {
+		if e.ID == id {
+			last = e
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if last == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return last, nil
+}
+
+// Summary aggregates the matching records in memory.
+func (s *Files) Summary(ctx context.Context, f query.Filter, opts SummaryOptions) (*Summary, error) {
+	a := newAggregator()
+	oldest, newest := int64(0), int64(0)
+	seen := false
+	// The default range is that of all records, as in the database.
+	err := s.each(ctx, func(e *audit.Entry, pos position) error {
+		if !seen || pos.t < oldest {
+			oldest = pos.t
+		}
+		if !seen || pos.t > newest {
+			newest = pos.t
+		}
+		seen = true
+		if f.Match(e) {
+			a.entry(e)
+		} else {
+			a.messages(e) // the latest message of a rule, as in the database
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	since, until := summaryRange(f, oldest, newest, s.now())
+	if !seen && f.Since.IsZero() && f.Until.IsZero() {
+		since, until = 0, 0
+	}
+	return a.finish(since, until, pickBucket(time.Duration(until-since), opts.Bucket), topN(opts)), nil
+}
+
+// Close does nothing: files are opened per call.
+func (s *Files) Close() error { return nil }

@@ -1,0 +1,248 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Retention works in small transactions so ingest waits at most one chunk.
+const (
+	retentionChunk     = 2000
+	retentionMaxChunks = 100 // per run; the next run continues
+	vacuumMaxPages     = 16384
+	optimizeEvery      = time.Hour
+)
+
+func (s *SQLite) retentionLoop() {
+	defer close(s.stopped)
+	tick := time.NewTicker(s.opts.RetentionInterval)
+	defer tick.Stop()
+	lastOptimize := time.Now()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-s.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if _, err := s.EnforceRetention(ctx); err != nil && ctx.Err() == nil {
+			s.opts.Log.Error("audit database retention failed", "path", s.path, "err", err)
+		}
+		if time.Since(lastOptimize) >= optimizeEvery {
+			lastOptimize = time.Now()
+			if err := s.optimize(ctx); err != nil && ctx.Err() == nil {
+				s.opts.Log.Warn("audit database optimize failed", "path", s.path, "err", err)
+			}
+		}
+		cancel()
+	}
+}
+
+// optimize refreshes the statistics the query planner picks indexes by.
+func (s *SQLite) optimize(ctx context.Context) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if _, err := s.wdb.ExecContext(ctx, "PRAGMA analysis_limit = 1000"); err != nil {
+		return err
+	}
+	_, err := s.wdb.ExecContext(ctx, "PRAGMA optimize")
+	return err
+}
+
+// Analyze gathers planner statistics now (after a bulk import).
+func (s *SQLite) Analyze(ctx context.Context) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if _, err := s.wdb.ExecContext(ctx, "PRAGMA analysis_limit = 1000"); err != nil {
+		return err
+	}
+	if _, err := s.wdb.ExecContext(ctx, "ANALYZE"); err != nil {
+		return fmt.Errorf("analyze audit database: %w", err)
+	}
+	return nil
+}
+
+// EnforceRetention deletes records older than MaxAge, then the oldest
+// records while the database is larger than MaxBytes, and returns free
+// pages to the file system. It does a bounded amount of work and reports
+// how many records it deleted; the periodic run calls it every
+// RetentionInterval.
+func (s *SQLite) EnforceRetention(ctx context.Context) (int, error) {
+	if s.wdb == nil {
+		return 0, nil
+	}
+	deleted := 0
+	if s.opts.MaxAge > 0 {
+		cutoff := s.opts.Now().Add(-s.opts.MaxAge).UnixNano()
+		for range retentionMaxChunks {
+			n, err := s.deleteOldest(ctx, cutoff, true)
+			deleted += n
+			if err != nil {
+				return deleted, err
+			}
+			if n < retentionChunk {
+				break
+			}
+		}
+	}
+	if s.opts.MaxBytes > 0 {
+		// Delete down to 90% so that the next few minutes of ingest do not
+		// trigger another round at once.
+		target := s.opts.MaxBytes / 10 * 9
+		for range retentionMaxChunks {
+			used, err := s.usedBytes(ctx)
+			if err != nil {
+				return deleted, err
+			}
+			if used <= s.opts.MaxBytes && (deleted == 0 || used <= target) {
+				break
+			}
+			n, err := s.deleteOldest(ctx, 0, false)
+			deleted += n
+			if err != nil {
+				return deleted, err
+			}
+			if n == 0 {
+				break
+			}
+		}
+	}
+	if deleted > 0 {
+		if err := s.vacuum(ctx); err != nil {
+			return deleted, err
+		}
+	}
+	return deleted, nil
+}
+
+// usedBytes is the size of the pages in use: the file size once free
+// pages are vacuumed.
+func (s *SQLite) usedBytes(ctx context.Context) (int64, error) {
+	var pages, free, size int64
+	db := s.wdb
+	if err := db.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+		return 0, fmt.Errorf("page count: %w", err)
+	}
+	if err := db.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil {
+		return 0, fmt.Errorf("freelist count: %w", err)
+	}
+	if err := db.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
+		return 0, fmt.Errorf("page size: %w", err)
+	}
+	return (pages - free) * size, nil
+}
+
+func (s *SQLite) vacuum(ctx context.Context) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if _, err := s.wdb.ExecContext(ctx, fmt.Sprintf("PRAGMA incremental_vacuum(%d)", vacuumMaxPages)); err != nil {
+		return fmt.Errorf("incremental vacuum: %w", err)
+	}
+	// Copy the WAL into the file so the file really shrinks now, and keep
+	// the WAL itself from staying large.
+	if _, err := s.wdb.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+// deleteOldest deletes up to retentionChunk of the oldest records (only
+// those before cutoff when byAge) and their rollup counts in one
+// transaction.
+func (s *SQLite) deleteOldest(ctx context.Context, cutoff int64, byAge bool) (int, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("retention: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	q := `SELECT seq, t, ip, host, path, action, country FROM records ORDER BY t LIMIT ?`
+	args := []any{retentionChunk}
+	if byAge {
+		q = `SELECT seq, t, ip, host, path, action, country FROM records WHERE t < ? ORDER BY t LIMIT ?`
+		args = []any{cutoff, retentionChunk}
+	}
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return 0, fmt.Errorf("retention: select: %w", err)
+	}
+	var batch []row
+	bySeq := map[int64]int{}
+	var seqs []any
+	for rows.Next() {
+		var r row
+		var seq int64
+		if err := rows.Scan(&seq, &r.t, &r.ip, &r.host, &r.path, &r.action, &r.country); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("retention: scan: %w", err)
+		}
+		if a, ok := ipFromKey(r.ip); ok {
+			r.client = a.String()
+		}
+		bySeq[seq] = len(batch)
+		batch = append(batch, r)
+		seqs = append(seqs, seq)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, fmt.Errorf("retention: select: %w", err)
+	}
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	in := "(" + strings.TrimSuffix(strings.Repeat("?,", len(seqs)), ",") + ")"
+	if err := attachRules(ctx, tx, in, seqs, bySeq, batch); err != nil {
+		return 0, err
+	}
+	for _, table := range []string{"record_rules", "record_json", "records"} {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE seq IN "+in, seqs...); err != nil {
+			return 0, fmt.Errorf("retention: delete from %s: %w", table, err)
+		}
+	}
+	ru := newRollup()
+	for i := range batch {
+		ru.add(&batch[i], -1)
+	}
+	if err := ru.apply(ctx, tx); err != nil {
+		return 0, fmt.Errorf("retention: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("retention: commit: %w", err)
+	}
+	return len(batch), nil
+}
+
+// attachRules fills in the distinct rule ids of the rows in batch.
+func attachRules(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, in string, seqs []any, bySeq map[int64]int, batch []row) error {
+	rows, err := q.QueryContext(ctx, "SELECT DISTINCT seq, rule FROM record_rules WHERE seq IN "+in, seqs...)
+	if err != nil {
+		return fmt.Errorf("read rules: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var id int
+		if err := rows.Scan(&seq, &id); err != nil {
+			return fmt.Errorf("read rules: %w", err)
+		}
+		if i, ok := bySeq[seq]; ok {
+			batch[i].rules = append(batch[i].rules, ruleRow{id: id})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read rules: %w", err)
+	}
+	return nil
+}

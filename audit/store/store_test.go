@@ -1,0 +1,362 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/audit/query"
+	"github.com/portcullis-waf/portcullis/audit/store/storetest"
+)
+
+// start and span place the fixture records: three days and a bit, so that
+// summaries cross hour and day boundaries of the rollups.
+var (
+	start = time.Date(2026, 11, 23, 22, 17, 3, 0, time.UTC)
+	span  = 3*24*time.Hour + 5*time.Hour
+	clock = start.Add(span + time.Hour)
+)
+
+func fixtures(n int) []*audit.Entry {
+	g := storetest.NewGenerator(42, start, span, n)
+	out := make([]*audit.Entry, n)
+	for i := range out {
+		out[i] = g.Next()
+	}
+	// Records the generator does not make: odd client addresses, hosts
+	// with ports, absolute-form targets, no rules with tags.
+	out[10].ClientIP, out[11].ClientIP, out[12].ClientIP = "", "::ffff:198.51.100.7", "not-an-ip"
+	out[13].Host, out[14].URI = "Shop.Example:8443", "http://shop.example/absolute?x=1"
+	out[15].Rules = append(out[15].Rules, audit.MatchedRule{ID: 100001, Message: "custom"})
+	out[16].Country = "de"
+	return out
+}
+
+func openTest(t *testing.T, opts SQLiteOptions) *SQLite {
+	t.Helper()
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return clock }
+	}
+	s, err := OpenSQLite(filepath.Join(t.TempDir(), "audit.db"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func insertAll(t *testing.T, s *SQLite, entries []*audit.Entry) {
+	t.Helper()
+	for chunk := range slices.Chunk(entries, 700) {
+		if err := s.Insert(context.Background(), chunk...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// writeJSONL writes entries as an audit file and opens a Files store on it.
+func writeJSONL(t *testing.T, entries []*audit.Entry) *Files {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	var buf bytes.Buffer
+	sink := audit.NewWriterSink(&buf)
+	for _, e := range entries {
+		if err := sink.Write(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := OpenFiles(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.now = func() time.Time { return clock }
+	return fs
+}
+
+// filterCases are URL-form filters; clock is "now".
+var filterCases = []string{
+	"",
+	"action=blocked",
+	"action=blocked,detected",
+	"not_action=allowed",
+	"since=1d",
+	"since=30h&until=2h",
+	"since=2026-11-24T10:30:00Z&until=2026-11-25T03:10:00Z&action=blocked",
+	"ip=0.0.0.0/0",
+	"ip=::/0",
+	"not_ip=0.0.0.0/0",
+	"ip=198.51.100.7",
+	"ip=64.0.0.0/2,2001::/16",
+	"host=shop.example",
+	"not_host=shop.example,api.example",
+	"path=/api/",
+	"path=/.env&path=/wp-",
+	"not_path=/static",
+	"path=/absolute",
+	"rule=942100",
+	"rule=941100,930120",
+	"not_rule=949110&action=blocked",
+	"tag=attack-sqli",
+	"tag=attack-xss,attack-rce&not_tag=paranoia-level/2",
+	"rule=100001",
+	"stage=ratelimit,ban",
+	"not_stage=waf&action=blocked",
+	"status=403",
+	"not_status=200,304",
+	"country=CN",
+	"country=DE",
+	"not_country=US,DE",
+	"action=blocked&country=CN",
+	"rule=942100&since=2d",
+	"host=api.example&not_action=allowed&since=36h",
+	"since=90m",
+	"until=1970-01-02",
+}
+
+func parse(t *testing.T, q string) query.Filter {
+	t.Helper()
+	v, err := url.ParseQuery(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := query.Parse(v, clock)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return f
+}
+
+// expected is the oracle: the entries f.Match selects, newest first (ties
+// by insertion order, later first).
+func expected(entries []*audit.Entry, f query.Filter) []string {
+	idx := make([]int, 0, len(entries))
+	for i, e := range entries {
+		if f.Match(e) {
+			idx = append(idx, i)
+		}
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		return cmp.Or(entries[b].Time.Compare(entries[a].Time), cmp.Compare(b, a))
+	})
+	ids := make([]string, len(idx))
+	for i, j := range idx {
+		ids[i] = entries[j].ID
+	}
+	return ids
+}
+
+// searchAll pages through a search and returns the ids in order.
+func searchAll(t *testing.T, s Store, f query.Filter, limit int) []string {
+	t.Helper()
+	var ids []string
+	page := Page{Limit: limit}
+	for range 10000 {
+		res, err := s.Search(context.Background(), f, page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Entries) > limit {
+			t.Fatalf("page of %d entries, limit %d", len(res.Entries), limit)
+		}
+		for _, e := range res.Entries {
+			ids = append(ids, e.ID)
+		}
+		if res.Next == "" {
+			return ids
+		}
+		if len(res.Entries) != limit {
+			t.Fatalf("short page (%d) with a next cursor", len(res.Entries))
+		}
+		page.After = res.Next
+	}
+	t.Fatal("pagination does not end")
+	return nil
+}
+
+func TestSearchMatchesFilter(t *testing.T) {
+	entries := fixtures(3000)
+	db := openTest(t, SQLiteOptions{})
+	insertAll(t, db, entries)
+	files := writeJSONL(t, entries)
+	for _, q := range filterCases {
+		t.Run(q, func(t *testing.T) {
+			f := parse(t, q)
+			want := expected(entries, f)
+			for name, s := range map[string]Store{"sqlite": db, "files": files} {
+				got := searchAll(t, s, f, 1499)
+				if !slices.Equal(got, want) {
+					t.Errorf("%s: %d records, want %d (first got %v, want %v)", name, len(got), len(want), head(got), head(want))
+				}
+			}
+		})
+	}
+}
+
+func head(s []string) []string { return s[:min(3, len(s))] }
+
+func TestSearchReturnsWholeRecords(t *testing.T) {
+	entries := fixtures(50)
+	db := openTest(t, SQLiteOptions{})
+	insertAll(t, db, entries)
+	res, err := db.Search(context.Background(), query.Filter{}, Page{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Entries) != 1 || res.Next == "" {
+		t.Fatalf("got %d entries, next %q", len(res.Entries), res.Next)
+	}
+	last := entries[len(entries)-1]
+	if !sameJSON(t, res.Entries[0], last) {
+		t.Fatalf("record changed in the database:\n got %+v\nwant %+v", res.Entries[0], last)
+	}
+}
+
+func sameJSON(t *testing.T, a, b *audit.Entry) bool {
+	t.Helper()
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	return bytes.Equal(x, y)
+}
+
+func TestGet(t *testing.T) {
+	entries := fixtures(100)
+	db := openTest(t, SQLiteOptions{})
+	insertAll(t, db, entries)
+	files := writeJSONL(t, entries)
+	for name, s := range map[string]Store{"sqlite": db, "files": files} {
+		t.Run(name, func(t *testing.T) {
+			e, err := s.Get(context.Background(), entries[42].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sameJSON(t, e, entries[42]) {
+				t.Fatalf("got %+v", e)
+			}
+			_, err = s.Get(context.Background(), "nope")
+			if !errors.Is(err, ErrNotFound) {
+				t.Fatalf("unknown id: %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+func TestBadCursor(t *testing.T) {
+	db := openTest(t, SQLiteOptions{})
+	files := writeJSONL(t, fixtures(20))
+	for name, s := range map[string]Store{"sqlite": db, "files": files} {
+		for _, c := range []string{"x", "1.", "1.2.3.4", "' OR 1=1 --"} {
+			if _, err := s.Search(context.Background(), query.Filter{}, Page{After: c}); err == nil {
+				t.Errorf("%s: cursor %q accepted", name, c)
+			}
+		}
+	}
+}
+
+var summaryCases = []struct {
+	query string
+	opts  SummaryOptions
+}{
+	{"", SummaryOptions{}},
+	{"since=1d", SummaryOptions{}},
+	{"since=2d&until=3h&action=blocked", SummaryOptions{Top: 5}},
+	{"since=2026-11-24T00:00:00Z&until=2026-11-26T00:00:00Z", SummaryOptions{Bucket: time.Hour}},
+	{"since=2026-11-24T00:00:00Z&until=2026-11-24T00:40:00Z", SummaryOptions{}}, // under an hour: raw
+	{"not_action=allowed&since=50h", SummaryOptions{Bucket: 7 * time.Minute}},
+	{"since=5h", SummaryOptions{Bucket: time.Second}}, // widened
+	{"country=CN", SummaryOptions{}},
+	{"rule=942100&since=2d", SummaryOptions{Top: 3}},
+	{"host=api.example&not_country=US", SummaryOptions{Bucket: 6 * time.Hour}},
+}
+
+func TestSummaryMatchesFiles(t *testing.T) {
+	entries := fixtures(3000)
+	db := openTest(t, SQLiteOptions{})
+	insertAll(t, db, entries)
+	files := writeJSONL(t, entries)
+	for _, tc := range summaryCases {
+		t.Run(tc.query, func(t *testing.T) {
+			compareSummaries(t, db, files, parse(t, tc.query), tc.opts)
+		})
+	}
+}
+
+func compareSummaries(t *testing.T, db *SQLite, files *Files, f query.Filter, opts SummaryOptions) *Summary {
+	t.Helper()
+	want, err := files.Summary(context.Background(), f, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Summary(context.Background(), f, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("sqlite summary differs from the files' one:\n got %+v\nwant %+v", brief(got), brief(want))
+	}
+	return got
+}
+
+func brief(s *Summary) Summary {
+	b := *s
+	if len(b.Series) > 4 {
+		b.Series = b.Series[:4]
+	}
+	return b
+}
+
+func TestSummaryBasics(t *testing.T) {
+	entries := fixtures(3000)
+	files := writeJSONL(t, entries)
+	sum, err := files.Summary(context.Background(), query.Filter{}, SummaryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked, detected, errs := 0, 0, 0
+	for _, e := range entries {
+		switch e.Action {
+		case audit.ActionBlocked:
+			blocked++
+		case audit.ActionDetected:
+			detected++
+		case audit.ActionError:
+			errs++
+		}
+	}
+	if sum.Total != len(entries) || sum.Blocked != blocked || sum.Detected != detected || sum.Errors != errs {
+		t.Fatalf("totals %d/%d/%d/%d, want %d/%d/%d/%d", sum.Total, sum.Blocked, sum.Detected, sum.Errors, len(entries), blocked, detected, errs)
+	}
+	inSeries := 0
+	for _, b := range sum.Series {
+		inSeries += b.Blocked + b.Detected + b.Errors
+	}
+	if inSeries != blocked+detected+errs {
+		t.Fatalf("series holds %d decided records, want %d", inSeries, blocked+detected+errs)
+	}
+	if n := len(sum.Series); n < 20 || n > 90 {
+		t.Fatalf("%d points with an automatic bucket, want about 60", n)
+	}
+	if len(sum.TopRules) != 10 || sum.TopRules[0].Message == "" || len(sum.TopClients) != 10 || sum.TopCountries[0].Value == "" {
+		t.Fatalf("top lists: %+v", sum)
+	}
+	empty := openTest(t, SQLiteOptions{})
+	sum, err = empty.Summary(context.Background(), query.Filter{}, SummaryOptions{})
+	if err != nil || sum.Total != 0 || len(sum.Series) != 0 {
+		t.Fatalf("empty store: %+v, %v", sum, err)
+	}
+}
