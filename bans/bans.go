@@ -133,6 +133,8 @@ type Store struct {
 
 	saveMu   sync.Mutex // serialises writes of the state file
 	savedGen uint64     // newest generation on disk
+
+	lock *os.File // held while the store owns its state file
 }
 
 // Open returns a store holding at most maxEntries bans. If path is not
@@ -155,8 +157,14 @@ func Open(path string, maxEntries int) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("bans: create directory for %s: %w", path, err)
 	}
+	lock, err := lockFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s.lock = lock
 	loaded, err := load(path, time.Now())
 	if err != nil {
+		s.Close()
 		return nil, err
 	}
 	if len(loaded) > maxEntries {
@@ -176,9 +184,24 @@ func Open(path string, maxEntries int) (*Store, error) {
 	}
 	s.gen++
 	if err := s.save(s.gen); err != nil {
+		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// Close releases the state file for another store (the next run, or a
+// reloaded configuration that names another file). Every change is already
+// on disk. A closed store still answers lookups.
+func (s *Store) Close() error {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	if s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close()
+	s.lock = nil
+	return err
 }
 
 // Banned returns the ban covering a at now, if any; with several, the most

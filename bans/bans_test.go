@@ -267,6 +267,7 @@ func TestPersistence(t *testing.T) {
 	}
 
 	// A restart: the expired ban is not loaded, the rest are as they were.
+	s.Close()
 	s2, err := Open(path, 100)
 	if err != nil {
 		t.Fatal(err)
@@ -295,7 +296,7 @@ func TestPersistence(t *testing.T) {
 		t.Errorf("expired ban still in the file after reopening:\n%s", data)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(path))
-	if len(entries) != 1 {
+	if len(entries) != 2 { // the state file and its lock
 		t.Errorf("temporary files left behind: %v", entries)
 	}
 }
@@ -317,6 +318,7 @@ func TestOpenKeepsManualBansWhenLimitLowered(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	s.Close()
 	s, err = Open(path, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -427,6 +429,7 @@ func TestConcurrentUse(t *testing.T) {
 	if s.Len() > 50 {
 		t.Errorf("store exceeded its bound: %d", s.Len())
 	}
+	s.Close()
 	reopened, err := Open(s.path, 50)
 	if err != nil {
 		t.Fatal(err)
@@ -503,4 +506,23 @@ func ExampleStore_Banned() {
 	b, ok := s.Banned(netip.MustParseAddr("203.0.113.9"), created.Add(time.Minute))
 	fmt.Println(ok, b.Prefix, b.Reason)
 	// Output: true 203.0.113.0/24 scanner
+}
+
+func TestStateFileHasOneOwner(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bans.json")
+	first, err := Open(path, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, 10); err == nil || !strings.Contains(err.Error(), "in use by another Portcullis instance") {
+		t.Fatalf("second owner: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second, err := Open(path, 10)
+	if err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	second.Close()
 }

@@ -119,6 +119,7 @@ func buildCheap(cfg *config.Config, trusted func(netip.Addr) bool, log *slog.Log
 		}
 		tracker, err := bans.NewTracker(store, b.Threshold, b.Window, b.Duration, b.MaxEntries)
 		if err != nil {
+			store.Close()
 			c.close()
 			return nil, &config.FieldError{File: cfg.Source, Path: "bans", Msg: err.Error()}
 		}
@@ -183,6 +184,10 @@ func (c *cheap) close() {
 	}
 	if c.geo != nil {
 		c.geo.Stop()
+	}
+	if c.bans != nil {
+		// After the strike workers: their last bans are on disk first.
+		_ = c.bans.Close()
 	}
 }
 
