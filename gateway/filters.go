@@ -309,6 +309,9 @@ func (c *cheap) refuse(w http.ResponseWriter, r *http.Request, e *audit.Entry, s
 // refusals (bans, lists, limits, unknown hosts) never count: a banned client
 // would otherwise renew its own ban. Allow-listed clients and trusted
 // proxies (a load balancer's own requests) never collect strikes.
+// criticalScore is the CRS anomaly score of one critical finding.
+const criticalScore = 5
+
 func (c *cheap) strike(e *audit.Entry, addr netip.Addr) {
 	if c.tracker == nil || !addr.IsValid() || e.AllowListed != "" || c.trusted(addr) {
 		return
@@ -317,6 +320,11 @@ func (c *cheap) strike(e *audit.Entry, addr netip.Addr) {
 	switch {
 	case e.Action == audit.ActionBlocked && e.Stage == audit.StageWAF:
 		reason = "waf block"
+	case e.Action == audit.ActionBlocked && e.Stage == audit.StageProtocol && e.InboundScore >= criticalScore:
+		// Refused as malformed first, but the rules found an attack in it
+		// too: a strike like any WAF block. Malformed requests alone are
+		// not strikes; some broken but honest clients send them.
+		reason = "waf findings in a malformed request"
 	case e.Action != audit.ActionBlocked && e.Upstream != "" && c.strikes[e.Status]:
 		reason = "status " + strconv.Itoa(e.Status)
 	default:

@@ -413,3 +413,35 @@ sites:
 		t.Errorf("cached copy: %v", err)
 	}
 }
+
+// A malformed request is refused by the protocol checks first; if the
+// rules found an attack in it too, it counts as a strike. Malformed alone
+// does not: honest but broken clients send such requests.
+func TestMalformedAttacksAreStrikesMalformedAloneIsNot(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	cfg := "client_ip:\n  trusted_proxies: [127.0.0.1]\nbans:\n  enabled: true\n  threshold: 2\n  window: 1m\n  duration: 1m\n  state_file: " + filepath.Join(t.TempDir(), "bans.json") + "\n" + basicConfig
+	tp := startProxy(t, cfg, up.URL)
+	addr := strings.TrimPrefix(tp.URL, "http://")
+	send := func(target, client string) string {
+		return firstLine(rawExchange(t, addr, "GET "+target+" HTTP/1.1\r\nHost: portcullis.test\r\nUser-Agent: Mozilla/5.0\r\nAccept: */*\r\nX-Forwarded-For: "+client+"\r\nConnection: close\r\n\r\n"))
+	}
+	for i := 0; i < 4; i++ {
+		if got := send("/static%2Fapp.js", "192.0.2.80"); !strings.HasPrefix(got, "HTTP/1.1 400") {
+			t.Fatalf("malformed %d: %q", i, got)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		if got := send("/static%2Fx?q=1%27%20OR%20%271%27%3D%271", "192.0.2.81"); !strings.HasPrefix(got, "HTTP/1.1 400") {
+			t.Fatalf("malformed attack %d: %q", i, got)
+		}
+	}
+	var status int
+	eventually(func() bool { status, _, _ = fromClient(t, tp.URL+"/benign", "192.0.2.81"); return status == 403 })
+	if status != 403 {
+		t.Errorf("client with two malformed attacks is not banned: %d", status)
+	}
+	if status, _, _ := fromClient(t, tp.URL+"/benign", "192.0.2.80"); status != 200 {
+		t.Errorf("client with malformed requests only is banned: %d", status)
+	}
+}
