@@ -28,6 +28,7 @@ var (
 )
 
 func fixtures(n int) []*audit.Entry {
+	n = max(n, 20)
 	g := storetest.NewGenerator(42, start, span, n)
 	out := make([]*audit.Entry, n)
 	for i := range out {
@@ -187,7 +188,7 @@ func searchAll(t *testing.T, s Store, f query.Filter, limit int) []string {
 }
 
 func TestSearchMatchesFilter(t *testing.T) {
-	entries := fixtures(3000)
+	entries := fixtures(2000)
 	db := openTest(t, SQLiteOptions{})
 	insertAll(t, db, entries)
 	files := writeJSONL(t, entries)
