@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/audit/store"
 	"github.com/portcullis-waf/portcullis/bans"
 )
 
@@ -63,6 +64,7 @@ var (
 
 type testEnv struct {
 	srv   *Server
+	store *store.SQLite
 	clock *testClock
 	bans  *bans.Store
 }
@@ -106,7 +108,7 @@ func newEnv(t testing.TB, mods ...envOption) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testEnv{srv: srv, clock: clock, bans: bs}
+	return &testEnv{srv: srv, store: st, clock: clock, bans: bs}
 }
 
 // req is one request to the server, made in process.

@@ -83,7 +83,9 @@ func buildChart(series []store.Bucket, since, until time.Time, bucket time.Durat
 	slot := float64(plotW) / float64(n)
 	peak := 0
 	for _, b := range series {
-		peak = max(peak, b.Blocked+b.Detected+b.Errors)
+		if i := b.Start.Sub(start) / bucket; i >= 0 && int(i) < n {
+			peak = max(peak, b.Blocked+b.Detected+b.Errors)
+		}
 	}
 	top := niceCeil(peak)
 	c.Empty = peak == 0

@@ -39,6 +39,9 @@ var timeRanges = []struct {
 
 const defaultRange = "24h"
 
+// topRows is the length of each top list on the overview.
+const topRows = 10
+
 // parseFilter reads the filters of a dashboard or API URL: the same
 // language as the CLI's flags (audit/query), so a filtered view is a link.
 func (s *Server) parseFilter(v url.Values, now time.Time) (query.Filter, error) {
@@ -168,7 +171,10 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	bucket := bucketFor(until.Sub(f.Since))
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
-	sum, err := s.opts.Store.Summary(ctx, f, store.SummaryOptions{Bucket: bucket, Top: 10})
+	// Bookkeeping rules (949110, 980170, ...) match on every blocked
+	// request and would crowd the top rules out; ask for enough rows to
+	// keep ten detection rules after dropping them.
+	sum, err := s.opts.Store.Summary(ctx, f, store.SummaryOptions{Bucket: bucket, Top: topRows + 8})
 	if err != nil {
 		s.storeError(w, r, "summary", err)
 		return
@@ -189,13 +195,16 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	}
 	rows := func(cs []store.Count, narrow func(query.Filter, string) query.Filter) []topRow {
 		out := make([]topRow, 0, len(cs))
-		for _, c := range cs {
+		for _, c := range cs[:min(len(cs), topRows)] {
 			out = append(out, topRow{Label: c.Value, Count: c.Count, URL: link("/events", narrow(f, c.Value))})
 		}
 		return withPct(out)
 	}
 	var rules []topRow
 	for _, rc := range sum.TopRules {
+		if classify(rc.ID) == kindBookkeeping || len(rules) == topRows {
+			continue
+		}
 		rules = append(rules, topRow{Label: strconv.Itoa(rc.ID), Detail: rc.Message, Count: rc.Count,
 			URL: link("/events", withRule(f, rc.ID))})
 	}
@@ -312,7 +321,6 @@ type eventRow struct {
 	ClientIP, ClientURL string
 	Country, CountryURL string
 	Method, Host, URI   string
-	PathURL             string
 	Rules               []ruleLink
 	MoreRules           int
 	Score               int
@@ -366,9 +374,6 @@ func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request) {
 		if e.Country != "" {
 			row.CountryURL = link("/events", withCountry(f, e.Country))
 		}
-		if p := pathOf(e.URI); p != "" {
-			row.PathURL = link("/events", withPath(f, p))
-		}
 		seen := map[int]bool{}
 		for _, mr := range e.Rules {
 			if seen[mr.ID] || classify(mr.ID) == kindBookkeeping {
@@ -392,15 +397,6 @@ func pageSize(s string) int {
 		return defaultPageSize
 	}
 	return min(n, maxPageSize)
-}
-
-// pathOf is the path of a request target, without the query string.
-func pathOf(uri string) string {
-	p, _, _ := strings.Cut(uri, "?")
-	if !strings.HasPrefix(p, "/") {
-		return ""
-	}
-	return p
 }
 
 // chips lists the active filters of f, each with a link that drops just

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/portcullis-waf/portcullis/audit/query"
@@ -28,6 +29,7 @@ type pageSet struct {
 func loadPages() (*pageSet, error) {
 	funcs := template.FuncMap{
 		"lower": strings.ToLower,
+		"num":   thousands,
 		"ruleURL": func(id int) string {
 			return link("/events", query.Filter{RuleIDs: []int{id}})
 		},
@@ -99,4 +101,22 @@ func staticHandler() http.Handler {
 		w.Header().Set("Cache-Control", "no-cache")
 		files.ServeHTTP(w, r)
 	})
+}
+
+// thousands writes n with thousands separators: 1234567 → 1,234,567.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
