@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -45,6 +46,16 @@ type cheap struct {
 	workers sync.WaitGroup
 	dropped atomic.Uint64
 	log     *slog.Logger
+
+	// What each resource was built from, so a reload can tell whether the
+	// next configuration may take it over unchanged.
+	listCfg map[string]config.ListConfig
+	geoCfg  config.GeoIPConfig
+	banCfg  config.BansConfig
+	// inherited are resources taken over from the previous pipeline that
+	// this one does not own yet (until the reload commits); released are
+	// resources a successor took over. close leaves both alone.
+	inherited, released map[any]bool
 }
 
 type strikeReq struct {
@@ -72,14 +83,25 @@ type routeLimit struct {
 }
 
 // buildCheap opens lists, GeoIP databases and the ban table.
-func buildCheap(cfg *config.Config, trusted func(netip.Addr) bool, log *slog.Logger) (*cheap, error) {
-	c := &cheap{lists: map[string]*reputation.List{}, log: log, strikes: map[int]bool{}, trusted: trusted}
+// from is the previous configuration's cheap state on a reload (nil at
+// start): lists, GeoIP databases and the ban table built from the same
+// settings are taken over, so feeds are not fetched again and bans and
+// their strike counts carry on.
+func buildCheap(cfg *config.Config, trusted func(netip.Addr) bool, log *slog.Logger, from *cheap) (*cheap, error) {
+	c := &cheap{lists: map[string]*reputation.List{}, log: log, strikes: map[int]bool{}, trusted: trusted,
+		listCfg: map[string]config.ListConfig{}, geoCfg: cfg.GeoIP, banCfg: cfg.Bans, inherited: map[any]bool{}}
 	// Lists load side by side: each may wait for a feed (up to its fetch
 	// timeout), and a start must not take the sum of those waits.
 	lists := make([]*reputation.List, len(cfg.Lists))
 	errs := make([]error, len(cfg.Lists))
 	var wg sync.WaitGroup
 	for i, lc := range cfg.Lists {
+		c.listCfg[lc.Name] = lc
+		if from != nil && from.lists[lc.Name] != nil && reflect.DeepEqual(from.listCfg[lc.Name], lc) {
+			lists[i] = from.lists[lc.Name]
+			c.inherited[lists[i]] = true
+			continue
+		}
 		wg.Go(func() {
 			var cache string
 			if lc.URL != "" {
@@ -103,7 +125,10 @@ func buildCheap(cfg *config.Config, trusted func(netip.Addr) bool, log *slog.Log
 			return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("reputation.lists[%d]", i), Msg: err.Error()}
 		}
 	}
-	if cfg.GeoIP.CountryDB != "" || cfg.GeoIP.ASNDB != "" {
+	if from != nil && from.geo != nil && from.geoCfg == cfg.GeoIP {
+		c.geo = from.geo
+		c.inherited[c.geo] = true
+	} else if cfg.GeoIP.CountryDB != "" || cfg.GeoIP.ASNDB != "" {
 		g, err := reputation.OpenGeoIP(cfg.GeoIP.CountryDB, cfg.GeoIP.ASNDB, log)
 		if err != nil {
 			c.close()
@@ -112,16 +137,32 @@ func buildCheap(cfg *config.Config, trusted func(netip.Addr) bool, log *slog.Log
 		c.geo = g
 	}
 	if b := cfg.Bans; b.Enabled {
-		store, err := bans.Open(b.StateFile, b.MaxEntries)
-		if err != nil {
-			c.close()
-			return nil, &config.FieldError{File: cfg.Source, Path: "bans.state_file", Msg: err.Error()}
+		var store *bans.Store
+		var tracker *bans.Tracker
+		if from != nil && from.bans != nil && from.banFile == b.StateFile {
+			// The same table (it holds the file's lock); the strike counts
+			// carry on unless the strike settings changed.
+			store = from.bans
+			c.inherited[store] = true
+			if from.banCfg.Threshold == b.Threshold && from.banCfg.Window == b.Window && from.banCfg.Duration == b.Duration && from.banCfg.MaxEntries == b.MaxEntries {
+				tracker = from.tracker
+			}
+		} else {
+			var err error
+			if store, err = bans.Open(b.StateFile, b.MaxEntries); err != nil {
+				c.close()
+				return nil, &config.FieldError{File: cfg.Source, Path: "bans.state_file", Msg: err.Error()}
+			}
 		}
-		tracker, err := bans.NewTracker(store, b.Threshold, b.Window, b.Duration, b.MaxEntries)
-		if err != nil {
-			store.Close()
-			c.close()
-			return nil, &config.FieldError{File: cfg.Source, Path: "bans", Msg: err.Error()}
+		if tracker == nil {
+			var err error
+			if tracker, err = bans.NewTracker(store, b.Threshold, b.Window, b.Duration, b.MaxEntries); err != nil {
+				if !c.inherited[store] {
+					store.Close()
+				}
+				c.close()
+				return nil, &config.FieldError{File: cfg.Source, Path: "bans", Msg: err.Error()}
+			}
 		}
 		c.bans, c.tracker, c.banFile = store, tracker, b.StateFile
 		for _, code := range b.StatusCodes {
@@ -180,15 +221,29 @@ func (c *cheap) close() {
 	c.strikeMu.Unlock()
 	c.workers.Wait()
 	for _, l := range c.lists {
-		l.Stop()
+		if c.owns(l) {
+			l.Stop()
+		}
 	}
-	if c.geo != nil {
+	if c.geo != nil && c.owns(c.geo) {
 		c.geo.Stop()
 	}
-	if c.bans != nil {
+	if c.bans != nil && c.owns(c.bans) {
 		// After the strike workers: their last bans are on disk first.
 		_ = c.bans.Close()
 	}
+}
+
+// owns reports whether close should stop or close resource r.
+func (c *cheap) owns(r any) bool { return !c.inherited[r] && !c.released[r] }
+
+// takeOver commits a reload: c becomes the owner of what it inherited from
+// prev, and prev stops its ban upkeep at once, so the spool is drained by
+// one pipeline only. prev keeps serving its in-flight requests.
+func (c *cheap) takeOver(prev *cheap) {
+	prev.drain.Stop()
+	prev.released = c.inherited
+	c.inherited = map[any]bool{}
 }
 
 func (c *cheap) site(fc config.FiltersConfig, limits []*routeLimit) siteFilters {
@@ -204,7 +259,12 @@ func (c *cheap) site(fc config.FiltersConfig, limits []*routeLimit) siteFilters 
 
 var routeSeed = maphash.MakeSeed()
 
-func newRouteLimits(site, path string, limits []config.RateLimitConfig) ([]*routeLimit, error) {
+//
+// prev holds the limiters of the previous configuration by limitKey (nil at
+// start): an unchanged limit keeps its counters across a reload, so a reload
+// is no way to reset a client's budget. Every limiter used is recorded in
+// next (when not nil) for the reload after this one.
+func newRouteLimits(site, path string, limits []config.RateLimitConfig, prev, next map[string]ratelimit.Limiter) ([]*routeLimit, error) {
 	var out []*routeLimit
 	route := maphash.String(routeSeed, site+"\x00"+path)
 	for _, rc := range limits {
@@ -212,9 +272,22 @@ func newRouteLimits(site, path string, limits []config.RateLimitConfig) ([]*rout
 		if err := rule.Validate(); err != nil {
 			return nil, fmt.Errorf("rate limit %s: %w", rc.Name, err)
 		}
-		out = append(out, &routeLimit{cfg: rc, rule: rule, limiter: ratelimit.NewMemory(rule, rc.MaxKeys), route: route})
+		key := limitKey(site, path, rc)
+		limiter := prev[key]
+		if limiter == nil {
+			limiter = ratelimit.NewMemory(rule, rc.MaxKeys)
+		}
+		if next != nil {
+			next[key] = limiter
+		}
+		out = append(out, &routeLimit{cfg: rc, rule: rule, limiter: limiter, route: route})
 	}
 	return out, nil
+}
+
+// limitKey identifies a limit and every setting that shapes its counters.
+func limitKey(site, path string, rc config.RateLimitConfig) string {
+	return fmt.Sprintf("%s\x00%s\x00%#v", site, path, rc)
 }
 
 // locate adds country and ASN to the record when databases are configured.

@@ -27,12 +27,14 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/clientip"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/proxy"
+	"github.com/portcullis-waf/portcullis/ratelimit"
 	"github.com/portcullis-waf/portcullis/respond"
 	"github.com/portcullis-waf/portcullis/waf"
 	"github.com/portcullis-waf/portcullis/wire"
@@ -52,6 +54,8 @@ type Pipeline struct {
 	https    string // port of the https listener for redirects, "" for 443
 	clients  *clientip.Resolver
 	cheap    *cheap
+	limiters map[string]ratelimit.Limiter // by limitKey, handed to the next reload
+	active   atomic.Int64                 // requests in ServeHTTP, for Retire
 }
 
 var _ http.Handler = (*Pipeline)(nil)
@@ -63,6 +67,11 @@ func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 	if engines == nil {
 		engines = waf.NewCache()
 	}
+	return build(cfg, engines, records, log, nil)
+}
+
+// build assembles a pipeline; from is the pipeline it replaces on a reload.
+func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *slog.Logger, from *Pipeline) (*Pipeline, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -73,6 +82,7 @@ func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 		engines:  engines,
 		redactor: audit.NewRedactor(cfg.Audit.RedactHeaders, cfg.Audit.RedactArgs),
 		records:  records,
+		limiters: map[string]ratelimit.Limiter{},
 		logAll:   cfg.Audit.LogAll,
 		sample:   cfg.Audit.SampleAllowed,
 		log:      log,
@@ -83,7 +93,12 @@ func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 		return nil, &config.FieldError{File: cfg.Source, Path: "client_ip", Msg: err.Error()}
 	}
 	p.clients = clients
-	if p.cheap, err = buildCheap(cfg, clients.Trusted, log); err != nil {
+	var fromCheap *cheap
+	var fromLimiters map[string]ratelimit.Limiter
+	if from != nil {
+		fromCheap, fromLimiters = from.cheap, from.limiters
+	}
+	if p.cheap, err = buildCheap(cfg, clients.Trusted, log, fromCheap); err != nil {
 		return nil, err
 	}
 	for _, u := range cfg.Upstreams {
@@ -91,7 +106,7 @@ func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 	}
 	for i, sc := range cfg.Sites {
 		s := &site{name: sc.Name}
-		siteLimits, err := newRouteLimits(sc.Name, "", sc.RateLimits)
+		siteLimits, err := newRouteLimits(sc.Name, "", sc.RateLimits, fromLimiters, p.limiters)
 		if err != nil {
 			p.Close()
 			return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].filters.rate_limits", i), Msg: err.Error()}
@@ -103,7 +118,7 @@ func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 				p.Close()
 				return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].routes[%d].waf", i, j), Msg: err.Error()}
 			}
-			limits, err := newRouteLimits(sc.Name, rc.Path, rc.RateLimits)
+			limits, err := newRouteLimits(sc.Name, rc.Path, rc.RateLimits, fromLimiters, p.limiters)
 			if err != nil {
 				p.Close()
 				return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].routes[%d].rate_limits", i, j), Msg: err.Error()}
@@ -139,6 +154,8 @@ func (p *Pipeline) Close() {
 
 // ServeHTTP runs one request through the stages.
 func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.active.Add(1)
+	defer p.active.Add(-1)
 	start := time.Now()
 	entry, client := p.newEntry(r, start)
 	w.Header().Set(respond.RequestIDHeader, entry.ID)

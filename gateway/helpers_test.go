@@ -41,6 +41,7 @@ func (m *memorySink) Close() error { return nil }
 type testProxy struct {
 	URL     string // the first listener
 	HTTPS   string // the first https listener, if any
+	Config  string // the configuration file, for reload tests
 	server  *Server
 	writer  *audit.Writer
 	records *memorySink
@@ -83,7 +84,7 @@ func startProxy(t *testing.T, yamlText, upstream string) *testProxy {
 	}
 	p.Start()
 	s.Serve(lns)
-	tp := &testProxy{URL: "http://" + s.Addrs()[0].String(), server: s, writer: writer, records: records}
+	tp := &testProxy{URL: "http://" + s.Addrs()[0].String(), Config: path, server: s, writer: writer, records: records}
 	for i, l := range cfg.Listeners {
 		if l.HTTPS && tp.HTTPS == "" {
 			tp.HTTPS = "https://" + s.Addrs()[i].String()

@@ -33,6 +33,9 @@ type Server struct {
 	serveErr chan error
 	wg       sync.WaitGroup
 
+	reloadMu sync.Mutex     // one reload at a time
+	retiring sync.WaitGroup // pipelines being retired after a reload
+
 	h2mu      sync.Mutex
 	h2wg      sync.WaitGroup
 	h2open    map[*tls.Conn]struct{}

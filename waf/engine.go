@@ -70,11 +70,77 @@ func (e *Engine) Close() error {
 	return nil
 }
 
-// Cache deduplicates engines by rule-set key. Reload passes the previous
-// cache so that an unchanged rule set is not compiled again.
+// Cache deduplicates engines by rule-set key. A reload builds its pipeline
+// with Next of the previous cache, so an unchanged rule set is not compiled
+// again, and the previous pipeline, once retired, closes only the engines
+// nobody took over.
 type Cache struct {
 	mu      sync.Mutex
 	engines map[string]*Engine
+	prev    *Cache          // engines to take over before compiling
+	handed  map[string]bool // keys a successor took over
+	taken   map[string]bool // keys taken over from prev
+}
+
+// Discard undoes a Next whose configuration was not used (a failed
+// reload): engines compiled for it are closed, those taken over are given
+// back to the previous cache.
+func (c *Cache) Discard() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for key, e := range c.engines {
+		if c.taken[key] {
+			c.prev.giveBack(key)
+			continue
+		}
+		errs = append(errs, e.Close())
+	}
+	c.engines = map[string]*Engine{}
+	return errors.Join(errs...)
+}
+
+func (c *Cache) giveBack(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.handed, key)
+}
+
+// Next returns an empty cache for the next configuration that takes engines
+// over from c instead of compiling them again.
+func (c *Cache) Next() *Cache {
+	return &Cache{engines: map[string]*Engine{}, prev: c}
+}
+
+// Release closes the engines no successor took over. Call it when the
+// pipeline that used c is retired.
+func (c *Cache) Release() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for key, e := range c.engines {
+		if !c.handed[key] {
+			errs = append(errs, e.Close())
+		}
+	}
+	c.engines = map[string]*Engine{}
+	c.prev = nil
+	return errors.Join(errs...)
+}
+
+// take moves the engine for key from c to a successor, if c has it.
+func (c *Cache) take(key string) *Engine {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.engines[key]
+	if !ok {
+		return nil
+	}
+	if c.handed == nil {
+		c.handed = map[string]bool{}
+	}
+	c.handed[key] = true
+	return e
 }
 
 // NewCache returns an empty cache.
@@ -87,6 +153,16 @@ func (c *Cache) Get(s config.WAFSettings) (*Engine, error) {
 	defer c.mu.Unlock()
 	if e, ok := c.engines[key]; ok {
 		return e, nil
+	}
+	if c.prev != nil {
+		if e := c.prev.take(key); e != nil {
+			c.engines[key] = e
+			if c.taken == nil {
+				c.taken = map[string]bool{}
+			}
+			c.taken[key] = true
+			return e, nil
+		}
 	}
 	e, err := Compile(s)
 	if err != nil {
