@@ -259,7 +259,6 @@ func (c *cheap) site(fc config.FiltersConfig, limits []*routeLimit) siteFilters 
 
 var routeSeed = maphash.MakeSeed()
 
-//
 // prev holds the limiters of the previous configuration by limitKey (nil at
 // start): an unchanged limit keeps its counters across a reload, so a reload
 // is no way to reset a client's budget. Every limiter used is recorded in
