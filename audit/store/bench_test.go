@@ -1,0 +1,197 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/audit/query"
+	"github.com/portcullis-waf/portcullis/audit/store/storetest"
+)
+
+// Benchmarks. The 1M-record ones build (once) a database of a week of
+// generated traffic at $PORTCULLIS_BENCH_DB, default
+// $TMPDIR/portcullis-bench-1m.db, reporting the ingest rate while doing so:
+//
+//	go test -run '^$' -bench . -benchtime 10x ./audit/store
+//
+// Delete the file to rebuild it after a schema change.
+
+const benchRecords = 1_000_000
+
+var (
+	benchStart = time.Date(2026, 11, 16, 0, 0, 0, 0, time.UTC)
+	benchSpan  = 7 * 24 * time.Hour
+	benchNow   = benchStart.Add(benchSpan)
+)
+
+// BenchmarkIngest measures the Sink as the audit.Writer drives it: Write
+// per record, a commit every BatchSize records.
+func BenchmarkIngest(b *testing.B) {
+	s, err := OpenSQLite(filepath.Join(b.TempDir(), "audit.db"), SQLiteOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	sink, err := s.Sink()
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := storetest.NewGenerator(1, benchStart, benchSpan, max(b.N, 1))
+	entries := make([]*audit.Entry, b.N)
+	for i := range entries {
+		entries[i] = g.Next()
+	}
+	b.ResetTimer()
+	for _, e := range entries {
+		if err := sink.Write(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := sink.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// benchDB opens the 1M-record database, building it if needed.
+func benchDB(b *testing.B) *SQLite {
+	b.Helper()
+	path := os.Getenv("PORTCULLIS_BENCH_DB")
+	if path == "" {
+		path = filepath.Join(os.TempDir(), "portcullis-bench-1m.db")
+	}
+	now := func() time.Time { return benchNow }
+	if s, err := OpenSQLite(path, SQLiteOptions{ReadOnly: true, Now: now}); err == nil {
+		var n int
+		if err := s.rdb.QueryRow("SELECT COUNT(*) FROM records").Scan(&n); err == nil && n == benchRecords {
+			return s
+		}
+		s.Close()
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		_ = os.Remove(path + suffix)
+	}
+	w, err := OpenSQLite(path, SQLiteOptions{Now: now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sink, _ := w.Sink()
+	g := storetest.NewGenerator(2026, benchStart, benchSpan, benchRecords)
+	began, lap := time.Now(), time.Now()
+	for i := 1; i <= benchRecords; i++ {
+		if err := sink.Write(g.Next()); err != nil {
+			b.Fatal(err)
+		}
+		if i%100_000 == 0 {
+			if err := sink.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("ingest: %7d records, last 100k at %.0f records/s", i, 100_000/time.Since(lap).Seconds())
+			lap = time.Now()
+		}
+	}
+	if err := sink.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("ingest: 1M records in %v: %.0f records/s (including record generation)", time.Since(began).Round(time.Second), benchRecords/time.Since(began).Seconds())
+	if err := w.Analyze(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	b.Logf("database file: %d MiB", fi.Size()>>20)
+	s, err := OpenSQLite(path, SQLiteOptions{ReadOnly: true, Now: now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+func benchFilter(b *testing.B, q string) query.Filter {
+	v, err := url.ParseQuery(q)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := query.Parse(v, benchNow)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+var benchSearches = []string{
+	"",
+	"action=blocked&country=CN",
+	"rule=942100&since=1d",
+	"ip=64.0.0.0/8&host=api.example",
+	"not_action=allowed&path=/login",
+	"tag=attack-xss&not_country=US",
+	"status=429&since=3d",
+	"country=KR&path=/api/",
+}
+
+var benchSummaries = []string{
+	"since=7d",
+	"since=24h",
+	"since=1h",
+	"since=7d&action=blocked",
+	"since=24h&not_action=allowed",
+	"since=24h&rule=942100",
+	"since=7d&country=CN&action=blocked",
+	"host=admin.example&since=24h",
+}
+
+func Benchmark1MSearch(b *testing.B) {
+	s := benchDB(b)
+	defer s.Close()
+	for _, q := range benchSearches {
+		f := benchFilter(b, q)
+		b.Run(name(q), func(b *testing.B) {
+			var n int
+			for b.Loop() {
+				res, err := s.Search(context.Background(), f, Page{Limit: 100})
+				if err != nil {
+					b.Fatal(err)
+				}
+				n = len(res.Entries)
+			}
+			b.ReportMetric(float64(n), "records")
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/op")
+		})
+	}
+}
+
+func Benchmark1MSummary(b *testing.B) {
+	s := benchDB(b)
+	defer s.Close()
+	for _, q := range benchSummaries {
+		f := benchFilter(b, q)
+		b.Run(name(q), func(b *testing.B) {
+			var total int
+			for b.Loop() {
+				sum, err := s.Summary(context.Background(), f, SummaryOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				total = sum.Total
+			}
+			b.ReportMetric(float64(total), "records")
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/op")
+		})
+	}
+}
+
+func name(q string) string {
+	if q == "" {
+		return "all"
+	}
+	return fmt.Sprint(q)
+}
