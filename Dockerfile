@@ -9,11 +9,14 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 # Pure Go (SQLite through modernc.org/sqlite): no cgo, a static binary.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/portcullis ./cmd/portcullis
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/portcullis ./cmd/portcullis \
+ && mkdir -p /out/state
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/portcullis /usr/local/bin/portcullis
-# Writable state (ACME account and certificates, bans, audit database).
+# Writable state (ACME account and certificates, bans, audit database),
+# owned by the nonroot user so a fresh named volume is writable too.
+COPY --from=build --chown=65532:65532 /out/state /var/lib/portcullis
 WORKDIR /var/lib/portcullis
 VOLUME ["/var/lib/portcullis"]
 USER nonroot:nonroot
