@@ -361,3 +361,5 @@ func TestSummaryBasics(t *testing.T) {
 		t.Fatalf("empty store: %+v, %v", sum, err)
 	}
 }
+
+func jsonMarshal(e *audit.Entry) ([]byte, error) { return json.Marshal(e) }
