@@ -1,0 +1,195 @@
+package metrics
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Sources are read at scrape time. Set them once when wiring, as closures
+// that look up the pipeline in service at the moment they are called (for
+// example through the gateway's atomic pointer), never as closures over one
+// pipeline: a reload replaces the lists and the audit writer, and a
+// captured pipeline would report a dead one forever. Any field may be nil.
+// Callbacks must be fast and must not block: they run on every scrape.
+type Sources struct {
+	// Lists reports every configured IP list and feed.
+	Lists func() []ListStat
+	// Audit reports the audit writer.
+	Audit func() AuditStat
+	// Certs reports each TLS host's current certificate expiry
+	// (tlsmgr.Manager.Expiry).
+	Certs func() map[string]time.Time
+	// ActiveBans is the number of bans held (bans.Store.Len).
+	ActiveBans func() int
+	// Alerts reports webhook delivery (alerts.Alerter.Stats).
+	Alerts func() AlertStat
+}
+
+// ListStat is the health of one IP list, from reputation.List.Stats.
+type ListStat struct {
+	Name    string
+	Entries int
+	// LastSuccess is when the file or feed was last loaded or confirmed
+	// unchanged; zero for lists of inline entries and feeds that never
+	// loaded, which then have no last-success series.
+	LastSuccess time.Time
+	// Failures counts failed or rejected refreshes since start.
+	Failures uint64
+}
+
+// AuditStat is the state of the audit writer, from audit.Writer.Stats and
+// QueueDepth.
+type AuditStat struct {
+	QueueDepth               int
+	Written, Dropped, Errors uint64
+}
+
+// AlertStat counts alert messages, from alerts.Alerter.Stats.
+type AlertStat struct {
+	Sent, Failed, Dropped uint64
+}
+
+// SetSources replaces the scrape-time callbacks.
+func (m *Metrics) SetSources(s Sources) { m.sources.Store(&s) }
+
+// sourceCollector turns Sources into series at scrape time.
+type sourceCollector struct {
+	m *Metrics
+	// panics counts panicking callbacks per source. It is reported by
+	// Collect itself, after the calls, so that a scrape already shows the
+	// failure that left its series out (the registry runs collectors
+	// concurrently: a separate counter would lag one scrape behind).
+	panics [len(sourceNames)]atomic.Uint64
+}
+
+// sourceNames label portcullis_metrics_source_errors_total.
+var sourceNames = [...]string{"lists", "audit", "certs", "bans", "alerts"}
+
+var _ prometheus.Collector = (*sourceCollector)(nil)
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
+}
+
+var (
+	listEntriesDesc     = desc("list_entries", "Distinct prefixes in use by an IP list.", "list")
+	listLastSuccessDesc = desc("list_last_success_timestamp_seconds", "Unix time an IP list's file or feed was last loaded or confirmed unchanged.", "list")
+	listFailuresDesc    = desc("list_refresh_failures_total", "Failed or rejected refreshes of an IP list's file or feed.", "list")
+	auditQueueDesc      = desc("audit_queue_depth", "Audit records waiting to be written.")
+	auditWrittenDesc    = desc("audit_records_written_total", "Audit records written by the audit writer.")
+	auditDroppedDesc    = desc("audit_records_dropped_total", "Audit records dropped because the queue was full or the writer closed.")
+	auditErrorsDesc     = desc("audit_sink_errors_total", "Failed writes and flushes of audit sinks.")
+	certExpiryDesc      = desc("certificate_expiry_timestamp_seconds", "Unix time the current certificate of a TLS host expires.", "host")
+	bansActiveDesc      = desc("bans_active", "Bans held, including expired ones not yet swept.")
+	alertsSentDesc      = desc("alerts_sent_total", "Alert messages delivered to a webhook.")
+	alertsFailedDesc    = desc("alerts_failed_total", "Alert messages a webhook did not accept after all retries.")
+	alertsDroppedDesc   = desc("alerts_dropped_total", "Alert messages dropped by the rate limit or a full queue.")
+	sourceErrorsDesc    = desc("metrics_source_errors_total", "Scrape-time callbacks that panicked; their series are missing from that scrape.", "source")
+)
+
+// Describe sends every descriptor Collect may use.
+func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		listEntriesDesc, listLastSuccessDesc, listFailuresDesc,
+		auditQueueDesc, auditWrittenDesc, auditDroppedDesc, auditErrorsDesc,
+		certExpiryDesc, bansActiveDesc, alertsSentDesc, alertsFailedDesc, alertsDroppedDesc,
+		sourceErrorsDesc,
+	} {
+		ch <- d
+	}
+}
+
+// Collect calls the sources. A panicking callback loses only its own series
+// and is counted: the scrape, and the process (Gather runs collectors on
+// goroutines of its own, where a panic is fatal), go on.
+func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
+	defer func() {
+		for i, name := range sourceNames {
+			ch <- prometheus.MustNewConstMetric(sourceErrorsDesc, prometheus.CounterValue, float64(c.panics[i].Load()), name)
+		}
+	}()
+	s := c.m.sources.Load()
+	if s == nil {
+		return
+	}
+	if s.Lists != nil {
+		c.safely(0, func() { collectLists(ch, s.Lists()) })
+	}
+	if s.Audit != nil {
+		c.safely(1, func() {
+			a := s.Audit()
+			ch <- prometheus.MustNewConstMetric(auditQueueDesc, prometheus.GaugeValue, float64(a.QueueDepth))
+			ch <- prometheus.MustNewConstMetric(auditWrittenDesc, prometheus.CounterValue, float64(a.Written))
+			ch <- prometheus.MustNewConstMetric(auditDroppedDesc, prometheus.CounterValue, float64(a.Dropped))
+			ch <- prometheus.MustNewConstMetric(auditErrorsDesc, prometheus.CounterValue, float64(a.Errors))
+		})
+	}
+	if s.Certs != nil {
+		c.safely(2, func() { collectCerts(ch, s.Certs()) })
+	}
+	if s.ActiveBans != nil {
+		c.safely(3, func() {
+			ch <- prometheus.MustNewConstMetric(bansActiveDesc, prometheus.GaugeValue, float64(s.ActiveBans()))
+		})
+	}
+	if s.Alerts != nil {
+		c.safely(4, func() {
+			a := s.Alerts()
+			ch <- prometheus.MustNewConstMetric(alertsSentDesc, prometheus.CounterValue, float64(a.Sent))
+			ch <- prometheus.MustNewConstMetric(alertsFailedDesc, prometheus.CounterValue, float64(a.Failed))
+			ch <- prometheus.MustNewConstMetric(alertsDroppedDesc, prometheus.CounterValue, float64(a.Dropped))
+		})
+	}
+}
+
+func (c *sourceCollector) safely(source int, f func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.panics[source].Add(1)
+			slog.Error("metrics source panicked", "source", sourceNames[source], "panic", fmt.Sprint(v))
+		}
+	}()
+	f()
+}
+
+// collectLists reports each list name once (a duplicate series would fail
+// the scrape), at most MaxSourceItems of them. Names that are not UTF-8
+// (the client library refuses them) are left out.
+func collectLists(ch chan<- prometheus.Metric, lists []ListStat) {
+	seen := make(map[string]struct{}, len(lists))
+	for _, l := range lists {
+		if _, dup := seen[l.Name]; dup || len(seen) >= MaxSourceItems || !utf8.ValidString(l.Name) {
+			continue
+		}
+		seen[l.Name] = struct{}{}
+		ch <- prometheus.MustNewConstMetric(listEntriesDesc, prometheus.GaugeValue, float64(l.Entries), l.Name)
+		ch <- prometheus.MustNewConstMetric(listFailuresDesc, prometheus.CounterValue, float64(l.Failures), l.Name)
+		if !l.LastSuccess.IsZero() {
+			ch <- prometheus.MustNewConstMetric(listLastSuccessDesc, prometheus.GaugeValue, unixSeconds(l.LastSuccess), l.Name)
+		}
+	}
+}
+
+// collectCerts reports hosts in name order so that the cap keeps the same
+// ones on every scrape.
+func collectCerts(ch chan<- prometheus.Metric, certs map[string]time.Time) {
+	hosts := make([]string, 0, len(certs))
+	for h := range certs {
+		if utf8.ValidString(h) {
+			hosts = append(hosts, h)
+		}
+	}
+	sort.Strings(hosts)
+	if len(hosts) > MaxSourceItems {
+		hosts = hosts[:MaxSourceItems]
+	}
+	for _, h := range hosts {
+		ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, unixSeconds(certs[h]), h)
+	}
+}
