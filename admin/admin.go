@@ -223,10 +223,12 @@ func setSecurityHeaders(h http.Header, tls bool) {
 // Serve answers admin requests on l until Shutdown, over TLS when tlsConfig
 // is not nil (it must hold a certificate or GetCertificate). It refuses to
 // start when Auth.None is set and l is not loopback-only. It returns nil
-// after Shutdown. Serve may be called for several listeners (127.0.0.1 and
-// ::1); Shutdown stops them all.
+// after Shutdown, and http.ErrServerClosed when called after Shutdown; l is
+// closed when it returns. Serve may be called for several listeners
+// (127.0.0.1 and ::1); Shutdown stops them all.
 func (s *Server) Serve(l net.Listener, tlsConfig *tls.Config) error {
 	if err := s.opts.Auth.Validate(l.Addr().String()); err != nil {
+		_ = l.Close()
 		return err
 	}
 	if host, _, _ := net.SplitHostPort(l.Addr().String()); tlsConfig == nil && len(s.opts.Auth.Users) > 0 && !loopbackHost(host) {
@@ -246,6 +248,7 @@ func (s *Server) Serve(l net.Listener, tlsConfig *tls.Config) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		_ = l.Close()
 		return http.ErrServerClosed
 	}
 	s.servers = append(s.servers, hs)

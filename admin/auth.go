@@ -250,13 +250,13 @@ func (a *authenticator) validCSRF(binding, token string) bool {
 	return hmac.Equal([]byte(a.csrfToken(binding)), []byte(token))
 }
 
-// identify returns who made r, or ok=false. An Authorization header that is
-// present must be a valid bearer token: a bad token is not silently
-// replaced by a cookie.
+// identify returns who made r, or ok=false. A bearer token that is present
+// must be valid: a bad token is not silently replaced by a cookie. Other
+// Authorization schemes are ignored, so a proxy in front that asks for
+// Basic credentials does not lock out the dashboard's own sessions.
 func (a *authenticator) identify(r *http.Request) (principal, bool) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, _ := strings.Cut(h, " ")
-		if !strings.EqualFold(scheme, "Bearer") || len(a.tokens) == 0 {
+	if scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "Bearer") {
+		if len(a.tokens) == 0 {
 			return principal{}, false
 		}
 		name, ok := a.checkToken(strings.TrimSpace(tok))

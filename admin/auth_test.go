@@ -76,7 +76,9 @@ func TestAccess(t *testing.T) {
 		{"api with token in basic scheme", req{path: "/api/events", header: map[string]string{"Authorization": "Basic " + testToken}}, http.StatusUnauthorized, ""},
 		{"api with session cookie", req{path: "/api/summary", cookies: s.cookies}, http.StatusOK, ""},
 		{"bad token beats good cookie", req{path: "/api/events", cookies: s.cookies, header: map[string]string{"Authorization": "Bearer nope"}}, http.StatusUnauthorized, ""},
+		{"basic credentials for a proxy in front are ignored", req{path: "/", cookies: s.cookies, header: map[string]string{"Authorization": "Basic YWxpY2U6eA=="}}, http.StatusOK, ""},
 		{"static assets are public", req{path: "/static/admin.css"}, http.StatusOK, ""},
+		{"no directory listing", req{path: "/static/"}, http.StatusNotFound, ""},
 		{"login form is public", req{path: "/login"}, http.StatusOK, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,6 +116,7 @@ func TestCSRF(t *testing.T) {
 		{"form with another session's token", req{method: "POST", path: "/bans", cookies: s.cookies, form: form(other.csrf)}, http.StatusForbidden},
 		{"form with garbage token", req{method: "POST", path: "/bans", cookies: s.cookies, form: form("00")}, http.StatusForbidden},
 		{"form with token", req{method: "POST", path: "/bans", cookies: s.cookies, form: form(s.csrf)}, http.StatusSeeOther},
+		{"form with token in the header", req{method: "POST", path: "/bans", cookies: s.cookies, form: form(""), header: map[string]string{csrfHeader: s.csrf}}, http.StatusSeeOther},
 		{"form with token from another site", req{method: "POST", path: "/bans", cookies: s.cookies, form: form(s.csrf),
 			header: map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}}, http.StatusForbidden},
 		{"lift without token", req{method: "POST", path: "/bans/lift", cookies: s.cookies, form: url.Values{"prefix": {"192.0.2.99"}}}, http.StatusForbidden},

@@ -551,7 +551,7 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, op string, e
 		s.fail(w, r, http.StatusGatewayTimeout, "the audit store took too long; narrow the time range or the filters")
 		return
 	}
-	if strings.Contains(err.Error(), "cursor") {
+	if strings.HasPrefix(err.Error(), "invalid page cursor") {
 		s.fail(w, r, http.StatusBadRequest, "invalid page cursor")
 		return
 	}

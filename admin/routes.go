@@ -101,12 +101,16 @@ func (s *Server) checkCSRF(r *http.Request, p principal) error {
 		return errors.New("cross-origin request")
 	}
 	tok := r.Header.Get(csrfHeader)
-	if tok == "" && !strings.HasPrefix(r.URL.Path, "/api/") {
+	if !strings.HasPrefix(r.URL.Path, "/api/") {
+		// Parsed here for every page form, so handlers find PostForm
+		// filled whichever way the token came.
 		r.Body = http.MaxBytesReader(nil, r.Body, maxFormBytes)
 		if err := r.ParseForm(); err != nil {
 			return errors.New("unreadable form")
 		}
-		tok = r.PostForm.Get(csrfField)
+		if tok == "" {
+			tok = r.PostForm.Get(csrfField)
+		}
 	}
 	if p.Kind == "none" && p.binding == "" && strings.HasPrefix(r.URL.Path, "/api/") && !hasOurCookie(r) {
 		if r.Method == http.MethodPost && !isJSON(r) {

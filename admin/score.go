@@ -6,16 +6,6 @@ import (
 	"github.com/portcullis-waf/portcullis/audit"
 )
 
-// CRS anomaly scoring: each scoring rule adds points to the transaction's
-// anomaly score by its severity (crs-setup.conf, tx.*_anomaly_score_pl*).
-// The blocking evaluation then compares the sum with the threshold.
-var severityPoints = map[string]int{
-	"critical": 5,
-	"error":    4,
-	"warning":  3,
-	"notice":   2,
-}
-
 // severityNames maps ModSecurity's numeric severities to their names, for
 // records that carry the number.
 var severityNames = map[string]string{
@@ -35,6 +25,7 @@ const (
 // classify places a rule by its CRS id range. Bookkeeping rules (901–905
 // setup, 949 inbound and 959 outbound blocking evaluation, 980
 // correlation/reporting) match because of the score; they add nothing to it.
+// The ranges are those of audit.RulePoints.
 func classify(id int) ruleKind {
 	switch id / 1000 {
 	case 901, 902, 903, 904, 905, 949, 959, 980:
@@ -81,7 +72,12 @@ func breakdown(e *audit.Entry) Breakdown {
 		if n, ok := severityNames[sev]; ok {
 			sev = n
 		}
-		sr := ScoredRule{MatchedRule: r, SeverityName: sev, Points: severityPoints[sev]}
+		named := r
+		named.Severity = sev
+		// audit.RulePoints is the one table of CRS points per severity
+		// (critical 5, error 4, warning 3, notice 2).
+		points, _ := audit.RulePoints(named)
+		sr := ScoredRule{MatchedRule: r, SeverityName: sev, Points: points}
 		if kind == kindOutbound {
 			b.Outbound = append(b.Outbound, sr)
 			b.OutboundSum += sr.Points
