@@ -1,11 +1,15 @@
 package store
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"container/heap"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -20,6 +24,8 @@ import (
 // Every call reads the files again, so it sees records appended since;
 // Search keeps only one page in memory, Summary only its counts.
 type Files struct {
+	// Warn, when set, is told about each malformed line skipped.
+	Warn  func(path string, line int, err error)
 	paths []string
 	now   func() time.Time
 }
@@ -72,28 +78,68 @@ func parsePosition(s string) (position, error) {
 }
 
 // each calls fn for every record of every file with its position.
+//
+// It reads like audit.Read but skips a malformed line instead of stopping
+// there: after a crash mid-write the next run appends behind the torn
+// record, and one bad line must not hide the rest of the file from an
+// operator investigating an incident. Skipped lines go to Warn.
 func (s *Files) each(ctx context.Context, fn func(*audit.Entry, position) error) error {
 	for i, p := range s.paths {
 		f, err := os.Open(p)
 		if err != nil {
 			return fmt.Errorf("open audit file: %w", err)
 		}
-		line := 0
-		_, err = audit.Read(f, func(e *audit.Entry) error {
-			line++
-			if line%4096 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			return fn(e, position{e.Time.UnixNano(), i, line})
-		})
+		err = s.readFile(ctx, f, p, i, fn)
 		_ = f.Close()
 		if err != nil {
-			return fmt.Errorf("read audit file %s: %w", p, err)
+			return err
 		}
 	}
 	return nil
+}
+
+func (s *Files) readFile(ctx context.Context, f *os.File, path string, index int, fn func(*audit.Entry, position) error) error {
+	br := bufio.NewReaderSize(f, 64<<10)
+	var long []byte
+	for line := 1; ; line++ {
+		chunk, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			if len(long)+len(chunk) > audit.MaxRecordSize {
+				return fmt.Errorf("read audit file %s: line %d: record longer than %d bytes", path, line, audit.MaxRecordSize)
+			}
+			long = append(long, chunk...)
+			line--
+			continue
+		}
+		data := chunk
+		if long != nil {
+			data = append(long, chunk...)
+			long = nil
+		}
+		complete := err == nil
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read audit file %s: line %d: %w", path, line, err)
+		}
+		if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 {
+			var e audit.Entry
+			if derr := json.Unmarshal(trimmed, &e); derr != nil {
+				// An incomplete last line is a record being written now.
+				if complete && s.Warn != nil {
+					s.Warn(path, line, derr)
+				}
+			} else if ferr := fn(&e, position{e.Time.UnixNano(), index, line}); ferr != nil {
+				return ferr
+			}
+		}
+		if !complete {
+			return nil
+		}
+		if line%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 type found struct {
@@ -160,6 +206,17 @@ func (s *Files) Search(ctx context.Context, f query.Filter, page Page) (Result, 
 		res.Entries = append(res.Entries, fd.e)
 	}
 	return res, nil
+}
+
+// Each calls fn for every record matching f, in file order (oldest first
+// for rotated logs given oldest first), reading each file once.
+func (s *Files) Each(ctx context.Context, f query.Filter, fn func(*audit.Entry) error) error {
+	return s.each(ctx, func(e *audit.Entry, _ position) error {
+		if f.Match(e) {
+			return fn(e)
+		}
+		return nil
+	})
 }
 
 // Get returns the last record with this id.

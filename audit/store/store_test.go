@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -363,3 +364,33 @@ func TestSummaryBasics(t *testing.T) {
 }
 
 func jsonMarshal(e *audit.Entry) ([]byte, error) { return json.Marshal(e) }
+
+// TestFilesSkipMalformedLines: a torn record in the middle (a crash, then
+// more records appended) is skipped and reported; a torn last line is a
+// record still being written and is skipped quietly.
+func TestFilesSkipMalformedLines(t *testing.T) {
+	entries := fixtures(20)
+	data := append(jsonl(t, entries[:5]), `{"id":"torn","time":"2026-11-2`...)
+	data = append(data, jsonl(t, entries[5:])...)
+	data = append(data, `{"id":"writing`...)
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files, err := OpenFiles(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warnings []string
+	files.Warn = func(p string, line int, err error) {
+		warnings = append(warnings, fmt.Sprintf("%s:%d", filepath.Base(p), line))
+	}
+	got := searchAll(t, files, query.Filter{}, 100)
+	want := expected(append(append([]*audit.Entry(nil), entries[:5]...), entries[6:]...), query.Filter{})
+	if !equalStrings(got, want) {
+		t.Fatalf("got %d records, want %d", len(got), len(want))
+	}
+	if !equalStrings(warnings, []string{"audit.jsonl:6"}) {
+		t.Fatalf("warnings %v", warnings)
+	}
+}

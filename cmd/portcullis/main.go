@@ -36,6 +36,7 @@ Usage:
   portcullis check -c portcullis.yaml              validate a configuration and its rules
   portcullis demo                                  start a sample app behind the WAF
   portcullis bans list|add|remove -c FILE [ADDR]   list, add or lift bans
+  portcullis audit search|summary|show|tail|export search and review audit records
   portcullis version                               print versions
 `
 
@@ -54,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args, stdout, stderr)
 	case "bans":
 		return cmdBans(args, stdout, stderr)
+	case "audit":
+		return cmdAudit(args, stdout, stderr)
 	case "version":
 		printVersion(stdout)
 		return 0

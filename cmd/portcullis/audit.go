@@ -1,0 +1,773 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/audit/query"
+	"github.com/portcullis-waf/portcullis/audit/store"
+	"github.com/portcullis-waf/portcullis/audit/store/anomaly"
+	"github.com/portcullis-waf/portcullis/audit/store/export"
+	"github.com/portcullis-waf/portcullis/config"
+)
+
+const auditUsage = `Usage: portcullis audit COMMAND [flags]
+
+Commands:
+  search   [filters] [--limit N] [--after CURSOR] [--json]   matching records, newest first
+  summary  [filters] [--bucket 1h] [--top 10] [--json]       counts, a chart over time, top lists
+  show     ID [--json]                                       one record, its anomaly score rule by rule
+  tail     [filters] [-n 10] [-f] [--json]                   the latest records; -f follows new ones
+  export   [filters] [--format jsonl|csv|ocsf] [-o FILE]     every matching record, newest first
+
+Records come from --db FILE (the SQLite audit store), --file FILE (JSON-lines
+audit files, repeatable, oldest first), or else the configuration (-c,
+default portcullis.yaml): its audit store when it exists, otherwise its
+audit file.
+
+Filters (repeatable, comma-separated; --not-X excludes):
+  --since/--until 15m|1h|7d|RFC 3339   --ip ADDR|CIDR   --host H   --path PREFIX
+  --rule ID   --tag TAG   --action blocked|detected|error|allowed
+  --stage waf|ratelimit|ban|...   --status CODE   --country CC
+`
+
+// cmdAudit runs `portcullis audit COMMAND`.
+func cmdAudit(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, auditUsage)
+		return 2
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "search":
+		return runAuditSearch(args, stdout, stderr)
+	case "summary":
+		return runAuditSummary(args, stdout, stderr)
+	case "show":
+		return runAuditShow(args, stdout, stderr)
+	case "tail":
+		return runAuditTail(args, stdout, stderr)
+	case "export":
+		return runAuditExport(args, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, auditUsage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "portcullis audit: unknown command %q\n\n%s", sub, auditUsage)
+		return 2
+	}
+}
+
+// auditFlags are the flags every audit command shares: where records come
+// from and, for most, the filter.
+type auditFlags struct {
+	fs      *flag.FlagSet
+	config  string
+	db      string
+	files   []string
+	filters func() url.Values
+}
+
+func newAuditFlags(name string, stderr io.Writer, withFilters bool) *auditFlags {
+	a := &auditFlags{fs: flag.NewFlagSet("audit "+name, flag.ContinueOnError)}
+	a.fs.SetOutput(stderr)
+	a.fs.StringVar(&a.config, "c", "", "configuration file naming the audit store or file (default portcullis.yaml)")
+	a.fs.StringVar(&a.config, "config", "", "same as -c")
+	a.fs.StringVar(&a.db, "db", "", "SQLite audit database `FILE`")
+	a.fs.Func("file", "JSON-lines audit `FILE` (repeatable, oldest first)", func(s string) error {
+		a.files = append(a.files, s)
+		return nil
+	})
+	if withFilters {
+		a.filters = query.BindFlags(a.fs)
+	}
+	return a
+}
+
+// parse parses args and the filter; it prints errors itself and returns
+// the exit status to use when ok is false.
+func (a *auditFlags) parse(args []string, stderr io.Writer) (f query.Filter, code int, ok bool) {
+	if err := a.fs.Parse(args); err != nil {
+		return f, 2, false
+	}
+	if a.filters != nil {
+		var err error
+		if f, err = query.Parse(a.filters(), time.Now()); err != nil {
+			fmt.Fprintln(stderr, err)
+			return f, 2, false
+		}
+	}
+	return f, 0, true
+}
+
+// open opens the record source the flags name; warnings about skipped
+// lines of JSONL files go to stderr.
+func (a *auditFlags) open(stderr io.Writer) (store.Store, error) {
+	s, err := a.openStore()
+	if files, ok := s.(*store.Files); ok {
+		files.Warn = func(path string, line int, err error) {
+			fmt.Fprintf(stderr, "warning: %s line %d skipped: %v\n", path, line, err)
+		}
+	}
+	return s, err
+}
+
+func (a *auditFlags) openStore() (store.Store, error) {
+	switch {
+	case a.db != "" && len(a.files) > 0:
+		return nil, errors.New("use either --db or --file, not both")
+	case a.db != "":
+		return openAuditDB(a.db)
+	case len(a.files) > 0:
+		return openAuditFiles(a.files...)
+	}
+	file := a.config
+	if file == "" {
+		file = "portcullis.yaml"
+		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
+			return nil, errors.New("no audit records named: give --db FILE, --file FILE or -c CONFIG")
+		}
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		return nil, err
+	}
+	if st := cfg.Audit.Store; st.Enabled && st.Path != "" {
+		if _, err := os.Stat(st.Path); err == nil {
+			return openAuditDB(st.Path)
+		}
+	}
+	return openAuditFiles(cfg.Audit.File)
+}
+
+func openAuditDB(path string) (store.Store, error) {
+	// Read-only: the running instance owns writes and retention.
+	s, err := store.OpenSQLite(path, store.SQLiteOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func openAuditFiles(paths ...string) (store.Store, error) {
+	s, err := store.OpenFiles(paths...)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// signalContext ends on SIGINT or SIGTERM, so tail -f and long exports stop
+// cleanly.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func runAuditSearch(args []string, stdout, stderr io.Writer) int {
+	a := newAuditFlags("search", stderr, true)
+	limit := a.fs.Int("limit", 50, "records per page (at most 10000)")
+	after := a.fs.String("after", "", "continue after this `CURSOR` (printed after a full page)")
+	asJSON := a.fs.Bool("json", false, "print records as JSON lines")
+	f, code, ok := a.parse(args, stderr)
+	if !ok {
+		return code
+	}
+	if *limit <= 0 || *limit > store.MaxLimit {
+		fmt.Fprintf(stderr, "portcullis audit search: --limit must be from 1 to %d\n", store.MaxLimit)
+		return 2
+	}
+	s, err := a.open(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer s.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	res, err := s.Search(ctx, f, store.Page{Limit: *limit, After: *after})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if *asJSON {
+		if err := writeJSONLines(stdout, res.Entries); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+	} else {
+		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TIME\tID\tCLIENT\tCC\tACTION\tSTATUS\tMETHOD\tTARGET\tRULES")
+		for _, e := range res.Entries {
+			fmt.Fprintln(tw, recordRow(e, "\t"))
+		}
+		_ = tw.Flush()
+	}
+	if res.Next != "" {
+		fmt.Fprintf(stderr, "more records: add --after %s\n", res.Next)
+	} else if len(res.Entries) == 0 {
+		fmt.Fprintln(stderr, "no matching records")
+	}
+	return 0
+}
+
+// recordRow is one record in the search and tail listings.
+func recordRow(e *audit.Entry, sep string) string {
+	target := e.Host + query.RequestPath(e.URI)
+	if q := strings.IndexByte(e.URI, '?'); q >= 0 {
+		target += e.URI[q:]
+	}
+	cols := []string{
+		e.Time.UTC().Format(time.RFC3339),
+		e.ID,
+		e.ClientIP,
+		orDash(e.Country),
+		orDash(e.Action),
+		strconv.Itoa(e.Status),
+		e.Method,
+		truncate(target, 60),
+		orDash(ruleList(e)),
+	}
+	for i := range cols {
+		cols[i] = clean(cols[i])
+	}
+	return strings.Join(cols, sep)
+}
+
+// ruleList names the detection rules of e, or its bookkeeping rules when
+// it has no others.
+func ruleList(e *audit.Entry) string {
+	var ids, book []string
+	for _, r := range e.Rules {
+		id := strconv.Itoa(r.ID)
+		if anomaly.IsBookkeeping(r) {
+			if !slices.Contains(book, id) {
+				book = append(book, id)
+			}
+		} else if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		ids = book
+	}
+	return strings.Join(ids, ",")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// truncate shortens s to n runes, marking the cut.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// clean makes attacker-chosen text safe for a terminal: control characters
+// (escape sequences could rewrite the screen) and invalid UTF-8 are shown
+// escaped.
+func clean(s string) string {
+	ok := true
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r) {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
+	var b strings.Builder
+	for i, w := 0, 0; i < len(s); i += w {
+		r, width := utf8.DecodeRuneInString(s[i:])
+		w = width
+		switch {
+		case r == utf8.RuneError && width <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r):
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func writeJSONLines(w io.Writer, entries []*audit.Entry) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for _, e := range entries {
+		if err := enc.Encode(e); err != nil {
+			return fmt.Errorf("write record %s: %w", e.ID, err)
+		}
+	}
+	return nil
+}
+
+func runAuditSummary(args []string, stdout, stderr io.Writer) int {
+	a := newAuditFlags("summary", stderr, true)
+	bucket := a.fs.Duration("bucket", 0, "width of one point of the chart (default: about 60 points)")
+	top := a.fs.Int("top", 10, "rows per top list")
+	asJSON := a.fs.Bool("json", false, "print the summary as JSON")
+	f, code, ok := a.parse(args, stderr)
+	if !ok {
+		return code
+	}
+	if *bucket < 0 || *top < 1 {
+		fmt.Fprintln(stderr, "portcullis audit summary: --bucket must not be negative and --top must be at least 1")
+		return 2
+	}
+	s, err := a.open(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer s.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	sum, err := s.Summary(ctx, f, store.SummaryOptions{Bucket: *bucket, Top: *top})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(sum); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	}
+	printSummary(stdout, sum)
+	return 0
+}
+
+func printSummary(w io.Writer, sum *store.Summary) {
+	fmt.Fprintf(w, "%d records: %d blocked, %d detected, %d errors\n", sum.Total, sum.Blocked, sum.Detected, sum.Errors)
+	if len(sum.Series) > 0 {
+		fmt.Fprintf(w, "from %s to %s, one column per %s\n\n", sum.Since.Format(time.RFC3339), sum.Until.Format(time.RFC3339), formatDuration(sum.Bucket))
+		series := chartColumns(sum.Series, 120)
+		for _, k := range []struct {
+			name string
+			get  func(store.Bucket) int
+		}{
+			{"blocked ", func(b store.Bucket) int { return b.Blocked }},
+			{"detected", func(b store.Bucket) int { return b.Detected }},
+			{"errors  ", func(b store.Bucket) int { return b.Errors }},
+		} {
+			vals := make([]int, len(series))
+			for i, b := range series {
+				vals[i] = k.get(b)
+			}
+			fmt.Fprintf(w, "%s %s  max %d\n", k.name, sparkline(vals), slices.Max(vals))
+		}
+	}
+	section := func(title string, rows [][2]string) {
+		if len(rows) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "\n%s\n", title)
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t  %s\n", r[0], clean(r[1]))
+		}
+		_ = tw.Flush()
+	}
+	var rules [][2]string
+	for _, r := range sum.TopRules {
+		rules = append(rules, [2]string{strconv.Itoa(r.Count), strconv.Itoa(r.ID) + "  " + truncate(r.Message, 80)})
+	}
+	section("Top rules", rules)
+	counts := func(cs []store.Count) [][2]string {
+		var out [][2]string
+		for _, c := range cs {
+			out = append(out, [2]string{strconv.Itoa(c.Count), truncate(c.Value, 80)})
+		}
+		return out
+	}
+	section("Top clients", counts(sum.TopClients))
+	section("Top paths", counts(sum.TopPaths))
+	section("Top countries", counts(sum.TopCountries))
+	section("Top hosts", counts(sum.TopHosts))
+}
+
+// chartColumns merges neighbouring buckets so a chart fits in width
+// columns.
+func chartColumns(series []store.Bucket, width int) []store.Bucket {
+	per := (len(series) + width - 1) / width
+	if per <= 1 {
+		return series
+	}
+	var out []store.Bucket
+	for i := 0; i < len(series); i += per {
+		b := series[i]
+		for _, x := range series[i+1 : min(i+per, len(series))] {
+			b.Blocked += x.Blocked
+			b.Detected += x.Detected
+			b.Errors += x.Errors
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// sparkline draws values as block characters, zero as a dot.
+func sparkline(vals []int) string {
+	bars := []rune("▁▂▃▄▅▆▇█")
+	top := slices.Max(vals)
+	var b strings.Builder
+	for _, v := range vals {
+		switch {
+		case v == 0:
+			b.WriteRune('·')
+		default:
+			b.WriteRune(bars[min(len(bars)-1, (v*len(bars)-1)/max(top, 1))])
+		}
+	}
+	return b.String()
+}
+
+func formatDuration(d time.Duration) string {
+	switch {
+	case d >= 24*time.Hour && d%(24*time.Hour) == 0:
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	case d >= time.Hour && d%time.Hour == 0:
+		return strconv.Itoa(int(d/time.Hour)) + "h"
+	case d >= time.Minute && d%time.Minute == 0:
+		return strconv.Itoa(int(d/time.Minute)) + "m"
+	}
+	return d.String()
+}
+
+func runAuditShow(args []string, stdout, stderr io.Writer) int {
+	a := newAuditFlags("show", stderr, false)
+	asJSON := a.fs.Bool("json", false, "print the record as JSON only")
+	// The id may come before, between or after the flags.
+	var ids []string
+	for {
+		if _, code, ok := a.parse(args, stderr); !ok {
+			return code
+		}
+		if a.fs.NArg() == 0 {
+			break
+		}
+		ids = append(ids, a.fs.Arg(0))
+		args = a.fs.Args()[1:]
+	}
+	if len(ids) != 1 {
+		fmt.Fprintln(stderr, "usage: portcullis audit show ID [--db FILE | --file FILE | -c CONFIG] [--json]")
+		return 2
+	}
+	id := ids[0]
+	s, err := a.open(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer s.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	e, err := s.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		fmt.Fprintf(stderr, "no audit record with id %q\n", id)
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(e); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	}
+	printRecord(stdout, e)
+	return 0
+}
+
+// printRecord shows one record for a person: the request, the decision,
+// the anomaly score rule by rule, then everything else.
+func printRecord(w io.Writer, e *audit.Entry) {
+	line := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(w, "%-13s%s\n", k, clean(v))
+		}
+	}
+	line("Record", e.ID)
+	line("Time", e.Time.UTC().Format(time.RFC3339Nano))
+	client := e.ClientIP
+	if e.ClientPort != 0 {
+		client += " port " + strconv.Itoa(e.ClientPort)
+	}
+	if e.Country != "" {
+		client += ", " + e.Country
+	}
+	if e.ASN != 0 {
+		client += fmt.Sprintf(", AS%d %s", e.ASN, e.ASOrg)
+	}
+	line("Client", client)
+	line("Via proxy", e.Peer)
+	line("Allow-listed", e.AllowListed)
+	line("Request", strings.TrimSpace(e.Method+" "+e.Host+" "+e.URI+" "+e.Protocol))
+	line("Site, route", strings.TrimSpace(e.Site+" "+e.Route))
+	decision := e.Action
+	if e.Stage != "" {
+		decision += " by " + e.Stage
+	}
+	if e.Reason != "" {
+		decision += ": " + e.Reason
+	}
+	line("Decision", decision)
+	if e.WAFMode != "" {
+		line("WAF mode", e.WAFMode)
+	}
+	if e.FailOpen {
+		line("Fail-open", "an engine error was let through by the fail-open policy")
+	}
+	line("Response", fmt.Sprintf("%d, %d bytes, %s (WAF %s, upstream %s)", e.Status, e.BytesSent,
+		time.Duration(e.Durations.Total)*time.Microsecond, time.Duration(e.Durations.WAF)*time.Microsecond,
+		time.Duration(e.Durations.Upstream)*time.Microsecond))
+	line("Upstream", e.Upstream)
+	if e.Sampled {
+		line("Sampled", "an allowed request kept by audit.sample_allowed")
+	}
+
+	b := anomaly.Explain(e)
+	fmt.Fprintf(w, "\nAnomaly score: inbound %d, outbound %d\n", e.InboundScore, e.OutboundScore)
+	scored := func(title string, rules []anomaly.Scored, sum, recorded int) {
+		if len(rules) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "\n%s\n", title)
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  RULE\tPOINTS\tSEVERITY\tVARIABLE\tMATCHED DATA\tMESSAGE")
+		for _, s := range rules {
+			r := s.Rule
+			fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%s\t%s\n", r.ID, s.Points, r.Severity, clean(truncate(r.MatchedVariable, 40)),
+				clean(truncate(r.MatchedData, 40)), clean(truncate(r.Message, 70)))
+		}
+		fmt.Fprintf(tw, "  total\t%d\t\t\t\t\n", sum)
+		_ = tw.Flush()
+		if sum != recorded {
+			fmt.Fprintf(w, "  (the engine recorded %d: scores differ from the CRS defaults, or rules matched that the record does not list)\n", recorded)
+		}
+	}
+	scored("Inbound scoring rules (CRS points: critical 5, error 4, warning 3, notice 2)", b.Inbound, b.InboundSum, e.InboundScore)
+	scored("Outbound scoring rules", b.Outbound, b.OutboundSum, e.OutboundScore)
+	plain := func(title string, rules []audit.MatchedRule) {
+		if len(rules) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "\n%s\n", title)
+		for _, r := range rules {
+			fmt.Fprintf(w, "  %d  %s\n", r.ID, clean(truncate(r.Message, 160)))
+			if r.MatchedVariable != "" || r.MatchedData != "" {
+				fmt.Fprintf(w, "          %s: %s\n", clean(r.MatchedVariable), clean(truncate(r.MatchedData, 120)))
+			}
+		}
+	}
+	plain("CRS bookkeeping rules (score evaluation and reporting)", b.Bookkeeping)
+	plain("Other rules (outside CRS scoring)", b.Other)
+	if len(e.Rules) > 0 {
+		fmt.Fprintln(w, "\nRule details")
+		for _, r := range e.Rules {
+			fmt.Fprintf(w, "  %d  phase %d", r.ID, r.Phase)
+			if r.ParanoiaLevel > 0 {
+				fmt.Fprintf(w, ", paranoia level %d", r.ParanoiaLevel)
+			}
+			if len(r.Tags) > 0 {
+				fmt.Fprintf(w, ", tags %s", clean(strings.Join(r.Tags, " ")))
+			}
+			fmt.Fprintln(w)
+			if r.Data != "" {
+				fmt.Fprintf(w, "      data: %s\n", clean(truncate(r.Data, 200)))
+			}
+		}
+	}
+	if len(e.Headers) > 0 {
+		fmt.Fprintln(w, "\nRequest headers")
+		names := make([]string, 0, len(e.Headers))
+		for k := range e.Headers {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		for _, k := range names {
+			for _, v := range e.Headers[k] {
+				fmt.Fprintf(w, "  %s: %s\n", clean(k), clean(v))
+			}
+		}
+	}
+	if e.RequestBody != "" {
+		more := ""
+		if e.RequestBodyTruncated {
+			more = ", truncated"
+		}
+		fmt.Fprintf(w, "\nRequest body (%d bytes kept%s)\n  %s\n", len(e.RequestBody), more, clean(truncate(e.RequestBody, 2000)))
+	}
+}
+
+func runAuditTail(args []string, stdout, stderr io.Writer) int {
+	a := newAuditFlags("tail", stderr, true)
+	n := a.fs.Int("n", 10, "how many of the latest records to print first")
+	follow := a.fs.Bool("f", false, "keep printing new records until interrupted")
+	interval := a.fs.Duration("interval", time.Second, "how often -f looks for new records")
+	asJSON := a.fs.Bool("json", false, "print records as JSON lines")
+	f, code, ok := a.parse(args, stderr)
+	if !ok {
+		return code
+	}
+	if *n < 0 || *interval <= 0 {
+		fmt.Fprintln(stderr, "portcullis audit tail: -n must not be negative and --interval must be positive")
+		return 2
+	}
+	s, err := a.open(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer s.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	emit := func(e *audit.Entry) error {
+		if *asJSON {
+			return enc.Encode(e)
+		}
+		_, err := fmt.Fprintln(stdout, recordRow(e, "  "))
+		return err
+	}
+	if !*follow {
+		res, err := s.Search(ctx, f, store.Page{Limit: max(*n, 1)})
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		entries := res.Entries[:min(*n, len(res.Entries))]
+		for i := len(entries) - 1; i >= 0; i-- {
+			if err := emit(entries[i]); err != nil {
+				fmt.Fprintln(stderr, err)
+				return 1
+			}
+		}
+		return 0
+	}
+	fl, ok := s.(store.Follower)
+	if !ok {
+		fmt.Fprintln(stderr, "portcullis audit tail: this store cannot follow new records")
+		return 1
+	}
+	if err := fl.Follow(ctx, f, *n, *interval, emit); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func runAuditExport(args []string, stdout, stderr io.Writer) int {
+	a := newAuditFlags("export", stderr, true)
+	format := a.fs.String("format", "jsonl", "output format: "+strings.Join(export.Formats, ", "))
+	out := a.fs.String("o", "", "write to `FILE` (created 0600) instead of standard output")
+	f, code, ok := a.parse(args, stderr)
+	if !ok {
+		return code
+	}
+	s, err := a.open(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer s.Close()
+	var w io.Writer = stdout
+	if *out != "" {
+		file, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer file.Close()
+		w = file
+	}
+	pv, _, _ := versions()
+	ew, err := export.New(*format, w, export.Options{Version: pv})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	n, err := exportAll(ctx, s, f, ew)
+	if cerr := ew.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if *out != "" {
+		fmt.Fprintf(stderr, "%d record(s) written to %s\n", n, *out)
+	}
+	return 0
+}
+
+// exportAll writes every record matching f: in file order from files,
+// page by page (newest first) from a database.
+func exportAll(ctx context.Context, s store.Store, f query.Filter, w export.Writer) (int, error) {
+	n := 0
+	if files, ok := s.(*store.Files); ok {
+		err := files.Each(ctx, f, func(e *audit.Entry) error {
+			n++
+			return w.Write(e)
+		})
+		return n, err
+	}
+	page := store.Page{Limit: 1000}
+	for {
+		res, err := s.Search(ctx, f, page)
+		if err != nil {
+			return n, err
+		}
+		for _, e := range res.Entries {
+			if err := w.Write(e); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if res.Next == "" {
+			return n, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return n, fmt.Errorf("export interrupted after %d record(s): %w", n, err)
+		}
+		page.After = res.Next
+	}
+}
