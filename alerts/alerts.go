@@ -11,19 +11,24 @@
 //
 // # Incidents
 //
-//	key            opens when                                        closes when
-//	spike          blocked requests in a minute > AttackSpike.BlocksPerMinute   back at or under it
-//	cert:<host>    certificate expires within CertExpiry.Within,     renewed, error gone,
-//	               or renewal reports an error                       or host removed
-//	feed:<list>    no successful refresh for FeedStale.After          refreshed, or list removed
-//	audit-drops    the audit drop counter grew since the last Check  no growth
+//	spike        opens: more than AttackSpike.BlocksPerMinute requests were
+//	             blocked within one calendar minute
+//	             closes: back at or under the threshold
+//	cert:<host>  opens: the certificate expires within CertExpiry.Within, or
+//	             its renewal reports an error
+//	             closes: renewed and no error, or the host was removed
+//	feed:<list>  opens: no successful load of the list for FeedStale.After
+//	             closes: loaded again, or the list was removed
+//	audit-drops  opens: the audit writer's drop counter grew since the last Check
+//	             closes: it stopped growing
 //
 // An incident sends one message when it opens, nothing while it stays open,
 // and one recovery message once its condition has been clear for Cooldown,
 // so a flapping condition does not page anyone twice. New bans are not
 // incidents: each sends one message, but at most Bans.Burst per Bans.Window;
 // the rest of a flood is summed up in one message at the end of the window.
-// MaxPerHour caps all opening messages together.
+// MaxPerHour caps opening and ban messages together; recoveries are never
+// cut, so every opening that went out gets its recovery.
 //
 // # Messages
 //

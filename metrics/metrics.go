@@ -101,9 +101,10 @@ type BuildInfo struct {
 // tests and embedded uses get exactly these series) and the cached series
 // of the request path. All methods are safe for concurrent use.
 type Metrics struct {
-	reg       *prometheus.Registry
-	now       func() time.Time // for the reload timestamp; replaced in tests
-	maxRoutes int              // MaxRoutes; lowered in tests
+	reg        *prometheus.Registry
+	now        func() time.Time // for the reload timestamp; replaced in tests
+	maxRoutes  int              // MaxRoutes; lowered in tests
+	maxRuleIDs int              // MaxRuleIDs; lowered in tests
 
 	requests       *prometheus.CounterVec
 	decisions      *prometheus.CounterVec
@@ -153,6 +154,7 @@ func New(build BuildInfo) *Metrics {
 		reg:        prometheus.NewRegistry(),
 		now:        time.Now,
 		maxRoutes:  MaxRoutes,
+		maxRuleIDs: MaxRuleIDs,
 		byLabel:    map[routeKey]*routeSeries{},
 		sites:      map[string]*siteSeries{},
 		ruleSeries: map[ruleKey]prometheus.Counter{},
@@ -181,7 +183,7 @@ func New(build BuildInfo) *Metrics {
 	m.decisions = counterVec("decisions_total", "Finished requests by the stage that decided and its action (stage _none: allowed without a decision).", "stage", "action")
 	m.ruleMatches = counterVec("waf_rule_matches_total", "Rules matched in blocked or detected requests, each rule once per request.", "rule_id", "paranoia_level", "action")
 	m.wafDuration = histogramVec("waf_duration_seconds", "Time the rule engine spent on a request's headers and body.", wafBuckets, "site")
-	m.upstreamDur = histogramVec("upstream_duration_seconds", "Time from sending a request upstream to the end of its response headers.", upstreamBuckets, "site")
+	m.upstreamDur = histogramVec("upstream_duration_seconds", "Time in the proxy stage: from forwarding a request to the end of the response relayed to the client, streamed bodies included.", upstreamBuckets, "site")
 	m.upstreamErrors = counterVec("upstream_errors_total", "Requests that failed in the proxy stage (upstream unreachable, timed out or broken).", "site")
 	m.rateLimited = counterVec("ratelimit_refusals_total", "Requests refused by a rate limit.", "site")
 	m.banned = counterVec("ban_refusals_total", "Requests refused because the client is banned.", "site")

@@ -290,7 +290,7 @@ func (m *Metrics) addRule(k ruleKey) prometheus.Counter {
 	}
 	label := k
 	if _, ok := m.ruleIDs[k.id]; !ok {
-		if len(m.ruleIDs) >= MaxRuleIDs {
+		if len(m.ruleIDs) >= m.maxRuleIDs {
 			label.id = -1
 		} else {
 			m.ruleIDs[k.id] = struct{}{}
