@@ -3,9 +3,11 @@ package config
 import (
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -199,4 +201,43 @@ func LoopbackOnly(host string) bool {
 	}
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.IsLoopback()
+}
+
+// Log configures Portcullis's own log (not the audit records).
+type Log struct {
+	// Format is text (key=value, for people) or json (for log shippers).
+	// Default: text.
+	Format string `yaml:"format"`
+	// Level is debug, info, warn or error. Default: info. A reload applies a
+	// new level; a new format needs a restart.
+	Level string `yaml:"level"`
+	// Access writes one JSON access-log line per request (time, client,
+	// method, host, path, status, bytes, duration, action, request id) to
+	// the log. Default: false: the audit records already cover every
+	// request that matters, and an access log of all traffic is costly.
+	Access bool `yaml:"access"`
+}
+
+// LogConfig is the resolved log section.
+type LogConfig struct {
+	Format string
+	Level  slog.Level
+	Access bool
+}
+
+func (c *checker) resolveLog(f *File, cfg *Config) {
+	l := f.Log
+	cfg.Log = LogConfig{Format: "text", Level: slog.LevelInfo, Access: l.Access}
+	switch l.Format {
+	case "", "text":
+	case "json":
+		cfg.Log.Format = "json"
+	default:
+		c.errorf("log.format", "must be text or json, got %q", l.Format)
+	}
+	if l.Level != "" {
+		if err := cfg.Log.Level.UnmarshalText([]byte(l.Level)); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(l.Level)) {
+			c.errorf("log.level", "must be debug, info, warn or error, got %q", l.Level)
+		}
+	}
 }

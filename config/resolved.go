@@ -27,6 +27,7 @@ type Config struct {
 	GeoIP     GeoIPConfig
 	Bans      BansConfig
 	Admin     *AdminConfig // nil: no admin listener
+	Log       LogConfig
 }
 
 // ListenerConfig is a resolved listener.
@@ -85,16 +86,7 @@ type ServerConfig struct {
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
 	ShutdownGrace     time.Duration
-}
-
-// UpstreamConfig is a resolved upstream pool.
-type UpstreamConfig struct {
-	Name                  string
-	Targets               []*url.URL
-	DialTimeout           time.Duration
-	ResponseHeaderTimeout time.Duration
-	MaxIdleConnsPerTarget int
-	TLSInsecureSkipVerify bool
+	WatchConfig       bool
 }
 
 // SiteConfig is a resolved site.
@@ -110,9 +102,12 @@ type SiteConfig struct {
 // RouteConfig is a resolved route with its fully merged WAF settings.
 type RouteConfig struct {
 	Path       string
+	Match      RouteMatch // conditions beyond the path prefix
 	Upstream   string
 	WAF        WAFSettings
 	RateLimits []RateLimitConfig // the route's own, on top of the site's
+	Proxy      RouteProxyConfig
+	Cache      *CacheConfig // nil: no cache
 }
 
 // Modes of the rule engine.
@@ -245,6 +240,7 @@ func (c *checker) resolve(f *File) *Config {
 		IdleTimeout:       durationOr(f.Server.IdleTimeout, 120*time.Second),
 		MaxHeaderBytes:    int(sizeOr(f.Server.MaxHeaderBytes, 64<<10)),
 		ShutdownGrace:     durationOr(f.Server.ShutdownGrace, 30*time.Second),
+		WatchConfig:       f.Server.WatchConfig,
 	}
 	if f.Server.MaxHeaderBytes != nil && (*f.Server.MaxHeaderBytes < 4096 || *f.Server.MaxHeaderBytes > 16<<20) {
 		c.errorf("server.max_header_bytes", "must be between 4KiB and 16MiB, got %d", *f.Server.MaxHeaderBytes)
@@ -259,6 +255,7 @@ func (c *checker) resolve(f *File) *Config {
 	c.resolveBans(f, cfg)
 	c.resolveAuditStore(f.Audit, cfg)
 	c.resolveAdmin(f, cfg)
+	c.resolveLog(f, cfg)
 	return cfg
 }
 
@@ -311,51 +308,6 @@ func (c *checker) resolveListeners(f *File, cfg *Config) {
 	}
 }
 
-func (c *checker) resolveUpstreams(f *File, cfg *Config) map[string]bool {
-	names := map[string]bool{}
-	for i, u := range f.Upstreams {
-		p := fmt.Sprintf("upstreams[%d]", i)
-		switch {
-		case u.Name == "":
-			c.errorf(p+".name", "is required")
-		case names[u.Name]:
-			c.errorf(p+".name", "duplicate upstream name %q", u.Name)
-		}
-		names[u.Name] = true
-		uc := &UpstreamConfig{
-			Name:                  u.Name,
-			DialTimeout:           durationOr(u.DialTimeout, 5*time.Second),
-			ResponseHeaderTimeout: durationOr(u.ResponseHeaderTimeout, 60*time.Second),
-			MaxIdleConnsPerTarget: intOr(u.MaxIdleConnsPerTarget, 256),
-			TLSInsecureSkipVerify: u.TLSInsecureSkipVerify,
-		}
-		if uc.MaxIdleConnsPerTarget < 0 || uc.MaxIdleConnsPerTarget > 100000 {
-			c.errorf(p+".max_idle_conns_per_target", "must be 0..100000, got %d", uc.MaxIdleConnsPerTarget)
-		}
-		if len(u.Targets) == 0 {
-			c.errorf(p+".targets", "at least one target URL is required")
-		}
-		for j, t := range u.Targets {
-			tp := fmt.Sprintf("%s.targets[%d]", p, j)
-			tu, err := url.Parse(t)
-			switch {
-			case err != nil:
-				c.errorf(tp, "invalid URL %q: %v", t, unwrapURLError(err))
-			case tu.Scheme != "http" && tu.Scheme != "https":
-				c.errorf(tp, "scheme must be http or https, got %q", tu.Scheme)
-			case tu.Host == "":
-				c.errorf(tp, "URL %q has no host", t)
-			case tu.RawQuery != "" || tu.Fragment != "" || tu.User != nil:
-				c.errorf(tp, "URL %q must not contain a query, fragment or user info", t)
-			default:
-				uc.Targets = append(uc.Targets, tu)
-			}
-		}
-		cfg.Upstreams = append(cfg.Upstreams, uc)
-	}
-	return names
-}
-
 func unwrapURLError(err error) error {
 	if ue, ok := err.(*url.Error); ok {
 		return ue.Err
@@ -403,23 +355,32 @@ func (c *checker) resolveSites(f *File, cfg *Config, upstreams map[string]bool, 
 		if len(s.Routes) == 0 {
 			c.errorf(p+".routes", "at least one route is required")
 		}
-		paths := map[string]bool{}
+		seen := map[string]int{}
 		for j, r := range s.Routes {
 			rp := fmt.Sprintf("%s.routes[%d]", p, j)
+			rc := &RouteConfig{Path: r.Path, Upstream: r.Upstream, Match: c.routeMatch(r, rp)}
+			sig := matchSignature(r.Path, rc.Match)
+			k, dup := seen[sig]
 			switch {
 			case !strings.HasPrefix(r.Path, "/"):
 				c.errorf(rp+".path", "must start with \"/\", got %q", r.Path)
-			case paths[r.Path]:
+			case dup && rc.Match.Conditions() == 0 && !rc.Match.Exact:
 				c.errorf(rp+".path", "duplicate route path %q in this site", r.Path)
+			case dup:
+				c.errorf(rp, "matches exactly what %s.routes[%d] matches, so it could never answer", p, k)
 			}
-			paths[r.Path] = true
+			seen[sig] = j
 			switch {
 			case r.Upstream == "":
 				c.errorf(rp+".upstream", "is required")
 			case !upstreams[r.Upstream]:
 				c.errorf(rp+".upstream", "unknown upstream %q", r.Upstream)
 			}
-			sc.Routes = append(sc.Routes, &RouteConfig{Path: r.Path, Upstream: r.Upstream, WAF: c.mergeWAF(siteWAF, r.WAF, rp+".waf"), RateLimits: c.rateLimits(r.RateLimits, rp+".rate_limits")})
+			rc.WAF = c.mergeWAF(siteWAF, r.WAF, rp+".waf")
+			rc.RateLimits = c.rateLimits(r.RateLimits, rp+".rate_limits")
+			rc.Proxy = c.routeProxy(r, cfg.Upstreams, rp)
+			rc.Cache = c.routeCache(r.Cache, rp+".cache")
+			sc.Routes = append(sc.Routes, rc)
 		}
 		cfg.Sites = append(cfg.Sites, sc)
 	}

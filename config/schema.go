@@ -36,6 +36,8 @@ type File struct {
 	Bans Bans `yaml:"bans"`
 	// Admin is the operator's listener (dashboard, API). Default: off.
 	Admin *Admin `yaml:"admin"`
+	// Log configures Portcullis's own log.
+	Log Log `yaml:"log"`
 }
 
 // ClientIP configures the real client address.
@@ -256,27 +258,9 @@ type Server struct {
 	// ShutdownGrace is how long in-flight requests may run after a stop
 	// signal. Default: 30s.
 	ShutdownGrace *Duration `yaml:"shutdown_grace"`
-}
-
-// Upstream is a named pool of servers.
-type Upstream struct {
-	// Name is how routes refer to the pool. Required, unique.
-	Name string `yaml:"name"`
-	// Targets are base URLs (http or https, no query or fragment), used in
-	// round-robin order. At least one is required.
-	Targets []string `yaml:"targets"`
-	// DialTimeout bounds connecting to a target. Default: 5s.
-	DialTimeout *Duration `yaml:"dial_timeout"`
-	// ResponseHeaderTimeout bounds waiting for the upstream's response
-	// headers after the request was sent; past it the client gets 504.
-	// Default: 60s.
-	ResponseHeaderTimeout *Duration `yaml:"response_header_timeout"`
-	// MaxIdleConnsPerTarget sizes the keep-alive pool per target.
-	// Default: 256, enough for a busy 2-core proxy without reconnect churn.
-	MaxIdleConnsPerTarget *int `yaml:"max_idle_conns_per_target"`
-	// TLSInsecureSkipVerify disables certificate checks towards https targets.
-	// Default: false. Only for test backends: it allows interception.
-	TLSInsecureSkipVerify bool `yaml:"tls_insecure_skip_verify"`
+	// WatchConfig reloads the configuration when its file changes (checked
+	// every 2 s), as SIGHUP and `portcullis reload` do. Default: false.
+	WatchConfig bool `yaml:"watch_config"`
 }
 
 // Site is a set of host names with their routes.
@@ -292,22 +276,73 @@ type Site struct {
 	TLS *SiteTLS `yaml:"tls"`
 	// Filters are the site's cheap checks before the rule engine.
 	Filters *Filters `yaml:"filters"`
-	// Routes map path prefixes to upstreams; the longest matching prefix wins.
-	// At least one is required.
+	// Routes map requests to upstreams; the most specific matching route
+	// wins (see Route). At least one is required.
 	Routes []Route `yaml:"routes"`
 }
 
-// Route forwards a path prefix to an upstream.
+// Route forwards matching requests to an upstream.
+//
+// Which route answers: the site is chosen by Host (an exact name beats
+// "*.domain", which beats "*"); then, within the site, the routes are tried
+// from the most specific to the least and the first whose conditions all
+// hold wins:
+//  1. path_match: exact routes before prefix routes;
+//  2. longer paths before shorter ones;
+//  3. more conditions (path_regex, methods, each header, each query
+//     parameter count one each) before fewer;
+//  4. the order in the file.
+//
+// Paths are matched on the cleaned, decoded path ("/a/../b" is "/b"), the
+// form the upstream will resolve; a prefix matches whole segments only.
+// No matching route: 404.
 type Route struct {
-	// Path is a prefix starting with "/". "/api/" matches "/api/x" but not "/apix".
-	// Required.
+	// Path is a prefix starting with "/": "/api" matches "/api" and
+	// "/api/x" but not "/apix"; "/api/" matches "/api/x". Required.
 	Path string `yaml:"path"`
+	// PathMatch is prefix (default) or exact (the path must equal Path).
+	PathMatch string `yaml:"path_match"`
+	// PathRegex, when set, must also match the cleaned path (RE2 syntax,
+	// linear time; unanchored unless written with ^ and $).
+	PathRegex string `yaml:"path_regex"`
+	// Methods, when set, limit the route to these methods.
+	Methods []string `yaml:"methods"`
+	// Headers must all be present, and equal their value when one is given.
+	Headers []MatchPair `yaml:"headers"`
+	// Query parameters must all be present, and equal their value when one
+	// is given.
+	Query []MatchPair `yaml:"query"`
 	// Upstream names an entry of upstreams. Required.
 	Upstream string `yaml:"upstream"`
 	// WAF overrides the site's WAF settings for this route.
 	WAF *WAF `yaml:"waf"`
 	// RateLimits add to the site's limits for this route.
 	RateLimits []RateLimit `yaml:"rate_limits"`
+	// Timeout bounds the whole exchange with the upstream, response body
+	// included; past it the client gets 504 (or a cut stream). Default:
+	// none, so downloads and streams are not cut.
+	Timeout *Duration `yaml:"timeout"`
+	// ResponseHeaderTimeout overrides the upstream's for this route.
+	ResponseHeaderTimeout *Duration `yaml:"response_header_timeout"`
+	// MaxBodySize refuses request bodies larger than this with 413, however
+	// they are sent. Default: no limit beyond waf.request_body.limit (which
+	// bounds inspection, and refuses larger bodies unless inspect_partial).
+	MaxBodySize *ByteSize `yaml:"max_body_size"`
+	// RequestHeaders edit the request sent to the upstream.
+	RequestHeaders *HeaderEdits `yaml:"request_headers"`
+	// ResponseHeaders edit the response sent to the client.
+	ResponseHeaders *HeaderEdits `yaml:"response_headers"`
+	// GRPC marks a gRPC route: only gRPC requests (HTTP/2, Content-Type
+	// application/grpc...) are accepted, the rule engine inspects their
+	// headers but not their binary bodies (which stream in both directions),
+	// and the grpc-timeout deadline bounds the upstream call. The upstream
+	// must speak HTTP/2 (h2c or https). Default: false.
+	GRPC bool `yaml:"grpc"`
+	// WebSocketIdleTimeout closes an upgraded (WebSocket) connection after
+	// this long without a byte in either direction. Default: 5m.
+	WebSocketIdleTimeout *Duration `yaml:"websocket_idle_timeout"`
+	// Cache stores responses of the route in memory. Default: off.
+	Cache *RouteCache `yaml:"cache"`
 }
 
 // WAF holds rule-engine settings. At top level they are the defaults; in a site

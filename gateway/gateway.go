@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/bans"
 	"github.com/portcullis-waf/portcullis/clientip"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/proxy"
@@ -102,7 +103,7 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 		return nil, err
 	}
 	for _, u := range cfg.Upstreams {
-		p.pools[u.Name] = proxy.NewPool(u)
+		p.pools[u.Name] = proxy.NewPool(u, log)
 	}
 	for i, sc := range cfg.Sites {
 		s := &site{name: sc.Name}
@@ -125,8 +126,9 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 			}
 			// The stage chain of one route, innermost last. The cheap
 			// filters run in ServeHTTP before it.
-			noWAF := protocolGuard(p.pools[rc.Upstream])
-			h := waf.NewStage(engine, rc.WAF, noWAF, waf.Recording{Redactor: p.redactor, BodyLimit: cfg.Audit.BodyLimit})
+			fwd := proxy.NewRoute(p.pools[rc.Upstream], rc.Proxy)
+			noWAF := protocolGuard(fwd)
+			h := fwd.InspectHeadersOnly(waf.NewStage(engine, rc.WAF, noWAF, waf.Recording{Redactor: p.redactor, BodyLimit: cfg.Audit.BodyLimit}))
 			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h, noWAF: noWAF, tls: sc.TLS, filters: &filters, limits: limits})
 		}
 		p.router.add(sc, s)
@@ -136,6 +138,13 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 
 // Engines returns the rule-set cache, for reuse by the next reload.
 func (p *Pipeline) Engines() *waf.Cache { return p.engines }
+
+// Bans returns the ban table, or nil when bans are off. A reload keeps the
+// same table, so the admin listener may hold it for the process's life.
+func (p *Pipeline) Bans() *bans.Store { return p.cheap.bans }
+
+// ActiveRequests is the number of requests this pipeline is serving.
+func (p *Pipeline) ActiveRequests() int64 { return p.active.Load() }
 
 // Start begins the background work of the cheap stages (feed refreshes,
 // list and GeoIP file watching).
@@ -166,7 +175,7 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	restoreEmptyHost(r)
 	r = condemn(r, entry)
-	rt := p.router.lookup(r.Host, r.URL.Path)
+	rt := p.router.lookup(r)
 	if rt == nil {
 		entry.Block(audit.StageGateway, "no site or route for host "+strconv.Quote(r.Host))
 		respond.Error(rec, r, http.StatusNotFound, entry.ID)
@@ -260,6 +269,9 @@ func (p *Pipeline) finish(rec *recorder, r *http.Request, entry *audit.Entry, cl
 		entry.Action = audit.ActionAllowed
 	}
 	p.cheap.strike(entry, client)
+	if p.Config.Log.Access {
+		p.accessLog(r, entry)
+	}
 	if !entry.Decided() && !p.logAll && !entry.Sampled {
 		return
 	}
@@ -269,6 +281,17 @@ func (p *Pipeline) finish(rec *recorder, r *http.Request, entry *audit.Entry, cl
 		entry.Headers["Host"] = []string{r.Host}
 	}
 	p.records.Submit(entry)
+}
+
+// accessLog writes the optional access-log line. The query string is left
+// out: it may carry credentials, and the audit record has it redacted.
+func (p *Pipeline) accessLog(r *http.Request, e *audit.Entry) {
+	path, _, _ := strings.Cut(e.URI, "?")
+	p.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
+		slog.String("request_id", e.ID), slog.String("client", e.ClientIP), slog.String("method", e.Method),
+		slog.String("host", e.Host), slog.String("path", path), slog.String("protocol", e.Protocol),
+		slog.Int("status", e.Status), slog.Int64("bytes", e.BytesSent), slog.Int64("duration_us", e.Durations.Total),
+		slog.String("action", e.Action), slog.String("stage", e.Stage), slog.String("site", e.Site))
 }
 
 // newEntry starts the request's record with the client address decided by

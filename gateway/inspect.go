@@ -58,7 +58,7 @@ func (in *Inspector) Inspect(r *http.Request) *audit.Entry {
 	rec := &verdictWriter{header: http.Header{}}
 	restoreEmptyHost(r)
 	r = condemn(r, entry)
-	rt := in.router.lookup(r.Host, r.URL.Path)
+	rt := in.router.lookup(r)
 	if rt == nil {
 		entry.Block(audit.StageGateway, "no site or route for host "+strconv.Quote(r.Host))
 		respond.Error(rec, r, http.StatusNotFound, "")

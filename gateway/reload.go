@@ -113,10 +113,13 @@ func restartOnly(old, cfg *config.Config) []string {
 	}
 	check("listeners", old.Listeners, cfg.Listeners)
 	check("server", old.Server, cfg.Server)
+	check("log.format", old.Log.Format, cfg.Log.Format)
 	check("tls", old.TLS, cfg.TLS)
 	check("audit.file, rule_log, queue_size or store", [4]any{old.Audit.File, old.Audit.RuleLog, old.Audit.QueueSize, old.Audit.Store}, [4]any{cfg.Audit.File, cfg.Audit.RuleLog, cfg.Audit.QueueSize, cfg.Audit.Store})
 	check("admin", old.Admin, cfg.Admin)
 	check("client_ip", old.ClientIP, cfg.ClientIP)
+	// The admin listener holds the ban table for the process's life.
+	check("bans.enabled or bans.state_file", [2]any{old.Bans.Enabled, old.Bans.StateFile}, [2]any{cfg.Bans.Enabled, cfg.Bans.StateFile})
 	// Certificates are bound to the certificate manager the listeners use.
 	tlsSites := func(c *config.Config) map[string]any {
 		m := map[string]any{}

@@ -3,7 +3,10 @@ package gateway
 import (
 	"net"
 	"net/http"
+	"net/url"
 	"path"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -14,6 +17,7 @@ import (
 type route struct {
 	site    string
 	path    string
+	match   routeMatch // set by router.add from the site's configuration
 	handler http.Handler
 	noWAF   http.Handler          // the chain without the rule engine (allow_skips_waf)
 	tls     *config.SiteTLSConfig // the site's; nil without TLS
@@ -21,13 +25,25 @@ type route struct {
 	limits  []*routeLimit
 }
 
-// site holds a site's routes, longest path first.
+// routeMatch is what a request must have, beyond the path prefix, for a
+// route to answer it.
+type routeMatch struct {
+	exact   bool
+	re      *regexp.Regexp
+	methods []string
+	headers []config.MatchConfig
+	query   []config.MatchConfig
+	conds   int // number of conditions beyond the path, for precedence
+}
+
+// site holds a site's routes, most specific first.
 type site struct {
 	name   string
 	routes []*route
 }
 
-// router maps (host, path) to a route. It is immutable once built.
+// router maps a request to a route by host, then path, method, headers and
+// query. It is immutable once built.
 type router struct {
 	exact    map[string]*site // "example.com"
 	wildcard map[string]*site // "example.com" for "*.example.com"
@@ -38,8 +54,28 @@ func newRouter() *router {
 	return &router{exact: map[string]*site{}, wildcard: map[string]*site{}}
 }
 
+// add registers a site. s.routes[i] must have been built from sc.Routes[i]
+// (both Build and NewInspector append them in order): add takes each route's
+// conditions from there and sorts the routes by precedence (see
+// config.Route): exact paths first, then longer paths, then more
+// conditions, then file order.
 func (rt *router) add(sc *config.SiteConfig, s *site) {
-	sort.SliceStable(s.routes, func(i, j int) bool { return len(s.routes[i].path) > len(s.routes[j].path) })
+	for i, r := range s.routes {
+		if i < len(sc.Routes) && sc.Routes[i].Path == r.path {
+			m := sc.Routes[i].Match
+			r.match = routeMatch{exact: m.Exact, re: m.PathRegex, methods: m.Methods, headers: m.Headers, query: m.Query, conds: m.Conditions()}
+		}
+	}
+	sort.SliceStable(s.routes, func(i, j int) bool {
+		a, b := s.routes[i], s.routes[j]
+		switch {
+		case a.match.exact != b.match.exact:
+			return a.match.exact
+		case len(a.path) != len(b.path):
+			return len(a.path) > len(b.path)
+		}
+		return a.match.conds > b.match.conds
+	})
 	for _, h := range sc.Hosts {
 		switch {
 		case h == "*":
@@ -52,20 +88,63 @@ func (rt *router) add(sc *config.SiteConfig, s *site) {
 	}
 }
 
-// lookup finds the route for a request's Host and path. An exact host beats a
-// wildcard, which beats "*"; within a site the longest matching path wins.
-func (rt *router) lookup(host, reqPath string) *route {
-	s := rt.siteFor(host)
+// lookup finds the route for a request. An exact host beats a wildcard,
+// which beats "*"; within the site the first route in precedence order whose
+// path and conditions all match wins.
+func (rt *router) lookup(r *http.Request) *route {
+	s := rt.siteFor(r.Host)
 	if s == nil {
 		return nil
 	}
-	p := cleanPath(reqPath)
-	for _, r := range s.routes {
-		if pathMatches(r.path, p) {
-			return r
+	p := cleanPath(r.URL.Path)
+	var query url.Values // parsed once, and only if a route asks
+	for _, rr := range s.routes {
+		if rr.matches(r, p, &query) {
+			return rr
 		}
 	}
 	return nil
+}
+
+// matches reports whether the route answers r, whose cleaned path is p.
+func (rr *route) matches(r *http.Request, p string, query *url.Values) bool {
+	m := &rr.match
+	if m.exact {
+		if p != rr.path {
+			return false
+		}
+	} else if !pathMatches(rr.path, p) {
+		return false
+	}
+	if len(m.methods) > 0 && !slices.Contains(m.methods, r.Method) {
+		return false
+	}
+	for _, h := range m.headers {
+		if !valueMatches(r.Header[h.Name], h) {
+			return false
+		}
+	}
+	if len(m.query) > 0 {
+		if *query == nil {
+			// A malformed pair is skipped, not fatal: the request is judged
+			// on the parameters it does have, as the upstream would.
+			*query, _ = url.ParseQuery(r.URL.RawQuery)
+		}
+		for _, q := range m.query {
+			if !valueMatches((*query)[q.Name], q) {
+				return false
+			}
+		}
+	}
+	return m.re == nil || m.re.MatchString(p)
+}
+
+// valueMatches: present, and equal to the configured value when there is one.
+func valueMatches(vs []string, c config.MatchConfig) bool {
+	if len(vs) == 0 {
+		return false
+	}
+	return !c.HasValue || slices.Contains(vs, c.Value)
 }
 
 func (rt *router) siteFor(host string) *site {

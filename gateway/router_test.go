@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"net/http"
+	"net/http/httptest"
+	"regexp"
 	"testing"
 
 	"github.com/portcullis-waf/portcullis/config"
@@ -38,12 +40,76 @@ func TestRouterLookup(t *testing.T) {
 		{"other.test", "/", "", ""},
 	}
 	for _, tt := range tests {
-		r := rt.lookup(tt.host, tt.path)
+		req := httptest.NewRequest(http.MethodGet, "http://x"+tt.path, nil)
+		req.Host = tt.host
+		r := rt.lookup(req)
 		switch {
 		case tt.route == "" && r != nil:
 			t.Errorf("%s%s: got %s %s, want no route", tt.host, tt.path, r.site, r.path)
 		case tt.route != "" && (r == nil || r.site != tt.site || r.path != tt.route):
 			t.Errorf("%s%s: got %+v, want %s %s", tt.host, tt.path, r, tt.site, tt.route)
+		}
+	}
+}
+
+// TestRouterRequestTypes covers routing on path_match, path_regex, methods,
+// headers and query parameters, and the precedence between routes (#7).
+func TestRouterRequestTypes(t *testing.T) {
+	routes := []*config.RouteConfig{
+		{Path: "/"},
+		{Path: "/api/"},
+		{Path: "/api/", Match: config.RouteMatch{Methods: []string{"POST", "PUT"}}},
+		{Path: "/api/", Match: config.RouteMatch{Methods: []string{"POST"}, Headers: []config.MatchConfig{{Name: "X-Api-Version", Value: "2", HasValue: true}}}},
+		{Path: "/api/", Match: config.RouteMatch{Headers: []config.MatchConfig{{Name: "X-Beta"}}}},
+		{Path: "/api/", Match: config.RouteMatch{Query: []config.MatchConfig{{Name: "format", Value: "csv", HasValue: true}}}},
+		{Path: "/api/", Match: config.RouteMatch{PathRegex: regexp.MustCompile(`^/api/v[0-9]+/`)}},
+		{Path: "/login", Match: config.RouteMatch{Exact: true}},
+		{Path: "/login"},
+		{Path: "/grpc.", Match: config.RouteMatch{Headers: []config.MatchConfig{{Name: "Content-Type", Value: "application/grpc", HasValue: true}}}},
+	}
+	rt := newRouter()
+	s := &site{name: "s"}
+	for i, rc := range routes {
+		s.routes = append(s.routes, &route{site: "s", path: rc.Path, handler: http.NotFoundHandler(), limits: make([]*routeLimit, i)})
+	}
+	rt.add(&config.SiteConfig{Name: "s", Hosts: []string{"s.test"}, Routes: routes}, s)
+	index := func(r *route) int { return len(r.limits) } // the position in routes, smuggled in limits' length
+	tests := []struct {
+		method, target string
+		header         http.Header
+		want           int
+	}{
+		{"GET", "/", nil, 0},
+		{"GET", "/api/users", nil, 1},
+		{"POST", "/api/users", nil, 2},
+		{"PUT", "/api/users", nil, 2},
+		{"POST", "/api/users", http.Header{"X-Api-Version": {"2"}}, 3}, // two conditions beat one
+		{"POST", "/api/users", http.Header{"X-Api-Version": {"3"}}, 2}, // value must match
+		{"GET", "/api/users", http.Header{"X-Beta": {""}}, 4},          // presence only
+		{"GET", "/api/users?format=csv", nil, 5},                       // query value
+		{"GET", "/api/users?format=json", nil, 1},                      // wrong value
+		{"GET", "/api/users?x=1&format=csv&format=xml", nil, 5},        // any of the values
+		{"GET", "/api/v2/users", nil, 6},                               // regex
+		{"GET", "/api/x/../v2/users", nil, 6},                          // regex sees the cleaned path
+		{"GET", "/api/vX/users", nil, 1},                               // regex fails
+		{"GET", "/login", nil, 7},                                      // exact beats prefix
+		{"GET", "/login/reset", nil, 8},                                // prefix only
+		{"GET", "/loginx", nil, 0},                                     // segment-aware prefix
+		{"GET", "/api/", nil, 1},
+		{"POST", "/api", nil, 0}, // "/api/" does not cover "/api"
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(tt.method, "http://s.test"+tt.target, nil)
+		for k, v := range tt.header {
+			req.Header[k] = v
+		}
+		r := rt.lookup(req)
+		if r == nil || index(r) != tt.want {
+			got := -1
+			if r != nil {
+				got = index(r)
+			}
+			t.Errorf("%s %s %v: route %d, want %d", tt.method, tt.target, tt.header, got, tt.want)
 		}
 	}
 }

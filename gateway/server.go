@@ -67,6 +67,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Swap makes p the pipeline for new requests and returns the previous one.
 func (s *Server) Swap(p *Pipeline) *Pipeline { return s.current.Swap(p) }
 
+// Certificates returns the certificate manager, or nil without TLS sites.
+func (s *Server) Certificates() *tlsmgr.Manager { return s.certs }
+
 // Pipeline returns the pipeline serving new requests.
 func (s *Server) Pipeline() *Pipeline { return s.current.Load() }
 

@@ -1,25 +1,34 @@
 // Package proxy is the last stage: it forwards clean requests to an upstream
 // pool and streams the answer back.
 //
-// Place in the request path: after waf. Only requests that every earlier stage
-// let through arrive here. It sets X-Forwarded-For/-Proto/-Host from what
-// Portcullis itself saw (incoming values are dropped: they are not trusted),
-// removes hop-by-hop headers, passes WebSocket upgrades through and streams
-// responses without buffering. Upstream failures become a neutral 502 or 504
-// page; the real error goes only to the audit record.
+// Place in the request path: after waf (and the response cache, when a route
+// has one). Only requests that every earlier stage let through arrive here.
+//
+// A Pool is one upstream: targets, a balancing policy (round robin, smooth
+// weighted round robin, least connections, power of two choices, consistent
+// hashing on the client address, a header or a cookie), per-target
+// connection limits, TLS or cleartext HTTP/2 towards the targets, active and
+// passive health checks, and retries that never replay a request an
+// upstream may have acted on unless it is idempotent. A Route is one
+// route's use of a pool: header edits, body limit, timeouts, gRPC and
+// WebSocket handling.
+//
+// Every forwarded request gets X-Forwarded-For/-Proto/-Host from what
+// Portcullis itself saw (incoming values are dropped: they are not trusted);
+// hop-by-hop headers are removed; WebSocket upgrades pass through; responses
+// stream without buffering, trailers included. Upstream failures become a
+// neutral 502, 503 or 504 page; the real error goes only to the audit record.
 package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
@@ -27,76 +36,92 @@ import (
 	"github.com/portcullis-waf/portcullis/respond"
 )
 
-// Pool forwards to the targets of one upstream in round-robin order.
-type Pool struct {
-	name        string
-	targets     []*url.URL
-	targetNames []string // targets[i].String(), computed once
-	next        atomic.Uint64
-	transport   *http.Transport
-	rp          *httputil.ReverseProxy
+// Route forwards one route's requests to its pool.
+type Route struct {
+	pool *Pool
+	cfg  config.RouteProxyConfig
+	opts attemptOptions
+	rp   *httputil.ReverseProxy
 }
 
-var _ http.Handler = (*Pool)(nil)
+var _ http.Handler = (*Route)(nil)
 
-// NewPool builds the pool for u with a connection pool sized for load: idle
-// keep-alive connections are what make a proxy fast, so they are generous.
-func NewPool(u *config.UpstreamConfig) *Pool {
-	dialer := &net.Dialer{Timeout: u.DialTimeout, KeepAlive: 30 * time.Second}
-	t := &http.Transport{
-		Proxy:                  nil, // never route through proxies named in the environment
-		DialContext:            dialer.DialContext,
-		MaxIdleConns:           0,
-		MaxIdleConnsPerHost:    u.MaxIdleConnsPerTarget,
-		IdleConnTimeout:        90 * time.Second,
-		ResponseHeaderTimeout:  u.ResponseHeaderTimeout,
-		ExpectContinueTimeout:  time.Second,
-		TLSHandshakeTimeout:    10 * time.Second,
-		DisableCompression:     true, // pass the upstream's encoding through untouched
-		ForceAttemptHTTP2:      true,
-		MaxResponseHeaderBytes: 1 << 20,
-		ReadBufferSize:         32 << 10,
-		WriteBufferSize:        32 << 10,
-	}
-	if u.TLSInsecureSkipVerify {
-		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // operator's explicit choice, documented
-	}
-	p := &Pool{name: u.Name, targets: u.Targets, transport: t}
-	for _, tu := range u.Targets {
-		p.targetNames = append(p.targetNames, tu.String())
-	}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      t,
+// NewRoute returns the proxy stage of a route that forwards to pool.
+func NewRoute(pool *Pool, cfg config.RouteProxyConfig) *Route {
+	rt := &Route{pool: pool, cfg: cfg, opts: attemptOptions{headerWait: cfg.ResponseHeaderTimeout, wsIdle: cfg.WebSocketIdleTimeout}}
+	rt.rp = &httputil.ReverseProxy{
+		Rewrite:        rt.rewrite,
+		Transport:      routeTransport{rt},
 		BufferPool:     bufferPool{},
-		ErrorHandler:   p.fail,
-		ModifyResponse: dropUpstreamRequestID,
-		// Responses of unknown length (streams) are flushed on every write by
-		// ReverseProxy itself; known-length bodies are copied in 32 KiB chunks.
+		ErrorHandler:   rt.fail,
+		ModifyResponse: rt.modifyResponse,
+		// Responses of unknown length (streams, gRPC) are flushed on every
+		// write by ReverseProxy itself; known-length bodies are copied in
+		// 32 KiB chunks.
 		FlushInterval: 0,
 		ErrorLog:      nil,
 	}
-	return p
+	return rt
 }
 
-// ServeHTTP forwards r to the next target (chosen in rewrite, which
-// ReverseProxy calls synchronously, so no per-request context is needed).
-func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// routeTransport hands ReverseProxy's requests to the pool with the route's
+// attempt options.
+type routeTransport struct{ rt *Route }
+
+func (t routeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return t.rt.pool.roundTrip(r, &t.rt.opts)
+}
+
+// ServeHTTP forwards r and notes the upstream time in the audit entry.
+func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	entry := audit.FromContext(r.Context())
+	restoreBody(r)
+	if rt.cfg.GRPC && !isGRPC(r) {
+		entry.Block(audit.StageProtocol, "not a gRPC request (HTTP/2 with Content-Type application/grpc) on a gRPC route")
+		respond.Error(w, r, http.StatusUnsupportedMediaType, entry.ID)
+		return
+	}
+	if max := rt.cfg.MaxBodySize; max > 0 {
+		if r.ContentLength > max {
+			entry.Block(audit.StageProtocol, "request body larger than max_body_size ("+strconv.FormatInt(max, 10)+" bytes)")
+			respond.Error(w, r, http.StatusRequestEntityTooLarge, entry.ID)
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &limitedBody{ReadCloser: r.Body, left: max}
+		}
+	}
+	ctx := r.Context()
+	var cancel context.CancelFunc
+	if d := rt.deadline(r); d > 0 {
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
 	start := time.Now()
-	p.rp.ServeHTTP(w, r)
+	rt.rp.ServeHTTP(w, r)
 	entry.Durations.Upstream = time.Since(start).Microseconds()
 }
 
-// Close drops idle upstream connections.
-func (p *Pool) Close() { p.transport.CloseIdleConnections() }
+// grpcGrace is how long past a gRPC deadline the proxy keeps the call open:
+// the upstream and the client enforce the deadline themselves, and the
+// upstream's own DEADLINE_EXCEEDED status should reach the client first.
+const grpcGrace = 500 * time.Millisecond
 
-func (p *Pool) rewrite(pr *httputil.ProxyRequest) {
-	i := (p.next.Add(1) - 1) % uint64(len(p.targets))
-	target := p.targets[i]
+// deadline is the route's timeout, shortened by a gRPC deadline.
+func (rt *Route) deadline(r *http.Request) time.Duration {
+	d := rt.cfg.Timeout
+	if rt.cfg.GRPC {
+		if g, ok := parseGRPCTimeout(r.Header.Get("Grpc-Timeout")); ok && (d == 0 || g+grpcGrace < d) {
+			d = g + grpcGrace
+		}
+	}
+	return d
+}
+
+func (rt *Route) rewrite(pr *httputil.ProxyRequest) {
+	// The target (scheme, host, base path) is set per attempt by the pool.
 	entry := audit.FromContext(pr.In.Context())
-	entry.Upstream = p.targetNames[i]
-	pr.SetURL(target)
 	// Keep the Host the client asked for: the upstream usually serves several
 	// virtual hosts and builds links from it.
 	pr.Out.Host = pr.In.Host
@@ -122,6 +147,9 @@ func (p *Pool) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.Out.Header.Set("X-Forwarded-Proto", proto)
 	pr.Out.Header.Set(respond.RequestIDHeader, entry.ID)
+	// The operator's edits come last, so a route may deliberately set one of
+	// the headers above (e.g. X-Forwarded-Prefix for an app mounted below /).
+	applyEdits(pr.Out.Header, &rt.cfg.RequestHeaders)
 }
 
 // spoofableHeaders are removed from every forwarded request (written in
@@ -133,17 +161,37 @@ var spoofableHeaders = []string{
 	"X-Original-Forwarded-For",
 }
 
-// dropUpstreamRequestID keeps the gateway's X-Request-Id the only one: the
-// upstream's headers are added to the response, not set.
-func dropUpstreamRequestID(resp *http.Response) error {
+// modifyResponse keeps the gateway's X-Request-Id the only one (the
+// upstream's headers are added to the response, not set) and applies the
+// route's response header edits.
+func (rt *Route) modifyResponse(resp *http.Response) error {
 	resp.Header.Del(respond.RequestIDHeader)
+	applyEdits(resp.Header, &rt.cfg.ResponseHeaders)
 	return nil
 }
 
-// fail answers an upstream failure: 504 on timeouts, 502 otherwise, nothing
-// when the client itself went away. The cause goes to the audit record only.
-func (p *Pool) fail(w http.ResponseWriter, r *http.Request, err error) {
+func applyEdits(h http.Header, e *config.HeaderEditsConfig) {
+	for _, name := range e.Remove {
+		delete(h, name)
+	}
+	for _, kv := range e.Set {
+		h[kv[0]] = []string{kv[1]}
+	}
+	for _, kv := range e.Add {
+		h[kv[0]] = append(h[kv[0]], kv[1])
+	}
+}
+
+// fail answers an upstream failure: 503 when no target can take the
+// request, 504 on timeouts, 502 otherwise, nothing when the client itself
+// went away. The cause goes to the audit record only.
+func (rt *Route) fail(w http.ResponseWriter, r *http.Request, err error) {
 	entry := audit.FromContext(r.Context())
+	if lb, ok := r.Body.(*limitedBody); ok && (lb.exceeded.Load() || errors.Is(err, errBodyTooLarge)) {
+		entry.Block(audit.StageProtocol, "request body larger than max_body_size ("+strconv.FormatInt(rt.cfg.MaxBodySize, 10)+" bytes)")
+		respond.ErrorAndClose(w, r, http.StatusRequestEntityTooLarge, entry.ID)
+		return
+	}
 	if errors.Is(r.Context().Err(), context.Canceled) {
 		entry.Fail(audit.StageProxy, "client closed the connection before the upstream answered")
 		entry.Status = 499 // nginx's convention for "client closed request"
@@ -151,10 +199,13 @@ func (p *Pool) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	status := http.StatusBadGateway
 	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+	switch {
+	case errors.Is(err, ErrNoTarget) || errors.Is(err, ErrBusy):
+		status = http.StatusServiceUnavailable
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(r.Context().Err(), context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 		status = http.StatusGatewayTimeout
 	}
-	entry.Fail(audit.StageProxy, "upstream "+p.name+": "+err.Error())
+	entry.Fail(audit.StageProxy, "upstream "+rt.pool.name+": "+err.Error())
 	respond.Error(w, r, status, entry.ID)
 }
 

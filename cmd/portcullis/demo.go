@@ -42,7 +42,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err = serve(ctx, cfg, log, func(inst *instance) {
+	err = serve(ctx, cfg, "", log, nil, func(inst *instance) {
 		base := "http://" + inst.server.Addrs()[0].String()
 		fmt.Fprintf(stdout, `Portcullis is protecting a sample shop at %s (sample app on %s).
 Try these in another terminal:

@@ -19,7 +19,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/gateway"
 )
@@ -37,6 +36,7 @@ Usage:
   portcullis demo                                  start a sample app behind the WAF
   portcullis bans list|add|remove -c FILE [ADDR]   list, add or lift bans
   portcullis audit search|summary|show|tail|export search and review audit records
+  portcullis reload -c portcullis.yaml             reload the running instance (or send it SIGHUP)
   portcullis version                               print versions
 `
 
@@ -57,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdBans(args, stdout, stderr)
 	case "audit":
 		return cmdAudit(args, stdout, stderr)
+	case "reload":
+		return cmdReload(args, stdout, stderr)
 	case "version":
 		printVersion(stdout)
 		return 0
@@ -92,15 +94,21 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg, err := loadConfig(*file, *upstream, *listen)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.Log.Level)
+	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	if cfg.Log.Format == "json" {
+		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(handler)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, log, func(inst *instance) {
+	if err := serve(ctx, cfg, *file, log, level, func(inst *instance) {
 		for _, a := range inst.server.Addrs() {
 			log.Info("portcullis listening", "address", a.String(), "audit", cfg.Audit.File)
 		}
@@ -109,81 +117,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// instance is a running Portcullis: server, pipeline and audit writer.
-type instance struct {
-	server  *gateway.Server
-	records *audit.Writer
-}
-
-// serve builds everything for cfg, serves until ctx ends, then shuts down
-// gracefully: stop accepting, finish in-flight requests within the grace
-// period, flush the audit records. ready is called once listening.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(*instance)) error {
-	records, err := openAudit(cfg.Audit, log)
-	if err != nil {
-		return err
-	}
-	pipeline, err := gateway.Build(cfg, nil, records, log)
-	if err != nil {
-		_ = records.Close()
-		return err
-	}
-	certs, err := gateway.BuildCertificates(cfg, log)
-	if err != nil {
-		_ = records.Close()
-		return err
-	}
-	server := gateway.NewServer(pipeline, certs, log)
-	lns, err := server.Listen()
-	if err != nil {
-		_ = records.Close()
-		return err
-	}
-	if certs != nil {
-		certs.Start() // order missing certificates, renew, watch files
-		defer certs.Stop()
-	}
-	pipeline.Start() // list feeds, GeoIP file watching
-	server.Serve(lns)
-	inst := &instance{server: server, records: records}
-	if ready != nil {
-		ready(inst)
-	}
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-server.Errors():
-	}
-	log.Info("shutting down", "grace", cfg.Server.ShutdownGrace.String())
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
-	defer cancel()
-	shutErr := server.Shutdown(sctx)
-	server.Pipeline().Close()
-	closeErr := records.Close()
-	written, dropped, sinkErrs := records.Stats()
-	log.Info("audit records flushed", "written", written, "dropped", dropped, "write_errors", sinkErrs)
-	return errors.Join(serveErr, shutErr, closeErr)
-}
-
-// openAudit opens the configured sinks and starts the writer.
-func openAudit(ac config.AuditConfig, log *slog.Logger) (*audit.Writer, error) {
-	var sinks []audit.Sink
-	fileSink, err := audit.OpenFileSink(ac.File)
-	if err != nil {
-		return nil, err
-	}
-	sinks = append(sinks, fileSink)
-	if ac.RuleLog != "" {
-		ruleLog, err := audit.OpenRuleLogSink(ac.RuleLog)
-		if err != nil {
-			_ = fileSink.Close()
-			return nil, err
-		}
-		sinks = append(sinks, ruleLog)
-	}
-	return audit.NewWriter(ac.QueueSize, log, sinks...), nil
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {

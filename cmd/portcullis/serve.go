@@ -1,0 +1,333 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/portcullis-waf/portcullis/admin"
+	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/audit/explain"
+	"github.com/portcullis-waf/portcullis/audit/store"
+	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/gateway"
+	"github.com/portcullis-waf/portcullis/internal/every"
+)
+
+// instance is a running Portcullis: the traffic server and its pipeline,
+// the audit writer and store, and the admin listener.
+type instance struct {
+	cfgPath string // "" when started from flags: nothing to reload
+	server  *gateway.Server
+	records *audit.Writer
+	store   *store.SQLite // nil when the audit store is off
+	admin   *admin.Server // nil without an admin block
+	adminLn []net.Listener
+	level   *slog.LevelVar
+	log     *slog.Logger
+
+	reloadMu sync.Mutex
+	reloads  reloadHistory
+}
+
+// reloadHistory is what the admin API and the log say about reloads.
+type reloadHistory struct {
+	OK, Failed int
+	Last       *reloadResult
+}
+
+type reloadResult struct {
+	Time     time.Time `json:"time"`
+	Trigger  string    `json:"trigger"`
+	OK       bool      `json:"ok"`
+	Duration string    `json:"duration"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// serve builds everything for cfg, serves until ctx ends, then shuts down
+// gracefully: stop accepting, finish in-flight requests within the grace
+// period, flush the audit records. ready is called once listening. cfgPath
+// is the file reloads read again; level is the log level they may change.
+func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logger, level *slog.LevelVar, ready func(*instance)) (err error) {
+	inst := &instance{cfgPath: cfgPath, log: log, level: level}
+	if inst.level == nil {
+		inst.level = new(slog.LevelVar)
+	}
+	var sinks []audit.Sink
+	if cfg.Audit.Store.Enabled {
+		sqlite, err := store.OpenSQLite(cfg.Audit.Store.Path, store.SQLiteOptions{MaxAge: cfg.Audit.Store.MaxAge, MaxBytes: cfg.Audit.Store.MaxSize, Log: log})
+		if err != nil {
+			return fmt.Errorf("audit store (audit.store.path %s): %w", cfg.Audit.Store.Path, err)
+		}
+		inst.store = sqlite
+		defer func() { err = errors.Join(err, sqlite.Close()) }()
+		sink, err := sqlite.Sink()
+		if err != nil {
+			return fmt.Errorf("audit store: %w", err)
+		}
+		sinks = append(sinks, sink)
+	}
+	records, err := openAudit(cfg.Audit, log, sinks...)
+	if err != nil {
+		return err
+	}
+	inst.records = records
+	pipeline, err := gateway.Build(cfg, nil, records, log)
+	if err != nil {
+		_ = records.Close()
+		return err
+	}
+	certs, err := gateway.BuildCertificates(cfg, log)
+	if err != nil {
+		pipeline.Close()
+		_ = records.Close()
+		return err
+	}
+	server := gateway.NewServer(pipeline, certs, log)
+	inst.server = server
+	lns, err := server.Listen()
+	if err != nil {
+		pipeline.Close()
+		_ = records.Close()
+		return err
+	}
+	if cfg.Admin != nil {
+		if err := inst.startAdmin(cfg); err != nil {
+			for _, l := range lns {
+				_ = l.Close()
+			}
+			pipeline.Close()
+			_ = records.Close()
+			return err
+		}
+	}
+	if certs != nil {
+		certs.Start() // order missing certificates, renew, watch files
+		defer certs.Stop()
+	}
+	pipeline.Start() // list feeds, GeoIP file watching
+	server.Serve(lns)
+	if ready != nil {
+		ready(inst)
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var watch every.Loop
+	if cfg.Server.WatchConfig && cfgPath != "" {
+		watch.Start(2*time.Second, inst.watchConfig())
+		defer watch.Stop()
+	}
+
+	var serveErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case serveErr = <-server.Errors():
+			break loop
+		case <-hup:
+			_ = inst.reload("SIGHUP")
+		}
+	}
+	grace := server.Pipeline().Config.Server.ShutdownGrace
+	log.Info("shutting down", "grace", grace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	shutErr := server.Shutdown(sctx)
+	server.WaitRetired()
+	server.Pipeline().Close()
+	var adminErr error
+	if inst.admin != nil {
+		adminErr = inst.admin.Shutdown(sctx)
+	}
+	closeErr := records.Close() // flushes the store's last batch too
+	written, dropped, sinkErrs := records.Stats()
+	log.Info("audit records flushed", "written", written, "dropped", dropped, "write_errors", sinkErrs)
+	return errors.Join(serveErr, shutErr, adminErr, closeErr)
+}
+
+// reload reads the configuration file again and switches to it. A bad file
+// is rejected whole with the same messages as `portcullis check`, and the
+// running configuration keeps serving.
+func (inst *instance) reload(trigger string) error {
+	inst.reloadMu.Lock()
+	defer inst.reloadMu.Unlock()
+	start := time.Now()
+	err := func() error {
+		if inst.cfgPath == "" {
+			return errors.New("started without a configuration file (-c): nothing to reload")
+		}
+		cfg, err := config.Load(inst.cfgPath)
+		if err != nil {
+			return err
+		}
+		if err := inst.server.Reload(cfg, cfg.Server.ShutdownGrace); err != nil {
+			return err
+		}
+		inst.level.Set(cfg.Log.Level)
+		return nil
+	}()
+	res := &reloadResult{Time: start.UTC(), Trigger: trigger, OK: err == nil, Duration: time.Since(start).Round(time.Millisecond).String()}
+	if err != nil {
+		res.Error = err.Error()
+		inst.reloads.Failed++
+		inst.log.Error("reload failed; the running configuration keeps serving", "trigger", trigger, "duration", res.Duration, "err", err.Error())
+	} else {
+		inst.reloads.OK++
+		inst.log.Info("configuration reloaded", "trigger", trigger, "duration", res.Duration)
+	}
+	inst.reloads.Last = res
+	return err
+}
+
+// watchConfig returns the periodic check of the configuration file: a
+// change of its content (not only its time stamp) triggers a reload.
+func (inst *instance) watchConfig() func(context.Context) {
+	last, _ := os.ReadFile(inst.cfgPath)
+	return func(context.Context) {
+		now, err := os.ReadFile(inst.cfgPath)
+		if err != nil || string(now) == string(last) {
+			return
+		}
+		last = now
+		_ = inst.reload("file change")
+	}
+}
+
+// startAdmin opens the admin listener: dashboard, JSON API, reload, health.
+func (inst *instance) startAdmin(cfg *config.Config) error {
+	ac := cfg.Admin
+	var records store.Store = inst.store
+	if inst.store == nil {
+		files, err := store.OpenFiles(cfg.Audit.File)
+		if err != nil {
+			return fmt.Errorf("admin: read audit file: %w", err)
+		}
+		records = files
+	}
+	auth := admin.Auth{None: ac.Auth.None}
+	for _, u := range ac.Auth.Users {
+		auth.Users = append(auth.Users, admin.User{Name: u.Name, PasswordHash: u.PasswordHash})
+	}
+	for _, t := range ac.Auth.Tokens {
+		auth.Tokens = append(auth.Tokens, admin.Token{Name: t.Name, SHA256: t.SHA256})
+	}
+	srv, err := admin.New(admin.Options{
+		Store: records,
+		Bans:  inst.server.Pipeline().Bans(),
+		Explain: func(e *audit.Entry) (string, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			s, err := explain.Explain(ctx, inst.server.Pipeline().Config, e, explain.Options{})
+			if err != nil {
+				return "", err
+			}
+			return s.YAML(), nil
+		},
+		Auth: auth,
+		Log:  inst.log.With("component", "admin"),
+	})
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	srv.Handle("POST /api/reload", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := inst.reload("admin API")
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			w.WriteHeader(http.StatusUnprocessableEntity)
+		}
+		inst.reloadMu.Lock()
+		defer inst.reloadMu.Unlock()
+		_ = json.NewEncoder(w).Encode(inst.reloads.Last)
+	}), false)
+	srv.Handle("GET /api/reload", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inst.reloadMu.Lock()
+		defer inst.reloadMu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(inst.reloads)
+	}), false)
+	srv.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	}), true)
+	srv.Handle("GET /readyz", http.HandlerFunc(inst.readyz), true)
+
+	var tlsConfig *tls.Config
+	if ac.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(ac.CertFile, ac.KeyFile)
+		if err != nil {
+			return fmt.Errorf("admin: load cert_file/key_file: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := net.Listen("tcp", ac.Listen)
+	if err != nil {
+		return fmt.Errorf("admin: listen on %s: %w", ac.Listen, err)
+	}
+	inst.admin, inst.adminLn = srv, []net.Listener{ln}
+	go func() {
+		if err := srv.Serve(ln, tlsConfig); err != nil {
+			inst.log.Error("admin listener stopped", "address", ln.Addr().String(), "err", err)
+		}
+	}()
+	inst.log.Info("admin listener", "address", ln.Addr().String(), "tls", tlsConfig != nil)
+	return nil
+}
+
+// readyz answers 200 when the pipeline is built, the listeners are up and
+// every TLS site has a certificate; 503 with the reason otherwise.
+func (inst *instance) readyz(w http.ResponseWriter, r *http.Request) {
+	p := inst.server.Pipeline()
+	var missing []string
+	if certs := inst.server.Certificates(); certs != nil {
+		have := certs.Expiry()
+		for _, s := range p.Config.Sites {
+			if s.TLS == nil {
+				continue
+			}
+			for _, h := range s.Hosts {
+				if _, ok := have[h]; !ok && h != "*" && h[0] != '*' {
+					missing = append(missing, h)
+				}
+			}
+		}
+	}
+	if len(inst.server.Addrs()) == 0 || len(missing) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: listeners %d, hosts without a certificate: %v\n", len(inst.server.Addrs()), missing)
+		return
+	}
+	fmt.Fprintf(w, "ready\n")
+}
+
+// openAudit opens the configured sinks and starts the writer. extra sinks
+// (the audit store) are written after the file.
+func openAudit(ac config.AuditConfig, log *slog.Logger, extra ...audit.Sink) (*audit.Writer, error) {
+	var sinks []audit.Sink
+	fileSink, err := audit.OpenFileSink(ac.File)
+	if err != nil {
+		return nil, err
+	}
+	sinks = append(sinks, fileSink)
+	if ac.RuleLog != "" {
+		ruleLog, err := audit.OpenRuleLogSink(ac.RuleLog)
+		if err != nil {
+			_ = fileSink.Close()
+			return nil, err
+		}
+		sinks = append(sinks, ruleLog)
+	}
+	return audit.NewWriter(ac.QueueSize, log, append(sinks, extra...)...), nil
+}
