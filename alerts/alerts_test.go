@@ -638,3 +638,9 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("%d blocks counted, want 4000", got)
 	}
 }
+
+func TestNilAlerterIsANoOp(t *testing.T) {
+	var a *Alerter
+	a.ObserveBlock(t0)
+	a.NewBan("192.0.2.1/32", "x", t0)
+}

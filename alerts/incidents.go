@@ -9,9 +9,10 @@ import (
 
 // ObserveBlock counts one blocked request at t (the time it finished; a
 // time older than the minutes still tracked is ignored). It is called for
-// every blocked request, so it only does a few atomic operations.
+// every blocked request, so it only does a few atomic operations. Like
+// NewBan, it does nothing on a nil *Alerter (alerts not configured).
 func (a *Alerter) ObserveBlock(t time.Time) {
-	if a.cfg.AttackSpike.BlocksPerMinute <= 0 {
+	if a == nil || a.cfg.AttackSpike.BlocksPerMinute <= 0 {
 		return
 	}
 	minute := uint64(t.Unix()/60) & 0xffffffff
@@ -49,6 +50,9 @@ type banEvent struct {
 // NewBan reports a ban that was just added. It never blocks: when the input
 // queue is full the ban is only counted, and the next summary includes it.
 func (a *Alerter) NewBan(prefix, reason string, until time.Time) {
+	if a == nil {
+		return
+	}
 	select {
 	case a.banEvents <- banEvent{prefix: prefix, reason: oneLine(reason, 200), until: until, at: a.now()}:
 	default:

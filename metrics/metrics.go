@@ -238,11 +238,16 @@ func (m *Metrics) Handler() http.Handler {
 
 // Registry returns the registry, for tests and for registering collectors
 // of packages that own their own metrics.
+//
+// The Observe methods do nothing on a nil *Metrics.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // ObserveReload records the outcome of one configuration reload and the time
 // it took to build (or fail to build) the new pipeline.
 func (m *Metrics) ObserveReload(ok bool, d time.Duration) {
+	if m == nil {
+		return
+	}
 	m.reloadDuration.Observe(d.Seconds())
 	m.reloadMu.Lock()
 	defer m.reloadMu.Unlock()
@@ -259,6 +264,9 @@ func (m *Metrics) ObserveReload(ok bool, d time.Duration) {
 // ObserveStoreWrite records one batch written to the audit store: how long
 // it took and how many records it held.
 func (m *Metrics) ObserveStoreWrite(d time.Duration, records int) {
+	if m == nil {
+		return
+	}
 	m.storeWrite.Observe(d.Seconds())
 	if records > 0 {
 		m.storeRecords.Add(float64(records))
@@ -268,6 +276,9 @@ func (m *Metrics) ObserveStoreWrite(d time.Duration, records int) {
 // ObserveBanAdded counts one new ban; source is "auto" or "manual"
 // (bans.SourceAuto, bans.SourceManual), anything else counts as "_other".
 func (m *Metrics) ObserveBanAdded(source string) {
+	if m == nil {
+		return
+	}
 	if source != "auto" && source != "manual" {
 		source = LabelOther
 	}

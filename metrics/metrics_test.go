@@ -526,3 +526,11 @@ func BenchmarkObserveRequest(b *testing.B) {
 		})
 	}
 }
+
+func TestNilMetricsIsANoOp(t *testing.T) {
+	var m *Metrics
+	m.ObserveRequest(allowed("shop", "/", 200))
+	m.ObserveReload(true, time.Second)
+	m.ObserveStoreWrite(time.Millisecond, 1)
+	m.ObserveBanAdded("auto")
+}

@@ -18,8 +18,12 @@ import (
 // It is on the hot path: the series of a (site, route) pair are resolved
 // once and kept in a copy-on-write map read without locks, the stage and
 // action series in a fixed array, so the common case is a map lookup, a few
-// atomic adds and histogram observations, and no allocation.
+// atomic adds and histogram observations, and no allocation. A nil
+// *Metrics does nothing, so the gateway needs no check when metrics are off.
 func (m *Metrics) ObserveRequest(e *audit.Entry) {
+	if m == nil {
+		return
+	}
 	rs := m.route(e.Site, e.Route)
 	rs.requests[codeClass(e.Status)].Inc()
 	m.decision(e.Stage, e.Action).Inc()
