@@ -1,0 +1,198 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// replayBody lets a request body be sent again after a failed attempt. It
+// keeps what was read from the client up to limit bytes; past that the body
+// can no longer be replayed, and the request is not resent. Each attempt
+// reads through its own view; a view is cut off once the next attempt
+// starts, because net/http may still be reading the old one in a background
+// goroutine after RoundTrip returned.
+type replayBody struct {
+	mu       sync.Mutex
+	src      io.ReadCloser
+	limit    int64
+	kept     []byte
+	read     int64 // bytes read from src
+	overflow bool  // more than limit read: replay impossible
+	srcErr   error // src's terminal error (io.EOF), repeated to every view
+	gen      int
+}
+
+// errAbandoned is what a view of an earlier attempt reads.
+var errAbandoned = errors.New("request body view of an abandoned attempt")
+
+type bodyView struct {
+	b   *replayBody
+	gen int
+	pos int64
+}
+
+func (b *replayBody) view() io.ReadCloser {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return &bodyView{b: b, gen: b.gen}
+}
+
+// replayable reports whether every byte read so far is kept.
+func (b *replayBody) replayable() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.overflow
+}
+
+// rewind cuts off the current view; the next view starts from byte 0.
+func (b *replayBody) rewind() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gen++
+}
+
+func (v *bodyView) Read(p []byte) (int, error) {
+	b := v.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if v.gen != b.gen {
+		return 0, errAbandoned
+	}
+	if v.pos < int64(len(b.kept)) {
+		n := copy(p, b.kept[v.pos:])
+		v.pos += int64(n)
+		return n, nil
+	}
+	if b.srcErr != nil {
+		return 0, b.srcErr
+	}
+	n, err := b.src.Read(p)
+	b.read += int64(n)
+	v.pos += int64(n)
+	if !b.overflow {
+		if b.read <= b.limit {
+			b.kept = append(b.kept, p[:n]...)
+		} else {
+			b.overflow, b.kept = true, nil
+		}
+	}
+	if err != nil {
+		b.srcErr = err
+	}
+	return n, err
+}
+
+// Close does nothing: the client's body belongs to the server, which closes
+// it when the handler returns, and a later attempt may still need it.
+func (v *bodyView) Close() error { return nil }
+
+// upstreamBody ends an attempt when ReverseProxy closes the response body:
+// the connection slot is released and the attempt's context canceled.
+type upstreamBody struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (u *upstreamBody) Close() error {
+	err := u.ReadCloser.Close()
+	u.once.Do(u.done)
+	return err
+}
+
+// idleConn is an upgraded (WebSocket) connection to the upstream that is
+// closed after idle time without a byte in either direction. ReverseProxy
+// copies both directions through it, so watching it covers both.
+type idleConn struct {
+	rwc interface {
+		Read([]byte) (int, error)
+		Write([]byte) (int, error)
+		Close() error
+	}
+	idle  time.Duration
+	last  atomic.Int64
+	timer *time.Timer
+	once  sync.Once
+	done  func()
+}
+
+func newIdleConn(rwc interface {
+	Read([]byte) (int, error)
+	Write([]byte) (int, error)
+	Close() error
+}, idle time.Duration, done func()) *idleConn {
+	c := &idleConn{rwc: rwc, idle: idle, done: done}
+	c.last.Store(time.Now().UnixNano())
+	if idle > 0 {
+		c.timer = time.AfterFunc(idle, c.check)
+	}
+	return c
+}
+
+// check runs when the idle time may have passed; traffic since re-arms it
+// for the rest (cheaper than resetting a timer on every read and write).
+func (c *idleConn) check() {
+	since := time.Duration(time.Now().UnixNano() - c.last.Load())
+	if since >= c.idle {
+		_ = c.Close()
+		return
+	}
+	c.timer.Reset(c.idle - since)
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	n, err := c.rwc.Read(p)
+	if n > 0 {
+		c.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	n, err := c.rwc.Write(p)
+	if n > 0 {
+		c.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+func (c *idleConn) Close() error {
+	err := c.rwc.Close()
+	c.once.Do(func() {
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		c.done()
+	})
+	return err
+}
+
+// errBodyTooLarge is what a body past the route's max_body_size reads.
+var errBodyTooLarge = errors.New("request body larger than max_body_size")
+
+// limitedBody enforces max_body_size on bodies of unknown length (chunked,
+// HTTP/2); a declared Content-Length is refused before forwarding.
+type limitedBody struct {
+	io.ReadCloser
+	left     int64
+	exceeded atomic.Bool // read by the error handler
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if l.left < 0 {
+		return 0, errBodyTooLarge
+	}
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1] // one byte more tells "too large" from "exactly full"
+	}
+	n, err := l.ReadCloser.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		l.exceeded.Store(true)
+		return 0, errBodyTooLarge
+	}
+	return n, err
+}

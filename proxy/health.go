@@ -1,0 +1,160 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Two independent verdicts decide whether a target takes requests:
+//
+//   - the active check (health_check) probes every target on a timer and
+//     takes it out after Fall failed probes in a row, back after Rise passed
+//     ones. It finds a dead target even when no traffic goes to it, and it
+//     is the only way back for a target that is really down;
+//   - the passive check (passive_check) watches real traffic: connection
+//     errors and timeouts in a row, or the share of 5xx answers, eject a
+//     target for a cool-down, after which it gets traffic again and is
+//     judged afresh. It reacts within a few requests, between probes.
+
+// observe records a response from t for the passive check.
+func (p *Pool) observe(t *target, status int) {
+	pc := &p.passive
+	if !pc.Enabled {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.consecutive = 0
+	if pc.FailureRatio <= 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	p.countLocked(t, now, status >= 500)
+}
+
+// failed records a connection error or timeout of t for the passive check.
+func (p *Pool) failed(t *target) {
+	pc := &p.passive
+	if !pc.Enabled {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now().UnixNano()
+	t.consecutive++
+	if pc.ConsecutiveFailures > 0 && t.consecutive >= pc.ConsecutiveFailures {
+		p.ejectLocked(t, now, "consecutive connection failures")
+		return
+	}
+	if pc.FailureRatio > 0 {
+		p.countLocked(t, now, true)
+	}
+}
+
+// countLocked adds one outcome to t's window and ejects t when the share of
+// failures reaches the ratio.
+func (p *Pool) countLocked(t *target, now int64, failure bool) {
+	pc := &p.passive
+	if now-t.windowStart > int64(pc.Window) {
+		t.windowStart, t.requests, t.failures = now, 0, 0
+	}
+	t.requests++
+	if failure {
+		t.failures++
+	}
+	if t.requests >= pc.MinRequests && float64(t.failures) >= pc.FailureRatio*float64(t.requests) {
+		p.ejectLocked(t, now, "failure ratio reached")
+	}
+}
+
+func (p *Pool) ejectLocked(t *target, now int64, why string) {
+	t.consecutive, t.windowStart, t.requests, t.failures = 0, now, 0, 0
+	if now < t.ejectedUntil.Load() {
+		return // already out
+	}
+	t.ejectedUntil.Store(now + int64(p.passive.CoolDown))
+	p.log.Warn("upstream target ejected by passive check", "target", t.name, "reason", why, "cool_down", p.passive.CoolDown)
+}
+
+// checkLoop probes t every interval until the pool closes. The first probe
+// runs at once, so a target that is down at start is found within one
+// timeout rather than one interval.
+func (p *Pool) checkLoop(t *target) {
+	defer p.wg.Done()
+	hc := p.health
+	probe := *t.url
+	path, query, _ := strings.Cut(hc.Path, "?")
+	probe.Path, probe.RawPath, probe.RawQuery = joinSlash(t.url.Path, path), "", query
+	target := probe.String()
+	ticker := time.NewTicker(hc.Interval)
+	defer ticker.Stop()
+	for {
+		p.probe(t, target)
+		select {
+		case <-p.life.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// probe runs one active check of t and applies Rise and Fall.
+func (p *Pool) probe(t *target, target string) {
+	hc := p.health
+	// Derived from the pool's life: Close must not wait for a probe's timeout.
+	ctx, cancel := context.WithTimeout(p.life, hc.Timeout)
+	defer cancel()
+	ok := false
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err == nil {
+		if hc.Host != "" {
+			req.Host = hc.Host
+		}
+		req.Header.Set("User-Agent", "Portcullis-Health-Check")
+		var resp *http.Response
+		resp, err = p.checker.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // reuse the connection
+			resp.Body.Close()
+			ok = resp.StatusCode >= hc.StatusLo && resp.StatusCode <= hc.StatusHi
+		}
+	}
+	if p.life.Err() != nil {
+		return // a probe cut by Close says nothing about the target
+	}
+	if ok {
+		t.checkFail = 0
+		t.checkPass++
+		if t.down.Load() && t.checkPass >= hc.Rise {
+			t.down.Store(false)
+			// A target back from the dead starts with a clean record.
+			t.mu.Lock()
+			t.consecutive, t.requests, t.failures = 0, 0, 0
+			t.mu.Unlock()
+			t.ejectedUntil.Store(0)
+			p.log.Info("upstream target up (active check passed)", "target", t.name, "rise", hc.Rise)
+		}
+		return
+	}
+	t.checkPass = 0
+	t.checkFail++
+	if !t.down.Load() && t.checkFail >= hc.Fall {
+		t.down.Store(true)
+		reason := "status outside " + statusRange(hc.StatusLo, hc.StatusHi)
+		if err != nil {
+			reason = err.Error()
+		}
+		p.log.Warn("upstream target down (active check failed)", "target", t.name, "fall", hc.Fall, "reason", reason)
+	}
+}
+
+func statusRange(lo, hi int) string {
+	if lo == hi {
+		return strconv.Itoa(lo)
+	}
+	return strconv.Itoa(lo) + "-" + strconv.Itoa(hi)
+}

@@ -1,0 +1,471 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/config"
+)
+
+// Pool is one upstream: its targets, the balancing policy, the connections
+// to the targets, health checks and retries. It is an http.RoundTripper for
+// the routes that forward to it; every route shares the pool's view of which
+// targets are healthy.
+type Pool struct {
+	name       string
+	targets    []*target
+	bal        *balancer
+	hashHeader string
+	hashCookie string
+	transport  *http.Transport
+	headerWait time.Duration // response header timeout, per attempt
+	retries    config.RetryConfig
+	passive    config.PassiveConfig
+	health     *config.HealthCheckConfig
+	checker    *http.Client
+	log        *slog.Logger
+
+	life      context.Context // canceled by Close: stops the health checks
+	end       context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// target is one server of a pool with its live state.
+type target struct {
+	idx      int
+	url      *url.URL
+	name     string // url.String(), for records and logs
+	weight   int
+	maxConns int64 // 0: no limit
+
+	inflight     atomic.Int64
+	served       atomic.Uint64
+	down         atomic.Bool  // the active check's verdict
+	ejectedUntil atomic.Int64 // unix nanoseconds; the passive check's verdict
+
+	mu          sync.Mutex // passive check counters
+	consecutive int
+	windowStart int64
+	requests    int
+	failures    int
+
+	checkPass, checkFail int // active check streaks, owned by its checker goroutine
+}
+
+// usable reports whether t may take a request now.
+func (t *target) usable(tried *triedSet, now int64) bool {
+	if tried.has(t.idx) || t.down.Load() || now < t.ejectedUntil.Load() {
+		return false
+	}
+	return t.maxConns == 0 || t.inflight.Load() < t.maxConns
+}
+
+// acquire counts a request in flight unless the target is at its limit
+// (checked again here: usable only looked).
+func (t *target) acquire() bool {
+	for {
+		cur := t.inflight.Load()
+		if t.maxConns > 0 && cur >= t.maxConns {
+			return false
+		}
+		if t.inflight.CompareAndSwap(cur, cur+1) {
+			return true
+		}
+	}
+}
+
+func (t *target) release() { t.inflight.Add(-1) }
+
+// Errors that the route turns into a 503; their text goes only to the
+// audit record.
+var (
+	// ErrNoTarget means every target is down or ejected.
+	ErrNoTarget = errors.New("no healthy target")
+	// ErrBusy means every healthy target is at its connection limit.
+	ErrBusy = errors.New("every healthy target is at its connection limit")
+)
+
+// dialError marks a failure to connect: the request never left Portcullis,
+// so resending it elsewhere is safe whatever its method.
+type dialError struct {
+	addr string
+	err  error
+}
+
+func (e *dialError) Error() string { return "connect to " + e.addr + ": " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// headerTimeout is the response header timeout of one attempt.
+type headerTimeout struct{ d time.Duration }
+
+func (e *headerTimeout) Error() string {
+	return fmt.Sprintf("no response headers within %s", e.d)
+}
+func (e *headerTimeout) Timeout() bool   { return true }
+func (e *headerTimeout) Temporary() bool { return true }
+
+// NewPool builds the pool for u and starts its active health checks, if
+// any; Close stops them. The connection pool is sized for load: idle
+// keep-alive connections are what make a proxy fast, so they are generous.
+func NewPool(u *config.UpstreamConfig, log *slog.Logger) *Pool {
+	if log == nil {
+		log = slog.Default()
+	}
+	p := &Pool{
+		name:       u.Name,
+		hashHeader: u.HashHeader,
+		hashCookie: u.HashCookie,
+		transport:  newTransport(u),
+		headerWait: u.ResponseHeaderTimeout,
+		retries:    u.Retries,
+		passive:    u.Passive,
+		health:     u.HealthCheck,
+		log:        log.With("upstream", u.Name),
+	}
+	p.life, p.end = context.WithCancel(context.Background())
+	for i, tc := range u.Targets {
+		p.targets = append(p.targets, &target{idx: i, url: tc.URL, name: tc.URL.String(), weight: tc.Weight, maxConns: int64(tc.MaxConns)})
+	}
+	p.bal = newBalancer(u.Policy, p.targets)
+	if p.health != nil && len(p.targets) > 0 {
+		p.checker = &http.Client{
+			Transport: p.transport,
+			// A redirect is an answer: judge its status, do not follow it.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+		for _, t := range p.targets {
+			p.wg.Add(1)
+			go p.checkLoop(t)
+		}
+	}
+	return p
+}
+
+func newTransport(u *config.UpstreamConfig) *http.Transport {
+	dialer := &net.Dialer{Timeout: u.DialTimeout, KeepAlive: 30 * time.Second}
+	tlsConf := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		RootCAs:            u.TLS.RootCAs,
+		ServerName:         u.TLS.ServerName,
+		InsecureSkipVerify: u.TLSInsecureSkipVerify, //nolint:gosec // operator's explicit choice, documented
+	}
+	if u.TLS.ClientCert != nil {
+		tlsConf.Certificates = []tls.Certificate{*u.TLS.ClientCert}
+	}
+	t := &http.Transport{
+		Proxy: nil, // never route through proxies named in the environment
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, &dialError{addr: addr, err: err}
+			}
+			return c, nil
+		},
+		TLSClientConfig:       tlsConf,
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   u.MaxIdleConnsPerTarget,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		DisableCompression:    true, // pass the upstream's encoding through untouched
+		ForceAttemptHTTP2:     true,
+		// The response header timeout is applied per attempt (see attempt)
+		// so that routes can override it.
+		MaxResponseHeaderBytes: 1 << 20,
+		ReadBufferSize:         32 << 10,
+		WriteBufferSize:        32 << 10,
+	}
+	if u.H2C {
+		// Prior-knowledge HTTP/2 over cleartext, what gRPC servers speak
+		// without TLS. Every target is http (checked by config).
+		var protos http.Protocols
+		protos.SetUnencryptedHTTP2(true)
+		t.Protocols = &protos
+	}
+	return t
+}
+
+// Name is the upstream's name.
+func (p *Pool) Name() string { return p.name }
+
+// Close stops the health checks and drops idle upstream connections.
+func (p *Pool) Close() {
+	p.closeOnce.Do(func() {
+		p.end()
+		p.wg.Wait()
+		p.transport.CloseIdleConnections()
+	})
+}
+
+// TargetStatus is a snapshot of one target, for tests and the admin API.
+type TargetStatus struct {
+	URL      string
+	Up       bool // the active check's verdict (true without active checks)
+	Ejected  bool // ejected by the passive check, cooling down
+	InFlight int64
+	Served   uint64 // responses received from it
+}
+
+// Status returns a snapshot of every target.
+func (p *Pool) Status() []TargetStatus {
+	now := time.Now().UnixNano()
+	out := make([]TargetStatus, len(p.targets))
+	for i, t := range p.targets {
+		out[i] = TargetStatus{URL: t.name, Up: !t.down.Load(), Ejected: now < t.ejectedUntil.Load(), InFlight: t.inflight.Load(), Served: t.served.Load()}
+	}
+	return out
+}
+
+// attemptOptions are a route's settings for its attempts.
+type attemptOptions struct {
+	headerWait time.Duration // 0: the pool's
+	wsIdle     time.Duration // idle timeout of upgraded connections; 0: none
+}
+
+// roundTrip sends req to a target chosen by the policy, and on a connection
+// error resends it to another when that is safe (see config.Retries).
+func (p *Pool) roundTrip(req *http.Request, o *attemptOptions) (*http.Response, error) {
+	ctx := req.Context()
+	entry := audit.FromContext(ctx)
+	var key uint64
+	if p.bal.ring != nil {
+		key = p.hashKey(req, entry.ClientIP)
+	}
+	idempotent := isIdempotent(req)
+	var body *replayBody
+	if req.Body != nil && req.Body != http.NoBody {
+		var keep int64
+		if idempotent {
+			keep = p.retries.BodyBuffer
+		}
+		body = &replayBody{src: req.Body, limit: keep}
+	}
+	start := time.Now()
+	resends := p.retries.Attempts
+	var tried triedSet
+	var lastErr error
+	for {
+		i := p.pick(&tried, key, time.Now().UnixNano())
+		if i < 0 {
+			if lastErr != nil {
+				return nil, lastErr
+			}
+			return nil, p.unavailable()
+		}
+		tried.add(i)
+		t := p.targets[i]
+		if !t.acquire() {
+			continue // filled up since it was picked; it counts as tried
+		}
+		entry.Upstream = t.name
+		resp, err := p.attempt(req, t, body, o)
+		if err == nil {
+			return resp, nil
+		}
+		t.release()
+		kind := classify(err, ctx)
+		if kind != failCanceled {
+			p.failed(t)
+		}
+		lastErr = err
+		if resends == 0 || time.Since(start) >= p.retries.Budget || !mayResend(kind, idempotent, body) {
+			return nil, err
+		}
+		resends--
+		if body != nil {
+			body.rewind()
+		}
+	}
+}
+
+// unavailable tells "all down" from "all busy" when no target can be picked.
+func (p *Pool) unavailable() error {
+	now := time.Now().UnixNano()
+	for _, t := range p.targets {
+		if !t.down.Load() && now >= t.ejectedUntil.Load() {
+			return ErrBusy
+		}
+	}
+	return ErrNoTarget
+}
+
+// attempt sends one copy of req to t.
+func (p *Pool) attempt(req *http.Request, t *target, body *replayBody, o *attemptOptions) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(req.Context())
+	wait := p.headerWait
+	if o.headerWait > 0 {
+		wait = o.headerWait
+	}
+	var hw *headerWatch
+	if wait > 0 {
+		hw = &headerWatch{wait: wait, cancel: cancel}
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: hw.wroteRequest})
+	}
+	out := req.WithContext(ctx) // a shallow copy: headers are shared, which is fine, they are not changed here
+	u := *req.URL
+	setTarget(&u, t.url)
+	out.URL = &u
+	if body != nil {
+		out.Body = body.view()
+		out.GetBody = nil
+	}
+	resp, err := p.transport.RoundTrip(out)
+	if hw != nil && hw.stop() {
+		cancel()
+		if resp != nil {
+			resp.Body.Close()
+		}
+		return nil, &headerTimeout{d: wait}
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	t.served.Add(1)
+	p.observe(t, resp.StatusCode)
+	done := func() { cancel(); t.release() }
+	if rwc, ok := resp.Body.(interface {
+		Read([]byte) (int, error)
+		Write([]byte) (int, error)
+		Close() error
+	}); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+		// An upgraded connection (WebSocket): ReverseProxy needs to write to
+		// it, and it is closed after idle time without traffic.
+		resp.Body = newIdleConn(rwc, o.wsIdle, done)
+		return resp, nil
+	}
+	resp.Body = &upstreamBody{ReadCloser: resp.Body, done: done}
+	return resp, nil
+}
+
+// headerWatch is the response header timeout of one attempt. It starts when
+// the request, body included, was written (a slow upload is not a slow
+// upstream) and stops when the response headers arrive.
+type headerWatch struct {
+	wait   time.Duration
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	timer  *time.Timer
+	done   bool // response (or error) arrived; the timer must not start
+	fired  bool
+}
+
+func (h *headerWatch) wroteRequest(httptrace.WroteRequestInfo) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done || h.timer != nil {
+		return
+	}
+	h.timer = time.AfterFunc(h.wait, func() {
+		h.mu.Lock()
+		fire := !h.done // a response that just arrived must keep its context
+		h.fired = fire
+		h.mu.Unlock()
+		if fire {
+			h.cancel()
+		}
+	})
+}
+
+// stop ends the watch and reports whether it had fired.
+func (h *headerWatch) stop() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.done = true
+	if h.timer != nil {
+		h.timer.Stop()
+	}
+	return h.fired
+}
+
+// setTarget points u (the request's URL) at target: its scheme and host,
+// and its path before the request's.
+func setTarget(u *url.URL, target *url.URL) {
+	// As httputil.ProxyRequest.SetURL: even an empty path becomes "/" (a
+	// CONNECT request's authority form has none).
+	u.Scheme, u.Host = target.Scheme, target.Host
+	if u.RawPath == "" && target.RawPath == "" {
+		u.Path = joinSlash(target.Path, u.Path)
+		return
+	}
+	// Keep the request's own escaping (an encoded slash stays encoded).
+	tp, up := target.EscapedPath(), u.EscapedPath()
+	u.Path = joinSlash(target.Path, u.Path)
+	u.RawPath = joinSlash(tp, up)
+}
+
+func joinSlash(a, b string) string {
+	as, bs := strings.HasSuffix(a, "/"), strings.HasPrefix(b, "/")
+	switch {
+	case as && bs:
+		return a + b[1:]
+	case !as && !bs:
+		return a + "/" + b
+	}
+	return a + b
+}
+
+// Kinds of attempt failure.
+const (
+	failConn     = iota // the connection broke after it was established
+	failDial            // no connection: nothing was sent
+	failTimeout         // no response in time
+	failCanceled        // the client went away
+)
+
+func classify(err error, ctx context.Context) int {
+	if cerr := ctx.Err(); cerr != nil {
+		if errors.Is(cerr, context.DeadlineExceeded) {
+			return failTimeout // the route's timeout or the gRPC deadline
+		}
+		return failCanceled
+	}
+	var de *dialError
+	if errors.As(err, &de) {
+		return failDial
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return failTimeout
+	}
+	return failConn
+}
+
+// mayResend reports whether a request may be sent again after a failure.
+func mayResend(kind int, idempotent bool, body *replayBody) bool {
+	switch kind {
+	case failDial:
+		// Nothing reached any upstream: safe for every method, as long as
+		// the body can be given again whole.
+		return body == nil || body.replayable()
+	case failConn:
+		// The upstream may have acted on it: only idempotent requests.
+		return idempotent && (body == nil || body.replayable())
+	}
+	return false
+}
+
+// isIdempotent follows RFC 9110 §9.2.2, and, like net/http's Transport,
+// trusts an Idempotency-Key header to make any method safe to resend.
+func isIdempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	_, k1 := r.Header["Idempotency-Key"]
+	_, k2 := r.Header["X-Idempotency-Key"]
+	return k1 || k2
+}
