@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -240,4 +241,73 @@ func (c *checker) resolveLog(f *File, cfg *Config) {
 			c.errorf("log.level", "must be debug, info, warn or error, got %q", l.Level)
 		}
 	}
+}
+
+// Alerts configures webhook alerts: attack spikes, new bans, certificates
+// about to expire, feeds failing to refresh, audit records dropped. Each
+// incident sends one message when it opens and one when it recovers.
+// Default: off (no webhooks: alerts are only logged).
+type Alerts struct {
+	Webhooks []AlertWebhook `yaml:"webhooks"`
+	// BlocksPerMinute opens an attack-spike incident above this many
+	// blocked requests in a minute. Default: 0 (off).
+	BlocksPerMinute int `yaml:"blocks_per_minute"`
+	// CertExpiryWithin alerts for a certificate expiring within this.
+	// Default: 14d.
+	CertExpiryWithin *Duration `yaml:"cert_expiry_within"`
+	// FeedStaleAfter alerts for a feed not refreshed for this long.
+	// Default: 24h.
+	FeedStaleAfter *Duration `yaml:"feed_stale_after"`
+	// MaxPerHour caps opening and ban messages. Default: 60.
+	MaxPerHour int `yaml:"max_per_hour"`
+	// Cooldown is how long a condition must stay clear before a recovery
+	// message. Default: 5m.
+	Cooldown *Duration `yaml:"cooldown"`
+}
+
+// AlertWebhook is one receiver of alerts.
+type AlertWebhook struct {
+	// URL receives a JSON POST. It often holds a secret token: it is never
+	// logged.
+	URL string `yaml:"url"`
+	// Format is generic (Portcullis's JSON) or slack (Slack-compatible
+	// {"text": ...}). Default: generic.
+	Format string `yaml:"format"`
+	// Headers are added to every POST (e.g. Authorization).
+	Headers map[string]string `yaml:"headers"`
+}
+
+// AlertsConfig is the resolved alerts section; nil when absent.
+type AlertsConfig struct {
+	Webhooks         []AlertWebhook
+	BlocksPerMinute  int
+	CertExpiryWithin time.Duration
+	FeedStaleAfter   time.Duration
+	MaxPerHour       int
+	Cooldown         time.Duration
+}
+
+func (c *checker) resolveAlerts(f *File, cfg *Config) {
+	a := f.Alerts
+	if a == nil {
+		return
+	}
+	out := &AlertsConfig{Webhooks: a.Webhooks, BlocksPerMinute: a.BlocksPerMinute, MaxPerHour: a.MaxPerHour,
+		CertExpiryWithin: durationOr(a.CertExpiryWithin, 0), FeedStaleAfter: durationOr(a.FeedStaleAfter, 0), Cooldown: durationOr(a.Cooldown, 0)}
+	for i, w := range a.Webhooks {
+		p := fmt.Sprintf("alerts.webhooks[%d]", i)
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			c.errorf(p+".url", "must be an http or https URL")
+		}
+		if w.Format != "" && w.Format != "generic" && w.Format != "slack" {
+			c.errorf(p+".format", "must be generic or slack, got %q", w.Format)
+		}
+	}
+	if a.BlocksPerMinute < 0 {
+		c.errorf("alerts.blocks_per_minute", "must not be negative")
+	}
+	if a.MaxPerHour < 0 {
+		c.errorf("alerts.max_per_hour", "must not be negative")
+	}
+	cfg.Alerts = out
 }

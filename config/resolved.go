@@ -28,6 +28,7 @@ type Config struct {
 	Bans      BansConfig
 	Admin     *AdminConfig // nil: no admin listener
 	Log       LogConfig
+	Alerts    *AlertsConfig // nil: no alerts
 }
 
 // ListenerConfig is a resolved listener.
@@ -256,6 +257,7 @@ func (c *checker) resolve(f *File) *Config {
 	c.resolveAuditStore(f.Audit, cfg)
 	c.resolveAdmin(f, cfg)
 	c.resolveLog(f, cfg)
+	c.resolveAlerts(f, cfg)
 	return cfg
 }
 

@@ -38,6 +38,8 @@ type File struct {
 	Admin *Admin `yaml:"admin"`
 	// Log configures Portcullis's own log.
 	Log Log `yaml:"log"`
+	// Alerts sends webhooks about incidents. Default: off.
+	Alerts *Alerts `yaml:"alerts"`
 }
 
 // ClientIP configures the real client address.

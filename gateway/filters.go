@@ -56,6 +56,7 @@ type cheap struct {
 	// this one does not own yet (until the reload commits); released are
 	// resources a successor took over. close leaves both alone.
 	inherited, released map[any]bool
+	observers           atomic.Pointer[Observers]
 }
 
 type strikeReq struct {
@@ -205,6 +206,12 @@ func (c *cheap) start() {
 					c.log.Error("ban could not be saved", "client", s.addr.String(), "err", err)
 				} else if banned {
 					c.log.Warn("client banned", "client", s.addr.String(), "reason", s.reason)
+					if o := c.observers.Load(); o != nil {
+						if b, ok := c.bans.Banned(s.addr, time.Now()); ok {
+							o.Metrics.ObserveBanAdded(bans.SourceAuto)
+							o.Alerts.NewBan(b.Prefix.String(), b.Reason, b.Until)
+						}
+					}
 				}
 			}
 		}(c.pending)

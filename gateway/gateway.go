@@ -30,12 +30,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis-waf/portcullis/alerts"
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/bans"
 	"github.com/portcullis-waf/portcullis/clientip"
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/metrics"
 	"github.com/portcullis-waf/portcullis/proxy"
 	"github.com/portcullis-waf/portcullis/ratelimit"
+	"github.com/portcullis-waf/portcullis/reputation"
 	"github.com/portcullis-waf/portcullis/respond"
 	"github.com/portcullis-waf/portcullis/waf"
 	"github.com/portcullis-waf/portcullis/wire"
@@ -56,6 +59,7 @@ type Pipeline struct {
 	clients  *clientip.Resolver
 	cheap    *cheap
 	limiters map[string]ratelimit.Limiter // by limitKey, handed to the next reload
+	observe  *Observers                   // never nil after Build
 	active   atomic.Int64                 // requests in ServeHTTP, for Retire
 }
 
@@ -84,6 +88,7 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 		redactor: audit.NewRedactor(cfg.Audit.RedactHeaders, cfg.Audit.RedactArgs),
 		records:  records,
 		limiters: map[string]ratelimit.Limiter{},
+		observe:  &Observers{},
 		logAll:   cfg.Audit.LogAll,
 		sample:   cfg.Audit.SampleAllowed,
 		log:      log,
@@ -138,6 +143,44 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 
 // Engines returns the rule-set cache, for reuse by the next reload.
 func (p *Pipeline) Engines() *waf.Cache { return p.engines }
+
+// Observers watch every finished request: Prometheus metrics and alerts.
+// Both live as long as the process and are handed from pipeline to pipeline
+// on reload. A nil field observes nothing.
+type Observers struct {
+	Metrics *metrics.Metrics
+	Alerts  *alerts.Alerter
+}
+
+// Observe sets the observers; call it before Start.
+func (p *Pipeline) Observe(o Observers) {
+	p.observe = &o
+	p.cheap.observers.Store(&o)
+	if o.Metrics != nil {
+		routes := map[string][]string{}
+		for _, sc := range p.Config.Sites {
+			for _, rc := range sc.Routes {
+				routes[sc.Name] = append(routes[sc.Name], rc.Path)
+			}
+		}
+		o.Metrics.SetRoutes(routes)
+	}
+}
+
+// ListStat is one reputation list's health, for metrics and alerts.
+type ListStat struct {
+	reputation.Stats
+	Feed bool // the list is fetched from a URL
+}
+
+// ListStats returns the health of every list, by name.
+func (p *Pipeline) ListStats() map[string]ListStat {
+	out := make(map[string]ListStat, len(p.cheap.lists))
+	for name, l := range p.cheap.lists {
+		out[name] = ListStat{Stats: l.Stats(), Feed: p.cheap.listCfg[name].URL != ""}
+	}
+	return out
+}
 
 // Bans returns the ban table, or nil when bans are off. A reload keeps the
 // same table, so the admin listener may hold it for the process's life.
@@ -269,6 +312,12 @@ func (p *Pipeline) finish(rec *recorder, r *http.Request, entry *audit.Entry, cl
 		entry.Action = audit.ActionAllowed
 	}
 	p.cheap.strike(entry, client)
+	p.observe.Metrics.ObserveRequest(entry)
+	if entry.Action == audit.ActionBlocked && entry.Stage != audit.StageGateway {
+		// An unknown host (stage gateway) is a misdirected request, not an
+		// attack; everything else blocked counts towards a spike.
+		p.observe.Alerts.ObserveBlock(time.Now())
+	}
 	if p.Config.Log.Access {
 		p.accessLog(r, entry)
 	}

@@ -32,6 +32,7 @@ func Reload(cfg *config.Config, prev *Pipeline, log *slog.Logger) (*Pipeline, er
 		return nil, err
 	}
 	p.https = prev.https // the bound https port, for redirects
+	p.Observe(*prev.observe)
 	return p, nil
 }
 
@@ -117,6 +118,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	check("tls", old.TLS, cfg.TLS)
 	check("audit.file, rule_log, queue_size or store", [4]any{old.Audit.File, old.Audit.RuleLog, old.Audit.QueueSize, old.Audit.Store}, [4]any{cfg.Audit.File, cfg.Audit.RuleLog, cfg.Audit.QueueSize, cfg.Audit.Store})
 	check("admin", old.Admin, cfg.Admin)
+	check("alerts", old.Alerts, cfg.Alerts)
 	check("client_ip", old.ClientIP, cfg.ClientIP)
 	// The admin listener holds the ban table for the process's life.
 	check("bans.enabled or bans.state_file", [2]any{old.Bans.Enabled, old.Bans.StateFile}, [2]any{cfg.Bans.Enabled, cfg.Bans.StateFile})

@@ -16,12 +16,14 @@ import (
 	"time"
 
 	"github.com/portcullis-waf/portcullis/admin"
+	"github.com/portcullis-waf/portcullis/alerts"
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/audit/explain"
 	"github.com/portcullis-waf/portcullis/audit/store"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/gateway"
 	"github.com/portcullis-waf/portcullis/internal/every"
+	"github.com/portcullis-waf/portcullis/metrics"
 )
 
 // instance is a running Portcullis: the traffic server and its pipeline,
@@ -35,6 +37,8 @@ type instance struct {
 	adminLn []net.Listener
 	level   *slog.LevelVar
 	log     *slog.Logger
+	metrics *metrics.Metrics // nil without an admin listener to serve it
+	alerts  *alerts.Alerter  // nil without an alerts block
 
 	reloadMu sync.Mutex
 	reloads  reloadHistory
@@ -93,6 +97,18 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 		_ = records.Close()
 		return err
 	}
+	if cfg.Admin != nil {
+		v, coraza, crs := versions()
+		inst.metrics = metrics.New(metrics.BuildInfo{Version: v, Coraza: coraza, CRS: crs})
+	}
+	if cfg.Alerts != nil {
+		if inst.alerts, err = newAlerter(cfg.Alerts, log); err != nil {
+			pipeline.Close()
+			_ = records.Close()
+			return err
+		}
+	}
+	pipeline.Observe(gateway.Observers{Metrics: inst.metrics, Alerts: inst.alerts})
 	server := gateway.NewServer(pipeline, certs, log)
 	inst.server = server
 	lns, err := server.Listen()
@@ -117,6 +133,7 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	}
 	pipeline.Start() // list feeds, GeoIP file watching
 	server.Serve(lns)
+	inst.watchSources()
 	if ready != nil {
 		ready(inst)
 	}
@@ -153,6 +170,9 @@ loop:
 	if inst.admin != nil {
 		adminErr = inst.admin.Shutdown(sctx)
 	}
+	if inst.alerts != nil {
+		_ = inst.alerts.Close(sctx) // held-back ban summaries, queued messages
+	}
 	closeErr := records.Close() // flushes the store's last batch too
 	written, dropped, sinkErrs := records.Stats()
 	log.Info("audit records flushed", "written", written, "dropped", dropped, "write_errors", sinkErrs)
@@ -180,6 +200,7 @@ func (inst *instance) reload(trigger string) error {
 		inst.level.Set(cfg.Log.Level)
 		return nil
 	}()
+	inst.metrics.ObserveReload(err == nil, time.Since(start))
 	res := &reloadResult{Time: start.UTC(), Trigger: trigger, OK: err == nil, Duration: time.Since(start).Round(time.Millisecond).String()}
 	if err != nil {
 		res.Error = err.Error()
@@ -259,6 +280,9 @@ func (inst *instance) startAdmin(cfg *config.Config) error {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(inst.reloads)
 	}), false)
+	if inst.metrics != nil {
+		srv.Handle("GET /metrics", inst.metrics.Handler(), false)
+	}
 	srv.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	}), true)
@@ -330,4 +354,80 @@ func openAudit(ac config.AuditConfig, log *slog.Logger, extra ...audit.Sink) (*a
 		sinks = append(sinks, ruleLog)
 	}
 	return audit.NewWriter(ac.QueueSize, log, append(sinks, extra...)...), nil
+}
+
+// newAlerter builds the alerter from the alerts block.
+func newAlerter(ac *config.AlertsConfig, log *slog.Logger) (*alerts.Alerter, error) {
+	cfg := alerts.Config{
+		AttackSpike: alerts.AttackSpike{BlocksPerMinute: ac.BlocksPerMinute},
+		CertExpiry:  alerts.CertExpiry{Within: ac.CertExpiryWithin},
+		FeedStale:   alerts.FeedStale{After: ac.FeedStaleAfter},
+		MaxPerHour:  ac.MaxPerHour,
+		Cooldown:    ac.Cooldown,
+		Log:         log.With("component", "alerts"),
+	}
+	for _, w := range ac.Webhooks {
+		cfg.Webhooks = append(cfg.Webhooks, alerts.Webhook{URL: w.URL, Format: w.Format, Headers: w.Headers})
+	}
+	a, err := alerts.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", "alerts", err)
+	}
+	return a, nil
+}
+
+// watchSources connects the scrape-time metrics and the periodic alert
+// checks to whatever pipeline is current: they run across reloads.
+func (inst *instance) watchSources() {
+	lists := func() map[string]gateway.ListStat { return inst.server.Pipeline().ListStats() }
+	certs := func() map[string]time.Time {
+		if c := inst.server.Certificates(); c != nil {
+			return c.Expiry()
+		}
+		return nil
+	}
+	if inst.metrics != nil {
+		inst.metrics.SetSources(metrics.Sources{
+			Lists: func() []metrics.ListStat {
+				var out []metrics.ListStat
+				for name, st := range lists() {
+					out = append(out, metrics.ListStat{Name: name, Entries: st.Entries, LastSuccess: st.LastSuccess, Failures: st.Failures})
+				}
+				return out
+			},
+			Audit: func() metrics.AuditStat {
+				written, dropped, errs := inst.records.Stats()
+				return metrics.AuditStat{QueueDepth: inst.records.QueueDepth(), Written: written, Dropped: dropped, Errors: errs}
+			},
+			Certs: certs,
+			ActiveBans: func() int {
+				if b := inst.server.Pipeline().Bans(); b != nil {
+					return b.Len()
+				}
+				return 0
+			},
+			Alerts: func() metrics.AlertStat {
+				if inst.alerts == nil {
+					return metrics.AlertStat{}
+				}
+				st := inst.alerts.Stats()
+				return metrics.AlertStat{Sent: st.Sent, Failed: st.Failed, Dropped: st.Dropped}
+			},
+		})
+	}
+	if inst.alerts != nil {
+		inst.alerts.Start(func() alerts.State {
+			st := alerts.State{Certs: map[string]alerts.CertState{}, Feeds: map[string]alerts.FeedState{}}
+			for host, exp := range certs() {
+				st.Certs[host] = alerts.CertState{Expiry: exp}
+			}
+			for name, ls := range lists() {
+				if ls.Feed {
+					st.Feeds[name] = alerts.FeedState{LastSuccess: ls.LastSuccess, LastError: ls.LastError}
+				}
+			}
+			_, st.AuditDropped, _ = inst.records.Stats()
+			return st
+		})
+	}
 }

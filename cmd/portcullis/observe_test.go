@@ -1,0 +1,106 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMetricsAndBanAlert runs the binary with an admin listener and a
+// webhook: an attacker trips the WAF, is banned, the webhook hears about
+// the ban, and /metrics counts the requests, the block and the ban.
+func TestMetricsAndBanAlert(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
+	defer up.Close()
+	var mu sync.Mutex
+	var hooks []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		hooks = append(hooks, string(b))
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	dir := t.TempDir()
+	addr, adminAddr := freeAddr(t), freeAddr(t)
+	cfgPath := filepath.Join(dir, "portcullis.yaml")
+	cfg := fmt.Sprintf(`listeners: [{address: %q}]
+client_ip: {trusted_proxies: [127.0.0.1]}
+upstreams: [{name: app, targets: [%q]}]
+sites: [{name: shop, hosts: ["*"], routes: [{path: /, upstream: app}]}]
+audit: {file: %q}
+bans: {enabled: true, threshold: 1, window: 1m, duration: 1h}
+admin: {listen: %q, auth: none}
+alerts:
+  webhooks: [{url: %q}]
+`, addr, up.URL, filepath.Join(dir, "audit.jsonl"), adminAddr, hook.URL)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "run", "-c", cfgPath)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	waitListening(t, addr)
+	waitListening(t, adminAddr)
+	from := func(path, client string) int {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		req.Header.Set("X-Forwarded-For", client)
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := from("/", "192.0.2.20"); s != 200 {
+		t.Fatalf("benign: %d", s)
+	}
+	if s := from("/?q=%3Cscript%3Ealert(1)%3C/script%3E", "192.0.2.66"); s != 403 {
+		t.Fatalf("attack: %d", s)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		mu.Lock()
+		got := strings.Join(hooks, "\n")
+		mu.Unlock()
+		if strings.Contains(got, "192.0.2.66") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ban alert; webhook got %q; log:\n%s", got, stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`portcullis_requests_total{code_class="2xx",route="/",site="shop"} 1`,
+		`portcullis_decisions_total{action="blocked",stage="waf"} 1`,
+		`portcullis_bans_added_total{source="auto"} 1`,
+		`portcullis_build_info{`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", body)
+	}
+}
