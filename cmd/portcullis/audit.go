@@ -35,6 +35,8 @@ Commands:
   show     ID [--json]                                       one record, its anomaly score rule by rule
   tail     [filters] [-n 10] [-f] [--json]                   the latest records; -f follows new ones
   export   [filters] [--format jsonl|csv|ocsf] [-o FILE]     every matching record, newest first
+  explain  ID [--any-method]                                 the smallest exclusion that lets a blocked request pass
+  replay   --config CANDIDATE [filters | --id ID] [--json]   judge stored requests with a candidate configuration
 
 Records come from --db FILE (the SQLite audit store), --file FILE (JSON-lines
 audit files, repeatable, oldest first), or else the configuration (-c,
@@ -65,6 +67,10 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 		return runAuditTail(args, stdout, stderr)
 	case "export":
 		return runAuditExport(args, stdout, stderr)
+	case "explain":
+		return runAuditExplain(args, stdout, stderr)
+	case "replay":
+		return runAuditReplay(args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, auditUsage)
 		return 0

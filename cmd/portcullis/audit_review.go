@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/audit/explain"
+	"github.com/portcullis-waf/portcullis/audit/query"
+	"github.com/portcullis-waf/portcullis/audit/replay"
+	"github.com/portcullis-waf/portcullis/audit/store"
+	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/gateway"
+)
+
+// runAuditExplain prints the smallest exclusion that lets a blocked
+// request through, proven by judging the recorded request again.
+func runAuditExplain(args []string, stdout, stderr io.Writer) int {
+	a := newAuditFlags("explain", stderr, false)
+	anyMethod := a.fs.Bool("any-method", false, "do not narrow the exclusion to the request's method")
+	var ids []string
+	for {
+		if _, code, ok := a.parse(args, stderr); !ok {
+			return code
+		}
+		if a.fs.NArg() == 0 {
+			break
+		}
+		ids = append(ids, a.fs.Arg(0))
+		args = a.fs.Args()[1:]
+	}
+	if len(ids) != 1 {
+		fmt.Fprintln(stderr, "usage: portcullis audit explain ID [-c portcullis.yaml] [--db FILE | --file FILE] [--any-method]")
+		return 2
+	}
+	cfgPath := a.config
+	if cfgPath == "" {
+		cfgPath = "portcullis.yaml"
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	s, err := a.open(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer s.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	e, err := s.Get(ctx, ids[0])
+	if errors.Is(err, store.ErrNotFound) {
+		fmt.Fprintf(stderr, "no audit record with id %q\n", ids[0])
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	sug, err := explain.Explain(ctx, cfg, e, explain.Options{AnyMethod: *anyMethod})
+	if err != nil {
+		fmt.Fprintf(stderr, "record %s: %v\n", e.ID, err)
+		return 1
+	}
+	fmt.Fprint(stdout, sug.YAML())
+	if !sug.Verified {
+		return 1
+	}
+	return 0
+}
+
+// runAuditReplay judges stored requests again with a candidate
+// configuration and reports what would change.
+func runAuditReplay(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("audit replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	a := &auditFlags{fs: fs}
+	candidatePath := fs.String("config", "", "candidate configuration `FILE` to judge the records with (required)")
+	fs.StringVar(&a.config, "c", "", "running configuration, naming the audit store or file (default portcullis.yaml)")
+	fs.StringVar(&a.db, "db", "", "SQLite audit database `FILE`")
+	fs.Func("file", "JSON-lines audit `FILE` (repeatable)", func(s string) error { a.files = append(a.files, s); return nil })
+	id := fs.String("id", "", "replay only this record")
+	limit := fs.Int("limit", 100000, "replay at most this many records, newest first")
+	asJSON := fs.Bool("json", false, "print every changed record as a JSON line")
+	a.filters = query.BindFlags(fs)
+	f, code, ok := a.parse(args, stderr)
+	if !ok {
+		return code
+	}
+	if *candidatePath == "" {
+		fmt.Fprintln(stderr, "usage: portcullis audit replay --config candidate.yaml [--since 24h | --id ID] [filters] [-c portcullis.yaml | --db FILE | --file FILE]")
+		return 2
+	}
+	candidate, err := config.Load(*candidatePath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	in, err := gateway.NewInspector(candidate, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	s, err := a.open(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer s.Close()
+	ctx, stop := signalContext()
+	defer stop()
+
+	var rp replay.Report
+	judge := func(e *audit.Entry) error {
+		res, err := replay.Judge(ctx, in, e)
+		if err != nil {
+			fmt.Fprintf(stderr, "warning: record %s not replayed: %v\n", e.ID, err)
+			return nil
+		}
+		rp.Add(res)
+		return ctx.Err()
+	}
+	if *id != "" {
+		e, err := s.Get(ctx, *id)
+		if err != nil {
+			fmt.Fprintf(stderr, "record %s: %v\n", *id, err)
+			return 1
+		}
+		_ = judge(e)
+	} else if err := eachRecord(ctx, s, f, *limit, judge); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false)
+		for _, c := range rp.Changes {
+			_ = enc.Encode(map[string]any{"id": c.Record.ID, "time": c.Record.Time, "before": c.Before, "after": c.After,
+				"method": c.Record.Method, "host": c.Record.Host, "uri": c.Record.URI, "rules_before": ruleIDs(c.Record.Rules), "rules_after": ruleIDs(c.Now.Rules), "notes": c.Notes})
+		}
+		return 0
+	}
+	printReplay(stdout, *candidatePath, rp)
+	return 0
+}
+
+// eachRecord calls fn for the records matching f, newest first, page by
+// page, at most limit of them.
+func eachRecord(ctx context.Context, s store.Store, f query.Filter, limit int, fn func(*audit.Entry) error) error {
+	page := store.Page{Limit: 500}
+	for n := 0; n < limit; {
+		res, err := s.Search(ctx, f, page)
+		if err != nil {
+			return err
+		}
+		for _, e := range res.Entries {
+			if n >= limit {
+				return nil
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+			n++
+		}
+		if res.Next == "" {
+			return nil
+		}
+		page.After = res.Next
+	}
+	return nil
+}
+
+func ruleIDs(rules []audit.MatchedRule) []int {
+	var out []int
+	for _, r := range rules {
+		if _, detection := audit.RulePoints(r); detection {
+			out = append(out, r.ID)
+		}
+	}
+	return out
+}
+
+func printReplay(w io.Writer, candidate string, rp replay.Report) {
+	fmt.Fprintf(w, "Replayed %d records against %s:\n", rp.Total, candidate)
+	fmt.Fprintf(w, "  was blocked, would pass:   %d\n", rp.NowPass)
+	fmt.Fprintf(w, "  was not blocked, would be: %d\n", rp.NowBlock)
+	fmt.Fprintf(w, "  detected <-> allowed:      %d\n", rp.Other)
+	fmt.Fprintf(w, "  unchanged:                 %d\n", rp.Same)
+	fmt.Fprintf(w, "  not replayable:            %d (decided by bans, lists, GeoIP or rate limits)\n", rp.Skipped)
+	if rp.WithNotes > 0 {
+		fmt.Fprintf(w, "  judged on redacted or cut input: %d (marked *; redacted values replay as %q, so their verdicts may differ from the original)\n", rp.WithNotes, audit.Redacted)
+	}
+	if len(rp.Changes) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHANGE\tTIME\tID\tREQUEST\tRULES BEFORE\tRULES NOW")
+	for _, c := range rp.Changes {
+		mark := ""
+		if len(c.Notes) > 0 {
+			mark = "*"
+		}
+		change := c.Before + " -> " + c.After
+		req := clean(truncate(c.Record.Method+" "+c.Record.Host+c.Record.URI, 70))
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\n", change, mark, c.Record.Time.UTC().Format(time.DateTime), c.Record.ID, req,
+			joinInts(ruleIDs(c.Record.Rules)), joinInts(ruleIDs(c.Now.Rules)))
+	}
+	_ = tw.Flush()
+}
+
+func joinInts(ids []int) string {
+	if len(ids) == 0 {
+		return "-"
+	}
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = fmt.Sprint(id)
+	}
+	return strings.Join(s, ",")
+}
