@@ -177,8 +177,7 @@ var errBodyTooLarge = errors.New("request body larger than max_body_size")
 // HTTP/2); a declared Content-Length is refused before forwarding.
 type limitedBody struct {
 	io.ReadCloser
-	left     int64
-	exceeded atomic.Bool // read by the error handler
+	left int64
 }
 
 func (l *limitedBody) Read(p []byte) (int, error) {
@@ -191,7 +190,6 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 	n, err := l.ReadCloser.Read(p)
 	l.left -= int64(n)
 	if l.left < 0 {
-		l.exceeded.Store(true)
 		return 0, errBodyTooLarge
 	}
 	return n, err

@@ -187,7 +187,7 @@ func applyEdits(h http.Header, e *config.HeaderEditsConfig) {
 // went away. The cause goes to the audit record only.
 func (rt *Route) fail(w http.ResponseWriter, r *http.Request, err error) {
 	entry := audit.FromContext(r.Context())
-	if lb, ok := r.Body.(*limitedBody); ok && (lb.exceeded.Load() || errors.Is(err, errBodyTooLarge)) {
+	if errors.Is(err, errBodyTooLarge) {
 		entry.Block(audit.StageProtocol, "request body larger than max_body_size ("+strconv.FormatInt(rt.cfg.MaxBodySize, 10)+" bytes)")
 		respond.ErrorAndClose(w, r, http.StatusRequestEntityTooLarge, entry.ID)
 		return
