@@ -1,0 +1,351 @@
+package fastrx
+
+import (
+	"regexp/syntax"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"unicode"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// dfa answers one question about a pattern, exactly: does Go's regexp find
+// a match anywhere in the input? It runs the very program Go's regexp runs
+// (the same parse, simplification and compilation), over the same runes
+// (invalid bytes read as U+FFFD one byte at a time), with the same
+// empty-width rules, but as a lazily built deterministic automaton: one
+// table lookup per input byte instead of Go's step over every live thread.
+//
+// It is only ever trusted to say "no match": when it finds one, the operator
+// still asks Go's regexp (which also supplies the captures). Benign traffic
+// almost never matches, so the regexp then rarely runs at all.
+//
+// States are sets of program counters built on demand and kept in a cache
+// shared by all goroutines: transitions are read without locks and added
+// under a mutex. A cache that grows past its budget is dropped and started
+// again; the scan that hit the limit is answered by the regexp instead.
+type dfa struct {
+	prog  *syntax.Prog
+	start uint32 // first instruction, re-entered at every position (unanchored search)
+
+	// Rune classes: runes that every instruction treats alike and that
+	// give the same empty-width context fall into one class.
+	ascii    [utf8.RuneSelf]uint16
+	hiStarts []rune   // starts of the non-ASCII intervals, ascending
+	hiClass  []uint16 // class of each interval
+	ctx      []uint8  // class -> context it gives (ctxNewline, ctxWord, ctxOther)
+	rep      []rune   // class -> a rune of the class
+	classes  int      // number of classes; column classes is end of text
+
+	stateSize int // bytes of a state without its program counters
+	cache     atomic.Pointer[dfaCache]
+}
+
+// Contexts for empty-width assertions: what the rune before a position is
+// (ctxBegin: none), or what the rune after it is (ctxEnd: none).
+const (
+	ctxBegin uint8 = iota
+	ctxNewline
+	ctxWord
+	ctxOther
+	ctxEnd
+)
+
+// ctxRune is a rune with the given context, for syntax.EmptyOpContext.
+var ctxRune = [...]rune{ctxBegin: -1, ctxNewline: '\n', ctxWord: 'a', ctxOther: ' ', ctxEnd: -1}
+
+type dfaCache struct {
+	mu     sync.Mutex
+	states map[string]*dstate
+	bytes  int     // memory held by states, roughly
+	begin  *dstate // state at the start of the input
+	end    *dstate // state after the end of the input without a match
+	// scratch for computing transitions, guarded by mu
+	seen  []uint32
+	stamp uint32
+	stack []uint32
+	next  []uint32
+	key   []byte
+}
+
+// dstate is a set of threads waiting to read the next rune (their program
+// counters, not yet followed through empty-width instructions, which need
+// the next rune to decide) and the context of the rune just read.
+type dstate struct {
+	pcs  []uint32
+	ctx  uint8
+	next []atomic.Pointer[dstate] // per class, then end of text
+}
+
+// matched is the target of a transition on which a thread reaches the
+// match instruction.
+var matched = &dstate{}
+
+// dfaBudget bounds the memory of one pattern's state cache, in bytes.
+const dfaBudget = 1 << 20
+
+// maxDFAInst: programs larger than this are not worth a DFA here (closures
+// would be slow to build); the regexp answers alone.
+const maxDFAInst = 1 << 15
+
+func newDFA(prog *syntax.Prog) *dfa {
+	if len(prog.Inst) > maxDFAInst {
+		return nil
+	}
+	d := &dfa{prog: prog, start: uint32(prog.Start)}
+	d.buildClasses()
+	// The state struct, its transitions, and a map entry.
+	d.stateSize = int(unsafe.Sizeof(dstate{})) + (d.classes+1)*int(unsafe.Sizeof(atomic.Pointer[dstate]{})) + 48
+	d.cache.Store(d.newCache())
+	return d
+}
+
+func (d *dfa) newCache() *dfaCache {
+	c := &dfaCache{
+		states: map[string]*dstate{},
+		seen:   make([]uint32, len(d.prog.Inst)),
+		end:    &dstate{ctx: ctxEnd},
+	}
+	c.begin = d.state(c, nil, ctxBegin)
+	return c
+}
+
+// buildClasses splits the rune space at every point where some instruction
+// or context changes its answer, then gives intervals with the same
+// answers the same class.
+func (d *dfa) buildClasses() {
+	cuts := map[rune]bool{0: true, '\n': true, '\n' + 1: true, utf8.MaxRune + 1: true}
+	cut := func(lo, hi rune) { cuts[lo] = true; cuts[hi+1] = true }
+	cut('0', '9')
+	cut('A', 'Z')
+	cut('_', '_')
+	cut('a', 'z')
+	cut(utf8.RuneSelf, utf8.RuneSelf) // keeps ASCII apart from the rest
+	var runeInsts []*syntax.Inst
+	for i := range d.prog.Inst {
+		in := &d.prog.Inst[i]
+		switch in.Op {
+		case syntax.InstRune:
+			runeInsts = append(runeInsts, in)
+			if len(in.Rune) == 1 {
+				r := in.Rune[0]
+				cut(r, r)
+				if syntax.Flags(in.Arg)&syntax.FoldCase != 0 {
+					for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+						cut(f, f)
+					}
+				}
+				continue
+			}
+			for j := 0; j+1 < len(in.Rune); j += 2 {
+				cut(in.Rune[j], in.Rune[j+1])
+			}
+		case syntax.InstRune1:
+			runeInsts = append(runeInsts, in)
+			cut(in.Rune[0], in.Rune[0])
+		case syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
+			runeInsts = append(runeInsts, in)
+		}
+	}
+	starts := make([]rune, 0, len(cuts))
+	for r := range cuts {
+		if r <= utf8.MaxRune {
+			starts = append(starts, r)
+		}
+	}
+	slices.Sort(starts)
+
+	// Signature of an interval: which rune instructions accept its runes,
+	// and its context.
+	byKey := map[string]uint16{}
+	sig := make([]byte, (len(runeInsts)+7)/8+1)
+	for k, lo := range starts {
+		r := lo // every rune of [lo, next start) behaves like lo
+		clear(sig)
+		for j, in := range runeInsts {
+			if matchRune(in, r) {
+				sig[j/8] |= 1 << (j % 8)
+			}
+		}
+		c := runeCtx(r)
+		sig[len(sig)-1] = c
+		id, ok := byKey[string(sig)]
+		if !ok {
+			id = uint16(len(d.rep))
+			byKey[string(sig)] = id
+			d.rep = append(d.rep, r)
+			d.ctx = append(d.ctx, c)
+		}
+		hi := rune(utf8.MaxRune)
+		if k+1 < len(starts) {
+			hi = starts[k+1] - 1
+		}
+		if lo < utf8.RuneSelf {
+			for a := lo; a <= hi && a < utf8.RuneSelf; a++ {
+				d.ascii[a] = id
+			}
+			continue
+		}
+		d.hiStarts = append(d.hiStarts, lo)
+		d.hiClass = append(d.hiClass, id)
+	}
+	d.classes = len(d.rep)
+}
+
+func matchRune(in *syntax.Inst, r rune) bool {
+	switch in.Op {
+	case syntax.InstRune1:
+		return r == in.Rune[0]
+	case syntax.InstRuneAny:
+		return true
+	case syntax.InstRuneAnyNotNL:
+		return r != '\n'
+	}
+	return in.MatchRune(r)
+}
+
+func runeCtx(r rune) uint8 {
+	switch {
+	case r == '\n':
+		return ctxNewline
+	case syntax.IsWordChar(r):
+		return ctxWord
+	}
+	return ctxOther
+}
+
+func (d *dfa) classOf(r rune) int {
+	if r < utf8.RuneSelf {
+		return int(d.ascii[r])
+	}
+	i, _ := slices.BinarySearch(d.hiStarts, r+1) // first start > r
+	return int(d.hiClass[i-1])
+}
+
+// mayMatch reports whether Go's regexp would find a match in input. ok is
+// false when the state cache ran over its budget during this scan: then the
+// answer is unknown.
+func (d *dfa) mayMatch(input string) (match, ok bool) {
+	c := d.cache.Load()
+	s := c.begin
+	for i := 0; i < len(input); {
+		var cls int
+		if b := input[i]; b < utf8.RuneSelf {
+			cls = int(d.ascii[b])
+			i++
+		} else {
+			r, w := utf8.DecodeRuneInString(input[i:])
+			cls = d.classOf(r)
+			i += w
+		}
+		next := s.next[cls].Load()
+		if next == nil {
+			if next = d.step(c, s, cls); next == nil {
+				return false, false
+			}
+		}
+		if next == matched {
+			return true, true
+		}
+		s = next
+	}
+	next := s.next[d.classes].Load()
+	if next == nil {
+		if next = d.step(c, s, d.classes); next == nil {
+			return false, false
+		}
+	}
+	return next == matched, true
+}
+
+// step computes the transition of s on class cls (d.classes: end of text),
+// stores and returns it; nil when the cache is full (it is then replaced by
+// an empty one for later scans).
+func (d *dfa) step(c *dfaCache, s *dstate, cls int) *dstate {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if next := s.next[cls].Load(); next != nil { // another goroutine was faster
+		return next
+	}
+	nextCtx := ctxEnd
+	if cls < d.classes {
+		nextCtx = d.ctx[cls]
+	}
+	flags := syntax.EmptyOpContext(ctxRune[s.ctx], ctxRune[nextCtx])
+
+	// Follow every thread, and a new one from the start, through the
+	// instructions that read no rune.
+	c.stamp++
+	if c.stamp == 0 { // wrapped: forget old stamps
+		clear(c.seen)
+		c.stamp = 1
+	}
+	c.stack = append(c.stack[:0], s.pcs...)
+	c.stack = append(c.stack, d.start)
+	c.next = c.next[:0]
+	var r rune
+	if cls < d.classes {
+		r = d.rep[cls]
+	}
+	for len(c.stack) > 0 {
+		pc := c.stack[len(c.stack)-1]
+		c.stack = c.stack[:len(c.stack)-1]
+		if c.seen[pc] == c.stamp {
+			continue
+		}
+		c.seen[pc] = c.stamp
+		in := &d.prog.Inst[pc]
+		switch in.Op {
+		case syntax.InstMatch:
+			s.next[cls].Store(matched)
+			return matched
+		case syntax.InstAlt, syntax.InstAltMatch:
+			c.stack = append(c.stack, in.Arg, in.Out)
+		case syntax.InstCapture, syntax.InstNop:
+			c.stack = append(c.stack, in.Out)
+		case syntax.InstEmptyWidth:
+			if syntax.EmptyOp(in.Arg)&^flags == 0 {
+				c.stack = append(c.stack, in.Out)
+			}
+		case syntax.InstFail:
+		default: // reads a rune
+			if cls < d.classes && matchRune(in, r) {
+				c.next = append(c.next, in.Out)
+			}
+		}
+	}
+	if cls == d.classes { // end of text, no match
+		s.next[cls].Store(c.end)
+		return c.end
+	}
+	slices.Sort(c.next)
+	c.next = slices.Compact(c.next)
+	next := d.state(c, c.next, nextCtx)
+	if next == nil {
+		d.cache.CompareAndSwap(c, d.newCache())
+		return nil
+	}
+	s.next[cls].Store(next)
+	return next
+}
+
+// state returns the cached state for (pcs, ctx), creating it; nil when the
+// cache is full. Called with c.mu held.
+func (d *dfa) state(c *dfaCache, pcs []uint32, ctx uint8) *dstate {
+	c.key = append(c.key[:0], ctx)
+	for _, pc := range pcs {
+		c.key = append(c.key, byte(pc), byte(pc>>8), byte(pc>>16))
+	}
+	if s, ok := c.states[string(c.key)]; ok {
+		return s
+	}
+	size := d.stateSize + 4*len(pcs) + 2*len(c.key)
+	if c.bytes+size > dfaBudget {
+		return nil
+	}
+	c.bytes += size
+	s := &dstate{pcs: slices.Clone(pcs), ctx: ctx, next: make([]atomic.Pointer[dstate], d.classes+1)}
+	c.states[string(c.key)] = s
+	return s
+}

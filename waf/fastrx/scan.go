@@ -1,0 +1,147 @@
+package fastrx
+
+import (
+	"slices"
+)
+
+// scanner finds which of a set of atoms occur in a folded input, in one
+// pass: an Aho-Corasick automaton turned into a full DFA over byte classes.
+//
+// The transition table is indexed by state*classes+class; entries are that
+// premultiplied index of the next state, with outFlag set when the state
+// ends at least one atom, so the inner loop tests one bit to know whether
+// there is anything to record.
+type scanner struct {
+	class   [256]uint8 // folded byte -> byte class (0: no atom uses it)
+	classes uint32     // number of classes
+	trans   []uint32   // state*classes+class -> next state*classes | outFlag
+	out     [][]uint16 // state -> atoms ending there (own and through failure links)
+	atoms   int
+}
+
+const outFlag = 1 << 31
+
+// lower maps ASCII upper case to lower case and every other byte to itself.
+var lower = func() (t [256]uint8) {
+	for i := range t {
+		t[i] = uint8(i)
+		if i >= 'A' && i <= 'Z' {
+			t[i] = uint8(i + 'a' - 'A')
+		}
+	}
+	return t
+}()
+
+// newScanner builds the automaton for atoms, which must be folded, non-empty
+// and distinct; there may be at most 65536 of them.
+func newScanner(atoms []string) *scanner {
+	s := &scanner{atoms: len(atoms)}
+	// Byte classes: every byte used by an atom gets its own class; class 0
+	// covers the rest.
+	next := uint8(1)
+	for _, a := range atoms {
+		for i := 0; i < len(a); i++ {
+			if s.class[a[i]] == 0 {
+				s.class[a[i]] = next
+				next++
+			}
+		}
+	}
+	// Upper case input bytes share the class of their lower case form, so
+	// the scan folds ASCII for free.
+	for c := 'A'; c <= 'Z'; c++ {
+		s.class[c] = s.class[c+'a'-'A']
+	}
+	s.classes = uint32(next)
+
+	// Trie.
+	type node struct {
+		child map[uint8]int32
+		fail  int32
+		out   []uint16
+	}
+	nodes := []node{{child: map[uint8]int32{}}}
+	for id, a := range atoms {
+		cur := int32(0)
+		for i := 0; i < len(a); i++ {
+			c := s.class[a[i]]
+			nx, ok := nodes[cur].child[c]
+			if !ok {
+				nx = int32(len(nodes))
+				nodes = append(nodes, node{child: map[uint8]int32{}})
+				nodes[cur].child[c] = nx
+			}
+			cur = nx
+		}
+		nodes[cur].out = append(nodes[cur].out, uint16(id))
+	}
+
+	// Breadth-first: failure links, inherited outputs and the full
+	// transition table (a missing edge follows the failure link, whose row
+	// is already complete because it is shallower).
+	n := uint32(len(nodes))
+	s.trans = make([]uint32, n*s.classes)
+	s.out = make([][]uint16, n)
+	queue := []int32{0}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		nd := &nodes[cur]
+		if cur != 0 {
+			nd.out = append(nd.out, nodes[nd.fail].out...)
+		}
+		slices.Sort(nd.out)
+		nd.out = slices.Compact(nd.out)
+		s.out[cur] = nd.out
+		for c := uint32(0); c < s.classes; c++ {
+			var target int32
+			if child, ok := nd.child[uint8(c)]; ok {
+				target = child
+				if cur != 0 {
+					nodes[child].fail = int32(s.trans[uint32(nd.fail)*s.classes+c] / s.classes)
+				}
+				queue = append(queue, child)
+			} else if cur != 0 {
+				target = int32((s.trans[uint32(nd.fail)*s.classes+c] &^ outFlag) / s.classes)
+			}
+			s.trans[uint32(cur)*s.classes+c] = uint32(target) * s.classes
+		}
+	}
+	// Flag the entries that lead into states with outputs. Done last: the
+	// failure computation above divides entries and must see them plain.
+	for i, t := range s.trans {
+		if len(s.out[t/s.classes]) > 0 {
+			s.trans[i] = t | outFlag
+		}
+	}
+	return s
+}
+
+// scan folds the input on the fly and calls found for each atom occurrence
+// (an atom can be reported more than once). It stops early when found
+// returns true.
+func (s *scanner) scan(input string, found func(atom uint16) bool) bool {
+	state := uint32(0)
+	for i := 0; i < len(input); i++ {
+		c := input[i]
+		// The two non-ASCII spellings of ASCII letters under Unicode case
+		// folding (see fold.go).
+		if c == kelvin0 && i+2 < len(input) && input[i+1] == kelvin1 && input[i+2] == kelvin2 {
+			c = 'k'
+			i += 2
+		} else if c == longS0 && i+1 < len(input) && input[i+1] == longS1 {
+			c = 's'
+			i++
+		}
+		state = s.trans[state+uint32(s.class[c])]
+		if state&outFlag != 0 {
+			state &^= outFlag
+			for _, a := range s.out[state/s.classes] {
+				if found(a) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
