@@ -129,12 +129,13 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 				p.Close()
 				return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].routes[%d].rate_limits", i, j), Msg: err.Error()}
 			}
-			// The stage chain of one route, innermost last. The cheap
-			// filters run in ServeHTTP before it.
-			fwd := proxy.NewRoute(p.pools[rc.Upstream], rc.Proxy)
-			noWAF := protocolGuard(fwd)
+			// The stage chain of one route, innermost last: proxy, cache
+			// (if any), protocol guard, rule engine. The cheap filters run
+			// in ServeHTTP before it.
+			fwd, inner, store := forwarding(p.pools[rc.Upstream], rc)
+			noWAF := protocolGuard(inner)
 			h := fwd.InspectHeadersOnly(waf.NewStage(engine, rc.WAF, noWAF, waf.Recording{Redactor: p.redactor, BodyLimit: cfg.Audit.BodyLimit}))
-			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h, noWAF: noWAF, tls: sc.TLS, filters: &filters, limits: limits})
+			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h, noWAF: noWAF, tls: sc.TLS, filters: &filters, limits: limits, cache: store})
 		}
 		p.router.add(sc, s)
 	}

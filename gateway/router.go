@@ -10,7 +10,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/portcullis-waf/portcullis/cache"
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/proxy"
 )
 
 // route is a configured route with its prebuilt stage chain.
@@ -23,6 +25,62 @@ type route struct {
 	tls     *config.SiteTLSConfig // the site's; nil without TLS
 	filters *siteFilters
 	limits  []*routeLimit
+	cache   *cache.Cache // nil: the route has no response cache
+}
+
+// forwarding builds the innermost part of a route's chain: the proxy stage
+// and, when the route has a cache, the cache in front of it (after the WAF
+// and the protocol guard, so every request is inspected before a stored
+// response is served). It returns the proxy stage, the handler to put
+// after the guard, and the cache.
+func forwarding(pool *proxy.Pool, rc *config.RouteConfig) (*proxy.Route, http.Handler, *cache.Cache) {
+	fwd := proxy.NewRoute(pool, rc.Proxy)
+	if rc.Cache == nil {
+		return fwd, fwd, nil
+	}
+	store := cache.New(*rc.Cache, fwd)
+	return fwd, store, store
+}
+
+// PurgeCache removes stored responses from every route's cache: those
+// under key (cache.Key's form, "https://host/path?query"), or with prefix
+// true every key that starts with it. It reports how many were removed.
+// The admin API calls it.
+func (p *Pipeline) PurgeCache(key string, prefix bool) int {
+	n := 0
+	for _, s := range p.router.sites() {
+		for _, r := range s.routes {
+			switch {
+			case r.cache == nil:
+			case prefix:
+				n += r.cache.PurgePrefix(key)
+			default:
+				n += r.cache.Purge(key)
+			}
+		}
+	}
+	return n
+}
+
+// sites lists every site once (a site with several hosts is registered
+// under each).
+func (rt *router) sites() []*site {
+	var out []*site
+	seen := map[*site]bool{}
+	add := func(s *site) {
+		if s != nil && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, s := range rt.exact {
+		add(s)
+	}
+	for _, s := range rt.wildcard {
+		add(s)
+	}
+	add(rt.fallback)
+	return out
 }
 
 // routeMatch is what a request must have, beyond the path prefix, for a
