@@ -571,7 +571,8 @@ type RouteCache struct {
 	// MaxSize bounds the bytes the route's cache holds (bodies and headers);
 	// the least recently used responses go first. Default: 64MiB.
 	MaxSize *ByteSize `yaml:"max_size"`
-	// MaxObjectSize is the largest response body stored. Default: 1MiB.
+	// MaxObjectSize is the largest response body stored; at most half of
+	// MaxSize. Default: 1MiB, or half of MaxSize when that is smaller.
 	MaxObjectSize *ByteSize `yaml:"max_object_size"`
 	// ForwardHeaders are extra request headers that reach the upstream on a
 	// fill. If the response depends on one, it must name it in Vary.
@@ -797,7 +798,7 @@ func (c *checker) routeCache(rc *RouteCache, p string) *CacheConfig {
 	}
 	out := &CacheConfig{
 		MaxSize:        sizeOr(rc.MaxSize, 64<<20),
-		MaxObjectSize:  sizeOr(rc.MaxObjectSize, 1<<20),
+		MaxObjectSize:  sizeOr(rc.MaxObjectSize, 0),
 		IgnoreCookies:  rc.IgnoreCookies,
 		StoreSetCookie: rc.StoreSetCookie,
 		StaleIfError:   durationOr(rc.StaleIfError, 0),
@@ -805,6 +806,9 @@ func (c *checker) routeCache(rc *RouteCache, p string) *CacheConfig {
 	sizeOK := out.MaxSize >= 64<<10 && out.MaxSize <= 64<<30
 	if !sizeOK {
 		c.errorf(p+".max_size", "must be between 64KiB and 64GiB, got %d", out.MaxSize)
+	}
+	if rc.MaxObjectSize == nil {
+		out.MaxObjectSize = min(1<<20, out.MaxSize/2)
 	}
 	switch {
 	case !sizeOK:
