@@ -18,7 +18,8 @@ import (
 
 // Rollup dimensions and levels of the tops table.
 const (
-	dimRule = iota + 1
+	dimCount = iota // value "": records per bucket and action
+	dimRule
 	dimClient
 	dimPath
 	dimCountry
@@ -54,7 +55,7 @@ type ruleRow struct {
 	tags    []string
 }
 
-func toRow(e *audit.Entry, buf *bytes.Buffer) (row, error) {
+func toRow(e *audit.Entry, buf *bytes.Buffer, c *codec) (row, error) {
 	buf.Reset()
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
@@ -71,8 +72,12 @@ func toRow(e *audit.Entry, buf *bytes.Buffer) (row, error) {
 		stage:   e.Stage,
 		status:  e.Status,
 		country: strings.ToUpper(e.Country),
-		json:    bytes.Clone(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))),
 	}
+	blob, err := c.compress(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	if err != nil {
+		return row{}, fmt.Errorf("compress audit record %s: %w", e.ID, err)
+	}
+	r.json = blob
 	if a, err := netip.ParseAddr(e.ClientIP); err == nil {
 		a = a.Unmap().WithZone("")
 		r.ip, r.client = ipKey(a), a.String()
@@ -162,6 +167,7 @@ func (ru *rollup) add(r *row, sign int) {
 				ru.tops[topKey{level, dim, bucket, v, r.action}] += sign
 			}
 		}
+		ru.tops[topKey{level, dimCount, bucket, "", r.action}] += sign
 		put(dimClient, r.client)
 		put(dimPath, r.path)
 		put(dimCountry, r.country)
@@ -329,9 +335,10 @@ func (s *SQLite) Insert(ctx context.Context, entries ...*audit.Entry) error {
 		return errors.New("audit database is open read-only")
 	}
 	var buf bytes.Buffer
+	c := newCodec()
 	rows := make([]row, 0, len(entries))
 	for _, e := range entries {
-		r, err := toRow(e, &buf)
+		r, err := toRow(e, &buf, c)
 		if err != nil {
 			return err
 		}
@@ -353,7 +360,7 @@ func (s *SQLite) Sink() (audit.Sink, error) {
 	if s.wdb == nil {
 		return nil, errors.New("audit database is open read-only")
 	}
-	return &sqliteSink{s: s}, nil
+	return &sqliteSink{s: s, codec: newCodec()}, nil
 }
 
 type sqliteSink struct {
@@ -361,10 +368,11 @@ type sqliteSink struct {
 	pending []row
 	oldest  time.Time
 	buf     bytes.Buffer
+	codec   *codec
 }
 
 func (k *sqliteSink) Write(e *audit.Entry) error {
-	r, err := toRow(e, &k.buf)
+	r, err := toRow(e, &k.buf, k.codec)
 	if err != nil {
 		return err
 	}

@@ -85,7 +85,7 @@ func (s *SQLite) EnforceRetention(ctx context.Context) (int, error) {
 	if s.opts.MaxAge > 0 {
 		cutoff := s.opts.Now().Add(-s.opts.MaxAge).UnixNano()
 		for range retentionMaxChunks {
-			n, err := s.deleteOldest(ctx, cutoff, true)
+			n, err := s.deleteOldest(ctx, cutoff, true, retentionChunk)
 			deleted += n
 			if err != nil {
 				return deleted, err
@@ -107,7 +107,7 @@ func (s *SQLite) EnforceRetention(ctx context.Context) (int, error) {
 			if used <= s.opts.MaxBytes && (deleted == 0 || used <= target) {
 				break
 			}
-			n, err := s.deleteOldest(ctx, 0, false)
+			n, err := s.deleteOldest(ctx, 0, false, s.recordsOver(ctx, used, target))
 			deleted += n
 			if err != nil {
 				return deleted, err
@@ -123,6 +123,22 @@ func (s *SQLite) EnforceRetention(ctx context.Context) (int, error) {
 		}
 	}
 	return deleted, nil
+}
+
+// recordsOver estimates how many of the oldest records hold the bytes
+// above target, from the average record size, so a small database is not
+// emptied by one chunk; it is between 1 and retentionChunk.
+func (s *SQLite) recordsOver(ctx context.Context, used, target int64) int {
+	var lo, hi sql.NullInt64
+	if err := s.wdb.QueryRowContext(ctx, "SELECT MIN(seq) FROM records").Scan(&lo); err != nil {
+		return retentionChunk
+	}
+	if err := s.wdb.QueryRowContext(ctx, "SELECT MAX(seq) FROM records").Scan(&hi); err != nil || !lo.Valid {
+		return retentionChunk
+	}
+	count := hi.Int64 - lo.Int64 + 1 // about: retention leaves few gaps
+	perRecord := max(used/max(count, 1), 1)
+	return int(min(max((used-target)/perRecord+1, 1), retentionChunk))
 }
 
 // usedBytes is the size of the pages in use: the file size once free
@@ -159,7 +175,7 @@ func (s *SQLite) vacuum(ctx context.Context) error {
 // deleteOldest deletes up to retentionChunk of the oldest records (only
 // those before cutoff when byAge) and their rollup counts in one
 // transaction.
-func (s *SQLite) deleteOldest(ctx context.Context, cutoff int64, byAge bool) (int, error) {
+func (s *SQLite) deleteOldest(ctx context.Context, cutoff int64, byAge bool, limit int) (int, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	tx, err := s.wdb.BeginTx(ctx, nil)
@@ -168,10 +184,10 @@ func (s *SQLite) deleteOldest(ctx context.Context, cutoff int64, byAge bool) (in
 	}
 	defer func() { _ = tx.Rollback() }()
 	q := `SELECT seq, t, ip, host, path, action, country FROM records ORDER BY t LIMIT ?`
-	args := []any{retentionChunk}
+	args := []any{limit}
 	if byAge {
 		q = `SELECT seq, t, ip, host, path, action, country FROM records WHERE t < ? ORDER BY t LIMIT ?`
-		args = []any{cutoff, retentionChunk}
+		args = []any{cutoff, limit}
 	}
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {

@@ -204,7 +204,11 @@ func (s *SQLite) Search(ctx context.Context, f query.Filter, page Page) (Result,
 	return res, nil
 }
 
-func decode(data []byte) (*audit.Entry, error) {
+func decode(blob []byte) (*audit.Entry, error) {
+	data, err := expand(blob)
+	if err != nil {
+		return nil, err
+	}
 	var e audit.Entry
 	if err := json.Unmarshal(data, &e); err != nil {
 		return nil, err

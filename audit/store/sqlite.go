@@ -223,14 +223,16 @@ func (s *SQLite) checkVersion(ctx context.Context) error {
 //	               bytes, so a CIDR filter is one index range; empty when
 //	               unparsable
 //	  host, path   query.NormalizeHost and query.RequestPath forms
-//	record_json    the full record as JSON, apart so filter scans stay small
+//	record_json    the full record as JSON (DEFLATE with a preset dictionary,
+//	               see compress.go), apart so filter scans stay small
 //	record_rules   (seq, rule, tag) for every tag of every matched rule; tag
 //	               '' when a rule has none
 //	rules          the latest message of each rule id, for top lists
 //	counts_minute  records per minute and action
 //	tops           records per hour (level 0) or UTC day (level 1), dimension
-//	               (1 rule, 2 client, 3 path, 4 country, 5 host), value and
-//	               action: top lists over long ranges without touching records
+//	               (0 all records with value '', 1 rule, 2 client, 3 path,
+//	               4 country, 5 host), value and action: series and top lists
+//	               over long ranges without touching records
 //
 // The rollups are maintained in the ingest transaction and decremented by
 // the retention transaction, so they always equal the records present.

@@ -36,8 +36,13 @@ func (s *SQLite) summary(ctx context.Context, f query.Filter, opts SummaryOption
 	}
 	defer func() { _ = tx.Rollback() }()
 
+	// Two queries: SQLite answers MIN or MAX alone from the index's ends,
+	// but scans the whole index for both in one statement.
 	var oldest, newest sql.NullInt64
-	if err := tx.QueryRowContext(ctx, "SELECT MIN(t), MAX(t) FROM records").Scan(&oldest, &newest); err != nil {
+	if err := tx.QueryRowContext(ctx, "SELECT MIN(t) FROM records").Scan(&oldest); err != nil {
+		return nil, err
+	}
+	if err := tx.QueryRowContext(ctx, "SELECT MAX(t) FROM records").Scan(&newest); err != nil {
 		return nil, err
 	}
 	since, until := summaryRange(f, oldest.Int64, newest.Int64, s.opts.Now())
@@ -56,7 +61,7 @@ func (s *SQLite) summary(ctx context.Context, f query.Filter, opts SummaryOption
 			return nil, err
 		}
 		acond, aargs := actionCond(f)
-		if err := countsInto(ctx, tx, a, h0, h1, acond, aargs); err != nil {
+		if err := countsInto(ctx, tx, a, h0, h1, width, acond, aargs); err != nil {
 			return nil, err
 		}
 		d0, d1 := ceilTo(h0, day), floorTo(h1, day)
@@ -167,26 +172,29 @@ func (s *SQLite) rawInto(ctx context.Context, q querier, a *aggregator, f query.
 	return nil
 }
 
-// countsInto adds the minute counts of [from, to) (Unix ns, whole hours).
-func countsInto(ctx context.Context, q querier, a *aggregator, from, to int64, acond string, aargs []any) error {
-	args := append([]any{from / 1e9, to / 1e9}, aargs...)
-	rows, err := q.QueryContext(ctx, `SELECT minute, action, n FROM counts_minute
-		WHERE minute >= ? AND minute < ? AND `+acond, args...)
+// countsInto adds the record counts of [from, to) (Unix ns, whole hours):
+// per hour when the series bucket is whole hours, else per minute.
+func countsInto(ctx context.Context, q querier, a *aggregator, from, to int64, width time.Duration, acond string, aargs []any) error {
+	stmt := `SELECT minute, action, n FROM counts_minute WHERE minute >= ? AND minute < ? AND ` + acond
+	if width%time.Hour == 0 {
+		stmt = `SELECT bucket, action, n FROM tops WHERE level = 0 AND dim = 0 AND bucket >= ? AND bucket < ? AND ` + acond
+	}
+	rows, err := q.QueryContext(ctx, stmt, append([]any{from / 1e9, to / 1e9}, aargs...)...)
 	if err != nil {
-		return fmt.Errorf("read minute counts: %w", err)
+		return fmt.Errorf("read counts: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var minute int64
+		var start int64
 		var action string
 		var n int
-		if err := rows.Scan(&minute, &action, &n); err != nil {
-			return fmt.Errorf("read minute counts: %w", err)
+		if err := rows.Scan(&start, &action, &n); err != nil {
+			return fmt.Errorf("read counts: %w", err)
 		}
-		a.count(minute*1e9, action, n)
+		a.count(start*1e9, action, n)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read minute counts: %w", err)
+		return fmt.Errorf("read counts: %w", err)
 	}
 	return nil
 }

@@ -231,8 +231,8 @@ func TestRetentionByAge(t *testing.T) {
 }
 
 func TestRetentionBySize(t *testing.T) {
-	entries := fixtures(6000)
-	const limit = 4 << 20
+	entries := fixtures(4000)
+	const limit = 3 << 19
 	db := openTest(t, SQLiteOptions{MaxBytes: limit})
 	insertAll(t, db, entries)
 	before := fileSize(t, db.path)
@@ -260,9 +260,9 @@ func TestRetentionBySize(t *testing.T) {
 	compareSummaries(t, db, writeJSONL(t, kept), parse(t, "since=2d"), SummaryOptions{})
 	// The file stops growing: ingesting more and enforcing again keeps it
 	// at the limit.
-	more := storetest.NewGenerator(7, clock, time.Hour, 3000)
+	more := storetest.NewGenerator(7, clock, time.Hour, 1500)
 	for range 3 {
-		batch := make([]*audit.Entry, 1000)
+		batch := make([]*audit.Entry, 500)
 		for i := range batch {
 			batch[i] = more.Next()
 		}
