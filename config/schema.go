@@ -341,7 +341,8 @@ type Route struct {
 	// must speak HTTP/2 (h2c or https). Default: false.
 	GRPC bool `yaml:"grpc"`
 	// WebSocketIdleTimeout closes an upgraded (WebSocket) connection after
-	// this long without a byte in either direction. Default: 5m.
+	// this long without a byte in either direction. Default: 5m. WebSocket
+	// needs HTTP/1.1 towards the upstream: not through an h2c upstream.
 	WebSocketIdleTimeout *Duration `yaml:"websocket_idle_timeout"`
 	// Cache stores responses of the route in memory. Default: off.
 	Cache *RouteCache `yaml:"cache"`
