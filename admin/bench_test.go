@@ -14,20 +14,20 @@ import (
 )
 
 // BenchmarkPages renders dashboard pages against a SQLite store of
-// PORTCULLIS_BENCH_RECORDS records (default 1,000,000) spread over the last
+// PORTCULLIS_ADMIN_BENCH_RECORDS records (default 1,000,000) spread over the last
 // 24 hours, the worst case for the default overview range. Generating the
-// store takes a while; PORTCULLIS_BENCH_DB keeps it between runs:
+// store takes a while; PORTCULLIS_ADMIN_BENCH_DB keeps it between runs:
 //
-//	PORTCULLIS_BENCH_DB=/tmp/audit-1m.db go test ./admin -run '^$' -bench Pages -benchtime 20x
+//	PORTCULLIS_ADMIN_BENCH_DB=/tmp/audit-1m.db go test ./admin -run '^$' -bench Pages -benchtime 20x
 func BenchmarkPages(b *testing.B) {
 	n := 1_000_000
-	if s := os.Getenv("PORTCULLIS_BENCH_RECORDS"); s != "" {
+	if s := os.Getenv("PORTCULLIS_ADMIN_BENCH_RECORDS"); s != "" {
 		var err error
 		if n, err = strconv.Atoi(s); err != nil {
 			b.Fatal(err)
 		}
 	}
-	path := os.Getenv("PORTCULLIS_BENCH_DB")
+	path := os.Getenv("PORTCULLIS_ADMIN_BENCH_DB")
 	if path == "" {
 		path = filepath.Join(b.TempDir(), "audit.db")
 	}

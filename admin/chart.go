@@ -92,7 +92,7 @@ func buildChart(series []store.Bucket, since, until time.Time, bucket time.Durat
 	scale := float64(plotH) / float64(top)
 	for _, b := range series {
 		i := int(b.Start.Sub(start) / bucket)
-		if i < 0 || i >= n {
+		if i < 0 || i >= n || b.Blocked+b.Detected+b.Errors == 0 {
 			continue
 		}
 		x := plotLeft + float64(i)*slot + slot*(1-chartBarFill)/2

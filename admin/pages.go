@@ -159,12 +159,23 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	}
 	open := f
 	open.Since, open.Until = time.Time{}, time.Time{}
+	sumF := f // what the store summarises; links keep until open
 	if f.Since.IsZero() {
 		f.Since = now.Add(-span)
+		sumF.Since, sumF.Until = f.Since, now
+		if span >= 6*time.Hour && f.Until.IsZero() {
+			// Whole hours: the store answers them from its hourly and
+			// daily rollups and reads no records at all (1,000,000
+			// records a day otherwise cost a scan of the partial hours
+			// at either end). "24h" then shows up to 25 hours, and the
+			// hour still under way.
+			f.Since = f.Since.Truncate(time.Hour)
+			sumF.Since, sumF.Until = f.Since, ceilHour(now)
+		}
 	} else {
 		rangeKey = "" // an explicit since wins over the range buttons
 	}
-	until := f.Until
+	until := sumF.Until
 	if until.IsZero() {
 		until = now
 	}
@@ -174,7 +185,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	// Bookkeeping rules (949110, 980170, ...) match on every blocked
 	// request and would crowd the top rules out; ask for enough rows to
 	// keep ten detection rules after dropping them.
-	sum, err := s.opts.Store.Summary(ctx, f, store.SummaryOptions{Bucket: bucket, Top: topRows + 8})
+	sum, err := s.opts.Store.Summary(ctx, sumF, store.SummaryOptions{Bucket: bucket, Top: topRows + 8})
 	if err != nil {
 		s.storeError(w, r, "summary", err)
 		return
@@ -187,7 +198,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 		DetectedURL: link("/events", withAction(f, audit.ActionDetected)),
 		ErrorsURL:   link("/events", withAction(f, audit.ActionError)),
 		Since:       f.Since.UTC().Format("2006-01-02 15:04"),
-		Until:       until.UTC().Format("2006-01-02 15:04"),
+		Until:       earliest(until, now).UTC().Format("2006-01-02 15:04"),
 		Active:      chips("/", open, "range", v.Get("range")),
 	}
 	for _, tr := range timeRanges {
@@ -216,6 +227,20 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 		{Title: "Top hosts", ID: "top-hosts", Rows: rows(sum.TopHosts, withHost)},
 	}
 	s.render(w, r, http.StatusOK, "overview", "Overview", view)
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func ceilHour(t time.Time) time.Time {
+	if h := t.Truncate(time.Hour); !h.Equal(t) {
+		return h.Add(time.Hour)
+	}
+	return t
 }
 
 func withAction(f query.Filter, a string) query.Filter {

@@ -71,6 +71,20 @@ func TestOverviewPage(t *testing.T) {
 	t.Run("bad filter", func(t *testing.T) {
 		env.page(t, s, "/?status=99999", http.StatusBadRequest)
 	})
+	t.Run("whole hours", func(t *testing.T) {
+		// Off the hour, the day is widened to whole hours, which the
+		// store answers from its rollups.
+		env.clock.Add(17 * time.Minute)
+		defer env.clock.Add(-17 * time.Minute)
+		page := env.page(t, s, "/", http.StatusOK)
+		if !strings.Contains(page, "2026-11-25 12:00 – 2026-11-26 12:17 UTC") || !strings.Contains(page, `<span class="num" id="total">302</span>`) {
+			t.Fatal("24h off the hour does not start on the hour")
+		}
+		page = env.page(t, s, "/?range=1h", http.StatusOK)
+		if !strings.Contains(page, "2026-11-26 11:17 – 2026-11-26 12:17 UTC") {
+			t.Fatal("1h range is not exact")
+		}
+	})
 }
 
 func TestEventsPage(t *testing.T) {
