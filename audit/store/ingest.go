@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
@@ -55,7 +57,9 @@ type ruleRow struct {
 	tags    []string
 }
 
-func toRow(e *audit.Entry, buf *bytes.Buffer, c *codec) (row, error) {
+// toRow reduces e to its columns and plain JSON; compressRows compresses
+// the JSON later, for a whole batch at once.
+func toRow(e *audit.Entry, buf *bytes.Buffer) (row, error) {
 	buf.Reset()
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
@@ -72,12 +76,8 @@ func toRow(e *audit.Entry, buf *bytes.Buffer, c *codec) (row, error) {
 		stage:   e.Stage,
 		status:  e.Status,
 		country: strings.ToUpper(e.Country),
+		json:    bytes.Clone(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))),
 	}
-	blob, err := c.compress(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
-	if err != nil {
-		return row{}, fmt.Errorf("compress audit record %s: %w", e.ID, err)
-	}
-	r.json = blob
 	if a, err := netip.ParseAddr(e.ClientIP); err == nil {
 		a = a.Unmap().WithZone("")
 		r.ip, r.client = ipKey(a), a.String()
@@ -267,8 +267,12 @@ func (ru *rollup) apply(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// insert writes rows and their rollups in one transaction.
+// insert compresses rows, then writes them and their rollups in one
+// transaction.
 func (s *SQLite) insert(ctx context.Context, rows []row) error {
+	if err := compressRows(rows); err != nil {
+		return err
+	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	tx, err := s.wdb.BeginTx(ctx, nil)
@@ -328,6 +332,40 @@ func (s *SQLite) insert(ctx context.Context, rows []row) error {
 	return nil
 }
 
+var codecs = sync.Pool{New: func() any { return newCodec() }}
+
+// compressRows replaces the JSON of rows by its stored form, on as many
+// cores as there are: compression is most of the CPU an insert costs
+// outside SQLite, and SQLite itself allows only one writer.
+func compressRows(rows []row) error {
+	workers := min(runtime.GOMAXPROCS(0), (len(rows)+63)/64)
+	if workers <= 1 {
+		return compressSome(rows)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	per := (len(rows) + workers - 1) / workers
+	for w := range workers {
+		part := rows[min(w*per, len(rows)):min((w+1)*per, len(rows))]
+		wg.Go(func() { errs[w] = compressSome(part) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func compressSome(rows []row) error {
+	c := codecs.Get().(*codec)
+	defer codecs.Put(c)
+	for i := range rows {
+		blob, err := c.compress(rows[i].json)
+		if err != nil {
+			return fmt.Errorf("compress audit record %s: %w", rows[i].id, err)
+		}
+		rows[i].json = blob
+	}
+	return nil
+}
+
 // Insert writes entries in one transaction, synchronously: for imports and
 // tests. Running instances use Sink.
 func (s *SQLite) Insert(ctx context.Context, entries ...*audit.Entry) error {
@@ -335,10 +373,9 @@ func (s *SQLite) Insert(ctx context.Context, entries ...*audit.Entry) error {
 		return errors.New("audit database is open read-only")
 	}
 	var buf bytes.Buffer
-	c := newCodec()
 	rows := make([]row, 0, len(entries))
 	for _, e := range entries {
-		r, err := toRow(e, &buf, c)
+		r, err := toRow(e, &buf)
 		if err != nil {
 			return err
 		}
@@ -360,7 +397,7 @@ func (s *SQLite) Sink() (audit.Sink, error) {
 	if s.wdb == nil {
 		return nil, errors.New("audit database is open read-only")
 	}
-	return &sqliteSink{s: s, codec: newCodec()}, nil
+	return &sqliteSink{s: s}, nil
 }
 
 type sqliteSink struct {
@@ -368,11 +405,10 @@ type sqliteSink struct {
 	pending []row
 	oldest  time.Time
 	buf     bytes.Buffer
-	codec   *codec
 }
 
 func (k *sqliteSink) Write(e *audit.Entry) error {
-	r, err := toRow(e, &k.buf, k.codec)
+	r, err := toRow(e, &k.buf)
 	if err != nil {
 		return err
 	}
