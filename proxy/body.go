@@ -19,14 +19,18 @@ type replayBody struct {
 	src      io.ReadCloser
 	limit    int64
 	kept     []byte
-	read     int64 // bytes read from src
-	overflow bool  // more than limit read: replay impossible
-	srcErr   error // src's terminal error (io.EOF), repeated to every view
+	read     int64       // bytes read from src
+	overflow atomic.Bool // more than limit read: replay impossible
+	srcErr   error       // src's terminal error (io.EOF), repeated to every view
 	gen      int
 }
 
 // errAbandoned is what a view of an earlier attempt reads.
 var errAbandoned = errors.New("request body view of an abandoned attempt")
+
+// errNotReplayable is what a later attempt reads when the body outgrew the
+// buffer meanwhile.
+var errNotReplayable = errors.New("request body larger than the retry buffer")
 
 type bodyView struct {
 	b   *replayBody
@@ -40,12 +44,10 @@ func (b *replayBody) view() io.ReadCloser {
 	return &bodyView{b: b, gen: b.gen}
 }
 
-// replayable reports whether every byte read so far is kept.
-func (b *replayBody) replayable() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return !b.overflow
-}
+// replayable reports whether every byte read so far is kept. It does not
+// take the lock: an abandoned attempt may still hold it, blocked reading a
+// slow client.
+func (b *replayBody) replayable() bool { return !b.overflow.Load() }
 
 // rewind cuts off the current view; the next view starts from byte 0.
 func (b *replayBody) rewind() {
@@ -66,17 +68,23 @@ func (v *bodyView) Read(p []byte) (int, error) {
 		v.pos += int64(n)
 		return n, nil
 	}
+	if v.pos < b.read {
+		// Bytes this view never saw were dropped past the limit (by an
+		// attempt whose read finished after the rewind): it cannot go on.
+		return 0, errNotReplayable
+	}
 	if b.srcErr != nil {
 		return 0, b.srcErr
 	}
 	n, err := b.src.Read(p)
 	b.read += int64(n)
 	v.pos += int64(n)
-	if !b.overflow {
+	if !b.overflow.Load() {
 		if b.read <= b.limit {
 			b.kept = append(b.kept, p[:n]...)
 		} else {
-			b.overflow, b.kept = true, nil
+			b.overflow.Store(true)
+			b.kept = nil
 		}
 	}
 	if err != nil {

@@ -275,6 +275,14 @@ func TestReplayBody(t *testing.T) {
 	if nb.replayable() {
 		t.Error("replayable past its limit")
 	}
+	// A rewind that finds the body grown past the limit: the next view
+	// refuses to send a body with a hole in it.
+	late := &replayBody{src: io.NopCloser(strings.NewReader("0123456789")), limit: 4}
+	_, _ = late.view().Read(make([]byte, 8))
+	late.rewind()
+	if _, err := late.view().Read(buf); !errors.Is(err, errNotReplayable) {
+		t.Errorf("view after overflow: %v", err)
+	}
 	// Nothing read: replayable even with no buffer (a connect error).
 	zero := &replayBody{src: io.NopCloser(strings.NewReader("x")), limit: 0}
 	if !zero.replayable() || mayResend(failConn, false, zero) || !mayResend(failDial, false, zero) {
