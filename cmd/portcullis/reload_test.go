@@ -135,6 +135,16 @@ server: {shutdown_grace: 10s}
 	if s := status("/blocked-now"); s != 200 {
 		t.Errorf("old configuration not serving after bad reloads: %d", s)
 	}
+	// Cache purge through the admin API (no route caches here: 0 removed).
+	purge, err := http.Post("http://"+adminAddr+"/api/cache/purge", "application/json", strings.NewReader(`{"key":"http://x/","prefix":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, _ := io.ReadAll(purge.Body)
+	purge.Body.Close()
+	if purge.StatusCode != 200 || strings.TrimSpace(string(pb)) != `{"removed":0}` {
+		t.Errorf("purge: %d %s", purge.StatusCode, pb)
+	}
 	for _, p := range []string{"/healthz", "/readyz", "/api/reload"} {
 		resp, err := http.Get("http://" + adminAddr + p)
 		if err != nil {
@@ -161,7 +171,7 @@ server: {shutdown_grace: 10s}
 	if s := <-slow; s != 200 {
 		t.Errorf("in-flight request during shutdown: %d", s)
 	}
-	err := cmd.Wait()
+	err = cmd.Wait()
 	exited = true
 	if err != nil {
 		t.Fatalf("exit: %v\n%s", err, stderr.String())

@@ -280,6 +280,20 @@ func (inst *instance) startAdmin(cfg *config.Config) error {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(inst.reloads)
 	}), false)
+	srv.Handle("POST /api/cache/purge", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Key    string `json:"key"`    // "https://host/path?query", as the cache keys it
+			Prefix bool   `json:"prefix"` // every key starting with Key
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil || req.Key == "" {
+			http.Error(w, `body must be {"key": "https://host/path", "prefix": false}`, http.StatusBadRequest)
+			return
+		}
+		n := inst.server.Pipeline().PurgeCache(req.Key, req.Prefix)
+		inst.log.Info("cache purged", "key", req.Key, "prefix", req.Prefix, "removed", n)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]int{"removed": n})
+	}), false)
 	if inst.metrics != nil {
 		srv.Handle("GET /metrics", inst.metrics.Handler(), false)
 	}
