@@ -17,7 +17,6 @@ const (
 )
 
 func (s *SQLite) retentionLoop() {
-	defer close(s.stopped)
 	tick := time.NewTicker(s.opts.RetentionInterval)
 	defer tick.Stop()
 	lastOptimize := time.Now()
@@ -45,6 +44,25 @@ func (s *SQLite) retentionLoop() {
 			}
 		}
 		cancel()
+	}
+}
+
+// checkpointLoop copies committed WAL frames into the database file. A
+// PASSIVE checkpoint never blocks the writer or readers; frames a reader
+// still needs wait for the next round.
+func (s *SQLite) checkpointLoop() {
+	tick := time.NewTicker(s.opts.CheckpointInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+		var busy, frames, done int
+		if err := s.rdb.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &done); err != nil {
+			s.opts.Log.Warn("audit database checkpoint failed", "path", s.path, "err", err)
+		}
 	}
 }
 

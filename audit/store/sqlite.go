@@ -36,6 +36,9 @@ type SQLiteOptions struct {
 	// RetentionInterval is how often MaxAge and MaxBytes are enforced.
 	// Default: 1m.
 	RetentionInterval time.Duration
+	// CheckpointInterval is how often the write-ahead log is copied into
+	// the database file, beside ingest rather than in it. Default: 500ms.
+	CheckpointInterval time.Duration
 	// Log receives retention errors. Default: slog.Default().
 	Log *slog.Logger
 	// Now is the clock for retention and open-ended summaries. Default:
@@ -55,7 +58,7 @@ type SQLite struct {
 	writeMu sync.Mutex // serialises ingest and retention transactions
 
 	stop     chan struct{}
-	stopped  chan struct{}
+	loops    sync.WaitGroup // retention and checkpoints
 	closeErr error
 	once     sync.Once
 }
@@ -82,13 +85,16 @@ func OpenSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 	if opts.RetentionInterval <= 0 {
 		opts.RetentionInterval = time.Minute
 	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = 500 * time.Millisecond
+	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &SQLite{path: path, opts: opts, stop: make(chan struct{}), stopped: make(chan struct{})}
+	s := &SQLite{path: path, opts: opts, stop: make(chan struct{})}
 	if opts.ReadOnly {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("open audit database %s: %w", path, err)
@@ -125,10 +131,9 @@ func OpenSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("audit database %s: %w", path, err)
 	}
-	if opts.ReadOnly {
-		close(s.stopped)
-	} else {
-		go s.retentionLoop()
+	if !opts.ReadOnly {
+		s.loops.Go(s.retentionLoop)
+		s.loops.Go(s.checkpointLoop)
 	}
 	return s, nil
 }
@@ -155,6 +160,7 @@ func dsn(path string, readOnly bool) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "cache_size(-32768)")
+	q.Add("_pragma", "mmap_size(1073741824)")
 	q.Add("_pragma", "temp_store(memory)")
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
@@ -163,6 +169,9 @@ func dsn(path string, readOnly bool) string {
 		q.Add("_pragma", "journal_mode(wal)")
 		q.Add("_pragma", "synchronous(normal)")
 		q.Add("_pragma", "journal_size_limit(67108864)")
+		// checkpointLoop copies the WAL into the file from another
+		// connection, so ingest does not pay for it (or its fsyncs).
+		q.Add("_pragma", "wal_autocheckpoint(0)")
 		q.Set("_txlock", "immediate")
 	}
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
@@ -306,7 +315,7 @@ func (s *SQLite) Close() error {
 		if !s.opts.ReadOnly {
 			close(s.stop)
 		}
-		<-s.stopped
+		s.loops.Wait()
 		var errs []error
 		if s.wdb != nil {
 			s.writeMu.Lock()
