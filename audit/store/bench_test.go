@@ -134,7 +134,7 @@ func benchDB(b *testing.B) *SQLite {
 	now := func() time.Time { return benchNow }
 	if s, err := OpenSQLite(path, SQLiteOptions{ReadOnly: true, Now: now}); err == nil {
 		var n int
-		if err := s.rdb.QueryRow("SELECT COUNT(*) FROM records").Scan(&n); err == nil && n == benchRecords {
+		if err := s.rdb.QueryRow("SELECT COUNT(*) FROM records").Scan(&n); err == nil && n == benchRecords && sameSchema(b, s) {
 			return s
 		}
 		s.Close()
@@ -180,6 +180,34 @@ func benchDB(b *testing.B) *SQLite {
 		b.Fatal(err)
 	}
 	return s
+}
+
+// sameSchema reports whether s was built by this code's schema (it may
+// change before a release without a version bump).
+func sameSchema(b *testing.B, s *SQLite) bool {
+	fresh, err := OpenSQLite(filepath.Join(b.TempDir(), "fresh.db"), SQLiteOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fresh.Close()
+	return schemaText(b, fresh) == schemaText(b, s)
+}
+
+func schemaText(b *testing.B, s *SQLite) string {
+	rows, err := s.rdb.Query("SELECT name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY name")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	var out string
+	for rows.Next() {
+		var name, text string
+		if err := rows.Scan(&name, &text); err != nil {
+			b.Fatal(err)
+		}
+		out += name + ":" + text + "\n"
+	}
+	return out
 }
 
 func benchFilter(b *testing.B, q string) query.Filter {

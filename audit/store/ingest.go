@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,13 +49,13 @@ type row struct {
 	status  int
 	country string
 	json    []byte
-	rules   []ruleRow
+	rules   []ruleRow // distinct by id
+	tags    []string  // distinct tags of all rules
 }
 
 type ruleRow struct {
 	id      int
 	message string
-	tags    []string
 }
 
 // toRow reduces e to its columns and plain JSON; compressRows compresses
@@ -91,7 +92,12 @@ func toRow(e *audit.Entry, buf *bytes.Buffer) (row, error) {
 			continue
 		}
 		seen[m.ID] = true
-		r.rules = append(r.rules, ruleRow{id: m.ID, message: m.Message, tags: m.Tags})
+		r.rules = append(r.rules, ruleRow{id: m.ID, message: m.Message})
+		for _, t := range m.Tags {
+			if !slices.Contains(r.tags, t) {
+				r.tags = append(r.tags, t)
+			}
+		}
 	}
 	return r, nil
 }
@@ -291,11 +297,16 @@ func (s *SQLite) insert(ctx context.Context, rows []row) error {
 		return err
 	}
 	defer jsonStmt.Close()
-	ruleStmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO record_rules (seq, rule, tag) VALUES (?, ?, ?)`)
+	ruleStmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO record_rules (seq, rule, t) VALUES (?, ?, ?)`)
 	if err != nil {
 		return err
 	}
 	defer ruleStmt.Close()
+	tagStmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO record_tags (seq, tag, t) VALUES (?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer tagStmt.Close()
 	ru := newRollup()
 	for i := range rows {
 		r := &rows[i]
@@ -311,14 +322,13 @@ func (s *SQLite) insert(ctx context.Context, rows []row) error {
 			return fmt.Errorf("insert record %s: %w", r.id, err)
 		}
 		for _, rr := range r.rules {
-			tags := rr.tags
-			if len(tags) == 0 {
-				tags = []string{""}
+			if _, err := ruleStmt.ExecContext(ctx, seq, rr.id, r.t); err != nil {
+				return fmt.Errorf("insert rules of record %s: %w", r.id, err)
 			}
-			for _, tag := range tags {
-				if _, err := ruleStmt.ExecContext(ctx, seq, rr.id, tag); err != nil {
-					return fmt.Errorf("insert rules of record %s: %w", r.id, err)
-				}
+		}
+		for _, tag := range r.tags {
+			if _, err := tagStmt.ExecContext(ctx, seq, tag, r.t); err != nil {
+				return fmt.Errorf("insert tags of record %s: %w", r.id, err)
 			}
 		}
 		ru.add(r, 1)

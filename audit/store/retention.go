@@ -238,7 +238,7 @@ func (s *SQLite) deleteOldest(ctx context.Context, cutoff int64, byAge bool, lim
 	if err := attachRules(ctx, tx, in, seqs, bySeq, batch); err != nil {
 		return 0, err
 	}
-	for _, table := range []string{"record_rules", "record_json", "records"} {
+	for _, table := range []string{"record_rules", "record_tags", "record_json", "records"} {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE seq IN "+in, seqs...); err != nil {
 			return 0, fmt.Errorf("retention: delete from %s: %w", table, err)
 		}
@@ -260,7 +260,7 @@ func (s *SQLite) deleteOldest(ctx context.Context, cutoff int64, byAge bool, lim
 func attachRules(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, in string, seqs []any, bySeq map[int64]int, batch []row) error {
-	rows, err := q.QueryContext(ctx, "SELECT DISTINCT seq, rule FROM record_rules WHERE seq IN "+in, seqs...)
+	rows, err := q.QueryContext(ctx, "SELECT seq, rule FROM record_rules WHERE seq IN "+in, seqs...)
 	if err != nil {
 		return fmt.Errorf("read rules: %w", err)
 	}

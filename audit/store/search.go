@@ -84,7 +84,7 @@ func where(f query.Filter) (string, []any) {
 			args = append(args, anys(rules)...)
 		}
 		if len(tags) > 0 {
-			conds = append(conds, "r.seq "+not+"IN (SELECT seq FROM record_rules WHERE tag IN ("+placeholders(len(tags))+"))")
+			conds = append(conds, "r.seq "+not+"IN (SELECT seq FROM record_tags WHERE tag IN ("+placeholders(len(tags))+"))")
 			args = append(args, anys(tags)...)
 		}
 	}

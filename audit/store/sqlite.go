@@ -234,8 +234,10 @@ func (s *SQLite) checkVersion(ctx context.Context) error {
 //	  host, path   query.NormalizeHost and query.RequestPath forms
 //	record_json    the full record as JSON (DEFLATE with a preset dictionary,
 //	               see compress.go), apart so filter scans stay small
-//	record_rules   (seq, rule, tag) for every tag of every matched rule; tag
-//	               '' when a rule has none
+//	record_rules   (seq, rule, t) for every matched rule, and record_tags
+//	record_tags    (seq, tag, t) for every tag of any matched rule: indexed
+//	               by (rule or tag, t) so "newest records with rule X" is
+//	               one index walk
 //	rules          the latest message of each rule id, for top lists
 //	counts_minute  records per minute and action
 //	tops           records per hour (level 0) or UTC day (level 1), dimension
@@ -275,11 +277,17 @@ CREATE TABLE record_json (
 CREATE TABLE record_rules (
 	seq  INTEGER NOT NULL,
 	rule INTEGER NOT NULL,
-	tag  TEXT NOT NULL,
-	PRIMARY KEY (seq, rule, tag)
+	t    INTEGER NOT NULL,
+	PRIMARY KEY (seq, rule)
 ) WITHOUT ROWID;
-CREATE INDEX record_rules_rule ON record_rules(rule, seq);
-CREATE INDEX record_rules_tag ON record_rules(tag, seq);
+CREATE INDEX record_rules_rule ON record_rules(rule, t, seq);
+CREATE TABLE record_tags (
+	seq INTEGER NOT NULL,
+	tag TEXT NOT NULL,
+	t   INTEGER NOT NULL,
+	PRIMARY KEY (seq, tag)
+) WITHOUT ROWID;
+CREATE INDEX record_tags_tag ON record_tags(tag, t, seq);
 CREATE TABLE rules (
 	id      INTEGER PRIMARY KEY,
 	message TEXT NOT NULL

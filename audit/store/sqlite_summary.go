@@ -153,7 +153,7 @@ func (s *SQLite) rawInto(ctx context.Context, q querier, a *aggregator, f query.
 		return fmt.Errorf("scan records: %w", err)
 	}
 	rows.Close()
-	rrows, err := q.QueryContext(ctx, `SELECT rule, COUNT(DISTINCT seq) FROM record_rules
+	rrows, err := q.QueryContext(ctx, `SELECT rule, COUNT(*) FROM record_rules
 		WHERE seq IN (SELECT r.seq FROM records r WHERE `+cond+`) GROUP BY rule`, args...)
 	if err != nil {
 		return fmt.Errorf("count rules: %w", err)

@@ -235,6 +235,7 @@ func TestRetentionBySize(t *testing.T) {
 	const limit = 3 << 19
 	db := openTest(t, SQLiteOptions{MaxBytes: limit})
 	insertAll(t, db, entries)
+	checkpoint(t, db)
 	before := fileSize(t, db.path)
 	if before <= limit {
 		t.Fatalf("fixture database is only %d bytes", before)
@@ -246,9 +247,7 @@ func TestRetentionBySize(t *testing.T) {
 	if n == 0 || n == len(entries) {
 		t.Fatalf("deleted %d of %d records", n, len(entries))
 	}
-	if _, err := db.wdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-		t.Fatal(err)
-	}
+	checkpoint(t, db)
 	if after := fileSize(t, db.path); after > limit {
 		t.Fatalf("file is %d bytes after retention (was %d), limit %d", after, before, limit)
 	}
@@ -271,12 +270,28 @@ func TestRetentionBySize(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.wdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-		t.Fatal(err)
-	}
+	checkpoint(t, db)
 	if after := fileSize(t, db.path); after > limit {
 		t.Fatalf("file grew to %d bytes, limit %d", after, limit)
 	}
+}
+
+// checkpoint copies the whole WAL into the file (retrying while the
+// background checkpoint holds the lock), so the file size is the database
+// size.
+func checkpoint(t *testing.T, db *SQLite) {
+	t.Helper()
+	for range 100 {
+		var busy, frames, done int
+		if err := db.wdb.QueryRow("PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &done); err != nil {
+			t.Fatal(err)
+		}
+		if busy == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("checkpoint stayed busy")
 }
 
 func fileSize(t *testing.T, path string) int64 {
