@@ -17,32 +17,39 @@ func (f Filter) Match(e *audit.Entry) bool {
 	if !f.Until.IsZero() && !e.Time.Before(f.Until) {
 		return false
 	}
-	ip, ipErr := netip.ParseAddr(e.ClientIP)
-	ip = ip.Unmap()
-	host := NormalizeHost(e.Host)
-	path := RequestPath(e.URI)
-	for _, neg := range []bool{false, true} {
+	for _, neg := range [2]bool{false, true} {
 		sel := f.selectors(neg)
-		// hit reports whether the entry has a value in a non-empty list;
-		// an empty list neither selects nor excludes.
-		checks := []struct {
-			set bool
-			hit func() bool
-		}{
-			{len(*sel.ips) > 0, func() bool { return ipErr == nil && containsAddr(*sel.ips, ip) }},
-			{len(*sel.hosts) > 0, func() bool { return slices.Contains(*sel.hosts, host) }},
-			{len(*sel.paths) > 0, func() bool { return hasAnyPrefix(path, *sel.paths) }},
-			{len(*sel.rules) > 0, func() bool { return anyRule(e, *sel.rules) }},
-			{len(*sel.tags) > 0, func() bool { return anyTag(e, *sel.tags) }},
-			{len(*sel.actions) > 0, func() bool { return slices.Contains(*sel.actions, e.Action) }},
-			{len(*sel.stages) > 0, func() bool { return slices.Contains(*sel.stages, e.Stage) }},
-			{len(*sel.statuses) > 0, func() bool { return slices.Contains(*sel.statuses, e.Status) }},
-			{len(*sel.countries) > 0, func() bool { return slices.Contains(*sel.countries, strings.ToUpper(e.Country)) }},
-		}
-		for _, c := range checks {
-			if c.set && c.hit() == neg {
+		// A non-empty list must hit (or, negated, miss); an empty one
+		// neither selects nor excludes.
+		if len(*sel.ips) > 0 {
+			ip, err := netip.ParseAddr(e.ClientIP)
+			if (err == nil && containsAddr(*sel.ips, ip.Unmap())) == neg {
 				return false
 			}
+		}
+		if len(*sel.hosts) > 0 && slices.Contains(*sel.hosts, NormalizeHost(e.Host)) == neg {
+			return false
+		}
+		if len(*sel.paths) > 0 && hasAnyPrefix(RequestPath(e.URI), *sel.paths) == neg {
+			return false
+		}
+		if len(*sel.rules) > 0 && anyRule(e, *sel.rules) == neg {
+			return false
+		}
+		if len(*sel.tags) > 0 && anyTag(e, *sel.tags) == neg {
+			return false
+		}
+		if len(*sel.actions) > 0 && slices.Contains(*sel.actions, e.Action) == neg {
+			return false
+		}
+		if len(*sel.stages) > 0 && slices.Contains(*sel.stages, e.Stage) == neg {
+			return false
+		}
+		if len(*sel.statuses) > 0 && slices.Contains(*sel.statuses, e.Status) == neg {
+			return false
+		}
+		if len(*sel.countries) > 0 && slices.Contains(*sel.countries, strings.ToUpper(e.Country)) == neg {
+			return false
 		}
 	}
 	return true

@@ -163,18 +163,16 @@ func pageLimit(p Page) int {
 // Search returns records matching f, newest first (by record time).
 func (s *SQLite) Search(ctx context.Context, f query.Filter, page Page) (Result, error) {
 	limit := pageLimit(page)
-	cond, args := where(f)
+	var after *cursor
 	if page.After != "" {
 		c, err := parseCursor(page.After)
 		if err != nil {
 			return Result{}, err
 		}
-		cond += " AND (r.t < ? OR (r.t = ? AND r.seq < ?))"
-		args = append(args, c.t, c.t, c.seq)
+		after = &c
 	}
-	args = append(args, limit+1)
-	rows, err := s.rdb.QueryContext(ctx, `SELECT r.seq, r.t, j.json FROM records r JOIN record_json j ON j.seq = r.seq
-		WHERE `+cond+` ORDER BY r.t DESC, r.seq DESC LIMIT ?`, args...)
+	q, args := searchQuery(f, after, limit+1)
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
 	if err != nil {
 		return Result{}, fmt.Errorf("search audit database %s: %w", s.path, err)
 	}
@@ -202,6 +200,46 @@ func (s *SQLite) Search(ctx context.Context, f query.Filter, page Page) (Result,
 		return Result{}, fmt.Errorf("search audit database %s: %w", s.path, err)
 	}
 	return res, nil
+}
+
+// searchQuery selects seq, t and the stored record of at most limit
+// records matching f after the cursor, newest first. A filter on exactly
+// one rule or one tag walks that rule's or tag's (t, seq) index backwards,
+// so the newest matches come first without sorting them all; other
+// filters leave the choice of index to SQLite.
+func searchQuery(f query.Filter, after *cursor, limit int) (string, []any) {
+	from, tcol, seqcol := "records r", "r.t", "r.seq"
+	var driver []string
+	var dargs []any
+	switch {
+	case len(f.RuleIDs) == 1:
+		from = "record_rules x JOIN records r ON r.seq = x.seq"
+		driver, dargs = []string{"x.rule = ?"}, []any{f.RuleIDs[0]}
+		f.RuleIDs = nil
+	case len(f.Tags) == 1:
+		from = "record_tags x JOIN records r ON r.seq = x.seq"
+		driver, dargs = []string{"x.tag = ?"}, []any{f.Tags[0]}
+		f.Tags = nil
+	}
+	if driver != nil {
+		tcol, seqcol = "x.t", "x.seq"
+		if !f.Since.IsZero() {
+			driver, dargs = append(driver, "x.t >= ?"), append(dargs, nanos(f.Since))
+		}
+		if !f.Until.IsZero() {
+			driver, dargs = append(driver, "x.t < ?"), append(dargs, nanos(f.Until))
+		}
+	}
+	cond, args := where(f)
+	conds := append(driver, cond)
+	args = append(dargs, args...)
+	if after != nil {
+		conds = append(conds, "("+tcol+" < ? OR ("+tcol+" = ? AND "+seqcol+" < ?))")
+		args = append(args, after.t, after.t, after.seq)
+	}
+	args = append(args, limit)
+	return `SELECT r.seq, r.t, j.json FROM ` + from + ` JOIN record_json j ON j.seq = r.seq
+		WHERE ` + strings.Join(conds, " AND ") + ` ORDER BY ` + tcol + ` DESC, ` + seqcol + ` DESC LIMIT ?`, args
 }
 
 func decode(blob []byte) (*audit.Entry, error) {
