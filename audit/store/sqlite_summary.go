@@ -153,8 +153,10 @@ func (s *SQLite) rawInto(ctx context.Context, q querier, a *aggregator, f query.
 		return fmt.Errorf("scan records: %w", err)
 	}
 	rows.Close()
-	rrows, err := q.QueryContext(ctx, `SELECT rule, COUNT(*) FROM record_rules
-		WHERE seq IN (SELECT r.seq FROM records r WHERE `+cond+`) GROUP BY rule`, args...)
+	// CROSS JOIN keeps records outside: the matching records are found
+	// first, then each one's rules through the primary key.
+	rrows, err := q.QueryContext(ctx, `SELECT x.rule, COUNT(*) FROM records r CROSS JOIN record_rules x ON x.seq = r.seq
+		WHERE `+cond+` GROUP BY x.rule`, args...)
 	if err != nil {
 		return fmt.Errorf("count rules: %w", err)
 	}
