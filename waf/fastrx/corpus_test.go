@@ -1,0 +1,211 @@
+package fastrx
+
+import (
+	"encoding/base64"
+	"io/fs"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
+	"github.com/coreruleset/go-ftw/v2/test"
+)
+
+// corpus returns the inputs the differential tests feed to every pattern:
+//   - every go-ftw test payload of the CRS regression suite: URI, header
+//     values, body, raw request; as sent, URL-decoded, lower-cased, and
+//     split into argument names and values, as CRS rules see them;
+//   - benign traffic: the bench/ form post and its fields, browser headers;
+//   - edge cases: empty, newlines, NUL, invalid and truncated UTF-8, the
+//     non-ASCII case-fold partners of k and s, U+FFFD itself;
+//   - seeded random strings over an alphabet of regex-relevant characters;
+//   - a few long inputs (4-64 KB) with and without an attack at the end.
+//
+// Without full (the default go test run, kept under a minute), arguments
+// are not split out, only raw and URL-decoded payloads are used, and there
+// are 1,000 random strings instead of 3,000: about a third of the inputs.
+// FASTRX_FULL=1 runs them all.
+//
+// Inputs are deduplicated; the order is deterministic.
+func corpus(t testing.TB, full bool) []string {
+	t.Helper()
+	set := map[string]bool{}
+	add := func(s string) {
+		// Longer inputs (a few CRS tests send 64 KB) would cost Coraza's
+		// stock @rx seconds each; the long inputs below stand for them.
+		if len(s) <= 20000 {
+			set[s] = true
+		}
+	}
+	addPayload := func(s string) {
+		add(s)
+		dec := lenientUnescape(s)
+		add(dec)
+		if !full {
+			return
+		}
+		add(strings.ToLower(dec))
+		for _, kv := range strings.FieldsFunc(dec, func(r rune) bool { return r == '&' || r == '?' || r == ';' }) {
+			k, v, _ := strings.Cut(kv, "=")
+			add(k)
+			add(v)
+		}
+	}
+
+	for _, p := range ftwPayloads(t) {
+		addPayload(p)
+	}
+
+	form, err := os.ReadFile("../../bench/workloads/post-body.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addPayload(string(form))
+	for _, h := range []string{
+		"Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",
+		"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+		"en-US,en;q=0.5", "gzip, deflate, br, zstd", "keep-alive", "shop.example",
+		"application/x-www-form-urlencoded", "/products?category=shoes&page=2&sort=price",
+		`{"user":{"name":"Ann","tags":["a","b"],"age":31}}`, "sessionid=abc123; theme=dark",
+	} {
+		addPayload(h)
+	}
+
+	edge := []string{
+		"", "\n", "\r\n", "\x00", "a\x00b", "\xff", "\xc3", "\xc3(", "\xe2\x84", "\xe2\x84\xaa",
+		"\u212a", "\u017f", "\ufffd", "\xef\xbf\xbd", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+		"select\xff from", "SELECT \u017fleep(5)", "\u212aill -9", "<\u017fcript>", "java\u017fcript:",
+		"line1\nline2", "a\x0bb", "\t\v\f\r ", "é", "É", "ÉCOLE", "ǅ", "ß", "ẞ", "ﬀ",
+		"/etc/passwd", "..%2f..%2f", "<script>alert(1)</script>", "' or 1=1--", "${jndi:ldap://x}",
+	}
+	for _, e := range edge {
+		add(e)
+	}
+
+	// Random strings: mostly the characters regexes of the CRS care about.
+	alphabet := []string{
+		"a", "e", "s", "k", "S", "K", "x", "z", "0", "1", "9", " ", "\t", "\n", "\r", "\x0b",
+		"'", "\"", "`", "(", ")", "[", "]", "{", "}", "<", ">", "/", "\\", "|", "&", ";", ":",
+		"=", ",", ".", "-", "_", "$", "%", "#", "@", "!", "?", "*", "+", "^", "~",
+		"select", "union", "from", "script", "eval", "cat", "etc", "passwd", "or", "and",
+		"é", "\u212a", "\u017f", "\ufffd", "\xff", "\xc3", "\x00", "日本",
+	}
+	rng := rand.New(rand.NewPCG(8, 8)) // issue 8: fixed seed, same corpus every run
+	random := 1000
+	if full {
+		random = 3000
+	}
+	for range random {
+		var b strings.Builder
+		for range rng.IntN(24) + 1 {
+			b.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		add(b.String())
+	}
+
+	// Long inputs: Go's regexp and the DFA take different paths on them.
+	long := strings.Repeat(string(form), 4)[:16<<10]
+	add(long[:4<<10])
+	add(long)
+	add(long + "' union select password from users--")
+	add(long[:16<<10] + "<script>alert(document.cookie)</script>")
+	add(strings.Repeat("a", 5000) + "\xff" + strings.Repeat("b", 5000))
+
+	out := make([]string, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ftwPayloads returns the raw strings of every stage of every CRS
+// regression test.
+func ftwPayloads(t testing.TB) []string {
+	t.Helper()
+	var out []string
+	err := fs.WalkDir(crstests.FS, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
+			return err
+		}
+		data, err := fs.ReadFile(crstests.FS, path)
+		if err != nil {
+			return err
+		}
+		ft, err := test.GetTestFromYaml(data, path)
+		if err != nil {
+			return err
+		}
+		for _, tc := range ft.Tests {
+			for _, st := range tc.Stages {
+				in := st.Input
+				if in.URI != nil {
+					out = append(out, *in.URI)
+				}
+				for _, v := range in.Headers {
+					out = append(out, v)
+				}
+				for _, h := range in.OrderedHeaders {
+					out = append(out, h.Name, h.Value)
+				}
+				if in.Data != nil {
+					out = append(out, *in.Data)
+				}
+				if in.EncodedData != nil {
+					if b, err := base64.StdEncoding.DecodeString(*in.EncodedData); err == nil {
+						out = append(out, string(b))
+					}
+				}
+				if in.EncodedRequest != "" {
+					if b, err := base64.StdEncoding.DecodeString(in.EncodedRequest); err == nil {
+						out = append(out, string(b))
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// lenientUnescape decodes %XX and '+' and leaves malformed escapes as they
+// are, like Coraza's urlDecodeUni does (roughly: %uXXXX is not decoded).
+func lenientUnescape(s string) string {
+	if u, err := url.QueryUnescape(s); err == nil {
+		return u
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		if s[i] == '+' {
+			b.WriteByte(' ')
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
