@@ -205,7 +205,7 @@ func countsInto(ctx context.Context, q querier, a *aggregator, from, to int64, w
 func topsInto(ctx context.Context, q querier, a *aggregator, seg segment, acond string, aargs []any) error {
 	args := append([]any{seg.level, seg.from / 1e9, seg.to / 1e9}, aargs...)
 	rows, err := q.QueryContext(ctx, `SELECT dim, value, SUM(n) FROM tops
-		WHERE level = ? AND dim BETWEEN 1 AND 5 AND bucket >= ? AND bucket < ? AND `+acond+` GROUP BY dim, value`, args...)
+		WHERE level = ? AND dim IN (1, 2, 3, 4, 5) AND bucket >= ? AND bucket < ? AND `+acond+` GROUP BY dim, value`, args...)
 	if err != nil {
 		return fmt.Errorf("read top counts: %w", err)
 	}
