@@ -235,6 +235,8 @@ var benchSearches = []string{
 
 var benchSummaries = []string{
 	"since=7d",
+	"since=2026-11-16T00:37:00Z&until=2026-11-22T23:23:00Z", // partial hours and days at both ends
+	"since=2026-11-21T09:41:00Z&until=2026-11-22T09:41:00Z", // a day, unaligned
 	"since=24h",
 	"since=1h",
 	"since=7d&action=blocked",

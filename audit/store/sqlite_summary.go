@@ -64,18 +64,12 @@ func (s *SQLite) summary(ctx context.Context, f query.Filter, opts SummaryOption
 		if err := countsInto(ctx, tx, a, h0, h1, width, acond, aargs); err != nil {
 			return nil, err
 		}
-		d0, d1 := ceilTo(h0, day), floorTo(h1, day)
-		segments := []segment{{levelHour, h0, h1}}
-		if d0 < d1 {
-			segments = []segment{{levelHour, h0, d0}, {levelDay, d0, d1}, {levelHour, d1, h1}}
-		}
-		for _, seg := range segments {
-			if seg.from < seg.to {
-				if err := topsInto(ctx, tx, a, seg, acond, aargs); err != nil {
-					return nil, err
-				}
+		for _, seg := range topSegments(h0, h1) {
+			if err := topsInto(ctx, tx, a, seg, acond, aargs); err != nil {
+				return nil, err
 			}
 		}
+		a.dropEmpty()
 	} else if err := s.rawInto(ctx, tx, a, f); err != nil {
 		return nil, err
 	}
@@ -89,6 +83,38 @@ func (s *SQLite) summary(ctx context.Context, f query.Filter, opts SummaryOption
 type segment struct {
 	level    int
 	from, to int64 // Unix ns, aligned to the level
+	sign     int   // +1 adds the counts, -1 subtracts them
+}
+
+// topSegments covers the whole hours [h0, h1) with as few rollup rows as
+// it can: whole days from the day level; a day that is mostly covered as
+// the day minus its hours outside the range (hours still to come cost
+// nothing); a day that is mostly outside as its hours in the range.
+func topSegments(h0, h1 int64) []segment {
+	const hour, day = int64(time.Hour), 24 * int64(time.Hour)
+	var segs []segment
+	for d := floorTo(h0, day); d < h1; d += day {
+		from, to := max(h0, d), min(h1, d+day)
+		switch {
+		case from == d && to == d+day:
+			if n := len(segs); n > 0 && segs[n-1].level == levelDay && segs[n-1].sign > 0 && segs[n-1].to == d {
+				segs[n-1].to = to // extend a run of whole days
+			} else {
+				segs = append(segs, segment{levelDay, d, to, 1})
+			}
+		case to-from >= 12*hour:
+			segs = append(segs, segment{levelDay, d, d + day, 1})
+			if from > d {
+				segs = append(segs, segment{levelHour, d, from, -1})
+			}
+			if to < d+day {
+				segs = append(segs, segment{levelHour, to, d + day, -1})
+			}
+		default:
+			segs = append(segs, segment{levelHour, from, to, 1})
+		}
+	}
+	return segs
 }
 
 func ceilTo(x, w int64) int64  { return -floorDiv(-x, w) * w }
@@ -216,6 +242,7 @@ func topsInto(ctx context.Context, q querier, a *aggregator, seg segment, acond 
 		if err := rows.Scan(&dim, &value, &n); err != nil {
 			return fmt.Errorf("read top counts: %w", err)
 		}
+		n *= seg.sign
 		if dim == dimRule {
 			id, err := strconv.Atoi(value)
 			if err == nil {

@@ -280,7 +280,10 @@ var summaryCases = []struct {
 	{"since=2026-11-24T00:00:00Z&until=2026-11-26T00:00:00Z", SummaryOptions{Bucket: time.Hour}},
 	{"since=2026-11-24T00:00:00Z&until=2026-11-24T00:40:00Z", SummaryOptions{}}, // under an hour: raw
 	{"not_action=allowed&since=50h", SummaryOptions{Bucket: 7 * time.Minute}},
-	{"since=5h", SummaryOptions{Bucket: time.Second}}, // widened
+	{"since=5h", SummaryOptions{Bucket: time.Second}},                                                   // widened
+	{"since=2026-11-24T03:10:00Z&until=2026-11-26T20:50:00Z", SummaryOptions{Bucket: time.Hour}},        // days minus hours
+	{"since=2026-11-24T20:10:00Z&until=2026-11-25T05:50:00Z&action=detected", SummaryOptions{}},         // hours
+	{"since=2026-11-23T22:30:00Z&until=2026-11-27T06:00:00Z", SummaryOptions{Bucket: 30 * time.Minute}}, // beyond the records
 	{"country=CN", SummaryOptions{}},
 	{"rule=942100&since=2d", SummaryOptions{Top: 3}},
 	{"host=api.example&not_country=US", SummaryOptions{Bucket: 6 * time.Hour}},
@@ -320,6 +323,42 @@ func brief(s *Summary) Summary {
 		b.Series = b.Series[:4]
 	}
 	return b
+}
+
+func TestTopSegments(t *testing.T) {
+	h := func(s string) int64 { return parseTime(t, s) }
+	cases := []struct {
+		from, to string
+		want     []segment
+	}{
+		{"2026-11-24T00:00:00Z", "2026-11-27T00:00:00Z", []segment{{levelDay, h("2026-11-24T00:00:00Z"), h("2026-11-27T00:00:00Z"), 1}}},
+		{"2026-11-24T03:00:00Z", "2026-11-24T09:00:00Z", []segment{{levelHour, h("2026-11-24T03:00:00Z"), h("2026-11-24T09:00:00Z"), 1}}},
+		{"2026-11-24T03:00:00Z", "2026-11-25T20:00:00Z", []segment{
+			{levelDay, h("2026-11-24T00:00:00Z"), h("2026-11-25T00:00:00Z"), 1},
+			{levelHour, h("2026-11-24T00:00:00Z"), h("2026-11-24T03:00:00Z"), -1},
+			{levelDay, h("2026-11-25T00:00:00Z"), h("2026-11-26T00:00:00Z"), 1},
+			{levelHour, h("2026-11-25T20:00:00Z"), h("2026-11-26T00:00:00Z"), -1},
+		}},
+		{"2026-11-24T20:00:00Z", "2026-11-26T05:00:00Z", []segment{
+			{levelHour, h("2026-11-24T20:00:00Z"), h("2026-11-25T00:00:00Z"), 1},
+			{levelDay, h("2026-11-25T00:00:00Z"), h("2026-11-26T00:00:00Z"), 1},
+			{levelHour, h("2026-11-26T00:00:00Z"), h("2026-11-26T05:00:00Z"), 1},
+		}},
+	}
+	for _, tc := range cases {
+		if got := topSegments(h(tc.from), h(tc.to)); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("topSegments(%s, %s)\n got %v\nwant %v", tc.from, tc.to, got, tc.want)
+		}
+	}
+}
+
+func parseTime(t *testing.T, s string) int64 {
+	t.Helper()
+	tm, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tm.UnixNano()
 }
 
 func TestSummaryBasics(t *testing.T) {

@@ -142,6 +142,22 @@ func (a *aggregator) entry(e *audit.Entry) {
 	}
 }
 
+// dropEmpty forgets values whose counts a subtraction brought to zero.
+func (a *aggregator) dropEmpty() {
+	for id, n := range a.rules {
+		if n <= 0 {
+			delete(a.rules, id)
+		}
+	}
+	for _, m := range a.dims {
+		for v, n := range m {
+			if n <= 0 {
+				delete(m, v)
+			}
+		}
+	}
+}
+
 // messages records the rule messages of e without counting it.
 func (a *aggregator) messages(e *audit.Entry) {
 	for i := range e.Rules {
