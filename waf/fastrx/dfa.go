@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // dfa answers one question about a pattern, exactly: does Go's regexp find
@@ -31,15 +30,16 @@ type dfa struct {
 
 	// Rune classes: runes that every instruction treats alike and that
 	// give the same empty-width context fall into one class.
-	ascii    [utf8.RuneSelf]uint16
+	ascii    [utf8.RuneSelf]uint32
 	hiStarts []rune   // starts of the non-ASCII intervals, ascending
-	hiClass  []uint16 // class of each interval
+	hiClass  []uint32 // class of each interval
 	ctx      []uint8  // class -> context it gives (ctxNewline, ctxWord, ctxOther)
 	rep      []rune   // class -> a rune of the class
-	classes  int      // number of classes; column classes is end of text
+	classes  uint32   // number of classes; column classes is end of text
+	stride   uint32   // classes+1: entries per state in the table
 
-	stateSize int // bytes of a state without its program counters
-	cache     atomic.Pointer[dfaCache]
+	budget int // bytes one cache may hold
+	cache  atomic.Pointer[dfaCache]
 }
 
 // Contexts for empty-width assertions: what the rune before a position is
@@ -55,12 +55,24 @@ const (
 // ctxRune is a rune with the given context, for syntax.EmptyOpContext.
 var ctxRune = [...]rune{ctxBegin: -1, ctxNewline: '\n', ctxWord: 'a', ctxOther: ' ', ctxEnd: -1}
 
+// Table entries: 0 is a transition not computed yet; entryMatched means a
+// thread reached the match instruction (the answer is yes); otherwise the
+// entry is the next state's row offset in the table (state*stride; state 0
+// is never used, so offsets are never 0).
+const entryMatched = 1 << 31
+
+// dfaCache holds the states of one generation. The table is replaced by a
+// larger copy as states are added; readers load it once per scan and, on a
+// missing entry, take the lock and look again in the current one.
 type dfaCache struct {
+	table atomic.Pointer[[]uint32]
+
 	mu     sync.Mutex
-	states map[string]*dstate
-	bytes  int     // memory held by states, roughly
-	begin  *dstate // state at the start of the input
-	end    *dstate // state after the end of the input without a match
+	states map[string]uint32 // state key -> row offset
+	pcs    [][]uint32        // state number -> program counters
+	ctxOf  []uint8           // state number -> context of the rune before
+	bytes  int               // memory held, roughly
+	begin  uint32            // row offset of the state at the start of the input
 	// scratch for computing transitions, guarded by mu
 	seen  []uint32
 	stamp uint32
@@ -68,19 +80,6 @@ type dfaCache struct {
 	next  []uint32
 	key   []byte
 }
-
-// dstate is a set of threads waiting to read the next rune (their program
-// counters, not yet followed through empty-width instructions, which need
-// the next rune to decide) and the context of the rune just read.
-type dstate struct {
-	pcs  []uint32
-	ctx  uint8
-	next []atomic.Pointer[dstate] // per class, then end of text
-}
-
-// matched is the target of a transition on which a thread reaches the
-// match instruction.
-var matched = &dstate{}
 
 // dfaBudget bounds the memory of one pattern's state cache, in bytes.
 const dfaBudget = 1 << 20
@@ -93,21 +92,23 @@ func newDFA(prog *syntax.Prog) *dfa {
 	if len(prog.Inst) > maxDFAInst {
 		return nil
 	}
-	d := &dfa{prog: prog, start: uint32(prog.Start)}
+	d := &dfa{prog: prog, start: uint32(prog.Start), budget: dfaBudget}
 	d.buildClasses()
-	// The state struct, its transitions, and a map entry.
-	d.stateSize = int(unsafe.Sizeof(dstate{})) + (d.classes+1)*int(unsafe.Sizeof(atomic.Pointer[dstate]{})) + 48
+	d.stride = d.classes + 1
 	d.cache.Store(d.newCache())
 	return d
 }
 
 func (d *dfa) newCache() *dfaCache {
 	c := &dfaCache{
-		states: map[string]*dstate{},
+		states: map[string]uint32{},
+		pcs:    [][]uint32{nil}, // state 0: unused
+		ctxOf:  []uint8{0},
 		seen:   make([]uint32, len(d.prog.Inst)),
-		end:    &dstate{ctx: ctxEnd},
 	}
-	c.begin = d.state(c, nil, ctxBegin)
+	table := make([]uint32, 8*d.stride)
+	c.table.Store(&table)
+	c.begin, _ = d.state(c, nil, ctxBegin)
 	return c
 }
 
@@ -115,7 +116,7 @@ func (d *dfa) newCache() *dfaCache {
 // or context changes its answer, then gives intervals with the same
 // answers the same class.
 func (d *dfa) buildClasses() {
-	cuts := map[rune]bool{0: true, '\n': true, '\n' + 1: true, utf8.MaxRune + 1: true}
+	cuts := map[rune]bool{0: true, '\n': true, '\n' + 1: true}
 	cut := func(lo, hi rune) { cuts[lo] = true; cuts[hi+1] = true }
 	cut('0', '9')
 	cut('A', 'Z')
@@ -158,7 +159,7 @@ func (d *dfa) buildClasses() {
 
 	// Signature of an interval: which rune instructions accept its runes,
 	// and its context.
-	byKey := map[string]uint16{}
+	byKey := map[string]uint32{}
 	sig := make([]byte, (len(runeInsts)+7)/8+1)
 	for k, lo := range starts {
 		r := lo // every rune of [lo, next start) behaves like lo
@@ -172,7 +173,7 @@ func (d *dfa) buildClasses() {
 		sig[len(sig)-1] = c
 		id, ok := byKey[string(sig)]
 		if !ok {
-			id = uint16(len(d.rep))
+			id = uint32(len(d.rep))
 			byKey[string(sig)] = id
 			d.rep = append(d.rep, r)
 			d.ctx = append(d.ctx, c)
@@ -190,7 +191,7 @@ func (d *dfa) buildClasses() {
 		d.hiStarts = append(d.hiStarts, lo)
 		d.hiClass = append(d.hiClass, id)
 	}
-	d.classes = len(d.rep)
+	d.classes = uint32(len(d.rep))
 }
 
 func matchRune(in *syntax.Inst, r rune) bool {
@@ -215,12 +216,10 @@ func runeCtx(r rune) uint8 {
 	return ctxOther
 }
 
-func (d *dfa) classOf(r rune) int {
-	if r < utf8.RuneSelf {
-		return int(d.ascii[r])
-	}
+// classOf is the class of a non-ASCII rune.
+func (d *dfa) classOf(r rune) uint32 {
 	i, _ := slices.BinarySearch(d.hiStarts, r+1) // first start > r
-	return int(d.hiClass[i-1])
+	return d.hiClass[i-1]
 }
 
 // mayMatch reports whether Go's regexp would find a match in input. ok is
@@ -228,51 +227,62 @@ func (d *dfa) classOf(r rune) int {
 // answer is unknown.
 func (d *dfa) mayMatch(input string) (match, ok bool) {
 	c := d.cache.Load()
+	table := *c.table.Load()
+	ascii := &d.ascii
 	s := c.begin
 	for i := 0; i < len(input); {
-		var cls int
+		var cls uint32
 		if b := input[i]; b < utf8.RuneSelf {
-			cls = int(d.ascii[b])
+			cls = ascii[b]
 			i++
 		} else {
 			r, w := utf8.DecodeRuneInString(input[i:])
 			cls = d.classOf(r)
 			i += w
 		}
-		next := s.next[cls].Load()
-		if next == nil {
-			if next = d.step(c, s, cls); next == nil {
-				return false, false
+		e := atomic.LoadUint32(&table[s+cls])
+		if int32(e) <= 0 { // not computed yet, or matched
+			if e == 0 {
+				if e = d.step(c, s, cls); e == 0 {
+					return false, false
+				}
+				table = *c.table.Load()
+			}
+			if e == entryMatched {
+				return true, true
 			}
 		}
-		if next == matched {
-			return true, true
-		}
-		s = next
+		s = e
 	}
-	next := s.next[d.classes].Load()
-	if next == nil {
-		if next = d.step(c, s, d.classes); next == nil {
+	e := atomic.LoadUint32(&table[s+d.classes])
+	if e == 0 {
+		if e = d.step(c, s, d.classes); e == 0 {
 			return false, false
 		}
 	}
-	return next == matched, true
+	return e == entryMatched, true
 }
 
-// step computes the transition of s on class cls (d.classes: end of text),
-// stores and returns it; nil when the cache is full (it is then replaced by
-// an empty one for later scans).
-func (d *dfa) step(c *dfaCache, s *dstate, cls int) *dstate {
+// endState is the entry stored for "end of text reached, no match": any
+// value other than 0 and entryMatched does; it is never followed.
+const endState = 1
+
+// step computes the transition of state s (a row offset) on class cls
+// (d.classes: end of text), stores and returns it; 0 when the cache is full
+// (it is then replaced by an empty one for later scans).
+func (d *dfa) step(c *dfaCache, s, cls uint32) uint32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if next := s.next[cls].Load(); next != nil { // another goroutine was faster
-		return next
+	table := *c.table.Load()
+	if e := table[s+cls]; e != 0 { // another goroutine was faster
+		return e
 	}
+	id := s / d.stride
 	nextCtx := ctxEnd
 	if cls < d.classes {
 		nextCtx = d.ctx[cls]
 	}
-	flags := syntax.EmptyOpContext(ctxRune[s.ctx], ctxRune[nextCtx])
+	flags := syntax.EmptyOpContext(ctxRune[c.ctxOf[id]], ctxRune[nextCtx])
 
 	// Follow every thread, and a new one from the start, through the
 	// instructions that read no rune.
@@ -281,14 +291,15 @@ func (d *dfa) step(c *dfaCache, s *dstate, cls int) *dstate {
 		clear(c.seen)
 		c.stamp = 1
 	}
-	c.stack = append(c.stack[:0], s.pcs...)
+	c.stack = append(c.stack[:0], c.pcs[id]...)
 	c.stack = append(c.stack, d.start)
 	c.next = c.next[:0]
 	var r rune
 	if cls < d.classes {
 		r = d.rep[cls]
 	}
-	for len(c.stack) > 0 {
+	e := uint32(0)
+	for len(c.stack) > 0 && e == 0 {
 		pc := c.stack[len(c.stack)-1]
 		c.stack = c.stack[:len(c.stack)-1]
 		if c.seen[pc] == c.stamp {
@@ -298,8 +309,7 @@ func (d *dfa) step(c *dfaCache, s *dstate, cls int) *dstate {
 		in := &d.prog.Inst[pc]
 		switch in.Op {
 		case syntax.InstMatch:
-			s.next[cls].Store(matched)
-			return matched
+			e = entryMatched
 		case syntax.InstAlt, syntax.InstAltMatch:
 			c.stack = append(c.stack, in.Arg, in.Out)
 		case syntax.InstCapture, syntax.InstNop:
@@ -315,37 +325,52 @@ func (d *dfa) step(c *dfaCache, s *dstate, cls int) *dstate {
 			}
 		}
 	}
-	if cls == d.classes { // end of text, no match
-		s.next[cls].Store(c.end)
-		return c.end
+	if e == 0 && cls == d.classes {
+		e = endState
 	}
-	slices.Sort(c.next)
-	c.next = slices.Compact(c.next)
-	next := d.state(c, c.next, nextCtx)
-	if next == nil {
-		d.cache.CompareAndSwap(c, d.newCache())
-		return nil
+	if e == 0 {
+		slices.Sort(c.next)
+		c.next = slices.Compact(c.next)
+		var ok bool
+		if e, ok = d.state(c, c.next, nextCtx); !ok {
+			d.cache.CompareAndSwap(c, d.newCache())
+			return 0
+		}
+		table = *c.table.Load() // state may have grown it
 	}
-	s.next[cls].Store(next)
-	return next
+	atomic.StoreUint32(&table[s+cls], e)
+	return e
 }
 
-// state returns the cached state for (pcs, ctx), creating it; nil when the
-// cache is full. Called with c.mu held.
-func (d *dfa) state(c *dfaCache, pcs []uint32, ctx uint8) *dstate {
+// state returns the row offset of the state (pcs, ctx), creating it; false
+// when the cache is full. Called with c.mu held (or before c is shared).
+func (d *dfa) state(c *dfaCache, pcs []uint32, ctx uint8) (uint32, bool) {
 	c.key = append(c.key[:0], ctx)
 	for _, pc := range pcs {
 		c.key = append(c.key, byte(pc), byte(pc>>8), byte(pc>>16))
 	}
-	if s, ok := c.states[string(c.key)]; ok {
-		return s
+	if off, ok := c.states[string(c.key)]; ok {
+		return off, true
 	}
-	size := d.stateSize + 4*len(pcs) + 2*len(c.key)
-	if c.bytes+size > dfaBudget {
-		return nil
+	size := int(d.stride)*4 + 4*len(pcs) + 2*len(c.key) + 64
+	if c.bytes+size > d.budget {
+		return 0, false
 	}
 	c.bytes += size
-	s := &dstate{pcs: slices.Clone(pcs), ctx: ctx, next: make([]atomic.Pointer[dstate], d.classes+1)}
-	c.states[string(c.key)] = s
-	return s
+	id := uint32(len(c.pcs))
+	off := id * d.stride
+	c.pcs = append(c.pcs, slices.Clone(pcs))
+	c.ctxOf = append(c.ctxOf, ctx)
+	c.states[string(c.key)] = off
+	table := *c.table.Load()
+	if need := int(off + d.stride); need > len(table) {
+		// Grow by copying: readers of the old table find missing entries
+		// there and come back here for them.
+		bigger := make([]uint32, max(2*len(table), need))
+		for i := range table {
+			bigger[i] = atomic.LoadUint32(&table[i])
+		}
+		c.table.Store(&bigger)
+	}
+	return off, true
 }

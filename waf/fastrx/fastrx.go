@@ -25,7 +25,9 @@ package fastrx
 import (
 	"regexp"
 	"regexp/syntax"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
@@ -35,15 +37,26 @@ import (
 // Name says which @rx engine Register installs, for version output.
 const Name = "fastrx (literal prefilter + Go regexp)"
 
-var once sync.Once
+var (
+	once       sync.Once
+	registered atomic.Bool
+)
 
 // Register makes Coraza use this package's @rx for every WAF compiled from
 // now on. It is safe to call more than once and from several goroutines, but
 // not while a WAF is being compiled on another goroutine (Coraza's registry
 // is a plain map).
 func Register() {
-	once.Do(func() { plugins.RegisterOperator("rx", New) })
+	once.Do(func() {
+		plugins.RegisterOperator("rx", New)
+		registered.Store(true)
+	})
 }
+
+// Registered reports whether Register has run: from then on, Coraza's own
+// @rx can no longer be compiled in this process (benchmarks that compare
+// the two need to know).
+func Registered() bool { return registered.Load() }
 
 // operator is @rx for patterns Go's regexp compiles.
 type operator struct {
@@ -53,9 +66,13 @@ type operator struct {
 // compiled is what the memoizer shares between rules (and WAFs) with the
 // same pattern.
 type compiled struct {
-	re  *regexp.Regexp
-	pf  *prefilter // nil: no usable literal
-	dfa *dfa       // nil: program too large
+	re *regexp.Regexp
+	// prefix: every match starts with it (Go's regexp.LiteralPrefix; only
+	// patterns that do not fold case have one). strings.Contains checks it
+	// at memchr speed, as Go's regexp itself does before anything else.
+	prefix string
+	pf     *prefilter // nil: no usable literal, or none that is rare enough
+	dfa    *dfa       // nil: program too large
 }
 
 // memoKey prefixes our entries in Coraza's memoizer, whose cache is shared
@@ -74,6 +91,7 @@ func New(options plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 			return nil, err
 		}
 		c := &compiled{re: re}
+		c.prefix, _ = re.LiteralPrefix()
 		// The pattern has just compiled with the same parser, so this
 		// cannot fail; if it ever did, the regexp alone would answer.
 		if parsed, err := syntax.Parse(expr, syntax.Perl); err == nil {
@@ -95,7 +113,10 @@ func New(options plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 // groups 0-8 when the rule captures (a group that took no part is set to
 // the empty string), and nothing is captured without a match.
 func (o *operator) Evaluate(tx plugintypes.TransactionState, value string) bool {
-	if o.pf != nil && !o.pf.mayMatch(value) {
+	if o.prefix != "" && !strings.Contains(value, o.prefix) {
+		return false
+	}
+	if o.pf != nil && !o.pf.mayMatch(tx.ID(), value) {
 		return false
 	}
 	if o.dfa != nil {

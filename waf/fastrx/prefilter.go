@@ -1,48 +1,36 @@
 package fastrx
 
-// prefilter decides cheaply that an input cannot match a pattern: it scans
-// the input once for the pattern's atoms and evaluates the pattern's
-// necessary condition on the atoms found. "May match" sends the input on to
-// the real regexp; "cannot match" skips it.
+// prefilter decides cheaply that an input cannot match a pattern: which of
+// the pattern's atoms occur in the input comes from one scan shared by all
+// patterns (atomTable); the pattern's necessary condition is then evaluated
+// on them. "May match" sends the input on; "cannot match" skips the
+// automaton and the regexp.
 type prefilter struct {
-	sc   *scanner
 	root node
-	// anyAtom: the condition is an OR of atoms (or a single atom), so the
-	// first atom found settles it.
-	anyAtom bool
+	max  uint32 // largest atom number in root
 }
 
-// node is a cond with atoms numbered for the scanner.
+// node is a cond with atoms numbered by the atom table.
 type node struct {
 	op   condOp
-	atom uint16
+	atom uint32
 	subs []node
 }
 
-// maxAtoms bounds the atoms of one pattern (the scanner numbers them with
-// uint16); a pattern with more goes straight to the regexp.
-const maxAtoms = 1 << 16
-
-// newPrefilter returns the prefilter for c, or nil when c is condAll (no
-// literal to look for: the regexp must always run).
+// newPrefilter returns the prefilter for c, or nil when c, pruned, is
+// condAll: no literal worth looking for.
 func newPrefilter(c *cond) *prefilter {
-	if c.op == condAll {
+	if c = prune(c); c.op == condAll {
 		return nil
 	}
-	ids := map[string]uint16{}
-	var atoms []string
+	p := &prefilter{}
 	var number func(c *cond) node
 	number = func(c *cond) node {
 		n := node{op: c.op}
 		switch c.op {
 		case condAtom:
-			id, ok := ids[c.atom]
-			if !ok {
-				id = uint16(len(atoms))
-				ids[c.atom] = id
-				atoms = append(atoms, c.atom)
-			}
-			n.atom = id
+			n.atom = atoms.id(c.atom)
+			p.max = max(p.max, n.atom)
 		case condAnd, condOr:
 			for _, s := range c.subs {
 				n.subs = append(n.subs, number(s))
@@ -50,69 +38,59 @@ func newPrefilter(c *cond) *prefilter {
 		}
 		return n
 	}
-	if countAtoms(c) > maxAtoms {
-		return nil
-	}
-	p := &prefilter{root: number(c)}
-	p.sc = newScanner(atoms)
-	p.anyAtom = c.op == condAtom || c.op == condOr && allAtoms(c.subs)
+	p.root = number(c)
 	return p
 }
 
-func countAtoms(c *cond) int {
-	if c.op == condAtom {
-		return 1
-	}
-	n := 0
-	for _, s := range c.subs {
-		n += countAtoms(s)
-	}
-	return n
-}
-
-func allAtoms(cs []*cond) bool {
-	for _, c := range cs {
-		if c.op != condAtom {
-			return false
+// prune drops from c the atoms that ordinary text is full of (a single
+// letter, digit or space), replacing them by condAll: a condition that such
+// an atom satisfies rejects almost nothing, and the atom would make every
+// scan report a hit at nearly every byte. Dropping an atom only weakens
+// the condition, so it stays a necessary one. Punctuation is rare in text:
+// a single '<' or '$' is kept.
+func prune(c *cond) *cond {
+	switch c.op {
+	case condAtom:
+		if len(c.atom) == 1 {
+			if b := c.atom[0]; b == ' ' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' {
+				return all
+			}
 		}
-	}
-	return true
-}
-
-// mayMatch reports whether input satisfies the condition.
-func (p *prefilter) mayMatch(input string) bool {
-	if p.anyAtom {
-		return p.sc.scan(input, func(uint16) bool { return true })
-	}
-	var small [4]uint64
-	seen := small[:]
-	if words := (p.sc.atoms + 63) / 64; words > len(small) {
-		seen = make([]uint64, words)
-	}
-	return p.sc.scan(input, func(a uint16) bool {
-		w, bit := a/64, uint64(1)<<(a%64)
-		if seen[w]&bit != 0 {
-			return false
+		return c
+	case condAnd, condOr:
+		subs := make([]*cond, len(c.subs))
+		for i, s := range c.subs {
+			subs[i] = prune(s)
 		}
-		seen[w] |= bit
-		return p.root.eval(seen)
-	})
+		if c.op == condAnd {
+			return and(subs)
+		}
+		return or(subs)
+	}
+	return c
 }
 
-func (n *node) eval(seen []uint64) bool {
+// mayMatch reports whether input, evaluated by transaction tx (its ID),
+// satisfies the condition.
+func (p *prefilter) mayMatch(tx, input string) bool {
+	a := atoms.automatonFor(p.max)
+	return p.root.eval(atoms.found(a, tx, input))
+}
+
+func (n *node) eval(found []uint64) bool {
 	switch n.op {
 	case condAtom:
-		return seen[n.atom/64]&(1<<(n.atom%64)) != 0
+		return found[n.atom/64]&(1<<(n.atom%64)) != 0
 	case condAnd:
 		for i := range n.subs {
-			if !n.subs[i].eval(seen) {
+			if !n.subs[i].eval(found) {
 				return false
 			}
 		}
 		return true
 	case condOr:
 		for i := range n.subs {
-			if n.subs[i].eval(seen) {
+			if n.subs[i].eval(found) {
 				return true
 			}
 		}

@@ -15,7 +15,7 @@ type scanner struct {
 	class   [256]uint8 // folded byte -> byte class (0: no atom uses it)
 	classes uint32     // number of classes
 	trans   []uint32   // state*classes+class -> next state*classes | outFlag
-	out     [][]uint16 // state -> atoms ending there (own and through failure links)
+	out     [][]uint32 // state -> atoms ending there (own and through failure links)
 	atoms   int
 }
 
@@ -33,7 +33,7 @@ var lower = func() (t [256]uint8) {
 }()
 
 // newScanner builds the automaton for atoms, which must be folded, non-empty
-// and distinct; there may be at most 65536 of them.
+// and distinct.
 func newScanner(atoms []string) *scanner {
 	s := &scanner{atoms: len(atoms)}
 	// Byte classes: every byte used by an atom gets its own class; class 0
@@ -58,7 +58,7 @@ func newScanner(atoms []string) *scanner {
 	type node struct {
 		child map[uint8]int32
 		fail  int32
-		out   []uint16
+		out   []uint32
 	}
 	nodes := []node{{child: map[uint8]int32{}}}
 	for id, a := range atoms {
@@ -73,7 +73,7 @@ func newScanner(atoms []string) *scanner {
 			}
 			cur = nx
 		}
-		nodes[cur].out = append(nodes[cur].out, uint16(id))
+		nodes[cur].out = append(nodes[cur].out, uint32(id))
 	}
 
 	// Breadth-first: failure links, inherited outputs and the full
@@ -81,7 +81,7 @@ func newScanner(atoms []string) *scanner {
 	// is already complete because it is shallower).
 	n := uint32(len(nodes))
 	s.trans = make([]uint32, n*s.classes)
-	s.out = make([][]uint16, n)
+	s.out = make([][]uint32, n)
 	queue := []int32{0}
 	for len(queue) > 0 {
 		cur := queue[0]
@@ -117,31 +117,32 @@ func newScanner(atoms []string) *scanner {
 	return s
 }
 
-// scan folds the input on the fly and calls found for each atom occurrence
-// (an atom can be reported more than once). It stops early when found
-// returns true.
-func (s *scanner) scan(input string, found func(atom uint16) bool) bool {
+// scanAll folds the input on the fly and returns the set of atoms that
+// occur in it, as a bitset.
+func (s *scanner) scanAll(input string) []uint64 {
+	found := make([]uint64, (s.atoms+63)/64)
+	trans, class, classes, out := s.trans, &s.class, s.classes, s.out
 	state := uint32(0)
 	for i := 0; i < len(input); i++ {
 		c := input[i]
-		// The two non-ASCII spellings of ASCII letters under Unicode case
-		// folding (see fold.go).
-		if c == kelvin0 && i+2 < len(input) && input[i+1] == kelvin1 && input[i+2] == kelvin2 {
-			c = 'k'
-			i += 2
-		} else if c == longS0 && i+1 < len(input) && input[i+1] == longS1 {
-			c = 's'
-			i++
+		if c >= longS0 {
+			// The two non-ASCII spellings of ASCII letters under Unicode
+			// case folding (see fold.go).
+			if c == kelvin0 && i+2 < len(input) && input[i+1] == kelvin1 && input[i+2] == kelvin2 {
+				c = 'k'
+				i += 2
+			} else if c == longS0 && i+1 < len(input) && input[i+1] == longS1 {
+				c = 's'
+				i++
+			}
 		}
-		state = s.trans[state+uint32(s.class[c])]
+		state = trans[state+uint32(class[c])]
 		if state&outFlag != 0 {
 			state &^= outFlag
-			for _, a := range s.out[state/s.classes] {
-				if found(a) {
-					return true
-				}
+			for _, a := range out[state/classes] {
+				found[a/64] |= 1 << (a % 64)
 			}
 		}
 	}
-	return false
+	return found
 }
