@@ -16,15 +16,19 @@ const (
 	optimizeEvery      = time.Hour
 )
 
+// retentionLoop enforces retention soon after opening (a database that
+// sat unused may hold much to delete) and then every RetentionInterval,
+// and refreshes the planner statistics hourly, first at the first run.
 func (s *SQLite) retentionLoop() {
-	tick := time.NewTicker(s.opts.RetentionInterval)
-	defer tick.Stop()
-	lastOptimize := time.Now()
+	next := time.NewTimer(min(5*time.Second, s.opts.RetentionInterval))
+	defer next.Stop()
+	var lastOptimize time.Time
 	for {
 		select {
 		case <-s.stop:
 			return
-		case <-tick.C:
+		case <-next.C:
+			next.Reset(s.opts.RetentionInterval)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
@@ -73,7 +77,9 @@ func (s *SQLite) optimize(ctx context.Context) error {
 	if _, err := s.wdb.ExecContext(ctx, "PRAGMA analysis_limit = 1000"); err != nil {
 		return err
 	}
-	_, err := s.wdb.ExecContext(ctx, "PRAGMA optimize")
+	// 0x10002: look at every table, as recommended for long-lived
+	// connections; cheap when the statistics are current.
+	_, err := s.wdb.ExecContext(ctx, "PRAGMA optimize=0x10002")
 	return err
 }
 
