@@ -79,7 +79,9 @@ type Bucket struct {
 	Blocked, Detected, Errors int
 }
 
-// RuleCount is how often one rule matched in the selected records.
+// RuleCount is how often one rule matched in the selected records. Top
+// lists leave out CRS bookkeeping rules (949110, 959100, 980170, ...):
+// they match every blocked request and say nothing about the attack.
 type RuleCount struct {
 	ID      int
 	Message string

@@ -8,6 +8,7 @@ import (
 
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/audit/query"
+	"github.com/portcullis-waf/portcullis/audit/store/anomaly"
 )
 
 // MaxSeriesPoints bounds a Summary's series: a requested bucket that would
@@ -207,6 +208,9 @@ func (a *aggregator) finish(since, until int64, width time.Duration, top int) *S
 		}
 	}
 	for id, n := range a.rules {
+		if anomaly.IsBookkeepingID(id) {
+			continue // 949110 and friends match every blocked request
+		}
 		s.TopRules = append(s.TopRules, RuleCount{ID: id, Message: a.msgs[id], Count: n})
 	}
 	slices.SortFunc(s.TopRules, func(x, y RuleCount) int {

@@ -70,6 +70,13 @@ func Explain(e *audit.Entry) Breakdown {
 
 func isCRS(id int) bool { return id >= 900000 && id < 1000000 }
 
+// IsBookkeepingID reports whether id is in a CRS bookkeeping rule file, for
+// callers that know only the id (summaries). Custom rules tagged
+// anomaly-evaluation need IsBookkeeping.
+func IsBookkeepingID(id int) bool {
+	return isCRS(id) && slices.Contains(bookkeepingRanges, id/1000)
+}
+
 // bookkeepingRanges are CRS rule files that configure, evaluate or report
 // rather than detect: 900-901 setup, 905 common exceptions, 949 inbound
 // blocking evaluation, 959 outbound blocking evaluation, 980 correlation
@@ -79,7 +86,7 @@ var bookkeepingRanges = []int{900, 901, 905, 949, 959, 980}
 // IsBookkeeping reports whether r is a CRS rule that evaluates or reports
 // the anomaly score rather than detecting an attack.
 func IsBookkeeping(r audit.MatchedRule) bool {
-	if isCRS(r.ID) && slices.Contains(bookkeepingRanges, r.ID/1000) {
+	if IsBookkeepingID(r.ID) {
 		return true
 	}
 	for _, t := range r.Tags {
