@@ -1,7 +1,19 @@
 // Package store keeps audit records where operators can search, summarise
 // and review them: an embedded SQLite database (the default) or plain JSONL
 // files read directly. Both implement Store, so the CLI and the dashboard
-// work the same on either.
+// work the same on either, and Follower, for live views.
+//
+//	OpenSQLite   the database: (*SQLite).Sink for an audit.Writer, retention
+//	             by age and size, rollups for fast summaries (sqlite.go has
+//	             the schema)
+//	OpenFiles    read-only over JSON-lines audit files
+//	anomaly      a record's CRS anomaly score, rule by rule
+//	export       JSON lines, CSV and OCSF writers
+//	storetest    realistic generated records for tests, benchmarks, demos
+//
+// Measured on 2 shared cores with 1,000,000 generated records over a week
+// (bench_test.go): ingest about 7,500 records/s, a search with two filters
+// under 65 ms, a summary under 135 ms, 598 MiB on disk.
 //
 // Place in the request path: after it. The gateway hands finished records to
 // an audit.Writer; the SQLite store's Sink takes them from there in batches,
