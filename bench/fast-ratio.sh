@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stock Coraza @rx against fastrx in the rule-engine stage (issue 8):
+# Stock Coraza @rx against fastop in the rule-engine stage (issue 8):
 # runs BenchmarkEngines (package waf) REPS times, each run measuring both
 # engines on the three bench/ workloads back to back, and prints per
 # workload the median ns/op and CPU ns/op of each and their ratios.
@@ -19,7 +19,7 @@ go test -c -o "$OUT.test" ./waf
 trap 'rm -f "$OUT" "$OUT.test"' EXIT
 for ((i = 1; i <= REPS; i++)); do
   # A fresh process per repetition: the stock engine can only be compiled
-  # before fastrx registers itself.
+  # before fastop registers itself.
   (cd waf && "$OUT.test" -test.run '^$' -test.bench '^BenchmarkEngines$' -test.benchtime "$BENCHTIME" -test.benchmem) \
     | grep '^BenchmarkEngines/' >> "$OUT"
   echo "rep $i/$REPS done" >&2

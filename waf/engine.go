@@ -23,7 +23,7 @@ import (
 
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/rules"
-	"github.com/portcullis-waf/portcullis/waf/fastrx"
+	"github.com/portcullis-waf/portcullis/waf/fastop"
 )
 
 // Engine is a compiled rule set with the settings it was built from. It is
@@ -42,7 +42,7 @@ func Compile(s config.WAFSettings) (*Engine, error) {
 		return &Engine{Settings: s, Key: key}, nil
 	}
 	pieces := rules.Build(s)
-	fastrx.Register() // @rx with a literal prefilter; same verdicts (issue 8)
+	fastop.Register() // @rx with a literal prefilter; same verdicts (issue 8)
 	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(rules.FS()).WithDirectives(rules.Text(pieces)))
 	if err != nil {
 		return nil, blame(pieces, err)

@@ -1,4 +1,4 @@
-package fastrx
+package fastop
 
 import (
 	"net/url"
@@ -51,11 +51,11 @@ func BenchmarkOperator(b *testing.B) {
 			b.Fatalf("no @rx rule %s in the CRS", id)
 		}
 		re := regexp.MustCompile(flags + p.Pattern)
-		op, err := New(plugintypes.OperatorOptions{Arguments: p.Pattern})
+		op, err := NewRx(plugintypes.OperatorOptions{Arguments: p.Pattern})
 		if err != nil {
 			b.Fatal(err)
 		}
-		c := op.(*operator).compiled
+		c := op.(*rxOperator).rxCompiled
 		tx := &stubTx{capturing: true}
 		op.Evaluate(tx, message) // warm the DFA, as a running server has
 		b.Run(id+"/stock-regexp", func(b *testing.B) {
@@ -65,7 +65,7 @@ func BenchmarkOperator(b *testing.B) {
 				re.FindStringSubmatchIndex(message)
 			}
 		})
-		b.Run(id+"/fastrx", func(b *testing.B) {
+		b.Run(id+"/fastop", func(b *testing.B) {
 			b.SetBytes(int64(len(message)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -106,7 +106,7 @@ func BenchmarkCombinedScan(b *testing.B) {
 	}
 	message := strings.ToLower(form.Get("message"))
 	for _, p := range crsPatterns(b) {
-		if _, err := New(plugintypes.OperatorOptions{Arguments: p.Pattern}); err != nil {
+		if _, err := NewRx(plugintypes.OperatorOptions{Arguments: p.Pattern}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package fastrx
+package fastop
 
 import (
 	"strconv"

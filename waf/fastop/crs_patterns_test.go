@@ -1,22 +1,33 @@
-package fastrx
+package fastop
 
 import (
 	"bufio"
 	"io/fs"
+	pathpkg "path"
 	"strings"
 	"testing"
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 )
 
-// rxRule is one @rx pattern of the embedded CRS: Raw as written between the
-// quotes of the SecRule (SecLang-escaped, ready to embed in another rule),
-// Pattern as Coraza hands it to the operator.
+// rxRule is one operator argument of the embedded CRS (an @rx pattern
+// unless Op says otherwise): Raw as written between the quotes of the
+// SecRule (SecLang-escaped, ready to embed in another rule), Pattern as
+// Coraza hands it to the operator.
 type rxRule struct {
 	ID      string // the rule's id (or its chain starter's), for messages
+	Op      string // "" for rx, else "pm" or "pmFromFile"
 	File    string
 	Raw     string
 	Pattern string
+}
+
+// op is the operator as written in a rule.
+func (r rxRule) op() string {
+	if r.Op == "" {
+		return "rx"
+	}
+	return r.Op
 }
 
 // crsPatterns reads every @rx operator (explicit or implied) of the embedded
@@ -24,6 +35,20 @@ type rxRule struct {
 // parser reads them: continuation lines joined, the operator taken between
 // unescaped quotes, `\"` unescaped. Patterns are deduplicated.
 func crsPatterns(t testing.TB) []rxRule {
+	t.Helper()
+	var rx []rxRule
+	for _, r := range crsOperators(t) {
+		if r.Op == "" {
+			rx = append(rx, r)
+		}
+	}
+	return rx
+}
+
+// crsOperators is crsPatterns with the @pm, @pmFromFile and @pmf
+// operators too (the data file of the last two named from the root of the
+// embedded file system, as the harness loads it).
+func crsOperators(t testing.TB) []rxRule {
 	t.Helper()
 	var out []rxRule
 	seen := map[string]bool{}
@@ -56,10 +81,15 @@ func crsPatterns(t testing.TB) []rxRule {
 			if strings.HasPrefix(op, "!") {
 				op = op[1:]
 			}
-			var pattern string
+			var pattern, kind string
 			switch {
 			case strings.HasPrefix(op, "@rx "):
 				pattern = strings.TrimSpace(op[len("@rx "):])
+			case strings.HasPrefix(op, "@pm "):
+				kind, pattern = "pm", strings.TrimSpace(op[len("@pm "):])
+			case strings.HasPrefix(op, "@pmFromFile "), strings.HasPrefix(op, "@pmf "):
+				_, file, _ := strings.Cut(op, " ")
+				kind, pattern = "pmFromFile", pathpkg.Join(pathpkg.Dir(path), strings.TrimSpace(file))
 			case strings.HasPrefix(op, "@"):
 				continue // another operator
 			default:
@@ -67,11 +97,11 @@ func crsPatterns(t testing.TB) []rxRule {
 			}
 			rawPattern := pattern
 			pattern = strings.ReplaceAll(pattern, `\"`, `"`)
-			if seen[pattern] {
+			if seen[kind+" "+pattern] {
 				continue
 			}
-			seen[pattern] = true
-			out = append(out, rxRule{ID: lastID, File: path, Raw: rawPattern, Pattern: pattern})
+			seen[kind+" "+pattern] = true
+			out = append(out, rxRule{ID: lastID, Op: kind, File: path, Raw: rawPattern, Pattern: pattern})
 		}
 		return nil
 	})

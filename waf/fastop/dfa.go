@@ -1,7 +1,8 @@
-package fastrx
+package fastop
 
 import (
 	"regexp/syntax"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,9 @@ type dfa struct {
 
 	budget int // bytes one cache may hold
 	cache  atomic.Pointer[dfaCache]
+	// held is what this automaton's caches count in dfaTotal; a cleanup
+	// gives it back when the automaton is garbage (its rule set closed).
+	held *atomic.Int64
 }
 
 // Contexts for empty-width assertions: what the rune before a position is
@@ -72,6 +76,7 @@ type dfaCache struct {
 	pcs    [][]uint32        // state number -> program counters
 	ctxOf  []uint8           // state number -> context of the rune before
 	bytes  int               // memory held, roughly
+	dead   bool              // replaced by a new cache; add nothing more
 	begin  uint32            // row offset of the state at the start of the input
 	// scratch for computing transitions, guarded by mu
 	seen  []uint32
@@ -81,8 +86,19 @@ type dfaCache struct {
 	key   []byte
 }
 
-// dfaBudget bounds the memory of one pattern's state cache, in bytes.
-const dfaBudget = 1 << 20
+// Memory bounds, in bytes: of one pattern's state cache, and of all of
+// them in the process together (a few hundred patterns, each of which an
+// attacker could try to fill). A cache that would exceed either is
+// dropped and started again.
+const (
+	dfaBudget      = 1 << 20
+	dfaTotalBudget = 64 << 20
+)
+
+// dfaTotal is the memory held by all live state caches (checked, then
+// added to, without a lock: concurrent growth can overshoot the budget by
+// a few states).
+var dfaTotal atomic.Int64
 
 // maxDFAInst: programs larger than this are not worth a DFA here (closures
 // would be slow to build); the regexp answers alone.
@@ -92,11 +108,18 @@ func newDFA(prog *syntax.Prog) *dfa {
 	if len(prog.Inst) > maxDFAInst {
 		return nil
 	}
-	d := &dfa{prog: prog, start: uint32(prog.Start), budget: dfaBudget}
+	d := &dfa{prog: prog, start: uint32(prog.Start), budget: dfaBudget, held: new(atomic.Int64)}
 	d.buildClasses()
 	d.stride = d.classes + 1
 	d.cache.Store(d.newCache())
+	runtime.AddCleanup(d, func(held *atomic.Int64) { dfaTotal.Add(-held.Load()) }, d.held)
 	return d
+}
+
+// charge counts n more (or, negative, fewer) bytes held by d's caches.
+func (d *dfa) charge(n int) {
+	d.held.Add(int64(n))
+	dfaTotal.Add(int64(n))
 }
 
 func (d *dfa) newCache() *dfaCache {
@@ -108,6 +131,8 @@ func (d *dfa) newCache() *dfaCache {
 	}
 	table := make([]uint32, 8*d.stride)
 	c.table.Store(&table)
+	c.bytes = 4 * (len(c.seen) + len(table))
+	d.charge(c.bytes)
 	c.begin, _ = d.state(c, nil, ctxBegin)
 	return c
 }
@@ -273,6 +298,9 @@ const endState = 1
 func (d *dfa) step(c *dfaCache, s, cls uint32) uint32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.dead {
+		return 0
+	}
 	table := *c.table.Load()
 	if e := table[s+cls]; e != 0 { // another goroutine was faster
 		return e
@@ -333,7 +361,11 @@ func (d *dfa) step(c *dfaCache, s, cls uint32) uint32 {
 		c.next = slices.Compact(c.next)
 		var ok bool
 		if e, ok = d.state(c, c.next, nextCtx); !ok {
-			d.cache.CompareAndSwap(c, d.newCache())
+			// Full: scans that still hold this cache give up on it (dead),
+			// later ones start from an empty one.
+			c.dead = true
+			d.charge(-c.bytes)
+			d.cache.Store(d.newCache())
 			return 0
 		}
 		table = *c.table.Load() // state may have grown it
@@ -352,11 +384,15 @@ func (d *dfa) state(c *dfaCache, pcs []uint32, ctx uint8) (uint32, bool) {
 	if off, ok := c.states[string(c.key)]; ok {
 		return off, true
 	}
-	size := int(d.stride)*4 + 4*len(pcs) + 2*len(c.key) + 64
-	if c.bytes+size > d.budget {
+	// A state costs its row (and the table's spare room, on average as
+	// much again), its program counters and its key.
+	size := int(d.stride)*8 + 4*len(pcs) + 2*len(c.key) + 64
+	// The first state, where every scan begins, is always admitted.
+	if len(c.pcs) > 1 && (c.bytes+size > d.budget || dfaTotal.Load()+int64(size) > dfaTotalBudget) {
 		return 0, false
 	}
 	c.bytes += size
+	d.charge(size)
 	id := uint32(len(c.pcs))
 	off := id * d.stride
 	c.pcs = append(c.pcs, slices.Clone(pcs))

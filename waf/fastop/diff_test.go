@@ -1,8 +1,9 @@
-package fastrx
+package fastop
 
 import (
 	"fmt"
 	"os"
+	pathpkg "path"
 	"runtime"
 	"slices"
 	"strings"
@@ -43,8 +44,8 @@ func harnessRules(patterns []rxRule) string {
 	b.WriteString("SecRuleEngine On\n")
 	for i, p := range patterns {
 		id := 1000000 + 2*i
-		fmt.Fprintf(&b, "SecRule REQUEST_HEADERS:X-Match \"@rx %s\" \"id:%d,phase:1,pass,log,t:none\"\n", p.Raw, id)
-		fmt.Fprintf(&b, "SecRule REQUEST_HEADERS:X-Capture \"@rx %s\" \"id:%d,phase:1,pass,log,t:none,capture", p.Raw, id+1)
+		fmt.Fprintf(&b, "SecRule REQUEST_HEADERS:X-Match \"@%s %s\" \"id:%d,phase:1,pass,log,t:none\"\n", p.op(), p.Raw, id)
+		fmt.Fprintf(&b, "SecRule REQUEST_HEADERS:X-Capture \"@%s %s\" \"id:%d,phase:1,pass,log,t:none,capture", p.op(), p.Raw, id+1)
 		for g := 0; g <= 9; g++ {
 			fmt.Fprintf(&b, ",setvar:'tx.c%d_%d=%%{tx.%d}'", i, g, g)
 		}
@@ -53,12 +54,21 @@ func harnessRules(patterns []rxRule) string {
 	return b.String()
 }
 
+// extraPm are @pm word lists probing the prefilter's refusals: an empty
+// word (two spaces), a word of one letter, a word that is not UTF-8, the
+// non-ASCII fold partners of k and s, words longer than an atom.
+var extraPm = []string{
+	"union  select", "a select", "x\xffy sel\xc3", "\xe2\x84\xaaill \xc5\xbfleep", "Kill ſleep",
+	"passwd shadow", "javascript:alert onerror=", "verylongwordindeed anotherlongword",
+}
+
 type harness struct {
 	patterns []rxRule
-	stock    coraza.WAF // Coraza's own @rx
+	stock    coraza.WAF // Coraza's own operators
 	fast     coraza.WAF // this package's
-	// args are the @rx arguments Coraza handed to the operator factory when
-	// compiling the full rule set Portcullis builds by default.
+	// args are the operators and arguments Coraza handed to the operator
+	// factories when compiling the full rule set Portcullis builds by
+	// default ("rx <pattern>", "pm <words>", "pmFromFile <file>").
 	args map[string]bool
 	// res are the patterns in this package's compiled form (in the order
 	// of patterns), for the component checks.
@@ -67,7 +77,8 @@ type harness struct {
 
 type componentCase struct {
 	rule rxRule
-	c    *compiled // nil for byte patterns
+	c    *rxCompiled // @rx other than byte patterns
+	pm   *pmCompiled // @pm, @pmFromFile
 }
 
 var (
@@ -76,43 +87,59 @@ var (
 	harnessErr  error
 )
 
-// getHarness builds the stock WAF first, while Coraza's own @rx is still
-// registered, then registers this package's operator (process-wide, for
-// the rest of the test binary) and builds the fast one.
+// getHarness builds the stock WAF first, while Coraza's own operators are
+// still registered, then registers this package's (process-wide, for the
+// rest of the test binary) and builds the fast one.
 func getHarness(t testing.TB) *harness {
 	t.Helper()
 	harnessOnce.Do(func() {
 		h := &harness{args: map[string]bool{}}
 		seen := map[string]bool{}
-		for _, p := range crsPatterns(t) {
-			seen[p.Pattern] = true
+		for _, p := range crsOperators(t) {
+			seen[p.op()+" "+p.Pattern] = true
 			h.patterns = append(h.patterns, p)
 		}
 		// Portcullis's own rules (engine settings) also use @rx.
 		for _, p := range patternsIn("rules.Build", rules.Text(rules.Build(config.DefaultWAF()))) {
-			if !seen[p.Pattern] {
-				seen[p.Pattern] = true
+			if !seen["rx "+p.Pattern] {
+				seen["rx "+p.Pattern] = true
 				h.patterns = append(h.patterns, p)
 			}
 		}
 		for _, p := range extraPatterns {
-			if !seen[p] {
-				seen[p] = true
+			if !seen["rx "+p] {
+				seen["rx "+p] = true
 				h.patterns = append(h.patterns, rxRule{ID: "extra", Raw: p, Pattern: p})
 			}
 		}
+		for _, p := range extraPm {
+			h.patterns = append(h.patterns, rxRule{ID: "extra", Op: "pm", Raw: p, Pattern: p})
+		}
 		text := harnessRules(h.patterns)
-		if h.stock, harnessErr = coraza.NewWAF(coraza.NewWAFConfig().WithDirectives(text)); harnessErr != nil {
+		wafConfig := func() coraza.WAFConfig {
+			return coraza.NewWAFConfig().WithRootFS(rules.FS()).WithDirectives(text)
+		}
+		if h.stock, harnessErr = coraza.NewWAF(wafConfig()); harnessErr != nil {
 			return
 		}
 		var mu sync.Mutex
-		plugins.RegisterOperator("rx", func(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
-			mu.Lock()
-			h.args[o.Arguments] = true
-			mu.Unlock()
-			return New(o)
-		})
-		if h.fast, harnessErr = coraza.NewWAF(coraza.NewWAFConfig().WithDirectives(text)); harnessErr != nil {
+		record := func(op string, factory plugintypes.OperatorFactory) plugintypes.OperatorFactory {
+			return func(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+				arg := o.Arguments
+				if op == "pmFromFile" && len(o.Path) > 0 {
+					arg = pathpkg.Join(o.Path[0], arg)
+				}
+				mu.Lock()
+				h.args[op+" "+arg] = true
+				mu.Unlock()
+				return factory(o)
+			}
+		}
+		plugins.RegisterOperator("rx", record("rx", NewRx))
+		plugins.RegisterOperator("pm", record("pm", NewPm))
+		plugins.RegisterOperator("pmFromFile", record("pmFromFile", NewPmFromFile))
+		plugins.RegisterOperator("pmf", record("pmFromFile", NewPmFromFile))
+		if h.fast, harnessErr = coraza.NewWAF(wafConfig()); harnessErr != nil {
 			return
 		}
 		clear(h.args)
@@ -122,13 +149,24 @@ func getHarness(t testing.TB) *harness {
 		}
 		for _, p := range h.patterns {
 			cc := componentCase{rule: p}
-			if !matchesBytes(flags + p.Pattern) {
-				op, err := New(plugintypes.OperatorOptions{Arguments: p.Pattern})
+			switch {
+			case p.Op == "pm":
+				op, _ := NewPm(plugintypes.OperatorOptions{Arguments: p.Pattern})
+				cc.pm = op.(*pmOperator).pmCompiled
+			case p.Op == "pmFromFile":
+				op, err := NewPmFromFile(plugintypes.OperatorOptions{Arguments: p.Pattern, Path: []string{""}, Root: rules.FS()})
 				if err != nil {
 					harnessErr = err
 					return
 				}
-				cc.c = op.(*operator).compiled
+				cc.pm = op.(*pmOperator).pmCompiled
+			case !matchesBytes(flags + p.Pattern):
+				op, err := NewRx(plugintypes.OperatorOptions{Arguments: p.Pattern})
+				if err != nil {
+					harnessErr = err
+					return
+				}
+				cc.c = op.(*rxOperator).rxCompiled
 			}
 			h.res = append(h.res, cc)
 		}
@@ -255,10 +293,17 @@ func (h *harness) compare(t testing.TB, input string, match bool, st *stats) {
 	// The capturing rule of pattern i matched under stock Coraza exactly
 	// when Go's regexp matches.
 	for i, cc := range h.res {
+		_, want := slices.BinarySearch(stock.matched, 1000000+2*i+1)
+		if cc.pm != nil {
+			if cc.pm.pf != nil && !cc.pm.pf.mayMatch("", input) && want {
+				st.wrong.Add(1)
+				t.Errorf("prefilter rejects an input @pm matches: %s %q, input %q", cc.rule.ID, truncate(cc.rule.Pattern, 80), truncate(input, 200))
+			}
+			continue
+		}
 		if cc.c == nil {
 			continue
 		}
-		_, want := slices.BinarySearch(stock.matched, 1000000+2*i+1)
 		st.checks.Add(1)
 		if cc.c.pf != nil && !cc.c.pf.mayMatch("", input) {
 			st.pfRejects.Add(1)
@@ -296,11 +341,11 @@ func TestDifferential(t *testing.T) {
 	// Every pattern Coraza compiles for the default rule set is covered.
 	covered := map[string]bool{}
 	for _, p := range h.patterns {
-		covered[p.Pattern] = true
+		covered[p.op()+" "+p.Pattern] = true
 	}
 	for arg := range h.args {
 		if !covered[arg] {
-			t.Errorf("Coraza compiles @rx %q, which the harness does not cover", truncate(arg, 100))
+			t.Errorf("Coraza compiles @%s, which the harness does not cover", truncate(arg, 100))
 		}
 	}
 	inputs := testCorpus(t)

@@ -1,4 +1,4 @@
-package fastrx
+package fastop
 
 // The prefilter searches for literal atoms in a folded copy of the input
 // (conceptually: the scanner folds byte by byte as it goes, it never copies).

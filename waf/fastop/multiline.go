@@ -1,6 +1,6 @@
 //go:build coraza.rule.no_regex_multiline
 
-package fastrx
+package fastop
 
 // flags is what Coraza prepends to every @rx pattern when built with
 // coraza.rule.no_regex_multiline: dot matches newline, ^ and $ match only

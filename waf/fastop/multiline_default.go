@@ -1,6 +1,6 @@
 //go:build !coraza.rule.no_regex_multiline
 
-package fastrx
+package fastop
 
 // flags is what Coraza prepends to every @rx pattern in a default build:
 // dot matches newline, and ^ and $ match at line breaks. Coraza's

@@ -1,4 +1,9 @@
-package fastrx
+package fastop
+
+import "unicode/utf8"
+
+// maxAtomLen is the longest atom searched for.
+const maxAtomLen = 6
 
 // prefilter decides cheaply that an input cannot match a pattern: which of
 // the pattern's atoms occur in the input comes from one scan shared by all
@@ -55,6 +60,16 @@ func prune(c *cond) *cond {
 			if b := c.atom[0]; b == ' ' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' {
 				return all
 			}
+		}
+		if len(c.atom) > maxAtomLen {
+			// Where a long atom occurs, so does its start: a shorter atom
+			// keeps nearly all the selectivity and makes the automaton
+			// smaller. Cut at a rune boundary (see fold.go).
+			n := maxAtomLen
+			for n > 0 && !utf8.RuneStart(c.atom[n]) {
+				n--
+			}
+			return &cond{op: condAtom, atom: c.atom[:n]}
 		}
 		return c
 	case condAnd, condOr:

@@ -1,4 +1,4 @@
-package fastrx
+package fastop
 
 import (
 	"slices"
@@ -7,14 +7,13 @@ import (
 // scanner finds which of a set of atoms occur in a folded input, in one
 // pass: an Aho-Corasick automaton turned into a full DFA over byte classes.
 //
-// The transition table is indexed by state*classes+class; entries are that
-// premultiplied index of the next state, with outFlag set when the state
-// ends at least one atom, so the inner loop tests one bit to know whether
-// there is anything to record.
+// The transition table is indexed by state*classes+class; entries are the
+// next state, with outFlag set when that state ends at least one atom, so
+// the inner loop tests one bit to know whether there is anything to record.
 type scanner struct {
 	class   [256]uint8 // folded byte -> byte class (0: no atom uses it)
 	classes uint32     // number of classes
-	trans   []uint32   // state*classes+class -> next state*classes | outFlag
+	trans   []uint32   // state*classes+class -> next state | outFlag
 	out     [][]uint32 // state -> atoms ending there (own and through failure links)
 	atoms   int
 }
@@ -76,6 +75,29 @@ func newScanner(atoms []string) *scanner {
 		nodes[cur].out = append(nodes[cur].out, uint32(id))
 	}
 
+	// Number the states breadth-first, so that the shallow ones, where a
+	// scan of ordinary text spends nearly all its time, share cache lines.
+	order := []int32{0}
+	for i := 0; i < len(order); i++ {
+		for c := uint32(0); c < s.classes; c++ {
+			if child, ok := nodes[order[i]].child[uint8(c)]; ok {
+				order = append(order, child)
+			}
+		}
+	}
+	renumber := make([]int32, len(nodes))
+	for newID, old := range order {
+		renumber[old] = int32(newID)
+	}
+	bfs := make([]node, len(nodes))
+	for old, nd := range nodes {
+		for c, child := range nd.child {
+			nd.child[c] = renumber[child]
+		}
+		bfs[renumber[old]] = nd
+	}
+	nodes = bfs
+
 	// Breadth-first: failure links, inherited outputs and the full
 	// transition table (a missing edge follows the failure link, whose row
 	// is already complete because it is shallower).
@@ -98,19 +120,19 @@ func newScanner(atoms []string) *scanner {
 			if child, ok := nd.child[uint8(c)]; ok {
 				target = child
 				if cur != 0 {
-					nodes[child].fail = int32(s.trans[uint32(nd.fail)*s.classes+c] / s.classes)
+					nodes[child].fail = int32(s.trans[uint32(nd.fail)*s.classes+c])
 				}
 				queue = append(queue, child)
 			} else if cur != 0 {
-				target = int32((s.trans[uint32(nd.fail)*s.classes+c] &^ outFlag) / s.classes)
+				target = int32(s.trans[uint32(nd.fail)*s.classes+c])
 			}
-			s.trans[uint32(cur)*s.classes+c] = uint32(target) * s.classes
+			s.trans[uint32(cur)*s.classes+c] = uint32(target)
 		}
 	}
 	// Flag the entries that lead into states with outputs. Done last: the
 	// failure computation above divides entries and must see them plain.
 	for i, t := range s.trans {
-		if len(s.out[t/s.classes]) > 0 {
+		if len(s.out[t]) > 0 {
 			s.trans[i] = t | outFlag
 		}
 	}
@@ -136,10 +158,10 @@ func (s *scanner) scanAll(input string) []uint64 {
 				i++
 			}
 		}
-		state = trans[state+uint32(class[c])]
+		state = trans[state*classes+uint32(class[c])]
 		if state&outFlag != 0 {
 			state &^= outFlag
-			for _, a := range out[state/classes] {
+			for _, a := range out[state] {
 				found[a/64] |= 1 << (a % 64)
 			}
 		}
