@@ -13,7 +13,9 @@
 //
 // Measured on 2 shared cores with 1,000,000 generated records over a week
 // (bench_test.go): ingest about 7,500 records/s, a search with two filters
-// under 65 ms, a summary under 135 ms, 598 MiB on disk.
+// under 65 ms, a summary filtered by time and action under 135 ms, 598 MiB
+// on disk. A summary filtered on anything else reads the matching records:
+// about 2.7 µs each, 2 s when 745,000 match.
 //
 // Place in the request path: after it. The gateway hands finished records to
 // an audit.Writer; the SQLite store's Sink takes them from there in batches,
