@@ -59,7 +59,7 @@ func (in info) asCond() *cond {
 		return in.cond
 	}
 	set := slices.Clone(in.exact)
-	slices.SortFunc(set, func(a, b string) int { return len(a) - len(b) })
+	slices.SortStableFunc(set, func(a, b string) int { return len(a) - len(b) })
 	var keep []string
 	for _, s := range set {
 		if s == "" {
@@ -97,18 +97,18 @@ func analyze(re *syntax.Regexp) info {
 		syntax.OpBeginText, syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
 		return exactInfo([]string{""})
 	case syntax.OpLiteral:
-		set := []string{""}
-		for _, r := range re.Rune {
-			runes, ok := literalRunes(r, re.Flags&syntax.FoldCase != 0)
-			if !ok {
-				return info{cond: all}
-			}
-			set = cross(set, runesToStrings(runes))
-			if len(set) > maxExact {
-				return info{cond: all}
+		// A concatenation of one-rune pieces, so that a rune without a
+		// spelling (U+FFFD) or a large case-folded product only splits the
+		// literal.
+		pieces := make([]info, len(re.Rune))
+		for i, r := range re.Rune {
+			if runes, ok := literalRunes(r, re.Flags&syntax.FoldCase != 0); ok {
+				pieces[i] = exactInfo(runesToStrings(runes))
+			} else {
+				pieces[i] = info{cond: all}
 			}
 		}
-		return exactInfo(set)
+		return concat(pieces)
 	case syntax.OpCharClass:
 		runes, ok := classRunes(re.Rune)
 		if !ok {
@@ -143,10 +143,20 @@ func analyze(re *syntax.Regexp) info {
 }
 
 func analyzeConcat(subs []*syntax.Regexp) info {
+	infos := make([]info, len(subs))
+	for i, sub := range subs {
+		infos[i] = analyze(sub)
+	}
+	return concat(infos)
+}
+
+// concat combines the information of consecutive pieces: exact sets are
+// multiplied out while they stay small; past that, or at a piece that is
+// not exact, what has been gathered becomes one requirement of an AND.
+func concat(infos []info) info {
 	set := []string{""}
 	var conds []*cond
-	for _, sub := range subs {
-		in := analyze(sub)
+	for _, in := range infos {
 		if in.exact != nil && len(set)*len(in.exact) <= maxExact {
 			set = cross(set, in.exact)
 			continue

@@ -86,7 +86,7 @@ func newPmCompiled(words []string, dfa bool) *pmCompiled {
 //     sequence that the scan folds to one letter (see fold.go), and be
 //     missed; the library compares bytes, folding ASCII letters only, which
 //     the scan's folding covers for valid UTF-8;
-//   - a word of one letter, digit or space occurs in nearly any text.
+//   - a word of one letter, digit or white space occurs in nearly any text.
 //
 // Words longer than maxAtomLen are cut, as prune does.
 func pmPrefilter(words []string) *prefilter {

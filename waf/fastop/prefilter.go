@@ -48,7 +48,7 @@ func newPrefilter(c *cond) *prefilter {
 }
 
 // prune drops from c the atoms that ordinary text is full of (a single
-// letter, digit or space), replacing them by condAll: a condition that such
+// letter, digit or white space), replacing them by condAll: a condition that such
 // an atom satisfies rejects almost nothing, and the atom would make every
 // scan report a hit at nearly every byte. Dropping an atom only weakens
 // the condition, so it stays a necessary one. Punctuation is rare in text:
@@ -57,7 +57,7 @@ func prune(c *cond) *cond {
 	switch c.op {
 	case condAtom:
 		if len(c.atom) == 1 {
-			if b := c.atom[0]; b == ' ' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' {
+			if b := c.atom[0]; b == ' ' || b >= '\t' && b <= '\r' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' {
 				return all
 			}
 		}
