@@ -179,6 +179,39 @@ func openAuditFiles(paths ...string) (store.Store, error) {
 	return s, nil
 }
 
+// start opens the record source and a context that ends on SIGINT or
+// SIGTERM; done releases both. It prints the error itself.
+func (a *auditFlags) start(stderr io.Writer) (s store.Store, ctx context.Context, done func(), ok bool) {
+	s, err := a.open(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, nil, nil, false
+	}
+	ctx, stop := signalContext()
+	return s, ctx, func() { stop(); s.Close() }, true
+}
+
+// parseID parses args holding exactly one record id, which may come
+// before, between or after the flags. It prints usage itself.
+func (a *auditFlags) parseID(args []string, stderr io.Writer, usage string) (id string, code int, ok bool) {
+	var ids []string
+	for {
+		if _, code, ok := a.parse(args, stderr); !ok {
+			return "", code, false
+		}
+		if a.fs.NArg() == 0 {
+			break
+		}
+		ids = append(ids, a.fs.Arg(0))
+		args = a.fs.Args()[1:]
+	}
+	if len(ids) != 1 {
+		fmt.Fprintln(stderr, usage)
+		return "", 2, false
+	}
+	return ids[0], 0, true
+}
+
 // signalContext ends on SIGINT or SIGTERM, so tail -f and long exports stop
 // cleanly.
 func signalContext() (context.Context, context.CancelFunc) {
@@ -198,14 +231,11 @@ func runAuditSearch(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "portcullis audit search: --limit must be from 1 to %d\n", store.MaxLimit)
 		return 2
 	}
-	s, err := a.open(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	s, ctx, done, ok := a.start(stderr)
+	if !ok {
 		return 1
 	}
-	defer s.Close()
-	ctx, stop := signalContext()
-	defer stop()
+	defer done()
 	res, err := s.Search(ctx, f, store.Page{Limit: *limit, After: *after})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -346,14 +376,11 @@ func runAuditSummary(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "portcullis audit summary: --bucket must not be negative and --top must be at least 1")
 		return 2
 	}
-	s, err := a.open(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	s, ctx, done, ok := a.start(stderr)
+	if !ok {
 		return 1
 	}
-	defer s.Close()
-	ctx, stop := signalContext()
-	defer stop()
+	defer done()
 	sum, err := s.Summary(ctx, f, store.SummaryOptions{Bucket: *bucket, Top: *top})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -472,31 +499,15 @@ func formatDuration(d time.Duration) string {
 func runAuditShow(args []string, stdout, stderr io.Writer) int {
 	a := newAuditFlags("show", stderr, false)
 	asJSON := a.fs.Bool("json", false, "print the record as JSON only")
-	// The id may come before, between or after the flags.
-	var ids []string
-	for {
-		if _, code, ok := a.parse(args, stderr); !ok {
-			return code
-		}
-		if a.fs.NArg() == 0 {
-			break
-		}
-		ids = append(ids, a.fs.Arg(0))
-		args = a.fs.Args()[1:]
+	id, code, ok := a.parseID(args, stderr, "usage: portcullis audit show ID [--db FILE | --file FILE | -c CONFIG] [--json]")
+	if !ok {
+		return code
 	}
-	if len(ids) != 1 {
-		fmt.Fprintln(stderr, "usage: portcullis audit show ID [--db FILE | --file FILE | -c CONFIG] [--json]")
-		return 2
-	}
-	id := ids[0]
-	s, err := a.open(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	s, ctx, done, ok := a.start(stderr)
+	if !ok {
 		return 1
 	}
-	defer s.Close()
-	ctx, stop := signalContext()
-	defer stop()
+	defer done()
 	e, err := s.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		fmt.Fprintf(stderr, "no audit record with id %q\n", id)
@@ -655,14 +666,11 @@ func runAuditTail(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "portcullis audit tail: -n must not be negative and --interval must be positive")
 		return 2
 	}
-	s, err := a.open(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	s, ctx, done, ok := a.start(stderr)
+	if !ok {
 		return 1
 	}
-	defer s.Close()
-	ctx, stop := signalContext()
-	defer stop()
+	defer done()
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	emit := func(e *audit.Entry) error {

@@ -25,20 +25,9 @@ import (
 func runAuditExplain(args []string, stdout, stderr io.Writer) int {
 	a := newAuditFlags("explain", stderr, false)
 	anyMethod := a.fs.Bool("any-method", false, "do not narrow the exclusion to the request's method")
-	var ids []string
-	for {
-		if _, code, ok := a.parse(args, stderr); !ok {
-			return code
-		}
-		if a.fs.NArg() == 0 {
-			break
-		}
-		ids = append(ids, a.fs.Arg(0))
-		args = a.fs.Args()[1:]
-	}
-	if len(ids) != 1 {
-		fmt.Fprintln(stderr, "usage: portcullis audit explain ID [-c portcullis.yaml] [--db FILE | --file FILE] [--any-method]")
-		return 2
+	id, code, ok := a.parseID(args, stderr, "usage: portcullis audit explain ID [-c portcullis.yaml] [--db FILE | --file FILE] [--any-method]")
+	if !ok {
+		return code
 	}
 	cfgPath := a.config
 	if cfgPath == "" {
@@ -49,17 +38,14 @@ func runAuditExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	s, err := a.open(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	s, ctx, done, ok := a.start(stderr)
+	if !ok {
 		return 1
 	}
-	defer s.Close()
-	ctx, stop := signalContext()
-	defer stop()
-	e, err := s.Get(ctx, ids[0])
+	defer done()
+	e, err := s.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		fmt.Fprintf(stderr, "no audit record with id %q\n", ids[0])
+		fmt.Fprintf(stderr, "no audit record with id %q\n", id)
 		return 1
 	}
 	if err != nil {
@@ -110,14 +96,11 @@ func runAuditReplay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	s, err := a.open(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	s, ctx, done, ok := a.start(stderr)
+	if !ok {
 		return 1
 	}
-	defer s.Close()
-	ctx, stop := signalContext()
-	defer stop()
+	defer done()
 
 	var rp replay.Report
 	judge := func(e *audit.Entry) error {
