@@ -70,6 +70,8 @@ type harness struct {
 	// factories when compiling the full rule set Portcullis builds by
 	// default ("rx <pattern>", "pm <words>", "pmFromFile <file>").
 	args map[string]bool
+	// engines are whole rule sets (engineSettings), stock and fast.
+	engines map[string][2]coraza.WAF
 	// res are the patterns in this package's compiled form (in the order
 	// of patterns), for the component checks.
 	res []componentCase
@@ -122,6 +124,14 @@ func getHarness(t testing.TB) *harness {
 		if h.stock, harnessErr = coraza.NewWAF(wafConfig()); harnessErr != nil {
 			return
 		}
+		h.engines = map[string][2]coraza.WAF{}
+		for level, s := range engineSettings() {
+			var e [2]coraza.WAF
+			if e[0], harnessErr = compileRules(s); harnessErr != nil {
+				return
+			}
+			h.engines[level] = e
+		}
 		var mu sync.Mutex
 		record := func(op string, factory plugintypes.OperatorFactory) plugintypes.OperatorFactory {
 			return func(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
@@ -141,6 +151,13 @@ func getHarness(t testing.TB) *harness {
 		plugins.RegisterOperator("pmf", record("pmFromFile", NewPmFromFile))
 		if h.fast, harnessErr = coraza.NewWAF(wafConfig()); harnessErr != nil {
 			return
+		}
+		for level, s := range engineSettings() {
+			e := h.engines[level]
+			if e[1], harnessErr = compileRules(s); harnessErr != nil {
+				return
+			}
+			h.engines[level] = e
 		}
 		clear(h.args)
 		full := rules.Text(rules.Build(config.DefaultWAF()))
@@ -363,10 +380,10 @@ func TestDifferential(t *testing.T) {
 		100*float64(st.dfaRejects.Load())/float64(st.checks.Load()), st.wrong.Load())
 }
 
-// testCorpus is the corpus for this run: full with FASTRX_FULL=1, a tenth
+// testCorpus is the corpus for this run: full with FASTOP_FULL=1, a tenth
 // of the default with -short.
 func testCorpus(t testing.TB) []string {
-	inputs := corpus(t, os.Getenv("FASTRX_FULL") == "1")
+	inputs := corpus(t, os.Getenv("FASTOP_FULL") == "1")
 	if testing.Short() {
 		var some []string
 		for i := 0; i < len(inputs); i += 10 {
