@@ -17,8 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/corazawaf/coraza/v3"
 	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
+	"github.com/corazawaf/coraza/v3"
 	"github.com/coreruleset/go-ftw/v2/test"
 
 	"github.com/portcullis-waf/portcullis/config"
@@ -28,11 +28,11 @@ import (
 // request is one HTTP request for the engine-level differential, fed to a
 // Coraza transaction directly (no network).
 type request struct {
-	name           string
-	method, uri    string
-	proto          string
-	headers        [][2]string
-	body           []byte
+	name        string
+	method, uri string
+	proto       string
+	headers     [][2]string
+	body        []byte
 }
 
 // verdict is what an engine decided about a request.
