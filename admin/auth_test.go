@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -150,6 +151,25 @@ func TestCSRF(t *testing.T) {
 }
 
 func TestLoginRateLimit(t *testing.T) {
+	t.Run("parallel guesses share one budget", func(t *testing.T) {
+		env := newEnv(t)
+		const attacker = "192.0.2.70:5000"
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		codes := map[int]int{}
+		for range 40 {
+			wg.Go(func() {
+				resp := env.tryLogin(t, attacker, testUser, "guess")
+				mu.Lock()
+				codes[resp.StatusCode]++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if codes[http.StatusUnauthorized] > loginBurst || codes[http.StatusUnauthorized]+codes[http.StatusTooManyRequests] != 40 {
+			t.Errorf("40 parallel wrong passwords: %v; at most %d may be compared", codes, loginBurst)
+		}
+	})
 	t.Run("per client address", func(t *testing.T) {
 		env := newEnv(t)
 		const attacker = "192.0.2.66:5000"

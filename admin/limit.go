@@ -35,6 +35,7 @@ type loginKey struct {
 	lockouts  int         // how many lockouts so far: the backoff exponent
 	until     time.Time   // locked out before this instant
 	lastTouch time.Time
+	inflight  int // attempts whose password is being compared now
 }
 
 func newLoginLimiter(now func() time.Time) *loginLimiter {
@@ -56,6 +57,63 @@ func userKey(name string) string { return "user " + name }
 
 // wait returns how long the longest lockout among keys still lasts; zero
 // means the attempt may go ahead.
+// begin reserves one attempt for every key, or returns how long to wait.
+// Attempts in flight count against the burst together with recent
+// failures: otherwise a client could start many comparisons at once, all
+// passing the check before the first failure is recorded. Each successful
+// begin must be followed by one end.
+func (l *loginLimiter) begin(keys ...string) time.Duration {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var d time.Duration
+	for _, k := range keys {
+		e, ok := l.keys[k]
+		if !ok {
+			continue
+		}
+		if now.Before(e.until) {
+			d = max(d, e.until.Sub(now))
+			continue
+		}
+		recent := 0
+		for _, t := range e.fails {
+			if now.Sub(t) < loginWindow {
+				recent++
+			}
+		}
+		if recent+e.inflight >= loginBurst {
+			d = max(d, time.Second) // the comparisons under way decide first
+		}
+	}
+	if d > 0 {
+		return d
+	}
+	for _, k := range keys {
+		e, ok := l.keys[k]
+		if !ok {
+			if len(l.keys) >= maxLimiterKeys {
+				l.evictLocked(now)
+			}
+			e = &loginKey{lastTouch: now}
+			l.keys[k] = e
+		}
+		e.inflight++
+	}
+	return 0
+}
+
+// end releases the attempts begin reserved.
+func (l *loginLimiter) end(keys ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		if e, ok := l.keys[k]; ok && e.inflight > 0 {
+			e.inflight--
+		}
+	}
+}
+
 func (l *loginLimiter) wait(keys ...string) time.Duration {
 	now := l.now()
 	l.mu.Lock()

@@ -68,7 +68,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		keys = append(keys, addrKey(ap.Addr()))
 	}
-	if wait := s.auth.limiter.wait(keys...); wait > 0 {
+	if wait := s.auth.limiter.begin(keys...); wait > 0 {
 		secs := int(wait.Round(time.Second) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 		s.log.Warn("admin: login refused, too many failures", "user", name, "peer", r.RemoteAddr, "retry_after_s", secs)
@@ -78,14 +78,17 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	ok, err := s.auth.checkPassword(r.Context(), name, password)
 	if err != nil {
+		s.auth.limiter.end(keys...)
 		return // the client went away while waiting for a bcrypt slot
 	}
 	if !ok {
 		s.auth.limiter.fail(keys...)
+		s.auth.limiter.end(keys...)
 		s.log.Warn("admin: login failed", "user", name, "peer", r.RemoteAddr)
 		s.showLogin(w, r, http.StatusUnauthorized, loginView{Next: next, User: name, Message: "Wrong user name or password."})
 		return
 	}
+	s.auth.limiter.end(keys...)
 	s.auth.limiter.succeed(name)
 	id, err := s.auth.newSession(name)
 	if err != nil {

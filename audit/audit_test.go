@@ -170,6 +170,8 @@ func TestRedactor(t *testing.T) {
 		{"REQUEST_HEADERS", "User-Agent", false}, {"REQUEST_COOKIES", "session", true},
 		{"REQUEST_COOKIES_NAMES", "session", false}, {"ARGS", "Password", true},
 		{"ARGS_POST", "pin", true}, {"ARGS", "comment", false}, {"REQUEST_URI", "", false},
+		{"ARGS_POST", "json.password", true}, {"ARGS_POST", "json.user.Password", true}, {"ARGS", "user[password]", true},
+		{"ARGS_POST", "json.pw.0", false}, {"ARGS_POST", "json.passwords_policy", false},
 	}
 	for _, v := range secretVars {
 		if got := r.IsSecretVariable(v.collection, v.key); got != v.secret {
@@ -226,5 +228,13 @@ func TestRulePoints(t *testing.T) {
 		if p, d := RulePoints(tt.r); p != tt.points || d != tt.detection {
 			t.Errorf("RulePoints(%d %q) = %d, %v; want %d, %v", tt.r.ID, tt.r.Severity, p, d, tt.points, tt.detection)
 		}
+	}
+}
+
+func TestRedactorHeadersCleansRefererQuery(t *testing.T) {
+	r := NewRedactor(nil, nil)
+	got := r.Headers(http.Header{"Referer": {"https://app.example/cb?access_token=abc&x=1"}, "Origin": {"https://app.example"}})
+	if got["Referer"][0] != "https://app.example/cb?access_token=[redacted]&x=1" || got["Origin"][0] != "https://app.example" {
+		t.Errorf("headers %v", got)
 	}
 }

@@ -94,6 +94,7 @@ func (r *Redactor) json(body []byte) (string, bool) {
 		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].expectKey {
 			key, _ := tok.(string)
 			_, secretValue = r.args[strings.ToLower(key)]
+			secretValue = secretValue || r.secretName(key)
 			stack[n-1].expectKey = false
 			continue
 		}
@@ -151,13 +152,18 @@ func (r *Redactor) multipart(body []byte, boundary string) (string, bool) {
 		}
 		out.Write(rest[:i+len(delim)])
 		rest = rest[i+len(delim):]
-		headEnd := bytes.Index(rest, []byte("\r\n\r\n"))
+		// Parsers accept bare LF line ends too, so the engine sees such
+		// parts: find the header end either way.
+		headEnd, sepLen := bytes.Index(rest, []byte("\r\n\r\n")), 4
+		if lf := bytes.Index(rest, []byte("\n\n")); lf >= 0 && (headEnd < 0 || lf < headEnd) {
+			headEnd, sepLen = lf, 2
+		}
 		if headEnd < 0 {
 			continue // the closing boundary, or a part cut before its content
 		}
-		head := rest[:headEnd+4]
+		head := rest[:headEnd+sepLen]
 		out.Write(head)
-		rest = rest[headEnd+4:]
+		rest = rest[headEnd+sepLen:]
 		if !r.secretPart(head) {
 			continue
 		}
@@ -173,14 +179,13 @@ func (r *Redactor) multipart(body []byte, boundary string) (string, bool) {
 
 // secretPart reports whether a part's headers name a secret form field.
 func (r *Redactor) secretPart(head []byte) bool {
-	for _, line := range strings.Split(string(head), "\r\n") {
-		name, value, ok := strings.Cut(line, ":")
+	for _, line := range strings.Split(string(head), "\n") {
+		name, value, ok := strings.Cut(strings.TrimSuffix(line, "\r"), ":")
 		if !ok || !strings.EqualFold(strings.TrimSpace(name), "Content-Disposition") {
 			continue
 		}
 		if _, params, err := mime.ParseMediaType(strings.TrimSpace(value)); err == nil {
-			_, secret := r.args[strings.ToLower(params["name"])]
-			return secret
+			return r.secretName(params["name"])
 		}
 	}
 	return false

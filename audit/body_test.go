@@ -28,6 +28,10 @@ func TestRedactBody(t *testing.T) {
 			"--XyZ\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nada\r\n--XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\n[redacted]\r\n--XyZ--\r\n", false},
 		{"multipart cut in secret", mp, "--XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\ns3cret and more", 1000,
 			"--XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\n[redacted]", true},
+		{"json nested secret name", "application/json", `{"user":{"password":"p"},"api_key":"k"}`, 100, `{"user":{"password":"[redacted]"},"api_key":"[redacted]"}`, false},
+		{"form bracketed name", "application/x-www-form-urlencoded", "user%5Bpassword%5D=s3cret&user[name]=ada", 100, "user%5Bpassword%5D=[redacted]&user[name]=ada", false},
+		{"multipart bare LF", mp, "--XyZ\nContent-Disposition: form-data; name=\"password\"\n\ns3cret\n--XyZ--\n", 1000,
+			"--XyZ\nContent-Disposition: form-data; name=\"password\"\n\n[redacted]\r\n--XyZ--\n", false},
 		{"other type kept", "text/plain", "password=s3cret", 100, "password=s3cret", false},
 		{"empty", "application/json", "", 100, "", false},
 	}

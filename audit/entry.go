@@ -202,6 +202,15 @@ func (r *Redactor) Headers(h http.Header) map[string][]string {
 			out[k] = red
 			continue
 		}
+		if k == "Referer" || k == "Origin" {
+			// A previous page's URL may carry a token in its query.
+			red := make([]string, len(vs))
+			for i, v := range vs {
+				red[i] = r.URI(v)
+			}
+			out[k] = red
+			continue
+		}
 		out[k] = append([]string(nil), vs...)
 	}
 	return out
@@ -224,8 +233,24 @@ func (r *Redactor) IsSecretVariable(collection, key string) bool {
 	case "REQUEST_COOKIES":
 		return true
 	case "ARGS", "ARGS_GET", "ARGS_POST":
-		_, ok := r.args[strings.ToLower(key)]
-		return ok
+		return r.secretName(key)
+	}
+	return false
+}
+
+// secretName reports whether an argument name is a credential, also when
+// it is nested: the engine names JSON members "json.user.password" and
+// frameworks name form fields "user[password]", so every part of the
+// name counts.
+func (r *Redactor) secretName(name string) bool {
+	name = strings.ToLower(name)
+	if _, ok := r.args[name]; ok {
+		return true
+	}
+	for _, part := range strings.FieldsFunc(name, func(c rune) bool { return c == '.' || c == '[' || c == ']' }) {
+		if _, ok := r.args[part]; ok {
+			return true
+		}
 	}
 	return false
 }
@@ -270,8 +295,7 @@ func (r *Redactor) isSecretArg(name string) bool {
 	if decoded, err := url.QueryUnescape(name); err == nil {
 		name = decoded
 	}
-	_, secret := r.args[strings.ToLower(name)]
-	return secret
+	return r.secretName(name)
 }
 
 // Names returns the redacted header names, sorted, for documentation and tests.

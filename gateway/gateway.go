@@ -209,6 +209,11 @@ func (p *Pipeline) Close() {
 func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.active.Add(1)
 	defer p.active.Add(-1)
+	p.serve(w, r)
+}
+
+// serve runs one request; the caller has counted it in p.active.
+func (p *Pipeline) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	entry, client := p.newEntry(r, start)
 	w.Header().Set(respond.RequestIDHeader, entry.ID)

@@ -121,7 +121,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	check("alerts", old.Alerts, cfg.Alerts)
 	check("client_ip", old.ClientIP, cfg.ClientIP)
 	// The admin listener holds the ban table for the process's life.
-	check("bans.enabled or bans.state_file", [2]any{old.Bans.Enabled, old.Bans.StateFile}, [2]any{cfg.Bans.Enabled, cfg.Bans.StateFile})
+	check("bans.enabled, state_file or max_entries", [3]any{old.Bans.Enabled, old.Bans.StateFile, old.Bans.MaxEntries}, [3]any{cfg.Bans.Enabled, cfg.Bans.StateFile, cfg.Bans.MaxEntries})
 	// Certificates are bound to the certificate manager the listeners use.
 	tlsSites := func(c *config.Config) map[string]any {
 		m := map[string]any{}

@@ -61,7 +61,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// HTTP/1 over TLS terminated by tlsListener: net/http cannot know.
 		r.TLS = wire.TLS(r.Context())
 	}
-	s.current.Load().ServeHTTP(w, r)
+	p := s.acquire()
+	defer p.active.Add(-1)
+	p.serve(w, r)
+}
+
+// acquire returns the current pipeline with the request already counted
+// in it. Counting first and checking the pipeline is still current closes
+// the gap in which a reload could swap and retire it before the request
+// is counted (Retire would see no request and close it under our feet).
+func (s *Server) acquire() *Pipeline {
+	for {
+		p := s.current.Load()
+		p.active.Add(1)
+		if s.current.Load() == p {
+			return p
+		}
+		p.active.Add(-1)
+	}
 }
 
 // Swap makes p the pipeline for new requests and returns the previous one.
@@ -102,7 +119,9 @@ func (s *Server) Listen() ([]net.Listener, error) {
 func (s *Server) serveRejected(w http.ResponseWriter, r *http.Request, status int, reason string) {
 	r = r.WithContext(context.WithValue(r.Context(), rejectedKey{}, &rejection{status: status, reason: reason}))
 	r.TLS = wire.TLS(r.Context())
-	s.current.Load().ServeHTTP(w, r)
+	p := s.acquire()
+	defer p.active.Add(-1)
+	p.serve(w, r)
 }
 
 // Serve serves on lns (as returned by Listen, in the configuration's order)

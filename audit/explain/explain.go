@@ -110,6 +110,12 @@ func Explain(ctx context.Context, cfg *config.Config, e *audit.Entry, opts Optio
 		added := false
 		for _, r := range candidates(res.Now) {
 			x := Exclusion{RuleID: r.ID, Target: target(r.MatchedVariable), PathPrefix: path, Methods: methods, Message: r.Message}
+			if _, key, keyed := strings.Cut(r.MatchedVariable, ":"); keyed && key != "" && x.Target == "" && !SafeKey(key) {
+				note := fmt.Sprintf("rule %d matched %s, a name that cannot be used as a target: the exclusion covers the whole rule on this path; review before use", r.ID, strconv.Quote(r.MatchedVariable))
+				if !slices.Contains(s.Notes, note) {
+					s.Notes = append(s.Notes, note)
+				}
+			}
 			if !slices.ContainsFunc(s.Exclusions, func(y Exclusion) bool { return y.RuleID == x.RuleID && y.Target == x.Target }) {
 				s.Exclusions = append(s.Exclusions, x)
 				added = true
@@ -199,11 +205,20 @@ func target(variable string) string {
 	default:
 		return ""
 	}
-	// Keys with characters the config refuses in a target cannot be named.
-	if strings.ContainsAny(key, " \t\"',|") {
+	// Keys with characters the config refuses in a target cannot be named,
+	// and a key written /like this/ is a regular expression to the engine:
+	// the client chose the name, so it must never choose the exclusion's
+	// reach.
+	if !SafeKey(key) {
 		return ""
 	}
 	return name + ":" + key
+}
+
+// SafeKey reports whether a variable key taken from a request may name an
+// exclusion target literally.
+func SafeKey(key string) bool {
+	return !strings.ContainsAny(key, " \t\"',|") && !strings.HasPrefix(key, "/")
 }
 
 func requestPath(uri string) string {

@@ -167,6 +167,8 @@ func TestTarget(t *testing.T) {
 		"ARGS:has space":               "",
 		"TX:0":                         "",
 		"ARGS_POST_NAMES:union select": "",
+		"ARGS:/.*/":                    "",
+		"REQUEST_COOKIES:/sess/":       "",
 	} {
 		if got := target(in); got != want {
 			t.Errorf("target(%q) = %q, want %q", in, got, want)

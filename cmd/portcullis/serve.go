@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,6 +43,11 @@ type instance struct {
 
 	reloadMu sync.Mutex
 	reloads  reloadHistory
+
+	draining atomic.Bool // shutting down: not ready for new traffic
+
+	explainMu    sync.Mutex        // one suggestion at a time: each compiles rule sets
+	explainCache map[string]string // record id → suggestion, bounded
 }
 
 // reloadHistory is what the admin API and the log say about reloads.
@@ -160,18 +166,31 @@ loop:
 		}
 	}
 	grace := server.Pipeline().Config.Server.ShutdownGrace
+	inst.draining.Store(true) // /readyz answers 503 from now on
 	log.Info("shutting down", "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	shutErr := server.Shutdown(sctx)
-	server.WaitRetired()
-	server.Pipeline().Close()
 	var adminErr error
 	if inst.admin != nil {
-		adminErr = inst.admin.Shutdown(sctx)
+		// Its own deadline: the traffic grace period may be used up.
+		actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+		adminErr = inst.admin.Shutdown(actx)
+		acancel()
 	}
+	server.WaitRetired()
+	// Requests that outlived the listeners (hijacked WebSockets, handlers
+	// past the grace period) still write their audit records: wait a
+	// little for them before the writer closes.
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if n := server.Pipeline().Retire(rctx); n > 0 {
+		log.Warn("requests still running at exit; their audit records are lost", "requests", n)
+	}
+	rcancel()
 	if inst.alerts != nil {
-		_ = inst.alerts.Close(sctx) // held-back ban summaries, queued messages
+		actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = inst.alerts.Close(actx) // held-back ban summaries, queued messages
+		acancel()
 	}
 	closeErr := records.Close() // flushes the store's last batch too
 	written, dropped, sinkErrs := records.Stats()
@@ -247,19 +266,11 @@ func (inst *instance) startAdmin(cfg *config.Config) error {
 		auth.Tokens = append(auth.Tokens, admin.Token{Name: t.Name, SHA256: t.SHA256})
 	}
 	srv, err := admin.New(admin.Options{
-		Store: records,
-		Bans:  inst.server.Pipeline().Bans(),
-		Explain: func(e *audit.Entry) (string, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			s, err := explain.Explain(ctx, inst.server.Pipeline().Config, e, explain.Options{})
-			if err != nil {
-				return "", err
-			}
-			return s.YAML(), nil
-		},
-		Auth: auth,
-		Log:  inst.log.With("component", "admin"),
+		Store:   records,
+		Bans:    inst.server.Pipeline().Bans(),
+		Explain: inst.explain,
+		Auth:    auth,
+		Log:     inst.log.With("component", "admin"),
 	})
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)
@@ -341,6 +352,10 @@ func (inst *instance) readyz(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
+	}
+	if inst.draining.Load() {
+		http.Error(w, "not ready: shutting down", http.StatusServiceUnavailable)
+		return
 	}
 	if len(inst.server.Addrs()) == 0 || len(missing) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -444,4 +459,35 @@ func (inst *instance) watchSources() {
 			return st
 		})
 	}
+}
+
+// maxExplainCache bounds the remembered suggestions.
+const maxExplainCache = 256
+
+// explain computes the suggested exclusion for the dashboard. Each
+// suggestion compiles rule sets several times (about a second each on two
+// cores), so only one is computed at a time — a second caller is told to
+// retry rather than queue up CPU the proxy needs — and results are kept by
+// record id.
+func (inst *instance) explain(e *audit.Entry) (string, error) {
+	if !inst.explainMu.TryLock() {
+		return "", errors.New("another suggestion is being computed; reload the page in a few seconds")
+	}
+	defer inst.explainMu.Unlock()
+	cfg := inst.server.Pipeline().Config
+	key := e.ID + "\x00" + fmt.Sprintf("%p", cfg) // a reload may change the answer
+	if y, ok := inst.explainCache[key]; ok {
+		return y, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := explain.Explain(ctx, cfg, e, explain.Options{})
+	if err != nil {
+		return "", err
+	}
+	if inst.explainCache == nil || len(inst.explainCache) >= maxExplainCache {
+		inst.explainCache = map[string]string{}
+	}
+	inst.explainCache[key] = s.YAML()
+	return s.YAML(), nil
 }
