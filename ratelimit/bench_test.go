@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // benchKeys returns n distinct IPv4 client keys.
@@ -33,6 +34,10 @@ var benchCases = []struct {
 	{"100kKeysZipf", 100_000, 200_000, true},
 	// More distinct keys than the table holds: every new key evicts one.
 	{"100kKeysEvicting", 100_000, 10_000, false},
+	// A table sized for a million clients, all of them active. The shards
+	// are bounded separately, so the few that draw more than their share
+	// of keys evict some.
+	{"1MKeys", 1_000_000, 1_000_000, false},
 }
 
 // benchSequence returns the keys in the order the benchmark presents them.
@@ -68,6 +73,8 @@ func BenchmarkAllow(b *testing.B) {
 				m.Allow(keys[i%len(keys)], t0.Add(time.Duration(i)*10*time.Microsecond))
 				i++
 			}
+			// After the loop: ResetTimer drops metrics reported before it.
+			b.ReportMetric(float64(m.tableBytes())/float64(m.Stats().Keys), "tableB/key")
 		})
 	}
 }
@@ -93,6 +100,15 @@ func BenchmarkAllowParallel(b *testing.B) {
 			})
 		})
 	}
+}
+
+// tableBytes is the memory the shards' tables take.
+func (m *Memory) tableBytes() int {
+	n := 0
+	for i := range m.shards {
+		n += len(m.shards[i].table) * int(unsafe.Sizeof(slot{}))
+	}
+	return n
 }
 
 func BenchmarkKey(b *testing.B) {

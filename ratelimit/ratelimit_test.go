@@ -2,7 +2,6 @@ package ratelimit
 
 import (
 	"fmt"
-	"hash/maphash"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -268,38 +267,54 @@ func TestEvictionKeepsMemoryBounded(t *testing.T) {
 }
 
 // tracked reports whether m holds state for k, without changing it.
-func (m *Memory) tracked(k Key) bool {
-	h := maphash.Comparable(m.seed, k)
-	s := &m.shards[h>>m.shift]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.find(k, h)
-	return ok
-}
+func (m *Memory) tracked(k Key) bool { return m.trackedFP(m.fingerprint(k)) }
 
 // checkTables verifies every shard's table: the count matches the used
-// entries, and each key is found where a lookup would look (backward-shift
-// deletion must never strand a key behind a hole).
+// slots, the load bound holds, no fingerprint is stored twice, every key is
+// in its shard, the probe invariant holds (every bucket from a key's home up
+// to the one before its own is full), and find returns each key's own slot.
+// A backward-shift deletion that stranded a key behind a bucket with room
+// would fail the last two.
 func checkTables(t *testing.T, m *Memory) {
 	t.Helper()
 	for si := range m.shards {
 		s := &m.shards[si]
+		if len(s.table) != s.buckets*bucketSlots || s.buckets > m.maxBkts {
+			t.Fatalf("shard %d: %d slots in %d buckets (max %d)", si, len(s.table), s.buckets, m.maxBkts)
+		}
+		full := func(b int) bool {
+			for _, e := range s.table[b*bucketSlots : (b+1)*bucketSlots] {
+				if e.fp == 0 {
+					return false
+				}
+			}
+			return true
+		}
 		used := 0
+		seen := map[uint64]bool{}
 		for i, e := range s.table {
-			if !e.used {
+			if e.fp == 0 {
 				continue
 			}
 			used++
-			h := maphash.Comparable(m.seed, e.key)
-			if int(h>>m.shift) != si {
-				t.Fatalf("key %v in shard %d, belongs in %d", e.key, si, h>>m.shift)
+			if seen[e.fp] {
+				t.Fatalf("shard %d: fingerprint %x stored twice", si, e.fp)
 			}
-			if j, ok := s.find(e.key, h); !ok || j != i {
-				t.Fatalf("shard %d: key %v at %d found at %d, %v", si, e.key, i, j, ok)
+			seen[e.fp] = true
+			if int(e.fp>>m.shift) != si {
+				t.Fatalf("fingerprint %x in shard %d, belongs in %d", e.fp, si, e.fp>>m.shift)
+			}
+			for b := home(e.fp, s.buckets); b != i/bucketSlots; b = (b + 1) % s.buckets {
+				if !full(b) {
+					t.Fatalf("shard %d: key at slot %d probed past bucket %d, which has room", si, i, b)
+				}
+			}
+			if j, ok := s.find(e.fp); !ok || j != i {
+				t.Fatalf("shard %d: key at %d found at %d, %v", si, i, j, ok)
 			}
 		}
-		if used != s.count || 2*used > len(s.table) {
-			t.Fatalf("shard %d: %d used entries, count %d, table %d", si, used, s.count, len(s.table))
+		if used != s.count || used > m.perShard || used*loadDen > len(s.table)*loadNum {
+			t.Fatalf("shard %d: %d used slots, count %d, bound %d, table %d", si, used, s.count, m.perShard, len(s.table))
 		}
 	}
 }
