@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -83,6 +84,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	runtime.GC()
 	goroutines := runtime.NumGoroutine()
+	fds := openFiles(t)
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 
@@ -155,12 +157,22 @@ func TestReloadUnderLoad(t *testing.T) {
 	settled := eventually(func() bool {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		return runtime.NumGoroutine() <= goroutines+2 && after.HeapAlloc < before.HeapAlloc+before.HeapAlloc/2+8<<20
+		return runtime.NumGoroutine() <= goroutines+2 && after.HeapAlloc < before.HeapAlloc+before.HeapAlloc/2+8<<20 && openFiles(t) <= fds+2
 	})
 	if !settled {
-		t.Errorf("after 50 reloads: goroutines %d (baseline %d), heap %d MiB (baseline %d MiB)",
-			runtime.NumGoroutine(), goroutines, after.HeapAlloc>>20, before.HeapAlloc>>20)
+		t.Errorf("after 50 reloads: goroutines %d (baseline %d), heap %d MiB (baseline %d MiB), open files %d (baseline %d)",
+			runtime.NumGoroutine(), goroutines, after.HeapAlloc>>20, before.HeapAlloc>>20, openFiles(t), fds)
 	}
+}
+
+// openFiles counts this process's file descriptors (sockets included).
+func openFiles(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count file descriptors here: %v", err)
+	}
+	return len(entries)
 }
 
 func TestBadReloadKeepsServing(t *testing.T) {
