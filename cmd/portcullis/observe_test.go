@@ -95,6 +95,7 @@ alerts:
 		`portcullis_decisions_total{action="blocked",stage="waf"} 1`,
 		`portcullis_bans_added_total{source="auto"} 1`,
 		`portcullis_build_info{`,
+		`portcullis_audit_store_write_duration_seconds_count`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -85,7 +85,7 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 		if err != nil {
 			return fmt.Errorf("audit store: %w", err)
 		}
-		sinks = append(sinks, sink)
+		sinks = append(sinks, &timedSink{Sink: sink, inst: inst})
 	}
 	records, err := openAudit(cfg.Audit, log, sinks...)
 	if err != nil {
@@ -490,4 +490,27 @@ func (inst *instance) explain(e *audit.Entry) (string, error) {
 	}
 	inst.explainCache[key] = s.YAML()
 	return s.YAML(), nil
+}
+
+// timedSink reports the audit store's write latency to the metrics: each
+// Flush commits the batch written since the previous one.
+type timedSink struct {
+	audit.Sink
+	inst    *instance
+	pending int
+}
+
+func (t *timedSink) Write(e *audit.Entry) error {
+	t.pending++
+	return t.Sink.Write(e)
+}
+
+func (t *timedSink) Flush() error {
+	start := time.Now()
+	err := t.Sink.Flush()
+	if t.pending > 0 {
+		t.inst.metrics.ObserveStoreWrite(time.Since(start), t.pending)
+		t.pending = 0
+	}
+	return err
 }
