@@ -190,10 +190,14 @@ func TestACMEExternalAccountBinding(t *testing.T) {
 	// Without EAB the CA refuses, and its reason is kept for the log.
 	noEAB := acmeConfig(ca, t.TempDir(), "shop.test")
 	noEAB.HandshakeWait = time.Second
-	_, a := startManager(t, noEAB, httpLn, tlsLn)
+	m, a := startManager(t, noEAB, httpLn, tlsLn)
 	waitFor(t, func() bool { return a.LastError("shop.test") != nil })
 	if err := a.LastError("shop.test"); !strings.Contains(strings.ToLower(err.Error()), "external") {
 		t.Errorf("error lacks the CA's reason: %v", err)
+	}
+	// The manager reports it for alerts.
+	if msg := m.RenewErrors()["shop.test"]; !strings.Contains(strings.ToLower(msg), "external") {
+		t.Errorf("RenewErrors: %q", msg)
 	}
 
 	httpLn2, tlsLn2 := listeners(t)

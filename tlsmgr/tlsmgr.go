@@ -184,6 +184,22 @@ func (m *Manager) TLSConfig() *tls.Config {
 	return c
 }
 
+// RenewErrors returns, for hosts whose source orders certificates (ACME),
+// the error of the last failed order that has not been followed by a
+// success yet. For alerts: a renewal that keeps failing must be noticed
+// long before the certificate expires.
+func (m *Manager) RenewErrors() map[string]string {
+	out := map[string]string{}
+	for h, s := range m.hosts {
+		if le, ok := s.(interface{ LastError(string) error }); ok {
+			if err := le.LastError(h); err != nil {
+				out[h] = err.Error()
+			}
+		}
+	}
+	return out
+}
+
 // Expiry returns the NotAfter of each host's current certificate, for
 // metrics and alerts. Hosts without a certificate yet are absent; it never
 // waits for one.

@@ -450,6 +450,13 @@ func (inst *instance) watchSources() {
 			for host, exp := range certs() {
 				st.Certs[host] = alerts.CertState{Expiry: exp}
 			}
+			if c := inst.server.Certificates(); c != nil {
+				for host, msg := range c.RenewErrors() {
+					cs := st.Certs[host]
+					cs.RenewError = msg
+					st.Certs[host] = cs
+				}
+			}
 			for name, ls := range lists() {
 				if ls.Feed {
 					st.Feeds[name] = alerts.FeedState{LastSuccess: ls.LastSuccess, LastError: ls.LastError}
