@@ -158,7 +158,11 @@ type PassiveCheck struct {
 	// Disabled turns passive checks off. Default: false.
 	Disabled bool `yaml:"disabled"`
 	// ConsecutiveFailures ejects a target after this many connection errors
-	// or timeouts in a row. Default: 5; 0 turns this test off.
+	// or timeouts in a row. Default: 5; 0 turns this test off. Counted are
+	// failures to connect, the response_header_timeout, and connections
+	// that broke after the whole request was written; the client's own
+	// failures (an oversized, truncated or too slow request body) and the
+	// route's timeout never count against a target.
 	ConsecutiveFailures *int `yaml:"consecutive_failures"`
 	// FailureRatio ejects a target when this fraction of its responses in
 	// Window were 5xx (at least MinRequests of them). Default: 0 (off).

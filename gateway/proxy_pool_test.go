@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -485,3 +486,93 @@ const allowPutDelete = `waf:
 const wafOff = `waf:
   mode: "off"
 `
+
+// TestProxyClientFailuresLeaveTargetsHealthy: a client that sends too much,
+// breaks off its body or uploads too slowly for the route's timeout is the
+// client's failure, not the targets'. None of it may count against a target
+// in the passive check, nor be retried on the others; before, five
+// oversized chunked PUTs ejected all three targets and everyone got 503.
+func TestProxyClientFailuresLeaveTargetsHealthy(t *testing.T) {
+	a, b, c := newBackend(t, "a"), newBackend(t, "b"), newBackend(t, "c")
+	up := `  - name: app
+    targets: TARGETS
+    passive_check:
+      consecutive_failures: 1
+      cool_down: 1m
+`
+	cfg := "upstreams:\n" + strings.ReplaceAll(up, "TARGETS", `["`+a.URL()+`", "`+b.URL()+`", "`+c.URL()+`"]`) + `
+sites:
+  - hosts: ["*"]
+    routes:
+      - path: /
+        upstream: app
+        max_body_size: 100
+        timeout: 300ms
+` + wafOff
+	tp := startProxy(t, cfg, "")
+	healthy := func(what string) {
+		t.Helper()
+		for i, s := range tp.pool("app").Status() {
+			if s.Ejected || !s.Up {
+				t.Fatalf("after %s: target %d (%s) ejected", what, i, s.URL)
+			}
+		}
+	}
+	addr := strings.TrimPrefix(tp.URL, "http://")
+	raw := func(req string, pause time.Duration, rest string) string {
+		t.Helper()
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.WriteString(conn, req)
+		if pause > 0 {
+			time.Sleep(pause)
+			_, _ = io.WriteString(conn, rest)
+		}
+		if cw, ok := conn.(*net.TCPConn); ok && pause == 0 {
+			_ = cw.CloseWrite() // the body ends here, truncated
+		}
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		return line
+	}
+	hits := func() int64 { return a.hits.Load() + b.hits.Load() + c.hits.Load() }
+
+	// Oversized chunked bodies: 413, each sent to one target at most.
+	for i := 0; i < 5; i++ {
+		chunk := strings.Repeat("x", 500)
+		line := raw(fmt.Sprintf("PUT /up HTTP/1.1\r\nHost: portcullis.test\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(chunk), chunk), 0, "")
+		if !strings.Contains(line, " 413 ") {
+			t.Fatalf("oversized chunked PUT %d: %q, want 413", i, line)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // a backend may count a request after the client had its 413
+	if got := hits(); got > 5 {
+		t.Errorf("five oversized PUTs reached targets %d times: retried", got)
+	}
+	healthy("five oversized chunked PUTs")
+
+	// Truncated chunked bodies: the client closes mid-chunk, or breaks the
+	// chunked framing and waits.
+	for i := 0; i < 5; i++ {
+		raw("PUT /up HTTP/1.1\r\nHost: portcullis.test\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n40\r\nonly a few bytes", 0, "")
+		line := raw("PUT /up HTTP/1.1\r\nHost: portcullis.test\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n5\r\nhello\r\n", 20*time.Millisecond, "zz\r\n")
+		if !strings.Contains(line, " 400 ") {
+			t.Errorf("broken chunked body %d: %q, want 400", i, line)
+		}
+	}
+	healthy("ten truncated or broken chunked PUTs")
+
+	// Uploads slower than the route's timeout.
+	for i := 0; i < 3; i++ {
+		raw("PUT /up HTTP/1.1\r\nHost: portcullis.test\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n5\r\nhello\r\n", 450*time.Millisecond, "5\r\nworld\r\n0\r\n\r\n")
+	}
+	healthy("three uploads slower than the route timeout")
+
+	// The pool still answers.
+	if status, body := get(&http.Client{Timeout: 5 * time.Second}, tp.URL+"/x", nil); status != http.StatusOK {
+		t.Fatalf("after client failures: %d %s", status, body)
+	}
+}

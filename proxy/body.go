@@ -15,14 +15,37 @@ import (
 // starts, because net/http may still be reading the old one in a background
 // goroutine after RoundTrip returned.
 type replayBody struct {
-	mu       sync.Mutex
-	src      io.ReadCloser
-	limit    int64
-	kept     []byte
-	read     int64       // bytes read from src
-	overflow atomic.Bool // more than limit read: replay impossible
-	srcErr   error       // src's terminal error (io.EOF), repeated to every view
-	gen      int
+	mu        sync.Mutex
+	src       io.ReadCloser
+	limit     int64
+	kept      []byte
+	read      int64       // bytes read from src
+	overflow  atomic.Bool // more than limit read: replay impossible
+	srcErr    error       // src's terminal error (io.EOF), repeated to every view
+	clientErr atomic.Bool // src failed: the client's body is broken (see clientBodyError)
+	gen       int
+}
+
+// clientBodyError is a failure to read the request body from the client: a
+// body past max_body_size, a truncated chunked body, a client that stopped
+// sending. It is the client's failure, not the upstream's: it never counts
+// against a target in the passive check and the request is never resent.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string {
+	return "reading the client's request body: " + e.err.Error()
+}
+func (e *clientBodyError) Unwrap() error { return e.err }
+
+// clientFailure returns the client's body error, or nil when reading from
+// the client has not failed.
+func (b *replayBody) clientFailure() error {
+	if !b.clientErr.Load() {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.srcErr
 }
 
 // errAbandoned is what a view of an earlier attempt reads.
@@ -88,6 +111,13 @@ func (v *bodyView) Read(p []byte) (int, error) {
 		}
 	}
 	if err != nil {
+		if err != io.EOF {
+			var ce *clientBodyError
+			if !errors.As(err, &ce) {
+				err = &clientBodyError{err: err}
+			}
+			b.clientErr.Store(true)
+		}
 		b.srcErr = err
 	}
 	return n, err
@@ -178,8 +208,12 @@ func (c *idleConn) Close() error {
 	return err
 }
 
-// errBodyTooLarge is what a body past the route's max_body_size reads.
-var errBodyTooLarge = errors.New("request body larger than max_body_size")
+// errBodyTooLarge is what a body past the route's max_body_size reads
+// (wrapped as the client's failure: errTooLargeBody).
+var (
+	errBodyTooLarge = errors.New("request body larger than max_body_size")
+	errTooLargeBody = &clientBodyError{err: errBodyTooLarge}
+)
 
 // limitedBody enforces max_body_size on bodies of unknown length (chunked,
 // HTTP/2); a declared Content-Length is refused before forwarding.
@@ -190,7 +224,7 @@ type limitedBody struct {
 
 func (l *limitedBody) Read(p []byte) (int, error) {
 	if l.left < 0 {
-		return 0, errBodyTooLarge
+		return 0, errTooLargeBody
 	}
 	if int64(len(p)) > l.left+1 {
 		p = p[:l.left+1] // one byte more tells "too large" from "exactly full"
@@ -198,7 +232,7 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 	n, err := l.ReadCloser.Read(p)
 	l.left -= int64(n)
 	if l.left < 0 {
-		return 0, errBodyTooLarge
+		return 0, errTooLargeBody
 	}
 	return n, err
 }

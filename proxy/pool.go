@@ -271,13 +271,23 @@ func (p *Pool) roundTrip(req *http.Request, o *attemptOptions) (*http.Response, 
 			continue // filled up since it was picked; it counts as tried
 		}
 		entry.Upstream = t.name
-		resp, err := p.attempt(req, t, body, o)
+		resp, sent, err := p.attempt(req, t, body, o)
 		if err == nil {
 			return resp, nil
 		}
 		t.release()
-		kind := classify(err, ctx)
-		if kind != failCanceled {
+		kind := classify(err, ctx, body)
+		if kind == failClient {
+			// The client's body broke: no target is to blame and no other
+			// target would fare better.
+			if body != nil {
+				if cerr := body.clientFailure(); cerr != nil {
+					return nil, cerr
+				}
+			}
+			return nil, err
+		}
+		if countsAgainst(kind, sent) {
 			p.failed(t)
 		}
 		lastErr = err
@@ -302,18 +312,16 @@ func (p *Pool) unavailable() error {
 	return ErrNoTarget
 }
 
-// attempt sends one copy of req to t.
-func (p *Pool) attempt(req *http.Request, t *target, body *replayBody, o *attemptOptions) (*http.Response, error) {
+// attempt sends one copy of req to t. sent reports whether the request,
+// body included, was written to the target.
+func (p *Pool) attempt(req *http.Request, t *target, body *replayBody, o *attemptOptions) (resp *http.Response, sent bool, err error) {
 	ctx, cancel := context.WithCancel(req.Context())
 	wait := p.headerWait
 	if o.headerWait > 0 {
 		wait = o.headerWait
 	}
-	var hw *headerWatch
-	if wait > 0 {
-		hw = &headerWatch{wait: wait, cancel: cancel}
-		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: hw.wroteRequest})
-	}
+	hw := &headerWatch{wait: wait, cancel: cancel}
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: hw.wroteRequest})
 	out := req.WithContext(ctx) // a shallow copy: headers are shared, which is fine, they are not changed here
 	u := *req.URL
 	setTarget(&u, t.url)
@@ -322,17 +330,18 @@ func (p *Pool) attempt(req *http.Request, t *target, body *replayBody, o *attemp
 		out.Body = body.view()
 		out.GetBody = nil
 	}
-	resp, err := p.transport.RoundTrip(out)
-	if hw != nil && hw.stop() {
+	resp, err = p.transport.RoundTrip(out)
+	fired, sent := hw.stop()
+	if fired {
 		cancel()
 		if resp != nil {
 			resp.Body.Close()
 		}
-		return nil, &headerTimeout{d: wait}
+		return nil, sent, &headerTimeout{d: wait}
 	}
 	if err != nil {
 		cancel()
-		return nil, err
+		return nil, sent, err
 	}
 	t.served.Add(1)
 	p.observe(t, resp.StatusCode)
@@ -345,15 +354,16 @@ func (p *Pool) attempt(req *http.Request, t *target, body *replayBody, o *attemp
 		// An upgraded connection (WebSocket): ReverseProxy needs to write to
 		// it, and it is closed after idle time without traffic.
 		resp.Body = newIdleConn(rwc, o.wsIdle, done)
-		return resp, nil
+		return resp, true, nil
 	}
 	resp.Body = &upstreamBody{ReadCloser: resp.Body, done: done}
-	return resp, nil
+	return resp, true, nil
 }
 
-// headerWatch is the response header timeout of one attempt. It starts when
-// the request, body included, was written (a slow upload is not a slow
-// upstream) and stops when the response headers arrive.
+// headerWatch is the response header timeout of one attempt (none when
+// wait is 0). It starts when the request, body included, was written (a
+// slow upload is not a slow upstream) and stops when the response headers
+// arrive. It also notes whether the request was written at all.
 type headerWatch struct {
 	wait   time.Duration
 	cancel context.CancelFunc
@@ -361,12 +371,19 @@ type headerWatch struct {
 	timer  *time.Timer
 	done   bool // response (or error) arrived; the timer must not start
 	fired  bool
+	sent   bool // the request was written whole
 }
 
-func (h *headerWatch) wroteRequest(httptrace.WroteRequestInfo) {
+func (h *headerWatch) wroteRequest(info httptrace.WroteRequestInfo) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.done || h.timer != nil {
+	if h.done {
+		return
+	}
+	if info.Err == nil {
+		h.sent = true
+	}
+	if h.wait <= 0 || h.timer != nil {
 		return
 	}
 	h.timer = time.AfterFunc(h.wait, func() {
@@ -380,15 +397,16 @@ func (h *headerWatch) wroteRequest(httptrace.WroteRequestInfo) {
 	})
 }
 
-// stop ends the watch and reports whether it had fired.
-func (h *headerWatch) stop() bool {
+// stop ends the watch and reports whether it had fired and whether the
+// request had been written.
+func (h *headerWatch) stop() (fired, sent bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.done = true
 	if h.timer != nil {
 		h.timer.Stop()
 	}
-	return h.fired
+	return h.fired, h.sent
 }
 
 // setTarget points u (the request's URL) at target: its scheme and host,
@@ -422,14 +440,20 @@ func joinSlash(a, b string) string {
 const (
 	failConn     = iota // the connection broke after it was established
 	failDial            // no connection: nothing was sent
-	failTimeout         // no response in time
+	failTimeout         // no response headers in time (the attempt's own timeout)
+	failDeadline        // the request's deadline passed (the route's timeout, a gRPC deadline)
 	failCanceled        // the client went away
+	failClient          // the client's request body could not be read
 )
 
-func classify(err error, ctx context.Context) int {
+func classify(err error, ctx context.Context, body *replayBody) int {
+	var ce *clientBodyError
+	if (body != nil && body.clientFailure() != nil) || errors.As(err, &ce) {
+		return failClient
+	}
 	if cerr := ctx.Err(); cerr != nil {
 		if errors.Is(cerr, context.DeadlineExceeded) {
-			return failTimeout // the route's timeout or the gRPC deadline
+			return failDeadline
 		}
 		return failCanceled
 	}
@@ -442,6 +466,23 @@ func classify(err error, ctx context.Context) int {
 		return failTimeout
 	}
 	return failConn
+}
+
+// countsAgainst reports whether a failure is the target's, for the passive
+// check: it could not be reached, it did not answer in time, or the
+// connection broke after the whole request was written to it. The client's
+// failures (a broken or oversized body, a slow upload, going away) and the
+// request's own deadline (which may have been spent waiting for the client)
+// say nothing about the target; counting them would let one client eject
+// every target of a pool.
+func countsAgainst(kind int, sent bool) bool {
+	switch kind {
+	case failDial, failTimeout:
+		return true
+	case failConn:
+		return sent
+	}
+	return false
 }
 
 // mayResend reports whether a request may be sent again after a failure.

@@ -197,6 +197,14 @@ func (rt *Route) fail(w http.ResponseWriter, r *http.Request, err error) {
 		entry.Status = 499 // nginx's convention for "client closed request"
 		return
 	}
+	var ce *clientBodyError
+	if errors.As(err, &ce) && !errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		// A truncated or unreadable body: the client's failure, not the
+		// upstream's (and the connection cannot be reused).
+		entry.Fail(audit.StageProxy, err.Error())
+		respond.ErrorAndClose(w, r, http.StatusBadRequest, entry.ID)
+		return
+	}
 	status := http.StatusBadGateway
 	var ne net.Error
 	switch {

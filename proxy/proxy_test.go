@@ -328,3 +328,39 @@ func countingDial(n *int) func(context.Context, string, string) (net.Conn, error
 		return nil, &dialError{addr: addr, err: errors.New("connection refused")}
 	}
 }
+
+// TestClientFailuresNotCounted: a broken client body and the request's own
+// deadline are never the target's failure, nor retried.
+func TestClientFailuresNotCounted(t *testing.T) {
+	broken := &replayBody{src: io.NopCloser(io.MultiReader(strings.NewReader("abc"), iotestErr{io.ErrUnexpectedEOF})), limit: 64}
+	_, err := io.ReadAll(broken.view())
+	var ce *clientBodyError
+	if !errors.As(err, &ce) || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("client body error not wrapped: %v", err)
+	}
+	if k := classify(errors.New("write: broken pipe"), context.Background(), broken); k != failClient || countsAgainst(k, false) || mayResend(k, true, broken) {
+		t.Errorf("broken client body: kind %d", k)
+	}
+	limited := &replayBody{src: &limitedBody{ReadCloser: io.NopCloser(strings.NewReader(strings.Repeat("x", 10))), left: 5}, limit: 64}
+	if _, err := io.ReadAll(limited.view()); !errors.Is(err, errBodyTooLarge) || limited.clientFailure() == nil {
+		t.Errorf("oversized body: %v", err)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if k := classify(context.DeadlineExceeded, ctx, nil); k != failDeadline || countsAgainst(k, true) || mayResend(k, true, nil) {
+		t.Errorf("route deadline: kind %d", k)
+	}
+	if k := classify(&headerTimeout{d: time.Second}, context.Background(), nil); k != failTimeout || !countsAgainst(k, true) {
+		t.Errorf("header timeout: kind %d", k)
+	}
+	if k := classify(&dialError{addr: "x", err: errors.New("refused")}, context.Background(), nil); !countsAgainst(k, false) {
+		t.Errorf("dial error: kind %d", k)
+	}
+	if countsAgainst(failConn, false) || !countsAgainst(failConn, true) {
+		t.Error("a connection error counts only once the request was written")
+	}
+}
+
+type iotestErr struct{ err error }
+
+func (e iotestErr) Read([]byte) (int, error) { return 0, e.err }
