@@ -429,16 +429,27 @@ func (c *Cache) removeEntryLocked(e *entry) {
 // the stored response being revalidated, or nil.
 func (c *Cache) fill(w http.ResponseWriter, r *http.Request, key, fk string, f *flight, stale *entry) {
 	fr := c.fillRequest(r, stale)
+	// Only a fill that sent the stored validators revalidates: a 304 to a
+	// client's own validators (were one forwarded) refreshes nothing.
+	revalidating := stale != nil && (fr.Header.Get("If-None-Match") != "" || fr.Header.Get("If-Modified-Since") != "")
 	fw := &fillWriter{c: c, client: w, req: fr, header: http.Header{}, stale: stale,
-		revalidating: fr.Header.Get("If-None-Match") != "" || fr.Header.Get("If-Modified-Since") != "",
-		requestTime:  c.now()}
+		revalidating: revalidating, requestTime: c.now()}
 	completed := false
-	defer func() {
-		// Runs on a panic too (an aborted stream), so waiters never hang.
-		result, xcache, storable := fw.finish(key, completed)
+	var (
+		result   *entry
+		xcache   string
+		pass     bool
+		released bool
+	)
+	// release ends the flight: the waiters go on with the result, if any.
+	release := func() {
+		if released {
+			return
+		}
+		released = true
 		c.mu.Lock()
 		delete(c.flights, fk)
-		if result == nil && completed && !storable {
+		if pass {
 			if len(c.pass) >= maxPass {
 				clear(c.pass)
 			}
@@ -447,6 +458,17 @@ func (c *Cache) fill(w http.ResponseWriter, r *http.Request, key, fk string, f *
 		c.mu.Unlock()
 		f.result, f.xcache = result, xcache
 		close(f.done)
+	}
+	// Deferred first, so it runs last and even when finishing the fill
+	// panics: a flight that never ends would strand every later request
+	// for the key.
+	defer release()
+	defer func() {
+		// Runs on a panic too (an aborted stream), so waiters never hang.
+		var storable bool
+		result, xcache, storable = fw.finish(key, completed)
+		pass = result == nil && completed && !storable
+		release()
 		if completed && fw.swallowed() && result != nil {
 			c.count(xcache)
 			c.serve(w, r, result, c.now(), xcache)

@@ -458,3 +458,84 @@ type discard struct{ h http.Header }
 func (d *discard) Header() http.Header         { return d.h }
 func (d *discard) WriteHeader(int)             {}
 func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// within runs f and fails the test if it has not returned after d (a
+// request stranded behind a flight that never ends).
+func within(t *testing.T, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s: still waiting after %s", what, d)
+	}
+}
+
+// TestCacheForwardedValidators: a client's own If-None-Match reaching the
+// upstream (forwarded by an older configuration) gets a 304 on a fill that
+// revalidates nothing. That 304 is the client's answer, not a refresh of a
+// stored response that does not exist: no panic, no stranded waiters.
+func TestCacheForwardedValidators(t *testing.T) {
+	o := &origin{handle: func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("ETag", `"v1"`)
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		_, _ = io.WriteString(w, "body")
+	}}
+	c, _ := newTestCache(config.CacheConfig{ForwardHeaders: []string{"If-None-Match"}}, o)
+	var r result
+	within(t, 2*time.Second, "conditional fill", func() {
+		r = send(c, "GET", "http://s.test/v", "If-None-Match", `"v1"`)
+	})
+	if r.status != http.StatusNotModified {
+		t.Errorf("conditional fill: %d, want the upstream's 304", r.status)
+	}
+	within(t, 2*time.Second, "same request again", func() {
+		r = send(c, "GET", "http://s.test/v", "If-None-Match", `"v1"`)
+	})
+	within(t, 2*time.Second, "plain request", func() { r = send(c, "GET", "http://s.test/v") })
+	if r.status != 200 || r.body != "body" {
+		t.Errorf("plain request: %d %q", r.status, r.body)
+	}
+}
+
+// panicHeaderWriter panics when its header is asked for: a fault while a
+// fill finishes.
+type panicHeaderWriter struct{ *httptest.ResponseRecorder }
+
+func (panicHeaderWriter) Header() http.Header { panic("client writer broke") }
+
+// TestCacheFillPanicReleasesWaiters: whatever goes wrong while a fill
+// finishes, its flight ends, so later requests for the key are not left
+// waiting forever.
+func TestCacheFillPanicReleasesWaiters(t *testing.T) {
+	o := &origin{handle: func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=1")
+		w.Header().Set("ETag", `"v1"`)
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		_, _ = io.WriteString(w, "body")
+	}}
+	c, clk := newTestCache(config.CacheConfig{}, o)
+	send(c, "GET", "http://s.test/p")
+	clk.advance(5 * time.Second) // stale: the next request revalidates
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the broken writer did not panic")
+			}
+		}()
+		c.ServeHTTP(panicHeaderWriter{httptest.NewRecorder()}, httptest.NewRequest("GET", "http://s.test/p", nil))
+	}()
+	var r result
+	within(t, 2*time.Second, "request after a failed fill", func() { r = send(c, "GET", "http://s.test/p") })
+	if r.status != 200 || r.body != "body" {
+		t.Errorf("after a failed fill: %d %q", r.status, r.body)
+	}
+}

@@ -579,7 +579,10 @@ type RouteCache struct {
 	// MaxSize. Default: 1MiB, or half of MaxSize when that is smaller.
 	MaxObjectSize *ByteSize `yaml:"max_object_size"`
 	// ForwardHeaders are extra request headers that reach the upstream on a
-	// fill. If the response depends on one, it must name it in Vary.
+	// fill. If the response depends on one, it must name it in Vary. Cookie,
+	// the conditional headers (If-None-Match, If-Modified-Since, If-Match,
+	// If-Unmodified-Since, If-Range), Range and Cache-Control are refused:
+	// the cache answers those itself.
 	ForwardHeaders []string `yaml:"forward_headers"`
 	// IgnoreCookies serves and fills the cache for requests with cookies,
 	// which are then not sent to the upstream (static assets). Default:
@@ -828,6 +831,8 @@ func (c *checker) routeCache(rc *RouteCache, p string) *CacheConfig {
 			c.errorf(fmt.Sprintf("%s.forward_headers[%d]", p, i), "must be a header name, got %q", h)
 		case canon == "Cookie":
 			c.errorf(fmt.Sprintf("%s.forward_headers[%d]", p, i), "Cookie cannot be forwarded on a cached route: it would let one user's response be served to another")
+		case strings.HasPrefix(canon, "If-") || canon == "Range" || canon == "Cache-Control":
+			c.errorf(fmt.Sprintf("%s.forward_headers[%d]", p, i), "%s cannot be forwarded on a cached route: conditional, partial and cache-directive requests are the cache's to answer, and a fill must ask for the whole current response", canon)
 		default:
 			out.ForwardHeaders = append(out.ForwardHeaders, canon)
 		}
