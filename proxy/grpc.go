@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -27,7 +28,8 @@ func isGRPC(r *http.Request) bool {
 }
 
 // parseGRPCTimeout reads the grpc-timeout header: at most 8 digits and a
-// unit (H, M, S, m, u, n).
+// unit (H, M, S, m, u, n). A zero timeout, or one too long for a Duration,
+// is treated as absent.
 func parseGRPCTimeout(v string) (time.Duration, bool) {
 	if len(v) < 2 || len(v) > 9 {
 		return 0, false
@@ -51,6 +53,11 @@ func parseGRPCTimeout(v string) (time.Duration, bool) {
 	case 'n':
 		unit = time.Nanosecond
 	default:
+		return 0, false
+	}
+	// 8 digits of hours overflow a Duration: such a deadline is as good as
+	// none, and a wrapped negative one must not cancel the route's timeout.
+	if n <= 0 || n > math.MaxInt64/int64(unit) {
 		return 0, false
 	}
 	return time.Duration(n) * unit, true

@@ -241,12 +241,12 @@ func TestSetTarget(t *testing.T) {
 }
 
 func TestGRPCTimeout(t *testing.T) {
-	for in, want := range map[string]time.Duration{"1S": time.Second, "250m": 250 * time.Millisecond, "3H": 3 * time.Hour, "10u": 10 * time.Microsecond} {
+	for in, want := range map[string]time.Duration{"2562047H": 2562047 * time.Hour, "99999999S": 99999999 * time.Second, "1S": time.Second, "250m": 250 * time.Millisecond, "3H": 3 * time.Hour, "10u": 10 * time.Microsecond} {
 		if d, ok := parseGRPCTimeout(in); !ok || d != want {
 			t.Errorf("%q: %v %v", in, d, ok)
 		}
 	}
-	for _, bad := range []string{"", "S", "1", "1x", "123456789S", "-1S"} {
+	for _, bad := range []string{"", "S", "1", "1x", "123456789S", "-1S", "9999999H", "99999999H", "0S", "0n"} {
 		if _, ok := parseGRPCTimeout(bad); ok {
 			t.Errorf("%q accepted", bad)
 		}
@@ -364,3 +364,21 @@ func TestClientFailuresNotCounted(t *testing.T) {
 type iotestErr struct{ err error }
 
 func (e iotestErr) Read([]byte) (int, error) { return 0, e.err }
+
+// TestGRPCDeadlineNeverLiftsTheRouteTimeout: an overflowing grpc-timeout
+// must leave the route's own timeout in force.
+func TestGRPCDeadlineNeverLiftsTheRouteTimeout(t *testing.T) {
+	rt := &Route{cfg: config.RouteProxyConfig{GRPC: true, Timeout: 30 * time.Second}}
+	for _, v := range []string{"9999999H", "99999999H", "0S", "junk", ""} {
+		r := httptest.NewRequest("POST", "/svc/M", nil)
+		r.Header.Set("Grpc-Timeout", v)
+		if d := rt.deadline(r); d != 30*time.Second {
+			t.Errorf("grpc-timeout %q: deadline %v, want the route's 30s", v, d)
+		}
+	}
+	r := httptest.NewRequest("POST", "/svc/M", nil)
+	r.Header.Set("Grpc-Timeout", "2S")
+	if d := rt.deadline(r); d != 2*time.Second+grpcGrace {
+		t.Errorf("grpc-timeout 2S: %v", d)
+	}
+}
