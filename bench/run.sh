@@ -21,7 +21,7 @@ WARMUP=${WARMUP:-2s}
 REPS=${REPS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
-TARGETS=${TARGETS:-upstream,nginx,caddy,nginx-modsec,portcullis-off,portcullis-waf,portcullis-filters}
+TARGETS=${TARGETS:-upstream,nginx,caddy,nginx-modsec,portcullis-off,portcullis-waf,portcullis-stock,portcullis-filters}
 WORKLOADS=${WORKLOADS:-get,post,attack}
 BASE_PORT=${BASE_PORT:-18080}
 SKIP_INSTALL=${SKIP_INSTALL:-0}
@@ -39,11 +39,12 @@ MODSEC_MODULE=/usr/lib/nginx/modules/ngx_http_modsecurity_module.so
 CLK_TCK=$(getconf CLK_TCK)
 
 # ---- targets and workloads -------------------------------------------------
-ALL_TARGETS=(upstream nginx caddy nginx-modsec portcullis-off portcullis-waf portcullis-filters)
+ALL_TARGETS=(upstream nginx caddy nginx-modsec portcullis-off portcullis-waf portcullis-stock portcullis-filters)
 declare -A PORT=(
   [upstream]=$((BASE_PORT)) [nginx]=$((BASE_PORT + 1)) [caddy]=$((BASE_PORT + 2))
   [nginx-modsec]=$((BASE_PORT + 3)) [portcullis-off]=$((BASE_PORT + 4))
   [portcullis-waf]=$((BASE_PORT + 5)) [portcullis-filters]=$((BASE_PORT + 6))
+  [portcullis-stock]=$((BASE_PORT + 7))
 )
 declare -A LABEL=(
   [upstream]="upstream (direct)"
@@ -52,10 +53,11 @@ declare -A LABEL=(
   [nginx-modsec]="nginx + ModSecurity + CRS PL1"
   [portcullis-off]="Portcullis, WAF off"
   [portcullis-waf]="Portcullis, CRS PL1 block"
+  [portcullis-stock]="Portcullis, CRS PL1 block, stock Coraza operators"
   [portcullis-filters]="Portcullis, CRS PL1 + all cheap filters"
 )
 # Rows whose WAF must answer the attack workload with 403.
-declare -A IS_WAF=([nginx-modsec]=1 [portcullis-waf]=1 [portcullis-filters]=1)
+declare -A IS_WAF=([nginx-modsec]=1 [portcullis-waf]=1 [portcullis-stock]=1 [portcullis-filters]=1)
 
 ALL_WORKLOADS=(get post attack)
 declare -A WL_METHOD=([get]=GET [post]=POST [attack]=GET)
@@ -227,14 +229,20 @@ build_binaries() {
       || die "cannot build Caddy"
   fi
 
-  if needs_target portcullis-off || needs_target portcullis-waf || needs_target portcullis-filters; then
-    rm -f "$BIN/portcullis"
+  if needs_target portcullis-off || needs_target portcullis-waf || needs_target portcullis-stock || needs_target portcullis-filters; then
+    rm -f "$BIN/portcullis" "$BIN/portcullis-stock"
     if [[ ! -d $ROOT/cmd/portcullis ]]; then
       PORTCULLIS_ERR="cmd/portcullis does not exist yet"
     else
       log "building portcullis"
       if ! (cd "$ROOT" && timeout 900 go build -o "$BIN/portcullis" ./cmd/portcullis) > "$TMP/portcullis-build.log" 2>&1; then
         PORTCULLIS_ERR="go build failed: $(grep -m1 -v '^#' "$TMP/portcullis-build.log" | cut -c1-120)"
+      fi
+      # The same program with Coraza's own operators instead of waf/fastop
+      # (issue 8), for the portcullis-stock row.
+      if [[ -z $PORTCULLIS_ERR ]] && needs_target portcullis-stock; then
+        (cd "$ROOT" && timeout 900 go build -tags portcullis_stock_operators -o "$BIN/portcullis-stock" ./cmd/portcullis) \
+          >> "$TMP/portcullis-build.log" 2>&1 || log "portcullis-stock build failed; that row will be n/a"
       fi
     fi
     [[ -n $PORTCULLIS_ERR ]] && log "portcullis rows will be n/a: $PORTCULLIS_ERR"
@@ -387,6 +395,11 @@ start_portcullis() {
   local t=$1 mode
   local prefix="$TMP/$t"
   [[ -z $PORTCULLIS_ERR ]] || { STATE[$t]="n/a: $PORTCULLIS_ERR"; return 1; }
+  local bin="$BIN/portcullis"
+  if [[ $t == portcullis-stock ]]; then
+    bin="$BIN/portcullis-stock"
+    [[ -x $bin ]] || { STATE[$t]="n/a: portcullis-stock was not built"; return 1; }
+  fi
   [[ $t == portcullis-off ]] && mode=off || mode=block
   mkdir -p "$prefix"
   local tmpl="$BENCH_DIR/conf/portcullis.yaml.tmpl"
@@ -410,7 +423,7 @@ PY
   render "$tmpl" "$prefix/portcullis.yaml" \
     PORT="${PORT[$t]}" UPSTREAM_PORT="${PORT[upstream]}" WAF_MODE="$mode" \
     AUDIT_FILE="$prefix/audit.jsonl" DENY_FILE="$prefix/deny.netset" STATE_DIR="$prefix/state"
-  "$BIN/portcullis" run -c "$prefix/portcullis.yaml" > "$prefix/portcullis.log" 2>&1 &
+  "$bin" run -c "$prefix/portcullis.yaml" > "$prefix/portcullis.log" 2>&1 &
   MAIN_PID[$t]=$!; STARTED_PIDS+=($!)
   if ! wait_for_port "${PORT[$t]}" "$!" 30; then
     if is_running "${MAIN_PID[$t]}"; then
@@ -435,7 +448,7 @@ start_target() {
     # Pre-flight runs at "info" so sub-threshold rule matches are visible.
     nginx-modsec) start_nginx nginx-modsec info ;;
     caddy) start_caddy ;;
-    portcullis-off | portcullis-waf | portcullis-filters) start_portcullis "$t" ;;
+    portcullis-off | portcullis-waf | portcullis-stock | portcullis-filters) start_portcullis "$t" ;;
   esac
 }
 
@@ -464,7 +477,7 @@ precheck() {
       log=""
       case $t in
         nginx-modsec) log="$TMP/nginx-modsec/error.log" ;;
-        portcullis-waf | portcullis-filters) log="$TMP/$t/audit.jsonl" ;;
+        portcullis-waf | portcullis-stock | portcullis-filters) log="$TMP/$t/audit.jsonl" ;;
       esac
       before=0; [[ -n $log && -f $log ]] && before=$(wc -l < "$log")
       got=$(curl_workload "$t" "$w"); status=${got% *}; bytes=${got#* }

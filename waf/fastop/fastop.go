@@ -27,44 +27,18 @@
 // Coraza offers one extension point for this, a process-wide operator
 // registry (experimental/plugins). Register replaces "rx", "pm",
 // "pmFromFile" and "pmf" there: every WAF compiled after the call, in this
-// process, uses them. The differential tests (diff_test.go) compare them
-// with Coraza's own on every pattern of the CRS.
+// process, uses them. The differential tests (diff_test.go,
+// engine_diff_test.go) compare them with Coraza's own on every pattern of
+// the CRS and on the CRS regression requests.
+//
+// Built with the tag portcullis_stock_operators, Register does nothing and
+// Coraza's own operators serve: for comparisons (bench/run.sh's
+// portcullis-stock row), or as a fallback.
 package fastop
 
 import (
-	"sync"
-	"sync/atomic"
-
-	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 )
-
-// Name says which operators Register installs, for version output.
-const Name = "fastop (@rx: literal prefilter + DFA + Go regexp; @pm: literal prefilter)"
-
-var (
-	once       sync.Once
-	registered atomic.Bool
-)
-
-// Register makes Coraza use this package's operators for every WAF compiled
-// from now on. It is safe to call more than once and from several
-// goroutines, but not while a WAF is being compiled on another goroutine
-// (Coraza's registry is a plain map).
-func Register() {
-	once.Do(func() {
-		plugins.RegisterOperator("rx", NewRx)
-		plugins.RegisterOperator("pm", NewPm)
-		plugins.RegisterOperator("pmFromFile", NewPmFromFile)
-		plugins.RegisterOperator("pmf", NewPmFromFile)
-		registered.Store(true)
-	})
-}
-
-// Registered reports whether Register has run: from then on, Coraza's own
-// operators can no longer be compiled in this process (benchmarks that
-// compare the two need to know).
-func Registered() bool { return registered.Load() }
 
 // DFAMemory is the memory, in bytes, held by the state caches of every
 // pattern's automaton in the process (bounded by 64 MiB in all).
