@@ -35,4 +35,3 @@ func Register() {
 // operators can no longer be compiled in this process (benchmarks that
 // compare the two need to know).
 func Registered() bool { return registered.Load() }
-
