@@ -181,9 +181,10 @@ type PassiveCheck struct {
 // connection error (never after a response, not even a 5xx, and never after
 // a timeout waiting for the response), and only when it is safe: either the
 // connection was never established (nothing reached any upstream), or the
-// method is idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE, or a request
-// with an Idempotency-Key header) and its body, if any, was kept whole in
-// the body_buffer. A POST whose bytes reached an upstream is never replayed.
+// method is idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE, or, with
+// idempotency_key, a request with an Idempotency-Key header) and its body,
+// if any, was kept whole in the body_buffer. A POST whose bytes reached an
+// upstream is never replayed.
 type Retries struct {
 	// Attempts is how many times a request may be resent. Default: 2;
 	// 0 turns retries off.
@@ -194,6 +195,13 @@ type Retries struct {
 	// BodyBuffer is how much of an idempotent request's body is kept in
 	// memory so that it can be resent. Default: 64KiB.
 	BodyBuffer *ByteSize `yaml:"body_buffer"`
+	// IdempotencyKey treats a request carrying an Idempotency-Key or
+	// X-Idempotency-Key header as idempotent, so that a POST or PATCH with
+	// one may be resent after its bytes reached an upstream. The header is
+	// the client's claim: turn this on only when every target of the
+	// upstream deduplicates requests by that key; otherwise any client can
+	// have its POSTs replayed. Default: false.
+	IdempotencyKey bool `yaml:"idempotency_key"`
 }
 
 // Balancing policies.
@@ -263,9 +271,10 @@ type PassiveConfig struct {
 
 // RetryConfig is the resolved retry policy.
 type RetryConfig struct {
-	Attempts   int
-	Budget     time.Duration
-	BodyBuffer int64
+	Attempts       int
+	Budget         time.Duration
+	BodyBuffer     int64
+	IdempotencyKey bool // honour Idempotency-Key headers
 }
 
 func (c *checker) resolveUpstreams(f *File, cfg *Config) map[string]bool {
@@ -518,9 +527,10 @@ func (c *checker) retries(r *Retries, p string) RetryConfig {
 		r = &Retries{}
 	}
 	out := RetryConfig{
-		Attempts:   intOr(r.Attempts, 2),
-		Budget:     durationOr(r.Budget, 10*time.Second),
-		BodyBuffer: sizeOr(r.BodyBuffer, 64<<10),
+		Attempts:       intOr(r.Attempts, 2),
+		Budget:         durationOr(r.Budget, 10*time.Second),
+		BodyBuffer:     sizeOr(r.BodyBuffer, 64<<10),
+		IdempotencyKey: r.IdempotencyKey,
 	}
 	c.setInt(&out.Attempts, r.Attempts, p+".attempts", 0, 10)
 	if out.Budget <= 0 {

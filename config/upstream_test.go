@@ -29,7 +29,7 @@ func TestUpstreamResolvedValues(t *testing.T) {
 		{"health interval", app.HealthCheck.Interval, 5 * time.Second},
 		{"passive ratio", app.Passive.FailureRatio, 0.5},
 		{"passive cool down", app.Passive.CoolDown, 30 * time.Second},
-		{"retries", app.Retries, RetryConfig{Attempts: 2, Budget: 3 * time.Second, BodyBuffer: 128 << 10}},
+		{"retries", app.Retries, RetryConfig{Attempts: 2, Budget: 3 * time.Second, BodyBuffer: 128 << 10, IdempotencyKey: true}},
 		{"hash cookie", sessions.HashCookie, "session"},
 		{"sessions policy", sessions.Policy, PolicyHash},
 		{"default passive on", sessions.Passive, PassiveConfig{Enabled: true, ConsecutiveFailures: 5, MinRequests: 20, Window: 10 * time.Second, CoolDown: 10 * time.Second}},

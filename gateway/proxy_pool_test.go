@@ -576,3 +576,37 @@ sites:
 		t.Fatalf("after client failures: %d %s", status, body)
 	}
 }
+
+// TestProxyIdempotencyKeyIsOptIn: a client's Idempotency-Key does not make
+// its POST replayable unless the upstream says its targets honour the key.
+func TestProxyIdempotencyKeyIsOptIn(t *testing.T) {
+	crash := func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+	}
+	form := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	for _, header := range []string{"Idempotency-Key", "X-Idempotency-Key"} {
+		for _, optIn := range []bool{false, true} {
+			a, b := newBackend(t, "a"), newBackend(t, "b")
+			a.handler = crash
+			up := "  - name: app\n    targets: TARGETS\n"
+			if optIn {
+				up += "    retries:\n      idempotency_key: true\n"
+			}
+			tp := startProxy(t, poolConfig(up, a, b), "")
+			h := form.Clone()
+			h.Set(header, "order-42")
+			status, body, _ := do(t, http.MethodPost, tp.URL+"/order", "item=1", h) // round robin starts at a
+			posts := a.posts.Load() + b.posts.Load()
+			switch {
+			case !optIn && (status != http.StatusBadGateway || posts != 1):
+				t.Errorf("%s, default: %d %q, reached upstreams %d times; want 502, once", header, status, body, posts)
+			case optIn && (status != http.StatusOK || body != "b" || posts != 2):
+				t.Errorf("%s, idempotency_key: true: %d %q, reached upstreams %d times; want 200 from b after a replay", header, status, body, posts)
+			}
+		}
+	}
+}

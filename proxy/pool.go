@@ -244,7 +244,7 @@ func (p *Pool) roundTrip(req *http.Request, o *attemptOptions) (*http.Response, 
 	if p.bal.ring != nil {
 		key = p.hashKey(req, entry.ClientIP)
 	}
-	idempotent := isIdempotent(req)
+	idempotent := isIdempotent(req, p.retries.IdempotencyKey)
 	var body *replayBody
 	if req.Body != nil && req.Body != http.NoBody {
 		var keep int64
@@ -499,12 +499,17 @@ func mayResend(kind int, idempotent bool, body *replayBody) bool {
 	return false
 }
 
-// isIdempotent follows RFC 9110 §9.2.2, and, like net/http's Transport,
-// trusts an Idempotency-Key header to make any method safe to resend.
-func isIdempotent(r *http.Request) bool {
+// isIdempotent follows RFC 9110 §9.2.2. An Idempotency-Key header makes
+// any method safe to resend only when the upstream says its targets honour
+// it (retries.idempotency_key): it is the client's claim, and trusting it
+// everywhere would let any client have its POSTs replayed.
+func isIdempotent(r *http.Request, honourKey bool) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
 		return true
+	}
+	if !honourKey {
+		return false
 	}
 	_, k1 := r.Header["Idempotency-Key"]
 	_, k2 := r.Header["X-Idempotency-Key"]

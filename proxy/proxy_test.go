@@ -382,3 +382,14 @@ func TestGRPCDeadlineNeverLiftsTheRouteTimeout(t *testing.T) {
 		t.Errorf("grpc-timeout 2S: %v", d)
 	}
 }
+
+func TestIdempotencyKeyOptIn(t *testing.T) {
+	r := httptest.NewRequest("POST", "/", nil)
+	r.Header.Set("Idempotency-Key", "k")
+	if isIdempotent(r, false) || !isIdempotent(r, true) {
+		t.Error("Idempotency-Key must count only when the upstream honours it")
+	}
+	if put := httptest.NewRequest("PUT", "/", nil); !isIdempotent(put, false) {
+		t.Error("PUT is idempotent")
+	}
+}
