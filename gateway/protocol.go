@@ -83,7 +83,10 @@ func hasDotSegment(p string) bool {
 		} else {
 			p = ""
 		}
-		if seg == "." || seg == ".." {
+		// "..;" and ".;" (with or without parameters after the ';') are dot
+		// segments to servlet containers, which strip path parameters
+		// before resolving: "/public/..;/admin" is /admin to Tomcat.
+		if seg == "." || seg == ".." || strings.HasPrefix(seg, ".;") || strings.HasPrefix(seg, "..;") {
 			return true
 		}
 	}

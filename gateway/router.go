@@ -154,7 +154,7 @@ func (rt *router) lookup(r *http.Request) *route {
 	if s == nil {
 		return nil
 	}
-	p := cleanPath(r.URL.Path)
+	p := cleanPath(stripParams(r.URL.Path))
 	var query url.Values // parsed once, and only if a route asks
 	for _, rr := range s.routes {
 		if rr.matches(r, p, &query) {
@@ -237,6 +237,31 @@ func cleanPath(p string) string {
 		c += "/"
 	}
 	return c
+}
+
+// stripParams removes path parameters (";" up to the end of the segment)
+// from every segment: "/admin;jsessionid=x/page" is "/admin/page" to
+// servlet containers and many frameworks, so it must take the /admin
+// route, not escape its WAF settings through a route such as "/".
+func stripParams(p string) string {
+	i := strings.IndexByte(p, ';')
+	if i < 0 {
+		return p
+	}
+	var b strings.Builder
+	b.Grow(len(p))
+	for i >= 0 {
+		b.WriteString(p[:i])
+		p = p[i:]
+		if j := strings.IndexByte(p, '/'); j >= 0 {
+			p = p[j:]
+		} else {
+			p = ""
+		}
+		i = strings.IndexByte(p, ';')
+	}
+	b.WriteString(p)
+	return b.String()
 }
 
 // pathMatches reports whether route path rp covers request path p. A route

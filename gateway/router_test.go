@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/portcullis-waf/portcullis/config"
@@ -33,6 +34,13 @@ func TestRouterLookup(t *testing.T) {
 		{"shop.example", "/api/admin", "shop", "/api"},
 		{"shop.example", "/api/../api/admin/x", "shop", "/api/admin/"},
 		{"shop.example", "/api/admin/../../other", "shop", "/"},
+		// A path parameter ends its segment, as in servlet containers.
+		{"shop.example", "/api;jsessionid=1", "shop", "/api"},
+		{"shop.example", "/api;v=2/admin/x", "shop", "/api/admin/"},
+		{"shop.example", "/api/admin;x/y", "shop", "/api/admin/"},
+		{"shop.example", "/api/admin;x", "shop", "/api"},
+		{"shop.example", "/apix;y", "shop", "/"},
+		{"shop.example", "/other;x/../api/admin/x", "shop", "/api/admin/"},
 		{"shop.example.", "/", "shop", "/"},
 		{"blog.example", "/post", "wild", "/"},
 		{"a.b.example", "/post", "any", ""}, // one level only; "*" has no "/" route
@@ -124,6 +132,58 @@ func TestValidHost(t *testing.T) {
 	for h, want := range tests {
 		if got := validHost(h); got != want {
 			t.Errorf("validHost(%q) = %v, want %v", h, got, want)
+		}
+	}
+}
+
+func TestStripParams(t *testing.T) {
+	for in, want := range map[string]string{
+		"/admin":            "/admin",
+		"/admin;x":          "/admin",
+		"/admin;x/y;z=1/w":  "/admin/y/w",
+		"/;x":               "/",
+		"/a;b;c/d":          "/a/d",
+		"/public/..;/admin": "/public/../admin",
+		"/x;":               "/x",
+		"":                  "",
+	} {
+		if got := stripParams(in); got != want {
+			t.Errorf("stripParams(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestPathParameterConfusionIsRefused: "..;" and ".;" segments are dot
+// segments to Tomcat and Spring, so they are refused like "..", and a path
+// parameter cannot move a request off the route its path names: "/admin;x"
+// takes the /admin route and its stricter settings.
+func TestPathParameterConfusionIsRefused(t *testing.T) {
+	public := newBackend(t, "public")
+	admin := newBackend(t, "admin")
+	cfg := `upstreams:
+  - name: public
+    targets: ["` + public.URL() + `"]
+  - name: admin
+    targets: ["` + admin.URL() + `"]
+sites:
+  - hosts: ["*"]
+    routes:
+      - path: /
+        upstream: public
+      - path: /admin
+        upstream: admin
+`
+	tp := startProxy(t, cfg, "")
+	addr := strings.TrimPrefix(tp.URL, "http://")
+	for _, target := range []string{"/public/..;/admin", "/public/..;x/admin", "/.;/admin", "/public/.;jsessionid=1/x", "/a/..;"} {
+		resp := rawExchange(t, addr, "GET "+target+" HTTP/1.1\r\nHost: portcullis.test\r\nUser-Agent: Mozilla/5.0\r\nAccept: */*\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(resp, "HTTP/1.1 400") {
+			t.Errorf("%s: %q, want 400", target, firstLine(resp))
+		}
+	}
+	for target, want := range map[string]string{"/admin;x": "admin", "/admin;jsessionid=1/users": "admin", "/adminx;y": "public", "/public;x": "public", "/a..;b/c": "public"} {
+		if status, body, _ := do(t, "GET", tp.URL+target, "", nil); status != 200 || body != want {
+			t.Errorf("%s: %d %q, want the %s route", target, status, body, want)
 		}
 	}
 }
