@@ -32,6 +32,7 @@ package cache
 import (
 	"bytes"
 	"container/list"
+	"hash/maphash"
 	"net/http"
 	"slices"
 	"strconv"
@@ -56,6 +57,16 @@ const passFor = 5 * time.Second
 // maxPass bounds the hit-for-pass table.
 const maxPass = 10000
 
+// maxVariants bounds the responses stored under one key (its Vary
+// variants): a client choosing a new Accept-Language for every request
+// would otherwise grow one key without limit, and every lookup of the key
+// scans its variants under the cache's lock. The oldest variant goes first.
+const maxVariants = 32
+
+// passKey is a hit-for-pass entry's key: a 128-bit keyed hash of the flight
+// key, which may be as long as the forwarded headers (tens of KiB).
+type passKey [2]uint64
+
 // Cache is one route's response cache. It is an http.Handler in front of
 // the route's proxy stage.
 type Cache struct {
@@ -69,7 +80,8 @@ type Cache struct {
 	lru     list.List           // *entry, most recently used first
 	size    int64
 	flights map[string]*flight
-	pass    map[string]time.Time
+	pass    map[passKey]time.Time
+	seeds   [2]maphash.Seed
 
 	hits, misses, stale atomic.Uint64
 }
@@ -80,7 +92,8 @@ var _ http.Handler = (*Cache)(nil)
 func New(cfg config.CacheConfig, next http.Handler) *Cache {
 	c := &Cache{
 		cfg: cfg, next: next, now: time.Now,
-		items: map[string][]*entry{}, flights: map[string]*flight{}, pass: map[string]time.Time{},
+		items: map[string][]*entry{}, flights: map[string]*flight{}, pass: map[passKey]time.Time{},
+		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 	}
 	c.forward = append([]string{"Accept", "Accept-Encoding", "Accept-Language", "Authorization"}, cfg.ForwardHeaders...)
 	slices.Sort(c.forward)
@@ -170,7 +183,10 @@ func (c *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fk := c.flightKey(key, r)
-	if until, ok := c.pass[fk]; ok && now.Before(until) {
+	pk := c.passKey(fk)
+	if until, ok := c.pass[pk]; ok && !now.Before(until) {
+		delete(c.pass, pk)
+	} else if ok {
 		c.mu.Unlock()
 		c.misses.Add(1)
 		w.Header().Set(Header, "MISS")
@@ -197,7 +213,29 @@ func (c *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f := &flight{done: make(chan struct{})}
 	c.flights[fk] = f
 	c.mu.Unlock()
-	c.fill(w, r, key, fk, f, e)
+	c.fill(w, r, key, fk, pk, f, e)
+}
+
+// passKey hashes a flight key for the hit-for-pass table.
+func (c *Cache) passKey(fk string) passKey {
+	return passKey{maphash.String(c.seeds[0], fk), maphash.String(c.seeds[1], fk)}
+}
+
+// addPassLocked marks a flight key as uncacheable for passFor. A full table
+// loses its expired entries first, and everything only when most of it is
+// still live (so that a full table is not scanned on every insertion).
+func (c *Cache) addPassLocked(pk passKey, now time.Time) {
+	if len(c.pass) >= maxPass {
+		for k, until := range c.pass {
+			if !now.Before(until) {
+				delete(c.pass, k)
+			}
+		}
+		if len(c.pass) >= maxPass*3/4 {
+			clear(c.pass)
+		}
+	}
+	c.pass[pk] = now.Add(passFor)
 }
 
 func (c *Cache) count(xcache string) {
@@ -401,6 +439,12 @@ func (c *Cache) insertLocked(e *entry) {
 			break
 		}
 	}
+	for len(vs) >= maxVariants { // variants are kept oldest first
+		old := vs[0]
+		c.lru.Remove(old.elem)
+		c.size -= old.size
+		vs = slices.Delete(vs, 0, 1)
+	}
 	c.items[e.key] = append(vs, e)
 	e.elem = c.lru.PushFront(e)
 	c.size += e.size
@@ -427,7 +471,7 @@ func (c *Cache) removeEntryLocked(e *entry) {
 // fill forwards the request (as a fill request), streams the answer to the
 // client while keeping a copy, and stores it when RFC 9111 allows. stale is
 // the stored response being revalidated, or nil.
-func (c *Cache) fill(w http.ResponseWriter, r *http.Request, key, fk string, f *flight, stale *entry) {
+func (c *Cache) fill(w http.ResponseWriter, r *http.Request, key, fk string, pk passKey, f *flight, stale *entry) {
 	fr := c.fillRequest(r, stale)
 	// Only a fill that sent the stored validators revalidates: a 304 to a
 	// client's own validators (were one forwarded) refreshes nothing.
@@ -450,10 +494,7 @@ func (c *Cache) fill(w http.ResponseWriter, r *http.Request, key, fk string, f *
 		c.mu.Lock()
 		delete(c.flights, fk)
 		if pass {
-			if len(c.pass) >= maxPass {
-				clear(c.pass)
-			}
-			c.pass[fk] = c.now().Add(passFor)
+			c.addPassLocked(pk, c.now())
 		}
 		c.mu.Unlock()
 		f.result, f.xcache = result, xcache

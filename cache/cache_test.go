@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -538,4 +539,82 @@ func TestCacheFillPanicReleasesWaiters(t *testing.T) {
 	if r.status != 200 || r.body != "body" {
 		t.Errorf("after a failed fill: %d %q", r.status, r.body)
 	}
+}
+
+// TestCacheVariantsBounded: one key holds at most maxVariants responses;
+// the oldest goes first.
+func TestCacheVariantsBounded(t *testing.T) {
+	o := &origin{handle: func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Language")
+		_, _ = io.WriteString(w, "lang="+r.Header.Get("Accept-Language"))
+	}}
+	c, _ := newTestCache(config.CacheConfig{}, o)
+	const n = maxVariants + 8
+	for i := 0; i < n; i++ {
+		send(c, "GET", "http://s.test/v", "Accept-Language", fmt.Sprintf("x-%d", i))
+	}
+	if st := c.Stats(); st.Entries != maxVariants {
+		t.Errorf("%d variants of one key stored, want at most %d", st.Entries, maxVariants)
+	}
+	if r := send(c, "GET", "http://s.test/v", "Accept-Language", fmt.Sprintf("x-%d", n-1)); r.header.Get(Header) != "HIT" {
+		t.Errorf("newest variant: %s", r.header.Get(Header))
+	}
+	if r := send(c, "GET", "http://s.test/v", "Accept-Language", "x-0"); r.header.Get(Header) != "MISS" || r.body != "lang=x-0" {
+		t.Errorf("oldest variant kept: %s %q", r.header.Get(Header), r.body)
+	}
+	// The byte count follows the evictions.
+	var sum int64
+	c.mu.Lock()
+	for _, vs := range c.items {
+		for _, e := range vs {
+			sum += e.size
+		}
+	}
+	size, lru := c.size, c.lru.Len()
+	c.mu.Unlock()
+	if sum != size || lru != maxVariants {
+		t.Errorf("size %d, entries sum %d, lru %d", size, sum, lru)
+	}
+}
+
+// TestCachePassTable: hit-for-pass entries are small whatever the
+// forwarded headers, and a full table loses its expired entries, not the
+// live ones.
+func TestCachePassTable(t *testing.T) {
+	o := &origin{handle: fixed(200, "mine", "Cache-Control", "private")}
+	c, clk := newTestCache(config.CacheConfig{ForwardHeaders: []string{"X-Tenant"}}, o)
+	send(c, "GET", "http://s.test/p", "X-Tenant", strings.Repeat("t", 32<<10))
+	c.mu.Lock()
+	for _, k := range reflect.ValueOf(c.pass).MapKeys() {
+		if size := k.Type().Size() + uintptr(reflectLen(k)); size > 32 {
+			t.Errorf("hit-for-pass key of %d bytes", size)
+		}
+	}
+	c.mu.Unlock()
+
+	for i := 0; i < maxPass/2; i++ {
+		send(c, "GET", fmt.Sprintf("http://s.test/old/%d", i))
+	}
+	clk.advance(passFor + time.Second) // those expire
+	live := maxPass - c.passLen()
+	for i := 0; i < live+1; i++ {
+		send(c, "GET", fmt.Sprintf("http://s.test/new/%d", i))
+	}
+	if n := c.passLen(); n != live+1 {
+		t.Errorf("hit-for-pass table holds %d after pruning, want the %d live entries", n, live+1)
+	}
+}
+
+func (c *Cache) passLen() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pass)
+}
+
+func reflectLen(v reflect.Value) int {
+	if v.Kind() == reflect.String {
+		return v.Len()
+	}
+	return 0
 }
