@@ -111,7 +111,7 @@ func BenchmarkCombinedScan(b *testing.B) {
 		}
 	}
 	a := atoms.automatonFor(0)
-	b.Logf("%d atoms, %d states, %d classes, table %d KiB", a.n, len(a.sc.out), a.sc.classes, len(a.sc.trans)*4/1024)
+	b.Logf("%d atoms, %d states, %d classes, table %d KiB", a.n, len(a.sc.out), a.sc.classes, a.sc.tableBytes()/1024)
 	b.SetBytes(int64(len(message)))
 	b.ReportAllocs()
 	for b.Loop() {

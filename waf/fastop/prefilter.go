@@ -15,11 +15,27 @@ type prefilter struct {
 	max  uint32 // largest atom number in root
 }
 
-// node is a cond with atoms numbered by the atom table.
+// node is a cond with atoms numbered by the atom table, each AND or OR
+// holding its atoms as bit masks over the words of the found set: an OR of
+// ninety scheme names is then a handful of word tests.
 type node struct {
-	op   condOp
-	atom uint32
-	subs []node
+	op    condOp // condAnd or condOr
+	words []uint32
+	masks []uint64
+	subs  []node
+}
+
+// addAtom adds atom id to n's masks.
+func (n *node) addAtom(id uint32) {
+	w, bit := id/64, uint64(1)<<(id%64)
+	for i := range n.words {
+		if n.words[i] == w {
+			n.masks[i] |= bit
+			return
+		}
+	}
+	n.words = append(n.words, w)
+	n.masks = append(n.masks, bit)
 }
 
 // newPrefilter returns the prefilter for c, or nil when c, pruned, is
@@ -32,14 +48,18 @@ func newPrefilter(c *cond) *prefilter {
 	var number func(c *cond) node
 	number = func(c *cond) node {
 		n := node{op: c.op}
-		switch c.op {
-		case condAtom:
-			n.atom = atoms.id(c.atom)
-			p.max = max(p.max, n.atom)
-		case condAnd, condOr:
-			for _, s := range c.subs {
-				n.subs = append(n.subs, number(s))
+		subs := c.subs
+		if c.op == condAtom { // a lone atom: an OR of one
+			n.op, subs = condOr, []*cond{c}
+		}
+		for _, s := range subs {
+			if s.op == condAtom {
+				id := atoms.id(s.atom)
+				p.max = max(p.max, id)
+				n.addAtom(id)
+				continue
 			}
+			n.subs = append(n.subs, number(s))
 		}
 		return n
 	}
@@ -93,23 +113,28 @@ func (p *prefilter) mayMatch(tx, input string) bool {
 }
 
 func (n *node) eval(found []uint64) bool {
-	switch n.op {
-	case condAtom:
-		return found[n.atom/64]&(1<<(n.atom%64)) != 0
-	case condAnd:
+	if n.op == condAnd {
+		for i, w := range n.words {
+			if found[w]&n.masks[i] != n.masks[i] {
+				return false
+			}
+		}
 		for i := range n.subs {
 			if !n.subs[i].eval(found) {
 				return false
 			}
 		}
 		return true
-	case condOr:
-		for i := range n.subs {
-			if n.subs[i].eval(found) {
-				return true
-			}
-		}
-		return false
 	}
-	return true
+	for i, w := range n.words {
+		if found[w]&n.masks[i] != 0 {
+			return true
+		}
+	}
+	for i := range n.subs {
+		if n.subs[i].eval(found) {
+			return true
+		}
+	}
+	return false
 }

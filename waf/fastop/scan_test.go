@@ -33,7 +33,19 @@ func checkScan(t *testing.T, sc *scanner, input string) {
 }
 
 func TestScanner(t *testing.T) {
-	sc := newScanner(scanAtoms)
+	for _, compact := range []bool{false, true} {
+		sc := buildScanner(scanAtoms)
+		if compact {
+			sc.compact()
+		}
+		if (sc.trans16 != nil) != compact {
+			t.Fatalf("compact %v: 16-bit table %v", compact, sc.trans16 != nil)
+		}
+		testScanner(t, sc)
+	}
+}
+
+func testScanner(t *testing.T, sc *scanner) {
 	for _, in := range []string{
 		"", "SELECT * FROM t", "UnIoN sElEcT", "<SCRIPT>", "ÉCOLE école", "\u212as", "\u017fk",
 		"\xe2\x84", "\xe2\x84\xaa\xe2\x84\xaa", "\xc5\xbf\xc5", "ababab", "x%2F..%2fetc", "/ETC/passwd", "a\x00b",
