@@ -121,7 +121,10 @@ func (p *Pool) pick(tried *triedSet, key uint64, now int64) int {
 			ua, uc := ts[a].usable(tried, now), ts[c].usable(tried, now)
 			switch {
 			case ua && uc:
-				if ts[c].inflight.Load()*int64(ts[a].weight) < ts[a].inflight.Load()*int64(ts[c].weight) {
+				// (inflight+1)/weight, the load each would have with this
+				// request, without division: at equal load (idle, say) the
+				// heavier target wins, so weights count even then.
+				if (ts[c].inflight.Load()+1)*int64(ts[a].weight) < (ts[a].inflight.Load()+1)*int64(ts[c].weight) {
 					return c
 				}
 				return a

@@ -393,3 +393,19 @@ func TestIdempotencyKeyOptIn(t *testing.T) {
 		t.Error("PUT is idempotent")
 	}
 }
+
+// TestRandomTwoChoicesWeighted: weights count at equal load too: idle, the
+// weight-4 target wins every pair it is in (half of them with 4 targets).
+func TestRandomTwoChoicesWeighted(t *testing.T) {
+	got := pickN(testPool(t, config.PolicyRandomTwoChoices, 1, 1, 1, 4), 40000, nil)
+	if got[3] < 18000 || got[3] > 22000 {
+		t.Errorf("random_two_choices with weights 1,1,1,4 idle: %v, want about half on the heavy target", got)
+	}
+	// Under load the lighter target still wins: 5 in flight on weight 4
+	// (6/4) against none on weight 1 (1/1).
+	p := testPool(t, config.PolicyRandomTwoChoices, 1, 4)
+	p.targets[1].inflight.Store(5)
+	if got := pickN(p, 100, nil); got[0] != 100 {
+		t.Errorf("busy heavy target still picked: %v", got)
+	}
+}
