@@ -25,7 +25,7 @@ package reputation
 
 import (
 	"cmp"
-	"math/bits"
+	"encoding/binary"
 	"net/netip"
 	"slices"
 )
@@ -38,19 +38,23 @@ import (
 // prefix covering it (or "none" for the gaps between). A lookup finds the
 // last range starting at or before the address; the answer is the address
 // masked to the label's length, which is exactly the configured prefix
-// because that prefix covers the address. Storing a one-byte label instead
-// of the prefix keeps a million-prefix set near 20 MiB (4 or 16 bytes of
-// start plus 1 of label per range, at most two ranges per prefix, plus the
-// index), and adjacent ranges with the same label (sibling /24s side by
-// side, as in country lists) merge into one. A two-level radix index (see
-// radix) narrows the search to a few ranges on one or two cache lines.
+// because that prefix covers the address. Adjacent ranges with the same
+// label (sibling /24s side by side, as in country lists) merge into one.
+//
+// The label shares a word with the bits of the range start that the index
+// does not already imply (see set_table.go): 4 bytes per IPv4 range and 8
+// per IPv6 range, plus 8 for the low half of an IPv6 start that has one
+// (the bounds of /65 and longer prefixes), read only for addresses in
+// that start's /64. A first-level index small enough to stay in cache
+// narrows a lookup to one or two adjacent cache lines, so a lookup at
+// random costs about one read from main memory. A million-prefix set
+// takes about 13 MiB; BenchmarkSetLookup has the numbers.
 //
 // Why not a trie: this needs no pointers (nothing for the GC to scan, one
 // allocation per array), its size is predictable, and a lookup is a fixed
-// number of reads; a million random lookups cost about one cache miss to
-// main memory each, which is what a trie costs at best. A trie's advantage,
-// cheap incremental updates, is worthless for a set rebuilt whole on every
-// refresh. BenchmarkSetLookup has the numbers.
+// number of reads; a trie costs a dependent read per level. A trie's
+// advantage, cheap incremental updates, is worthless for a set rebuilt
+// whole on every refresh.
 //
 // IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are IPv4 addresses here: a
 // lookup unmaps them first, so they match IPv4 entries, and an entry inside
@@ -61,30 +65,6 @@ type Set struct {
 	n  int
 	v4 table4
 	v6 table6
-}
-
-// noMatch labels the gaps between configured prefixes.
-const noMatch = 0xff
-
-// indexMin is the number of ranges from which a family gets the radix
-// index (512 KiB and up). Below it a plain binary search over a few cache
-// lines is as fast, and small sets (inline allow lists) stay small.
-const indexMin = 4096
-
-// table4 holds the IPv4 ranges: range i covers [starts[i], starts[i+1]).
-type table4 struct {
-	starts []uint32
-	bits   []uint8
-	index  radix // empty for small sets
-}
-
-// table6 is table4 for 128-bit addresses. The halves of a start sit side
-// by side: when the high halves tie (an address at a range start, /65 and
-// longer prefixes) the low half is on the same cache line.
-type table6 struct {
-	starts []u128
-	bits   []uint8
-	index  radix // on the top 32 bits of hi; empty for small sets
 }
 
 // NewSet builds a Set from prefixes. Host bits are cleared (1.2.3.4/24 is
@@ -239,127 +219,6 @@ func flatten(spans []span, last u128) (pos []u128, label []uint8, distinct int) 
 	return pos, label, distinct
 }
 
-func build4(spans []span) (table4, int) {
-	pos, label, n := flatten(spans, u128{0, 1<<32 - 1})
-	var t table4
-	if len(pos) == 0 {
-		return t, n
-	}
-	t.starts = make([]uint32, len(pos))
-	for i, p := range pos {
-		t.starts[i] = uint32(p.lo)
-	}
-	t.bits = slices.Clone(label) // exact size: label grew by appending
-	if len(pos) >= indexMin {
-		t.index = buildRadix(len(pos), func(i int) uint32 { return t.starts[i] })
-	}
-	return t, n
-}
-
-func build6(spans []span) (table6, int) {
-	pos, label, n := flatten(spans, u128{^uint64(0), ^uint64(0)})
-	var t table6
-	if len(pos) == 0 {
-		return t, n
-	}
-	t.starts = slices.Clone(pos)
-	t.bits = slices.Clone(label)
-	if len(pos) >= indexMin {
-		t.index = buildRadix(len(pos), func(i int) uint32 { return uint32(t.starts[i].hi >> 32) })
-	}
-	return t, n
-}
-
-// radix narrows a lookup to a short run of ranges in two steps: a table on
-// the top 16 address bits and, for a bucket holding more than leafMax
-// ranges, a second table on the next 1 to 16 bits sized to leave about
-// leafTarget ranges per slot. Two levels keep the lookup to a fixed number
-// of dependent memory reads whatever the distribution: real IPv6 lists
-// crowd into a few /16s (2001::, 2a0x::) where a one-level index would
-// leave thousands of ranges to search. Anything still crowded after the
-// second level (thousands of /128s in one /32) falls back to a binary
-// search of that slot, which stays correct, only slower.
-type radix struct {
-	// root[k], for k in 0..65536: the low 32 bits are the first range whose
-	// top 16 bits are >= k. When bits 59-63 hold s > 0, bucket k is split
-	// on the next s bits and its table starts at sub[bits 32-58].
-	root []uint64
-	// sub holds the second-level tables: 1<<s+1 positions each, the last
-	// being the end of the bucket.
-	sub []uint32
-}
-
-const (
-	leafMax    = 32 // ranges a bucket may hold before it is split
-	leafTarget = 4  // ranges per second-level slot to aim for
-	subShift   = 59
-	offMask    = 1<<(subShift-32) - 1
-)
-
-// buildRadix indexes n sorted ranges; key32(i) is the top 32 bits of the
-// start of range i.
-func buildRadix(n int, key32 func(int) uint32) radix {
-	var x radix
-	x.root = make([]uint64, 1<<16+1)
-	i := 0
-	for k := range x.root {
-		for i < n && key32(i)>>16 < uint32(k) {
-			i++
-		}
-		x.root[k] = uint64(i)
-	}
-	for k := range 1 << 16 {
-		lo, hi := int(uint32(x.root[k])), int(uint32(x.root[k+1]))
-		if hi-lo <= leafMax {
-			continue
-		}
-		s := 1
-		for s < 16 && (hi-lo)>>s > leafTarget {
-			s++
-		}
-		off := len(x.sub)
-		if off > offMask {
-			continue // cannot happen below 2^27 ranges; search the bucket instead
-		}
-		j := lo
-		for slot := range 1 << s {
-			for j < hi && int(key32(j)&0xffff>>(16-s)) < slot {
-				j++
-			}
-			x.sub = append(x.sub, uint32(j))
-		}
-		x.sub = append(x.sub, uint32(hi))
-		x.root[k] |= uint64(off)<<32 | uint64(s)<<subShift
-	}
-	x.sub = slices.Clone(x.sub) // exact size
-	return x
-}
-
-// run returns the ranges [lo, hi) to search for an address whose top 32
-// bits are a32: every range before lo starts at or before the address,
-// every range from hi on after it.
-//
-// For a split bucket it also returns guess, a range in the bucket where
-// the address would fall if the bucket's ranges were spread evenly, else
-// -1. The guess needs only the root entry, so the caller's read of it
-// goes out to memory together with the second-level read instead of after
-// it; it usually lands on, or on the page of, the ranges the search then
-// reads, and its comparison narrows the run besides.
-func (x *radix) run(a32 uint32) (lo, hi, guess int) {
-	k := a32 >> 16
-	e := x.root[k]
-	lo, hi = int(uint32(e)), int(uint32(x.root[k+1]))
-	if s := e >> subShift; s != 0 {
-		low := int(a32 & 0xffff)
-		guess = lo + (hi-lo)*low>>16
-		j := int(e>>32&offMask) + low>>(16-s)
-		return int(x.sub[j]), int(x.sub[j+1]), guess
-	}
-	return lo, hi, -1
-}
-
-func (x *radix) sizeBytes() int { return cap(x.root)*8 + cap(x.sub)*4 }
-
 // Len reports the number of distinct prefixes in the set (after masking
 // host bits and mapping ::ffff:a.b.c.d entries to IPv4).
 func (s *Set) Len() int {
@@ -379,10 +238,12 @@ func (s *Set) Lookup(addr netip.Addr) (entry netip.Prefix, ok bool) {
 	addr = addr.Unmap()
 	var b uint8
 	if addr.Is4() {
-		b, ok = s.v4.lookup(addr.As4())
+		v := addr.As4()
+		b, ok = s.v4.lookup(binary.BigEndian.Uint32(v[:]))
 	} else {
-		addr = addr.WithZone("")
-		b, ok = s.v6.lookup(addr.As16())
+		// The zone needs no stripping: PrefixFrom, below, drops it.
+		v := addr.As16()
+		b, ok = s.v6.lookup(binary.BigEndian.Uint64(v[:8]), binary.BigEndian.Uint64(v[8:]))
 	}
 	if !ok {
 		return netip.Prefix{}, false
@@ -392,123 +253,11 @@ func (s *Set) Lookup(addr netip.Addr) (entry netip.Prefix, ok bool) {
 	return p, true
 }
 
-func (t *table4) lookup(v [4]byte) (uint8, bool) {
-	a := uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3])
-	lo, hi, q := 0, len(t.starts), -1
-	if t.index.root != nil {
-		lo, hi, q = t.index.run(a)
-	}
-	if q >= 0 {
-		if t.starts[q] <= a {
-			lo = max(lo, q+1)
-		} else {
-			hi = min(hi, q)
-		}
-	} else if lo < hi {
-		q = lo
-	} else {
-		return t.label(lo)
-	}
-	// Read a label near the answer now: the load depends on nothing the
-	// search computes, so its cache miss overlaps the search's instead of
-	// following it, and the answer's label is almost always on its line.
-	bq := t.bits[q]
-	if hi-lo <= leafMax {
-		// Count the starts <= a: independent loads and, branch-free, no
-		// misprediction where the count stops growing.
-		n := lo
-		for _, st := range t.starts[lo:hi] {
-			n += 1 - int((uint64(a)-uint64(st))>>63)
-		}
-		lo = n
-	} else {
-		for lo < hi {
-			m := int(uint(lo+hi) >> 1)
-			if t.starts[m] <= a {
-				lo = m + 1
-			} else {
-				hi = m
-			}
-		}
-	}
-	if lo == q+1 {
-		return bq, bq != noMatch
-	}
-	return t.label(lo)
-}
-
-// label answers for an address whose first range starting after it is
-// range p: the range before p covers it.
-func (t *table4) label(p int) (uint8, bool) {
-	if p == 0 {
-		return 0, false
-	}
-	b := t.bits[p-1]
-	return b, b != noMatch
-}
-
-// le reports a <= b.
-func (a u128) le(b u128) bool { return a.hi < b.hi || (a.hi == b.hi && a.lo <= b.lo) }
-
-func (t *table6) lookup(v [16]byte) (uint8, bool) {
-	var a u128
-	for i := range 8 {
-		a.hi = a.hi<<8 | uint64(v[i])
-		a.lo = a.lo<<8 | uint64(v[8+i])
-	}
-	lo, hi, q := 0, len(t.starts), -1
-	if t.index.root != nil {
-		lo, hi, q = t.index.run(uint32(a.hi >> 32))
-	}
-	if q >= 0 { // see table4.lookup
-		if t.starts[q].le(a) {
-			lo = max(lo, q+1)
-		} else {
-			hi = min(hi, q)
-		}
-	} else if lo < hi {
-		q = lo
-	} else {
-		return t.label(lo)
-	}
-	bq := t.bits[q]
-	if hi-lo <= leafMax {
-		n := lo
-		for _, st := range t.starts[lo:hi] {
-			_, borrow := bits.Sub64(a.lo, st.lo, 0)
-			_, borrow = bits.Sub64(a.hi, st.hi, borrow)
-			n += 1 - int(borrow) // borrow == 0: st <= a
-		}
-		lo = n
-	} else {
-		for lo < hi {
-			m := int(uint(lo+hi) >> 1)
-			if t.starts[m].le(a) {
-				lo = m + 1
-			} else {
-				hi = m
-			}
-		}
-	}
-	if lo == q+1 {
-		return bq, bq != noMatch
-	}
-	return t.label(lo)
-}
-
-func (t *table6) label(p int) (uint8, bool) {
-	if p == 0 {
-		return 0, false
-	}
-	b := t.bits[p-1]
-	return b, b != noMatch
-}
-
 // sizeBytes is the memory held by the set's arrays, for the benchmark log.
 func (s *Set) sizeBytes() int {
 	if s == nil {
 		return 0
 	}
-	return cap(s.v4.starts)*4 + cap(s.v4.bits) + s.v4.index.sizeBytes() +
-		cap(s.v6.starts)*16 + cap(s.v6.bits) + s.v6.index.sizeBytes()
+	return cap(s.v4.words)*4 + s.v4.x.sizeBytes() +
+		cap(s.v6.words)*8 + cap(s.v6.lows)*8 + cap(s.v6.lowRank)*4 + s.v6.x.sizeBytes()
 }

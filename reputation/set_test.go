@@ -2,9 +2,11 @@ package reputation
 
 import (
 	"bytes"
+	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -194,16 +196,16 @@ func TestSetMatchesNaive(t *testing.T) {
 	for round := range 200 {
 		n, lookups, dense := r.IntN(60), 300, round%2 == 0
 		if round%40 == 0 {
-			// Enough ranges for the index, with crowded buckets.
-			n, lookups = indexMin*3, 100
+			// Enough ranges for a large index, with crowded buckets.
+			n, lookups = 12288, 100
 		}
 		entries := make([]netip.Prefix, n)
 		for i := range entries {
 			entries[i] = randPrefix(r, dense && r.IntN(4) > 0)
 		}
 		s := NewSet(entries)
-		if n > indexMin && (s.v4.index.sub == nil || s.v6.index.sub == nil) {
-			t.Fatalf("round %d: no second-level index (v4 %d ranges, v6 %d)", round, len(s.v4.starts), len(s.v6.starts))
+		if n > 4096 && (s.v4.x.sub == nil || s.v6.x.sub == nil) {
+			t.Fatalf("round %d: no second-level index (v4 %d ranges, v6 %d)", round, s.v4.ranges(), s.v6.ranges())
 		}
 		for range lookups {
 			a := randAddrNear(r, entries)
@@ -214,6 +216,225 @@ func TestSetMatchesNaive(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSetShapesMatchNaive checks, against the definition, the shapes that
+// take the lookup off its usual path: buckets too crowded for the linear
+// count (second-level tables, and the binary search when even a slot is
+// crowded), many starts sharing one high half (/128s in one /64, resolved
+// on the low halves), sets spanning a whole family (the widest index
+// shift), and addresses before the first or after the last range.
+func TestSetShapesMatchNaive(t *testing.T) {
+	v4 := func(v uint32, bits int) netip.Prefix {
+		p, _ := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).Prefix(bits)
+		return p
+	}
+	v6 := func(hi, lo uint64, bits int) netip.Prefix {
+		var b [16]byte
+		for j := range 8 {
+			b[j], b[8+j] = byte(hi>>(56-8*j)), byte(lo>>(56-8*j))
+		}
+		p, _ := netip.AddrFrom16(b).Prefix(bits)
+		return p
+	}
+	const db8 = 0x20010db800000000
+	tests := []struct {
+		name string
+		gen  func(r *rand.Rand) []netip.Prefix
+	}{
+		{"v4 crowded /16 among wide", func(r *rand.Rand) []netip.Prefix {
+			out := []netip.Prefix{v4(0, 0), v4(0x0A000000, 8), v4(0xC0000000, 4)}
+			for range 3000 {
+				out = append(out, v4(0x0A010000|r.Uint32()&0xffff, 31+r.IntN(2)))
+			}
+			return out
+		}},
+		{"v4 alternating /32s in one slot", func(r *rand.Rand) []netip.Prefix {
+			out := []netip.Prefix{v4(0x01000000, 8), v4(0xC8000000, 8)}
+			for a := uint32(0); a < 8192; a += 2 {
+				out = append(out, v4(0x0A020000+a, 32))
+			}
+			return out
+		}},
+		{"v4 sparse", func(r *rand.Rand) []netip.Prefix {
+			return []netip.Prefix{v4(0x0A000001, 32), v4(0xFFFFFFFF, 32)}
+		}},
+		{"v6 /128s in one /64", func(r *rand.Rand) []netip.Prefix {
+			out := []netip.Prefix{v6(db8, 0, 64)}
+			for range 3000 {
+				out = append(out, v6(db8, r.Uint64(), 96+r.IntN(33)))
+			}
+			return out
+		}},
+		{"v6 /128s in one /64 alone", func(r *rand.Rand) []netip.Prefix {
+			var out []netip.Prefix
+			for range 3000 {
+				out = append(out, v6(db8, r.Uint64()>>r.IntN(64), 128))
+			}
+			return out
+		}},
+		{"v6 crowded /64 among spread /48s", func(r *rand.Rand) []netip.Prefix {
+			var out []netip.Prefix
+			for range 3000 {
+				out = append(out, v6(r.Uint64()&^(7<<61)|1<<61, 0, 48))
+				out = append(out, v6(db8|1<<16, r.Uint64()&0xffff, 112+r.IntN(17)))
+			}
+			return out
+		}},
+		{"v6 whole space", func(r *rand.Rand) []netip.Prefix {
+			return []netip.Prefix{v6(0, 0, 0), v6(0, 0, 1), v6(1<<63, 0, 1), v6(0, 0, 128), v6(0, 1, 128),
+				v6(^uint64(0), ^uint64(0), 128), v6(^uint64(0), 0, 65), v6(0x8000000000000000, 1<<63, 65)}
+		}},
+		{"v6 long prefixes at /64 edges", func(r *rand.Rand) []netip.Prefix {
+			var out []netip.Prefix
+			for range 2000 {
+				hi := db8 | uint64(r.IntN(64))
+				lo := uint64(0)
+				if r.IntN(2) == 0 {
+					lo = ^uint64(0)
+				}
+				out = append(out, v6(hi, lo, 65+r.IntN(64)), v6(hi, 0, 64-r.IntN(3)))
+			}
+			return out
+		}},
+		{"both families like the benchmark", func(r *rand.Rand) []netip.Prefix {
+			return benchPrefixes(5000)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(3, 4))
+			entries := tt.gen(r)
+			s := NewSet(entries)
+			check := func(a netip.Addr) {
+				t.Helper()
+				want, wok := naiveLookup(entries, a)
+				got, gok := s.Lookup(a)
+				if got != want || gok != wok {
+					t.Fatalf("Lookup(%s) = %s, %v; want %s, %v", a, got, gok, want, wok)
+				}
+			}
+			for range 3000 {
+				check(randAddrNear(r, entries))
+			}
+			for range 1000 {
+				v := r.Uint32()
+				check(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}))
+				check(v6(r.Uint64(), r.Uint64(), 128).Addr())
+				check(v6(db8|uint64(r.IntN(2))<<16, r.Uint64()>>r.IntN(64), 128).Addr())
+			}
+			for _, a := range []string{"0.0.0.0", "255.255.255.255", "::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "2001:db8::", "::ffff:0.0.0.0"} {
+				check(netip.MustParseAddr(a))
+			}
+		})
+	}
+}
+
+// TestIndexRun checks the index's promise on its own: every word before
+// the run starts at or before the address, every word from its end on
+// after it. The crowded cases push more than 65,535 ranges into one group
+// of buckets, so the index falls back to smaller groups.
+func TestIndexRun(t *testing.T) {
+	tests := []struct {
+		name     string
+		gen      func(r *rand.Rand, i int) uint64
+		n        int
+		crowded  bool // expect smaller groups than maxGroupBits
+		remWidth int
+	}{
+		{"uniform 32-bit", func(r *rand.Rand, i int) uint64 { return uint64(r.Uint32()) }, 50000, false, 24},
+		{"uniform 61-bit", func(r *rand.Rand, i int) uint64 { return r.Uint64() >> 3 }, 50000, false, 55},
+		{"crowded low bits", func(r *rand.Rand, i int) uint64 {
+			if i%2 == 0 {
+				return uint64(r.IntN(1 << 17))
+			}
+			return r.Uint64() >> 24
+		}, 200000, true, 55},
+		{"all equal", func(r *rand.Rand, i int) uint64 { return 12345 }, 70000, true, 55},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(5, 6))
+			d := make([]uint64, tt.n)
+			for i := range d {
+				d[i] = tt.gen(r, i)
+			}
+			slices.Sort(d)
+			base := d[0]
+			for i := range d {
+				d[i] -= base
+			}
+			width := bits.Len64(d[len(d)-1])
+			x := buildIndex(d, indexBits(len(d), width, tt.remWidth), width)
+			if got := x.gbits < maxGroupBits; got != tt.crowded {
+				t.Errorf("gbits = %d, want smaller than %d: %v", x.gbits, maxGroupBits, tt.crowded)
+			}
+			check := func(q uint64) {
+				lo, hi, _ := x.run(q)
+				if lo < 1 || lo > hi || hi > len(d)+1 {
+					t.Fatalf("run(%d) = [%d, %d) of %d words", q, lo, hi, len(d)+1)
+				}
+				// Word i+1 is range i.
+				if lo > 1 && d[lo-2] > q {
+					t.Fatalf("run(%d) = [%d, %d): word %d starts at %d, after the address", q, lo, hi, lo-1, d[lo-2])
+				}
+				if hi <= len(d) && d[hi-1] <= q {
+					t.Fatalf("run(%d) = [%d, %d): word %d starts at %d, not after the address", q, lo, hi, hi, d[hi-1])
+				}
+			}
+			for range 20000 {
+				i := r.IntN(len(d))
+				check(d[i])
+				check(d[i] + 1)
+				check(d[i] - min(d[i], 1))
+				check(r.Uint64() >> r.IntN(64))
+			}
+			check(0)
+			check(^uint64(0))
+		})
+	}
+}
+
+// TestSetCrowdedSlash64 puts 70,000 /128s into one /64: one run of equal
+// high halves, searched by the low halves. The expected answer is plain.
+func TestSetCrowdedSlash64(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	slash64 := netip.MustParsePrefix("2001:db8:1:2::/64")
+	members := map[netip.Addr]bool{}
+	entries := []netip.Prefix{slash64}
+	hi := slash64.Addr().As16()
+	for len(members) < 70000 {
+		b := hi
+		for j := 8; j < 16; j++ {
+			b[j] = byte(r.Uint32())
+		}
+		a := netip.AddrFrom16(b)
+		members[a] = true
+		entries = append(entries, netip.PrefixFrom(a, 128))
+	}
+	s := NewSet(entries)
+	check := func(a netip.Addr) {
+		t.Helper()
+		want := slash64
+		if members[a] {
+			want = netip.PrefixFrom(a, 128)
+		} else if !slash64.Contains(a) {
+			want = netip.Prefix{}
+		}
+		got, ok := s.Lookup(a)
+		if got != want || ok != want.IsValid() {
+			t.Fatalf("Lookup(%s) = %s, %v; want %s", a, got, ok, want)
+		}
+	}
+	for a := range members {
+		check(a)
+		check(a.Next())
+		check(a.Prev())
+	}
+	check(slash64.Addr())
+	check(slash64.Addr().Prev())
+	check(lastAddr(slash64))
+	check(lastAddr(slash64).Next())
 }
 
 // FuzzSetLookup compares the set with the definition for fuzzed entries.
@@ -303,7 +524,7 @@ func benchSet(b *testing.B) (*Set, []netip.Prefix) {
 		bench.heap = after.HeapAlloc - before.HeapAlloc
 	})
 	b.Logf("1,000,000 prefixes -> %d distinct; set holds %.1f MiB of arrays (%d v4 ranges, %d v6 ranges); heap grew %.1f MiB",
-		bench.set.Len(), float64(bench.set.sizeBytes())/(1<<20), len(bench.set.v4.starts), len(bench.set.v6.starts), float64(bench.heap)/(1<<20))
+		bench.set.Len(), float64(bench.set.sizeBytes())/(1<<20), bench.set.v4.ranges(), bench.set.v6.ranges(), float64(bench.heap)/(1<<20))
 	return bench.set, bench.entries
 }
 
