@@ -81,7 +81,7 @@ func BenchmarkOperator(b *testing.B) {
 				}
 			})
 		}
-		if c.dfa != nil {
+		if c.automaton() != nil {
 			b.Run(id+"/dfa-only", func(b *testing.B) {
 				b.SetBytes(int64(len(message)))
 				b.ReportAllocs()

@@ -329,7 +329,7 @@ func (h *harness) compare(t testing.TB, input string, match bool, st *stats) {
 				t.Errorf("prefilter rejects an input the regexp matches: pattern of %s %q, input %q", cc.rule.ID, truncate(cc.rule.Pattern, 80), truncate(input, 200))
 			}
 		}
-		if cc.c.dfa != nil {
+		if cc.c.automaton() != nil {
 			got, done := cc.c.dfa.mayMatch(input)
 			if done && got != want {
 				st.wrong.Add(1)

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"strings"
+	"sync"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"rsc.io/binaryregexp"
@@ -23,7 +24,31 @@ type rxCompiled struct {
 	// at memchr speed, as Go's regexp itself does before anything else.
 	prefix string
 	pf     *prefilter // nil: no usable literal, or none that is rare enough
-	dfa    *dfa       // nil: program too large
+
+	// The DFA is built the first time a value gets past the prefilter: with
+	// benign traffic most patterns never need one, and its program (a copy
+	// of the one inside re, which Go does not share) is the larger part of
+	// the memory this package adds.
+	expr    string
+	dfaOnce sync.Once
+	dfa     *dfa // nil: not built yet, or the program is too large
+}
+
+// automaton returns the pattern's DFA, building it on first use; nil when
+// the program is too large for one.
+func (c *rxCompiled) automaton() *dfa {
+	c.dfaOnce.Do(func() {
+		// The pattern has compiled with the same parser, so this cannot
+		// fail; if it ever did, the regexp alone would answer.
+		parsed, err := syntax.Parse(c.expr, syntax.Perl)
+		if err != nil {
+			return
+		}
+		if prog, err := syntax.Compile(parsed.Simplify()); err == nil {
+			c.dfa = newDFA(prog)
+		}
+	})
+	return c.dfa
 }
 
 // NewRx is the @rx operator factory (plugintypes.OperatorFactory).
@@ -37,16 +62,12 @@ func NewRx(options plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &rxCompiled{re: re}
+		c := &rxCompiled{re: re, expr: expr}
 		c.prefix, _ = re.LiteralPrefix()
 		// The pattern has just compiled with the same parser, so this
 		// cannot fail; if it ever did, the regexp alone would answer.
 		if parsed, err := syntax.Parse(expr, syntax.Perl); err == nil {
-			simple := parsed.Simplify()
-			c.pf = newPrefilter(analyze(simple).asCond())
-			if prog, err := syntax.Compile(simple); err == nil {
-				c.dfa = newDFA(prog)
-			}
+			c.pf = newPrefilter(analyze(parsed.Simplify()).asCond())
 		}
 		return c, nil
 	})
@@ -66,8 +87,8 @@ func (o *rxOperator) Evaluate(tx plugintypes.TransactionState, value string) boo
 	if o.pf != nil && !o.pf.mayMatch(tx.ID(), value) {
 		return false
 	}
-	if o.dfa != nil {
-		if match, ok := o.dfa.mayMatch(value); ok && !match {
+	if d := o.automaton(); d != nil {
+		if match, ok := d.mayMatch(value); ok && !match {
 			return false
 		}
 	}
