@@ -101,20 +101,31 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) apiEvent(w http.ResponseWriter, r *http.Request) {
+// event fetches the record named by the {id} path value, answering 404 or
+// the store's error itself.
+func (s *Server) event(w http.ResponseWriter, r *http.Request) (*audit.Entry, bool) {
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
 	e, err := s.opts.Store.Get(ctx, r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
 		s.fail(w, r, http.StatusNotFound, "no audit record with this id")
-		return
+		return nil, false
 	}
 	if err != nil {
 		s.storeError(w, r, "get", err)
+		return nil, false
+	}
+	return e, true
+}
+
+func (s *Server) apiEvent(w http.ResponseWriter, r *http.Request) {
+	e, ok := s.event(w, r)
+	if !ok {
 		return
 	}
 	out := EventResponse{Event: e, Score: breakdown(e)}
 	if s.opts.Explain != nil && len(e.Rules) > 0 && e.Stage == audit.StageWAF {
+		var err error
 		if out.Exclusion, err = s.opts.Explain(e); err != nil {
 			out.ExclusionError = err.Error()
 		}

@@ -475,15 +475,8 @@ type field struct {
 }
 
 func (s *Server) eventPage(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
-	defer cancel()
-	e, err := s.opts.Store.Get(ctx, r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		s.fail(w, r, http.StatusNotFound, "no audit record with this id")
-		return
-	}
-	if err != nil {
-		s.storeError(w, r, "get", err)
+	e, ok := s.event(w, r)
+	if !ok {
 		return
 	}
 	raw, _ := json.MarshalIndent(e, "", "  ") // an Entry always marshals

@@ -212,6 +212,20 @@ func (a *auditFlags) parseID(args []string, stderr io.Writer, usage string) (id 
 	return ids[0], 0, true
 }
 
+// getRecord fetches one record, printing why it could not.
+func getRecord(ctx context.Context, s store.Store, id string, stderr io.Writer) (*audit.Entry, bool) {
+	e, err := s.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		fmt.Fprintf(stderr, "no audit record with id %q\n", id)
+		return nil, false
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, false
+	}
+	return e, true
+}
+
 // signalContext ends on SIGINT or SIGTERM, so tail -f and long exports stop
 // cleanly.
 func signalContext() (context.Context, context.CancelFunc) {
@@ -508,13 +522,8 @@ func runAuditShow(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer done()
-	e, err := s.Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		fmt.Fprintf(stderr, "no audit record with id %q\n", id)
-		return 1
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	e, ok := getRecord(ctx, s, id, stderr)
+	if !ok {
 		return 1
 	}
 	if *asJSON {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -43,13 +42,8 @@ func runAuditExplain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer done()
-	e, err := s.Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		fmt.Fprintf(stderr, "no audit record with id %q\n", id)
-		return 1
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	e, ok := getRecord(ctx, s, id, stderr)
+	if !ok {
 		return 1
 	}
 	sug, err := explain.Explain(ctx, cfg, e, explain.Options{AnyMethod: *anyMethod})
