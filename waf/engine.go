@@ -42,7 +42,7 @@ func Compile(s config.WAFSettings) (*Engine, error) {
 		return &Engine{Settings: s, Key: key}, nil
 	}
 	pieces := rules.Build(s)
-	fastop.Register() // @rx with a literal prefilter; same verdicts (issue 8)
+	fastop.Register() // faster @rx and @pm, same verdicts (issue 8, bench/FAST.md)
 	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(rules.FS()).WithDirectives(rules.Text(pieces)))
 	if err != nil {
 		return nil, blame(pieces, err)
