@@ -5,6 +5,8 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/portcullis-waf/portcullis/waf/fastop"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3";
@@ -55,5 +57,6 @@ func printVersion(w io.Writer) {
 	fmt.Fprintf(w, "coraza %s (%s)\n", c, corazaModule)
 	// coraza-coreruleset's version follows the CRS release it embeds.
 	fmt.Fprintf(w, "owasp-crs %s (embedded from %s)\n", r, crsModule)
+	fmt.Fprintf(w, "operators: %s\n", fastop.Name)
 	fmt.Fprintf(w, "go %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
