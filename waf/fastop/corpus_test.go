@@ -133,6 +133,37 @@ func corpus(t testing.TB, full bool) []string {
 func ftwPayloads(t testing.TB) []string {
 	t.Helper()
 	var out []string
+	eachFTWStage(t, func(ft *test.FTWTest, ti, i int) {
+		in := ft.Tests[ti].Stages[i].Input
+		if in.URI != nil {
+			out = append(out, *in.URI)
+		}
+		for _, v := range in.Headers {
+			out = append(out, v)
+		}
+		for _, h := range in.OrderedHeaders {
+			out = append(out, h.Name, h.Value)
+		}
+		if in.Data != nil {
+			out = append(out, *in.Data)
+		}
+		if in.EncodedData != nil {
+			if b, err := base64.StdEncoding.DecodeString(*in.EncodedData); err == nil {
+				out = append(out, string(b))
+			}
+		}
+		if in.EncodedRequest != "" {
+			if b, err := base64.StdEncoding.DecodeString(in.EncodedRequest); err == nil {
+				out = append(out, string(b))
+			}
+		}
+	})
+	return out
+}
+
+// eachFTWStage calls fn for every stage of every CRS regression test.
+func eachFTWStage(t testing.TB, fn func(ft *test.FTWTest, ti, stage int)) {
+	t.Helper()
 	err := fs.WalkDir(crstests.FS, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
 			return err
@@ -145,31 +176,9 @@ func ftwPayloads(t testing.TB) []string {
 		if err != nil {
 			return err
 		}
-		for _, tc := range ft.Tests {
-			for _, st := range tc.Stages {
-				in := st.Input
-				if in.URI != nil {
-					out = append(out, *in.URI)
-				}
-				for _, v := range in.Headers {
-					out = append(out, v)
-				}
-				for _, h := range in.OrderedHeaders {
-					out = append(out, h.Name, h.Value)
-				}
-				if in.Data != nil {
-					out = append(out, *in.Data)
-				}
-				if in.EncodedData != nil {
-					if b, err := base64.StdEncoding.DecodeString(*in.EncodedData); err == nil {
-						out = append(out, string(b))
-					}
-				}
-				if in.EncodedRequest != "" {
-					if b, err := base64.StdEncoding.DecodeString(in.EncodedRequest); err == nil {
-						out = append(out, string(b))
-					}
-				}
+		for ti, tc := range ft.Tests {
+			for i := range tc.Stages {
+				fn(ft, ti, i)
 			}
 		}
 		return nil
@@ -177,7 +186,6 @@ func ftwPayloads(t testing.TB) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
 }
 
 // lenientUnescape decodes %XX and '+' and leaves malformed escapes as they

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
 	"math/rand/v2"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
 	"github.com/corazawaf/coraza/v3"
 	"github.com/coreruleset/go-ftw/v2/test"
 
@@ -103,75 +101,57 @@ func judge(w coraza.WAF, r request) verdict {
 // parse are left out and counted).
 func ftwRequests(t testing.TB) (reqs []request, skipped int) {
 	t.Helper()
-	err := fs.WalkDir(crstests.FS, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
-			return err
+	eachFTWStage(t, func(ft *test.FTWTest, ti, i int) {
+		tc, st := ft.Tests[ti], ft.Tests[ti].Stages[i]
+		in := st.Input
+		name := fmt.Sprintf("%d-%d stage %d", ft.RuleId, tc.TestId, i)
+		if in.EncodedRequest != "" {
+			raw, err := base64.StdEncoding.DecodeString(in.EncodedRequest)
+			if err != nil {
+				skipped++
+				return
+			}
+			r, ok := parseRaw(name, raw)
+			if !ok {
+				skipped++
+				return
+			}
+			reqs = append(reqs, r)
+			return
 		}
-		data, err := fs.ReadFile(crstests.FS, path)
-		if err != nil {
-			return err
+		r := request{name: name, method: "GET", uri: "/", proto: "HTTP/1.1"}
+		if in.Method != nil {
+			r.method = *in.Method
 		}
-		ft, err := test.GetTestFromYaml(data, path)
-		if err != nil {
-			return err
+		if in.URI != nil {
+			r.uri = *in.URI
 		}
-		for _, tc := range ft.Tests {
-			for i, st := range tc.Stages {
-				in := st.Input
-				name := fmt.Sprintf("%d-%d stage %d", ft.RuleId, tc.TestId, i)
-				if in.EncodedRequest != "" {
-					raw, err := base64.StdEncoding.DecodeString(in.EncodedRequest)
-					if err != nil {
-						skipped++
-						continue
-					}
-					r, ok := parseRaw(name, raw)
-					if !ok {
-						skipped++
-						continue
-					}
-					reqs = append(reqs, r)
-					continue
-				}
-				r := request{name: name, method: "GET", uri: "/", proto: "HTTP/1.1"}
-				if in.Method != nil {
-					r.method = *in.Method
-				}
-				if in.URI != nil {
-					r.uri = *in.URI
-				}
-				if in.Version != nil {
-					r.proto = *in.Version
-				}
-				for k, v := range in.Headers {
-					r.headers = append(r.headers, [2]string{k, v})
-				}
-				for _, h := range in.OrderedHeaders {
-					r.headers = append(r.headers, [2]string{h.Name, h.Value})
-				}
-				slices.SortStableFunc(r.headers, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
-				if in.Data != nil {
-					r.body = []byte(*in.Data)
-				}
-				if in.EncodedData != nil {
-					if b, err := base64.StdEncoding.DecodeString(*in.EncodedData); err == nil {
-						r.body = b
-					}
-				}
-				// As with the operator corpus: the few 64 KB bodies would cost
-				// stock Coraza seconds each.
-				if len(r.body) > 20000 {
-					skipped++
-					continue
-				}
-				reqs = append(reqs, r)
+		if in.Version != nil {
+			r.proto = *in.Version
+		}
+		for k, v := range in.Headers {
+			r.headers = append(r.headers, [2]string{k, v})
+		}
+		for _, h := range in.OrderedHeaders {
+			r.headers = append(r.headers, [2]string{h.Name, h.Value})
+		}
+		slices.SortStableFunc(r.headers, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+		if in.Data != nil {
+			r.body = []byte(*in.Data)
+		}
+		if in.EncodedData != nil {
+			if b, err := base64.StdEncoding.DecodeString(*in.EncodedData); err == nil {
+				r.body = b
 			}
 		}
-		return nil
+		// As with the operator corpus: the few 64 KB bodies would cost
+		// stock Coraza seconds each.
+		if len(r.body) > 20000 {
+			skipped++
+			return
+		}
+		reqs = append(reqs, r)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return reqs, skipped
 }
 
