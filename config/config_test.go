@@ -73,6 +73,9 @@ func TestResolvedValues(t *testing.T) {
 		{"second site named after host", cfg.Sites[1].Name, "*"},
 		{"hosts lower-cased", shop.Hosts[0], "shop.example.com"},
 		{"audit redaction", cfg.Audit.RedactHeaders[0], "X-Api-Key"},
+		{"inspection slots", cfg.Server.Inspections, 8},
+		{"inspection wait", cfg.Server.InspectionWait, 5 * time.Second},
+		{"memory limit", cfg.Server.MemoryLimit, int64(256 << 20)},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -89,6 +92,9 @@ func TestDefault(t *testing.T) {
 	w := cfg.Sites[0].Routes[0].WAF
 	if w.Mode != ModeBlock || w.Paranoia != 1 || !w.CRS || w.OnError != OnErrorBlock {
 		t.Errorf("defaults: %+v", w)
+	}
+	if s := cfg.Server; s.Inspections != 0 || s.InspectionWait != 10*time.Second || s.MemoryLimit != 0 {
+		t.Errorf("server defaults: %+v", s)
 	}
 	if cfg.Audit.File != DefaultAuditFile {
 		t.Errorf("audit file %q", cfg.Audit.File)

@@ -88,6 +88,9 @@ type ServerConfig struct {
 	MaxHeaderBytes    int
 	ShutdownGrace     time.Duration
 	WatchConfig       bool
+	Inspections       int           // 0: twice runtime.GOMAXPROCS
+	InspectionWait    time.Duration // how long a request waits for a slot
+	MemoryLimit       int64         // 0: none set by the config
 }
 
 // SiteConfig is a resolved site.
@@ -242,6 +245,20 @@ func (c *checker) resolve(f *File) *Config {
 		MaxHeaderBytes:    int(sizeOr(f.Server.MaxHeaderBytes, 64<<10)),
 		ShutdownGrace:     durationOr(f.Server.ShutdownGrace, 30*time.Second),
 		WatchConfig:       f.Server.WatchConfig,
+		InspectionWait:    durationOr(f.Server.InspectionWait, 10*time.Second),
+		MemoryLimit:       sizeOr(f.Server.MemoryLimit, 0),
+	}
+	if n := f.Server.Inspections; n != nil {
+		if *n < 0 || *n > 4096 {
+			c.errorf("server.inspections", "must be between 0 (automatic) and 4096, got %d", *n)
+		}
+		cfg.Server.Inspections = *n
+	}
+	if f.Server.InspectionWait != nil && cfg.Server.InspectionWait <= 0 {
+		c.errorf("server.inspection_wait", "must be a positive duration like 10s")
+	}
+	if f.Server.MemoryLimit != nil && *f.Server.MemoryLimit < 32<<20 {
+		c.errorf("server.memory_limit", "must be at least 32MiB (the compiled rule set alone takes about 25MiB), got %d", *f.Server.MemoryLimit)
 	}
 	if f.Server.MaxHeaderBytes != nil && (*f.Server.MaxHeaderBytes < 4096 || *f.Server.MaxHeaderBytes > 16<<20) {
 		c.errorf("server.max_header_bytes", "must be between 4KiB and 16MiB, got %d", *f.Server.MaxHeaderBytes)

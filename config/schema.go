@@ -263,6 +263,21 @@ type Server struct {
 	// WatchConfig reloads the configuration when its file changes (checked
 	// every 2 s), as SIGHUP and `portcullis reload` do. Default: false.
 	WatchConfig bool `yaml:"watch_config"`
+	// Inspections bounds how many requests are inside the rule engine at
+	// once, process-wide. Inspection is CPU work: running more at once than
+	// there are cores adds memory (every transaction in flight holds its
+	// variables and transformation cache) and latency, not throughput.
+	// Requests over the bound wait, with their bodies already read, before
+	// their transaction is created. Default: 0, twice the CPUs Go uses.
+	Inspections *int `yaml:"inspections"`
+	// InspectionWait is how long a request may wait for an inspection slot
+	// before it is answered 503 (and audited). Default: 10s.
+	InspectionWait *Duration `yaml:"inspection_wait"`
+	// MemoryLimit is a soft limit on the memory of the Go runtime (heap,
+	// stacks and runtime data), as GOMEMLIMIT: the garbage collector runs
+	// more often as the process nears it. It is not a hard cap. Default:
+	// none (or GOMEMLIMIT from the environment).
+	MemoryLimit *ByteSize `yaml:"memory_limit"`
 }
 
 // Site is a set of host names with their routes.
