@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/corazawaf/coraza/v3/experimental"
@@ -116,19 +118,61 @@ var errClientBody = errors.New("request body could not be read")
 // errBodyConsumed marks an engine failure after the body was partly read.
 var errBodyConsumed = errors.New("request body lost")
 
-// trackedBody remembers whether reading the client's body failed, so that
-// such failures are told apart from engine failures.
-type trackedBody struct {
-	io.Reader
-	err error
-}
+// bodyChunk is the size of the buffer a request body is read through into
+// the engine.
+const bodyChunk = 32 << 10
 
-func (t *trackedBody) Read(p []byte) (int, error) {
-	n, err := t.Reader.Read(p)
-	if err != nil && err != io.EOF {
-		t.err = err
+// bodyChunks holds the read buffers between requests: scratch space with no
+// state, so sharing it between stages and reloads is safe. Coraza's
+// ReadRequestBodyFrom would allocate a fresh one (io.CopyN) per request.
+var bodyChunks = sync.Pool{New: func() any { b := make([]byte, bodyChunk); return &b }}
+
+// feedBody reads the request body into the engine's body buffer, which
+// holds at most the engine's limit and spills what is past 128 KiB to a
+// temporary file (SecRequestBodyInMemoryLimit), so that buffering costs the
+// same memory whatever the body's size. It is tx.ReadRequestBodyFrom without the copy
+// buffer per request, with the same limit semantics, because
+// WriteRequestBody applies the same checks: the engine stops at its limit
+// (SecRequestBodyLimit, request_body.limit+1 bytes, or a ctl:requestBodyLimit)
+// and then either interrupts with 413 (reject) or runs phase 2 on what it
+// holds (inspect_partial). Reading stops there; bytes that were read but not
+// taken are returned in rest, to be forwarded before the unread remainder.
+func feedBody(tx types.Transaction, body io.Reader) (it *types.Interruption, rest []byte, err error) {
+	bufp := bodyChunks.Get().(*[]byte)
+	defer bodyChunks.Put(bufp)
+	buf := *bufp
+	var limitReached func() bool
+	if state, ok := tx.(plugintypes.TransactionState); ok {
+		inbound := state.Variables().InboundDataError()
+		limitReached = func() bool { return inbound.Get() == "1" }
 	}
-	return n, err
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			it, taken, werr := tx.WriteRequestBody(buf[:n])
+			if werr != nil {
+				return nil, nil, fmt.Errorf("%w: buffer request body: %v", errBodyConsumed, werr)
+			}
+			if it != nil {
+				return it, nil, nil
+			}
+			if taken < n {
+				// The engine took all it will (inspect_partial at the limit,
+				// or the rule engine turned off by a rule); the rest goes to
+				// the upstream uninspected, as if it came from the client.
+				return nil, append([]byte(nil), buf[taken:n]...), nil
+			}
+			if limitReached != nil && limitReached() {
+				return nil, nil, nil // inspect_partial: phase 2 has run on the first bytes
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			return nil, nil, nil
+		case rerr != nil:
+			return nil, nil, fmt.Errorf("%w: %v", errClientBody, rerr)
+		}
+	}
 }
 
 // inspectRequest feeds the request to the transaction. It returns the
@@ -166,27 +210,25 @@ func (s *Stage) inspectRequest(tx types.Transaction, r *http.Request) (*types.In
 		if settings.BodyOverLimit == config.OverLimitReject && r.ContentLength > settings.BodyLimit {
 			return &types.Interruption{Action: "deny", Status: http.StatusRequestEntityTooLarge}, nil
 		}
-		body := &trackedBody{Reader: r.Body}
-		it, _, err := tx.ReadRequestBodyFrom(body)
-		if body.err != nil {
-			return nil, fmt.Errorf("%w: %v", errClientBody, body.err)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: buffer request body: %v", errBodyConsumed, err)
-		}
-		if it != nil {
-			return it, nil
+		it, rest, err := feedBody(tx, r.Body)
+		if err != nil || it != nil {
+			return it, err
 		}
 		buffered, err := tx.RequestBodyReader()
 		if err != nil {
 			return nil, fmt.Errorf("%w: read back request body: %v", errBodyConsumed, err)
 		}
-		// What the engine buffered goes first; anything past the limit (only
-		// with inspect_partial) streams on from the client.
+		// What the engine buffered goes first, streamed back from its memory
+		// or temporary file (never copied whole); anything past the limit
+		// (only with inspect_partial) streams on from the client.
+		src := io.MultiReader(buffered, r.Body)
+		if len(rest) > 0 {
+			src = io.MultiReader(buffered, bytes.NewReader(rest), r.Body)
+		}
 		r.Body = struct {
 			io.Reader
 			io.Closer
-		}{io.MultiReader(buffered, r.Body), r.Body}
+		}{src, r.Body}
 	}
 	it, err := tx.ProcessRequestBody()
 	if err != nil {
