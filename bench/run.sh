@@ -27,7 +27,8 @@ BASE_PORT=${BASE_PORT:-18080}
 SKIP_INSTALL=${SKIP_INSTALL:-0}
 KEEP_TMP=${KEEP_TMP:-0}
 # coraza.conf-recommended turns response body inspection on; keep ModSecurity
-# the same unless told otherwise (On/Off).
+# the same unless told otherwise (On/Off). The Portcullis rows follow it
+# (waf.response_inspection.enabled), so both inspect the same bytes.
 MODSEC_RESPONSE_BODY=${MODSEC_RESPONSE_BODY:-On}
 # nginx error_log level of the measured nginx-modsec: "error" logs one line per
 # blocked request, as a default Debian nginx would.
@@ -420,8 +421,10 @@ with open(sys.argv[1], "w") as f:
         f.write(f"2001:db8:{i // 65536:x}:{i % 65536:x}::/64\n")
 PY
   fi
+  local inspect_responses=false
+  [[ ${MODSEC_RESPONSE_BODY,,} == on ]] && inspect_responses=true
   render "$tmpl" "$prefix/portcullis.yaml" \
-    PORT="${PORT[$t]}" UPSTREAM_PORT="${PORT[upstream]}" WAF_MODE="$mode" \
+    PORT="${PORT[$t]}" UPSTREAM_PORT="${PORT[upstream]}" WAF_MODE="$mode" RESPONSE_INSPECT="$inspect_responses" \
     AUDIT_FILE="$prefix/audit.jsonl" DENY_FILE="$prefix/deny.netset" STATE_DIR="$prefix/state"
   "$bin" run -c "$prefix/portcullis.yaml" > "$prefix/portcullis.log" 2>&1 &
   MAIN_PID[$t]=$!; STARTED_PIDS+=($!)
