@@ -61,6 +61,7 @@ type Pipeline struct {
 	limiters map[string]ratelimit.Limiter // by limitKey, handed to the next reload
 	observe  *Observers                   // never nil after Build
 	active   atomic.Int64                 // requests in ServeHTTP, for Retire
+	gate     *waf.Gate                    // inspection slots, one set per process
 }
 
 var _ http.Handler = (*Pipeline)(nil)
@@ -103,6 +104,11 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 	var fromLimiters map[string]ratelimit.Limiter
 	if from != nil {
 		fromCheap, fromLimiters = from.cheap, from.limiters
+		// server.* cannot change on reload: the slots stay one set, shared
+		// by the old pipeline's last requests and the new one's first.
+		p.gate = from.gate
+	} else {
+		p.gate = waf.NewGate(cfg.Server.Inspections, cfg.Server.InspectionWait)
 	}
 	if p.cheap, err = buildCheap(cfg, clients.Trusted, log, fromCheap); err != nil {
 		return nil, err
@@ -134,7 +140,7 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 			// in ServeHTTP before it.
 			fwd, inner, store := forwarding(p.pools[rc.Upstream], rc)
 			noWAF := protocolGuard(inner)
-			h := fwd.InspectHeadersOnly(waf.NewStage(engine, rc.WAF, noWAF, waf.Recording{Redactor: p.redactor, BodyLimit: cfg.Audit.BodyLimit}))
+			h := fwd.InspectHeadersOnly(waf.NewStage(engine, rc.WAF, noWAF, waf.Recording{Redactor: p.redactor, BodyLimit: cfg.Audit.BodyLimit}).WithGate(p.gate))
 			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h, noWAF: noWAF, tls: sc.TLS, filters: &filters, limits: limits, cache: store})
 		}
 		p.router.add(sc, s)

@@ -2,11 +2,13 @@ package waf
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +29,8 @@ type Stage struct {
 	settings config.WAFSettings // the route's own; the engine may be shared
 	next     http.Handler
 	redactor *audit.Redactor
-	keep     int // bytes of body kept in decided or sampled records
+	keep     int   // bytes of body kept in decided or sampled records
+	gate     *Gate // shared by every stage of the process; nil: unbounded
 }
 
 // Recording is what the stage copies into audit records beyond findings.
@@ -50,8 +53,24 @@ func NewStage(e *Engine, settings config.WAFSettings, next http.Handler, rec Rec
 	return &Stage{engine: e, settings: settings, next: next, redactor: rec.Redactor, keep: int(rec.BodyLimit)}
 }
 
+// WithGate makes the stage take a slot of g for the CPU work of each
+// inspection (see Gate); call it before the stage serves.
+func (s *Stage) WithGate(g *Gate) *Stage {
+	s.gate = g
+	return s
+}
+
 // ServeHTTP runs phases 1 and 2, then next, then (optionally) phases 3 and 4
 // on the response, and phase 5. Every outcome is written into the audit entry.
+//
+// The CPU work runs inside a slot of the stage's gate, and a transaction
+// exists only from then on: the body (up to readAheadMax) is read before,
+// so that a slow client holds no slot and a waiting request no
+// transaction. Without response inspection, phase 5 runs and the
+// transaction is closed before the request goes upstream (no rule could see
+// the response anyway), so a slow upstream or a long download holds no
+// transaction either: memory then grows with the slots, not with the
+// connections.
 func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	entry := audit.FromContext(r.Context())
 	settings := &s.settings
@@ -61,22 +80,38 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	ahead := s.readAhead(r)
+	held := &slot{gate: s.gate}
+	if err := held.enter(r.Context()); err != nil {
+		s.refuseBusy(w, r, entry, err)
+		return
+	}
 	start := time.Now()
 	tx := s.engine.waf.(experimental.WAFWithOptions).NewTransactionWithOptions(experimental.Options{
 		ID: entry.ID, Context: r.Context(),
 	})
-	inspected := false
+	inspected, open := false, true
+	finish := func() {
+		if open {
+			open = false
+			tx.ProcessLogging()
+			s.record(entry, tx, inspected)
+			_ = tx.Close()
+		}
+	}
 	defer func() {
 		// Phase 5 (CRS correlation rules) runs after the response, then the
 		// findings go into the record, even when a later stage panicked.
-		tx.ProcessLogging()
-		s.record(entry, tx, inspected)
-		_ = tx.Close()
+		finish()
+		held.leave()
 	}()
 
-	it, err := s.inspectRequest(tx, r)
+	it, ownBody, err := s.inspectRequest(tx, r, ahead, held)
 	entry.Durations.WAF = time.Since(start).Microseconds()
 	switch {
+	case errors.Is(err, errBusy):
+		s.refuseBusy(w, r, entry, err)
+		return
 	case errors.Is(err, errClientBody):
 		entry.Block(audit.StageProtocol, err.Error())
 		respond.Error(w, r, http.StatusBadRequest, entry.ID)
@@ -103,12 +138,111 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	inspected = true
 
 	if !settings.ResponseInspect {
+		// The body forwarded is the stage's own copy (or none), so the
+		// transaction is no longer needed: close it before going upstream.
+		if ownBody {
+			finish()
+		}
+		held.leave()
 		s.next.ServeHTTP(w, r)
 		return
 	}
+	held.leave()
 	rw := newResponseInspector(w, r, tx, entry, s)
 	s.next.ServeHTTP(rw, r)
 	rw.finish()
+}
+
+// slot is one request's hold on the gate: it may leave and enter again
+// (around a long body read), and leave is safe to call when not inside.
+type slot struct {
+	gate *Gate
+	in   bool
+}
+
+func (sl *slot) enter(ctx context.Context) error {
+	if sl.in {
+		return nil
+	}
+	if err := sl.gate.Enter(ctx); err != nil {
+		return fmt.Errorf("%w: %w", errBusy, err)
+	}
+	sl.in = true
+	return nil
+}
+
+func (sl *slot) leave() {
+	if sl.in {
+		sl.in = false
+		sl.gate.Leave()
+	}
+}
+
+// errBusy marks a request that got no inspection slot: the gate's wait ran
+// out, or the client left while it waited.
+var errBusy = errors.New("not inspected")
+
+// refuseBusy answers a request that got no inspection slot. It is never
+// forwarded uninspected, whatever on_error says: on_error is about engine
+// faults, and passing on overload would let a flood carry attacks through.
+func (s *Stage) refuseBusy(w http.ResponseWriter, r *http.Request, entry *audit.Entry, err error) {
+	reason := fmt.Sprintf("no inspection slot free within server.inspection_wait (%d slots): %v", s.gate.Slots(), err)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		reason = "the client went away while waiting for an inspection slot"
+	}
+	entry.Fail(audit.StageWAF, reason)
+	respond.Error(w, r, http.StatusServiceUnavailable, entry.ID)
+}
+
+// readAheadMax bounds the body read before an inspection slot is taken; it
+// is the engine's in-memory body limit (SecRequestBodyInMemoryLimit), so a
+// body read ahead is one the engine would hold in memory anyway.
+const readAheadMax = 128 << 10
+
+// bodyAhead is the start (or the whole) of a request body, read before the
+// request's transaction exists.
+type bodyAhead struct {
+	data     []byte
+	complete bool  // data is the whole body
+	err      error // the client failed while sending it
+}
+
+// readAhead reads the request body before inspection when it is small
+// enough: a declared length up to readAheadMax (and the route's limit), or
+// a chunked body that turns out to be. It reads nothing when the request
+// has no body, declares a length over the route's limit (refused after
+// phase 1 without reading a byte), or expects 100-continue (phase 1 decides
+// before the client is told to send).
+func (s *Stage) readAhead(r *http.Request) bodyAhead {
+	limit := min(s.settings.BodyLimit+1, readAheadMax)
+	switch {
+	case r.Body == nil || r.Body == http.NoBody:
+		return bodyAhead{}
+	case r.ContentLength > limit:
+		return bodyAhead{}
+	case strings.EqualFold(r.Header.Get("Expect"), "100-continue"):
+		return bodyAhead{}
+	}
+	most := int(limit)
+	size := 4 << 10
+	if r.ContentLength >= 0 {
+		size = int(r.ContentLength) + 1 // +1: room to read the EOF
+	}
+	buf := make([]byte, 0, min(size, most))
+	for len(buf) < most {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(cap(buf), most-len(buf)))
+		}
+		n, err := r.Body.Read(buf[len(buf):min(cap(buf), most)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return bodyAhead{data: buf, complete: true}
+		}
+		if err != nil {
+			return bodyAhead{data: buf, err: err}
+		}
+	}
+	return bodyAhead{data: buf}
 }
 
 // errClientBody marks a failure to read the request body from the client:
@@ -176,8 +310,11 @@ func feedBody(tx types.Transaction, body io.Reader) (it *types.Interruption, res
 }
 
 // inspectRequest feeds the request to the transaction. It returns the
-// interruption if a rule denied the request.
-func (s *Stage) inspectRequest(tx types.Transaction, r *http.Request) (*types.Interruption, error) {
+// interruption if a rule denied the request, and whether the body now
+// forwarded is the stage's own copy (read ahead) rather than a stream from
+// the engine's buffer, which lives only as long as tx. held is the request's
+// slot: a body too large to have been read ahead is read outside it.
+func (s *Stage) inspectRequest(tx types.Transaction, r *http.Request, ahead bodyAhead, held *slot) (it *types.Interruption, ownBody bool, err error) {
 	entry := audit.FromContext(r.Context())
 	serverIP, serverPort := localAddr(r)
 	tx.ProcessConnection(entry.ClientIP, entry.ClientPort, serverIP, serverPort)
@@ -201,40 +338,77 @@ func (s *Stage) inspectRequest(tx types.Transaction, r *http.Request) (*types.In
 		tx.AddRequestHeader("Transfer-Encoding", te)
 	}
 	if it := tx.ProcessRequestHeaders(); it != nil {
-		return it, nil
+		return it, true, nil
 	}
 
-	if r.Body != nil && r.Body != http.NoBody && tx.IsRequestBodyAccessible() {
+	ownBody = true
+	if r.Body != nil && r.Body != http.NoBody {
 		settings := &s.settings
-		// A declared length over the limit is refused before reading a byte.
-		if settings.BodyOverLimit == config.OverLimitReject && r.ContentLength > settings.BodyLimit {
-			return &types.Interruption{Action: "deny", Status: http.StatusRequestEntityTooLarge}, nil
+		// A declared length over the limit is refused before reading a byte
+		// (readAhead read none).
+		if tx.IsRequestBodyAccessible() && settings.BodyOverLimit == config.OverLimitReject && r.ContentLength > settings.BodyLimit {
+			return &types.Interruption{Action: "deny", Status: http.StatusRequestEntityTooLarge}, true, nil
 		}
-		it, rest, err := feedBody(tx, r.Body)
-		if err != nil || it != nil {
-			return it, err
+		if ahead.err != nil {
+			return nil, true, fmt.Errorf("%w: %v", errClientBody, ahead.err)
 		}
-		buffered, err := tx.RequestBodyReader()
-		if err != nil {
-			return nil, fmt.Errorf("%w: read back request body: %v", errBodyConsumed, err)
+		switch {
+		case !tx.IsRequestBodyAccessible():
+			// A rule turned body access off: forward what was read ahead,
+			// then the rest.
+			r.Body = prepend(ahead.data, r.Body)
+		case ahead.complete:
+			// Forwarding the stage's copy whole is what forwarding the
+			// engine's buffer plus what it did not take (inspect_partial)
+			// would send.
+			it, _, err := feedBody(tx, bytes.NewReader(ahead.data))
+			if err != nil || it != nil {
+				return it, true, err
+			}
+			r.Body = prepend(ahead.data, r.Body)
+		default:
+			// Too large to read ahead: read the rest outside the slot, into
+			// the engine's buffer (memory up to 128 KiB, then a temporary
+			// file), and forward from there.
+			held.leave()
+			it, rest, err := feedBody(tx, io.MultiReader(bytes.NewReader(ahead.data), r.Body))
+			if err != nil || it != nil {
+				return it, false, err
+			}
+			if err := held.enter(r.Context()); err != nil {
+				return nil, false, err
+			}
+			buffered, err := tx.RequestBodyReader()
+			if err != nil {
+				return nil, false, fmt.Errorf("%w: read back request body: %v", errBodyConsumed, err)
+			}
+			// What the engine buffered goes first, streamed back from its
+			// memory or temporary file (never copied whole); anything past
+			// the limit (only with inspect_partial) streams on from the
+			// client.
+			r.Body = struct {
+				io.Reader
+				io.Closer
+			}{io.MultiReader(buffered, bytes.NewReader(rest), r.Body), r.Body}
+			ownBody = false
 		}
-		// What the engine buffered goes first, streamed back from its memory
-		// or temporary file (never copied whole); anything past the limit
-		// (only with inspect_partial) streams on from the client.
-		src := io.MultiReader(buffered, r.Body)
-		if len(rest) > 0 {
-			src = io.MultiReader(buffered, bytes.NewReader(rest), r.Body)
-		}
-		r.Body = struct {
-			io.Reader
-			io.Closer
-		}{src, r.Body}
 	}
-	it, err := tx.ProcessRequestBody()
+	it, err = tx.ProcessRequestBody()
 	if err != nil {
-		return nil, fmt.Errorf("process request body: %w", err)
+		return nil, ownBody, fmt.Errorf("process request body: %w", err)
 	}
-	return it, nil
+	return it, ownBody, nil
+}
+
+// prepend returns a body that reads head, then body; closing it closes body.
+func prepend(head []byte, body io.ReadCloser) io.ReadCloser {
+	if len(head) == 0 {
+		return body
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), body), body}
 }
 
 // deny answers an interruption with the neutral page.
