@@ -148,6 +148,9 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 	return p, nil
 }
 
+// Gate returns the inspection slots shared by every route (for metrics).
+func (p *Pipeline) Gate() *waf.Gate { return p.gate }
+
 // Engines returns the rule-set cache, for reuse by the next reload.
 func (p *Pipeline) Engines() *waf.Cache { return p.engines }
 

@@ -350,9 +350,10 @@ func TestSources(t *testing.T) {
 		Audit: func() AuditStat {
 			return AuditStat{QueueDepth: current.Load().depth, Written: 10, Dropped: 3, Errors: 1}
 		},
-		Certs:      func() map[string]time.Time { return map[string]time.Time{"shop.test": now.Add(72 * time.Hour)} },
-		ActiveBans: func() int { panic("bans store closed") },
-		Alerts:     func() AlertStat { return AlertStat{Sent: 4, Failed: 1, Dropped: 2} },
+		Certs:       func() map[string]time.Time { return map[string]time.Time{"shop.test": now.Add(72 * time.Hour)} },
+		ActiveBans:  func() int { panic("bans store closed") },
+		Alerts:      func() AlertStat { return AlertStat{Sent: 4, Failed: 1, Dropped: 2} },
+		Inspections: func() InspectionStat { return InspectionStat{Slots: 4, Inside: 3, Waiting: 17} },
 	})
 	fams := scrape(t, m)
 	checks := []struct {
@@ -374,6 +375,9 @@ func TestSources(t *testing.T) {
 		{"portcullis_alerts_sent_total", nil, 4},
 		{"portcullis_alerts_failed_total", nil, 1},
 		{"portcullis_alerts_dropped_total", nil, 2},
+		{"portcullis_inspection_slots", nil, 4},
+		{"portcullis_inspections_in_progress", nil, 3},
+		{"portcullis_inspections_waiting", nil, 17},
 	}
 	for _, c := range checks {
 		if got, ok := sample(fams, c.name, c.labels...); !ok || got != c.want {

@@ -29,6 +29,13 @@ type Sources struct {
 	ActiveBans func() int
 	// Alerts reports webhook delivery (alerts.Alerter.Stats).
 	Alerts func() AlertStat
+	// Inspections reports the rule engine's slots (waf.Gate).
+	Inspections func() InspectionStat
+}
+
+// InspectionStat is the state of the inspection slots (server.inspections).
+type InspectionStat struct {
+	Slots, Inside, Waiting int
 }
 
 // ListStat is the health of one IP list, from reputation.List.Stats.
@@ -69,7 +76,7 @@ type sourceCollector struct {
 }
 
 // sourceNames label portcullis_metrics_source_errors_total.
-var sourceNames = [...]string{"lists", "audit", "certs", "bans", "alerts"}
+var sourceNames = [...]string{"lists", "audit", "certs", "bans", "alerts", "inspections"}
 
 var _ prometheus.Collector = (*sourceCollector)(nil)
 
@@ -90,6 +97,9 @@ var (
 	alertsSentDesc      = desc("alerts_sent_total", "Alert messages delivered to a webhook.")
 	alertsFailedDesc    = desc("alerts_failed_total", "Alert messages a webhook did not accept after all retries.")
 	alertsDroppedDesc   = desc("alerts_dropped_total", "Alert messages dropped by the rate limit or a full queue.")
+	inspectSlotsDesc    = desc("inspection_slots", "Requests the rule engine may inspect at once (server.inspections).")
+	inspectInsideDesc   = desc("inspections_in_progress", "Requests holding an inspection slot.")
+	inspectWaitingDesc  = desc("inspections_waiting", "Requests waiting for an inspection slot.")
 	sourceErrorsDesc    = desc("metrics_source_errors_total", "Scrape-time callbacks that panicked; their series are missing from that scrape.", "source")
 )
 
@@ -99,7 +109,7 @@ func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 		listEntriesDesc, listLastSuccessDesc, listFailuresDesc,
 		auditQueueDesc, auditWrittenDesc, auditDroppedDesc, auditErrorsDesc,
 		certExpiryDesc, bansActiveDesc, alertsSentDesc, alertsFailedDesc, alertsDroppedDesc,
-		sourceErrorsDesc,
+		inspectSlotsDesc, inspectInsideDesc, inspectWaitingDesc, sourceErrorsDesc,
 	} {
 		ch <- d
 	}
@@ -144,6 +154,14 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(alertsSentDesc, prometheus.CounterValue, float64(a.Sent))
 			ch <- prometheus.MustNewConstMetric(alertsFailedDesc, prometheus.CounterValue, float64(a.Failed))
 			ch <- prometheus.MustNewConstMetric(alertsDroppedDesc, prometheus.CounterValue, float64(a.Dropped))
+		})
+	}
+	if s.Inspections != nil {
+		c.safely(5, func() {
+			st := s.Inspections()
+			ch <- prometheus.MustNewConstMetric(inspectSlotsDesc, prometheus.GaugeValue, float64(st.Slots))
+			ch <- prometheus.MustNewConstMetric(inspectInsideDesc, prometheus.GaugeValue, float64(st.Inside))
+			ch <- prometheus.MustNewConstMetric(inspectWaitingDesc, prometheus.GaugeValue, float64(st.Waiting))
 		})
 	}
 }

@@ -448,6 +448,11 @@ func (inst *instance) watchSources() {
 				st := inst.alerts.Stats()
 				return metrics.AlertStat{Sent: st.Sent, Failed: st.Failed, Dropped: st.Dropped}
 			},
+			Inspections: func() metrics.InspectionStat {
+				g := inst.server.Pipeline().Gate()
+				inside, waiting := g.Busy()
+				return metrics.InspectionStat{Slots: g.Slots(), Inside: inside, Waiting: waiting}
+			},
 		})
 	}
 	if inst.alerts != nil {
