@@ -34,6 +34,7 @@ func TestMetricsAndBanAlert(t *testing.T) {
 	addr, adminAddr := freeAddr(t), freeAddr(t)
 	cfgPath := filepath.Join(dir, "portcullis.yaml")
 	cfg := fmt.Sprintf(`listeners: [{address: %q}]
+server: {inspections: 3, memory_limit: 200MiB}
 client_ip: {trusted_proxies: [127.0.0.1]}
 upstreams: [{name: app, targets: [%q]}]
 sites: [{name: shop, hosts: ["*"], routes: [{path: /, upstream: app}]}]
@@ -96,6 +97,9 @@ alerts:
 		`portcullis_bans_added_total{source="auto"} 1`,
 		`portcullis_build_info{`,
 		`portcullis_audit_store_write_duration_seconds_count`,
+		"portcullis_inspection_slots 3\n",
+		"portcullis_inspections_waiting 0\n",
+		"go_gc_gomemlimit_bytes 2.097152e+08\n", // server.memory_limit applied
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
