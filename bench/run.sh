@@ -30,6 +30,9 @@ KEEP_TMP=${KEEP_TMP:-0}
 # the same unless told otherwise (On/Off). The Portcullis rows follow it
 # (waf.response_inspection.enabled), so both inspect the same bytes.
 MODSEC_RESPONSE_BODY=${MODSEC_RESPONSE_BODY:-On}
+# server.memory_limit of the Portcullis rows (e.g. 128MiB); empty: none, the
+# Go runtime's default (GOGC=100, no limit).
+PORTCULLIS_MEMORY_LIMIT=${PORTCULLIS_MEMORY_LIMIT:-}
 # nginx error_log level of the measured nginx-modsec: "error" logs one line per
 # blocked request, as a default Debian nginx would.
 MODSEC_LOG_LEVEL=${MODSEC_LOG_LEVEL:-error}
@@ -423,8 +426,11 @@ PY
   fi
   local inspect_responses=false
   [[ ${MODSEC_RESPONSE_BODY,,} == on ]] && inspect_responses=true
+  local server_settings=""
+  [[ -n $PORTCULLIS_MEMORY_LIMIT ]] && server_settings="memory_limit: $PORTCULLIS_MEMORY_LIMIT"
   render "$tmpl" "$prefix/portcullis.yaml" \
     PORT="${PORT[$t]}" UPSTREAM_PORT="${PORT[upstream]}" WAF_MODE="$mode" RESPONSE_INSPECT="$inspect_responses" \
+    SERVER_SETTINGS="$server_settings" \
     AUDIT_FILE="$prefix/audit.jsonl" DENY_FILE="$prefix/deny.netset" STATE_DIR="$prefix/state"
   "$bin" run -c "$prefix/portcullis.yaml" > "$prefix/portcullis.log" 2>&1 &
   MAIN_PID[$t]=$!; STARTED_PIDS+=($!)
@@ -719,7 +725,7 @@ write_results() {
     echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
     echo "- wrk: $THREADS threads, $CONNECTIONS connections, duration $DURATION after $WARMUP warm-up, $REPS repetitions interleaved (rep 1 of every row, then rep 2, ...); medians shown"
     echo "- versions: $(nginx -v 2>&1 | sed 's/^nginx version: //'), libmodsecurity3 $(dpkg-query -W -f='${Version}' libmodsecurity3 2> /dev/null || echo '?'), CRS 4.25.0 (${MODSEC_RULES:-?} rules loaded by ModSecurity), Caddy $(caddy_version), $(go version | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
-    echo "- upstream body: $UPSTREAM_BYTES B; ModSecurity SecResponseBodyAccess $MODSEC_RESPONSE_BODY; nginx-modsec error_log level $MODSEC_LOG_LEVEL"
+    echo "- upstream body: $UPSTREAM_BYTES B; ModSecurity SecResponseBodyAccess $MODSEC_RESPONSE_BODY; nginx-modsec error_log level $MODSEC_LOG_LEVEL; Portcullis server.memory_limit ${PORTCULLIS_MEMORY_LIMIT:-none}, connections $CONNECTIONS"
     echo "- max RSS: peak of the summed VmRSS of the server's process tree (nginx: master + workers), polled every 100 ms during the measured run (warm-up excluded); max PSS likewise, which counts pages shared between nginx processes once"
     echo "- CPU/req: user + system CPU time of the server's process tree during the measured run, divided by the responses wrk received (from /proc/PID/stat; less sensitive to a noisy machine than req/s)"
     echo "- ratios: req/s median over the reference row's median for the same workload"
