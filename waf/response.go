@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+	"sync"
 
 	"github.com/corazawaf/coraza/v3/types"
 
@@ -28,7 +29,30 @@ type responseInspector struct {
 	decided   bool // headers were sent or the response was denied
 	denied    bool
 	buffering bool
-	buf       []byte
+	buf       []byte // the held-back start of the body, from responseBufs
+}
+
+// responseBufs holds the buffers of held-back response bodies between
+// requests: each grows to at most about response_inspection.limit, and
+// without the pool every inspected response would grow a new one (about
+// twice the limit allocated for a body past it). Scratch space without
+// state, so sharing it between stages and reloads is safe.
+var responseBufs sync.Pool
+
+func takeResponseBuf() []byte {
+	if b, ok := responseBufs.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return nil
+}
+
+// releaseBuf returns the buffer to the pool; ri.buf must not be used after.
+func (ri *responseInspector) releaseBuf() {
+	if cap(ri.buf) > 0 {
+		b := ri.buf[:0]
+		responseBufs.Put(&b)
+	}
+	ri.buf = nil
 }
 
 func newResponseInspector(w http.ResponseWriter, r *http.Request, tx types.Transaction, entry *audit.Entry, s *Stage) *responseInspector {
@@ -73,6 +97,9 @@ func (ri *responseInspector) Write(p []byte) (int, error) {
 	case ri.denied:
 		return len(p), nil // the client already has the deny page
 	case ri.buffering:
+		if ri.buf == nil {
+			ri.buf = takeResponseBuf()
+		}
 		room := ri.limit - len(ri.buf)
 		if len(p) < room {
 			ri.buf = append(ri.buf, p...)
@@ -133,7 +160,8 @@ func (ri *responseInspector) inspectBody() bool {
 			ri.entry.Fail(audit.StageWAF, "response inspection error, passed by on_error: pass: "+err.Error())
 		} else {
 			ri.entry.Fail(audit.StageWAF, "response inspection error: "+err.Error())
-			ri.decided, ri.denied, ri.buf = true, true, nil
+			ri.decided, ri.denied = true, true
+			ri.releaseBuf()
 			respond.Error(ri.w, ri.r, http.StatusInternalServerError, ri.entry.ID)
 			return false
 		}
@@ -146,7 +174,7 @@ func (ri *responseInspector) inspectBody() bool {
 	if len(ri.buf) > 0 {
 		_, _ = ri.w.Write(ri.buf)
 	}
-	ri.buf = nil
+	ri.releaseBuf()
 	return true
 }
 
@@ -156,6 +184,7 @@ func (ri *responseInspector) send() {
 }
 
 func (ri *responseInspector) denyNow(it *types.Interruption) {
-	ri.decided, ri.denied, ri.buffering, ri.buf = true, true, false, nil
+	ri.decided, ri.denied, ri.buffering = true, true, false
+	ri.releaseBuf()
 	ri.stage.deny(ri.w, ri.r, ri.entry, it, "response")
 }
