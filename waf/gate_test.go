@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,5 +96,78 @@ func TestGateBound(t *testing.T) {
 	wg.Wait()
 	if maxSeen > n || admitted != requests {
 		t.Errorf("%d inside at once (bound %d), %d of %d admitted", maxSeen, n, admitted, requests)
+	}
+}
+
+// In-flight work (Resume) goes before new requests, and is not bound by
+// the gate's wait; new requests keep their arrival order.
+func TestGateResumeFirst(t *testing.T) {
+	g := NewGate(1, time.Hour) // new requests that do not time out
+	order := make(chan string, 3)
+	queue := func(name string, enter func(context.Context) error) {
+		go func() {
+			if err := enter(context.Background()); err != nil {
+				order <- name + ": " + err.Error()
+				return
+			}
+			order <- name
+			g.Leave()
+		}()
+	}
+	waitFor := func(n int) {
+		for {
+			if _, w := g.Busy(); w == n {
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+	if err := g.Enter(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	queue("new 1", g.Enter)
+	waitFor(1)
+	queue("new 2", g.Enter)
+	waitFor(2)
+	queue("in flight", g.Resume)
+	waitFor(3)
+	g.Leave()
+	var got []string
+	for range 3 {
+		got = append(got, <-order)
+	}
+	if want := "in flight,new 1,new 2"; strings.Join(got, ",") != want {
+		t.Errorf("admission order %v, want %s", got, want)
+	}
+
+	// Resume outlasts the wait that refuses new requests.
+	short := NewGate(1, 10*time.Millisecond)
+	if err := short.Enter(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := short.Enter(context.Background()); !errors.Is(err, ErrBusy) {
+		t.Fatalf("new request: %v, want ErrBusy", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- short.Resume(context.Background()) }()
+	for {
+		if _, w := short.Busy(); w == 1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	time.Sleep(30 * time.Millisecond) // three times the wait: still waiting
+	select {
+	case err := <-done:
+		t.Fatalf("Resume returned %v before a slot was free", err)
+	default:
+	}
+	short.Leave()
+	if err := <-done; err != nil {
+		t.Errorf("Resume: %v", err)
+	}
+	short.Leave()
+	if in, w := short.Busy(); in != 0 || w != 0 {
+		t.Errorf("after all left: %d inside, %d waiting", in, w)
 	}
 }

@@ -23,6 +23,7 @@ type responseInspector struct {
 	tx    types.Transaction
 	entry *audit.Entry
 	stage *Stage
+	held  *slot // the request's hold on the inspection gate, taken per phase
 	limit int
 
 	status    int
@@ -55,8 +56,21 @@ func (ri *responseInspector) releaseBuf() {
 	ri.buf = nil
 }
 
-func newResponseInspector(w http.ResponseWriter, r *http.Request, tx types.Transaction, entry *audit.Entry, s *Stage) *responseInspector {
-	return &responseInspector{w: w, r: r, tx: tx, entry: entry, stage: s, limit: int(s.settings.ResponseLimit)}
+func newResponseInspector(w http.ResponseWriter, r *http.Request, tx types.Transaction, entry *audit.Entry, s *Stage, held *slot) *responseInspector {
+	return &responseInspector{w: w, r: r, tx: tx, entry: entry, stage: s, held: held, limit: int(s.settings.ResponseLimit)}
+}
+
+// resume takes an inspection slot for a response phase. If the client left
+// while it waited, the response is not sent (nobody would read it) and
+// not inspected; the record says so.
+func (ri *responseInspector) resume() bool {
+	if err := ri.held.resume(); err != nil {
+		ri.entry.Fail(audit.StageWAF, "the client went away while the response waited for an inspection slot")
+		ri.decided, ri.denied, ri.buffering = true, true, false
+		ri.releaseBuf()
+		return false
+	}
+	return true
 }
 
 func (ri *responseInspector) Header() http.Header { return ri.w.Header() }
@@ -78,7 +92,12 @@ func (ri *responseInspector) WriteHeader(code int) {
 			ri.tx.AddResponseHeader(k, v)
 		}
 	}
-	if it := ri.tx.ProcessResponseHeaders(code, ri.r.Proto); it != nil {
+	if !ri.resume() {
+		return
+	}
+	it := ri.tx.ProcessResponseHeaders(code, ri.r.Proto)
+	ri.held.leave()
+	if it != nil {
 		ri.denyNow(it)
 		return
 	}
@@ -150,10 +169,14 @@ func (ri *responseInspector) finish() {
 // headers and buffer. It reports whether the response goes on.
 func (ri *responseInspector) inspectBody() bool {
 	ri.buffering = false
+	if !ri.resume() {
+		return false
+	}
 	it, _, err := ri.tx.WriteResponseBody(ri.buf)
 	if err == nil && it == nil {
 		it, err = ri.tx.ProcessResponseBody()
 	}
+	ri.held.leave()
 	if err != nil {
 		if ri.stage.settings.OnError == config.OnErrorPass {
 			ri.entry.FailOpen = true

@@ -63,14 +63,13 @@ func (s *Stage) WithGate(g *Gate) *Stage {
 // ServeHTTP runs phases 1 and 2, then next, then (optionally) phases 3 and 4
 // on the response, and phase 5. Every outcome is written into the audit entry.
 //
-// The CPU work runs inside a slot of the stage's gate, and a transaction
-// exists only from then on: the body (up to readAheadMax) is read before,
-// so that a slow client holds no slot and a waiting request no
+// Every phase runs inside a slot of the stage's gate, and a transaction
+// exists only from the first slot on: the body (up to readAheadMax) is read
+// before, so that a slow client holds no slot and a waiting request no
 // transaction. Without response inspection, phase 5 runs and the
 // transaction is closed before the request goes upstream (no rule could see
 // the response anyway), so a slow upstream or a long download holds no
-// transaction either: memory then grows with the slots, not with the
-// connections.
+// transaction either.
 func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	entry := audit.FromContext(r.Context())
 	settings := &s.settings
@@ -81,32 +80,38 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ahead := s.readAhead(r)
-	held := &slot{gate: s.gate}
-	if err := held.enter(r.Context()); err != nil {
+	held := &slot{gate: s.gate, ctx: r.Context()}
+	if err := held.enter(); err != nil {
 		s.refuseBusy(w, r, entry, err)
 		return
 	}
+	// Registered first, so it runs last, even if what follows panics.
+	defer held.leave()
 	start := time.Now()
 	tx := s.engine.waf.(experimental.WAFWithOptions).NewTransactionWithOptions(experimental.Options{
 		ID: entry.ID, Context: r.Context(),
 	})
+	var forwarded *engineBody // the body streamed from the engine's buffer, if so
 	inspected, open := false, true
 	finish := func() {
-		if open {
-			open = false
-			tx.ProcessLogging()
-			s.record(entry, tx, inspected)
-			_ = tx.Close()
+		if !open {
+			return
 		}
-	}
-	defer func() {
-		// Phase 5 (CRS correlation rules) runs after the response, then the
-		// findings go into the record, even when a later stage panicked.
-		finish()
+		open = false
+		// Phase 5 runs even if the client left while it waited: the
+		// record needs it.
+		_ = held.resume()
+		tx.ProcessLogging()
+		s.record(entry, tx, inspected)
+		forwarded.detach()
+		_ = tx.Close()
 		held.leave()
-	}()
+	}
+	// Phase 5 (CRS correlation rules) runs after the response, then the
+	// findings go into the record, even when a later stage panicked.
+	defer finish()
 
-	it, ownBody, err := s.inspectRequest(tx, r, ahead, held)
+	it, forwarded, err := s.inspectRequest(tx, r, ahead, held)
 	entry.Durations.WAF = time.Since(start).Microseconds()
 	switch {
 	case errors.Is(err, errBusy):
@@ -137,34 +142,63 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	inspected = true
 
-	if !settings.ResponseInspect {
+	if !settings.ResponseInspect && forwarded == nil {
 		// The body forwarded is the stage's own copy (or none), so the
 		// transaction is no longer needed: close it before going upstream.
-		if ownBody {
-			finish()
-		}
-		held.leave()
+		finish()
 		s.next.ServeHTTP(w, r)
+		s.keepBodyAfter(entry, r, ahead)
 		return
 	}
 	held.leave()
-	rw := newResponseInspector(w, r, tx, entry, s)
+	if !settings.ResponseInspect {
+		s.next.ServeHTTP(w, r)
+		return
+	}
+	rw := newResponseInspector(w, r, tx, entry, s, held)
 	s.next.ServeHTTP(rw, r)
 	rw.finish()
 }
 
-// slot is one request's hold on the gate: it may leave and enter again
-// (around a long body read), and leave is safe to call when not inside.
+// keepBodyAfter keeps the body of a request whose transaction was closed
+// before it went upstream but that a later stage decided on (the proxy's
+// body limit, an upstream failure): the stage's own copy is still there.
+func (s *Stage) keepBodyAfter(entry *audit.Entry, r *http.Request, ahead bodyAhead) {
+	if s.keep <= 0 || entry.RequestBody != "" || len(ahead.data) == 0 || !(entry.Decided() || entry.Sampled) {
+		return
+	}
+	n := min(len(ahead.data), s.keep+1) // one more byte tells whether there was more
+	entry.RequestBody, entry.RequestBodyTruncated = s.redactor.Body(r.Header.Get("Content-Type"), ahead.data[:n], s.keep)
+}
+
+// slot is one request's hold on the gate: it may leave and come back
+// (around a long body read, and for the response phases), and leave is
+// safe to call when not inside.
 type slot struct {
 	gate *Gate
+	ctx  context.Context
 	in   bool
 }
 
-func (sl *slot) enter(ctx context.Context) error {
+// enter takes a slot for a new request.
+func (sl *slot) enter() error {
 	if sl.in {
 		return nil
 	}
-	if err := sl.gate.Enter(ctx); err != nil {
+	if err := sl.gate.Enter(sl.ctx); err != nil {
+		return fmt.Errorf("%w: %w", errBusy, err)
+	}
+	sl.in = true
+	return nil
+}
+
+// resume takes a slot again for the request's transaction, ahead of new
+// requests; it fails only if the client leaves while it waits.
+func (sl *slot) resume() error {
+	if sl.in {
+		return nil
+	}
+	if err := sl.gate.Resume(sl.ctx); err != nil {
 		return fmt.Errorf("%w: %w", errBusy, err)
 	}
 	sl.in = true
@@ -224,11 +258,13 @@ func (s *Stage) readAhead(r *http.Request) bodyAhead {
 		return bodyAhead{}
 	}
 	most := int(limit)
+	// Start small and grow as bytes arrive: a large declared length
+	// reserves nothing before the client sends it.
 	size := 4 << 10
-	if r.ContentLength >= 0 {
+	if r.ContentLength >= 0 && r.ContentLength <= 16<<10 {
 		size = int(r.ContentLength) + 1 // +1: room to read the EOF
 	}
-	buf := make([]byte, 0, min(size, most))
+	buf := make([]byte, 0, min(most, size))
 	for len(buf) < most {
 		if len(buf) == cap(buf) {
 			buf = slices.Grow(buf, min(cap(buf), most-len(buf)))
@@ -248,6 +284,11 @@ func (s *Stage) readAhead(r *http.Request) bodyAhead {
 // errClientBody marks a failure to read the request body from the client:
 // a protocol error of the client (bad chunking, early close), not the engine's.
 var errClientBody = errors.New("request body could not be read")
+
+// errEngineWrite marks the engine failing to take body bytes (feedBody).
+// Whether the body is lost with them depends on whether the stage still
+// holds a copy.
+var errEngineWrite = errors.New("buffer request body")
 
 // errBodyConsumed marks an engine failure after the body was partly read.
 var errBodyConsumed = errors.New("request body lost")
@@ -285,7 +326,7 @@ func feedBody(tx types.Transaction, body io.Reader) (it *types.Interruption, res
 		if n > 0 {
 			it, taken, werr := tx.WriteRequestBody(buf[:n])
 			if werr != nil {
-				return nil, nil, fmt.Errorf("%w: buffer request body: %v", errBodyConsumed, werr)
+				return nil, nil, fmt.Errorf("%w: %v", errEngineWrite, werr)
 			}
 			if it != nil {
 				return it, nil, nil
@@ -310,11 +351,12 @@ func feedBody(tx types.Transaction, body io.Reader) (it *types.Interruption, res
 }
 
 // inspectRequest feeds the request to the transaction. It returns the
-// interruption if a rule denied the request, and whether the body now
-// forwarded is the stage's own copy (read ahead) rather than a stream from
-// the engine's buffer, which lives only as long as tx. held is the request's
-// slot: a body too large to have been read ahead is read outside it.
-func (s *Stage) inspectRequest(tx types.Transaction, r *http.Request, ahead bodyAhead, held *slot) (it *types.Interruption, ownBody bool, err error) {
+// interruption if a rule denied the request, and the body now forwarded if
+// it streams from the engine's buffer (nil when the stage forwards its own
+// copy, or no body), which must be detached before tx is closed. held is
+// the request's slot: a body too large to have been read ahead is read
+// outside it.
+func (s *Stage) inspectRequest(tx types.Transaction, r *http.Request, ahead bodyAhead, held *slot) (*types.Interruption, *engineBody, error) {
 	entry := audit.FromContext(r.Context())
 	serverIP, serverPort := localAddr(r)
 	tx.ProcessConnection(entry.ClientIP, entry.ClientPort, serverIP, serverPort)
@@ -338,19 +380,19 @@ func (s *Stage) inspectRequest(tx types.Transaction, r *http.Request, ahead body
 		tx.AddRequestHeader("Transfer-Encoding", te)
 	}
 	if it := tx.ProcessRequestHeaders(); it != nil {
-		return it, true, nil
+		return it, nil, nil
 	}
 
-	ownBody = true
+	var forwarded *engineBody
 	if r.Body != nil && r.Body != http.NoBody {
 		settings := &s.settings
 		// A declared length over the limit is refused before reading a byte
 		// (readAhead read none).
 		if tx.IsRequestBodyAccessible() && settings.BodyOverLimit == config.OverLimitReject && r.ContentLength > settings.BodyLimit {
-			return &types.Interruption{Action: "deny", Status: http.StatusRequestEntityTooLarge}, true, nil
+			return &types.Interruption{Action: "deny", Status: http.StatusRequestEntityTooLarge}, nil, nil
 		}
 		if ahead.err != nil {
-			return nil, true, fmt.Errorf("%w: %v", errClientBody, ahead.err)
+			return nil, nil, fmt.Errorf("%w: %v", errClientBody, ahead.err)
 		}
 		switch {
 		case !tx.IsRequestBodyAccessible():
@@ -358,46 +400,120 @@ func (s *Stage) inspectRequest(tx types.Transaction, r *http.Request, ahead body
 			// then the rest.
 			r.Body = prepend(ahead.data, r.Body)
 		case ahead.complete:
-			// Forwarding the stage's copy whole is what forwarding the
-			// engine's buffer plus what it did not take (inspect_partial)
-			// would send.
+			// The stage holds the whole body, so an engine fault here loses
+			// nothing (on_error applies). Forwarding the stage's copy whole
+			// is what forwarding the engine's buffer plus what it did not
+			// take (inspect_partial, engine off) would send.
 			it, _, err := feedBody(tx, bytes.NewReader(ahead.data))
 			if err != nil || it != nil {
-				return it, true, err
+				return it, nil, err
 			}
 			r.Body = prepend(ahead.data, r.Body)
 		default:
-			// Too large to read ahead: read the rest outside the slot, into
-			// the engine's buffer (memory up to 128 KiB, then a temporary
-			// file), and forward from there.
-			held.leave()
-			it, rest, err := feedBody(tx, io.MultiReader(bytes.NewReader(ahead.data), r.Body))
-			if err != nil || it != nil {
-				return it, false, err
+			var it *types.Interruption
+			var err error
+			if it, forwarded, err = s.feedLongBody(tx, r, ahead, held); err != nil || it != nil {
+				return it, forwarded, err
 			}
-			if err := held.enter(r.Context()); err != nil {
-				return nil, false, err
-			}
-			buffered, err := tx.RequestBodyReader()
-			if err != nil {
-				return nil, false, fmt.Errorf("%w: read back request body: %v", errBodyConsumed, err)
-			}
-			// What the engine buffered goes first, streamed back from its
-			// memory or temporary file (never copied whole); anything past
-			// the limit (only with inspect_partial) streams on from the
-			// client.
-			r.Body = struct {
-				io.Reader
-				io.Closer
-			}{io.MultiReader(buffered, bytes.NewReader(rest), r.Body), r.Body}
-			ownBody = false
+			r.Body = forwarded
 		}
 	}
-	it, err = tx.ProcessRequestBody()
+	it, err := tx.ProcessRequestBody()
 	if err != nil {
-		return nil, ownBody, fmt.Errorf("process request body: %w", err)
+		return nil, forwarded, fmt.Errorf("process request body: %w", err)
 	}
-	return it, ownBody, nil
+	return it, forwarded, nil
+}
+
+// feedLongBody reads a body too large to read ahead into the engine's
+// buffer (memory up to 128 KiB, then a temporary file) outside the slot,
+// so that a slow client holds none, and returns the body to forward,
+// streamed back from that buffer. Up to request_body.limit bytes the
+// engine only buffers; the byte past it makes the engine refuse the body
+// (reject) or run phase 2 on what it holds (inspect_partial), so that byte
+// is fed with the slot held again. (A ctl:requestBodyLimit lowered by a
+// phase 1 rule moves the limit below that point; the engine then runs phase
+// 2 outside the slot.)
+func (s *Stage) feedLongBody(tx types.Transaction, r *http.Request, ahead bodyAhead, held *slot) (*types.Interruption, *engineBody, error) {
+	held.leave()
+	client := io.MultiReader(bytes.NewReader(ahead.data), r.Body)
+	lost := func(err error) error {
+		if errors.Is(err, errEngineWrite) {
+			return fmt.Errorf("%w: %v", errBodyConsumed, err)
+		}
+		return err
+	}
+	it, rest, err := feedBody(tx, io.LimitReader(client, s.settings.BodyLimit))
+	if err != nil || it != nil {
+		return it, nil, lost(err)
+	}
+	if rest == nil {
+		// Past the limit? One byte tells, read before the slot is taken.
+		var one [1]byte
+		n, rerr := io.ReadFull(client, one[:])
+		if rerr != nil && rerr != io.EOF {
+			return nil, nil, fmt.Errorf("%w: %v", errClientBody, rerr)
+		}
+		if err := held.resume(); err != nil {
+			return nil, nil, err
+		}
+		if n == 1 {
+			if it, rest, err = feedBody(tx, bytes.NewReader(one[:])); err != nil || it != nil {
+				return it, nil, lost(err)
+			}
+		}
+	} else if err := held.resume(); err != nil {
+		return nil, nil, err
+	}
+	buffered, err := tx.RequestBodyReader()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: read back request body: %v", errBodyConsumed, err)
+	}
+	// What the engine buffered goes first, streamed back from its memory or
+	// temporary file (never copied whole); then what it did not take (past
+	// the limit with inspect_partial, or with the engine turned off by a
+	// rule), then the rest of the client's body, unread so far.
+	return nil, &engineBody{
+		src:    io.MultiReader(buffered, bytes.NewReader(rest), client),
+		closer: r.Body,
+	}, nil
+}
+
+// engineBody is a request body forwarded from the engine's buffer, which
+// belongs to the transaction. The proxy's transport may still be sending it
+// when the handler returns; once the transaction is closed (detach), reads
+// fail instead of racing its reuse or ending early as if complete.
+type engineBody struct {
+	mu       sync.Mutex
+	src      io.Reader
+	closer   io.Closer
+	detached bool
+}
+
+// errBodyGone is what a read of a detached engineBody returns: an error,
+// never io.EOF, so a cut body cannot pass for a whole one upstream.
+var errBodyGone = errors.New("request body no longer available: the inspection finished before the upstream read it all")
+
+func (b *engineBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.detached {
+		return 0, errBodyGone
+	}
+	return b.src.Read(p)
+}
+
+func (b *engineBody) Close() error { return b.closer.Close() }
+
+// detach cuts the body off from the transaction before it is closed; nil
+// is allowed (no body streamed from the engine).
+func (b *engineBody) detach() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.detached = true
+	b.mu.Unlock()
 }
 
 // prepend returns a body that reads head, then body; closing it closes body.

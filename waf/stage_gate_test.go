@@ -1,10 +1,13 @@
 package waf
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -164,5 +167,128 @@ func TestStageBodyPaths(t *testing.T) {
 		if in, _ := g.Busy(); in != 0 {
 			t.Fatalf("%s: slot not given back", tt.name)
 		}
+	}
+}
+
+// A body too large to read ahead, whose engine stops taking bytes early (a
+// phase 1 ctl), still reaches the upstream whole: what was read ahead, what
+// the engine buffered and what was never read, in order.
+func TestStageLongBodyKeepsEveryByte(t *testing.T) {
+	tests := []struct {
+		name, rule, overLimit string
+	}{
+		{"ctl:ruleEngine=Off", `SecRule REQUEST_URI "@beginsWith /trusted" "id:10002,phase:1,pass,nolog,ctl:ruleEngine=Off"`, config.OverLimitReject},
+		{"ctl:requestBodyLimit lowered, inspect_partial", `SecRule REQUEST_URI "@beginsWith /trusted" "id:10003,phase:1,pass,nolog,ctl:requestBodyLimit=1000"`, config.OverLimitPartial},
+		{"no ctl", `SecRule REQUEST_URI "@beginsWith /elsewhere" "id:10004,phase:1,pass,nolog"`, config.OverLimitReject},
+	}
+	body := make([]byte, 200<<10) // past the 128 KiB read-ahead
+	for i := range body {
+		body[i] = 'a' + byte(i/1024%26) // each KiB its own letter: order shows
+	}
+	for _, tt := range tests {
+		for _, chunked := range []bool{true, false} {
+			s := config.DefaultWAF()
+			s.CRS = false
+			s.BodyOverLimit = tt.overLimit
+			s.RulesBefore = []config.RuleText{{Origin: "test", Text: tt.rule}}
+			var got []byte
+			stage := gateStage(t, s, NewGate(2, time.Second), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got, _ = io.ReadAll(r.Body) }))
+			r := httptest.NewRequest("POST", "/trusted", bytes.NewReader(body))
+			r.Header.Set("Content-Type", "application/octet-stream")
+			if chunked {
+				r.ContentLength = -1
+			}
+			w, _ := serveOne(stage, r, "long")
+			if w.Code != http.StatusOK || !bytes.Equal(got, body) {
+				t.Errorf("%s, chunked %v: status %d, upstream got %d of %d bytes (equal %v)", tt.name, chunked, w.Code, len(got), len(body), bytes.Equal(got, body))
+			}
+		}
+	}
+}
+
+// The proxy's transport may still be sending the request body when the
+// handler returns. A body streamed from the engine's buffer must then fail,
+// not end early as if complete (a chunked upstream request would look
+// whole) nor race the pooled transaction's next request.
+func TestStageBodyReadAfterInspection(t *testing.T) {
+	for _, inspectResponses := range []bool{false, true} {
+		s := config.DefaultWAF()
+		s.CRS = false
+		s.ResponseInspect = inspectResponses
+		late := make(chan error, 1)
+		stage := gateStage(t, s, NewGate(2, time.Second), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			buf := make([]byte, 100)
+			_, _ = io.ReadFull(r.Body, buf)
+			go func() { // the transport's write loop, after the upstream answered
+				time.Sleep(20 * time.Millisecond)
+				_, err := io.ReadAll(r.Body)
+				late <- err
+			}()
+			w.WriteHeader(http.StatusUnauthorized)
+		}))
+		r := httptest.NewRequest("POST", "/", strings.NewReader(strings.Repeat("z", 10000)))
+		r.Header.Set("Content-Type", "application/octet-stream")
+		r.Header.Set("Expect", "100-continue") // not read ahead: forwarded from the engine
+		serveOne(stage, r, "late")
+		if err := <-late; !errors.Is(err, errBodyGone) {
+			t.Errorf("response inspection %v: late read ended with %v, want errBodyGone", inspectResponses, err)
+		}
+	}
+}
+
+// grabbingReader takes the gate's only slot the first time the stage reads
+// the body (outside its own slot), then serves the body.
+type grabbingReader struct {
+	g    *Gate
+	r    io.Reader
+	took bool
+}
+
+func (b *grabbingReader) Read(p []byte) (int, error) {
+	if !b.took {
+		b.took = true
+		if err := b.g.Enter(context.Background()); err != nil {
+			return 0, err
+		}
+	}
+	return b.r.Read(p)
+}
+
+// With inspect_partial the engine runs phase 2 as the limit is reached:
+// that must wait for a slot like every other phase. Here another request
+// takes the only slot while the body is read; the request waits for it
+// (Resume has no time limit) and phase 2 runs once it is given back.
+func TestStagePartialPhase2WaitsForSlot(t *testing.T) {
+	s := config.DefaultWAF()
+	s.CRS = false
+	s.BodyLimit = 1000
+	s.BodyOverLimit = config.OverLimitPartial
+	s.RulesAfter = []config.RuleText{{Origin: "test", Text: `SecRule REQUEST_BODY "@contains q=" "id:10009,phase:2,pass,log,msg:'phase 2 ran'"`}}
+	g := NewGate(1, time.Hour)
+	ran := make(chan int, 1)
+	stage := gateStage(t, s, g, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	body := &grabbingReader{g: g, r: strings.NewReader("q=" + strings.Repeat("a", 5000))}
+	r := httptest.NewRequest("POST", "/", body)
+	r.ContentLength = -1
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("Expect", "100-continue") // not read ahead
+	go func() {
+		_, entry := serveOne(stage, r, "partial")
+		ran <- len(entry.Rules)
+	}()
+	for { // the request now waits for the slot the reader took
+		if _, w := g.Busy(); w == 1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	select {
+	case n := <-ran:
+		t.Fatalf("finished (%d rules) while another request held the only slot", n)
+	default:
+	}
+	g.Leave()
+	if n := <-ran; n != 1 {
+		t.Errorf("%d rules matched after the slot was free, want phase 2's 1", n)
 	}
 }
