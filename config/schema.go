@@ -264,11 +264,13 @@ type Server struct {
 	// every 2 s), as SIGHUP and `portcullis reload` do. Default: false.
 	WatchConfig bool `yaml:"watch_config"`
 	// Inspections bounds how many requests are inside the rule engine at
-	// once, process-wide. Inspection is CPU work: running more at once than
-	// there are cores adds memory (every transaction in flight holds its
-	// variables and transformation cache) and latency, not throughput.
-	// Requests over the bound wait, with their bodies already read, before
-	// their transaction is created. Default: 0, twice the CPUs Go uses.
+	// once, process-wide; every phase takes a slot. Inspection is CPU work:
+	// running more at once than there are cores adds memory (every
+	// transaction in flight holds its variables and transformation cache)
+	// and latency, not throughput. New requests wait, with bodies up to
+	// 128 KiB already read, before their transaction is created; work for
+	// transactions in flight goes first. Default: 0, twice the CPUs Go uses
+	// (at least 4).
 	Inspections *int `yaml:"inspections"`
 	// InspectionWait is how long a request may wait for an inspection slot
 	// before it is answered 503 (and audited). Default: 10s.
