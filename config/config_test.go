@@ -64,6 +64,7 @@ func TestResolvedValues(t *testing.T) {
 		{"root paranoia", root.Paranoia, 1},
 		{"api paranoia", api.Paranoia, 2},
 		{"body limit inherited", api.BodyLimit, int64(1 << 20)},
+		{"parsed-body limit inherited", api.BodyNoFilesLimit, int64(256 << 10)},
 		{"site exclusion reaches root", len(root.Exclusions), 1},
 		{"route adds to site exclusions", len(api.Exclusions), 2},
 		{"route rules do not leak to root", len(root.RulesBefore), 0},
@@ -90,7 +91,7 @@ func TestDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := cfg.Sites[0].Routes[0].WAF
-	if w.Mode != ModeBlock || w.Paranoia != 1 || !w.CRS || w.OnError != OnErrorBlock {
+	if w.Mode != ModeBlock || w.Paranoia != 1 || !w.CRS || w.OnError != OnErrorBlock || w.BodyLimit != 13<<20 || w.BodyNoFilesLimit != 1<<20 {
 		t.Errorf("defaults: %+v", w)
 	}
 	if s := cfg.Server; s.Inspections != 0 || s.InspectionWait != 10*time.Second || s.MemoryLimit != 0 {

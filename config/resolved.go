@@ -144,6 +144,7 @@ type WAFSettings struct {
 	OnError           string
 	BodyLimit         int64
 	BodyOverLimit     string
+	BodyNoFilesLimit  int64 // parsed (not multipart) bodies; BodyLimit applies if lower
 	ResponseInspect   bool
 	ResponseMIMETypes []string
 	ResponseLimit     int64
@@ -185,7 +186,7 @@ func DefaultWAF() WAFSettings {
 		Mode: ModeBlock, CRS: true, Paranoia: 1,
 		InboundThreshold: 5, OutboundThreshold: 4,
 		OnError:   OnErrorBlock,
-		BodyLimit: 13 << 20, BodyOverLimit: OverLimitReject,
+		BodyLimit: 13 << 20, BodyOverLimit: OverLimitReject, BodyNoFilesLimit: 1 << 20,
 		ResponseMIMETypes: []string{"text/html", "text/plain", "text/xml", "application/json"},
 		ResponseLimit:     512 << 10,
 	}
@@ -487,6 +488,12 @@ func (c *checker) mergeWAF(base WAFSettings, w *WAF, p string) WAFSettings {
 			default:
 				c.errorf(p+".request_body.over_limit", "must be reject or inspect_partial, got %q", *rb.OverLimit)
 			}
+		}
+		if rb.NoFilesLimit != nil {
+			if *rb.NoFilesLimit < 1 || *rb.NoFilesLimit > 1<<30 {
+				c.errorf(p+".request_body.no_files_limit", "must be between 1 byte and 1GiB, got %d", *rb.NoFilesLimit)
+			}
+			out.BodyNoFilesLimit = int64(*rb.NoFilesLimit)
 		}
 	}
 	if ri := w.ResponseInspection; ri != nil {

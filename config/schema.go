@@ -415,6 +415,13 @@ type RequestBody struct {
 	// the first Limit bytes and forward the whole body). Default: reject.
 	// inspect_partial lets an attacker hide a payload past the limit.
 	OverLimit *string `yaml:"over_limit"`
+	// NoFilesLimit is the largest body the engine parses into variables:
+	// forms, JSON, XML and other types (whose whole body becomes
+	// REQUEST_BODY). Only multipart bodies, whose file parts go to disk,
+	// may be larger, up to Limit. Parsed bodies cost memory and CPU many
+	// times their size (every rule's transformations copy the values).
+	// OverLimit applies. Default: 1MiB, at most Limit.
+	NoFilesLimit *ByteSize `yaml:"no_files_limit"`
 }
 
 // ResponseInspection sets response body inspection.

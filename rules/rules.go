@@ -63,7 +63,29 @@ func Build(s config.WAFSettings) []Piece {
 	for _, r := range s.RulesAfter {
 		pieces = append(pieces, Piece{Origin: r.Origin, Text: r.Text})
 	}
+	// Last, once every rule that picks a body processor has run.
+	if limit := parsedBodyLimit(s); limit != "" {
+		pieces = append(pieces, Piece{Origin: "request_body.no_files_limit", Text: limit})
+	}
 	return pieces
+}
+
+// ParsedBodyLimitID is the rule that lowers the body limit to
+// request_body.no_files_limit for bodies the engine parses.
+const ParsedBodyLimitID = 200011
+
+// parsedBodyLimit lowers the engine's body limit for bodies it parses into
+// variables (every processor but multipart, whose files go to disk), as
+// ModSecurity's SecRequestBodyNoFilesLimit does; Coraza reads that
+// directive but does not apply it. A body over it is refused or inspected
+// in part, like one over request_body.limit.
+func parsedBodyLimit(s config.WAFSettings) string {
+	if s.BodyNoFilesLimit <= 0 || s.BodyNoFilesLimit >= s.BodyLimit {
+		return ""
+	}
+	// +1: the engine refuses a body that reaches its limit; ours is the
+	// largest accepted (as with SecRequestBodyLimit).
+	return fmt.Sprintf(`SecRule REQBODY_PROCESSOR "!@rx ^(?:MULTIPART)?$" "id:%d,phase:1,pass,nolog,noauditlog,t:none,ctl:requestBodyLimit=%d"`, ParsedBodyLimitID, s.BodyNoFilesLimit+1)
 }
 
 // Text joins the pieces of Build into one SecLang document.
@@ -178,6 +200,13 @@ func crsDirectives(s config.WAFSettings) string {
 		fmt.Fprintf(&b, "SecAction \"id:900001,phase:1,pass,t:none,nolog,%s\"\n", strings.Join(acts, ","))
 	}
 	b.WriteString("Include @owasp_crs/*.conf\n")
+	// CRS 901340 asks for REQUEST_BODY to be filled for bodies of any other
+	// type (ModSecurity's forceRequestBodyVariable). Coraza does that by
+	// parsing them as a form, so a 10 MB upload becomes a 10 MB argument
+	// name that every ARGS_NAMES rule transforms again (gigabytes allocated,
+	// seconds of CPU). The raw processor fills REQUEST_BODY alone, as
+	// ModSecurity does.
+	b.WriteString(`SecRule REQBODY_PROCESSOR "!@rx (?:URLENCODED|MULTIPART|XML|JSON)" "id:200010,phase:1,pass,nolog,noauditlog,t:none,ctl:requestBodyProcessor=RAW"` + "\n")
 	return b.String()
 }
 

@@ -77,7 +77,7 @@ func TestOrderOfPieces(t *testing.T) {
 	for _, p := range Build(s) {
 		order = append(order, p.Origin)
 	}
-	want := "engine settings,before,exclusions,OWASP CRS,exclusions,after"
+	want := "engine settings,before,exclusions,OWASP CRS,exclusions,after,request_body.no_files_limit"
 	if got := strings.Join(order, ","); got != want {
 		t.Errorf("order %s, want %s", got, want)
 	}

@@ -209,5 +209,5 @@ func (ri *responseInspector) send() {
 func (ri *responseInspector) denyNow(it *types.Interruption) {
 	ri.decided, ri.denied, ri.buffering = true, true, false
 	ri.releaseBuf()
-	ri.stage.deny(ri.w, ri.r, ri.entry, it, "response")
+	ri.stage.deny(ri.w, ri.r, ri.entry, ri.tx, it, "response")
 }

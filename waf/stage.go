@@ -137,7 +137,7 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, r, http.StatusInternalServerError, entry.ID)
 		return
 	case it != nil:
-		s.deny(w, r, entry, it, "request")
+		s.deny(w, r, entry, tx, it, "request")
 		return
 	}
 	inspected = true
@@ -388,7 +388,7 @@ func (s *Stage) inspectRequest(tx types.Transaction, r *http.Request, ahead body
 		settings := &s.settings
 		// A declared length over the limit is refused before reading a byte
 		// (readAhead read none).
-		if tx.IsRequestBodyAccessible() && settings.BodyOverLimit == config.OverLimitReject && r.ContentLength > settings.BodyLimit {
+		if limit, _ := s.bodyLimit(tx); tx.IsRequestBodyAccessible() && settings.BodyOverLimit == config.OverLimitReject && r.ContentLength > limit {
 			return &types.Interruption{Action: "deny", Status: http.StatusRequestEntityTooLarge}, nil, nil
 		}
 		if ahead.err != nil {
@@ -443,7 +443,8 @@ func (s *Stage) feedLongBody(tx types.Transaction, r *http.Request, ahead bodyAh
 		}
 		return err
 	}
-	it, rest, err := feedBody(tx, io.LimitReader(client, s.settings.BodyLimit))
+	limit, _ := s.bodyLimit(tx)
+	it, rest, err := feedBody(tx, io.LimitReader(client, limit))
 	if err != nil || it != nil {
 		return it, nil, lost(err)
 	}
@@ -527,8 +528,22 @@ func prepend(head []byte, body io.ReadCloser) io.ReadCloser {
 	}{io.MultiReader(bytes.NewReader(head), body), body}
 }
 
+// bodyLimit is the limit the engine applies to this request's body, and
+// the setting it comes from: request_body.no_files_limit for bodies the
+// engine parses (any processor but multipart; see rules.ParsedBodyLimitID),
+// request_body.limit for the others.
+func (s *Stage) bodyLimit(tx types.Transaction) (int64, string) {
+	parsed := s.settings.BodyNoFilesLimit
+	if state, ok := tx.(plugintypes.TransactionState); ok && parsed > 0 && parsed < s.settings.BodyLimit {
+		if p := state.Variables().RequestBodyProcessor().Get(); p != "" && !strings.EqualFold(p, "MULTIPART") {
+			return parsed, "request_body.no_files_limit"
+		}
+	}
+	return s.settings.BodyLimit, "request_body.limit"
+}
+
 // deny answers an interruption with the neutral page.
-func (s *Stage) deny(w http.ResponseWriter, r *http.Request, entry *audit.Entry, it *types.Interruption, what string) {
+func (s *Stage) deny(w http.ResponseWriter, r *http.Request, entry *audit.Entry, tx types.Transaction, it *types.Interruption, what string) {
 	status := it.Status
 	if status < 400 || status > 599 {
 		status = http.StatusForbidden
@@ -537,7 +552,8 @@ func (s *Stage) deny(w http.ResponseWriter, r *http.Request, entry *audit.Entry,
 	if it.RuleID == 0 && status == http.StatusRequestEntityTooLarge {
 		// Coraza's body limit, not a rule; it applies in detect mode too,
 		// because it bounds memory rather than judging content.
-		reason = fmt.Sprintf("request body larger than request_body.limit (%d bytes)", s.settings.BodyLimit)
+		limit, field := s.bodyLimit(tx)
+		reason = fmt.Sprintf("request body larger than %s (%d bytes)", field, limit)
 	}
 	entry.Block(audit.StageWAF, reason)
 	switch it.Action {

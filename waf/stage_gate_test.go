@@ -292,3 +292,58 @@ func TestStagePartialPhase2WaitsForSlot(t *testing.T) {
 		t.Errorf("%d rules matched after the slot was free, want phase 2's 1", n)
 	}
 }
+
+// request_body.no_files_limit bounds the bodies the engine parses (forms,
+// JSON, and with the CRS every other type but multipart), with the
+// over_limit behaviour of request_body.limit; multipart bodies may be
+// larger, up to request_body.limit.
+func TestParsedBodyLimit(t *testing.T) {
+	const parsed = 64 << 10
+	big := strings.Repeat("x", parsed+10)
+	multipart := "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n" + big + "\r\n--b--\r\n"
+	tests := []struct {
+		name, ctype, body, overLimit string
+		chunked                      bool
+		status                       int
+	}{
+		{"form under the limit", "application/x-www-form-urlencoded", "a=" + strings.Repeat("x", parsed-10), config.OverLimitReject, false, 200},
+		{"form over it", "application/x-www-form-urlencoded", "a=" + big, config.OverLimitReject, false, 413},
+		{"form over it, chunked", "application/x-www-form-urlencoded", "a=" + big, config.OverLimitReject, true, 413},
+		{"JSON over it", "application/json", `{"a":"` + big + `"}`, config.OverLimitReject, false, 413},
+		{"octet-stream over it (CRS: raw processor)", "application/octet-stream", big, config.OverLimitReject, false, 413},
+		{"form over it, inspect_partial", "application/x-www-form-urlencoded", "a=" + big, config.OverLimitPartial, true, 200},
+		{"multipart file over it", "multipart/form-data; boundary=b", multipart, config.OverLimitReject, false, 200},
+	}
+	for _, tt := range tests {
+		s := config.DefaultWAF()
+		s.BodyNoFilesLimit = parsed
+		s.BodyOverLimit = tt.overLimit
+		s.CRSVariables = map[string]string{"allowed_request_content_type": "|application/x-www-form-urlencoded| |multipart/form-data| |application/json| |application/octet-stream|"}
+		var got string
+		stage := gateStage(t, s, NewGate(2, time.Second), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			got = string(b)
+		}))
+		got = "-"
+		r := httptest.NewRequest("POST", "/upload", strings.NewReader(tt.body))
+		r.Header.Set("Content-Type", tt.ctype)
+		r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0")
+		r.Header.Set("Accept", "*/*")
+		if tt.chunked {
+			r.ContentLength = -1
+		}
+		w, entry := serveOne(stage, r, "parsed")
+		if w.Code != tt.status {
+			t.Errorf("%s: status %d, want %d (reason %q, rules %v)", tt.name, w.Code, tt.status, entry.Reason, entry.Rules)
+			continue
+		}
+		switch {
+		case tt.status == 413 && entry.Reason != "request body larger than request_body.no_files_limit (65536 bytes)":
+			t.Errorf("%s: reason %q", tt.name, entry.Reason)
+		case tt.status == 200 && got != tt.body:
+			t.Errorf("%s: upstream got %d of %d bytes", tt.name, len(got), len(tt.body))
+		case tt.status == 413 && got != "-":
+			t.Errorf("%s: refused body reached the upstream", tt.name)
+		}
+	}
+}
