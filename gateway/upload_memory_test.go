@@ -6,11 +6,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-waf/portcullis/internal/memtest"
 )
 
 // uploadConfig inspects multipart uploads with the CRS under / and raw
@@ -134,15 +135,7 @@ func TestUploadsThroughThePipeline(t *testing.T) {
 			send() // warm-up: connections, pooled transactions, rule automata
 
 			const uploads = 3
-			before := liveHeap()
-			var m0, m1 runtime.MemStats
-			runtime.ReadMemStats(&m0)
-			for i := 0; i < uploads; i++ {
-				send()
-			}
-			runtime.ReadMemStats(&m1)
-			perUpload := (m1.TotalAlloc - m0.TotalAlloc) / uploads
-			after := liveHeap()
+			perUpload, before, after := memtest.Measure(uploads, send)
 			t.Logf("%d B allocated per %d-byte upload (client, proxy and upstream); live heap %d -> %d B", perUpload, wantN, before, after)
 			// One whole-body copy anywhere on the way adds 10 MiB.
 			if perUpload > 2<<20 {
@@ -153,13 +146,4 @@ func TestUploadsThroughThePipeline(t *testing.T) {
 			}
 		})
 	}
-}
-
-// liveHeap is the heap in use by live objects after a full collection.
-func liveHeap() uint64 {
-	var m runtime.MemStats
-	runtime.GC()
-	runtime.GC() // the second one empties the sync.Pool victim caches
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
 }

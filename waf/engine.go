@@ -10,7 +10,9 @@
 //
 // Engines are compiled once per distinct rule set (rules.Key) and shared by
 // every route with the same settings; compiling the CRS takes about a second
-// and tens of megabytes, so this matters.
+// and tens of megabytes, so this matters. One Gate, shared by every stage of
+// the process, bounds how many requests are inside the engine at once
+// (server.inspections).
 package waf
 
 import (

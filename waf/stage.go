@@ -181,24 +181,17 @@ type slot struct {
 }
 
 // enter takes a slot for a new request.
-func (sl *slot) enter() error {
-	if sl.in {
-		return nil
-	}
-	if err := sl.gate.Enter(sl.ctx); err != nil {
-		return fmt.Errorf("%w: %w", errBusy, err)
-	}
-	sl.in = true
-	return nil
-}
+func (sl *slot) enter() error { return sl.take(sl.gate.Enter) }
 
 // resume takes a slot again for the request's transaction, ahead of new
 // requests; it fails only if the client leaves while it waits.
-func (sl *slot) resume() error {
+func (sl *slot) resume() error { return sl.take(sl.gate.Resume) }
+
+func (sl *slot) take(wait func(context.Context) error) error {
 	if sl.in {
 		return nil
 	}
-	if err := sl.gate.Resume(sl.ctx); err != nil {
+	if err := wait(sl.ctx); err != nil {
 		return fmt.Errorf("%w: %w", errBusy, err)
 	}
 	sl.in = true

@@ -7,13 +7,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/internal/memtest"
 )
 
 // uploadSize is the body size of issue 8, proof item 4: "a 10 MB upload with
@@ -166,15 +166,7 @@ func TestUploadsAreNotHeldInMemory(t *testing.T) {
 			send() // warm-up: pooled transactions, lazily built rule automata
 
 			const uploads = 3
-			before := liveHeap()
-			var m0, m1 runtime.MemStats
-			runtime.ReadMemStats(&m0)
-			for i := 0; i < uploads; i++ {
-				send()
-			}
-			runtime.ReadMemStats(&m1)
-			perUpload := (m1.TotalAlloc - m0.TotalAlloc) / uploads
-			after := liveHeap()
+			perUpload, before, after := memtest.Measure(uploads, send)
 			t.Logf("%d B allocated per %d-byte upload; live heap %d -> %d B", perUpload, tt.upload.size(), before, after)
 			if perUpload > maxAllocPerUpload {
 				t.Errorf("%d bytes allocated per %d MiB upload, want at most %d: is the body copied into memory?", perUpload, uploadSize>>20, maxAllocPerUpload)
@@ -200,15 +192,6 @@ func uploadRequest(method string, u upload, chunked bool) *http.Request {
 		r.Header.Set("Content-Length", strconv.FormatInt(u.size(), 10))
 	}
 	return r.WithContext(audit.WithEntry(r.Context(), &audit.Entry{ID: "upload", ClientIP: "192.0.2.1"}))
-}
-
-// liveHeap is the heap in use by live objects after a full collection.
-func liveHeap() uint64 {
-	var m runtime.MemStats
-	runtime.GC()
-	runtime.GC() // the second one empties the sync.Pool victim caches
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
 }
 
 // The body is read into the engine through a pooled buffer (feedBody), not
