@@ -347,3 +347,29 @@ func TestParsedBodyLimit(t *testing.T) {
 		}
 	}
 }
+
+// A request whose transaction was closed before it went upstream, and that
+// a later stage then decided on (an upstream failure here), still keeps its
+// (redacted) body for replay, from the stage's own copy.
+func TestStageKeepsBodyDecidedAfterEarlyClose(t *testing.T) {
+	s := gateSettings(false)
+	e, err := Compile(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	stage := NewStage(e, s, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entry := audit.FromContext(r.Context())
+		if entry.RequestBody != "" {
+			t.Errorf("body kept before any decision: %q", entry.RequestBody)
+		}
+		entry.Fail(audit.StageProxy, "upstream unavailable")
+		w.WriteHeader(http.StatusBadGateway)
+	}), Recording{Redactor: audit.NewRedactor(nil, []string{"password"}), BodyLimit: 64}).WithGate(NewGate(1, time.Second))
+	r := httptest.NewRequest("POST", "/", strings.NewReader("user=ada&password=hunter2&q=x"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	_, entry := serveOne(stage, r, "later")
+	if !strings.Contains(entry.RequestBody, "user=ada") || strings.Contains(entry.RequestBody, "hunter2") {
+		t.Errorf("kept body %q: want it kept, with the password redacted", entry.RequestBody)
+	}
+}
