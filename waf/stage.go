@@ -379,8 +379,8 @@ func (s *Stage) inspectRequest(tx types.Transaction, r *http.Request, ahead body
 	var forwarded *engineBody
 	if r.Body != nil && r.Body != http.NoBody {
 		settings := &s.settings
-		// A declared length over the limit is refused before reading a byte
-		// (readAhead read none).
+		// A declared length over the limit is refused without reading the
+		// body (readAhead reads none past request_body.limit).
 		if limit, _ := s.bodyLimit(tx); tx.IsRequestBodyAccessible() && settings.BodyOverLimit == config.OverLimitReject && r.ContentLength > limit {
 			return &types.Interruption{Action: "deny", Status: http.StatusRequestEntityTooLarge}, nil, nil
 		}
