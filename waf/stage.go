@@ -309,11 +309,6 @@ func feedBody(tx types.Transaction, body io.Reader) (it *types.Interruption, res
 	bufp := bodyChunks.Get().(*[]byte)
 	defer bodyChunks.Put(bufp)
 	buf := *bufp
-	var limitReached func() bool
-	if state, ok := tx.(plugintypes.TransactionState); ok {
-		inbound := state.Variables().InboundDataError()
-		limitReached = func() bool { return inbound.Get() == "1" }
-	}
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
@@ -330,7 +325,7 @@ func feedBody(tx types.Transaction, body io.Reader) (it *types.Interruption, res
 				// the upstream uninspected, as if it came from the client.
 				return nil, append([]byte(nil), buf[taken:n]...), nil
 			}
-			if limitReached != nil && limitReached() {
+			if engineLimitReached(tx) {
 				return nil, nil, nil // inspect_partial: phase 2 has run on the first bytes
 			}
 		}
@@ -341,6 +336,14 @@ func feedBody(tx types.Transaction, body io.Reader) (it *types.Interruption, res
 			return nil, nil, fmt.Errorf("%w: %v", errClientBody, rerr)
 		}
 	}
+}
+
+// engineLimitReached reports whether the engine has reached its body limit
+// (INBOUND_DATA_ERROR), whatever set it: request_body.limit, no_files_limit
+// or a rule's ctl:requestBodyLimit.
+func engineLimitReached(tx types.Transaction) bool {
+	state, ok := tx.(plugintypes.TransactionState)
+	return ok && state.Variables().InboundDataError().Get() == "1"
 }
 
 // inspectRequest feeds the request to the transaction. It returns the
@@ -454,6 +457,20 @@ func (s *Stage) feedLongBody(tx types.Transaction, r *http.Request, ahead bodyAh
 		if n == 1 {
 			if it, rest, err = feedBody(tx, bytes.NewReader(one[:])); err != nil || it != nil {
 				return it, nil, lost(err)
+			}
+			if rest == nil && !engineLimitReached(tx) {
+				// The engine took the byte: a phase 1 rule raised its limit
+				// (ctl:requestBodyLimit). The rest goes to the engine too,
+				// read outside the slot, never upstream uninspected. The
+				// engine's buffer holds at most request_body.limit+1 bytes
+				// whatever the rule says, so a longer body fails closed.
+				held.leave()
+				if it, rest, err = feedBody(tx, client); err != nil || it != nil {
+					return it, nil, lost(err)
+				}
+				if err := held.resume(); err != nil {
+					return nil, nil, err
+				}
 			}
 		}
 	} else if err := held.resume(); err != nil {

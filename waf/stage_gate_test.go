@@ -373,3 +373,26 @@ func TestStageKeepsBodyDecidedAfterEarlyClose(t *testing.T) {
 		t.Errorf("kept body %q: want it kept, with the password redacted", entry.RequestBody)
 	}
 }
+
+// A phase 1 rule that raises the engine's body limit (ctl:requestBodyLimit)
+// past request_body.limit must not let the rest of a long body go upstream
+// uninspected. The engine is fed on to its own limit; its buffer cannot hold
+// more than request_body.limit, so the request fails closed (500, nothing
+// forwarded), as it did before the stage read bodies in two steps.
+func TestStageRaisedBodyLimitFailsClosed(t *testing.T) {
+	s := config.DefaultWAF()
+	s.CRS = false
+	s.BodyLimit = 200 << 10
+	s.RulesBefore = []config.RuleText{{Origin: "test", Text: `SecRule REQUEST_URI "@beginsWith /upload" "id:10011,phase:1,pass,nolog,ctl:requestBodyLimit=10000000"`}}
+	s.RulesAfter = []config.RuleText{{Origin: "test", Text: `SecRule ARGS:q "@streq attack" "id:10012,phase:2,deny,status:403,log"`}}
+	forwarded := false
+	stage := gateStage(t, s, NewGate(2, time.Second), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { forwarded = true }))
+	body := "a=" + strings.Repeat("x", 300<<10) + "&q=attack"
+	r := httptest.NewRequest("POST", "/upload", strings.NewReader(body))
+	r.ContentLength = -1 // chunked: no declared length to refuse early
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w, entry := serveOne(stage, r, "raised")
+	if forwarded || w.Code != http.StatusInternalServerError || !strings.Contains(entry.Reason, "request body lost") {
+		t.Errorf("status %d, forwarded %v, reason %q; want 500 and nothing forwarded", w.Code, forwarded, entry.Reason)
+	}
+}
