@@ -418,9 +418,11 @@ type RequestBody struct {
 	// NoFilesLimit is the largest body the engine parses into variables:
 	// forms, JSON, XML and other types (whose whole body becomes
 	// REQUEST_BODY). Only multipart bodies, whose file parts go to disk,
-	// may be larger, up to Limit. Parsed bodies cost memory and CPU many
-	// times their size (every rule's transformations copy the values).
-	// OverLimit applies. Default: 1MiB, at most Limit.
+	// may be larger, up to Limit; their fields (parts without a file name,
+	// and every part's headers) count against it, and over it are refused
+	// with 413 in both OverLimit modes. Parsed bodies cost memory and CPU
+	// many times their size (every rule's transformations copy the values).
+	// Otherwise OverLimit applies. Default: 1MiB, at most Limit.
 	NoFilesLimit *ByteSize `yaml:"no_files_limit"`
 }
 

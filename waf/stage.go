@@ -117,6 +117,12 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, errBusy):
 		s.refuseBusy(w, r, entry, err)
 		return
+	case errors.Is(err, errFieldsTooLarge):
+		// Like the engine's own body limit, it bounds memory rather than
+		// judging content, so it applies in detect mode too.
+		entry.Block(audit.StageWAF, fmt.Sprintf("%v (%d bytes)", err, settings.BodyNoFilesLimit))
+		respond.Error(w, r, http.StatusRequestEntityTooLarge, entry.ID)
+		return
 	case errors.Is(err, errClientBody):
 		entry.Block(audit.StageProtocol, err.Error())
 		respond.Error(w, r, http.StatusBadRequest, entry.ID)
@@ -338,6 +344,28 @@ func feedBody(tx types.Transaction, body io.Reader) (it *types.Interruption, res
 	}
 }
 
+// errFieldsTooLarge marks a multipart body whose fields (parts that are not
+// files) are over request_body.no_files_limit: refused with 413 in every
+// mode, since the engine cannot parse part of a multipart body.
+var errFieldsTooLarge = errors.New("multipart fields larger than request_body.no_files_limit")
+
+// multipartFieldsLimited reports whether the body goes to the engine's
+// multipart processor under a no_files_limit smaller than the body limit
+// (the other processors get it as their body limit, rule 200011).
+func (s *Stage) multipartFieldsLimited(tx types.Transaction) bool {
+	if s.settings.BodyNoFilesLimit <= 0 || s.settings.BodyNoFilesLimit >= s.settings.BodyLimit {
+		return false
+	}
+	state, ok := tx.(plugintypes.TransactionState)
+	return ok && state.Variables().RequestBodyProcessor().Get() == "MULTIPART"
+}
+
+// multipartFieldsTooLarge applies request_body.no_files_limit to the fields
+// of a multipart body (see multipartFieldsOver).
+func (s *Stage) multipartFieldsTooLarge(tx types.Transaction, r *http.Request, body io.Reader) bool {
+	return s.multipartFieldsLimited(tx) && multipartFieldsOver(body, r.Header.Get("Content-Type"), s.settings.BodyNoFilesLimit)
+}
+
 // engineLimitReached reports whether the engine has reached its body limit
 // (INBOUND_DATA_ERROR), whatever set it: request_body.limit, no_files_limit
 // or a rule's ctl:requestBodyLimit.
@@ -403,6 +431,9 @@ func (s *Stage) inspectRequest(tx types.Transaction, r *http.Request, ahead body
 			it, _, err := feedBody(tx, bytes.NewReader(ahead.data))
 			if err != nil || it != nil {
 				return it, nil, err
+			}
+			if s.multipartFieldsTooLarge(tx, r, bytes.NewReader(ahead.data)) {
+				return nil, nil, errFieldsTooLarge
 			}
 			r.Body = prepend(ahead.data, r.Body)
 		default:
@@ -475,6 +506,21 @@ func (s *Stage) feedLongBody(tx types.Transaction, r *http.Request, ahead bodyAh
 		}
 	} else if err := held.resume(); err != nil {
 		return nil, nil, err
+	}
+	if s.multipartFieldsLimited(tx) {
+		// The count reads the engine's buffer (a temporary file past 128
+		// KiB): outside the slot.
+		held.leave()
+		body, err := tx.RequestBodyReader()
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: read back request body: %v", errBodyConsumed, err)
+		}
+		if s.multipartFieldsTooLarge(tx, r, body) {
+			return nil, nil, errFieldsTooLarge
+		}
+		if err := held.resume(); err != nil {
+			return nil, nil, err
+		}
 	}
 	buffered, err := tx.RequestBodyReader()
 	if err != nil {

@@ -300,19 +300,29 @@ func TestStagePartialPhase2WaitsForSlot(t *testing.T) {
 func TestParsedBodyLimit(t *testing.T) {
 	const parsed = 64 << 10
 	big := strings.Repeat("x", parsed+10)
-	multipart := "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n" + big + "\r\n--b--\r\n"
+	huge := strings.Repeat("y", readAheadMax+10) // read in two steps
+	multipart := func(disposition, value string) string {
+		return "--b\r\nContent-Disposition: form-data; " + disposition + "\r\nContent-Type: application/octet-stream\r\n\r\n" + value + "\r\n--b--\r\n"
+	}
+	const bodyOver = "request body larger than request_body.no_files_limit (65536 bytes)"
+	const fieldsOver = "multipart fields larger than request_body.no_files_limit (65536 bytes)"
 	tests := []struct {
 		name, ctype, body, overLimit string
 		chunked                      bool
 		status                       int
+		reason                       string
 	}{
-		{"form under the limit", "application/x-www-form-urlencoded", "a=" + strings.Repeat("x", parsed-10), config.OverLimitReject, false, 200},
-		{"form over it", "application/x-www-form-urlencoded", "a=" + big, config.OverLimitReject, false, 413},
-		{"form over it, chunked", "application/x-www-form-urlencoded", "a=" + big, config.OverLimitReject, true, 413},
-		{"JSON over it", "application/json", `{"a":"` + big + `"}`, config.OverLimitReject, false, 413},
-		{"octet-stream over it (CRS: raw processor)", "application/octet-stream", big, config.OverLimitReject, false, 413},
-		{"form over it, inspect_partial", "application/x-www-form-urlencoded", "a=" + big, config.OverLimitPartial, true, 200},
-		{"multipart file over it", "multipart/form-data; boundary=b", multipart, config.OverLimitReject, false, 200},
+		{"form under the limit", "application/x-www-form-urlencoded", "a=" + strings.Repeat("x", parsed-10), config.OverLimitReject, false, 200, ""},
+		{"form over it", "application/x-www-form-urlencoded", "a=" + big, config.OverLimitReject, false, 413, bodyOver},
+		{"form over it, chunked", "application/x-www-form-urlencoded", "a=" + big, config.OverLimitReject, true, 413, bodyOver},
+		{"JSON over it", "application/json", `{"a":"` + big + `"}`, config.OverLimitReject, false, 413, bodyOver},
+		{"octet-stream over it (CRS: raw processor)", "application/octet-stream", big, config.OverLimitReject, false, 413, bodyOver},
+		{"form over it, inspect_partial", "application/x-www-form-urlencoded", "a=" + big, config.OverLimitPartial, true, 200, ""},
+		{"multipart file over it", "multipart/form-data; boundary=b", multipart(`name="f"; filename="a.bin"`, big), config.OverLimitReject, false, 200, ""},
+		{"multipart file past the read-ahead", "multipart/form-data; boundary=b", multipart(`name="f"; filename="a.bin"`, huge), config.OverLimitReject, true, 200, ""},
+		{"multipart field over it", "multipart/form-data; boundary=b", multipart(`name="f"`, big), config.OverLimitReject, false, 413, fieldsOver},
+		{"multipart field past the read-ahead", "multipart/form-data; boundary=b", multipart(`name="f"`, huge), config.OverLimitReject, true, 413, fieldsOver},
+		{"multipart field over it, inspect_partial", "multipart/form-data; boundary=b", multipart(`name="f"`, big), config.OverLimitPartial, false, 413, fieldsOver},
 	}
 	for _, tt := range tests {
 		s := config.DefaultWAF()
@@ -338,8 +348,8 @@ func TestParsedBodyLimit(t *testing.T) {
 			continue
 		}
 		switch {
-		case tt.status == 413 && entry.Reason != "request body larger than request_body.no_files_limit (65536 bytes)":
-			t.Errorf("%s: reason %q", tt.name, entry.Reason)
+		case tt.status == 413 && entry.Reason != tt.reason:
+			t.Errorf("%s: reason %q, want %q", tt.name, entry.Reason, tt.reason)
 		case tt.status == 200 && got != tt.body:
 			t.Errorf("%s: upstream got %d of %d bytes", tt.name, len(got), len(tt.body))
 		case tt.status == 413 && got != "-":
