@@ -32,24 +32,6 @@ sites:
         upstream: app
 `
 
-// repeatReader yields n bytes of a repeated pattern without holding them.
-type repeatReader struct {
-	pattern []byte
-	n, off  int
-}
-
-func (p *repeatReader) Read(b []byte) (int, error) {
-	if p.off >= p.n {
-		return 0, io.EOF
-	}
-	b = b[:min(len(b), p.n-p.off)]
-	for i := range b {
-		b[i] = p.pattern[(p.off+i)%len(p.pattern)]
-	}
-	p.off += len(b)
-	return len(b), nil
-}
-
 // Issue 8, proof item 4, end to end: 10 MB uploads through the whole pipeline
 // (filters, rule engine with body inspection on, proxy) reach the upstream
 // byte for byte, cost the process far less than their size, and leave the
@@ -94,7 +76,7 @@ func TestUploadsThroughThePipeline(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			body := func() io.Reader {
-				return io.MultiReader(strings.NewReader(tt.head), &repeatReader{pattern: pattern, n: size}, strings.NewReader(tt.tail))
+				return io.MultiReader(strings.NewReader(tt.head), memtest.Repeat(pattern, size), strings.NewReader(tt.tail))
 			}
 			want := sha256.New()
 			wantN, _ := io.Copy(want, body())

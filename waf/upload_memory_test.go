@@ -31,26 +31,6 @@ const maxAllocPerUpload = 2 << 20
 // the live heap before them: a body kept past its request would add 10 MiB.
 const maxHeapGrowth = 3 << 20
 
-// patternReader yields n bytes of a repeated pattern without holding them.
-type patternReader struct {
-	pattern []byte
-	n, off  int64
-}
-
-func (p *patternReader) Read(b []byte) (int, error) {
-	if p.off >= p.n {
-		return 0, io.EOF
-	}
-	if rest := p.n - p.off; int64(len(b)) > rest {
-		b = b[:rest]
-	}
-	for i := range b {
-		b[i] = p.pattern[(p.off+int64(i))%int64(len(p.pattern))]
-	}
-	p.off += int64(len(b))
-	return len(b), nil
-}
-
 // binaryPattern is upload-like content: every byte value but NUL (binary
 // content as an octet-stream is not what the CRS case is about).
 var binaryPattern = func() []byte {
@@ -68,7 +48,7 @@ type upload struct {
 }
 
 func (u upload) reader() io.Reader {
-	return io.MultiReader(strings.NewReader(u.head), &patternReader{pattern: binaryPattern, n: uploadSize}, strings.NewReader(u.tail))
+	return io.MultiReader(strings.NewReader(u.head), memtest.Repeat(binaryPattern, uploadSize), strings.NewReader(u.tail))
 }
 
 func (u upload) size() int64 { return int64(len(u.head)+len(u.tail)) + uploadSize }
