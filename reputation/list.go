@@ -374,11 +374,13 @@ func (l *List) refreshFeedLocked(ctx, run context.Context) error {
 	if err := l.checkShrink("feed", l.feed, entries); err != nil {
 		return l.failed(err, true)
 	}
+	// The cached copy is saved before the new entries serve, so a list
+	// seen serving them has also saved them for the next start.
+	l.writeCache(entries)
 	l.feed = source{entries: entries, loaded: true}
 	l.etag, l.lmod = etag, lmod
 	l.rebuild()
 	l.succeeded()
-	l.writeCache(entries)
 	l.log.Info("feed loaded", "feed_entries", len(entries), "entries", l.set.Load().Len())
 	return nil
 }

@@ -421,6 +421,8 @@ func TestFeedCachedCopyCoversAFailedStart(t *testing.T) {
 	defer l2.Stop()
 	waitFor(t, "feed after the outage", func() bool { _, ok := l2.Lookup(mustAddr("10.0.2.1")); return !ok })
 	expectListed(t, l2, []string{"10.0.1.1"}, nil)
+	// l2's refresher must not save the feed over the corrupt copy below.
+	l2.Stop()
 
 	// A corrupt cache is not used, and the start does not fail.
 	if err := os.WriteFile(cache, []byte("not an address\n"), 0o600); err != nil {
