@@ -114,7 +114,11 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 		return nil, err
 	}
 	for _, u := range cfg.Upstreams {
-		p.pools[u.Name] = proxy.NewPool(u, log)
+		var prev *proxy.Pool
+		if from != nil {
+			prev = from.pools[u.Name]
+		}
+		p.pools[u.Name] = proxy.NewPool(u, prev, log)
 	}
 	for i, sc := range cfg.Sites {
 		s := &site{name: sc.Name}

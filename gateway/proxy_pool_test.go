@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/portcullis-waf/portcullis/config"
 )
 
 // The proofs of issue #7 for upstream pools: distribution per policy,
@@ -259,6 +261,46 @@ func TestProxyActiveCheckTakesOutAndBringsBack(t *testing.T) {
 	e := tp.entryFor(t, id)
 	if e.Stage != "proxy" || e.Action != "error" || !strings.Contains(e.Reason, "upstream app: no healthy target") {
 		t.Errorf("record: stage %q action %q reason %q", e.Stage, e.Action, e.Reason)
+	}
+}
+
+// A reload keeps a target the active check took out out of rotation: the
+// new pipeline's check (hourly here, needing five failures) would otherwise
+// send it traffic until it found the target dead again.
+func TestProxyReloadKeepsDownTargetsOut(t *testing.T) {
+	a, c := newBackend(t, "a"), newBackend(t, "c")
+	up := `  - name: app
+    targets: TARGETS
+    health_check: {path: /healthz, expect_status: "200-299", interval: INTERVAL, timeout: 90ms, rise: 1, fall: FALL}
+    passive_check: {disabled: true}
+`
+	text := func(interval, fall string) string {
+		return poolConfig(strings.NewReplacer("INTERVAL", interval, "FALL", fall).Replace(up), a, c)
+	}
+	tp := startProxy(t, text("100ms", "1"), "")
+	c.sick.Store(true)
+	if !eventually(func() bool { return !tp.pool("app").Status()[1].Up }) {
+		t.Fatal("sick target never marked down")
+	}
+	cfg, err := config.Parse(tp.Config, []byte("listeners:\n  - address: \"127.0.0.1:0\"\n"+text("1h", "5")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.server.Reload(cfg, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if st := tp.pool("app").Status(); st[1].Up {
+		t.Fatalf("after the reload the sick target is back in rotation: %+v", st)
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	before := c.hits.Load()
+	for i := 0; i < 20; i++ {
+		if status, body := get(client, tp.URL+"/x", nil); status != http.StatusOK || body != "a" {
+			t.Fatalf("request %d: %d %q", i, status, body)
+		}
+	}
+	if n := c.hits.Load() - before; n != 0 {
+		t.Errorf("the down target got %d requests after the reload", n)
 	}
 }
 

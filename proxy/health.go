@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portcullis-waf/portcullis/config"
 )
 
 // Two independent verdicts decide whether a target takes requests:
@@ -78,6 +80,48 @@ func (p *Pool) ejectLocked(t *target, now int64, why string) {
 	}
 	t.ejectedUntil.Store(now + int64(p.passive.CoolDown))
 	p.log.Warn("upstream target ejected by passive check", "target", t.name, "reason", why, "cool_down", p.passive.CoolDown)
+}
+
+// inherit takes over the verdicts of prev's targets for the targets of p
+// with the same URL, before p's checks start:
+//
+//   - a target the active check had taken out stays out until p's own check
+//     passes it Rise times, when p's check asks the same question (path,
+//     host, accepted statuses, timeout). A changed check, or none, starts
+//     every target in: the old verdict answered another question, and
+//     without a check nothing could bring the target back;
+//   - a target the passive check ejected stays out for the rest of its
+//     cool-down, when p has a passive check.
+//
+// The streaks start afresh: they belong to prev's checker goroutine, which
+// may still be running.
+func (p *Pool) inherit(prev *Pool) {
+	byURL := make(map[string]*target, len(prev.targets))
+	for _, t := range prev.targets {
+		byURL[t.name] = t
+	}
+	sameCheck := p.health != nil && prev.health != nil && sameQuestion(*p.health, *prev.health)
+	now := time.Now().UnixNano()
+	for _, t := range p.targets {
+		old := byURL[t.name]
+		if old == nil {
+			continue
+		}
+		if sameCheck && old.down.Load() {
+			t.down.Store(true)
+			p.log.Info("upstream target starts down: the active check had taken it out before the reload", "target", t.name, "rise", p.health.Rise)
+		}
+		if until := old.ejectedUntil.Load(); p.passive.Enabled && now < until {
+			t.ejectedUntil.Store(until)
+			p.log.Info("upstream target starts ejected: the passive check had ejected it before the reload", "target", t.name, "for", time.Duration(until-now).Round(time.Millisecond))
+		}
+	}
+}
+
+// sameQuestion reports whether two active checks judge a target alike;
+// interval, rise and fall only change how fast.
+func sameQuestion(a, b config.HealthCheckConfig) bool {
+	return a.Path == b.Path && a.Host == b.Host && a.StatusLo == b.StatusLo && a.StatusHi == b.StatusHi && a.Timeout == b.Timeout
 }
 
 // checkLoop probes t every interval until the pool closes. The first probe

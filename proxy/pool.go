@@ -120,7 +120,12 @@ func (e *headerTimeout) Temporary() bool { return true }
 // NewPool builds the pool for u and starts its active health checks, if
 // any; Close stops them. The connection pool is sized for load: idle
 // keep-alive connections are what make a proxy fast, so they are generous.
-func NewPool(u *config.UpstreamConfig, log *slog.Logger) *Pool {
+//
+// prev is the pool of the same name that this one replaces on a reload, or
+// nil. Its targets' verdicts carry over (see inherit), so a reload neither
+// sends traffic to a target the health checks found dead nor waits for
+// them to find it again.
+func NewPool(u *config.UpstreamConfig, prev *Pool, log *slog.Logger) *Pool {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -140,6 +145,9 @@ func NewPool(u *config.UpstreamConfig, log *slog.Logger) *Pool {
 		p.targets = append(p.targets, &target{idx: i, url: tc.URL, name: tc.URL.String(), weight: tc.Weight, maxConns: int64(tc.MaxConns)})
 	}
 	p.bal = newBalancer(u.Policy, p.targets)
+	if prev != nil {
+		p.inherit(prev)
+	}
 	if p.health != nil && len(p.targets) > 0 {
 		p.checker = &http.Client{
 			Transport: p.transport,

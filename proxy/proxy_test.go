@@ -26,7 +26,7 @@ func testPool(t testing.TB, policy string, weights ...int) *Pool {
 		tu, _ := url.Parse(fmt.Sprintf("http://10.0.0.%d:80", i+1))
 		u.Targets = append(u.Targets, config.TargetConfig{URL: tu, Weight: w})
 	}
-	p := NewPool(u, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p := NewPool(u, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(p.Close)
 	return p
 }
