@@ -98,8 +98,11 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		open = false
-		// Phase 5 runs even if the client left while it waited: the
-		// record needs it.
+		// Phase 5 runs even if the client left: the record needs it. It
+		// waits for a slot like any in-flight work (ahead of new requests)
+		// whether or not the client is still there, so leaving clients
+		// cannot run the engine past server.inspections.
+		held.ctx = context.WithoutCancel(held.ctx)
 		_ = held.resume()
 		tx.ProcessLogging()
 		s.record(entry, tx, inspected)

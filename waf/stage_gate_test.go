@@ -406,3 +406,52 @@ func TestStageRaisedBodyLimitFailsClosed(t *testing.T) {
 		t.Errorf("status %d, forwarded %v, reason %q; want 500 and nothing forwarded", w.Code, forwarded, entry.Reason)
 	}
 }
+
+// Phase 5 waits for a slot like other in-flight work even when the client
+// has left: the engine's concurrency stays bounded, and the record still
+// gets phase 5's findings. Here the upstream takes the only slot and the
+// client leaves before the response; the request must not finish (run
+// phase 5) until the slot is given back.
+func TestStagePhase5WaitsForSlotAfterClientLeft(t *testing.T) {
+	s := gateSettings(true)
+	s.RulesAfter = []config.RuleText{{Origin: "test", Text: `SecAction "id:10105,phase:5,pass,log,msg:'phase 5 ran'"`}}
+	g := NewGate(1, time.Hour)
+	client, leave := context.WithCancel(context.Background())
+	defer leave()
+	stage := gateStage(t, s, g, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := g.Enter(context.Background()); err != nil { // another request takes the only slot
+			t.Error(err)
+		}
+		leave()
+		w.WriteHeader(http.StatusOK)
+	}))
+	done := make(chan *audit.Entry, 1)
+	go func() {
+		_, entry := serveOne(stage, httptest.NewRequest("GET", "/", nil).WithContext(client), "left")
+		done <- entry
+	}()
+	for { // the request now waits for the slot, or (wrongly) finished without one
+		if _, w := g.Busy(); w == 1 {
+			break
+		}
+		select {
+		case entry := <-done:
+			g.Leave()
+			t.Fatalf("finished while another request held the only slot: rules %v", entry.Rules)
+		default:
+		}
+		runtime.Gosched()
+	}
+	g.Leave()
+	entry := <-done
+	ran := false
+	for _, m := range entry.Rules {
+		ran = ran || m.ID == 10105
+	}
+	if !ran || !strings.Contains(entry.Reason, "client went away") {
+		t.Errorf("record: reason %q rules %v; want phase 5's rule and the client's leaving", entry.Reason, entry.Rules)
+	}
+	if in, w := g.Busy(); in != 0 || w != 0 {
+		t.Errorf("gate after the request: %d inside, %d waiting", in, w)
+	}
+}
