@@ -216,11 +216,12 @@ func TestStageBodyReadAfterInspection(t *testing.T) {
 		s.CRS = false
 		s.ResponseInspect = inspectResponses
 		late := make(chan error, 1)
+		served := make(chan struct{})
 		stage := gateStage(t, s, NewGate(2, time.Second), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			buf := make([]byte, 100)
 			_, _ = io.ReadFull(r.Body, buf)
-			go func() { // the transport's write loop, after the upstream answered
-				time.Sleep(20 * time.Millisecond)
+			go func() { // the transport's write loop, still sending after the stage returned
+				<-served
 				_, err := io.ReadAll(r.Body)
 				late <- err
 			}()
@@ -230,6 +231,7 @@ func TestStageBodyReadAfterInspection(t *testing.T) {
 		r.Header.Set("Content-Type", "application/octet-stream")
 		r.Header.Set("Expect", "100-continue") // not read ahead: forwarded from the engine
 		serveOne(stage, r, "late")
+		close(served)
 		if err := <-late; !errors.Is(err, errBodyGone) {
 			t.Errorf("response inspection %v: late read ended with %v, want errBodyGone", inspectResponses, err)
 		}
