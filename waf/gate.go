@@ -80,6 +80,10 @@ func (g *Gate) enter(ctx context.Context, queue *list.List, limit time.Duration)
 		g.mu.Unlock()
 		return nil
 	}
+	if err := ctx.Err(); err != nil {
+		g.mu.Unlock()
+		return err // the client already left: do not queue for a slot
+	}
 	w := &waiter{ready: make(chan struct{})}
 	elem := queue.PushBack(w)
 	g.mu.Unlock()
