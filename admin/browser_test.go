@@ -124,6 +124,28 @@ func run[T any](t *testing.T, ctx context.Context, what string, a chromedp.Actio
 	return v
 }
 
+// waitLocation waits until the page's URL contains part (a click's
+// navigation has landed) and returns it. Reads during the navigation may
+// fail; they are retried until ctx ends.
+func waitLocation(t *testing.T, ctx context.Context, part string) string {
+	t.Helper()
+	var loc string
+	for {
+		got, err := chromedp.Run(ctx, chromedp.Location())
+		if err == nil {
+			loc = got
+			if strings.Contains(loc, part) {
+				return loc
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the page never reached a URL with %q (last %q, %v)", part, loc, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 func do(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	if err := chromedp.Do(ctx, actions...); err != nil {
@@ -210,9 +232,11 @@ func TestBrowser(t *testing.T) {
 		// A link on a rule id adds that filter.
 		do(t, c, "click a rule id",
 			chromedp.Click(chromedp.CSS(`#events a.rule-link[title^="SQL Injection"]`)),
-			chromedp.WaitVisible(chromedp.ID("events")),
 		)
-		loc = run(t, c, "location", chromedp.Location())
+		// The old page's #events would satisfy a visibility wait before
+		// the navigation lands: wait for the new URL first.
+		loc = waitLocation(t, c, "rule=942100")
+		do(t, c, "the filtered view", chromedp.WaitVisible(chromedp.ID("events")))
 		if !strings.Contains(loc, "rule=920273") || !strings.Contains(loc, "rule=942100") {
 			t.Fatalf("after clicking rule 942100: %s", loc)
 		}
