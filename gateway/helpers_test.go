@@ -140,13 +140,24 @@ func (tp *testProxy) entryFor(t *testing.T, id string) *audit.Entry {
 	return nil
 }
 
-// noEntryFor asserts that the request left no record (after the writer drained).
+// noEntryFor asserts that the request left no record. A finished request
+// has submitted its record, if any, once the pipeline counts no request in
+// flight; a marker submitted after that is written after it (one queue,
+// one writer), so once the marker is in, the request's record would be too.
 func (tp *testProxy) noEntryFor(t *testing.T, id string) {
 	t.Helper()
-	time.Sleep(50 * time.Millisecond)
-	for tp.writer.QueueDepth() > 0 {
-		time.Sleep(10 * time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for tp.server.Pipeline().ActiveRequests() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("requests still in flight after 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
+	marker := "marker-after-" + id
+	if !tp.writer.Submit(&audit.Entry{ID: marker}) {
+		t.Fatal("marker record dropped")
+	}
+	tp.entryFor(t, marker)
 	tp.records.mu.Lock()
 	defer tp.records.mu.Unlock()
 	for _, e := range tp.records.entries {
