@@ -263,14 +263,16 @@ func TestProxyReloadKeepsDownTargetsOut(t *testing.T) {
 	a, c := newBackend(t, "a"), newBackend(t, "c")
 	up := `  - name: app
     targets: TARGETS
-    health_check: {path: /healthz, expect_status: "200-299", interval: INTERVAL, timeout: 90ms, rise: 1, fall: FALL}
+    health_check: {path: /healthz, expect_status: "200-299", interval: INTERVAL, timeout: 2s, rise: 1, fall: FALL}
     passive_check: {disabled: true}
 `
 	text := func(interval, fall string) string {
 		return poolConfig(strings.NewReplacer("INTERVAL", interval, "FALL", fall).Replace(up), a, c)
 	}
-	tp := startProxy(t, text("100ms", "1"), "")
+	// The first probe runs at once and takes c out (fall: 1); the healthy
+	// a has a generous timeout, so a stall cannot take it out too.
 	c.sick.Store(true)
+	tp := startProxy(t, text("5s", "1"), "")
 	if !eventually(func() bool { return !tp.pool("app").Status()[1].Up }) {
 		t.Fatal("sick target never marked down")
 	}

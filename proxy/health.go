@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,11 +89,13 @@ func (p *Pool) ejectLocked(t *target, now int64, why string) {
 //
 //   - a target the active check had taken out stays out until p's own check
 //     passes it Rise times, when p's check asks the same question (path,
-//     host, accepted statuses, timeout). A changed check, or none, starts
-//     every target in: the old verdict answered another question, and
-//     without a check nothing could bring the target back;
+//     host, accepted statuses, timeout) over the same kind of connection
+//     (upstream TLS, h2c, dial timeout). A changed check or connection, or
+//     no check, starts every target in: the old verdict answered another
+//     question (a reload that fixes a CA file must not keep the targets it
+//     failed out), and without a check nothing could bring a target back;
 //   - a target the passive check ejected stays out for the rest of its
-//     cool-down, when p has a passive check.
+//     cool-down, at most p's own cool-down, when p has a passive check.
 //
 // The streaks start afresh: they belong to prev's checker goroutine, which
 // may still be running.
@@ -100,7 +104,7 @@ func (p *Pool) inherit(prev *Pool) {
 	for _, t := range prev.targets {
 		byURL[t.name] = t
 	}
-	sameCheck := p.health != nil && prev.health != nil && sameQuestion(*p.health, *prev.health)
+	sameCheck := p.health != nil && prev.health != nil && sameQuestion(*p.health, *prev.health) && sameConnection(p.cfg, prev.cfg)
 	now := time.Now().UnixNano()
 	for _, t := range p.targets {
 		old := byURL[t.name]
@@ -111,7 +115,7 @@ func (p *Pool) inherit(prev *Pool) {
 			t.down.Store(true)
 			p.log.Info("upstream target starts down: the active check had taken it out before the reload", "target", t.name, "rise", p.health.Rise)
 		}
-		if until := old.ejectedUntil.Load(); p.passive.Enabled && now < until {
+		if until := min(old.ejectedUntil.Load(), now+int64(p.passive.CoolDown)); p.passive.Enabled && now < until {
 			t.ejectedUntil.Store(until)
 			p.log.Info("upstream target starts ejected: the passive check had ejected it before the reload", "target", t.name, "for", time.Duration(until-now).Round(time.Millisecond))
 		}
@@ -122,6 +126,24 @@ func (p *Pool) inherit(prev *Pool) {
 // interval, rise and fall only change how fast.
 func sameQuestion(a, b config.HealthCheckConfig) bool {
 	return a.Path == b.Path && a.Host == b.Host && a.StatusLo == b.StatusLo && a.StatusHi == b.StatusHi && a.Timeout == b.Timeout
+}
+
+// sameConnection reports whether two upstreams reach their targets alike,
+// so that a probe through either would fail or pass alike. The loaded
+// values are compared, not file names: a reload often follows a rotation
+// of the files' contents.
+func sameConnection(a, b *config.UpstreamConfig) bool {
+	if a.H2C != b.H2C || a.DialTimeout != b.DialTimeout || a.TLSInsecureSkipVerify != b.TLSInsecureSkipVerify || a.TLS.ServerName != b.TLS.ServerName {
+		return false
+	}
+	if (a.TLS.RootCAs == nil) != (b.TLS.RootCAs == nil) || (a.TLS.RootCAs != nil && !a.TLS.RootCAs.Equal(b.TLS.RootCAs)) {
+		return false
+	}
+	ca, cb := a.TLS.ClientCert, b.TLS.ClientCert
+	if (ca == nil) != (cb == nil) {
+		return false
+	}
+	return ca == nil || slices.EqualFunc(ca.Certificate, cb.Certificate, bytes.Equal)
 }
 
 // checkLoop probes t every interval until the pool closes. The first probe

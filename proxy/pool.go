@@ -35,6 +35,7 @@ type Pool struct {
 	passive    config.PassiveConfig
 	health     *config.HealthCheckConfig
 	checker    *http.Client
+	cfg        *config.UpstreamConfig // as built, for the next reload's comparison
 	log        *slog.Logger
 
 	life      context.Context // canceled by Close: stops the health checks
@@ -138,6 +139,7 @@ func NewPool(u *config.UpstreamConfig, prev *Pool, log *slog.Logger) *Pool {
 		retries:    u.Retries,
 		passive:    u.Passive,
 		health:     u.HealthCheck,
+		cfg:        u,
 		log:        log.With("upstream", u.Name),
 	}
 	p.life, p.end = context.WithCancel(context.Background())
