@@ -36,6 +36,9 @@ type SQLiteOptions struct {
 	// RetentionInterval is how often MaxAge and MaxBytes are enforced.
 	// Default: 1m.
 	RetentionInterval time.Duration
+	// ManualRetention turns the periodic enforcement off: the caller runs
+	// EnforceRetention itself (and can then count what one run deleted).
+	ManualRetention bool
 	// CheckpointInterval is how often the write-ahead log is copied into
 	// the database file, beside ingest rather than in it. Default: 500ms.
 	CheckpointInterval time.Duration
@@ -132,7 +135,9 @@ func OpenSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 		return nil, fmt.Errorf("audit database %s: %w", path, err)
 	}
 	if !opts.ReadOnly {
-		s.loops.Go(s.retentionLoop)
+		if !opts.ManualRetention {
+			s.loops.Go(s.retentionLoop)
+		}
 		s.loops.Go(s.checkpointLoop)
 	}
 	return s, nil

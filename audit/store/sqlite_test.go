@@ -196,7 +196,9 @@ func count(t *testing.T, s Store, f query.Filter) int {
 
 func TestRetentionByAge(t *testing.T) {
 	entries := fixtures(3000)
-	db := openTest(t, SQLiteOptions{MaxAge: 40 * time.Hour})
+	// Manual: the periodic run (5s after opening) must not delete what
+	// this test counts, however slow the insert is.
+	db := openTest(t, SQLiteOptions{MaxAge: 40 * time.Hour, ManualRetention: true})
 	insertAll(t, db, entries)
 	n, err := db.EnforceRetention(context.Background())
 	if err != nil {
@@ -233,7 +235,7 @@ func TestRetentionByAge(t *testing.T) {
 func TestRetentionBySize(t *testing.T) {
 	entries := fixtures(4000)
 	const limit = 3 << 19
-	db := openTest(t, SQLiteOptions{MaxBytes: limit})
+	db := openTest(t, SQLiteOptions{MaxBytes: limit, ManualRetention: true})
 	insertAll(t, db, entries)
 	checkpoint(t, db)
 	before := fileSize(t, db.path)
