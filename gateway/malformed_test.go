@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,6 +96,40 @@ func TestMalformedRequestsAreRefusedInspectedAndAudited(t *testing.T) {
 				t.Errorf("rules %v lack %d", ruleIDs(e), tt.rule)
 			}
 		})
+	}
+}
+
+// TestConnectIsRefusedInEveryMode: CONNECT gets 405 and a protocol record
+// whatever the WAF mode, and never reaches the upstream (which would see
+// "CONNECT /" and could open a raw pipe with a 2xx). A CONNECT whose target
+// is not host:port is malformed: 400.
+func TestConnectIsRefusedInEveryMode(t *testing.T) {
+	var reached atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) }))
+	defer up.Close()
+	for _, mode := range []string{"block", "detect", "off"} {
+		tp := startProxy(t, basicConfig+"waf:\n  mode: \""+mode+"\"\n", up.URL)
+		addr := strings.TrimPrefix(tp.URL, "http://")
+		for _, tt := range []struct{ target, status, reason string }{
+			{"portcullis.test:443", "HTTP/1.1 405", "CONNECT is not served"},
+			{"portcullis.test", "HTTP/1.1 400", "CONNECT target is not host:port"},
+		} {
+			resp := rawExchange(t, addr, "CONNECT "+tt.target+" HTTP/1.1\r\nHost: "+tt.target+"\r\nUser-Agent: Mozilla/5.0\r\n\r\n")
+			if !strings.HasPrefix(resp, tt.status) {
+				t.Fatalf("%s, CONNECT %s: want %q, got %q", mode, tt.target, tt.status, firstLine(resp))
+			}
+			r, err := http.ReadResponse(bufio.NewReader(strings.NewReader(resp)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := tp.entryFor(t, r.Header.Get("X-Request-Id"))
+			if e.Action != audit.ActionBlocked || e.Stage != audit.StageProtocol || !strings.Contains(e.Reason, tt.reason) {
+				t.Errorf("%s, CONNECT %s: record action=%s stage=%s reason=%q", mode, tt.target, e.Action, e.Stage, e.Reason)
+			}
+		}
+	}
+	if n := reached.Load(); n != 0 {
+		t.Errorf("the upstream got %d CONNECT requests", n)
 	}
 }
 

@@ -28,8 +28,8 @@ func protocolGuard(next http.Handler) http.Handler {
 // condemn checks r for protocol problems before any stage runs. A request
 // that net/http refused (see package wire) or that breaks the protocol checks
 // is blocked in its audit entry and condemned: the stages still inspect it,
-// and it is answered with 400 (431 for an oversized head) by whichever stage
-// answers first.
+// and it is answered with 400 (431 for an oversized head, 405 for CONNECT)
+// by whichever stage answers first.
 func condemn(r *http.Request, entry *audit.Entry) *http.Request {
 	status, reason := 0, ""
 	if rej := rejectedFrom(r.Context()); rej != nil {
@@ -41,6 +41,12 @@ func condemn(r *http.Request, entry *audit.Entry) *http.Request {
 		}
 	} else if problem := protocolProblem(r); problem != "" {
 		status, reason = http.StatusBadRequest, problem
+	} else if r.Method == http.MethodConnect {
+		// A reverse proxy has nothing to tunnel to. Forwarded, a CONNECT
+		// would reach the application as "CONNECT /", and a 2xx answer
+		// would turn the connection into a raw pipe past every stage. It
+		// is refused whatever the WAF mode, as nginx does.
+		status, reason = http.StatusMethodNotAllowed, "CONNECT is not served: Portcullis is a reverse proxy, not a tunnel"
 	}
 	if status == 0 {
 		return r
