@@ -118,7 +118,9 @@ func (s *Server) Listen() ([]net.Listener, error) {
 // marked so that it is inspected and audited but never forwarded.
 func (s *Server) serveRejected(w http.ResponseWriter, r *http.Request, status int, reason string) {
 	r = r.WithContext(context.WithValue(r.Context(), rejectedKey{}, &rejection{status: status, reason: reason}))
-	r.TLS = wire.TLS(r.Context())
+	if r.TLS == nil { // HTTP/1 over TLS; wire sets it for HTTP/2
+		r.TLS = wire.TLS(r.Context())
+	}
 	p := s.acquire()
 	defer p.active.Add(-1)
 	p.serve(w, r)
@@ -194,7 +196,11 @@ func (s *Server) serveH2(hs *http.Server, h2 *http2.Server, tc *tls.Conn) {
 		s.h2mu.Unlock()
 		s.h2wg.Done()
 	}()
-	h2.ServeConn(tc, &http2.ServeConnOpts{BaseConfig: hs, Handler: hs.Handler})
+	// The HTTP/2 server refuses some malformed requests before any
+	// handler runs; wire reads along so that they are inspected and
+	// audited too (the client still gets the server's own answer).
+	limit := 2*s.current.Load().Config.Server.MaxHeaderBytes + 64<<10
+	h2.ServeConn(wire.NewH2Conn(tc, limit, s.serveRejected), &http2.ServeConnOpts{BaseConfig: hs, Handler: hs.Handler})
 }
 
 // unwrapWire returns the raw listener under a wire.Listener: TLS must come

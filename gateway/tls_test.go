@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -24,6 +25,8 @@ import (
 
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/tlsmgr/acmetest"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // writeCert writes a self-signed certificate and key for hosts into dir and
@@ -187,6 +190,107 @@ func TestMalformedRequestOverTLSIsAudited(t *testing.T) {
 	}
 	if e := tp.entryFor(t, resp.Header.Get("X-Request-Id")); e.Stage != audit.StageProtocol || !hasRule(e, 920430) {
 		t.Errorf("record stage %s rules %v", e.Stage, ruleIDs(e))
+	}
+}
+
+// TestMalformedHTTP2RequestIsAudited: requests the HTTP/2 server refuses
+// before any handler (a connection-specific header, an upper-case header
+// name) still get one record each, with the rule engine's findings, while
+// the client gets the server's own answer; a valid request on the same
+// connection is served as usual.
+func TestMalformedHTTP2RequestIsAudited(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	certFile, keyFile, roots := writeCert(t, t.TempDir(), "shop.test", "api.test")
+	tp := startProxy(t, strings.NewReplacer("CERTFILE", certFile, "KEYFILE", keyFile).Replace(tlsConfig), up.URL)
+	c, err := tls.Dial("tcp", strings.TrimPrefix(tp.HTTPS, "https://"), &tls.Config{ServerName: "shop.test", RootCAs: roots, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	headers := func(kv ...string) []byte {
+		block.Reset()
+		for i := 0; i < len(kv); i += 2 {
+			_ = enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
+		}
+		return bytes.Clone(block.Bytes())
+	}
+	pseudo := func(path string) []string {
+		return []string{":method", "GET", ":scheme", "https", ":authority", "shop.test", ":path", path, "accept", "*/*"}
+	}
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	_, _ = io.WriteString(c, http2.ClientPreface)
+	_ = fr.WriteSettings()
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, EndStream: true,
+		BlockFragment: headers(append(pseudo("/item?id=1%27%20OR%201%3D1--"), "user-agent", "Mozilla/5.0", "transfer-encoding", "chunked")...)})
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, EndHeaders: true, EndStream: true,
+		BlockFragment: headers(append(pseudo("/"), "User-Agent", "<script>alert(1)</script>")...)})
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 5, EndHeaders: true, EndStream: true,
+		BlockFragment: headers(append(pseudo("/ok"), "user-agent", "Mozilla/5.0")...)})
+	answers := map[uint32]string{}
+	var okID string
+	for len(answers) < 3 {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %v: %v", answers, err)
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			answers[f.StreamID] = f.PseudoValue("status")
+			if f.StreamID == 5 {
+				for _, hf := range f.RegularFields() {
+					if hf.Name == "x-request-id" {
+						okID = hf.Value
+					}
+				}
+			}
+		case *http2.RSTStreamFrame:
+			answers[f.StreamID] = "reset " + f.ErrCode.String()
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		}
+	}
+	if answers[1] != "400" || answers[3] != "reset PROTOCOL_ERROR" || answers[5] != "200" || okID == "" {
+		t.Fatalf("answers by stream: %v (request id of the valid one %q)", answers, okID)
+	}
+
+	for _, tc := range []struct {
+		reason string
+		rule   int
+	}{
+		{`HTTP/2: connection-specific header "transfer-encoding"`, 942100},
+		{`HTTP/2: invalid header field name "User-Agent"`, 941100},
+	} {
+		var found []*audit.Entry
+		deadline := time.Now().Add(5 * time.Second)
+		for len(found) == 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+			tp.records.mu.Lock()
+			for _, e := range tp.records.entries {
+				if strings.Contains(e.Reason, tc.reason) {
+					found = append(found, e)
+				}
+			}
+			tp.records.mu.Unlock()
+		}
+		if len(found) != 1 {
+			t.Fatalf("%d records for %q", len(found), tc.reason)
+		}
+		if e := found[0]; e.Stage != audit.StageProtocol || e.Action != audit.ActionBlocked || e.Host != "shop.test" || !hasRule(e, tc.rule) {
+			t.Errorf("%q: stage %s action %s host %q rules %v", tc.reason, e.Stage, e.Action, e.Host, ruleIDs(e))
+		}
+	}
+	tp.noEntryFor(t, okID) // the valid request is not recorded, and every record is in
+	tp.records.mu.Lock()
+	defer tp.records.mu.Unlock()
+	if n := len(tp.records.entries); n != 3 { // the two refused requests and noEntryFor's marker
+		t.Errorf("%d records, want the two refused requests' and the marker", n)
 	}
 }
 

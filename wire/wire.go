@@ -1,6 +1,6 @@
-// Package wire watches the bytes of HTTP/1 connections so that requests which
-// Go's HTTP server refuses before any handler runs are still inspected and
-// audited.
+// Package wire watches the bytes of client connections so that requests
+// which Go's HTTP servers refuse before any handler runs are still inspected
+// and audited: Conn for HTTP/1, H2Conn (h2.go) for HTTP/2.
 //
 // Place in the request path: between the listener (after TLS) and net/http.
 // net/http answers some malformed requests itself — an unsupported version
@@ -19,7 +19,8 @@
 //
 // Limits: only the head is inspected (the body of a refused request is never
 // read); a pipelined request that follows another one on the same connection
-// may be captured without its first bytes.
+// may be captured without its first bytes. For HTTP/2, a header list the
+// server truncates (431) is not reported unless it is also malformed.
 package wire
 
 import (
