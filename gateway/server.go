@@ -197,10 +197,10 @@ func (s *Server) serveH2(hs *http.Server, h2 *http2.Server, tc *tls.Conn) {
 		s.h2wg.Done()
 	}()
 	// The HTTP/2 server refuses some malformed requests before any
-	// handler runs; wire reads along so that they are inspected and
-	// audited too (the client still gets the server's own answer).
-	limit := 2*s.current.Load().Config.Server.MaxHeaderBytes + 64<<10
-	h2.ServeConn(wire.NewH2Conn(tc, limit, s.serveRejected), &http2.ServeConnOpts{BaseConfig: hs, Handler: hs.Handler})
+	// handler runs; wire reads along, with the server's own header limit,
+	// so that they are inspected and audited too (the client still gets
+	// the server's answer).
+	h2.ServeConn(wire.NewH2Conn(tc, hs.MaxHeaderBytes, s.serveRejected), &http2.ServeConnOpts{BaseConfig: hs, Handler: hs.Handler})
 }
 
 // unwrapWire returns the raw listener under a wire.Listener: TLS must come

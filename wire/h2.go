@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,33 +20,48 @@ import (
 // malformed requests before any handler runs: a header name or value the
 // protocol forbids, a pseudo-header out of place, a connection-specific
 // header such as Transfer-Encoding (the classic HTTP/2-to-HTTP/1 smuggling
-// attempt), a bad :path or :authority. It answers those with a stream reset
-// or its own 400, and the rule engine and the audit would never know.
+// attempt), a bad :path or :authority, a header list over its limit. It
+// answers those with a stream reset, its own 400 or 431, and the rule
+// engine and the audit would never know.
 //
 // H2Conn decodes the header blocks the client sends, with its own HPACK
-// decoder fed the same bytes, applies the server's checks and hands each
-// request the server will refuse to Rejected, as Conn does for HTTP/1. The
-// answer stays the server's: what Rejected writes is discarded.
+// decoder fed the same bytes, applies the server's checks with the server's
+// limits and hands each request the server will refuse to Rejected, as Conn
+// does for HTTP/1. The answer stays the server's: what Rejected writes is
+// discarded. Rejected runs on the server's frame-reading goroutine, so a
+// connection waits while its refused request is inspected; after
+// maxRefusals refused requests the connection is closed, as HTTP/1 closes
+// one after each.
 //
-// It only observes: anything it cannot follow (a broken frame, an HPACK
-// error, a header block over its limit) ends the reading-along for the
-// connection, never the connection itself; the server deals with it.
+// It only observes: where it cannot follow (an HPACK error, a frame the
+// server kills the connection for) it stops reading along, and the server
+// deals with the connection.
 type H2Conn struct {
 	*tls.Conn // keeps ConnectionState, which the HTTP/2 server asks for
 	scan      h2Scanner
 }
 
-// NewH2Conn wraps tc. limit bounds a header block's encoded size (the
-// server's MaxHeaderBytes plus some slack is right).
-func NewH2Conn(tc *tls.Conn, limit int, rejected Rejected) *H2Conn {
+// maxRefusals is how many refused requests one HTTP/2 connection may send
+// before it is closed.
+const maxRefusals = 10
+
+// errTooManyRefusals ends a connection after maxRefusals.
+var errTooManyRefusals = fmt.Errorf("HTTP/2 connection closed after %d requests the server refused", maxRefusals)
+
+// NewH2Conn wraps tc. maxHeaderBytes is the HTTP server's MaxHeaderBytes,
+// from which the HTTP/2 server derives its header list limit.
+func NewH2Conn(tc *tls.Conn, maxHeaderBytes int, rejected Rejected) *H2Conn {
 	c := &H2Conn{Conn: tc}
-	c.scan = h2Scanner{limit: limit, preface: len(http2Preface), refused: func(fields []hpack.HeaderField, reason string) {
+	c.scan = newH2Scanner(maxHeaderBytes, func(fields []hpack.HeaderField, reason string) {
 		answerRejectedH2(tc, fields, reason, rejected)
-	}}
+	})
 	return c
 }
 
 func (c *H2Conn) Read(p []byte) (int, error) {
+	if c.scan.refusals >= maxRefusals {
+		return 0, errTooManyRefusals
+	}
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.scan.feed(p[:n])
@@ -65,38 +81,71 @@ const (
 	frameHeaderLen    = 9
 )
 
+// The HTTP/2 server's limits (golang.org/x/net/http2 with its defaults,
+// which the gateway does not change).
+const (
+	serverMaxFrameSize  = 1 << 20 // MaxReadFrameSize
+	serverHPACKTable    = 4096    // MaxDecoderHeaderTableSize
+	defaultHeaderBytes  = http.DefaultMaxHeaderBytes
+	headerListSlack     = 10 * 32 // what it adds to MaxHeaderBytes: ten fields' overhead
+	hpackFieldOverhead  = 32      // RFC 7541, section 4.1
+	payloadPrefixMaxLen = 6       // pad length and priority of a HEADERS frame
+)
+
 // h2Scanner follows the client's side of an HTTP/2 connection frame by
-// frame and decodes its header blocks. It is fed in whatever pieces the
-// connection delivers.
+// frame and decodes its header blocks as their bytes arrive, in whatever
+// pieces the connection delivers them.
 type h2Scanner struct {
-	limit   int
-	refused func(fields []hpack.HeaderField, reason string)
+	listLimit uint32 // the server's header list limit
+	refused   func(fields []hpack.HeaderField, reason string)
+	refusals  int
 
 	stopped bool
 	preface int // bytes of the client preface still to come
 
-	head    [frameHeaderLen]byte
-	headN   int
-	remain  int // payload bytes of the current frame still to come
-	typ     byte
-	flags   byte
-	stream  uint32
-	payload []byte // the current HEADERS or CONTINUATION frame's payload
+	head   [frameHeaderLen]byte
+	headN  int
+	typ    byte
+	flags  byte
+	stream uint32
+	remain int // payload bytes of the current frame still to come
 
-	block       []byte // header block fragments gathered so far
-	inBlock     bool   // waiting for CONTINUATION frames
-	blockStream uint32
-	isRequest   bool   // the block opens a stream (not trailers)
-	lastStream  uint32 // highest stream a request was seen on
+	// The current HEADERS frame's prefix (pad length, priority), the
+	// fragment bytes still to decode and the padding still to skip.
+	prefix    [payloadPrefixMaxLen]byte
+	prefixLen int
+	prefixN   int
+	fragment  int
+	skip      bool // the server drops this frame undecoded
 
-	dec    *hpack.Decoder
-	fields []hpack.HeaderField
+	inBlock     bool   // a header block is open (CONTINUATION may follow)
+	blockStream uint32 // its stream
+	isRequest   bool   // it opens a stream (not trailers)
+	lastStream  uint32 // the highest stream the server opened
+
+	// Per header block, as the server's framer keeps them.
+	dec            *hpack.Decoder
+	fields         []hpack.HeaderField
+	invalid        string
+	sawRegular     bool
+	truncated      bool
+	emitting       bool
+	headersRemain  uint32
+	trailersRemain uint32
+}
+
+func newH2Scanner(maxHeaderBytes int, refused func([]hpack.HeaderField, string)) h2Scanner {
+	if maxHeaderBytes <= 0 {
+		maxHeaderBytes = defaultHeaderBytes
+	}
+	return h2Scanner{listLimit: uint32(maxHeaderBytes + headerListSlack), refused: refused, preface: len(http2Preface)}
 }
 
 func (s *h2Scanner) feed(p []byte) {
 	defer func() {
-		if recover() != nil {
+		if v := recover(); v != nil {
 			s.stop() // a bug here must not take the connection down
+			slog.Error("HTTP/2 read-along stopped by a panic; refused requests on this connection are no longer audited", "panic", v)
 		}
 	}()
 	s.scan(p)
@@ -120,105 +169,192 @@ func (s *h2Scanner) scan(p []byte) {
 			n := copy(s.head[s.headN:], p)
 			s.headN += n
 			p = p[n:]
-			if s.headN == frameHeaderLen && !s.startFrame() {
-				return
+			if s.headN == frameHeaderLen {
+				s.startFrame()
 			}
 			continue
 		}
 		n := min(len(p), s.remain)
-		if s.typ == frameHeaders || s.typ == frameContinuation {
-			s.payload = append(s.payload, p[:n]...)
-		}
+		s.payload(p[:n])
 		s.remain -= n
 		p = p[n:]
-		if s.remain == 0 {
+		if s.remain == 0 && !s.stopped {
 			s.endFrame()
 		}
 	}
 }
 
-// startFrame reads the frame header just completed; a frame without payload
-// ends at once.
-func (s *h2Scanner) startFrame() bool {
+// startFrame reads the frame header just completed.
+func (s *h2Scanner) startFrame() {
 	h := s.head
 	s.remain = int(h[0])<<16 | int(h[1])<<8 | int(h[2])
 	s.typ, s.flags = h[3], h[4]
 	s.stream = (uint32(h[5])<<24 | uint32(h[6])<<16 | uint32(h[7])<<8 | uint32(h[8])) & (1<<31 - 1)
-	s.payload = s.payload[:0]
-	if (s.typ == frameHeaders || s.typ == frameContinuation) && len(s.block)+s.remain > s.limit {
-		s.stop() // the server refuses or truncates it; too big to follow
-		return false
+	s.prefixLen, s.prefixN, s.fragment, s.skip = 0, 0, 0, false
+	if s.remain > serverMaxFrameSize {
+		s.stop() // the server closes the connection
+		return
 	}
-	if s.remain == 0 {
-		s.endFrame()
-	}
-	return !s.stopped
-}
-
-func (s *h2Scanner) endFrame() {
-	s.headN = 0
 	switch {
 	case s.typ == frameHeaders:
 		if s.inBlock {
 			s.stop() // a connection error for the server
 			return
 		}
-		frag := s.payload
 		if s.flags&flagPadded != 0 {
-			if len(frag) < 1 || int(frag[0]) > len(frag)-1 {
-				s.stop()
-				return
-			}
-			frag = frag[1 : len(frag)-int(frag[0])]
+			s.prefixLen++
 		}
 		if s.flags&flagPriority != 0 {
-			if len(frag) < 5 {
-				s.stop()
-				return
-			}
-			frag = frag[5:]
+			s.prefixLen += 5
 		}
-		s.block = append(s.block[:0], frag...)
-		s.blockStream = s.stream
-		// A HEADERS frame on a new odd stream opens a request; on a stream
-		// already seen it carries trailers.
-		s.isRequest = s.stream%2 == 1 && s.stream > s.lastStream
-		if s.isRequest {
-			s.lastStream = s.stream
+		if s.remain < s.prefixLen {
+			s.stop()
+			return
 		}
-		s.inBlock = true
+		s.fragment = s.remain - s.prefixLen // until the pad length is known
+		if s.prefixLen == 0 && !s.startBlock() {
+			return
+		}
 	case s.typ == frameContinuation:
 		if !s.inBlock || s.stream != s.blockStream {
 			s.stop()
 			return
 		}
-		s.block = append(s.block, s.payload...)
+		s.fragment = s.remain
+		if !s.checkFragment() {
+			return
+		}
 	case s.inBlock:
 		s.stop() // anything between a block's frames is a connection error
 		return
-	default:
+	}
+	if s.remain == 0 {
+		s.endFrame()
+	}
+}
+
+// payload takes the next bytes of the current frame's payload.
+func (s *h2Scanner) payload(p []byte) {
+	if s.typ != frameHeaders && s.typ != frameContinuation {
 		return
 	}
-	if s.flags&flagEndHeaders != 0 {
-		s.inBlock = false
+	if s.prefixN < s.prefixLen {
+		n := copy(s.prefix[s.prefixN:s.prefixLen], p)
+		s.prefixN += n
+		p = p[n:]
+		if s.prefixN < s.prefixLen {
+			return
+		}
+		if s.flags&flagPadded != 0 {
+			pad := int(s.prefix[0])
+			if pad > s.fragment {
+				// The server refuses the frame (a stream error) without
+				// decoding it; the connection goes on.
+				s.skip = true
+				if s.flags&flagEndHeaders == 0 {
+					s.stop() // what the server does with the rest is not certain
+					return
+				}
+				if s.stream%2 == 1 && s.stream > s.lastStream {
+					s.fields = s.fields[:0]
+					s.report("HEADERS frame padded beyond its length (the server resets the stream)")
+				}
+				return
+			}
+			s.fragment -= pad
+		}
+		if !s.startBlock() {
+			return
+		}
+	}
+	if s.skip || s.stopped {
+		return
+	}
+	n := min(len(p), s.fragment)
+	if n > 0 {
+		s.fragment -= n
+		if _, err := s.dec.Write(p[:n]); err != nil {
+			s.stop() // the server closes the connection (COMPRESSION_ERROR)
+		}
+	}
+}
+
+// startBlock opens a header block at a HEADERS frame whose prefix is read.
+func (s *h2Scanner) startBlock() bool {
+	if s.dec == nil {
+		// The server's decoder: its table size, strings no longer than
+		// its header list limit.
+		s.dec = hpack.NewDecoder(serverHPACKTable, s.emit)
+		s.dec.SetMaxStringLength(int(s.listLimit))
+	}
+	s.inBlock, s.blockStream = true, s.stream
+	// A HEADERS frame on a new odd stream opens a request; on a stream
+	// already opened it carries trailers.
+	s.isRequest = s.stream%2 == 1 && s.stream > s.lastStream
+	s.fields, s.invalid, s.sawRegular, s.truncated, s.emitting = s.fields[:0], "", false, false, true
+	s.headersRemain, s.trailersRemain = s.listLimit, s.listLimit
+	return s.checkFragment()
+}
+
+// checkFragment applies the server's rules to a block's next fragment: it
+// closes the connection for a fragment far over the header list budget, and
+// for any fragment after an invalid field.
+func (s *h2Scanner) checkFragment() bool {
+	if int64(s.fragment) > 2*int64(s.headersRemain+s.trailersRemain) {
+		s.stop()
+		return false
+	}
+	if s.invalid != "" {
+		if s.isRequest {
+			s.report(s.invalid + " (the server closes the connection)")
+		}
+		s.stop()
+		return false
+	}
+	return true
+}
+
+// emit receives a decoded field. It notes the first invalid one, as the
+// server's framer does, but keeps it and those after it for the record
+// (the server would keep none of them: the block is refused anyway); the
+// field that exceeds the header list limit ends what the block keeps.
+func (s *h2Scanner) emit(f hpack.HeaderField) {
+	if !s.emitting {
+		return
+	}
+	if reason := fieldError(f, s.sawRegular); reason != "" && s.invalid == "" {
+		s.invalid = reason
+	}
+	if !strings.HasPrefix(f.Name, ":") {
+		s.sawRegular = true
+	}
+	remain, size := &s.headersRemain, f.Size()
+	if f.Name == "trailer" {
+		fields := strings.Count(f.Value, ",") + 1
+		remain, size = &s.trailersRemain, uint32(len(f.Value)-fields+1)+uint32(fields)*hpackFieldOverhead
+	}
+	if size > *remain {
+		s.truncated, s.emitting = true, false
+		s.headersRemain, s.trailersRemain = 0, 0
+		return
+	}
+	*remain -= size
+	s.fields = append(s.fields, f)
+}
+
+func (s *h2Scanner) endFrame() {
+	s.headN = 0
+	if (s.typ == frameHeaders || s.typ == frameContinuation) && !s.skip && s.flags&flagEndHeaders != 0 {
 		s.endBlock()
 	}
 }
 
-// endBlock decodes a complete header block; every block is decoded, so the
-// decoder's table follows the server's.
+// endBlock judges a complete header block as the server will: its fields
+// and pseudo-headers (the stream is reset and never opened), then, for a
+// request, the request line, the header list limit (431) and the HTTP/1
+// headers HTTP/2 forbids (400).
 func (s *h2Scanner) endBlock() {
-	if s.dec == nil {
-		// The server's decoder: the default table size (it advertises no
-		// other) and strings no longer than a header block may be.
-		s.dec = hpack.NewDecoder(4096, func(f hpack.HeaderField) { s.fields = append(s.fields, f) })
-		s.dec.SetMaxStringLength(s.limit)
-	}
-	s.fields = s.fields[:0]
-	if _, err := s.dec.Write(s.block); err != nil {
-		s.stop()
-		return
-	}
+	s.inBlock = false
 	if err := s.dec.Close(); err != nil {
 		s.stop()
 		return
@@ -226,14 +362,35 @@ func (s *h2Scanner) endBlock() {
 	if !s.isRequest {
 		return
 	}
-	if reason := h2Refusal(s.fields); reason != "" {
-		s.refused(s.fields, reason)
+	reason := s.invalid
+	if reason == "" {
+		reason = pseudoError(s.fields)
+	}
+	if reason != "" {
+		s.report(reason + " (the server resets the stream)")
+		return
+	}
+	s.lastStream = s.stream // the server opens it
+	switch reason := requestError(s.fields); {
+	case reason != "":
+		s.report(reason + " (the server resets the stream)")
+	case s.truncated:
+		s.report(fmt.Sprintf("header list over the server's limit of %d bytes (the server answers 431)", s.listLimit))
+	default:
+		if reason := h2BadHeaders(s.fields); reason != "" {
+			s.report(reason + " (the server answers 400)")
+		}
 	}
 }
 
+func (s *h2Scanner) report(reason string) {
+	s.refusals++
+	s.refused(s.fields, reason)
+}
+
 func (s *h2Scanner) stop() {
-	s.stopped = true
-	s.payload, s.block, s.fields, s.dec = nil, nil, nil, nil
+	s.stopped, s.inBlock = true, false
+	s.fields, s.dec = nil, nil
 }
 
 // extendedConnect mirrors the HTTP/2 server's switch for RFC 8441 extended
@@ -245,11 +402,23 @@ var extendedConnect = strings.Contains(os.Getenv("GODEBUG"), "http2xconnect=1")
 var connectionHeaders = []string{"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
 
 // h2Refusal returns why the HTTP/2 server refuses a request with these
-// header fields, and how, or "" if it takes it. The checks and their order
-// are the server's (golang.org/x/net/http2: the header block's fields, the
-// pseudo-headers, the request line, then the request's headers).
+// header fields, and how, or "" if it takes it: the scanner's judgement of
+// a whole block, for the differential test against the server. The checks
+// and their order are the server's (golang.org/x/net/http2: each field as
+// the block is decoded, the pseudo-headers, the request line, then the
+// request's headers).
 func h2Refusal(fields []hpack.HeaderField) string {
-	if reason := h2StreamError(fields); reason != "" {
+	sawRegular := false
+	for _, f := range fields {
+		if reason := fieldError(f, sawRegular); reason != "" {
+			return reason + " (the server resets the stream)"
+		}
+		sawRegular = sawRegular || !strings.HasPrefix(f.Name, ":")
+	}
+	if reason := pseudoError(fields); reason != "" {
+		return reason + " (the server resets the stream)"
+	}
+	if reason := requestError(fields); reason != "" {
 		return reason + " (the server resets the stream)"
 	}
 	if reason := h2BadHeaders(fields); reason != "" {
@@ -258,26 +427,27 @@ func h2Refusal(fields []hpack.HeaderField) string {
 	return ""
 }
 
-// h2StreamError is what the server refuses with a stream reset: the header
-// block's fields, the pseudo-headers and the request line.
-func h2StreamError(fields []hpack.HeaderField) string {
-	sawRegular := false
-	for _, f := range fields {
-		if !httpguts.ValidHeaderFieldValue(f.Value) {
-			return fmt.Sprintf("invalid value in header field %q", f.Name)
-		}
-		if strings.HasPrefix(f.Name, ":") {
-			if sawRegular {
-				return fmt.Sprintf("pseudo-header %q after a regular header field", f.Name)
-			}
-			continue
-		}
-		sawRegular = true
-		if !validFieldName(f.Name) {
-			return fmt.Sprintf("invalid header field name %q", f.Name)
-		}
+// fieldError is what the server's framer refuses in one field as it
+// decodes it.
+func fieldError(f hpack.HeaderField, sawRegular bool) string {
+	if !httpguts.ValidHeaderFieldValue(f.Value) {
+		return fmt.Sprintf("invalid value in header field %q", f.Name)
 	}
-	pseudo := map[string]string{}
+	if strings.HasPrefix(f.Name, ":") {
+		if sawRegular {
+			return fmt.Sprintf("pseudo-header %q after a regular header field", f.Name)
+		}
+		return ""
+	}
+	if !validFieldName(f.Name) {
+		return fmt.Sprintf("invalid header field name %q", f.Name)
+	}
+	return ""
+}
+
+// pseudoError is the framer's check of a block's pseudo-headers.
+func pseudoError(fields []hpack.HeaderField) string {
+	seen := map[string]bool{}
 	for _, f := range fields {
 		if !strings.HasPrefix(f.Name, ":") {
 			break
@@ -289,10 +459,25 @@ func h2StreamError(fields []hpack.HeaderField) string {
 		default:
 			return fmt.Sprintf("unknown pseudo-header %q", f.Name)
 		}
-		if _, dup := pseudo[f.Name]; dup {
+		if seen[f.Name] {
 			return fmt.Sprintf("duplicate pseudo-header %q", f.Name)
 		}
-		pseudo[f.Name] = f.Value
+		seen[f.Name] = true
+	}
+	return ""
+}
+
+// requestError is what the server refuses when it builds the request:
+// the request line, :authority and Host, :path.
+func requestError(fields []hpack.HeaderField) string {
+	pseudo := map[string]string{}
+	var hosts []string
+	for _, f := range fields {
+		if strings.HasPrefix(f.Name, ":") {
+			pseudo[f.Name] = f.Value
+		} else if f.Name == "host" {
+			hosts = append(hosts, f.Value)
+		}
 	}
 	method, path, scheme, authority, protocol := pseudo[":method"], pseudo[":path"], pseudo[":scheme"], pseudo[":authority"], pseudo[":protocol"]
 	if protocol != "" && !extendedConnect {
@@ -304,12 +489,6 @@ func h2StreamError(fields []hpack.HeaderField) string {
 		}
 	} else if method == "" || path == "" || (scheme != "https" && scheme != "http") {
 		return "missing :method or :path, or :scheme not http or https"
-	}
-	var hosts []string
-	for _, f := range fields {
-		if f.Name == "host" {
-			hosts = append(hosts, f.Value)
-		}
 	}
 	if authority == "" && len(hosts) > 0 {
 		authority = hosts[0]
@@ -401,10 +580,14 @@ func answerRejectedH2(tc *tls.Conn, fields []hpack.HeaderField, reason string, r
 			}
 		}
 	}
-	if hosts := r.Header["Host"]; len(hosts) > 0 && r.Host == "" {
-		r.Host = hosts[0]
+	if hosts := r.Header["Host"]; len(hosts) > 0 {
+		if r.Host == "" {
+			r.Host = hosts[0]
+		}
+		if len(hosts) == 1 && hosts[0] == r.Host {
+			delete(r.Header, "Host") // as net/http does: Host lives in r.Host
+		} // conflicting Host values stay in the header map for the rules
 	}
-	delete(r.Header, "Host")
 	st := tc.ConnectionState()
 	r.TLS = &st
 	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, tc.LocalAddr())

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -91,6 +92,8 @@ func expectedAnswer(reason string) string {
 		return "reset"
 	case strings.HasSuffix(reason, "(the server answers 400)"):
 		return "400"
+	case strings.HasSuffix(reason, "(the server answers 431)"):
+		return "431"
 	}
 	return "unknown"
 }
@@ -199,6 +202,11 @@ func newClientStream() *clientStream {
 	return c
 }
 
+// headers writes one request's whole header block on stream id.
+func (c *clientStream) headers(id uint32, fields []hpack.HeaderField) {
+	_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.encode(fields), EndHeaders: true, EndStream: true})
+}
+
 func (c *clientStream) encode(fields []hpack.HeaderField) []byte {
 	c.block.Reset()
 	for _, f := range fields {
@@ -207,70 +215,259 @@ func (c *clientStream) encode(fields []hpack.HeaderField) []byte {
 	return bytes.Clone(c.block.Bytes())
 }
 
-// TestH2ScannerFollowsFrames: requests the server refuses are reported once
-// each, whatever the pieces the bytes arrive in: header blocks split over
-// CONTINUATION frames, padding and priority, DATA between them, the HPACK
-// dynamic table; trailers are not requests.
-func TestH2ScannerFollowsFrames(t *testing.T) {
-	c := newClientStream()
-	_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: c.encode(request("user-agent", "a")), EndHeaders: true, EndStream: true})
-	smuggle := c.encode(request("user-agent", "a", "transfer-encoding", "chunked", "x-pad", strings.Repeat("p", 300)))
-	_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: smuggle[:10], PadLength: 7, Priority: http2.PriorityParam{StreamDep: 1, Weight: 9}})
-	_ = c.fr.WriteContinuation(3, false, smuggle[10:100])
-	_ = c.fr.WriteContinuation(3, true, smuggle[100:])
-	_ = c.fr.WriteData(3, false, []byte("0\r\n\r\nGET /admin HTTP/1.1\r\n"))
-	_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: c.encode(pairs("X-Trailer", "1")), EndHeaders: true, EndStream: true})
-	_ = c.fr.WritePing(false, [8]byte{1})
-	_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 5, BlockFragment: c.encode(request("User-Agent", "a")), EndHeaders: true, EndStream: true})
-	_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 7, BlockFragment: c.encode(request("user-agent", "a")), EndHeaders: true, EndStream: true})
-	stream := c.buf.Bytes()
+// scanReports runs the scanner over a client's bytes, delivered in pieces
+// of the given size, and returns its reports by stream, in order.
+func scanReports(stream []byte, piece int) (map[uint32][]string, *h2Scanner) {
+	got := map[uint32][]string{}
+	s := newH2Scanner(0, nil)
+	s.refused = func(fields []hpack.HeaderField, reason string) {
+		var size uint32
+		for _, f := range fields {
+			size += f.Size()
+		}
+		if size > s.listLimit {
+			reason = fmt.Sprintf("kept %d bytes of fields, over the limit: %s", size, reason)
+		}
+		got[s.stream] = append(got[s.stream], reason)
+	}
+	for p := stream; len(p) > 0; {
+		n := min(piece, len(p))
+		s.scan(p[:n])
+		p = p[n:]
+	}
+	return got, &s
+}
 
-	for _, piece := range []int{1, 7, 100, len(stream)} {
-		var got []string
-		s := h2Scanner{limit: 64 << 10, preface: len(http2Preface), refused: func(fields []hpack.HeaderField, reason string) {
-			got = append(got, reason)
-		}}
-		for p := stream; len(p) > 0; {
-			n := min(piece, len(p))
-			s.scan(p[:n])
-			p = p[n:]
+// serverAnswers sends a client's bytes to x/net's HTTP/2 server over an
+// in-memory connection and returns its answers to the requests on each of
+// the given streams, in order (a stream id may be used again after the
+// framer refused it): "handler" (the request reached the handler), its own
+// status ("400", "431"), "reset", or "gone" (the connection ended first).
+// want is how many answers to wait for.
+func serverAnswers(t *testing.T, client []byte, want map[uint32]int) map[uint32][]string {
+	t.Helper()
+	srv, cli := net.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		(&http2.Server{}).ServeConn(srv, &http2.ServeConnOpts{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(299) // only the handler answers 299
+		})})
+	}()
+	defer func() { cli.Close(); <-done }()
+	_ = cli.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() { _, _ = cli.Write(client) }()
+	fr := http2.NewFramer(io.Discard, cli)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	answers := map[uint32][]string{}
+	complete := func() bool {
+		for id, n := range want {
+			if len(answers[id]) < n {
+				return false
+			}
 		}
-		if s.stopped || len(got) != 2 || !strings.Contains(got[0], `"transfer-encoding"`) || !strings.Contains(got[1], `"User-Agent"`) {
-			t.Errorf("pieces of %d bytes: stopped %v, reports %q", piece, s.stopped, got)
+		return true
+	}
+	for !complete() {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			break // GOAWAY and close, or the deadline
 		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			status := f.PseudoValue("status")
+			if status == "299" {
+				status = "handler"
+			}
+			answers[f.StreamID] = append(answers[f.StreamID], status)
+		case *http2.RSTStreamFrame:
+			// A reset after a response closes that request's stream (the
+			// client left it open); only a reset alone answers a request.
+			if a := answers[f.StreamID]; len(a) == 0 || a[len(a)-1] == "reset" {
+				answers[f.StreamID] = append(answers[f.StreamID], "reset")
+			}
+		}
+	}
+	for id, n := range want {
+		for len(answers[id]) < n {
+			answers[id] = append(answers[id], "gone")
+		}
+	}
+	return answers
+}
+
+// TestH2ScannerMatchesTheServer sends frame sequences to x/net's server and
+// to the scanner: every stream that did not reach the handler is reported
+// (except where the server drops the whole connection: "gone"), none that
+// did is, and each report names the server's answer. The bytes reach the
+// scanner in pieces of 1, 7, 100 bytes and whole.
+func TestH2ScannerMatchesTheServer(t *testing.T) {
+	bigValue := strings.Repeat("v", 4000)
+	tests := []struct {
+		name     string
+		write    func(c *clientStream)
+		requests map[uint32]int // requests per stream
+	}{
+		{"frames of every shape", func(c *clientStream) {
+			c.headers(1, request("user-agent", "a"))
+			smuggle := c.encode(request("user-agent", "a", "transfer-encoding", "chunked", "x-pad", strings.Repeat("p", 300)))
+			_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: smuggle[:10], PadLength: 7, Priority: http2.PriorityParam{StreamDep: 1, Weight: 9}})
+			_ = c.fr.WriteContinuation(3, false, smuggle[10:100])
+			_ = c.fr.WriteContinuation(3, true, smuggle[100:])
+			_ = c.fr.WritePing(false, [8]byte{1})
+			_ = c.fr.WriteWindowUpdate(0, 1000)
+			c.headers(5, request("User-Agent", "a"))
+			c.headers(7, request("user-agent", "a", "te", "gzip"))
+			c.headers(9, pairs(":method", "GET", ":scheme", "https", ":authority", "shop.test", ":path", "a"))
+			c.headers(11, request("user-agent", "a"))
+		}, map[uint32]int{1: 1, 3: 1, 5: 1, 7: 1, 9: 1, 11: 1}},
+		{"bad padding skips one frame", func(c *clientStream) {
+			c.buf.Write([]byte{0, 0, 1, frameHeaders, flagEndHeaders | flagPadded, 0, 0, 0, 1, 5})
+			c.headers(3, request("transfer-encoding", "chunked"))
+			c.headers(5, request("user-agent", "a"))
+		}, map[uint32]int{1: 1, 3: 1, 5: 1}},
+		{"header list over the limit by reference", func(c *clientStream) {
+			// One big field, then referred to with one byte per copy: the
+			// list grows past the limit while the frame stays small.
+			c.headers(1, request("x-big", bigValue))
+			fields := request()
+			for range 300 {
+				fields = append(fields, hpack.HeaderField{Name: "x-big", Value: bigValue})
+			}
+			c.headers(3, append(fields, hpack.HeaderField{Name: "connection", Value: "close"}))
+			c.headers(5, request("user-agent", "a"))
+		}, map[uint32]int{1: 1, 3: 1, 5: 1}},
+		{"table size updates in a large block", func(c *clientStream) {
+			block := append(bytes.Repeat([]byte{0x20}, 200<<10), c.encode(request("user-agent", "a"))...)
+			for i := 0; i < len(block); i += 16 << 10 {
+				end := min(i+16<<10, len(block))
+				if i == 0 {
+					_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[i:end], EndHeaders: end == len(block), EndStream: true})
+				} else {
+					_ = c.fr.WriteContinuation(1, end == len(block), block[i:end])
+				}
+			}
+			c.headers(3, request("transfer-encoding", "chunked"))
+		}, map[uint32]int{1: 1, 3: 1}},
+		{"an invalid field before CONTINUATION closes the connection", func(c *clientStream) {
+			block := c.encode(request("User-Agent", "a", "x-pad", strings.Repeat("p", 100)))
+			_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:len(block)-50], EndStream: true})
+			_ = c.fr.WriteContinuation(1, true, block[len(block)-50:])
+		}, map[uint32]int{1: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newClientStream()
+			tc.write(c)
+			answers := serverAnswers(t, c.buf.Bytes(), tc.requests)
+			for _, piece := range []int{1, 7, 100, c.buf.Len()} {
+				reports, s := scanReports(c.buf.Bytes(), piece)
+				for id := range tc.requests {
+					// The scanner reports refused requests only: line the
+					// reports up with the answers that are not "handler".
+					var refused []string
+					for _, a := range answers[id] {
+						if a != "handler" {
+							refused = append(refused, a)
+						}
+					}
+					got := reports[id]
+					for i, answer := range refused {
+						reason := ""
+						if i < len(got) {
+							reason = got[i]
+						}
+						switch {
+						case answer == "gone" && (reason != "" || s.stopped):
+							// No answer: the server dropped the connection
+							// (the scanner reported the request, or stopped
+							// following too), or ignored a stream id used
+							// again; either way no handler ran.
+						case answer != expectedAnswer(reason):
+							t.Errorf("pieces of %d, stream %d: the server's answer %s, the scanner's report %q", piece, id, answer, reason)
+						}
+					}
+					if len(got) > len(refused) {
+						t.Errorf("pieces of %d, stream %d: reports %q for answers %v", piece, id, got, answers[id])
+					}
+				}
+				for _, f := range s.fields {
+					if f.Size() > s.listLimit {
+						t.Errorf("kept a field of %d bytes", f.Size())
+					}
+				}
+			}
+		})
+	}
+
+	// A stream the framer refused was never opened, so the server takes
+	// its id again for a new request (which it answers with 400 here, or
+	// ignores: x/net is not consistent about it; no handler runs either
+	// way). Both requests are reported.
+	c := newClientStream()
+	c.headers(1, request("User-Agent", "a"))
+	c.headers(1, request("transfer-encoding", "chunked"))
+	c.headers(3, request("connection", "close"))
+	if reports, _ := scanReports(c.buf.Bytes(), c.buf.Len()); len(reports[1]) != 2 || len(reports[3]) != 1 {
+		t.Errorf("stream id used again after a refusal: reports %v", reports)
 	}
 
 	// What it cannot follow ends the reading-along, never with a report.
 	for name, bad := range map[string][]byte{
-		"not HTTP/2":          []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
-		"HPACK garbage":       append([]byte(http2Preface), 0, 0, 3, frameHeaders, flagEndHeaders, 0, 0, 0, 1, 0xff, 0xff, 0xff),
-		"block over limit":    append([]byte(http2Preface), 0xff, 0xff, 0xff, frameHeaders, 0, 0, 0, 0, 1),
-		"stray continuation":  append([]byte(http2Preface), 0, 0, 0, frameContinuation, flagEndHeaders, 0, 0, 0, 1),
-		"bad padding":         append([]byte(http2Preface), 0, 0, 1, frameHeaders, flagEndHeaders|flagPadded, 0, 0, 0, 1, 5),
-		"data inside a block": append([]byte(http2Preface), 0, 0, 0, frameHeaders, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1),
+		"not HTTP/2":           []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+		"HPACK garbage":        append([]byte(http2Preface), 0, 0, 3, frameHeaders, flagEndHeaders, 0, 0, 0, 1, 0xff, 0xff, 0xff),
+		"frame over the limit": append([]byte(http2Preface), 0x10, 0, 1, frameHeaders, 0, 0, 0, 0, 1),
+		"stray continuation":   append([]byte(http2Preface), 0, 0, 0, frameContinuation, flagEndHeaders, 0, 0, 0, 1),
+		"data inside a block":  append([]byte(http2Preface), 0, 0, 0, frameHeaders, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1),
+		"priority cut short":   append([]byte(http2Preface), 0, 0, 2, frameHeaders, flagEndHeaders|flagPriority, 0, 0, 0, 1, 0, 0),
 	} {
-		reported := false
-		s := h2Scanner{limit: 64 << 10, preface: len(http2Preface), refused: func([]hpack.HeaderField, string) { reported = true }}
-		s.scan(bad)
-		if !s.stopped || reported {
-			t.Errorf("%s: stopped %v, reported %v", name, s.stopped, reported)
+		reports, s := scanReports(bad, len(bad))
+		if !s.stopped || len(reports) != 0 {
+			t.Errorf("%s: stopped %v, reports %v", name, s.stopped, reports)
 		}
 	}
 }
 
+// TestH2ConnClosesAfterTooManyRefusals: like HTTP/1, which closes the
+// connection after a refused request, an HTTP/2 connection ends after
+// maxRefusals.
+func TestH2ConnClosesAfterTooManyRefusals(t *testing.T) {
+	c := newClientStream()
+	for i := range uint32(maxRefusals + 2) {
+		c.headers(1+2*i, request("transfer-encoding", "chunked"))
+	}
+	reports, s := scanReports(c.buf.Bytes(), c.buf.Len())
+	if len(reports) != maxRefusals+2 || s.refusals != maxRefusals+2 {
+		t.Fatalf("%d reports", len(reports))
+	}
+	conn := &H2Conn{scan: *s}
+	if _, err := conn.Read(make([]byte, 10)); err != errTooManyRefusals {
+		t.Errorf("read after %d refusals: %v", s.refusals, err)
+	}
+}
+
 // FuzzH2Scanner: arbitrary client bytes never panic the scanner (feed
-// would hide it; scan does not), and a report always has a reason.
+// would hide it; scan does not), a report always has a reason, and what it
+// keeps of a block stays within the header list limit.
 func FuzzH2Scanner(f *testing.F) {
 	c := newClientStream()
-	_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: c.encode(request("transfer-encoding", "chunked")), EndHeaders: true, EndStream: true})
+	c.headers(1, request("transfer-encoding", "chunked"))
 	f.Add(c.buf.Bytes()[len(http2Preface):])
 	f.Add([]byte{0, 0, 1, frameHeaders, flagPadded, 0, 0, 0, 1, 9})
 	f.Fuzz(func(t *testing.T, in []byte) {
-		s := h2Scanner{limit: 16 << 10, preface: len(http2Preface), refused: func(_ []hpack.HeaderField, reason string) {
+		s := newH2Scanner(1024, nil)
+		s.refused = func(fields []hpack.HeaderField, reason string) {
 			if reason == "" {
 				t.Fatal("a report without a reason")
 			}
-		}}
+			var size uint32
+			for _, f := range fields {
+				size += f.Size()
+			}
+			if size > s.listLimit {
+				t.Fatalf("kept %d bytes of fields, limit %d", size, s.listLimit)
+			}
+		}
 		s.scan([]byte(http2Preface))
 		s.scan(in)
 	})
@@ -294,7 +491,7 @@ func BenchmarkH2ReadAlong(b *testing.B) {
 	b.Run("read-along", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			s := h2Scanner{limit: 64 << 10, preface: len(http2Preface), refused: func([]hpack.HeaderField, string) { b.Fatal("reported a valid request") }}
+			s := newH2Scanner(0, func([]hpack.HeaderField, string) { b.Fatal("reported a valid request") })
 			s.feed(stream)
 		}
 	})

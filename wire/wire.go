@@ -19,8 +19,9 @@
 //
 // Limits: only the head is inspected (the body of a refused request is never
 // read); a pipelined request that follows another one on the same connection
-// may be captured without its first bytes. For HTTP/2, a header list the
-// server truncates (431) is not reported unless it is also malformed.
+// may be captured without its first bytes. For HTTP/2, requests the server
+// drops with the whole connection (a broken frame, an HPACK error) are not
+// requests wire can report.
 package wire
 
 import (
