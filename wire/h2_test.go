@@ -98,58 +98,13 @@ func expectedAnswer(reason string) string {
 	return "unknown"
 }
 
-// serverAnswer reports how x/net's HTTP/2 server answers a request with
-// these fields, over an in-memory connection: "handler" (it reached the
-// handler), "400" (its own), "reset" or "goaway".
-func serverAnswer(t testing.TB, fields []hpack.HeaderField) string {
+// serverAnswer reports how x/net's HTTP/2 server answers one request with
+// these fields (see serverAnswers).
+func serverAnswer(t *testing.T, fields []hpack.HeaderField) string {
 	t.Helper()
-	srv, cli := net.Pipe()
-	defer cli.Close()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		(&http2.Server{}).ServeConn(srv, &http2.ServeConnOpts{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.WriteHeader(299) // only the handler answers 299
-		})})
-	}()
-	defer func() { cli.Close(); <-done }()
-	_ = cli.SetDeadline(time.Now().Add(10 * time.Second))
-	var block bytes.Buffer
-	enc := hpack.NewEncoder(&block)
-	for _, f := range fields {
-		if err := enc.WriteField(f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	go func() { // net.Pipe is synchronous: write while the frames are read
-		_, _ = cli.Write([]byte(http2Preface))
-		fr := http2.NewFramer(cli, nil)
-		_ = fr.WriteSettings()
-		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true})
-	}()
-	fr := http2.NewFramer(io.Discard, cli)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	for {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			t.Fatalf("reading the server's answer: %v", err)
-		}
-		switch f := f.(type) {
-		case *http2.MetaHeadersFrame:
-			if f.StreamID == 1 {
-				if status := f.PseudoValue("status"); status != "299" {
-					return status
-				}
-				return "handler"
-			}
-		case *http2.RSTStreamFrame:
-			if f.StreamID == 1 {
-				return "reset"
-			}
-		case *http2.GoAwayFrame:
-			return "goaway"
-		}
-	}
+	c := newClientStream()
+	c.headers(1, fields)
+	return serverAnswers(t, c.buf.Bytes(), map[uint32]int{1: 1})[1][0]
 }
 
 // FuzzH2Refusal compares h2Refusal with the server on arbitrary fields:
