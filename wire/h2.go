@@ -117,11 +117,14 @@ type h2Scanner struct {
 	prefixN   int
 	fragment  int
 	skip      bool // the server drops this frame undecoded
+	selfDep   bool // the frame's priority makes the stream depend on itself
 
-	inBlock     bool   // a header block is open (CONTINUATION may follow)
-	blockStream uint32 // its stream
-	isRequest   bool   // it opens a stream (not trailers)
-	lastStream  uint32 // the highest stream the server opened
+	inBlock      bool   // a header block is open (CONTINUATION may follow)
+	skipBlock    bool   // its CONTINUATION frames are dropped undecoded too
+	blockStream  uint32 // its stream
+	isRequest    bool   // it opens a stream (not trailers)
+	blockSelfDep bool   // its HEADERS frame made the stream depend on itself
+	lastStream   uint32 // the highest stream the server opened
 
 	// Per header block, as the server's framer keeps them.
 	dec            *hpack.Decoder
@@ -190,7 +193,7 @@ func (s *h2Scanner) startFrame() {
 	s.remain = int(h[0])<<16 | int(h[1])<<8 | int(h[2])
 	s.typ, s.flags = h[3], h[4]
 	s.stream = (uint32(h[5])<<24 | uint32(h[6])<<16 | uint32(h[7])<<8 | uint32(h[8])) & (1<<31 - 1)
-	s.prefixLen, s.prefixN, s.fragment, s.skip = 0, 0, 0, false
+	s.prefixLen, s.prefixN, s.fragment, s.skip, s.selfDep = 0, 0, 0, false, false
 	if s.remain > serverMaxFrameSize {
 		s.stop() // the server closes the connection
 		return
@@ -221,7 +224,9 @@ func (s *h2Scanner) startFrame() {
 			return
 		}
 		s.fragment = s.remain
-		if !s.checkFragment() {
+		if s.skipBlock {
+			s.skip = true
+		} else if !s.checkFragment() {
 			return
 		}
 	case s.inBlock:
@@ -248,20 +253,24 @@ func (s *h2Scanner) payload(p []byte) {
 		if s.flags&flagPadded != 0 {
 			pad := int(s.prefix[0])
 			if pad > s.fragment {
-				// The server refuses the frame (a stream error) without
-				// decoding it; the connection goes on.
+				// The server refuses the frame (a stream error) and drops
+				// it and its CONTINUATION frames undecoded; the connection
+				// goes on.
 				s.skip = true
 				if s.flags&flagEndHeaders == 0 {
-					s.stop() // what the server does with the rest is not certain
-					return
+					s.inBlock, s.skipBlock, s.blockStream = true, true, s.stream
 				}
 				if s.stream%2 == 1 && s.stream > s.lastStream {
 					s.fields = s.fields[:0]
-					s.report("HEADERS frame padded beyond its length (the server resets the stream)")
+					s.report("HEADERS frame padded beyond its length; method, path and headers unknown (the server resets the stream)")
 				}
 				return
 			}
 			s.fragment -= pad
+		}
+		if s.flags&flagPriority != 0 {
+			dep := s.prefix[s.prefixLen-5 : s.prefixLen-1]
+			s.selfDep = (uint32(dep[0])<<24|uint32(dep[1])<<16|uint32(dep[2])<<8|uint32(dep[3]))&(1<<31-1) == s.stream
 		}
 		if !s.startBlock() {
 			return
@@ -287,11 +296,12 @@ func (s *h2Scanner) startBlock() bool {
 		s.dec = hpack.NewDecoder(serverHPACKTable, s.emit)
 		s.dec.SetMaxStringLength(int(s.listLimit))
 	}
-	s.inBlock, s.blockStream = true, s.stream
+	s.inBlock, s.blockStream, s.blockSelfDep = true, s.stream, s.selfDep
 	// A HEADERS frame on a new odd stream opens a request; on a stream
 	// already opened it carries trailers.
 	s.isRequest = s.stream%2 == 1 && s.stream > s.lastStream
 	s.fields, s.invalid, s.sawRegular, s.truncated, s.emitting = s.fields[:0], "", false, false, true
+	s.dec.SetEmitEnabled(true)
 	s.headersRemain, s.trailersRemain = s.listLimit, s.listLimit
 	return s.checkFragment()
 }
@@ -314,16 +324,23 @@ func (s *h2Scanner) checkFragment() bool {
 	return true
 }
 
-// emit receives a decoded field. It notes the first invalid one, as the
-// server's framer does, but keeps it and those after it for the record
-// (the server would keep none of them: the block is refused anyway); the
-// field that exceeds the header list limit ends what the block keeps.
+// emit receives a decoded field and keeps it as the server's framer does:
+// the first invalid field (kept here for the record) or the field that
+// exceeds the header list limit ends what the block keeps. The decoder's
+// emission is turned off there, as the server's is: it then skips the
+// Huffman decoding of literals it does not index, so a broken one after
+// that point stops neither decoder.
 func (s *h2Scanner) emit(f hpack.HeaderField) {
 	if !s.emitting {
 		return
 	}
-	if reason := fieldError(f, s.sawRegular); reason != "" && s.invalid == "" {
-		s.invalid = reason
+	if reason := fieldError(f, s.sawRegular); reason != "" {
+		s.invalid, s.emitting = reason, false
+		s.dec.SetEmitEnabled(false)
+		if size := f.Size(); size <= s.headersRemain {
+			s.fields = append(s.fields, f) // the offending field, for the rules
+		}
+		return
 	}
 	if !strings.HasPrefix(f.Name, ":") {
 		s.sawRegular = true
@@ -335,6 +352,7 @@ func (s *h2Scanner) emit(f hpack.HeaderField) {
 	}
 	if size > *remain {
 		s.truncated, s.emitting = true, false
+		s.dec.SetEmitEnabled(false)
 		s.headersRemain, s.trailersRemain = 0, 0
 		return
 	}
@@ -344,9 +362,14 @@ func (s *h2Scanner) emit(f hpack.HeaderField) {
 
 func (s *h2Scanner) endFrame() {
 	s.headN = 0
-	if (s.typ == frameHeaders || s.typ == frameContinuation) && !s.skip && s.flags&flagEndHeaders != 0 {
-		s.endBlock()
+	if (s.typ != frameHeaders && s.typ != frameContinuation) || s.flags&flagEndHeaders == 0 {
+		return
 	}
+	if s.skip {
+		s.inBlock, s.skipBlock = false, false
+		return
+	}
+	s.endBlock()
 }
 
 // endBlock judges a complete header block as the server will: its fields
@@ -372,6 +395,8 @@ func (s *h2Scanner) endBlock() {
 	}
 	s.lastStream = s.stream // the server opens it
 	switch reason := requestError(s.fields); {
+	case s.blockSelfDep:
+		s.report("stream depends on itself (the server resets the stream)")
 	case reason != "":
 		s.report(reason + " (the server resets the stream)")
 	case s.truncated:
