@@ -616,7 +616,11 @@ func answerRejectedH2(tc *tls.Conn, fields []hpack.HeaderField, reason string, r
 	st := tc.ConnectionState()
 	r.TLS = &st
 	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, tc.LocalAddr())
-	rejected(&discardWriter{header: http.Header{}}, r.WithContext(ctx), http.StatusBadRequest, "HTTP/2: "+reason)
+	status := http.StatusBadRequest
+	if strings.HasSuffix(reason, "(the server answers 431)") {
+		status = http.StatusRequestHeaderFieldsTooLarge // the record says what the client got
+	}
+	rejected(&discardWriter{header: http.Header{}}, r.WithContext(ctx), status, "HTTP/2: "+reason)
 }
 
 // discardWriter takes the pipeline's answer to a refused HTTP/2 request:
