@@ -426,32 +426,6 @@ var extendedConnect = strings.Contains(os.Getenv("GODEBUG"), "http2xconnect=1")
 // section 8.2.2), as the server checks them.
 var connectionHeaders = []string{"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
 
-// h2Refusal returns why the HTTP/2 server refuses a request with these
-// header fields, and how, or "" if it takes it: the scanner's judgement of
-// a whole block, for the differential test against the server. The checks
-// and their order are the server's (golang.org/x/net/http2: each field as
-// the block is decoded, the pseudo-headers, the request line, then the
-// request's headers).
-func h2Refusal(fields []hpack.HeaderField) string {
-	sawRegular := false
-	for _, f := range fields {
-		if reason := fieldError(f, sawRegular); reason != "" {
-			return reason + " (the server resets the stream)"
-		}
-		sawRegular = sawRegular || !strings.HasPrefix(f.Name, ":")
-	}
-	if reason := pseudoError(fields); reason != "" {
-		return reason + " (the server resets the stream)"
-	}
-	if reason := requestError(fields); reason != "" {
-		return reason + " (the server resets the stream)"
-	}
-	if reason := h2BadHeaders(fields); reason != "" {
-		return reason + " (the server answers 400)"
-	}
-	return ""
-}
-
 // fieldError is what the server's framer refuses in one field as it
 // decodes it.
 func fieldError(f hpack.HeaderField, sawRegular bool) string {

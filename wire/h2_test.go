@@ -67,24 +67,36 @@ var refusalCases = []struct {
 	{"two te", request("te", "trailers", "te", "trailers"), "te other than"},
 }
 
-// TestH2RefusalMatchesTheServer: h2Refusal names the requests that x/net's
+// scanRefusal is the scanner's report on one request with these fields, or
+// "" if it has none.
+func scanRefusal(fields []hpack.HeaderField) string {
+	c := newClientStream()
+	c.headers(1, fields)
+	reports, _ := scanReports(c.buf.Bytes(), c.buf.Len())
+	if len(reports[1]) == 0 {
+		return ""
+	}
+	return reports[1][0]
+}
+
+// TestH2RefusalMatchesTheServer: the scanner names the requests that x/net's
 // HTTP/2 server refuses before its handler, and only those (a request both
 // reported here and handled there would be recorded twice).
 func TestH2RefusalMatchesTheServer(t *testing.T) {
 	for _, tc := range refusalCases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := h2Refusal(tc.fields)
+			got := scanRefusal(tc.fields)
 			if (tc.reason == "") != (got == "") || !strings.Contains(got, tc.reason) {
-				t.Errorf("h2Refusal = %q, want %q", got, tc.reason)
+				t.Errorf("the scanner reports %q, want %q", got, tc.reason)
 			}
 			if answer := serverAnswer(t, tc.fields); answer != expectedAnswer(got) {
-				t.Errorf("the server's answer: %s; h2Refusal says %q", answer, got)
+				t.Errorf("the server's answer: %s; the scanner reports %q", answer, got)
 			}
 		})
 	}
 }
 
-// expectedAnswer is the server's answer that h2Refusal's reason announces.
+// expectedAnswer is the server's answer that a report's reason announces.
 func expectedAnswer(reason string) string {
 	switch {
 	case reason == "":
@@ -108,7 +120,7 @@ func serverAnswer(t *testing.T, fields []hpack.HeaderField) string {
 	return serverAnswers(t, c.buf.Bytes(), map[uint32]int{1: 1})[1][0]
 }
 
-// FuzzH2Refusal compares h2Refusal with the server on arbitrary fields:
+// FuzzH2Refusal compares the scanner with the server on arbitrary fields:
 // the input is name=value lines appended to a well-formed request's
 // pseudo-headers (or replacing them when it starts with "!").
 func FuzzH2Refusal(f *testing.F) {
@@ -132,9 +144,9 @@ func FuzzH2Refusal(f *testing.F) {
 			name, value, _ := strings.Cut(line, "=")
 			fields = append(fields, hpack.HeaderField{Name: name, Value: value})
 		}
-		got := h2Refusal(fields)
+		got := scanRefusal(fields)
 		if answer := serverAnswer(t, fields); answer != expectedAnswer(got) {
-			t.Fatalf("fields %q: the server's answer: %s; h2Refusal says %q", fields, answer, got)
+			t.Fatalf("fields %q: the server's answer: %s; the scanner reports %q", fields, answer, got)
 		}
 	})
 }
