@@ -297,3 +297,37 @@ func TestLinksKeepFilters(t *testing.T) {
 		t.Fatal("building a link changed the filter it started from")
 	}
 }
+
+// TestTotalsCountAllowedRecords: with audit.log_all or sample_allowed the
+// store holds allowed records; the overview's cards and /api/summary name
+// them as part of the total (issue 13: the total included them, but no
+// card did, so the parts did not add up).
+func TestTotalsCountAllowedRecords(t *testing.T) {
+	env := newEnv(t)
+	var allowed []*audit.Entry
+	for i := range 7 {
+		e := *sqliRecord
+		e.ID, e.Time = "req-allowed-"+string(rune('a'+i)), testNow.Add(-time.Duration(i+1)*time.Hour)
+		e.Action, e.Stage, e.Status, e.Reason, e.Rules, e.InboundScore, e.Sampled = audit.ActionAllowed, "", 200, "", nil, 0, true
+		allowed = append(allowed, &e)
+	}
+	insertAll(t, env.store, allowed)
+	s := env.login(t)
+	page := env.page(t, s, "/", http.StatusOK)
+	for _, want := range []string{
+		`<span class="num" id="total">309</span>`,
+		`<span class="num" id="allowed">7</span>`,
+		`href="/events?action=allowed&amp;since=`,
+		`id="composition">309 records = `,
+		` + 7 allowed.`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("overview lacks %q", want)
+		}
+	}
+	var sum SummaryResponse
+	getJSON(t, env, "/api/summary?range=24h", http.StatusOK, &sum)
+	if sum.Total != 309 || sum.Allowed != 7 || sum.Blocked+sum.Detected+sum.Errors+sum.Allowed != sum.Total {
+		t.Fatalf("totals %d = %d blocked + %d detected + %d errors + %d allowed", sum.Total, sum.Blocked, sum.Detected, sum.Errors, sum.Allowed)
+	}
+}
