@@ -127,6 +127,9 @@ type Server struct {
 	auth   *authenticator
 	pages  *pageSet
 	origin *http.CrossOriginProtection
+	// pause waits before a slowed-down login attempt (sleep; tests record
+	// the delay instead of waiting it out).
+	pause func(context.Context, time.Duration) error
 
 	mu      sync.Mutex
 	servers []*http.Server
@@ -142,7 +145,7 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("admin: Options.Store is required")
 	}
 	s := &Server{opts: opts, now: opts.Now, log: opts.Log, mux: http.NewServeMux(),
-		origin: http.NewCrossOriginProtection()}
+		origin: http.NewCrossOriginProtection(), pause: sleep}
 	if s.now == nil {
 		s.now = time.Now
 	}
