@@ -31,7 +31,8 @@ type EventResponse struct {
 	Event *audit.Entry `json:"event"`
 	Score Breakdown    `json:"score"`
 	// Exclusion is the suggested rule exclusion (YAML) when Explain is
-	// configured and the record was decided by the WAF.
+	// configured and the record was blocked or flagged. One that starts
+	// with "# NOT A FIX:" is for a request judged a real attack.
 	Exclusion string `json:"exclusion,omitempty"`
 	// ExclusionError says why no suggestion could be made.
 	ExclusionError string `json:"exclusion_error,omitempty"`
@@ -163,13 +164,20 @@ func (s *Server) apiEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := EventResponse{Event: e, Score: breakdown(e)}
-	if s.opts.Explain != nil && len(e.Rules) > 0 && e.Stage == audit.StageWAF {
+	if s.explainable(e) {
 		var err error
 		if out.Exclusion, err = s.opts.Explain(e); err != nil {
 			out.ExclusionError = err.Error()
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// explainable reports whether the event page offers an explanation: for
+// every blocked or flagged record, also one another stage decided (the
+// answer then names that stage).
+func (s *Server) explainable(e *audit.Entry) bool {
+	return s.opts.Explain != nil && (e.Action == audit.ActionBlocked || e.Action == audit.ActionDetected)
 }
 
 // apiSummary aggregates the filtered records. Without a since filter it

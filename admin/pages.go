@@ -470,6 +470,7 @@ type eventView struct {
 	Explain       bool
 	Suggestion    string
 	SuggestionErr string
+	NotAFix       bool // the suggestion is for a request judged an attack
 	RawJSON       string
 	BanURL        string
 }
@@ -495,12 +496,12 @@ func (s *Server) eventPage(w http.ResponseWriter, r *http.Request) {
 		view.BanURL = "/bans?" + url.Values{"prefix": {e.ClientIP}}.Encode()
 	}
 	view.Fields = eventFields(e)
-	if s.opts.Explain != nil && len(e.Rules) > 0 && e.Stage == audit.StageWAF {
+	if s.explainable(e) {
 		view.Explain = true
 		if sug, err := s.opts.Explain(e); err != nil {
 			view.SuggestionErr = err.Error()
 		} else {
-			view.Suggestion = sug
+			view.Suggestion, view.NotAFix = sug, strings.HasPrefix(sug, NotAFix)
 		}
 	}
 	s.render(w, r, http.StatusOK, "event", "Event "+e.ID, view)
