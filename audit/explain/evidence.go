@@ -26,10 +26,13 @@ import (
 // attack-rce; untagged custom rules get every check):
 //
 //   - xss: the value parsed as HTML (golang.org/x/net/html's tokenizer, as a
-//     browser reads it) holds markup that runs script: a <script> element,
-//     an on* event handler attribute, a javascript:, vbscript: or
-//     data:text/html URL in an attribute that loads or links one, or the
-//     whole value is such a URL.
+//     browser reads it) as text, or as a quoted attribute value that it
+//     leaves with its own quote, holds markup that runs script: a <script>
+//     element, an on* event handler attribute, a javascript:, vbscript: or
+//     data:text/html URL in an attribute that loads or links one (or a
+//     <meta> refresh to one), or the whole value is such a URL. Markup that
+//     only formats (<b>, <p style>, an <iframe> of a video) is not evidence;
+//     libinjection's XSS verdict, which flags it, is therefore not used.
 //   - sqli: libinjection (the tokenizer behind CRS 942100) finds SQL that
 //     leaves a string or number literal: its fingerprint is named.
 //   - shell: the value, placed as one argument of a command (bare, in single
@@ -146,13 +149,31 @@ func judge(class, v string) (string, bool) {
 var urlAttributes = []string{"href", "src", "action", "formaction", "data", "xlink:href", "background", "poster", "lowsrc", "dynsrc", "codebase", "srcdoc"}
 
 // executableMarkup reports markup in v that would run script if an
-// application put v into a page unescaped.
+// application put v into a page unescaped: as text, or as the value of a
+// quoted attribute that v leaves with its own quote.
 func executableMarkup(v string) (string, bool) {
 	if scriptURL(v) {
 		return "a " + urlScheme(v) + " URL", true
 	}
-	z := html.NewTokenizer(strings.NewReader(v))
-	z.SetMaxBuf(maxJudged)
+	if reason, ok := markupRuns(v, ""); ok {
+		return reason, true
+	}
+	for _, q := range []string{`"`, "'"} {
+		if !strings.Contains(v, q) {
+			continue
+		}
+		if reason, ok := markupRuns("<x a="+q+v+q+">", "a"); ok {
+			return "markup that leaves an attribute value (" + q + "): " + strings.TrimPrefix(reason, "executable markup: "), true
+		}
+	}
+	return "", false
+}
+
+// markupRuns tokenizes doc as HTML and reports the first element that runs
+// script; attribute own (the placeholder a value was put in) is skipped.
+func markupRuns(doc, own string) (string, bool) {
+	z := html.NewTokenizer(strings.NewReader(doc))
+	z.SetMaxBuf(maxJudged + 16)
 	for {
 		switch z.Next() {
 		case html.ErrorToken:
@@ -162,15 +183,20 @@ func executableMarkup(v string) (string, bool) {
 			if tok.Data == "script" {
 				return "executable markup: a <script> element", true
 			}
-			for _, a := range tok.Attr {
+			for i, a := range tok.Attr {
 				key := strings.ToLower(a.Key)
+				if i == 0 && own != "" && key == own {
+					continue
+				}
 				switch {
-				case len(key) > 2 && strings.HasPrefix(key, "on"):
+				case handlerName(key):
 					return fmt.Sprintf("executable markup: <%s> with an %s event handler", tok.Data, key), true
 				case key == "srcdoc" && tok.Data == "iframe":
 					return "executable markup: an <iframe> with inline content (srcdoc)", true
 				case slices.Contains(urlAttributes, key) && scriptURL(a.Val):
 					return fmt.Sprintf("executable markup: <%s %s> with a %s URL", tok.Data, key, urlScheme(a.Val)), true
+				case tok.Data == "meta" && key == "content" && refreshToScript(a.Val):
+					return "executable markup: a <meta> refresh to a script URL", true
 				}
 			}
 		}
@@ -183,6 +209,29 @@ func executableMarkup(v string) (string, bool) {
 func scriptURL(u string) bool {
 	s := urlScheme(u)
 	return s == "javascript:" || s == "vbscript:" || s == "data:text/html"
+}
+
+// handlerName reports whether an attribute name is an event handler's:
+// "on" and letters (onerror, onload); a name with other characters, which
+// a browser keeps as an unknown attribute, runs nothing.
+func handlerName(key string) bool {
+	rest, ok := strings.CutPrefix(key, "on")
+	if !ok || rest == "" {
+		return false
+	}
+	for _, c := range rest {
+		if c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// refreshToScript reports whether a <meta http-equiv=refresh> content
+// ("0; url=…") sends the page to a script URL.
+func refreshToScript(content string) bool {
+	i := strings.Index(strings.ToLower(content), "url=")
+	return i >= 0 && scriptURL(strings.Trim(content[i+4:], `'"`))
 }
 
 func urlScheme(u string) string {
