@@ -142,3 +142,23 @@ func FuzzVariableValues(f *testing.F) {
 		}
 	})
 }
+
+func TestScopePath(t *testing.T) {
+	for _, tc := range []struct {
+		uri, prefix, exact string
+		note               bool
+	}{
+		{"/", "", "/", false},
+		{"/?q=1", "", "/", false},
+		{"/posts/42/comments", "/posts/42/comments", "", false},
+		{"/search?q=%3Cb%3E", "/search", "", false},
+		{"/caf%C3%A9/menu", "/café/menu", "", false},
+		{"/docs/my%20file.txt", "/docs/", "", true},
+		{"/a%22b", "/", "", true},
+	} {
+		prefix, exact, note := scopePath(tc.uri)
+		if prefix != tc.prefix || exact != tc.exact || (note != "") != tc.note {
+			t.Errorf("scopePath(%q) = %q, %q, %q; want %q, %q, note %v", tc.uri, prefix, exact, note, tc.prefix, tc.exact, tc.note)
+		}
+	}
+}

@@ -280,10 +280,10 @@ func scopePath(uri string) (prefix, exact, note string) {
 			cut = "/"
 		}
 		note = fmt.Sprintf("the request path %s holds characters an exclusion cannot name: the scope is the prefix %s", strconv.Quote(p), strconv.Quote(cut))
-		p = cut
-		if p != "/" {
-			return p, "", note
+		if cut == "/" {
+			note += ", the whole site"
 		}
+		return cut, "", note
 	}
 	if p == "/" {
 		return "", "/", note
