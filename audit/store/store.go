@@ -61,7 +61,7 @@ func (e *AmbiguousIDError) Error() string {
 	if e.More {
 		more = ", …"
 	}
-	return fmt.Sprintf("audit record id prefix %q is ambiguous: it starts %s%s; give more characters", e.Prefix, strings.Join(e.Candidates, ", "), more)
+	return fmt.Sprintf("audit record id prefix %q is ambiguous: %s%s start with it; give more characters", e.Prefix, strings.Join(e.Candidates, ", "), more)
 }
 
 // ambiguous builds the error from the distinct ids found, sorted, of which
