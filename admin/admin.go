@@ -47,9 +47,12 @@ type Options struct {
 	// and /api/bans list, add and lift them. Nil hides the page and answers
 	// the API with 404.
 	Bans *bans.Store
-	// Explain returns a suggested exclusion (YAML) for a record the WAF
-	// blocked or flagged; the event page shows it with a copy button. Nil
-	// means no suggestion is available.
+	// Explain returns a suggested exclusion (YAML) for a blocked or flagged
+	// record; the event page shows it with a copy button, or its error
+	// (for a record another stage decided, the error says which and why).
+	// A suggestion whose first line starts with NotAFix is for a request
+	// judged a real attack, and is shown as a warning. Nil means no
+	// suggestion is available.
 	Explain func(*audit.Entry) (string, error)
 	// Auth says who may use the dashboard and the API.
 	Auth Auth
@@ -60,6 +63,11 @@ type Options struct {
 	// 24 hours" and ban expiry.
 	Now func() time.Time
 }
+
+// NotAFix starts the first line of an Explain answer for a request judged a
+// real attack (audit/explain.AttackWarning): its exclusions are commented
+// out and the page says so.
+const NotAFix = "# NOT A FIX:"
 
 // Auth says who may use the admin listener. Exactly one of None, or at least
 // one of Users and Tokens, must be set.
@@ -127,6 +135,9 @@ type Server struct {
 	auth   *authenticator
 	pages  *pageSet
 	origin *http.CrossOriginProtection
+	// pause waits before a slowed-down login attempt (sleep; tests record
+	// the delay instead of waiting it out).
+	pause func(context.Context, time.Duration) error
 
 	mu      sync.Mutex
 	servers []*http.Server
@@ -142,7 +153,7 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("admin: Options.Store is required")
 	}
 	s := &Server{opts: opts, now: opts.Now, log: opts.Log, mux: http.NewServeMux(),
-		origin: http.NewCrossOriginProtection()}
+		origin: http.NewCrossOriginProtection(), pause: sleep}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
@@ -28,7 +31,8 @@ type EventResponse struct {
 	Event *audit.Entry `json:"event"`
 	Score Breakdown    `json:"score"`
 	// Exclusion is the suggested rule exclusion (YAML) when Explain is
-	// configured and the record was decided by the WAF.
+	// configured and the record was blocked or flagged. One that starts
+	// with "# NOT A FIX:" is for a request judged a real attack.
 	Exclusion string `json:"exclusion,omitempty"`
 	// ExclusionError says why no suggestion could be made.
 	ExclusionError string `json:"exclusion_error,omitempty"`
@@ -36,13 +40,18 @@ type EventResponse struct {
 
 // SummaryResponse answers GET /api/summary.
 type SummaryResponse struct {
-	Since        time.Time       `json:"since"`
-	Until        time.Time       `json:"until"`
-	BucketSecs   int64           `json:"bucket_seconds"`
-	Total        int             `json:"total"`
-	Blocked      int             `json:"blocked"`
-	Detected     int             `json:"detected"`
-	Errors       int             `json:"errors"`
+	Since      time.Time `json:"since"`
+	Until      time.Time `json:"until"`
+	BucketSecs int64     `json:"bucket_seconds"`
+	// Total counts every matching record: blocked + detected + errors +
+	// allowed (+ other, records with an action this version does not know).
+	Total    int `json:"total"`
+	Blocked  int `json:"blocked"`
+	Detected int `json:"detected"`
+	Errors   int `json:"errors"`
+	// Allowed records are kept with audit.log_all or audit.sample_allowed.
+	Allowed      int             `json:"allowed"`
+	Other        int             `json:"other,omitempty"`
 	Series       []SeriesPoint   `json:"series"`
 	TopRules     []RuleCountJSON `json:"top_rules"`
 	TopClients   []CountJSON     `json:"top_clients"`
@@ -101,14 +110,45 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// event fetches the record named by the {id} path value, answering 404 or
-// the store's error itself.
+// AmbiguousResponse answers GET /api/events/{id} (409) when {id} is a
+// prefix of several record ids.
+type AmbiguousResponse struct {
+	Error string `json:"error"`
+	// Candidates are ids that start with the prefix (at most
+	// store.MaxIDCandidates); More says there are others.
+	Candidates []string `json:"candidates"`
+	More       bool     `json:"more,omitempty"`
+}
+
+// event fetches the record named by the {id} path value — a full id or a
+// unique prefix of at least store.MinIDPrefix characters — answering 404,
+// 409 with the candidates of an ambiguous prefix, or the store's error
+// itself.
 func (s *Server) event(w http.ResponseWriter, r *http.Request) (*audit.Entry, bool) {
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
 	e, err := s.opts.Store.Get(ctx, r.PathValue("id"))
+	var amb *store.AmbiguousIDError
+	if errors.As(err, &amb) {
+		n := strconv.Itoa(len(amb.Candidates))
+		if amb.More {
+			n = "more than " + n
+		}
+		msg := n + " audit records have an id starting with this prefix; give more characters"
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			writeJSON(w, http.StatusConflict, AmbiguousResponse{Error: msg, Candidates: amb.Candidates, More: amb.More})
+			return nil, false
+		}
+		v := errorView{Status: http.StatusConflict, Text: http.StatusText(http.StatusConflict), Message: msg}
+		for _, id := range amb.Candidates {
+			v.Links = append(v.Links, navLink{Label: id, URL: "/events/" + url.PathEscape(id)})
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		s.render(w, r, http.StatusConflict, "error", "Ambiguous record id", v)
+		return nil, false
+	}
 	if errors.Is(err, store.ErrNotFound) {
-		s.fail(w, r, http.StatusNotFound, "no audit record with this id")
+		s.fail(w, r, http.StatusNotFound, fmt.Sprintf("no audit record with this id (a prefix needs at least %d characters)", store.MinIDPrefix))
 		return nil, false
 	}
 	if err != nil {
@@ -124,13 +164,20 @@ func (s *Server) apiEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := EventResponse{Event: e, Score: breakdown(e)}
-	if s.opts.Explain != nil && len(e.Rules) > 0 && e.Stage == audit.StageWAF {
+	if s.explainable(e) {
 		var err error
 		if out.Exclusion, err = s.opts.Explain(e); err != nil {
 			out.ExclusionError = err.Error()
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// explainable reports whether the event page offers an explanation: for
+// every blocked or flagged record, also one another stage decided (the
+// answer then names that stage).
+func (s *Server) explainable(e *audit.Entry) bool {
+	return s.opts.Explain != nil && (e.Action == audit.ActionBlocked || e.Action == audit.ActionDetected)
 }
 
 // apiSummary aggregates the filtered records. Without a since filter it
@@ -183,6 +230,7 @@ func (s *Server) apiSummary(w http.ResponseWriter, r *http.Request) {
 	}
 	out := SummaryResponse{Since: f.Since.UTC(), Until: until.UTC(), BucketSecs: int64(opts.Bucket / time.Second),
 		Total: sum.Total, Blocked: sum.Blocked, Detected: sum.Detected, Errors: sum.Errors,
+		Allowed: sum.Allowed, Other: sum.Other,
 		Series: []SeriesPoint{}, TopRules: []RuleCountJSON{}}
 	for _, b := range sum.Series {
 		out.Series = append(out.Series, SeriesPoint{Start: b.Start.UTC(), Blocked: b.Blocked, Detected: b.Detected, Errors: b.Errors})

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/bans"
 )
 
@@ -248,4 +249,47 @@ func TestBansDisabled(t *testing.T) {
 	if page := readBody(t, env.do(t, req{path: "/", cookies: s.cookies})); strings.Contains(page, `href="/bans"`) {
 		t.Error("navigation links to the bans page")
 	}
+}
+
+// TestEventByIDPrefix: the event page and API take a unique prefix of a
+// record id (issue 13); an ambiguous one lists the candidates.
+func TestEventByIDPrefix(t *testing.T) {
+	env := newEnv(t)
+	var extra []*audit.Entry
+	for _, id := range []string{"5eed0a11aaaaaaaaaaaaaaaaaaaaaaaa", "5eed0a22bbbbbbbbbbbbbbbbbbbbbbbb"} {
+		e := *sqliRecord
+		e.ID = id
+		extra = append(extra, &e)
+	}
+	insertAll(t, env.store, extra)
+	s := env.login(t)
+
+	var one EventResponse
+	getJSON(t, env, "/api/events/5eed0a2", http.StatusOK, &one)
+	if one.Event == nil || one.Event.ID != "5eed0a22bbbbbbbbbbbbbbbbbbbbbbbb" || one.Score.InboundSum != 18 {
+		t.Fatalf("by prefix: %+v", one.Event)
+	}
+	var amb AmbiguousResponse
+	getJSON(t, env, "/api/events/5eed0a", http.StatusConflict, &amb)
+	if len(amb.Candidates) != 2 || amb.Candidates[0] != "5eed0a11aaaaaaaaaaaaaaaaaaaaaaaa" || amb.More || !strings.Contains(amb.Error, "2 audit records") {
+		t.Fatalf("ambiguous prefix: %+v", amb)
+	}
+	var missing map[string]string
+	getJSON(t, env, "/api/events/5eed", http.StatusNotFound, &missing)
+	if !strings.Contains(missing["error"], "at least 6 characters") {
+		t.Fatalf("short prefix: %v", missing)
+	}
+
+	// The page shows a record found by prefix under its full id.
+	resp := env.do(t, req{path: "/events/5eed0a1", cookies: s.cookies})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/events/5eed0a11aaaaaaaaaaaaaaaaaaaaaaaa" {
+		t.Fatalf("page by prefix: status %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	page := env.page(t, s, "/events/5eed0a", http.StatusConflict)
+	for _, want := range []string{`id="candidates"`, `href="/events/5eed0a11aaaaaaaaaaaaaaaaaaaaaaaa"`, `href="/events/5eed0a22bbbbbbbbbbbbbbbbbbbbbbbb"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("ambiguous page lacks %q", want)
+		}
+	}
+	env.page(t, s, "/events/"+sqliRecord.ID, http.StatusOK) // a full id is not redirected
 }

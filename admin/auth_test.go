@@ -1,9 +1,13 @@
 package admin
 
 import (
+	"context"
+	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -166,24 +170,24 @@ func TestLoginRateLimit(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		if codes[http.StatusUnauthorized] > loginBurst || codes[http.StatusUnauthorized]+codes[http.StatusTooManyRequests] != 40 {
-			t.Errorf("40 parallel wrong passwords: %v; at most %d may be compared", codes, loginBurst)
+		if codes[http.StatusUnauthorized] > loginPairBurst || codes[http.StatusUnauthorized]+codes[http.StatusTooManyRequests] != 40 {
+			t.Errorf("40 parallel wrong passwords: %v; at most %d may be compared", codes, loginPairBurst)
 		}
 	})
 	t.Run("per client address", func(t *testing.T) {
 		env := newEnv(t)
 		const attacker = "192.0.2.66:5000"
-		for i := range loginBurst {
-			if resp := env.tryLogin(t, attacker, "user"+string(rune('a'+i)), "guess"); resp.StatusCode != http.StatusUnauthorized {
+		for i := range loginAddrBurst {
+			if resp := env.tryLogin(t, attacker, fmt.Sprintf("user%d", i), "guess"); resp.StatusCode != http.StatusUnauthorized {
 				t.Fatalf("failure %d: status %d, want 401", i+1, resp.StatusCode)
 			}
 		}
 		// Locked out now, even with the right password, for any name.
 		resp := env.tryLogin(t, attacker, testUser, testPassword)
 		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
-			t.Fatalf("after %d failures: status %d (Retry-After %q), want 429 with Retry-After", loginBurst, resp.StatusCode, resp.Header.Get("Retry-After"))
+			t.Fatalf("after %d failures: status %d (Retry-After %q), want 429 with Retry-After", loginAddrBurst, resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
-		// Another address is not affected.
+		// The same network's /64 shares the budget; another address does not.
 		if resp := env.tryLogin(t, "192.0.2.67:5000", testUser, testPassword); resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("other address: status %d, want 303", resp.StatusCode)
 		}
@@ -193,42 +197,151 @@ func TestLoginRateLimit(t *testing.T) {
 			t.Fatalf("after the lockout: status %d, want 303", resp.StatusCode)
 		}
 	})
-	t.Run("per user name, from many addresses", func(t *testing.T) {
+	t.Run("IPv6 clients are counted by /64", func(t *testing.T) {
 		env := newEnv(t)
-		for _, name := range []string{testUser, "nosuchuser"} {
-			for i := range loginBurst {
-				remote := net.JoinHostPort("198.51.100."+string(rune('1'+i)), "5000")
-				if resp := env.tryLogin(t, remote, name, "guess"); resp.StatusCode != http.StatusUnauthorized {
-					t.Fatalf("%s failure %d: status %d, want 401", name, i+1, resp.StatusCode)
+		for i := range loginAddrBurst {
+			remote := fmt.Sprintf("[2001:db8:1:2::%x]:5000", i+1)
+			if resp := env.tryLogin(t, remote, fmt.Sprintf("user%d", i), "guess"); resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("failure %d: status %d, want 401", i+1, resp.StatusCode)
+			}
+		}
+		if resp := env.tryLogin(t, "[2001:db8:1:2::ffff]:5000", testUser, testPassword); resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("same /64: status %d, want 429", resp.StatusCode)
+		}
+		if resp := env.tryLogin(t, "[2001:db8:1:3::1]:5000", testUser, testPassword); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("another /64: status %d, want 303", resp.StatusCode)
+		}
+	})
+	t.Run("per address and user name", func(t *testing.T) {
+		// A colleague behind the same address mistypes their own
+		// password: their name is locked out there, the owner's is not.
+		env := newEnv(t)
+		const office = "192.0.2.80:5000"
+		for i := range loginPairBurst {
+			if resp := env.tryLogin(t, office, "bob", "typo"); resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("failure %d: status %d, want 401", i+1, resp.StatusCode)
+			}
+		}
+		if resp := env.tryLogin(t, office, "bob", "typo"); resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("bob after %d failures: status %d, want 429", loginPairBurst, resp.StatusCode)
+		}
+		if resp := env.tryLogin(t, office, testUser, testPassword); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("the owner at the same address: status %d, want 303", resp.StatusCode)
+		}
+	})
+	// Issue 13: five wrong passwords for the owner's name from anywhere
+	// locked the owner out everywhere, again and again.
+	t.Run("an attacker elsewhere cannot lock the owner out", func(t *testing.T) {
+		for _, tc := range []struct {
+			name      string
+			attackers int // addresses, each failing loginPairBurst times
+			slowed    bool
+		}{
+			{"one address", 1, false},
+			{"a few addresses", 3, false},
+			{"distributed guessing", 12, true},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				env := newEnv(t)
+				var mu sync.Mutex
+				var delays []time.Duration
+				env.srv.pause = func(_ context.Context, d time.Duration) error {
+					mu.Lock()
+					delays = append(delays, d)
+					mu.Unlock()
+					return nil
 				}
+				for a := range tc.attackers {
+					remote := fmt.Sprintf("198.51.100.%d:5000", a+1)
+					for i := range loginPairBurst {
+						if resp := env.tryLogin(t, remote, testUser, "guess"); resp.StatusCode != http.StatusUnauthorized {
+							t.Fatalf("attacker %d failure %d: status %d, want 401", a+1, i+1, resp.StatusCode)
+						}
+					}
+					// The attacker's own address is locked out for the name.
+					if resp := env.tryLogin(t, remote, testUser, "guess"); resp.StatusCode != http.StatusTooManyRequests {
+						t.Fatalf("attacker %d after %d failures: status %d, want 429", a+1, loginPairBurst, resp.StatusCode)
+					}
+				}
+				mu.Lock()
+				delays = nil
+				mu.Unlock()
+				if resp := env.tryLogin(t, "203.0.113.99:443", testUser, testPassword); resp.StatusCode != http.StatusSeeOther {
+					t.Fatalf("the owner from another address: status %d, want 303: %s", resp.StatusCode, readBody(t, resp))
+				}
+				mu.Lock()
+				got := slices.Clone(delays)
+				mu.Unlock()
+				if tc.slowed != (len(got) == 1 && got[0] > 0 && got[0] <= loginSlowMax) || !tc.slowed && len(got) != 0 {
+					t.Fatalf("the owner's login waited %v; slowed down expected: %v (at most %s)", got, tc.slowed, loginSlowMax)
+				}
+			})
+		}
+	})
+	t.Run("slow-down grows with the failures and is capped", func(t *testing.T) {
+		clock := &testClock{t: testNow}
+		l := newLoginLimiter(clock.Now)
+		for n, want := range map[int]time.Duration{
+			loginUserFree - 1:   0,
+			loginUserFree:       loginSlowStep,
+			3 * loginUserFree:   3 * loginSlowStep,
+			100 * loginUserFree: loginSlowMax,
+		} {
+			name := fmt.Sprintf("u%d", n)
+			for i := range n {
+				l.fail(name, pairKey(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), name))
 			}
-			// Known and unknown names are refused alike once over budget.
-			resp := env.tryLogin(t, "198.51.100.200:5000", name, testPassword)
-			if resp.StatusCode != http.StatusTooManyRequests {
-				t.Fatalf("%s after %d failures from several addresses: status %d, want 429", name, loginBurst, resp.StatusCode)
+			if got := l.slowdown(name); got != want {
+				t.Errorf("after %d failures: slow-down %s, want %s", n, got, want)
 			}
+		}
+		// Failures older than the window no longer count.
+		clock.Add(loginUserWindow)
+		if got := l.slowdown(fmt.Sprintf("u%d", 100*loginUserFree)); got != 0 {
+			t.Errorf("after the window: slow-down %s, want 0", got)
+		}
+	})
+	t.Run("tables are bounded", func(t *testing.T) {
+		clock := &testClock{t: testNow}
+		l := newLoginLimiter(clock.Now)
+		locked := addrKey(netip.MustParseAddr("192.0.2.1"))
+		for range loginAddrBurst {
+			l.fail("x", locked)
+		}
+		for i := range maxLimiterKeys + 500 {
+			a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+			name := fmt.Sprintf("name%d", i)
+			l.fail(name, addrKey(a), pairKey(a, name))
+		}
+		if len(l.keys) > maxLimiterKeys || len(l.users) > maxLimiterUsers {
+			t.Fatalf("%d keys, %d user names; bounds %d and %d", len(l.keys), len(l.users), maxLimiterKeys, maxLimiterUsers)
+		}
+		// Filling the table evicts keys that are not locked out first.
+		if l.wait(locked) == 0 {
+			t.Fatal("a locked-out address was evicted by a flood of new ones")
 		}
 	})
 	t.Run("backoff doubles", func(t *testing.T) {
 		clock := &testClock{t: testNow}
 		l := newLoginLimiter(clock.Now)
+		k := limitKey{id: "k", burst: loginPairBurst}
 		for lockout, want := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute} {
-			for range loginBurst {
-				l.fail("k")
+			for range loginPairBurst {
+				l.fail("u", k)
 			}
-			if got := l.wait("k"); got != want {
+			if got := l.wait(k); got != want {
 				t.Fatalf("lockout %d lasts %s, want %s", lockout+1, got, want)
 			}
 			clock.Add(want)
-			if got := l.wait("k"); got != 0 {
+			if got := l.wait(k); got != 0 {
 				t.Fatalf("lockout %d still %s after it ended", lockout+1, got)
 			}
 		}
 		clock.Add(loginForget + time.Second)
-		for range loginBurst {
-			l.fail("k")
+		for range loginPairBurst {
+			l.fail("u", k)
 		}
-		if got := l.wait("k"); got != loginLockout {
+		if got := l.wait(k); got != loginLockout {
 			t.Fatalf("after a quiet period: lockout %s, want %s", got, loginLockout)
 		}
 	})

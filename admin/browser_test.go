@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -20,12 +21,20 @@ import (
 // the CSP letting our own script and SVG through, forms submitted as a
 // browser submits them).
 
-// chromiumPath finds Debian's chromium. Without it the browser tests skip,
-// except in CI, where a missing browser must fail the build rather than
-// silently drop the tests.
+// chromiumPath finds Debian's chromium, or the browser named by
+// PORTCULLIS_CHROMIUM ("none" stands for a machine without one). Without
+// it the browser tests skip, except in CI, where a missing browser must
+// fail the build rather than silently drop the tests.
 func chromiumPath(t testing.TB) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "/usr/bin/chromium"} {
+	names := []string{"chromium", "/usr/bin/chromium"}
+	if env := os.Getenv("PORTCULLIS_CHROMIUM"); env != "" {
+		names = []string{env}
+	}
+	for _, name := range names {
+		if name == "none" {
+			break
+		}
 		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
@@ -108,7 +117,10 @@ func serve(t testing.TB, env *testEnv) string {
 		if err := env.srv.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
-		if err := <-done; err != nil {
+		// Serve returns nil when Shutdown stopped it, and ErrServerClosed
+		// when Shutdown came first: a test that ended early (a skip, a
+		// fatal step) may clean up before the goroutine ran.
+		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			t.Errorf("Serve returned %v after Shutdown", err)
 		}
 	})
@@ -154,9 +166,10 @@ func do(t *testing.T, ctx context.Context, what string, actions ...chromedp.Acti
 }
 
 func TestBrowser(t *testing.T) {
+	// The browser first: without one the test skips before a server runs.
+	ctx, console := browser(t, 50*time.Second, 1280, 900)
 	env := newEnv(t)
 	base := serve(t, env)
-	ctx, console := browser(t, 50*time.Second, 1280, 900)
 
 	// Each step gets its own deadline, so a hang names the step.
 	step := func(d time.Duration) context.Context {
@@ -335,5 +348,34 @@ func TestBrowser(t *testing.T) {
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Fatal("browser test ran out of time")
+	}
+}
+
+// TestBrowserSkipIsClean runs TestBrowser in a child process that finds no
+// browser, outside CI: it must skip, not fail (its server cleanup once
+// reported the ErrServerClosed of a Serve that started after Shutdown).
+// With CI set, the same run must fail.
+func TestBrowserSkipIsClean(t *testing.T) {
+	if os.Getenv("PORTCULLIS_CHROMIUM") == "none" {
+		t.Skip("already the child process")
+	}
+	for _, tc := range []struct {
+		ci   string
+		fail bool
+		want string
+	}{
+		{"", false, "--- SKIP: TestBrowser "},
+		{"true", true, "chromium is not installed, and CI is set"},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestBrowser$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), "PORTCULLIS_CHROMIUM=none", "CI="+tc.ci)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		if (err != nil) != tc.fail || !strings.Contains(string(out), tc.want) {
+			t.Errorf("CI=%q: exit %v, want failure %v and %q in:\n%s", tc.ci, err, tc.fail, tc.want, out)
+		}
 	}
 }

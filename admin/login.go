@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -38,8 +39,10 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, status int, v
 }
 
 // login checks a user name and password. Every refusal for a wrong name or
-// a wrong password looks the same (status, text, timing); a client or name
-// over its budget is refused before any password is compared.
+// a wrong password looks the same (status, text, timing); an address, or
+// an address and name, over its budget is refused before any password is
+// compared, and a name guessed from many addresses is slowed down (see
+// limit.go).
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
@@ -64,17 +67,28 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if len(name) > maxUserName {
 		name = name[:maxUserName]
 	}
-	keys := []string{userKey(name)}
+	var peer netip.Addr
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		keys = append(keys, addrKey(ap.Addr()))
+		peer = ap.Addr()
 	}
+	pair := pairKey(peer, name)
+	keys := []limitKey{addrKey(peer), pair}
 	if wait := s.auth.limiter.begin(keys...); wait > 0 {
 		secs := int(wait.Round(time.Second) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-		s.log.Warn("admin: login refused, too many failures", "user", name, "peer", r.RemoteAddr, "retry_after_s", secs)
+		s.log.Warn("admin: login refused, too many failures from this address", "user", name, "peer", r.RemoteAddr, "retry_after_s", secs)
 		s.showLogin(w, r, http.StatusTooManyRequests, loginView{Next: next, User: name,
 			Message: fmt.Sprintf("Too many failed logins. Try again in %s.", humanDuration(wait))})
 		return
+	}
+	if d := s.auth.limiter.slowdown(name); d > 0 {
+		// Many failures for this name from elsewhere: slow every guess at
+		// it down, but let the owner in.
+		s.log.Warn("admin: login slowed, many failures for this user name", "user", name, "peer", r.RemoteAddr, "delay", d)
+		if err := s.pause(r.Context(), d); err != nil {
+			s.auth.limiter.end(keys...)
+			return // the client went away
+		}
 	}
 	ok, err := s.auth.checkPassword(r.Context(), name, password)
 	if err != nil {
@@ -82,14 +96,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return // the client went away while waiting for a bcrypt slot
 	}
 	if !ok {
-		s.auth.limiter.fail(keys...)
+		s.auth.limiter.fail(name, keys...)
 		s.auth.limiter.end(keys...)
 		s.log.Warn("admin: login failed", "user", name, "peer", r.RemoteAddr)
 		s.showLogin(w, r, http.StatusUnauthorized, loginView{Next: next, User: name, Message: "Wrong user name or password."})
 		return
 	}
 	s.auth.limiter.end(keys...)
-	s.auth.limiter.succeed(name)
+	s.auth.limiter.succeed(pair)
 	id, err := s.auth.newSession(name)
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, "could not create a session")
@@ -124,4 +138,16 @@ func humanDuration(d time.Duration) string {
 		return "1 second"
 	}
 	return strconv.Itoa(sec) + " seconds"
+}
+
+// sleep waits d or until ctx ends: Server.pause outside tests.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -114,10 +114,12 @@ func withHost(f query.Filter, h string) query.Filter {
 type overviewView struct {
 	Ranges                           []navLink
 	Total, Blocked, Detected, Errors int
+	Allowed, Other                   int
 	Chart                            chartView
 	Tops                             []topList
 	EventsURL, BlockedURL            string
 	DetectedURL, ErrorsURL           string
+	AllowedURL                       string
 	Since, Until                     string
 	Active                           []filterChip
 }
@@ -192,11 +194,13 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	}
 	view := overviewView{
 		Total: sum.Total, Blocked: sum.Blocked, Detected: sum.Detected, Errors: sum.Errors,
+		Allowed: sum.Allowed, Other: sum.Other,
 		Chart:       buildChart(sum.Series, f.Since, until, bucket),
 		EventsURL:   link("/events", f),
 		BlockedURL:  link("/events", withAction(f, audit.ActionBlocked)),
 		DetectedURL: link("/events", withAction(f, audit.ActionDetected)),
 		ErrorsURL:   link("/events", withAction(f, audit.ActionError)),
+		AllowedURL:  link("/events", withAction(f, audit.ActionAllowed)),
 		Since:       f.Since.UTC().Format("2006-01-02 15:04"),
 		Until:       earliest(until, now).UTC().Format("2006-01-02 15:04"),
 		Active:      chips("/", open, "range", v.Get("range")),
@@ -466,6 +470,7 @@ type eventView struct {
 	Explain       bool
 	Suggestion    string
 	SuggestionErr string
+	NotAFix       bool // the suggestion is for a request judged an attack
 	RawJSON       string
 	BanURL        string
 }
@@ -479,18 +484,24 @@ func (s *Server) eventPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if e.ID != r.PathValue("id") {
+		// A unique prefix: show the record under its full id, the link
+		// to keep and share.
+		http.Redirect(w, r, "/events/"+url.PathEscape(e.ID), http.StatusSeeOther)
+		return
+	}
 	raw, _ := json.MarshalIndent(e, "", "  ") // an Entry always marshals
 	view := eventView{E: e, Score: breakdown(e), RawJSON: string(raw), Headers: headerFields(e.Headers)}
 	if s.opts.Bans != nil && e.ClientIP != "" {
 		view.BanURL = "/bans?" + url.Values{"prefix": {e.ClientIP}}.Encode()
 	}
 	view.Fields = eventFields(e)
-	if s.opts.Explain != nil && len(e.Rules) > 0 && e.Stage == audit.StageWAF {
+	if s.explainable(e) {
 		view.Explain = true
 		if sug, err := s.opts.Explain(e); err != nil {
 			view.SuggestionErr = err.Error()
 		} else {
-			view.Suggestion = sug
+			view.Suggestion, view.NotAFix = sug, strings.HasPrefix(sug, NotAFix)
 		}
 	}
 	s.render(w, r, http.StatusOK, "event", "Event "+e.ID, view)

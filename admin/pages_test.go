@@ -1,11 +1,13 @@
 package admin
 
 import (
+	"errors"
 	"html"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -295,5 +297,87 @@ func TestLinksKeepFilters(t *testing.T) {
 	}
 	if len(f.RuleIDs) != 1 || f.ClientIPs != nil {
 		t.Fatal("building a link changed the filter it started from")
+	}
+}
+
+// TestTotalsCountAllowedRecords: with audit.log_all or sample_allowed the
+// store holds allowed records; the overview's cards and /api/summary name
+// them as part of the total (issue 13: the total included them, but no
+// card did, so the parts did not add up).
+func TestTotalsCountAllowedRecords(t *testing.T) {
+	env := newEnv(t)
+	var allowed []*audit.Entry
+	for i := range 7 {
+		e := *sqliRecord
+		e.ID, e.Time = "req-allowed-"+string(rune('a'+i)), testNow.Add(-time.Duration(i+1)*time.Hour)
+		e.Action, e.Stage, e.Status, e.Reason, e.Rules, e.InboundScore, e.Sampled = audit.ActionAllowed, "", 200, "", nil, 0, true
+		allowed = append(allowed, &e)
+	}
+	insertAll(t, env.store, allowed)
+	s := env.login(t)
+	page := env.page(t, s, "/", http.StatusOK)
+	for _, want := range []string{
+		`<span class="num" id="total">309</span>`,
+		`<span class="num" id="allowed">7</span>`,
+		`href="/events?action=allowed&amp;since=`,
+		`id="composition">309 records = `,
+		` + 7 allowed.`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("overview lacks %q", want)
+		}
+	}
+	var sum SummaryResponse
+	getJSON(t, env, "/api/summary?range=24h", http.StatusOK, &sum)
+	if sum.Total != 309 || sum.Allowed != 7 || sum.Blocked+sum.Detected+sum.Errors+sum.Allowed != sum.Total {
+		t.Fatalf("totals %d = %d blocked + %d detected + %d errors + %d allowed", sum.Total, sum.Blocked, sum.Detected, sum.Errors, sum.Allowed)
+	}
+}
+
+// TestEventPageExplanations (issue 13): a record another stage decided
+// gets the reason there is no exclusion (it used to get no answer at all),
+// and a suggestion for a request judged an attack is shown as a warning.
+func TestEventPageExplanations(t *testing.T) {
+	var asked []string
+	env := newEnv(t, func(o *Options) {
+		o.Explain = func(e *audit.Entry) (string, error) {
+			asked = append(asked, e.ID)
+			switch {
+			case e.Stage == audit.StageBan:
+				return "", errors.New("refused by the ban stage (banned until tomorrow), not by a rule: no rule exclusion changes that")
+			case e.ID == "req-sqli-1":
+				return NotAFix + " audit record req-sqli-1 looks like a real attack\n# - rule_ids: [\"942100\"]\n", nil
+			}
+			return "- rule_ids: [\"920350\"]\n", nil
+		}
+	})
+	banned := *sqliRecord
+	banned.ID, banned.Stage, banned.Reason, banned.Rules, banned.InboundScore = "req-ban-1", audit.StageBan, "banned until tomorrow", nil, 0
+	allowed := *sqliRecord
+	allowed.ID, allowed.Action, allowed.Stage, allowed.Rules = "req-allowed-1", audit.ActionAllowed, "", nil
+	insertAll(t, env.store, []*audit.Entry{&banned, &allowed})
+	s := env.login(t)
+	for _, tc := range []struct {
+		id          string
+		want, avoid []string
+	}{
+		{"req-ban-1", []string{`id="suggestion-error">No suggestion: refused by the ban stage (banned until tomorrow)`}, []string{`id="suggestion"`}},
+		{"req-sqli-1", []string{`id="not-a-fix"`, `id="suggestion"><code># NOT A FIX:`}, []string{"If this request was legitimate"}},
+		{"req-allowed-1", nil, []string{`id="exclusion"`}},
+	} {
+		page := env.page(t, s, "/events/"+tc.id, http.StatusOK)
+		for _, w := range tc.want {
+			if !strings.Contains(page, w) {
+				t.Errorf("%s: page lacks %q", tc.id, w)
+			}
+		}
+		for _, a := range tc.avoid {
+			if strings.Contains(page, a) {
+				t.Errorf("%s: page has %q", tc.id, a)
+			}
+		}
+	}
+	if !slices.Equal(asked, []string{"req-ban-1", "req-sqli-1"}) {
+		t.Errorf("explained %v: allowed records need no explanation", asked)
 	}
 }

@@ -156,6 +156,7 @@ type errorView struct {
 	Status  int
 	Text    string
 	Message string
+	Links   []navLink // ways on, e.g. the records an ambiguous id may mean
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -18,10 +18,10 @@ func TestDashboardScreenshot(t *testing.T) {
 	if out == "" {
 		t.Skip("set PORTCULLIS_SCREENSHOT=path/to/dashboard.png to write the screenshot")
 	}
+	ctx, _ := browser(t, 40*time.Second, 1400, 1000)
 	env := newEnv(t)
 	insertAll(t, env.store, genEntries(40000, testNow, 24*time.Hour, 2026))
 	base := serve(t, env)
-	ctx, _ := browser(t, 40*time.Second, 1400, 1000)
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(base+"/login"),
 		chromedp.WaitVisible(chromedp.ID("login-form")),

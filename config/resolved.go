@@ -167,6 +167,7 @@ type ExclusionConfig struct {
 	Tags       []string
 	Target     string
 	PathPrefix string
+	ExactPath  string
 	Methods    []string
 }
 
@@ -584,7 +585,7 @@ func (c *checker) ruleSources(srcs []RuleSource, p string) []RuleText {
 
 func (c *checker) exclusion(e Exclusion, p string) (ExclusionConfig, bool) {
 	ok := true
-	ex := ExclusionConfig{Path: p, Target: e.Target, PathPrefix: e.PathPrefix}
+	ex := ExclusionConfig{Path: p, Target: e.Target, PathPrefix: e.PathPrefix, ExactPath: e.ExactPath}
 	if len(e.RuleIDs) == 0 && len(e.Tags) == 0 {
 		c.errorf(p, "name at least one of rule_ids or tags")
 		ok = false
@@ -612,6 +613,14 @@ func (c *checker) exclusion(e Exclusion, p string) (ExclusionConfig, bool) {
 	}
 	if e.PathPrefix != "" && (!strings.HasPrefix(e.PathPrefix, "/") || strings.ContainsAny(e.PathPrefix, "\"'\\ \t\r\n")) {
 		c.errorf(p+".path_prefix", "must start with \"/\" and contain no quotes, backslashes or spaces, got %q", e.PathPrefix)
+		ok = false
+	}
+	if e.ExactPath != "" && (!strings.HasPrefix(e.ExactPath, "/") || strings.ContainsAny(e.ExactPath, "\"'\\ \t\r\n")) {
+		c.errorf(p+".exact_path", "must start with \"/\" and contain no quotes, backslashes or spaces, got %q", e.ExactPath)
+		ok = false
+	}
+	if e.ExactPath != "" && e.PathPrefix != "" {
+		c.errorf(p, "set path_prefix or exact_path, not both")
 		ok = false
 	}
 	for i, m := range e.Methods {

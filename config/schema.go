@@ -459,6 +459,11 @@ type Exclusion struct {
 	Target string `yaml:"target"`
 	// PathPrefix narrows the exclusion to request paths with this prefix.
 	PathPrefix string `yaml:"path_prefix"`
+	// ExactPath narrows the exclusion to this one request path (the path
+	// as the rules see it: percent-decoded, without the query). Exclusive
+	// with PathPrefix; "/" then means the root page only, where a
+	// path_prefix of "/" would cover the whole site.
+	ExactPath string `yaml:"exact_path"`
 	// Methods narrows the exclusion to these request methods.
 	Methods []string `yaml:"methods"`
 	// Comment says why the exclusion exists; it is kept for reviewers.

@@ -251,7 +251,9 @@ func pathOperator(prefix string) string {
 	return "@rx ^" + regexp.QuoteMeta(prefix) + "(?:/|$)"
 }
 
-func conditional(e config.ExclusionConfig) bool { return e.PathPrefix != "" || len(e.Methods) > 0 }
+func conditional(e config.ExclusionConfig) bool {
+	return e.PathPrefix != "" || e.ExactPath != "" || len(e.Methods) > 0
+}
 
 // conditionalExclusions are exclusions scoped by path prefix or method: a
 // phase-1 rule per exclusion that, when the condition holds, removes the rules
@@ -281,6 +283,10 @@ func conditionalExclusions(exs []config.ExclusionConfig) string {
 		var conds [][2]string // variable, operator
 		if e.PathPrefix != "" {
 			conds = append(conds, [2]string{"REQUEST_FILENAME", pathOperator(e.PathPrefix)})
+		}
+		if e.ExactPath != "" {
+			// Validated to hold no quotes, backslashes or spaces.
+			conds = append(conds, [2]string{"REQUEST_FILENAME", "@streq " + e.ExactPath})
 		}
 		if len(e.Methods) > 0 {
 			quoted := make([]string, len(e.Methods))

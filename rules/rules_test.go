@@ -47,6 +47,8 @@ func TestExclusionDirectives(t *testing.T) {
 			[]string{`SecRuleRemoveByTag attack-sqli`}},
 		{"path prefix is segment-aware", config.ExclusionConfig{RuleIDs: []config.IDRange{{From: 1, To: 1}}, PathPrefix: "/upload"},
 			[]string{`SecRule REQUEST_FILENAME "@rx ^/upload(?:/|$)" "id:95000000,phase:1,pass,nolog,t:none,ctl:ruleRemoveById=1"`}},
+		{"exact path", config.ExclusionConfig{RuleIDs: []config.IDRange{{From: 941100, To: 941100}}, Target: "ARGS:q", ExactPath: "/"},
+			[]string{`SecRule REQUEST_FILENAME "@streq /" "id:95000000,phase:1,pass,nolog,t:none,ctl:ruleRemoveTargetById=941100;ARGS:q"`}},
 		{"scoped by path and method", config.ExclusionConfig{RuleIDs: []config.IDRange{{From: 942100, To: 942100}}, Target: "ARGS:q", PathPrefix: "/search", Methods: []string{"POST", "PUT"}},
 			[]string{`SecRule REQUEST_FILENAME "@rx ^/search(?:/|$)" "id:95000000,phase:1,pass,nolog,t:none,chain"`,
 				`SecRule REQUEST_METHOD "@rx ^(?:POST|PUT)$" "t:none,ctl:ruleRemoveTargetById=942100;ARGS:q"`}},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,6 +89,13 @@ func TestExplainFalsePositives(t *testing.T) {
 			otherPath: record("POST", "/search", form, "author=Ada&comment="+url.QueryEscape(proseSQL)),
 		},
 		{
+			// The site root: a path_prefix "/" would cover the whole site.
+			name:      "search form on the home page",
+			fp:        record("GET", "/?comment="+url.QueryEscape(proseSQL), "", ""),
+			otherArg:  record("GET", "/?author="+url.QueryEscape(proseSQL)+"&comment=hi", "", ""),
+			otherPath: record("GET", "/search?comment="+url.QueryEscape(proseSQL), "", ""),
+		},
+		{
 			name:      "JSON body with a shell-looking string",
 			fp:        record("POST", "/api/snippets", "application/json", `{"title":"tip","code":"`+shellJSON+`"}`),
 			otherArg:  record("POST", "/api/snippets", "application/json", `{"title":"`+shellJSON+`","code":"x"}`),
@@ -107,11 +115,18 @@ func TestExplainFalsePositives(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !s.Verified || len(s.Exclusions) == 0 {
-				t.Fatalf("not verified: %+v", s)
+			if !s.Verified || !s.Fix() || len(s.Exclusions) == 0 || len(s.Attack) != 0 {
+				t.Fatalf("not a verified fix: %+v", s)
+			}
+			if !strings.HasPrefix(s.YAML(), "# Verified: ") {
+				t.Fatalf("suggestion does not start as a verified fix:\n%s", s.YAML())
 			}
 			for _, x := range s.Exclusions {
-				if x.Target == "" || x.PathPrefix != requestPath(tt.fp.URI) || len(x.Methods) != 1 {
+				scoped := x.PathPrefix == requestPath(tt.fp.URI) && x.ExactPath == ""
+				if requestPath(tt.fp.URI) == "/" {
+					scoped = x.PathPrefix == "" && x.ExactPath == "/"
+				}
+				if x.Target == "" || !scoped || len(x.Methods) != 1 {
 					t.Errorf("exclusion not as narrow as it can be: %+v", x)
 				}
 			}
@@ -173,5 +188,134 @@ func TestTarget(t *testing.T) {
 		if got := target(in); got != want {
 			t.Errorf("target(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestExplainRealAttacks (issue 13): for a request whose matched values are
+// an attack, explain offers no fix. It says what the evidence is, and its
+// exclusions are commented out, so pasting the answer changes nothing; they
+// are still scoped as narrowly as the data allows (never site-wide).
+func TestExplainRealAttacks(t *testing.T) {
+	cfg, err := config.Parse("portcullis.yaml", []byte(siteConfig+"        []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		rec      *audit.Entry
+		class    string
+		variable string
+	}{
+		{"<img onerror> on the home page", record("GET", "/?q="+url.QueryEscape(`<img src=x onerror=alert(1)>`), "", ""), ClassXSS, "ARGS:q"},
+		{"SQL leaving its literal", record("GET", "/item?id="+url.QueryEscape("1' UNION SELECT password FROM users --"), "", ""), ClassSQLi, "ARGS:id"},
+		{"a command after the argument", record("GET", "/ping?host="+url.QueryEscape("127.0.0.1; cat /etc/passwd"), "", ""), ClassShell, "ARGS:host"},
+		{"markup in a JSON member", record("POST", "/api/profile", "application/json", `{"bio":"<svg onload=alert(document.cookie)>"}`), ClassXSS, "ARGS:json.bio"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Explain(context.Background(), cfg, tc.rec, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			y := s.YAML()
+			t.Logf("suggestion:\n%s", y)
+			if s.Fix() || !slices.ContainsFunc(s.Attack, func(ev Evidence) bool { return ev.Class == tc.class && ev.Variable == tc.variable }) {
+				t.Fatalf("attack not recognised: fix %v, evidence %+v", s.Fix(), s.Attack)
+			}
+			if !strings.HasPrefix(y, AttackWarning) || strings.Contains(y, "Verified") {
+				t.Fatalf("the answer does not start with %q, or calls itself verified:\n%s", AttackWarning, y)
+			}
+			for _, line := range strings.Split(y, "\n") {
+				if line != "" && !strings.HasPrefix(line, "#") {
+					t.Fatalf("pasteable line %q in the answer for an attack", line)
+				}
+			}
+			if got := inspect(t, siteConfig+indent(y)+"        []\n", tc.rec); got.After != replay.Blocked {
+				t.Fatalf("pasting the answer lets the attack through: %s", got.After)
+			}
+			for _, x := range s.Exclusions {
+				if x.PathPrefix == "/" || x.PathPrefix == "" && x.ExactPath == "" {
+					t.Errorf("site-wide exclusion %+v", x)
+				}
+			}
+		})
+	}
+}
+
+// TestExplainNamesTheDecidingStage (issue 13): a request another stage
+// decided is not blamed on the configuration ("does not block"): the error
+// names the stage, its reason and what would change it.
+func TestExplainNamesTheDecidingStage(t *testing.T) {
+	cfg, err := config.Parse("portcullis.yaml", []byte(siteConfig+"        []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decided := func(action, stage, reason string) *audit.Entry {
+		e := record("GET", "/hello", "", "")
+		e.Action, e.Stage, e.Reason = action, stage, reason
+		return e
+	}
+	for _, tc := range []struct {
+		rec   *audit.Entry
+		stage string
+		says  string
+	}{
+		{decided(audit.ActionBlocked, audit.StageBan, "banned (192.0.2.10/32) until 2026-11-27T00:00:00Z: 5 strikes"), audit.StageBan, "lift it"},
+		{decided(audit.ActionBlocked, audit.StageReputation, "on deny list tor (entry 192.0.2.0/24)"), audit.StageReputation, "deny list"},
+		{decided(audit.ActionBlocked, audit.StageGeoIP, `country "XX" is not allowed`), audit.StageGeoIP, "GeoIP"},
+		{decided(audit.ActionBlocked, audit.StageRateLimit, "rate limit api (10/s, burst 20) exceeded"), audit.StageRateLimit, "rate limit"},
+		{decided(audit.ActionError, audit.StageProxy, "upstream app: connection refused"), audit.StageProxy, "upstream failed"},
+		{decided(audit.ActionError, audit.StageWAF, "rule engine error: boom"), audit.StageWAF, "engine failure"},
+		{record("GET", "/a/../etc", "", ""), audit.StageProtocol, "protocol check"},
+	} {
+		t.Run(tc.stage, func(t *testing.T) {
+			_, err := Explain(context.Background(), cfg, tc.rec, Options{})
+			var se *StageError
+			if !errors.As(err, &se) || se.Stage != tc.stage || errors.Is(err, ErrNotBlocked) {
+				t.Fatalf("got %v, want a %s StageError", err, tc.stage)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, "the "+tc.stage+" stage") || !strings.Contains(msg, tc.says) || strings.Contains(msg, "does not block") ||
+				tc.rec.Reason != "" && !strings.Contains(msg, tc.rec.Reason) {
+				t.Fatalf("message %q", msg)
+			}
+		})
+	}
+}
+
+// TestExplainDetectMode (issue 13): a route in detect mode blocks nothing,
+// which is where operators tune; explain judges the record as in block
+// mode and says so, and the suggestion, pasted, lets the request pass once
+// the route blocks.
+func TestExplainDetectMode(t *testing.T) {
+	detect := strings.Replace(siteConfig, "    waf:\n", "    waf:\n      mode: detect\n", 1)
+	block := siteConfig
+	cfg, err := config.Parse("portcullis.yaml", []byte(detect+"        []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := record("POST", "/posts/42/comments", "application/x-www-form-urlencoded", "author=Ada&comment="+url.QueryEscape(proseSQL))
+	fp.Action, fp.WAFMode, fp.Reason = audit.ActionDetected, config.ModeDetect, "anomaly score 10/0 reached the threshold (detect mode: not blocked)"
+	if got := inspect(t, detect+"        []\n", fp); got.After != replay.Detected {
+		t.Fatalf("fixture is not detected in detect mode: %s", got.After)
+	}
+	s, err := Explain(context.Background(), cfg, fp, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := s.YAML()
+	t.Logf("suggestion:\n%s", y)
+	if !s.DetectMode || !s.Fix() || !strings.Contains(y, "detect mode") || !strings.Contains(y, "waf.mode: block") {
+		t.Fatalf("detect mode not explained: %+v", s)
+	}
+	if got := inspect(t, block+"        []\n", fp); got.After != replay.Blocked {
+		t.Fatalf("the request is not blocked in block mode: %s", got.After)
+	}
+	if got := inspect(t, block+indent(y), fp); got.After == replay.Blocked {
+		t.Errorf("in block mode with the suggestion the request is still blocked: %+v", got.Now.Rules)
+	}
+	other := *fp
+	other.URI = "/search"
+	if got := inspect(t, block+indent(y), &other); got.After != replay.Blocked {
+		t.Errorf("the same payload on another path passes in block mode: %s", got.After)
 	}
 }

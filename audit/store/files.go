@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -219,22 +221,52 @@ func (s *Files) Each(ctx context.Context, f query.Filter, fn func(*audit.Entry) 
 	})
 }
 
-// Get returns the last record with this id.
+// Get returns the last record with this id or, when none has it, the last
+// record of the one id that starts with it. One pass over the files keeps
+// at most the MaxIDCandidates+1 smallest ids that match the prefix.
 func (s *Files) Get(ctx context.Context, id string) (*audit.Entry, error) {
-	var last *audit.Entry
+	var exact *audit.Entry
+	byPrefix := map[string]*audit.Entry{}
+	more := false
 	err := s.each(ctx, func(e *audit.Entry, _ position) error {
-		if e.ID == id {
-			last = e
+		switch {
+		case e.ID == id:
+			exact = e
+		case exact != nil || len(id) < MinIDPrefix || !strings.HasPrefix(e.ID, id):
+		case byPrefix[e.ID] != nil || len(byPrefix) <= MaxIDCandidates:
+			byPrefix[e.ID] = e
+		default:
+			// Keep the smallest ids, as the database lists them.
+			more = true
+			largest := ""
+			for k := range byPrefix {
+				largest = max(largest, k)
+			}
+			if e.ID < largest {
+				delete(byPrefix, largest)
+				byPrefix[e.ID] = e
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if last == nil {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+	if exact != nil {
+		return exact, nil
 	}
-	return last, nil
+	switch len(byPrefix) {
+	case 0:
+		return nil, notFound(id)
+	case 1:
+		for _, e := range byPrefix {
+			return e, nil
+		}
+	}
+	ids := slices.Sorted(maps.Keys(byPrefix))
+	amb := ambiguous(id, ids)
+	amb.More = amb.More || more
+	return nil, amb
 }
 
 // Summary aggregates the matching records in memory.

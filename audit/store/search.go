@@ -264,13 +264,33 @@ func decode(blob []byte) (*audit.Entry, error) {
 	return &e, nil
 }
 
-// Get returns the newest record with this id.
+// Get returns the newest record with this id, or with the one id that
+// starts with it. The prefix is one range of the id index (id >= prefix AND
+// id < the next string after every extension of it), never a scan.
 func (s *SQLite) Get(ctx context.Context, id string) (*audit.Entry, error) {
+	e, err := s.getExact(ctx, id)
+	if !errors.Is(err, ErrNotFound) || len(id) < MinIDPrefix {
+		return e, err
+	}
+	ids, err := s.idsWithPrefix(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	switch len(ids) {
+	case 0:
+		return nil, notFound(id)
+	case 1:
+		return s.getExact(ctx, ids[0])
+	}
+	return nil, ambiguous(id, ids)
+}
+
+func (s *SQLite) getExact(ctx context.Context, id string) (*audit.Entry, error) {
 	var data []byte
 	err := s.rdb.QueryRowContext(ctx, `SELECT j.json FROM records r JOIN record_json j ON j.seq = r.seq
 		WHERE r.id = ? ORDER BY r.seq DESC LIMIT 1`, id).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+		return nil, notFound(id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get audit record %q from %s: %w", id, s.path, err)
@@ -280,4 +300,34 @@ func (s *SQLite) Get(ctx context.Context, id string) (*audit.Entry, error) {
 		return nil, fmt.Errorf("get audit record %q from %s: %w", id, s.path, err)
 	}
 	return e, nil
+}
+
+// idsWithPrefixQuery selects up to MaxIDCandidates+1 distinct ids starting
+// with a prefix, in order, from the id index.
+const idsWithPrefixQuery = `SELECT DISTINCT id FROM records WHERE id >= ? AND id < ? ORDER BY id LIMIT ?`
+
+// idsWithPrefix returns the distinct ids starting with prefix, sorted, at
+// most MaxIDCandidates+1 of them (one more says the list goes on).
+func (s *SQLite) idsWithPrefix(ctx context.Context, prefix string) ([]string, error) {
+	hi, ok := prefixUpper(prefix)
+	if !ok {
+		return nil, nil // all 0xff bytes: no request id looks like that
+	}
+	rows, err := s.rdb.QueryContext(ctx, idsWithPrefixQuery, prefix, hi, MaxIDCandidates+1)
+	if err != nil {
+		return nil, fmt.Errorf("look up audit record id prefix %q in %s: %w", prefix, s.path, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("look up audit record id prefix %q in %s: %w", prefix, s.path, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up audit record id prefix %q in %s: %w", prefix, s.path, err)
+	}
+	return ids, nil
 }

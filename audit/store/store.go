@@ -25,14 +25,62 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/audit/query"
 )
 
-// ErrNotFound is returned by Get for an unknown record id.
+// ErrNotFound is returned by Get for an unknown record id or prefix.
 var ErrNotFound = errors.New("audit record not found")
+
+// MinIDPrefix is the shortest id prefix Get resolves: request ids are 32
+// hex digits, and six of them (16.7 million values) name one record among
+// the thousands an operator looks at, while shorter ones would mostly be
+// ambiguous.
+const MinIDPrefix = 6
+
+// MaxIDCandidates is how many record ids an AmbiguousIDError lists.
+const MaxIDCandidates = 10
+
+// AmbiguousIDError is returned by Get for a prefix that several record
+// ids start with.
+type AmbiguousIDError struct {
+	Prefix string
+	// Candidates are ids that start with Prefix, sorted, at most
+	// MaxIDCandidates of them.
+	Candidates []string
+	// More is true when further ids start with Prefix.
+	More bool
+}
+
+func (e *AmbiguousIDError) Error() string {
+	more := ""
+	if e.More {
+		more = ", …"
+	}
+	return fmt.Sprintf("audit record id prefix %q is ambiguous: %s%s start with it; give more characters", e.Prefix, strings.Join(e.Candidates, ", "), more)
+}
+
+// ambiguous builds the error from the distinct ids found, sorted, of which
+// there may be one more than MaxIDCandidates.
+func ambiguous(prefix string, ids []string) *AmbiguousIDError {
+	e := &AmbiguousIDError{Prefix: prefix, Candidates: ids}
+	if len(ids) > MaxIDCandidates {
+		e.Candidates, e.More = ids[:MaxIDCandidates], true
+	}
+	return e
+}
+
+// notFound is the error for an id that no record has (nor starts with).
+func notFound(id string) error {
+	if len(id) < MinIDPrefix {
+		return fmt.Errorf("%w: %q (an id prefix needs at least %d characters)", ErrNotFound, id, MinIDPrefix)
+	}
+	return fmt.Errorf("%w: %q", ErrNotFound, id)
+}
 
 // Store is a searchable collection of audit records. Implementations are safe
 // for concurrent use.
@@ -40,7 +88,12 @@ type Store interface {
 	// Search returns records matching f, newest first, at most page.Limit
 	// (a default of 100 when zero), continuing after page.After when set.
 	Search(ctx context.Context, f query.Filter, page Page) (Result, error)
-	// Get returns the record with this id.
+	// Get returns the record with this id, or, when no record has exactly
+	// this id, the record whose id starts with it (at least MinIDPrefix
+	// characters): operators copy ids from a terminal, and 32 hex digits
+	// are long. A prefix that several ids start with is an
+	// *AmbiguousIDError listing them; no match at all is ErrNotFound. When
+	// records share an id (a record written twice), the newest is returned.
 	Get(ctx context.Context, id string) (*audit.Entry, error)
 	// Summary aggregates the records matching f.
 	Summary(ctx context.Context, f query.Filter, opts SummaryOptions) (*Summary, error)
@@ -74,7 +127,12 @@ type SummaryOptions struct {
 
 // Summary is what an operator looks at first: how much, when, and what.
 type Summary struct {
+	// Total counts every matching record: Blocked + Detected + Errors +
+	// Allowed + Other. Allowed records are there when audit.log_all or
+	// audit.sample_allowed keeps them; Other counts records with an action
+	// this version does not know (none are written today).
 	Total, Blocked, Detected, Errors int
+	Allowed, Other                   int
 	// Since and Until are the range the series covers: the filter's, or
 	// from the oldest to the newest matching record when it has none
 	// (until now when only Since is set).
@@ -85,6 +143,16 @@ type Summary struct {
 	TopRules               []RuleCount
 	TopClients, TopPaths   []Count
 	TopCountries, TopHosts []Count
+}
+
+// Composition says what Total is made of, in one line for people:
+// "1200 records: 1000 blocked, 150 detected, 2 errors, 48 allowed".
+func (s *Summary) Composition() string {
+	out := fmt.Sprintf("%d records: %d blocked, %d detected, %d errors, %d allowed", s.Total, s.Blocked, s.Detected, s.Errors, s.Allowed)
+	if s.Other > 0 {
+		out += fmt.Sprintf(", %d other", s.Other)
+	}
+	return out
 }
 
 // Bucket is one point of the time series.

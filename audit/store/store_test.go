@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -368,7 +369,7 @@ func TestSummaryBasics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocked, detected, errs := 0, 0, 0
+	blocked, detected, errs, allowed := 0, 0, 0, 0
 	for _, e := range entries {
 		switch e.Action {
 		case audit.ActionBlocked:
@@ -377,10 +378,21 @@ func TestSummaryBasics(t *testing.T) {
 			detected++
 		case audit.ActionError:
 			errs++
+		case audit.ActionAllowed:
+			allowed++
 		}
 	}
-	if sum.Total != len(entries) || sum.Blocked != blocked || sum.Detected != detected || sum.Errors != errs {
-		t.Fatalf("totals %d/%d/%d/%d, want %d/%d/%d/%d", sum.Total, sum.Blocked, sum.Detected, sum.Errors, len(entries), blocked, detected, errs)
+	if allowed == 0 {
+		t.Fatal("the fixture has no allowed records")
+	}
+	if sum.Total != len(entries) || sum.Blocked != blocked || sum.Detected != detected || sum.Errors != errs || sum.Allowed != allowed || sum.Other != 0 {
+		t.Fatalf("totals %d/%d/%d/%d/%d, want %d/%d/%d/%d/%d", sum.Total, sum.Blocked, sum.Detected, sum.Errors, sum.Allowed, len(entries), blocked, detected, errs, allowed)
+	}
+	// The total is stated with its parts (issue 13: allowed records were
+	// in the total but in none of the parts shown).
+	want := fmt.Sprintf("%d records: %d blocked, %d detected, %d errors, %d allowed", len(entries), blocked, detected, errs, allowed)
+	if got := sum.Composition(); got != want {
+		t.Fatalf("composition %q, want %q", got, want)
 	}
 	inSeries := 0
 	for _, b := range sum.Series {
@@ -436,5 +448,125 @@ func TestFilesSkipMalformedLines(t *testing.T) {
 	}
 	if !equalStrings(warnings, []string{"audit.jsonl:6"}) {
 		t.Fatalf("warnings %v", warnings)
+	}
+}
+
+// TestGetByPrefix: a record id may be given by a unique prefix (issue 13),
+// in both stores alike.
+func TestGetByPrefix(t *testing.T) {
+	base := fixtures(20)
+	var entries []*audit.Entry
+	add := func(id string, at int) {
+		e := *base[at%len(base)]
+		e.ID = id
+		entries = append(entries, &e)
+	}
+	add("3f9c0a11aaaaaaaaaaaaaaaaaaaaaaaa", 0)
+	add("3f9c0a22bbbbbbbbbbbbbbbbbbbbbbbb", 1)
+	add("7d1e55aa00000000000000000000000a", 2)
+	add("7d1e55aa00000000000000000000000a0", 3) // the id above is a prefix of this one
+	add("c0ffee0000000000000000000000dup1", 4)
+	add("c0ffee0000000000000000000000dup1", 5) // written twice: the newer counts
+	add("50%_x_00000000000000000000000000", 6) // LIKE metacharacters are plain text
+	add("50%_y_00000000000000000000000000", 7)
+	for i := range 12 {
+		add(fmt.Sprintf("eeeeee%02d000000000000000000000000", 11-i), 8+i)
+	}
+	newest := func(id string) *audit.Entry {
+		var last *audit.Entry
+		for _, e := range entries {
+			if e.ID == id {
+				last = e
+			}
+		}
+		return last
+	}
+	db := openTest(t, SQLiteOptions{})
+	insertAll(t, db, entries)
+	files := writeJSONL(t, entries)
+	many := make([]string, 0, MaxIDCandidates)
+	for i := range MaxIDCandidates {
+		many = append(many, fmt.Sprintf("eeeeee%02d000000000000000000000000", i))
+	}
+	tests := []struct {
+		name, id string
+		want     string   // the record's id
+		amb      []string // candidates of an ambiguous prefix
+		more     bool
+		notFound string // part of the not-found message
+	}{
+		{name: "full id", id: "3f9c0a11aaaaaaaaaaaaaaaaaaaaaaaa", want: "3f9c0a11aaaaaaaaaaaaaaaaaaaaaaaa"},
+		{name: "unique prefix", id: "3f9c0a2", want: "3f9c0a22bbbbbbbbbbbbbbbbbbbbbbbb"},
+		{name: "shortest prefix", id: "50%_x_", want: "50%_x_00000000000000000000000000"},
+		{name: "ambiguous prefix", id: "3f9c0a", amb: []string{"3f9c0a11aaaaaaaaaaaaaaaaaaaaaaaa", "3f9c0a22bbbbbbbbbbbbbbbbbbbbbbbb"}},
+		{name: "metacharacters", id: "50%_", notFound: "at least 6"},
+		{name: "LIKE would match more", id: "50%_x", notFound: "at least 6"},
+		{name: "many candidates", id: "eeeeee", amb: many, more: true},
+		{name: "exact id beats longer ids", id: "7d1e55aa00000000000000000000000a", want: "7d1e55aa00000000000000000000000a"},
+		{name: "prefix of both", id: "7d1e55aa", amb: []string{"7d1e55aa00000000000000000000000a", "7d1e55aa00000000000000000000000a0"}},
+		{name: "record written twice", id: "c0ffee", want: "c0ffee0000000000000000000000dup1"},
+		{name: "too short", id: "3f9c0", notFound: "at least 6 characters"},
+		{name: "unknown", id: "0123456789", notFound: `"0123456789"`},
+		{name: "empty", id: "", notFound: "at least 6"},
+	}
+	for name, s := range map[string]Store{"sqlite": db, "files": files} {
+		for _, tc := range tests {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				e, err := s.Get(context.Background(), tc.id)
+				var amb *AmbiguousIDError
+				switch {
+				case tc.want != "":
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !sameJSON(t, e, newest(tc.want)) {
+						t.Fatalf("got record %s %v, want the newest %s", e.ID, e.Time, tc.want)
+					}
+				case tc.amb != nil:
+					if !errors.As(err, &amb) || errors.Is(err, ErrNotFound) {
+						t.Fatalf("got %v, %v; want an ambiguity", e, err)
+					}
+					if !slices.Equal(amb.Candidates, tc.amb) || amb.More != tc.more {
+						t.Fatalf("candidates %v (more %v), want %v (more %v)", amb.Candidates, amb.More, tc.amb, tc.more)
+					}
+					for _, c := range tc.amb[:2] {
+						if !strings.Contains(err.Error(), c) {
+							t.Fatalf("message %q does not name %s", err, c)
+						}
+					}
+				default:
+					if !errors.Is(err, ErrNotFound) || errors.As(err, &amb) || !strings.Contains(err.Error(), tc.notFound) {
+						t.Fatalf("got %v, %v; want not found saying %q", e, err, tc.notFound)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestGetByPrefixUsesTheIndex: the prefix lookup is a range of the id
+// index, not a scan of every record.
+func TestGetByPrefixUsesTheIndex(t *testing.T) {
+	db := openTest(t, SQLiteOptions{})
+	rows, err := db.rdb.Query("EXPLAIN QUERY PLAN "+idsWithPrefixQuery, "3f9c0a", "3f9c0b", MaxIDCandidates+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(plan, "; ")
+	if !strings.Contains(joined, "SEARCH records USING COVERING INDEX records_id (id>? AND id<?)") {
+		t.Fatalf("plan %q does not search the id index by range", joined)
 	}
 }

@@ -58,6 +58,7 @@ const (
 	kindBlocked
 	kindDetected
 	kindError
+	kindAllowed
 )
 
 func kindOf(action string) uint8 {
@@ -68,6 +69,8 @@ func kindOf(action string) uint8 {
 		return kindDetected
 	case audit.ActionError:
 		return kindError
+	case audit.ActionAllowed:
+		return kindAllowed
 	}
 	return kindOther
 }
@@ -81,6 +84,7 @@ type point struct {
 // aggregator builds a Summary from records or pre-counted rollups.
 type aggregator struct {
 	total, blocked, detected, errors int
+	allowed, other                   int
 	points                           []point // decided records, for the series
 	rules                            map[int]int
 	msgs                             map[int]string
@@ -106,7 +110,11 @@ func (a *aggregator) count(t int64, action string, n int) {
 		a.detected += n
 	case kindError:
 		a.errors += n
+	case kindAllowed:
+		a.allowed += n
+		return
 	default:
+		a.other += n
 		return
 	}
 	a.points = append(a.points, point{t, k, n})
@@ -181,7 +189,8 @@ func upper(s string) string {
 // finish turns the counts into a Summary with a series over [since, until)
 // (Unix ns) in buckets of width.
 func (a *aggregator) finish(since, until int64, width time.Duration, top int) *Summary {
-	s := &Summary{Total: a.total, Blocked: a.blocked, Detected: a.detected, Errors: a.errors, Bucket: width}
+	s := &Summary{Total: a.total, Blocked: a.blocked, Detected: a.detected, Errors: a.errors,
+		Allowed: a.allowed, Other: a.other, Bucket: width}
 	if since < until {
 		s.Since, s.Until = time.Unix(0, since).UTC(), time.Unix(0, until).UTC()
 		w := int64(width)

@@ -414,7 +414,7 @@ func runAuditSummary(args []string, stdout, stderr io.Writer) int {
 }
 
 func printSummary(w io.Writer, sum *store.Summary) {
-	fmt.Fprintf(w, "%d records: %d blocked, %d detected, %d errors\n", sum.Total, sum.Blocked, sum.Detected, sum.Errors)
+	fmt.Fprintln(w, sum.Composition())
 	if len(sum.Series) > 0 {
 		fmt.Fprintf(w, "from %s to %s, one column per %s\n\n", sum.Since.Format(time.RFC3339), sum.Until.Format(time.RFC3339), formatDuration(sum.Bucket))
 		series := chartColumns(sum.Series, 120)

@@ -20,7 +20,9 @@ import (
 )
 
 // runAuditExplain prints the smallest exclusion that lets a blocked
-// request through, proven by judging the recorded request again.
+// request through, proven by judging the recorded request again. It exits
+// 0 only for a verified fix: a request judged a real attack gets its
+// exclusions commented out under a warning, and exit 1.
 func runAuditExplain(args []string, stdout, stderr io.Writer) int {
 	a := newAuditFlags("explain", stderr, false)
 	anyMethod := a.fs.Bool("any-method", false, "do not narrow the exclusion to the request's method")
@@ -52,7 +54,10 @@ func runAuditExplain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprint(stdout, sug.YAML())
-	if !sug.Verified {
+	if len(sug.Attack) > 0 {
+		fmt.Fprintf(stderr, "record %s: not a false positive by the evidence (%s in %s): no fix suggested\n", e.ID, sug.Attack[0].Reason, sug.Attack[0].Variable)
+	}
+	if !sug.Fix() {
 		return 1
 	}
 	return 0

@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis-waf/portcullis/admin"
+	"github.com/portcullis-waf/portcullis/audit/explain"
 )
 
 // TestExplainAndReplayAFalsePositive: a blog comment trips the CRS; the
@@ -71,6 +74,15 @@ sites:
 			t.Fatal("records never reached the audit store")
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+
+	// The attack recorded beside it is no false positive: no fix (issue 13).
+	warning, errOut, code := runBinary(t, "audit", "explain", attackID, "-c", cfgPath)
+	if code != 1 || !strings.HasPrefix(warning, explain.AttackWarning) || !strings.Contains(errOut, "not a false positive") {
+		t.Fatalf("explain of the attack: exit %d\n%s\n%s", code, warning, errOut)
+	}
+	if explain.AttackWarning != admin.NotAFix {
+		t.Fatalf("the dashboard looks for %q, explain writes %q", admin.NotAFix, explain.AttackWarning)
 	}
 
 	snippet, errOut, code := runBinary(t, "audit", "explain", fpID, "-c", cfgPath)

@@ -283,7 +283,7 @@ func TestAuditSummary(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
-			var blocked, detected, errs int
+			var blocked, detected, errs, allowed int
 			for _, e := range fx.entries {
 				switch e.Action {
 				case audit.ActionBlocked:
@@ -292,9 +292,12 @@ func TestAuditSummary(t *testing.T) {
 					detected++
 				case audit.ActionError:
 					errs++
+				case audit.ActionAllowed:
+					allowed++
 				}
 			}
-			head := fmt.Sprintf("%d records: %d blocked, %d detected, %d errors\nfrom 2026-11-20T00:", len(fx.entries), blocked, detected, errs)
+			// The total names all its parts, allowed records too (issue 13).
+			head := fmt.Sprintf("%d records: %d blocked, %d detected, %d errors, %d allowed\nfrom 2026-11-20T00:", len(fx.entries), blocked, detected, errs, allowed)
 			if !strings.HasPrefix(out, head) {
 				t.Errorf("summary starts %q, want %q", out[:min(len(out), 80)], head)
 			}
