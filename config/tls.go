@@ -3,7 +3,6 @@ package config
 import (
 	"crypto/x509"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -141,8 +140,8 @@ func (c *checker) acme(a ACME, used bool) ACMESettings {
 	if !used {
 		return out
 	}
-	if u, err := url.Parse(out.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
-		c.errorf("tls.acme.directory", "must be an https URL, got %q", out.Directory)
+	if _, err := parseHTTPURL(out.Directory, "https"); err != nil {
+		c.errorf("tls.acme.directory", "%v", err)
 	}
 	if !out.AcceptTerms {
 		c.errorf("tls.acme.accept_terms", "must be true to register with the CA (it accepts the CA's terms of service)")
