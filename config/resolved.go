@@ -530,6 +530,10 @@ func (c *checker) mergeWAF(base WAFSettings, w *WAF, p string) WAFSettings {
 			c.errorf(p+".crs_variables."+k, "is set by the %s field; set it there", field)
 			continue
 		}
+		if err := checkCRSVariable(k); err != nil {
+			c.errorf(p+".crs_variables."+k, "%v", err)
+			continue
+		}
 		if strings.ContainsAny(v, "'\"\\\n\r") || strings.Contains(v, "%{") {
 			c.errorf(p+".crs_variables."+k, "value must not contain quotes, backslashes, line breaks or %%{ macros")
 			continue
