@@ -276,6 +276,7 @@ func (c *checker) resolve(f *File) *Config {
 	c.resolveAdmin(f, cfg)
 	c.resolveLog(f, cfg)
 	c.resolveAlerts(f, cfg)
+	c.checkRules(cfg)
 	return cfg
 }
 
@@ -569,7 +570,13 @@ func (c *checker) ruleSources(srcs []RuleSource, p string) []RuleText {
 		case (s.Inline == "") == (s.File == ""):
 			c.errorf(ip, "set exactly one of inline or file")
 		case s.Inline != "":
-			out = append(out, RuleText{Origin: ip + ".inline", Text: s.Inline})
+			field := ip + ".inline"
+			out = append(out, RuleText{Origin: field, Text: s.Inline})
+			rc := ruleCheck{origin: field, field: field, file: c.file, line: c.lineOf(field), text: s.Inline}
+			if c.literal[field] {
+				rc.line, rc.exact = rc.line+1, true // the text starts below the | indicator
+			}
+			c.ruleChecks = append(c.ruleChecks, rc)
 		default:
 			path := s.File
 			if !filepath.IsAbs(path) && c.file != "" {
@@ -581,6 +588,7 @@ func (c *checker) ruleSources(srcs []RuleSource, p string) []RuleText {
 				continue
 			}
 			out = append(out, RuleText{Origin: path, Text: string(data)})
+			c.ruleChecks = append(c.ruleChecks, ruleCheck{origin: path, field: ip + ".file", file: path, line: 1, exact: true, text: string(data)})
 		}
 	}
 	return out
