@@ -70,7 +70,7 @@ const (
 // SiteTLSConfig is a site's resolved TLS settings.
 type SiteTLSConfig struct {
 	Source       string // acme, files or self-signed
-	CertFile     string // absolute or relative to the working directory
+	CertFile     string // resolved against the configuration file's directory
 	KeyFile      string
 	RedirectHTTP bool
 	HSTS         string // the Strict-Transport-Security value, or ""
@@ -410,7 +410,7 @@ func (c *checker) resolveSites(f *File, cfg *Config, upstreams map[string]bool, 
 func (c *checker) resolveAudit(f *File, cfg *Config) {
 	a := f.Audit
 	cfg.Audit = AuditConfig{
-		File:          DefaultAuditFile,
+		File:          c.relative(DefaultAuditFile),
 		RuleLog:       a.RuleLog,
 		LogAll:        a.LogAll,
 		QueueSize:     intOr(a.QueueSize, 8192),
@@ -421,7 +421,12 @@ func (c *checker) resolveAudit(f *File, cfg *Config) {
 		if *a.File == "" {
 			c.errorf("audit.file", "must not be empty (omit it for the default %s)", DefaultAuditFile)
 		}
-		cfg.Audit.File = *a.File
+		cfg.Audit.File = c.relative(*a.File)
+	} else if env := stateDirFromEnv(); env != "" {
+		cfg.Audit.File = filepath.Join(env, DefaultAuditFile)
+	}
+	if a.RuleLog != "" {
+		cfg.Audit.RuleLog = c.relative(a.RuleLog)
 	}
 	if cfg.Audit.QueueSize < 1 || cfg.Audit.QueueSize > 1<<20 {
 		c.errorf("audit.queue_size", "must be 1..1048576, got %d", cfg.Audit.QueueSize)
