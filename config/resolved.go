@@ -210,10 +210,26 @@ type AuditConfig struct {
 
 // Default returns the configuration used by `portcullis run --upstream URL`
 // without a file: one listener, one catch-all site, CRS at paranoia 1 blocking.
+//
+// A trial of it is told to use http://127.0.0.1:8080, and CRS 920350
+// ("Host header is a numeric IP address") would flag every such request.
+// The defaults therefore drop 920350 for a request whose Host is a loopback
+// address literal, and for nothing else: a numeric public Host (a scanner
+// walking address ranges) still scores.
 func Default(listen, upstream string) (*Config, error) {
 	text := fmt.Sprintf("listeners:\n  - address: %q\nupstreams:\n  - name: default\n    targets: [%q]\nsites:\n  - name: default\n    hosts: [\"*\"]\n    routes:\n      - path: /\n        upstream: default\n", listen, upstream)
-	return Parse("command line", []byte(text))
+	return Parse("command line", []byte(text+loopbackHostExclusion))
 }
+
+// LoopbackHostRuleID is the rule of the embedded defaults that drops CRS
+// 920350 for a loopback Host.
+const LoopbackHostRuleID = 200012
+
+var loopbackHostExclusion = fmt.Sprintf(`waf:
+  rules_before:
+    - inline: |
+        SecRule REQUEST_HEADERS:Host "@rx ^(?:127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}|\[::1\])(?::[0-9]{1,5})?$" "id:%d,phase:1,pass,nolog,t:none,ctl:ruleRemoveById=920350"
+`, LoopbackHostRuleID)
 
 // crsVarsWithFields are CRS variables that a waf field sets; setting them
 // through crs_variables would silently contradict the validated field.
