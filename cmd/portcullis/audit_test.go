@@ -217,7 +217,11 @@ func TestAuditErrors(t *testing.T) {
 		{[]string{"search", "--db", filepath.Join(t.TempDir(), "none.db")}, 1, "no such file or directory"},
 		{[]string{"search", "--db", fx.db, "--limit", "0"}, 2, "--limit must be from 1 to 10000"},
 		{[]string{"search", "--db", fx.db, "--after", "nonsense"}, 1, `invalid page cursor "nonsense"`},
-		{[]string{"show", "--db", fx.db}, 2, "usage: portcullis audit show ID"},
+		{[]string{"show", "--db", fx.db}, 2, "portcullis audit show: give one record id\n\nUsage: portcullis audit show [flags] ID"},
+		{[]string{"show", "a", "b", "--db", fx.db}, 2, "give one record id"},
+		{[]string{"search", "--db", fx.db, "--bogus"}, 2, "flag provided but not defined: -bogus\n\nUsage: portcullis audit search [flags]"},
+		{[]string{"replay", "--db", fx.db}, 2, "give the candidate configuration with --candidate FILE"},
+		{[]string{"replay", "--db", fx.db, "--config", "a.yaml", "-c", "b.yaml"}, 2, "--config now names the running configuration"},
 		{[]string{"show", "nope", "--db", fx.db}, 1, `no audit record with id "nope"`},
 		{[]string{"export", "--db", fx.db, "--format", "xml"}, 2, `unknown export format "xml" (want jsonl, csv, ocsf)`},
 		{[]string{"search", "-c", filepath.Join(t.TempDir(), "missing.yaml")}, 1, "missing.yaml"},
@@ -488,14 +492,17 @@ audit:
 	}
 }
 
-// TestAuditCommandDispatch: the binary knows the audit command.
+// TestAuditCommandDispatch: the binary knows the audit command, and the
+// top-level help lists every audit command.
 func TestAuditCommandDispatch(t *testing.T) {
 	out, _, code := runBinary(t, "audit", "help")
 	if code != 0 || !strings.Contains(out, "Usage: portcullis audit COMMAND") {
 		t.Fatalf("exit %d: %s", code, out)
 	}
 	out, _, _ = runBinary(t, "help")
-	if !strings.Contains(out, "portcullis audit search|summary|show|tail|export") {
-		t.Fatalf("usage lacks the audit command:\n%s", out)
+	for _, sub := range []string{"search", "summary", "show", "tail", "export", "explain", "replay"} {
+		if !strings.Contains(out, "\n  audit "+sub+" ") {
+			t.Errorf("usage lacks audit %s:\n%s", sub, out)
+		}
 	}
 }

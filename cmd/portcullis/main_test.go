@@ -88,8 +88,18 @@ waf:
 		t.Fatal(err)
 	}
 	_, stderr, code := runBinary(t, "check", "-c", path)
-	if code != 1 || !strings.Contains(stderr, "sites[0].routes[0].waf: waf.rules_before[0].inline:") {
-		t.Errorf("exit %d, stderr %q", code, stderr)
+	if want := path + ":7: waf.rules_before[0].inline: failed to compile the directive \"secrule\": error parsing regexp: missing closing ): `(?sm)(`\n"; code != 1 || stderr != want {
+		t.Errorf("exit %d, stderr %q, want %q", code, stderr, want)
+	}
+	// Every broken rule, each at its line: the YAML line inside an inline
+	// block, the line of a rule file (#13).
+	_, stderr, code = runBinary(t, "check", "-c", "../../testdata/config/bad-rules.yaml")
+	want, err := os.ReadFile("../../testdata/config/bad-rules.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantText := strings.ReplaceAll(string(want), "../testdata/", "../../testdata/"); code != 1 || stderr != wantText {
+		t.Errorf("exit %d, stderr:\n%s\nwant:\n%s", code, stderr, wantText)
 	}
 	_, _, code = runBinary(t, "check", "-c", "../../testdata/config/valid-full.yaml")
 	if code != 0 {

@@ -155,7 +155,7 @@ server: {shutdown_grace: 10s}
 		if resp.StatusCode != 200 {
 			t.Errorf("%s: %d %s", p, resp.StatusCode, body)
 		}
-		if p == "/api/reload" && !strings.Contains(string(body), `"OK":2,"Failed":2`) {
+		if p == "/api/reload" && !strings.Contains(string(body), `{"succeeded":2,"failed":2,"last":{`) {
 			t.Errorf("reload history: %s", body)
 		}
 	}
