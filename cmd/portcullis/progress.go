@@ -21,7 +21,7 @@ type progress struct {
 }
 
 // progressEvery is the shortest interval between two updates.
-const progressEvery = 250 * time.Millisecond
+var progressEvery = 250 * time.Millisecond
 
 // newProgress returns a progress line on stderr, or nil when stderr is not
 // a terminal. A nil *progress does nothing.
