@@ -141,13 +141,55 @@ func (c *checker) checkRules(cfg *Config) {
 		}
 	}
 	crs := knownRuleIDs()
+	// Two pieces one route loads together must not define the same id
+	// (a site's rule and a route's, say): reported at the later piece.
+	fields := map[string]string{}
+	for _, rc := range c.ruleChecks {
+		fields[rc.origin] = rc.field
+	}
+	texts := map[string]string{}
+	for _, rc := range c.ruleChecks {
+		texts[rc.origin] = rc.text
+	}
+	dupes := map[string][]seclangError{}
+	reported := map[string]bool{}
+	for _, sc := range cfg.Sites {
+		for _, r := range sc.Routes {
+			owner := map[int]string{}
+			for _, rt := range append(slices.Clone(r.WAF.RulesBefore), r.WAF.RulesAfter...) {
+				text, ok := texts[rt.Origin]
+				if !ok {
+					continue
+				}
+				for i, line := range strings.Split(text, "\n") {
+					if strings.HasPrefix(strings.TrimSpace(line), "#") {
+						continue
+					}
+					for _, id := range ruleIDs(line) {
+						first, seen := owner[id]
+						if !seen {
+							owner[id] = rt.Origin
+							continue
+						}
+						key := fmt.Sprintf("%s\x00%d", rt.Origin, id)
+						if first == rt.Origin || reported[key] {
+							continue // within one piece the piece's own check reports it
+						}
+						reported[key] = true
+						dupes[rt.Origin] = append(dupes[rt.Origin], seclangError{i + 1, fmt.Sprintf("rule id %d is also defined in %s, which the same route loads", id, fields[first])})
+					}
+				}
+			}
+		}
+	}
 	for _, rc := range c.ruleChecks {
 		errs := seclangErrors(rc.text, known)
 		if withCRS[rc.origin] {
 			after := strings.Contains(rc.field, ".rules_after[") || strings.HasPrefix(rc.field, "rules_after[")
 			errs = append(errs, crsIDClashes(rc.text, crs, removed, after)...)
-			slices.SortStableFunc(errs, func(a, b seclangError) int { return a.line - b.line })
 		}
+		errs = append(errs, dupes[rc.origin]...)
+		slices.SortStableFunc(errs, func(a, b seclangError) int { return a.line - b.line })
 		for _, e := range errs {
 			line := rc.line
 			if rc.exact {

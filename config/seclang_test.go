@@ -110,3 +110,30 @@ func FuzzSplitDirectives(f *testing.F) {
 		}
 	})
 }
+
+// TestRuleIDsAcrossPieces: a site's rule and a route's rule with one id
+// would break the route's rule set; the later one is reported at its line.
+func TestRuleIDsAcrossPieces(t *testing.T) {
+	text := `upstreams: [{name: app, targets: ["http://127.0.0.1:3000"]}]
+waf:
+  rules_before:
+    - inline: 'SecRule ARGS "@streq a" "id:1001,phase:2,deny"'
+sites:
+  - hosts: ["*"]
+    routes:
+      - path: /
+        upstream: app
+        waf:
+          rules_after:
+            - inline: |
+                SecRule ARGS "@streq b" "id:1002,phase:2,deny"
+                SecRule ARGS "@streq c" "id:1001,phase:2,deny"
+      - path: /other
+        upstream: app
+`
+	_, err := Parse("p.yaml", []byte(text))
+	want := "p.yaml:14: sites[0].routes[0].waf.rules_after[0].inline: rule id 1001 is also defined in waf.rules_before[0].inline, which the same route loads"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}
