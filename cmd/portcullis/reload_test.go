@@ -180,6 +180,10 @@ server: {shutdown_grace: 10s}
 	if !strings.Contains(string(data), blockedID) {
 		t.Errorf("blocked request %s not in the audit file", blockedID)
 	}
+	// The README promises a private state directory (#13: it was 0750).
+	if st, err := os.Stat(filepath.Join(dir, "portcullis-state")); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("state directory: %v %v, want 0700", st.Mode(), err)
+	}
 	db, err := sql.Open("sqlite", filepath.Join(dir, "portcullis-state", "audit.db"))
 	if err != nil {
 		t.Fatal(err)
