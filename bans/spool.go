@@ -64,35 +64,39 @@ func SpoolDir(path string) string { return path + ".d" }
 
 // Submit writes cmd into the spool of the state file at path.
 func Submit(path string, cmd Command) error {
+	_, err := SubmitFile(path, cmd)
+	return err
+}
+
+// SubmitFile writes cmd into the spool of the state file at path and
+// returns the command file, which the instance deletes once it applied it.
+//
+// Run as root against a state directory owned by another user (the
+// systemd unit's DynamicUser, the container's non-root user), the spool
+// and the command are given to that user: a root-owned 0700 spool is one
+// the instance cannot read, and its commands would wait forever.
+func SubmitFile(path string, cmd Command) (string, error) {
 	if cmd.Op != OpAdd && cmd.Op != OpRemove {
-		return fmt.Errorf("unknown ban command %q", cmd.Op)
+		return "", fmt.Errorf("unknown ban command %q", cmd.Op)
 	}
 	if !cmd.Prefix.IsValid() {
-		return errors.New("ban command without an address")
+		return "", errors.New("ban command without an address")
 	}
 	if err := checkBreadth(cmd); err != nil {
-		return err
-	}
-	dir := SpoolDir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("ban spool %s: %w", dir, err)
+		return "", err
 	}
 	data, err := json.Marshal(cmd)
 	if err != nil {
-		return err
+		return "", err
 	}
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	name := fmt.Sprintf("%020d-%s.json", time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
-	// Written under a dot name and renamed: Drain never reads half a command.
-	tmp := filepath.Join(dir, "."+name)
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("ban spool %s: %w", dir, err)
+	dir := SpoolDir(path)
+	if err := writeCommand(filepath.Dir(path), dir, name, data); err != nil {
+		return "", fmt.Errorf("ban spool %s: %w", dir, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("ban spool %s: %w", dir, err)
-	}
-	return nil
+	return filepath.Join(dir, name), nil
 }
 
 // Pending returns the spooled commands not yet applied, oldest first.

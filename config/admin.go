@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -296,8 +295,9 @@ func (c *checker) resolveAlerts(f *File, cfg *Config) {
 		CertExpiryWithin: durationOr(a.CertExpiryWithin, 0), FeedStaleAfter: durationOr(a.FeedStaleAfter, 0), Cooldown: durationOr(a.Cooldown, 0)}
 	for i, w := range a.Webhooks {
 		p := fmt.Sprintf("alerts.webhooks[%d]", i)
-		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			c.errorf(p+".url", "must be an http or https URL")
+		if _, err := parseHTTPURL(w.URL, "http", "https"); err != nil {
+			// The URL itself is not repeated: it often holds a token.
+			c.errorf(p+".url", "must be an http or https URL with a valid host and port")
 		}
 		if w.Format != "" && w.Format != "generic" && w.Format != "slack" {
 			c.errorf(p+".format", "must be generic or slack, got %q", w.Format)

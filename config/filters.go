@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -153,8 +152,8 @@ func (c *checker) resolveReputation(f *File, cfg *Config) map[string]string {
 			}
 		}
 		if l.URL != "" {
-			if u, err := url.Parse(l.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				c.errorf(p+".url", "must be an http or https URL, got %q", l.URL)
+			if _, err := parseHTTPURL(l.URL, "http", "https"); err != nil {
+				c.errorf(p+".url", "%v", err)
 			}
 		}
 		if lc.Refresh < time.Second {

@@ -21,6 +21,8 @@ type FieldError struct {
 	Line int    // 1-based; 0 when unknown
 	Path string // field path, e.g. sites[0].waf.paranoia
 	Msg  string
+
+	order int // where it is listed, when File is not the config file: the line naming it
 }
 
 func (e *FieldError) Error() string {
@@ -90,7 +92,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, Errors{yamlSyntaxError(name, err)}
 	}
-	c := &checker{file: name, lines: map[string]int{}, bad: map[string]bool{}}
+	c := &checker{file: name, lines: map[string]int{}, bad: map[string]bool{}, literal: map[string]bool{}}
 	var file File
 	if len(doc.Content) > 0 {
 		root := doc.Content[0]
@@ -135,6 +137,12 @@ type checker struct {
 	// semantic checks stay quiet about them (no "is required" after "must be
 	// a string" for the same field).
 	bad map[string]bool
+	// literal holds the paths of literal block scalars (|), whose lines are
+	// the file's lines, so an error in line k of an inline rule block can
+	// name its line in the file.
+	literal map[string]bool
+	// ruleChecks are the custom SecLang pieces, checked after resolving.
+	ruleChecks []ruleCheck
 }
 
 func (c *checker) errorf(path, format string, args ...any) {
@@ -164,8 +172,25 @@ func parentPath(p string) string {
 	return p[:i]
 }
 
+// sorted orders the problems by line; a problem in another file (a rule
+// file) is listed at the line that names the file, in its own line order.
 func (c *checker) sorted() Errors {
-	sort.SliceStable(c.errs, func(i, j int) bool { return c.errs[i].Line < c.errs[j].Line })
+	at := func(e *FieldError) int {
+		if e.File != c.file {
+			return e.order
+		}
+		return e.Line
+	}
+	sort.SliceStable(c.errs, func(i, j int) bool {
+		a, b := c.errs[i], c.errs[j]
+		if at(a) != at(b) {
+			return at(a) < at(b)
+		}
+		if (a.File != c.file) != (b.File != c.file) {
+			return a.File == c.file
+		}
+		return a.File == b.File && a.Line < b.Line
+	})
 	return c.errs
 }
 
@@ -184,6 +209,9 @@ func (c *checker) invalid(n *yaml.Node, path, format string, args ...any) {
 func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 	if path != "" {
 		c.lines[path] = n.Line
+		if n.Kind == yaml.ScalarNode && n.Style&yaml.LiteralStyle != 0 {
+			c.literal[path] = true
+		}
 	}
 	if n.Kind == yaml.AliasNode {
 		c.invalid(n, path, "YAML aliases are not supported")

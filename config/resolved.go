@@ -70,7 +70,7 @@ const (
 // SiteTLSConfig is a site's resolved TLS settings.
 type SiteTLSConfig struct {
 	Source       string // acme, files or self-signed
-	CertFile     string // absolute or relative to the working directory
+	CertFile     string // resolved against the configuration file's directory
 	KeyFile      string
 	RedirectHTTP bool
 	HSTS         string // the Strict-Transport-Security value, or ""
@@ -211,10 +211,26 @@ type AuditConfig struct {
 
 // Default returns the configuration used by `portcullis run --upstream URL`
 // without a file: one listener, one catch-all site, CRS at paranoia 1 blocking.
+//
+// A trial of it is told to use http://127.0.0.1:8080, and CRS 920350
+// ("Host header is a numeric IP address") would flag every such request.
+// The defaults therefore drop 920350 for a request whose Host is a loopback
+// address literal, and for nothing else: a numeric public Host (a scanner
+// walking address ranges) still scores.
 func Default(listen, upstream string) (*Config, error) {
 	text := fmt.Sprintf("listeners:\n  - address: %q\nupstreams:\n  - name: default\n    targets: [%q]\nsites:\n  - name: default\n    hosts: [\"*\"]\n    routes:\n      - path: /\n        upstream: default\n", listen, upstream)
-	return Parse("command line", []byte(text))
+	return Parse("command line", []byte(text+loopbackHostExclusion))
 }
+
+// LoopbackHostRuleID is the rule of the embedded defaults that drops CRS
+// 920350 for a loopback Host.
+const LoopbackHostRuleID = 200012
+
+var loopbackHostExclusion = fmt.Sprintf(`waf:
+  rules_before:
+    - inline: |
+        SecRule REQUEST_HEADERS:Host "@rx ^(?:127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}|\[::1\])(?::[0-9]{1,5})?$" "id:%d,phase:1,pass,nolog,t:none,ctl:ruleRemoveById=920350"
+`, LoopbackHostRuleID)
 
 // crsVarsWithFields are CRS variables that a waf field sets; setting them
 // through crs_variables would silently contradict the validated field.
@@ -277,6 +293,7 @@ func (c *checker) resolve(f *File) *Config {
 	c.resolveAdmin(f, cfg)
 	c.resolveLog(f, cfg)
 	c.resolveAlerts(f, cfg)
+	c.checkRules(cfg)
 	return cfg
 }
 
@@ -410,7 +427,7 @@ func (c *checker) resolveSites(f *File, cfg *Config, upstreams map[string]bool, 
 func (c *checker) resolveAudit(f *File, cfg *Config) {
 	a := f.Audit
 	cfg.Audit = AuditConfig{
-		File:          DefaultAuditFile,
+		File:          c.relative(DefaultAuditFile),
 		RuleLog:       a.RuleLog,
 		LogAll:        a.LogAll,
 		QueueSize:     intOr(a.QueueSize, 8192),
@@ -421,7 +438,12 @@ func (c *checker) resolveAudit(f *File, cfg *Config) {
 		if *a.File == "" {
 			c.errorf("audit.file", "must not be empty (omit it for the default %s)", DefaultAuditFile)
 		}
-		cfg.Audit.File = *a.File
+		cfg.Audit.File = c.relative(*a.File)
+	} else if env := stateDirFromEnv(); env != "" {
+		cfg.Audit.File = filepath.Join(env, DefaultAuditFile)
+	}
+	if a.RuleLog != "" {
+		cfg.Audit.RuleLog = c.relative(a.RuleLog)
 	}
 	if cfg.Audit.QueueSize < 1 || cfg.Audit.QueueSize > 1<<20 {
 		c.errorf("audit.queue_size", "must be 1..1048576, got %d", cfg.Audit.QueueSize)
@@ -531,6 +553,10 @@ func (c *checker) mergeWAF(base WAFSettings, w *WAF, p string) WAFSettings {
 			c.errorf(p+".crs_variables."+k, "is set by the %s field; set it there", field)
 			continue
 		}
+		if err := checkCRSVariable(k); err != nil {
+			c.errorf(p+".crs_variables."+k, "%v", err)
+			continue
+		}
 		if strings.ContainsAny(v, "'\"\\\n\r") || strings.Contains(v, "%{") {
 			c.errorf(p+".crs_variables."+k, "value must not contain quotes, backslashes, line breaks or %%{ macros")
 			continue
@@ -566,7 +592,13 @@ func (c *checker) ruleSources(srcs []RuleSource, p string) []RuleText {
 		case (s.Inline == "") == (s.File == ""):
 			c.errorf(ip, "set exactly one of inline or file")
 		case s.Inline != "":
-			out = append(out, RuleText{Origin: ip + ".inline", Text: s.Inline})
+			field := ip + ".inline"
+			out = append(out, RuleText{Origin: field, Text: s.Inline})
+			rc := ruleCheck{origin: field, field: field, file: c.file, line: c.lineOf(field), text: s.Inline}
+			if c.literal[field] {
+				rc.line, rc.exact = rc.line+1, true // the text starts below the | indicator
+			}
+			c.ruleChecks = append(c.ruleChecks, rc)
 		default:
 			path := s.File
 			if !filepath.IsAbs(path) && c.file != "" {
@@ -578,6 +610,7 @@ func (c *checker) ruleSources(srcs []RuleSource, p string) []RuleText {
 				continue
 			}
 			out = append(out, RuleText{Origin: path, Text: string(data)})
+			c.ruleChecks = append(c.ruleChecks, ruleCheck{origin: path, field: ip + ".file", file: path, line: 1, exact: true, text: string(data)})
 		}
 	}
 	return out

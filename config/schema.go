@@ -162,7 +162,10 @@ type TLS struct {
 	// suites) or modern (TLS 1.3 only). Default: intermediate.
 	Policy string `yaml:"policy"`
 	// StateDir keeps the ACME account, ACME certificates and self-signed
-	// certificates (created 0700, keys 0600). Default: ./portcullis-state.
+	// certificates (created 0700, keys 0600), and by default the ban state
+	// and the audit database. Default: $PORTCULLIS_STATE_DIR when set, else
+	// portcullis-state beside the configuration file. Like every path in
+	// the file, a relative one is relative to the file's directory.
 	StateDir string `yaml:"state_dir"`
 	// DefaultHost names the site host whose certificate answers a handshake
 	// for an unknown server name. Default: none (such handshakes fail).
@@ -472,11 +475,13 @@ type Exclusion struct {
 
 // Audit configures audit records.
 type Audit struct {
-	// File is the JSON-lines audit file, created 0600.
-	// Default: ./portcullis-audit.jsonl.
+	// File is the JSON-lines audit file, created 0600. Relative to the
+	// configuration file's directory. Default: portcullis-audit.jsonl beside
+	// the configuration file, or in $PORTCULLIS_STATE_DIR when that is set.
 	File *string `yaml:"file"`
 	// RuleLog, when set, is a file of ModSecurity-style error-log lines, one per
-	// matched rule (for fail2ban-style tools and the CRS test runner). Default: off.
+	// matched rule (for fail2ban-style tools and the CRS test runner), relative
+	// to the configuration file's directory. Default: off.
 	RuleLog string `yaml:"rule_log"`
 	// LogAll writes a record for every request, not only blocked, flagged
 	// and failed ones. Default: false.

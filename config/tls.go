@@ -3,7 +3,7 @@ package config
 import (
 	"crypto/x509"
 	"fmt"
-	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,8 +12,29 @@ import (
 	"github.com/portcullis-waf/portcullis/tlsmgr"
 )
 
-// DefaultStateDir keeps ACME and self-signed material when tls.state_dir is unset.
+// DefaultStateDir keeps ACME and self-signed material, bans and the audit
+// database when tls.state_dir is unset and StateDirEnv is not set: beside
+// the configuration file (in the working directory without one).
 const DefaultStateDir = "portcullis-state"
+
+// StateDirEnv names the environment variable that moves the defaults of
+// what Portcullis writes (tls.state_dir itself, and the audit file into
+// it) out of the configuration file's directory, which is often read-only
+// (a container's config mount, /etc under systemd's ProtectSystem). It never
+// overrides a path the file sets. The container image sets it.
+const StateDirEnv = "PORTCULLIS_STATE_DIR"
+
+// stateDirFromEnv returns StateDirEnv as an absolute path, or "".
+var stateDirFromEnv = func() string {
+	d := os.Getenv(StateDirEnv)
+	if d == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(d); err == nil {
+		return abs
+	}
+	return d
+}
 
 // siteTLS resolves and checks one site's tls block. Certificate files are
 // loaded now, so `portcullis check` reports a missing file, an unreadable
@@ -78,7 +99,11 @@ func (c *checker) siteTLS(t *SiteTLS, hosts []string, p string) *SiteTLSConfig {
 	return out
 }
 
-// relative resolves a path relative to the configuration file.
+// relative resolves a path relative to the configuration file's directory
+// (the working directory without a file). This is the one rule for every
+// path in the configuration, so the server (started from anywhere by an
+// init system) and the CLI (started from anywhere by a person) read and
+// write the same files.
 func (c *checker) relative(path string) string {
 	if filepath.IsAbs(path) || c.file == "" {
 		return path
@@ -92,6 +117,9 @@ func (c *checker) resolveTLS(f *File, cfg *Config) {
 	// Relative to the config file, like every other path, so the server
 	// (started from /) and the CLI (started anywhere) find the same files.
 	cfg.TLS = TLSConfig{Policy: string(tlsmgr.Intermediate), StateDir: c.relative(DefaultStateDir), DefaultHost: strings.ToLower(t.DefaultHost)}
+	if env := stateDirFromEnv(); env != "" {
+		cfg.TLS.StateDir = env
+	}
 	switch t.Policy {
 	case "", string(tlsmgr.Intermediate):
 	case string(tlsmgr.Modern):
@@ -141,8 +169,8 @@ func (c *checker) acme(a ACME, used bool) ACMESettings {
 	if !used {
 		return out
 	}
-	if u, err := url.Parse(out.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
-		c.errorf("tls.acme.directory", "must be an https URL, got %q", out.Directory)
+	if _, err := parseHTTPURL(out.Directory, "https"); err != nil {
+		c.errorf("tls.acme.directory", "%v", err)
 	}
 	if !out.AcceptTerms {
 		c.errorf("tls.acme.accept_terms", "must be true to register with the CA (it accepts the CA's terms of service)")

@@ -373,14 +373,10 @@ func (c *checker) resolveTargets(u Upstream, uc *UpstreamConfig, p string) {
 			c.errorf(up, "a target URL is required")
 			continue
 		}
-		tu, err := url.Parse(t.URL)
+		tu, err := parseHTTPURL(t.URL, "http", "https")
 		switch {
 		case err != nil:
-			c.errorf(up, "invalid URL %q: %v", t.URL, unwrapURLError(err))
-		case tu.Scheme != "http" && tu.Scheme != "https":
-			c.errorf(up, "scheme must be http or https, got %q", tu.Scheme)
-		case tu.Host == "":
-			c.errorf(up, "URL %q has no host", t.URL)
+			c.errorf(up, "%v", err)
 		case tu.RawQuery != "" || tu.Fragment != "" || tu.User != nil:
 			c.errorf(up, "URL %q must not contain a query, fragment or user info", t.URL)
 		case u.H2C && tu.Scheme != "http":

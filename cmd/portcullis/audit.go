@@ -27,18 +27,7 @@ import (
 	"github.com/portcullis-waf/portcullis/config"
 )
 
-const auditUsage = `Usage: portcullis audit COMMAND [flags]
-
-Commands:
-  search   [filters] [--limit N] [--after CURSOR] [--json]   matching records, newest first
-  summary  [filters] [--bucket 1h] [--top 10] [--json]       counts, a chart over time, top lists
-  show     ID [--json]                                       one record, its anomaly score rule by rule
-  tail     [filters] [-n 10] [-f] [--json]                   the latest records; -f follows new ones
-  export   [filters] [--format jsonl|csv|ocsf] [-o FILE]     every matching record, newest first
-  explain  ID [--any-method]                                 the smallest exclusion that lets a blocked request pass
-  replay   --config CANDIDATE [filters | --id ID] [--json]   judge stored requests with a candidate configuration
-
-Records come from --db FILE (the SQLite audit store), --file FILE (JSON-lines
+const auditHelp = `Records come from --db FILE (the SQLite audit store), --file FILE (JSON-lines
 audit files, repeatable, oldest first), or else the configuration (-c,
 default portcullis.yaml): its audit store when it exists, otherwise its
 audit file.
@@ -47,54 +36,42 @@ Filters (repeatable, comma-separated; --not-X excludes):
   --since/--until 15m|1h|7d|RFC 3339   --ip ADDR|CIDR   --host H   --path PREFIX
   --rule ID   --tag TAG   --action blocked|detected|error|allowed
   --stage waf|ratelimit|ban|...   --status CODE   --country CC
+
+Record ids may be shortened to a unique prefix (at least 6 characters).
 `
 
-// cmdAudit runs `portcullis audit COMMAND`.
+func auditCommand() *command {
+	return &command{name: "audit", summary: "search and review audit records", help: auditHelp, subs: []*command{
+		{name: "search", summary: "matching records, newest first, one per line with the deciding stage and reason", run: runAuditSearch},
+		{name: "summary", summary: "counts, a chart over time, top rules, clients, paths, countries, hosts", run: runAuditSummary},
+		{name: "show", args: "ID", summary: "one record, its anomaly score rule by rule", run: runAuditShow},
+		{name: "tail", summary: "the latest records; -f follows new ones", run: runAuditTail},
+		{name: "export", summary: "every matching record as jsonl, csv or ocsf", run: runAuditExport},
+		{name: "explain", args: "ID", summary: "the smallest exclusion that lets a blocked request pass, verified", run: runAuditExplain},
+		{name: "replay", summary: "judge stored requests with a --candidate configuration and list what changes", run: runAuditReplay},
+	}}
+}
+
+// cmdAudit runs `portcullis audit ...` (for tests).
 func cmdAudit(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, auditUsage)
-		return 2
-	}
-	sub, args := args[0], args[1:]
-	switch sub {
-	case "search":
-		return runAuditSearch(args, stdout, stderr)
-	case "summary":
-		return runAuditSummary(args, stdout, stderr)
-	case "show":
-		return runAuditShow(args, stdout, stderr)
-	case "tail":
-		return runAuditTail(args, stdout, stderr)
-	case "export":
-		return runAuditExport(args, stdout, stderr)
-	case "explain":
-		return runAuditExplain(args, stdout, stderr)
-	case "replay":
-		return runAuditReplay(args, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, auditUsage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "portcullis audit: unknown command %q\n\n%s", sub, auditUsage)
-		return 2
-	}
+	return run(append([]string{"audit"}, args...), stdout, stderr)
 }
 
 // auditFlags are the flags every audit command shares: where records come
 // from and, for most, the filter.
 type auditFlags struct {
+	cmd     *command
 	fs      *flag.FlagSet
 	config  string
 	db      string
 	files   []string
 	filters func() url.Values
+	args    []string // positional arguments
 }
 
-func newAuditFlags(name string, stderr io.Writer, withFilters bool) *auditFlags {
-	a := &auditFlags{fs: flag.NewFlagSet("audit "+name, flag.ContinueOnError)}
-	a.fs.SetOutput(stderr)
-	a.fs.StringVar(&a.config, "c", "", "configuration file naming the audit store or file (default portcullis.yaml)")
-	a.fs.StringVar(&a.config, "config", "", "same as -c")
+func newAuditFlags(c *command, stderr io.Writer, withFilters bool) *auditFlags {
+	a := &auditFlags{cmd: c, fs: c.newFlags(stderr)}
+	configFlag(a.fs, &a.config, "", "configuration `FILE` naming the audit store or file (default portcullis.yaml)")
 	a.fs.StringVar(&a.db, "db", "", "SQLite audit database `FILE`")
 	a.fs.Func("file", "JSON-lines audit `FILE` (repeatable, oldest first)", func(s string) error {
 		a.files = append(a.files, s)
@@ -106,12 +83,21 @@ func newAuditFlags(name string, stderr io.Writer, withFilters bool) *auditFlags 
 	return a
 }
 
-// parse parses args and the filter; it prints errors itself and returns
-// the exit status to use when ok is false.
-func (a *auditFlags) parse(args []string, stderr io.Writer) (f query.Filter, code int, ok bool) {
-	if err := a.fs.Parse(args); err != nil {
-		return f, 2, false
+// parse parses args and the filter; it prints errors (or the help)
+// itself and returns the exit status to use when ok is false. nargs is how
+// many positional arguments the command takes.
+func (a *auditFlags) parse(args []string, nargs int, stdout, stderr io.Writer) (f query.Filter, code int, ok bool) {
+	pos, code, ok := a.cmd.parseFlags(a.fs, args, stdout, stderr)
+	if !ok {
+		return f, code, false
 	}
+	if len(pos) != nargs {
+		if nargs == 0 {
+			return f, a.cmd.usageError(stderr, a.fs, "takes no arguments, got %q", pos[0]), false
+		}
+		return f, a.cmd.usageError(stderr, a.fs, "give one record id"), false
+	}
+	a.args = pos
 	if a.filters != nil {
 		var err error
 		if f, err = query.Parse(a.filters(), time.Now()); err != nil {
@@ -191,39 +177,24 @@ func (a *auditFlags) start(stderr io.Writer) (s store.Store, ctx context.Context
 	return s, ctx, func() { stop(); s.Close() }, true
 }
 
-// parseID parses args holding exactly one record id, which may come
-// before, between or after the flags. It prints usage itself.
-func (a *auditFlags) parseID(args []string, stderr io.Writer, usage string) (id string, code int, ok bool) {
-	var ids []string
-	for {
-		if _, code, ok := a.parse(args, stderr); !ok {
-			return "", code, false
-		}
-		if a.fs.NArg() == 0 {
-			break
-		}
-		ids = append(ids, a.fs.Arg(0))
-		args = a.fs.Args()[1:]
-	}
-	if len(ids) != 1 {
-		fmt.Fprintln(stderr, usage)
-		return "", 2, false
-	}
-	return ids[0], 0, true
-}
-
-// getRecord fetches one record, printing why it could not.
+// getRecord fetches one record by its id or a unique prefix of it,
+// printing why it could not.
 func getRecord(ctx context.Context, s store.Store, id string, stderr io.Writer) (*audit.Entry, bool) {
-	e, err := s.Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		fmt.Fprintf(stderr, "no audit record with id %q\n", id)
-		return nil, false
-	}
+	e, err := findRecord(ctx, s, id)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, false
 	}
 	return e, true
+}
+
+// findRecord returns the record whose id is id or, failing that, the one
+// record whose id starts with id (the store resolves prefixes of at least
+// store.MinIDPrefix characters, with an index range query in SQLite). An
+// ambiguous prefix is an error naming the candidates.
+func findRecord(ctx context.Context, s store.Store, id string) (*audit.Entry, error) {
+	// The store's errors name the id and, for a prefix, the candidates.
+	return s.Get(ctx, id)
 }
 
 // signalContext ends on SIGINT or SIGTERM, so tail -f and long exports stop
@@ -232,18 +203,17 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-func runAuditSearch(args []string, stdout, stderr io.Writer) int {
-	a := newAuditFlags("search", stderr, true)
+func runAuditSearch(c *command, args []string, stdout, stderr io.Writer) int {
+	a := newAuditFlags(c, stderr, true)
 	limit := a.fs.Int("limit", 50, "records per page (at most 10000)")
 	after := a.fs.String("after", "", "continue after this `CURSOR` (printed after a full page)")
 	asJSON := a.fs.Bool("json", false, "print records as JSON lines")
-	f, code, ok := a.parse(args, stderr)
+	f, code, ok := a.parse(args, 0, stdout, stderr)
 	if !ok {
 		return code
 	}
 	if *limit <= 0 || *limit > store.MaxLimit {
-		fmt.Fprintf(stderr, "portcullis audit search: --limit must be from 1 to %d\n", store.MaxLimit)
-		return 2
+		return c.usageError(stderr, a.fs, "--limit must be from 1 to %d", store.MaxLimit)
 	}
 	s, ctx, done, ok := a.start(stderr)
 	if !ok {
@@ -262,7 +232,7 @@ func runAuditSearch(args []string, stdout, stderr io.Writer) int {
 		}
 	} else {
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TIME\tID\tCLIENT\tCC\tACTION\tSTATUS\tMETHOD\tTARGET\tRULES")
+		fmt.Fprintln(tw, "TIME\tID\tCLIENT\tCC\tACTION\tSTAGE\tSTATUS\tMETHOD\tTARGET\tRULES\tREASON")
 		for _, e := range res.Entries {
 			fmt.Fprintln(tw, recordRow(e, "\t"))
 		}
@@ -288,10 +258,12 @@ func recordRow(e *audit.Entry, sep string) string {
 		e.ClientIP,
 		orDash(e.Country),
 		orDash(e.Action),
+		orDash(e.Stage), // a ban's 403 is not the WAF's
 		strconv.Itoa(e.Status),
 		e.Method,
 		truncate(target, 60),
 		orDash(ruleList(e)),
+		orDash(truncate(e.Reason, 48)),
 	}
 	for i := range cols {
 		cols[i] = clean(cols[i])
@@ -377,18 +349,17 @@ func writeJSONLines(w io.Writer, entries []*audit.Entry) error {
 	return nil
 }
 
-func runAuditSummary(args []string, stdout, stderr io.Writer) int {
-	a := newAuditFlags("summary", stderr, true)
+func runAuditSummary(c *command, args []string, stdout, stderr io.Writer) int {
+	a := newAuditFlags(c, stderr, true)
 	bucket := a.fs.Duration("bucket", 0, "width of one point of the chart (default: about 60 points)")
 	top := a.fs.Int("top", 10, "rows per top list")
 	asJSON := a.fs.Bool("json", false, "print the summary as JSON")
-	f, code, ok := a.parse(args, stderr)
+	f, code, ok := a.parse(args, 0, stdout, stderr)
 	if !ok {
 		return code
 	}
 	if *bucket < 0 || *top < 1 {
-		fmt.Fprintln(stderr, "portcullis audit summary: --bucket must not be negative and --top must be at least 1")
-		return 2
+		return c.usageError(stderr, a.fs, "--bucket must not be negative and --top must be at least 1")
 	}
 	s, ctx, done, ok := a.start(stderr)
 	if !ok {
@@ -510,13 +481,13 @@ func formatDuration(d time.Duration) string {
 	return d.String()
 }
 
-func runAuditShow(args []string, stdout, stderr io.Writer) int {
-	a := newAuditFlags("show", stderr, false)
+func runAuditShow(c *command, args []string, stdout, stderr io.Writer) int {
+	a := newAuditFlags(c, stderr, false)
 	asJSON := a.fs.Bool("json", false, "print the record as JSON only")
-	id, code, ok := a.parseID(args, stderr, "usage: portcullis audit show ID [--db FILE | --file FILE | -c CONFIG] [--json]")
-	if !ok {
+	if _, code, ok := a.parse(args, 1, stdout, stderr); !ok {
 		return code
 	}
+	id := a.args[0]
 	s, ctx, done, ok := a.start(stderr)
 	if !ok {
 		return 1
@@ -661,19 +632,20 @@ func printRecord(w io.Writer, e *audit.Entry) {
 	}
 }
 
-func runAuditTail(args []string, stdout, stderr io.Writer) int {
-	a := newAuditFlags("tail", stderr, true)
+func runAuditTail(c *command, args []string, stdout, stderr io.Writer) int {
+	a := newAuditFlags(c, stderr, true)
 	n := a.fs.Int("n", 10, "how many of the latest records to print first")
+	a.fs.IntVar(n, "lines", 10, "same as -n")
 	follow := a.fs.Bool("f", false, "keep printing new records until interrupted")
+	a.fs.BoolVar(follow, "follow", false, "same as -f")
 	interval := a.fs.Duration("interval", time.Second, "how often -f looks for new records")
 	asJSON := a.fs.Bool("json", false, "print records as JSON lines")
-	f, code, ok := a.parse(args, stderr)
+	f, code, ok := a.parse(args, 0, stdout, stderr)
 	if !ok {
 		return code
 	}
 	if *n < 0 || *interval <= 0 {
-		fmt.Fprintln(stderr, "portcullis audit tail: -n must not be negative and --interval must be positive")
-		return 2
+		return c.usageError(stderr, a.fs, "-n must not be negative and --interval must be positive")
 	}
 	s, ctx, done, ok := a.start(stderr)
 	if !ok {
@@ -716,11 +688,12 @@ func runAuditTail(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func runAuditExport(args []string, stdout, stderr io.Writer) int {
-	a := newAuditFlags("export", stderr, true)
+func runAuditExport(c *command, args []string, stdout, stderr io.Writer) int {
+	a := newAuditFlags(c, stderr, true)
 	format := a.fs.String("format", "jsonl", "output format: "+strings.Join(export.Formats, ", "))
 	out := a.fs.String("o", "", "write to `FILE` (created 0600) instead of standard output")
-	f, code, ok := a.parse(args, stderr)
+	a.fs.StringVar(out, "output", "", "same as -o")
+	f, code, ok := a.parse(args, 0, stdout, stderr)
 	if !ok {
 		return code
 	}
@@ -748,7 +721,9 @@ func runAuditExport(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	n, err := exportAll(ctx, s, f, ew)
+	bar := newProgress(stderr, "exported")
+	n, err := exportAll(ctx, s, f, ew, bar)
+	bar.done()
 	if cerr := ew.Close(); err == nil {
 		err = cerr
 	}
@@ -764,11 +739,12 @@ func runAuditExport(args []string, stdout, stderr io.Writer) int {
 
 // exportAll writes every record matching f: in file order from files,
 // page by page (newest first) from a database.
-func exportAll(ctx context.Context, s store.Store, f query.Filter, w export.Writer) (int, error) {
+func exportAll(ctx context.Context, s store.Store, f query.Filter, w export.Writer, bar *progress) (int, error) {
 	n := 0
 	if files, ok := s.(*store.Files); ok {
 		err := files.Each(ctx, f, func(e *audit.Entry) error {
 			n++
+			bar.add(1)
 			return w.Write(e)
 		})
 		return n, err
@@ -784,6 +760,7 @@ func exportAll(ctx context.Context, s store.Store, f query.Filter, w export.Writ
 				return n, err
 			}
 			n++
+			bar.add(1)
 		}
 		if res.Next == "" {
 			return n, nil

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -23,13 +22,13 @@ import (
 // request through, proven by judging the recorded request again. It exits
 // 0 only for a verified fix: a request judged a real attack gets its
 // exclusions commented out under a warning, and exit 1.
-func runAuditExplain(args []string, stdout, stderr io.Writer) int {
-	a := newAuditFlags("explain", stderr, false)
+func runAuditExplain(c *command, args []string, stdout, stderr io.Writer) int {
+	a := newAuditFlags(c, stderr, false)
 	anyMethod := a.fs.Bool("any-method", false, "do not narrow the exclusion to the request's method")
-	id, code, ok := a.parseID(args, stderr, "usage: portcullis audit explain ID [-c portcullis.yaml] [--db FILE | --file FILE] [--any-method]")
-	if !ok {
+	if _, code, ok := a.parse(args, 1, stdout, stderr); !ok {
 		return code
 	}
+	id := a.args[0]
 	cfgPath := a.config
 	if cfgPath == "" {
 		cfgPath = "portcullis.yaml"
@@ -65,25 +64,33 @@ func runAuditExplain(args []string, stdout, stderr io.Writer) int {
 
 // runAuditReplay judges stored requests again with a candidate
 // configuration and reports what would change.
-func runAuditReplay(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("audit replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	a := &auditFlags{fs: fs}
-	candidatePath := fs.String("config", "", "candidate configuration `FILE` to judge the records with (required)")
-	fs.StringVar(&a.config, "c", "", "running configuration, naming the audit store or file (default portcullis.yaml)")
-	fs.StringVar(&a.db, "db", "", "SQLite audit database `FILE`")
-	fs.Func("file", "JSON-lines audit `FILE` (repeatable)", func(s string) error { a.files = append(a.files, s); return nil })
-	id := fs.String("id", "", "replay only this record")
-	limit := fs.Int("limit", 100000, "replay at most this many records, newest first")
-	asJSON := fs.Bool("json", false, "print every changed record as a JSON line")
-	a.filters = query.BindFlags(fs)
-	f, code, ok := a.parse(args, stderr)
+func runAuditReplay(c *command, args []string, stdout, stderr io.Writer) int {
+	a := newAuditFlags(c, stderr, true)
+	candidatePath := a.fs.String("candidate", "", "candidate configuration `FILE` to judge the records with (required)")
+	// -c/--config name Portcullis's running configuration here too (they
+	// named the candidate before); a second one is that old spelling.
+	var configs []string
+	for _, name := range []string{"c", "config"} {
+		a.fs.Lookup(name).Value = flagFunc(func(s string) error { configs = append(configs, s); a.config = s; return nil })
+	}
+	id := a.fs.String("id", "", "replay only this record (a unique prefix of its id is enough)")
+	limit := a.fs.Int("limit", 100000, "replay at most this many records, newest first")
+	asJSON := a.fs.Bool("json", false, "print every changed record as a JSON line")
+	f, code, ok := a.parse(args, 0, stdout, stderr)
 	if !ok {
 		return code
 	}
 	if *candidatePath == "" {
-		fmt.Fprintln(stderr, "usage: portcullis audit replay --config candidate.yaml [--since 24h | --id ID] [filters] [-c portcullis.yaml | --db FILE | --file FILE]")
-		return 2
+		if len(configs) == 2 {
+			return c.usageError(stderr, a.fs, "--config now names the running configuration, as in every command; give the candidate with --candidate FILE")
+		}
+		return c.usageError(stderr, a.fs, "give the candidate configuration with --candidate FILE")
+	}
+	if len(configs) > 1 {
+		return c.usageError(stderr, a.fs, "give the running configuration once (-c and --config are the same flag)")
+	}
+	if *limit < 1 {
+		return c.usageError(stderr, a.fs, "--limit must be at least 1")
 	}
 	candidate, err := config.Load(*candidatePath)
 	if err != nil {
@@ -102,9 +109,12 @@ func runAuditReplay(args []string, stdout, stderr io.Writer) int {
 	defer done()
 
 	var rp replay.Report
+	bar := newProgress(stderr, "replayed")
 	judge := func(e *audit.Entry) error {
+		defer bar.add(1)
 		res, err := replay.Judge(ctx, in, e)
 		if err != nil {
+			bar.done()
 			fmt.Fprintf(stderr, "warning: record %s not replayed: %v\n", e.ID, err)
 			return nil
 		}
@@ -112,16 +122,17 @@ func runAuditReplay(args []string, stdout, stderr io.Writer) int {
 		return ctx.Err()
 	}
 	if *id != "" {
-		e, err := s.Get(ctx, *id)
-		if err != nil {
-			fmt.Fprintf(stderr, "record %s: %v\n", *id, err)
+		e, ok := getRecord(ctx, s, *id, stderr)
+		if !ok {
 			return 1
 		}
 		_ = judge(e)
 	} else if err := eachRecord(ctx, s, f, *limit, judge); err != nil {
+		bar.done()
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	bar.done()
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetEscapeHTML(false)
@@ -210,3 +221,9 @@ func joinInts(ids []int) string {
 	}
 	return strings.Join(s, ",")
 }
+
+// flagFunc is a flag.Value that calls a function with each value given.
+type flagFunc func(string) error
+
+func (f flagFunc) Set(s string) error { return f(s) }
+func (f flagFunc) String() string     { return "" }

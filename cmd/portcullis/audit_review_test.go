@@ -85,7 +85,8 @@ sites:
 		t.Fatalf("the dashboard looks for %q, explain writes %q", admin.NotAFix, explain.AttackWarning)
 	}
 
-	snippet, errOut, code := runBinary(t, "audit", "explain", fpID, "-c", cfgPath)
+	// A unique prefix of the id is enough (#13).
+	snippet, errOut, code := runBinary(t, "audit", "explain", fpID[:10], "-c", cfgPath)
 	if code != 0 || !strings.Contains(snippet, `target: "ARGS:comment"`) || !strings.Contains(snippet, `path_prefix: "/posts/7/comments"`) || !strings.Contains(snippet, "# Verified") {
 		t.Fatalf("explain: exit %d\n%s\n%s", code, snippet, errOut)
 	}
@@ -97,11 +98,11 @@ sites:
 	if err := os.WriteFile(candidate, []byte(base+indented.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code := runBinary(t, "audit", "replay", "--config", candidate, "-c", cfgPath, "--since", "1h")
+	out, errOut, code := runBinary(t, "audit", "replay", "--candidate", candidate, "-c", cfgPath, "--since", "1h")
 	if code != 0 || !strings.Contains(out, "was blocked, would pass:   1\n") || !strings.Contains(out, fpID) || strings.Contains(out, attackID) {
 		t.Errorf("replay: exit %d\n%s\n%s", code, out, errOut)
 	}
-	out, _, _ = runBinary(t, "audit", "replay", "--config", candidate, "-c", cfgPath, "--id", attackID)
+	out, _, _ = runBinary(t, "audit", "replay", "--candidate", candidate, "--config", cfgPath, "--id", attackID[:12])
 	if !strings.Contains(out, "unchanged:                 1\n") {
 		t.Errorf("the attack is no longer blocked:\n%s", out)
 	}

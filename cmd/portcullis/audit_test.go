@@ -217,8 +217,12 @@ func TestAuditErrors(t *testing.T) {
 		{[]string{"search", "--db", filepath.Join(t.TempDir(), "none.db")}, 1, "no such file or directory"},
 		{[]string{"search", "--db", fx.db, "--limit", "0"}, 2, "--limit must be from 1 to 10000"},
 		{[]string{"search", "--db", fx.db, "--after", "nonsense"}, 1, `invalid page cursor "nonsense"`},
-		{[]string{"show", "--db", fx.db}, 2, "usage: portcullis audit show ID"},
-		{[]string{"show", "nope", "--db", fx.db}, 1, `no audit record with id "nope"`},
+		{[]string{"show", "--db", fx.db}, 2, "portcullis audit show: give one record id\n\nUsage: portcullis audit show [flags] ID"},
+		{[]string{"show", "a", "b", "--db", fx.db}, 2, "give one record id"},
+		{[]string{"search", "--db", fx.db, "--bogus"}, 2, "flag provided but not defined: -bogus\n\nUsage: portcullis audit search [flags]"},
+		{[]string{"replay", "--db", fx.db}, 2, "give the candidate configuration with --candidate FILE"},
+		{[]string{"replay", "--db", fx.db, "--config", "a.yaml", "-c", "b.yaml"}, 2, "--config now names the running configuration"},
+		{[]string{"show", "nope", "--db", fx.db}, 1, `audit record not found: "nope" (an id prefix needs at least 6 characters)`},
 		{[]string{"export", "--db", fx.db, "--format", "xml"}, 2, `unknown export format "xml" (want jsonl, csv, ocsf)`},
 		{[]string{"search", "-c", filepath.Join(t.TempDir(), "missing.yaml")}, 1, "missing.yaml"},
 	}
@@ -491,14 +495,107 @@ audit:
 	}
 }
 
-// TestAuditCommandDispatch: the binary knows the audit command.
+// TestAuditCommandDispatch: the binary knows the audit command, and the
+// top-level help lists every audit command.
 func TestAuditCommandDispatch(t *testing.T) {
 	out, _, code := runBinary(t, "audit", "help")
 	if code != 0 || !strings.Contains(out, "Usage: portcullis audit COMMAND") {
 		t.Fatalf("exit %d: %s", code, out)
 	}
 	out, _, _ = runBinary(t, "help")
-	if !strings.Contains(out, "portcullis audit search|summary|show|tail|export") {
-		t.Fatalf("usage lacks the audit command:\n%s", out)
+	for _, sub := range []string{"search", "summary", "show", "tail", "export", "explain", "replay"} {
+		if !strings.Contains(out, "\n  audit "+sub+" ") {
+			t.Errorf("usage lacks audit %s:\n%s", sub, out)
+		}
+	}
+}
+
+// TestAuditIDPrefix: show accepts a unique prefix of a record id, and says
+// which records an ambiguous one matches (#13: ids had to be given in full).
+func TestAuditIDPrefix(t *testing.T) {
+	fx := newAuditFixture(t)
+	count := func(p string) int {
+		n := 0
+		for _, e := range fx.entries {
+			if strings.HasPrefix(e.ID, p) {
+				n++
+			}
+		}
+		return n
+	}
+	target := fx.entries[200].ID
+	unique := ""
+	for l := store.MinIDPrefix; l <= len(target); l++ {
+		if count(target[:l]) == 1 {
+			unique = target[:l]
+			break
+		}
+	}
+	ambiguous := ""
+	for l := len(target) - 1; l >= store.MinIDPrefix && ambiguous == ""; l-- {
+		if count(target[:l]) > 1 {
+			ambiguous = target[:l]
+		}
+	}
+	if unique == "" || ambiguous == "" || unique == target {
+		t.Fatalf("fixture ids give no unique (%q) or ambiguous (%q) prefix", unique, ambiguous)
+	}
+	for name, src := range fx.sources() {
+		t.Run(name, func(t *testing.T) {
+			out, stderr, code := runAudit(append([]string{"show", unique}, src...)...)
+			if code != 0 || !strings.Contains(out, "Record       "+target+"\n") {
+				t.Fatalf("unique prefix %s: exit %d %s %s", unique, code, out, stderr)
+			}
+			_, stderr, code = runAudit(append([]string{"show", ambiguous}, src...)...)
+			if code != 1 || !strings.Contains(stderr, fmt.Sprintf("id prefix %q is ambiguous", ambiguous)) || !strings.Contains(stderr, target) {
+				t.Fatalf("ambiguous prefix %s: exit %d %s", ambiguous, code, stderr)
+			}
+			_, stderr, code = runAudit(append([]string{"show", "ffffffffffff"}, src...)...)
+			if code != 1 || !strings.Contains(stderr, `audit record not found: "ffffffffffff"`) {
+				t.Fatalf("unknown id: exit %d %s", code, stderr)
+			}
+			_, stderr, code = runAudit(append([]string{"show", target[:4]}, src...)...)
+			if code != 1 || !strings.Contains(stderr, "an id prefix needs at least 6 characters") {
+				t.Fatalf("short prefix: exit %d %s", code, stderr)
+			}
+		})
+	}
+}
+
+// TestAuditSearchStageColumn: a ban's 403 and the WAF's 403 differ in the
+// listing: search and tail print the deciding stage and the reason (#13).
+func TestAuditSearchStageColumn(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "audit.db")
+	s, err := store.OpenSQLite(db, store.SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := s.Insert(context.Background(),
+		&audit.Entry{ID: "rec-waf", Time: now, ClientIP: "192.0.2.1", Method: "GET", Host: "a", URI: "/x", Status: 403, Action: audit.ActionBlocked, Stage: audit.StageWAF, Reason: "request denied by rule 949110"},
+		&audit.Entry{ID: "rec-ban", Time: now.Add(time.Second), ClientIP: "192.0.2.2", Method: "GET", Host: "a", URI: "/x", Status: 403, Action: audit.ActionBlocked, Stage: audit.StageBan, Reason: "banned: 10 strikes within 1m0s"},
+	); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	out, stderr, code := runAudit("search", "--db", db)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 3 {
+		t.Fatalf("exit %d: %s %s", code, out, stderr)
+	}
+	head := strings.Fields(lines[0])
+	if strings.Join(head, " ") != "TIME ID CLIENT CC ACTION STAGE STATUS METHOD TARGET RULES REASON" {
+		t.Errorf("header: %s", lines[0])
+	}
+	for i, want := range [][]string{{"rec-ban", "ban", "banned: 10 strikes within 1m0s"}, {"rec-waf", "waf", "request denied by rule 949110"}} {
+		f := strings.Fields(lines[i+1])
+		if f[1] != want[0] || f[5] != want[1] || !strings.HasSuffix(lines[i+1], want[2]) {
+			t.Errorf("row %d: %s (want %v)", i, lines[i+1], want)
+		}
+	}
+	out, _, _ = runAudit("tail", "--db", db, "-n", "1")
+	if !strings.Contains(out, "  ban  ") || !strings.Contains(out, "banned: 10 strikes") {
+		t.Errorf("tail lacks stage and reason: %s", out)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,12 +17,15 @@ import (
 
 // cmdDemo starts a small sample application on loopback with Portcullis in
 // front of it and prints requests a newcomer can try.
-func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8080", "address of the WAF in front of the sample app")
-	if err := fs.Parse(args); err != nil {
-		return 2
+func cmdDemo(c *command, args []string, stdout, stderr io.Writer) int {
+	fs := c.newFlags(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "`ADDRESS` of the WAF in front of the sample app")
+	pos, code, ok := c.parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		return c.usageError(stderr, fs, "takes no arguments, got %q", pos[0])
 	}
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -37,6 +39,10 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	cfg, err := config.Default(*listen, "http://"+appLn.Addr().String())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err := prepareStateDir(cfg, stderr); err != nil {
+		fmt.Fprintln(stderr, "portcullis demo:", err)
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -2,8 +2,10 @@
 //
 //	portcullis run [-c portcullis.yaml | --upstream URL [--listen ADDR]]
 //	portcullis check -c portcullis.yaml
-//	portcullis demo
-//	portcullis version
+//	portcullis health -c portcullis.yaml
+//	portcullis bans list|add|remove -c portcullis.yaml [ADDRESS]
+//	portcullis audit search|summary|show|tail|export|explain|replay ...
+//	portcullis --help
 //
 // The command is a thin shell: config parses, gateway assembles and serves.
 package main
@@ -11,12 +13,12 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/portcullis-waf/portcullis/config"
@@ -27,48 +29,62 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `Portcullis: a WAF reverse proxy (Coraza + OWASP CRS).
+// root is the command tree; cmdAudit and cmdBans are its groups.
+func root() *command {
+	r := &command{name: "portcullis", summary: "a WAF reverse proxy (Coraza + OWASP CRS)", help: rootHelp}
+	r.subs = []*command{
+		{name: "run", summary: "protect an application: --upstream URL with the embedded defaults, or -c FILE", run: cmdRun},
+		{name: "check", summary: "validate a configuration and compile its rule sets (every problem as file:line)", run: cmdCheck},
+		{name: "demo", summary: "start a sample app behind the WAF, with requests to try", run: cmdDemo},
+		{name: "version", summary: "print the versions of Portcullis, Coraza and the embedded CRS", run: cmdVersion},
+		{name: "health", summary: "exit 0 when the running instance is ready, 1 when not (for container health checks)", run: cmdHealth},
+		{name: "reload", summary: "reload the running instance's configuration through its admin API", run: cmdReload},
+		bansCommand(),
+		auditCommand(),
+	}
+	link(r)
+	return r
+}
 
-Usage:
-  portcullis run --upstream URL [--listen :8080]   protect URL with the embedded defaults
-  portcullis run -c portcullis.yaml                run with a configuration file
-  portcullis check -c portcullis.yaml              validate a configuration and its rules
-  portcullis demo                                  start a sample app behind the WAF
-  portcullis bans list|add|remove -c FILE [ADDR]   list, add or lift bans
-  portcullis audit search|summary|show|tail|export search and review audit records
-  portcullis reload -c portcullis.yaml             reload the running instance (or send it SIGHUP)
-  portcullis version                               print versions
+// link sets the parents of the tree below c.
+func link(c *command) {
+	for _, s := range c.subs {
+		s.parent = c
+		link(s)
+	}
+}
+
+const rootHelp = `Flags may come before or after arguments; -c/--config always names the
+configuration file. Exit status: 0 success, 1 failure, 2 a wrong command line.
 `
 
-// run dispatches a subcommand and returns the exit status.
+// run dispatches a command line and returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	cmd := "run"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+	r := root()
+	if len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "-h", "-help", "--help":
+		case "--version", "-version":
+			args = []string{"version"}
+		default:
+			// "portcullis --upstream URL" (the command left out) still runs.
+			args = append([]string{"run"}, args...)
+		}
 	}
-	switch cmd {
-	case "run":
-		return cmdRun(args, stdout, stderr)
-	case "check":
-		return cmdCheck(args, stdout, stderr)
-	case "demo":
-		return cmdDemo(args, stdout, stderr)
-	case "bans":
-		return cmdBans(args, stdout, stderr)
-	case "audit":
-		return cmdAudit(args, stdout, stderr)
-	case "reload":
-		return cmdReload(args, stdout, stderr)
-	case "version":
-		printVersion(stdout)
-		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "portcullis: unknown command %q\n\n%s", cmd, usage)
-		return 2
+	return r.dispatch(args, stdout, stderr)
+}
+
+func cmdVersion(c *command, args []string, stdout, stderr io.Writer) int {
+	fs := c.newFlags(stderr)
+	pos, code, ok := c.parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
+	if len(pos) > 0 {
+		return c.usageError(stderr, fs, "takes no arguments, got %q", pos[0])
+	}
+	printVersion(stdout)
+	return 0
 }
 
 // loadConfig resolves the configuration from -c or from --upstream/--listen.
@@ -85,16 +101,20 @@ func loadConfig(file, upstream, listen string) (*config.Config, error) {
 	}
 }
 
-func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("c", "", "configuration file")
-	upstream := fs.String("upstream", "", "upstream URL to protect (without -c)")
-	listen := fs.String("listen", ":8080", "listen address (with --upstream)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+func cmdRun(c *command, args []string, stdout, stderr io.Writer) int {
+	fs := c.newFlags(stderr)
+	var file string
+	configFlag(fs, &file, "", "")
+	upstream := fs.String("upstream", "", "upstream `URL` to protect with the embedded defaults (without -c)")
+	listen := fs.String("listen", ":8080", "listen `ADDRESS` (with --upstream)")
+	pos, code, ok := c.parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	cfg, err := loadConfig(*file, *upstream, *listen)
+	if len(pos) > 0 {
+		return c.usageError(stderr, fs, "takes no arguments, got %q (the upstream is given with --upstream)", pos[0])
+	}
+	cfg, err := loadConfig(file, *upstream, *listen)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -108,7 +128,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	log := slog.New(handler)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, *file, log, level, func(inst *instance) {
+	if err := prepareStateDir(cfg, stderr); err != nil {
+		fmt.Fprintln(stderr, "portcullis:", err)
+		return 1
+	}
+	if err := serve(ctx, cfg, file, log, level, func(inst *instance) {
 		for _, a := range inst.server.Addrs() {
 			log.Info("portcullis listening", "address", a.String(), "audit", cfg.Audit.File)
 		}
@@ -119,14 +143,21 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("c", "portcullis.yaml", "configuration file")
-	if err := fs.Parse(args); err != nil {
-		return 2
+func cmdCheck(c *command, args []string, stdout, stderr io.Writer) int {
+	fs := c.newFlags(stderr)
+	var file string
+	configFlag(fs, &file, "portcullis.yaml", "")
+	pos, code, ok := c.parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	cfg, err := config.Load(*file)
+	if len(pos) > 1 || (len(pos) == 1 && file != "portcullis.yaml") {
+		return c.usageError(stderr, fs, "give one configuration file, with -c")
+	}
+	if len(pos) == 1 {
+		file = pos[0] // "portcullis check FILE" reads as meant
+	}
+	cfg, err := config.Load(file)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -138,6 +169,21 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d site(s), %d rule set(s) compiled)\n", *file, len(cfg.Sites), ruleSets)
+	fmt.Fprintf(stdout, "%s: ok (%d site(s), %d rule set(s) compiled)\n", file, len(cfg.Sites), ruleSets)
 	return 0
+}
+
+// prepareStateDir creates the state directory 0700 before anything writes
+// into it (the audit database would otherwise create it with its own
+// mode), and warns when an existing one is open to others: it holds
+// private keys, bans and audit records.
+func prepareStateDir(cfg *config.Config, stderr io.Writer) error {
+	dir := cfg.TLS.StateDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create the state directory %s: %w", dir, err)
+	}
+	if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o077 != 0 {
+		fmt.Fprintf(stderr, "warning: the state directory %s is %#o; it holds keys and audit records: chmod 700 it\n", dir, st.Mode().Perm())
+	}
+	return nil
 }

@@ -88,8 +88,18 @@ waf:
 		t.Fatal(err)
 	}
 	_, stderr, code := runBinary(t, "check", "-c", path)
-	if code != 1 || !strings.Contains(stderr, "sites[0].routes[0].waf: waf.rules_before[0].inline:") {
-		t.Errorf("exit %d, stderr %q", code, stderr)
+	if want := path + ":7: waf.rules_before[0].inline: failed to compile the directive \"secrule\": error parsing regexp: missing closing ): `(?sm)(`\n"; code != 1 || stderr != want {
+		t.Errorf("exit %d, stderr %q, want %q", code, stderr, want)
+	}
+	// Every broken rule, each at its line: the YAML line inside an inline
+	// block, the line of a rule file (#13).
+	_, stderr, code = runBinary(t, "check", "-c", "../../testdata/config/bad-rules.yaml")
+	want, err := os.ReadFile("../../testdata/config/bad-rules.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantText := strings.ReplaceAll(string(want), "../testdata/", "../../testdata/"); code != 1 || stderr != wantText {
+		t.Errorf("exit %d, stderr:\n%s\nwant:\n%s", code, stderr, wantText)
 	}
 	_, _, code = runBinary(t, "check", "-c", "../../testdata/config/valid-full.yaml")
 	if code != 0 {
@@ -131,8 +141,16 @@ func waitListening(t *testing.T, addr string) {
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
+	return getHost(t, url, "shop.test")
+}
+
+// getHost requests url with the Host header host ("" keeps the URL's).
+func getHost(t *testing.T, url, host string) (int, string) {
+	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
-	req.Host = "shop.test"
+	if host != "" {
+		req.Host = host
+	}
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +184,13 @@ func TestRunWithEmbeddedDefaults(t *testing.T) {
 	if status != 403 {
 		t.Errorf("attack: %d", status)
 	}
+	// The address the user was told to use is not itself a finding (CRS
+	// 920350, numeric Host), but a numeric public Host still is (#13).
+	loopbackStatus, loopbackID := getHost(t, "http://"+addr+"/products?page=3", "")
+	publicStatus, publicID := getHost(t, "http://"+addr+"/products?page=4", "203.0.113.10")
+	if loopbackStatus != 200 || publicStatus != 200 {
+		t.Errorf("numeric hosts: %d %d", loopbackStatus, publicStatus)
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -184,15 +209,25 @@ func TestRunWithEmbeddedDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	found := false
+	found, loopbackFlagged, publicFlagged := false, false, false
 	if _, err := audit.Read(f, func(e *audit.Entry) error {
 		found = found || (e.ID == id && e.Action == audit.ActionBlocked && e.Status == 403)
+		loopbackFlagged = loopbackFlagged || e.ID == loopbackID
+		for _, r := range e.Rules {
+			publicFlagged = publicFlagged || (e.ID == publicID && r.ID == 920350)
+		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	if !found {
 		t.Errorf("no blocked record for %s in the audit file", id)
+	}
+	if loopbackFlagged {
+		t.Error("a request to 127.0.0.1 was recorded (920350 on the loopback Host)")
+	}
+	if !publicFlagged {
+		t.Error("a numeric public Host no longer trips 920350")
 	}
 }
 

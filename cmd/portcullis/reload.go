@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,46 +23,30 @@ import (
 // configuration again. It prints the result: ok, or the same problems
 // `portcullis check` prints, in which case the old configuration keeps
 // serving.
-func cmdReload(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("c", "portcullis.yaml", "configuration file (for the admin listener's address)")
-	adminURL := fs.String("admin", "", "admin URL, e.g. https://127.0.0.1:9090 (default: from the configuration)")
-	insecure := fs.Bool("insecure", false, "do not verify the admin listener's certificate (self-signed, loopback)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+func cmdReload(c *command, args []string, stdout, stderr io.Writer) int {
+	fs := c.newFlags(stderr)
+	var file string
+	configFlag(fs, &file, "portcullis.yaml", "configuration `FILE` (for the admin listener's address)")
+	var ac adminClient
+	ac.bind(fs)
+	pos, code, ok := c.parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	base := *adminURL
-	if base == "" {
-		listen, tls, err := adminAddress(*file)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-		host, port, _ := net.SplitHostPort(listen)
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = "127.0.0.1"
-		}
-		scheme := "http"
-		if tls {
-			scheme = "https"
-		}
-		base = scheme + "://" + net.JoinHostPort(host, port)
+	if len(pos) > 0 {
+		return c.usageError(stderr, fs, "takes no arguments, got %q", pos[0])
 	}
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(base, "/")+"/api/reload", strings.NewReader("{}"))
+	base, err := ac.baseURL(file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	req, err := ac.request(http.MethodPost, base, "/api/reload", strings.NewReader("{}"))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if tok := os.Getenv("PORTCULLIS_ADMIN_TOKEN"); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: *insecure}}
-	if pool, err := x509.SystemCertPool(); err == nil {
-		tr.TLSClientConfig.RootCAs = pool
-	}
-	resp, err := (&http.Client{Timeout: 5 * time.Minute, Transport: tr}).Do(req)
+	resp, err := ac.client(5 * time.Minute).Do(req)
 	if err != nil {
 		fmt.Fprintf(stderr, "reload: cannot reach the admin listener at %s: %v\n", base, err)
 		return 1
@@ -70,7 +55,7 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var res reloadResult
 	if err := json.Unmarshal(body, &res); err != nil || resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		fmt.Fprintf(stderr, "reload: admin listener answered %s: %s\n(set PORTCULLIS_ADMIN_TOKEN to an API token of admin.auth.tokens)\n", resp.Status, strings.TrimSpace(string(body)))
+		fmt.Fprintf(stderr, "reload: admin listener answered %s: %s\n%s", resp.Status, strings.TrimSpace(string(body)), tokenHint)
 		return 1
 	}
 	if !res.OK {
@@ -80,6 +65,68 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "reloaded in %s\n", res.Duration)
 	return 0
+}
+
+// errNoAdmin: the configuration has no admin listener to talk to.
+var errNoAdmin = errors.New("no admin listener to ask (for a reload, send SIGHUP to the running process instead: kill -HUP PID)")
+
+// tokenHint says how the CLI authenticates to the admin API.
+const tokenHint = "(set PORTCULLIS_ADMIN_TOKEN to an API token whose SHA-256 is in admin.auth.tokens)\n"
+
+// adminClient talks to the running instance's admin API: reload, bans,
+// health. The token comes from PORTCULLIS_ADMIN_TOKEN, never a flag (a
+// flag shows in ps and shell history).
+type adminClient struct {
+	url      string
+	insecure bool
+}
+
+func (a *adminClient) bind(fs *flag.FlagSet) {
+	fs.StringVar(&a.url, "admin", "", "admin `URL`, e.g. https://127.0.0.1:9090 (default: from the configuration's admin block)")
+	fs.BoolVar(&a.insecure, "insecure", false, "do not verify the admin listener's certificate (self-signed, loopback)")
+}
+
+// baseURL is --admin, or the admin listener named by the configuration
+// file (a wildcard listen address is reached on loopback).
+func (a *adminClient) baseURL(file string) (string, error) {
+	if a.url != "" {
+		return strings.TrimSuffix(a.url, "/"), nil
+	}
+	listen, tls, err := adminAddress(file)
+	if err != nil {
+		return "", err
+	}
+	host, port, _ := net.SplitHostPort(listen)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), nil
+}
+
+func (a *adminClient) request(method, base, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequest(method, base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if tok := os.Getenv("PORTCULLIS_ADMIN_TOKEN"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	return req, nil
+}
+
+func (a *adminClient) client(timeout time.Duration) *http.Client {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: a.insecure}, Proxy: nil}
+	if pool, err := x509.SystemCertPool(); err == nil {
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	return &http.Client{Timeout: timeout, Transport: tr}
 }
 
 // adminAddress finds the admin listener in the configuration file. The
@@ -97,7 +144,7 @@ func adminAddress(path string) (listen string, tls bool, err error) {
 		} `yaml:"admin"`
 	}
 	if err := yaml.Unmarshal(data, &doc); err != nil || doc.Admin == nil {
-		return "", false, fmt.Errorf("%s has no readable admin block: send SIGHUP to the running process instead (kill -HUP PID)", path)
+		return "", false, fmt.Errorf("%s has no readable admin block: %w", path, errNoAdmin)
 	}
 	if doc.Admin.Listen == "" {
 		doc.Admin.Listen = config.DefaultAdminListen

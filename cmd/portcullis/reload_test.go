@@ -155,7 +155,7 @@ server: {shutdown_grace: 10s}
 		if resp.StatusCode != 200 {
 			t.Errorf("%s: %d %s", p, resp.StatusCode, body)
 		}
-		if p == "/api/reload" && !strings.Contains(string(body), `"OK":2,"Failed":2`) {
+		if p == "/api/reload" && !strings.Contains(string(body), `{"succeeded":2,"failed":2,"last":{`) {
 			t.Errorf("reload history: %s", body)
 		}
 	}
@@ -179,6 +179,10 @@ server: {shutdown_grace: 10s}
 	data, _ := os.ReadFile(filepath.Join(dir, "audit.jsonl"))
 	if !strings.Contains(string(data), blockedID) {
 		t.Errorf("blocked request %s not in the audit file", blockedID)
+	}
+	// The README promises a private state directory (#13: it was 0750).
+	if st, err := os.Stat(filepath.Join(dir, "portcullis-state")); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("state directory: %v %v, want 0700", st.Mode(), err)
 	}
 	db, err := sql.Open("sqlite", filepath.Join(dir, "portcullis-state", "audit.db"))
 	if err != nil {

@@ -51,10 +51,13 @@ type instance struct {
 	explainCache map[string]string // record id → suggestion, bounded
 }
 
-// reloadHistory is what the admin API and the log say about reloads.
+// reloadHistory is what the admin API and the log say about reloads:
+// GET /api/reload answers {"succeeded": 2, "failed": 1, "last": {...}},
+// lower-case keys like the rest of the API.
 type reloadHistory struct {
-	OK, Failed int
-	Last       *reloadResult
+	OK     int           `json:"succeeded"`
+	Failed int           `json:"failed"`
+	Last   *reloadResult `json:"last"`
 }
 
 type reloadResult struct {
