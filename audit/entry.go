@@ -30,7 +30,8 @@
 //	request_headers        header name → values; credentials redacted as "[redacted]"
 //	request_body           the body up to audit.body_limit, credentials redacted
 //	request_body_truncated true when the body was longer than what was kept
-//	sampled                an allowed request kept by audit.sample_allowed
+//	sampled                an allowed request kept by audit.sample_allowed (never
+//	                       set on blocked, flagged or failed records)
 //	upstream               the upstream target URL that was called, if any
 //	bytes_sent             response body bytes written to the client
 //	duration_us            {waf, upstream, total} in microseconds
@@ -101,7 +102,11 @@ type Entry struct {
 	// `portcullis audit replay` re-evaluate the request.
 	RequestBody          string `json:"request_body,omitempty"`
 	RequestBodyTruncated bool   `json:"request_body_truncated,omitempty"`
-	// Sampled marks an allowed request kept by audit.sample_allowed.
+	// Sampled marks an allowed request kept by audit.sample_allowed. While
+	// the request runs it holds the sampling draw (so the WAF stage keeps
+	// the body of a request that may end up sampled); the gateway clears
+	// it when a stage decided, so it is never true on a blocked, flagged
+	// or failed record.
 	Sampled   bool      `json:"sampled,omitempty"`
 	Upstream  string    `json:"upstream,omitempty"`
 	BytesSent int64     `json:"bytes_sent"`
