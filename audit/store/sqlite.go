@@ -27,12 +27,6 @@ type SQLiteOptions struct {
 	// ReadOnly opens an existing database for searching only (the CLI beside
 	// a running instance): no schema changes, no retention, no Sink.
 	ReadOnly bool
-	// BatchSize is how many records one ingest transaction holds at most.
-	// Default: 500.
-	BatchSize int
-	// BatchDelay is the longest a written record waits for its transaction
-	// when Flush is not called first. Default: 200ms.
-	BatchDelay time.Duration
 	// RetentionInterval is how often MaxAge and MaxBytes are enforced.
 	// Default: 1m.
 	RetentionInterval time.Duration
@@ -79,12 +73,6 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 // OpenSQLite opens (creating 0600 if needed, unless read-only) the database
 // at path, brings its schema up to date and starts retention.
 func OpenSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
-	if opts.BatchSize <= 0 {
-		opts.BatchSize = 500
-	}
-	if opts.BatchDelay <= 0 {
-		opts.BatchDelay = 200 * time.Millisecond
-	}
 	if opts.RetentionInterval <= 0 {
 		opts.RetentionInterval = time.Minute
 	}

@@ -198,9 +198,10 @@ loop:
 		_ = inst.alerts.Close(actx) // held-back ban summaries, queued messages
 		acancel()
 	}
-	closeErr := records.Close() // flushes the store's last batch too
-	written, dropped, sinkErrs := records.Stats()
-	log.Info("audit records flushed", "written", written, "dropped", dropped, "write_errors", sinkErrs)
+	closeErr := records.Close() // flushes the store's last batch and open summaries too
+	st := records.Stats()
+	log.Info("audit records flushed", "written", st.Written, "dropped", st.Dropped(), "dropped_sink_failed", st.DroppedSinkFailed,
+		"dropped_queue_full", st.DroppedQueueFull, "aggregated", st.Aggregated, "summaries", st.Summaries)
 	return errors.Join(serveErr, shutErr, adminErr, closeErr)
 }
 
@@ -430,10 +431,7 @@ func (inst *instance) watchSources() {
 				}
 				return out
 			},
-			Audit: func() metrics.AuditStat {
-				written, dropped, errs := inst.records.Stats()
-				return metrics.AuditStat{QueueDepth: inst.records.QueueDepth(), Written: written, Dropped: dropped, Errors: errs}
-			},
+			Audit: func() metrics.AuditStat { return auditStat(inst.records.Stats()) },
 			Certs: certs,
 			ActiveBans: func() int {
 				if b := inst.server.Pipeline().Bans(); b != nil {
@@ -473,7 +471,7 @@ func (inst *instance) watchSources() {
 					st.Feeds[name] = alerts.FeedState{LastSuccess: ls.LastSuccess, LastError: ls.LastError}
 				}
 			}
-			_, st.AuditDropped, _ = inst.records.Stats()
+			st.AuditDropped = inst.records.Stats().Dropped()
 			return st
 		})
 	}
@@ -510,12 +508,35 @@ func (inst *instance) explain(e *audit.Entry) (string, error) {
 	return s.YAML(), nil
 }
 
+// auditStat converts the writer's counters for the metrics.
+func auditStat(st audit.Stats) metrics.AuditStat {
+	out := metrics.AuditStat{
+		QueueDepth: st.QueueDepth, Written: st.Written,
+		DroppedQueueFull: st.DroppedQueueFull, DroppedWriterClosed: st.DroppedWriterClosed, DroppedSinkFailed: st.DroppedSinkFailed,
+		Aggregated: st.Aggregated, Summaries: st.Summaries, Overflow: st.Overflow, Keys: st.Keys, Degraded: st.Degraded,
+	}
+	for _, s := range st.Sinks {
+		out.Sinks = append(out.Sinks, metrics.AuditSinkStat{Name: s.Name, Written: s.Written, Lost: s.Lost, Errors: s.Errors, Failing: s.Failing})
+	}
+	return out
+}
+
 // timedSink reports the audit store's write latency to the metrics: each
-// Flush commits the batch written since the previous one.
+// Flush commits the batch written since the previous one. It passes the
+// store sink's name and probe through, which the writer looks for.
 type timedSink struct {
 	audit.Sink
 	inst    *instance
 	pending int
+}
+
+func (t *timedSink) SinkName() string { return "store" }
+
+func (t *timedSink) Probe() error {
+	if p, ok := t.Sink.(audit.Prober); ok {
+		return p.Probe()
+	}
+	return nil
 }
 
 func (t *timedSink) Write(e *audit.Entry) error {
@@ -526,9 +547,9 @@ func (t *timedSink) Write(e *audit.Entry) error {
 func (t *timedSink) Flush() error {
 	start := time.Now()
 	err := t.Sink.Flush()
-	if t.pending > 0 {
+	if t.pending > 0 && err == nil { // a failed batch is counted lost by the writer
 		t.inst.metrics.ObserveStoreWrite(time.Since(start), t.pending)
-		t.pending = 0
 	}
+	t.pending = 0
 	return err
 }
