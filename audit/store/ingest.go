@@ -49,6 +49,7 @@ type row struct {
 	stage   string
 	status  int
 	country string
+	n       int // requests the record stands for (audit.Entry.Weight)
 	json    []byte
 	rules   []ruleRow // distinct by id
 	tags    []string  // distinct tags of all rules
@@ -78,6 +79,7 @@ func toRow(e *audit.Entry, buf *bytes.Buffer) (row, error) {
 		stage:   e.Stage,
 		status:  e.Status,
 		country: strings.ToUpper(e.Country),
+		n:       e.Weight(),
 		json:    bytes.Clone(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))),
 	}
 	if a, err := netip.ParseAddr(e.ClientIP); err == nil {
@@ -162,9 +164,11 @@ func newRollup() *rollup {
 	return &rollup{counts: map[countKey]int{}, tops: map[topKey]int{}, msgs: map[int]string{}}
 }
 
-// add counts r with sign +1 (ingest) or -1 (retention). Retention passes
-// rows without tags or messages; only rule ids matter for the counts.
+// add counts r with sign +1 (ingest) or -1 (retention), weighted by the
+// requests it stands for. Retention passes rows without tags or messages;
+// only rule ids matter for the counts.
 func (ru *rollup) add(r *row, sign int) {
+	sign *= max(r.n, 1)
 	sec := unixSeconds(r.t)
 	ru.counts[countKey{floorDiv(sec, 60) * 60, r.action}] += sign
 	for level, width := range levelWidth {
@@ -287,8 +291,8 @@ func (s *SQLite) insert(ctx context.Context, rows []row) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	recStmt, err := tx.PrepareContext(ctx, `INSERT INTO records (id, t, ip, host, path, action, stage, status, country)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	recStmt, err := tx.PrepareContext(ctx, `INSERT INTO records (id, t, ip, host, path, action, stage, status, country, n)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}
@@ -311,7 +315,7 @@ func (s *SQLite) insert(ctx context.Context, rows []row) error {
 	ru := newRollup()
 	for i := range rows {
 		r := &rows[i]
-		res, err := recStmt.ExecContext(ctx, r.id, r.t, r.ip, r.host, r.path, r.action, r.stage, r.status, r.country)
+		res, err := recStmt.ExecContext(ctx, r.id, r.t, r.ip, r.host, r.path, r.action, r.stage, r.status, r.country, max(r.n, 1))
 		if err != nil {
 			return fmt.Errorf("insert record %s: %w", r.id, err)
 		}
@@ -339,6 +343,14 @@ func (s *SQLite) insert(ctx context.Context, rows []row) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	// Still holding the write lock: if the log outgrew its limit, copy it
+	// into the file and truncate it now, a bounded pause of the (audit
+	// writer's, never a request's) ingest.
+	if s.walSize() >= s.opts.WALLimit {
+		if _, err := s.truncateWAL(ctx); err != nil {
+			s.opts.Log.Warn("audit database checkpoint failed", "path", s.path, "err", err)
+		}
 	}
 	return nil
 }
