@@ -233,6 +233,13 @@ func (p *Pipeline) serve(w http.ResponseWriter, r *http.Request) {
 	rec := newRecorder(w, r)
 	r = r.WithContext(audit.WithEntry(r.Context(), entry))
 	defer p.complete(rec, r, entry, client, start)
+	if p.records.Refusing() {
+		// audit.on_failure: refuse, and the audit cannot be written (a
+		// full disk): nothing passes unrecorded. One atomic load.
+		entry.Fail(audit.StageGateway, "audit records cannot be written (audit.on_failure: refuse)")
+		respond.Error(rec, r, http.StatusServiceUnavailable, entry.ID)
+		return
+	}
 	p.cheap.locate(entry, client)
 
 	restoreEmptyHost(r)

@@ -349,7 +349,7 @@ func (s *SQLite) insert(ctx context.Context, rows []row) error {
 	// writer's, never a request's) ingest.
 	if s.walSize() >= s.opts.WALLimit {
 		if _, err := s.truncateWAL(ctx); err != nil {
-			s.opts.Log.Warn("audit database checkpoint failed", "path", s.path, "err", err)
+			s.checkpointFailed(err)
 		}
 	}
 	return nil

@@ -69,7 +69,7 @@ func (s *SQLite) checkpointLoop() {
 		if s.walSize() > 0 {
 			s.writeMu.Lock()
 			if _, err := s.truncateWAL(context.Background()); err != nil {
-				s.opts.Log.Warn("audit database checkpoint failed", "path", s.path, "err", err)
+				s.checkpointFailed(err)
 			}
 			s.writeMu.Unlock()
 		}
@@ -81,6 +81,25 @@ func (s *SQLite) checkpointLoop() {
 		}
 	}
 }
+
+// checkpointFailed logs a failed checkpoint at most once per
+// checkpointWarnEvery: on a full disk every one of them fails, twice a
+// second, and the audit writer already reports the lost records.
+func (s *SQLite) checkpointFailed(err error) {
+	s.warnMu.Lock()
+	now := time.Now()
+	if !s.warnedAt.IsZero() && now.Sub(s.warnedAt) < checkpointWarnEvery {
+		s.warnSkipped++
+		s.warnMu.Unlock()
+		return
+	}
+	skipped := s.warnSkipped
+	s.warnedAt, s.warnSkipped = now, 0
+	s.warnMu.Unlock()
+	s.opts.Log.Warn("audit database checkpoint failed", "path", s.path, "err", err, "failures_not_logged", skipped, "next_line_after", checkpointWarnEvery.String())
+}
+
+const checkpointWarnEvery = time.Minute
 
 // checkpointBusy bounds how long a checkpoint waits for readers of old
 // log frames; the write lock is held meanwhile, so it bounds the pause of

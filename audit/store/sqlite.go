@@ -68,6 +68,10 @@ type SQLite struct {
 	loops     sync.WaitGroup // retention and checkpoints
 	closeErr  error
 	once      sync.Once
+
+	warnMu      sync.Mutex // guards the checkpoint warning's rate limit
+	warnedAt    time.Time
+	warnSkipped int
 }
 
 var _ Store = (*SQLite)(nil)

@@ -343,7 +343,9 @@ func (inst *instance) startAdmin(cfg *config.Config) error {
 }
 
 // readyz answers 200 when the pipeline is built, the listeners are up and
-// every TLS site has a certificate; 503 with the reason otherwise.
+// every TLS site has a certificate; 503 with the reason otherwise. A
+// failing audit adds a "degraded:" line, and fails readiness under
+// audit.on_failure: refuse.
 func (inst *instance) readyz(w http.ResponseWriter, r *http.Request) {
 	p := inst.server.Pipeline()
 	var missing []string
@@ -369,6 +371,20 @@ func (inst *instance) readyz(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "not ready: listeners %d, hosts without a certificate: %v\n", len(inst.server.Addrs()), missing)
 		return
 	}
+	// A failing audit is "degraded". Under audit.on_failure: refuse the
+	// instance answers 503 to traffic, so readiness fails and a load
+	// balancer moves traffic elsewhere; under serve it still serves, so
+	// it stays ready (failing every instance's check at once would be the
+	// outage the operator chose to avoid) and says why in the body.
+	if degraded, why := inst.records.Degraded(); degraded {
+		if inst.records.Refusing() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: degraded: audit records cannot be written, refusing requests (audit.on_failure: refuse): %s\n", why)
+			return
+		}
+		fmt.Fprintf(w, "ready\ndegraded: audit records cannot be written, serving without them (audit.on_failure: serve): %s\n", why)
+		return
+	}
 	fmt.Fprintf(w, "ready\n")
 }
 
@@ -380,6 +396,9 @@ func openAudit(ac config.AuditConfig, log *slog.Logger, extra ...audit.Sink) (*a
 	if err != nil {
 		return nil, err
 	}
+	if n := fileSink.Repaired(); n > 0 {
+		log.Warn("audit file ended in a torn record (the process stopped mid-write); cut it off", "file", ac.File, "bytes", n)
+	}
 	sinks = append(sinks, fileSink)
 	if ac.RuleLog != "" {
 		ruleLog, err := audit.OpenRuleLogSink(ac.RuleLog)
@@ -387,9 +406,15 @@ func openAudit(ac config.AuditConfig, log *slog.Logger, extra ...audit.Sink) (*a
 			_ = fileSink.Close()
 			return nil, err
 		}
+		if n := ruleLog.Repaired(); n > 0 {
+			log.Warn("rule log ended in a torn line (the process stopped mid-write); cut it off", "file", ac.RuleLog, "bytes", n)
+		}
 		sinks = append(sinks, ruleLog)
 	}
-	return audit.NewWriter(ac.QueueSize, log, append(sinks, extra...)...), nil
+	return audit.New(audit.Options{
+		QueueSize: ac.QueueSize, Log: log, OnFailure: ac.OnFailure,
+		Aggregate: audit.AggregateOptions{Samples: ac.Aggregate.Samples, Window: ac.Aggregate.Window, MaxKeys: ac.Aggregate.MaxKeys},
+	}, append(sinks, extra...)...), nil
 }
 
 // newAlerter builds the alerter from the alerts block.

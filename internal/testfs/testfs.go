@@ -36,12 +36,13 @@ func Small(t testing.TB, size int64) string {
 	return dir
 }
 
-// Fill creates the file path and writes zeros to it until the file system
-// is full, leaving at most leave bytes free (0: fill completely). It
-// returns the bytes written.
+// Fill appends zeros to the file path (creating it) until the file system
+// is full, leaving at most leave bytes free (0: fill completely). Calling it
+// again tops the file system up after something freed space. It returns
+// the bytes written.
 func Fill(t testing.TB, path string, leave int64) int64 {
 	t.Helper()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
