@@ -48,7 +48,8 @@
 //	                       action, status, reason (numbers and quoted values
 //	                       blanked) and rule ids
 //	  samples              ids of the records of the same key and window kept
-//	                       in full
+//	                       in full (one the full queue dropped is counted in
+//	                       the writer's dropped counter instead)
 //	  overflow             true when the key table was full (audit.aggregate.
 //	                       max_keys): the count spans many sources, grouped by
 //	                       stage, action and status only
