@@ -128,7 +128,7 @@ func TestMigrationAddsWeights(t *testing.T) {
 func TestWALStaysBoundedUnderSteadyWrites(t *testing.T) {
 	const walLimit = 1 << 20
 	db := openTest(t, SQLiteOptions{WALLimit: walLimit})
-	entries := fixtures(20000)
+	entries := fixtures(10000)
 	var largest, written int64
 	for chunk := range chunks(entries, 250) {
 		if err := db.Insert(context.Background(), chunk...); err != nil {
@@ -137,7 +137,7 @@ func TestWALStaysBoundedUnderSteadyWrites(t *testing.T) {
 		largest = max(largest, db.walSize())
 	}
 	written = fileSize(t, db.path) + db.walSize()
-	t.Logf("20,000 records in 80 back-to-back transactions: largest WAL %d bytes (limit %d), database %d bytes", largest, walLimit, written)
+	t.Logf("10,000 records in 40 back-to-back transactions: largest WAL %d bytes (limit %d), database %d bytes", largest, walLimit, written)
 	// One transaction past the limit at most: 250 records are far less
 	// than another limit's worth.
 	if largest > 2*walLimit {
