@@ -52,8 +52,8 @@ func TestWriterWritesEveryRecordAndFlushesOnClose(t *testing.T) {
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("audit file mode %v, want 0600", st.Mode().Perm())
 	}
-	if written, dropped, _ := w.Stats(); written != 4000 || dropped != 0 {
-		t.Errorf("stats written=%d dropped=%d", written, dropped)
+	if st := w.Stats(); st.Written != 4000 || st.Dropped() != 0 || st.Sinks[0].Written != 4000 {
+		t.Errorf("stats %+v", st)
 	}
 }
 
@@ -76,16 +76,19 @@ func TestWriterCountsOverflowInsteadOfBlocking(t *testing.T) {
 	}
 	close(sink.release)
 	_ = w.Close()
-	_, dropped, _ := w.Stats()
+	st := w.Stats()
 	// The writer may have taken one entry off the queue before blocking.
-	if accepted < 2 || accepted > 3 || int(dropped) != 10-accepted {
-		t.Errorf("accepted %d, dropped %d", accepted, dropped)
+	if accepted < 2 || accepted > 3 || int(st.DroppedQueueFull) != 10-accepted || st.Written != uint64(accepted) {
+		t.Errorf("accepted %d, stats %+v", accepted, st)
 	}
 	if !strings.Contains(logBuf.String(), "audit records dropped") {
 		t.Errorf("overflow not logged: %q", logBuf.String())
 	}
 	if w.Submit(&Entry{}) {
 		t.Error("closed writer accepted a record")
+	}
+	if st := w.Stats(); st.DroppedWriterClosed != 1 {
+		t.Errorf("after close: %+v", st)
 	}
 }
 

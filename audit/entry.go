@@ -30,10 +30,29 @@
 //	request_headers        header name → values; credentials redacted as "[redacted]"
 //	request_body           the body up to audit.body_limit, credentials redacted
 //	request_body_truncated true when the body was longer than what was kept
-//	sampled                an allowed request kept by audit.sample_allowed
+//	sampled                an allowed request kept by audit.sample_allowed (never
+//	                       set on blocked, flagged or failed records)
 //	upstream               the upstream target URL that was called, if any
 //	bytes_sent             response body bytes written to the client
 //	duration_us            {waf, upstream, total} in microseconds
+//	summary                only on a summary record (see AggregateOptions), which
+//	                       stands for requests that were counted instead of
+//	                       recorded in full; the fields above are those of the
+//	                       first of them (no headers, body or matched data):
+//	  count                how many requests it stands for (not counting the
+//	                       samples, which have records of their own)
+//	  first, last          request times of the first and last of them
+//	  window_start, window_end  the aggregation window
+//	  source               the client address, or the /64 of an IPv6 client
+//	  key                  what the requests shared: source, site, route, stage,
+//	                       action, status, reason (numbers and quoted values
+//	                       blanked) and rule ids
+//	  samples              ids of the records of the same key and window kept
+//	                       in full (one the full queue dropped is counted in
+//	                       the writer's dropped counter instead)
+//	  overflow             true when the key table was full (audit.aggregate.
+//	                       max_keys): the count spans many sources, grouped by
+//	                       stage, action and status only
 package audit
 
 import (
@@ -101,11 +120,41 @@ type Entry struct {
 	// `portcullis audit replay` re-evaluate the request.
 	RequestBody          string `json:"request_body,omitempty"`
 	RequestBodyTruncated bool   `json:"request_body_truncated,omitempty"`
-	// Sampled marks an allowed request kept by audit.sample_allowed.
+	// Sampled marks an allowed request kept by audit.sample_allowed. While
+	// the request runs it holds the sampling draw (so the WAF stage keeps
+	// the body of a request that may end up sampled); the gateway clears
+	// it when a stage decided, so it is never true on a blocked, flagged
+	// or failed record.
 	Sampled   bool      `json:"sampled,omitempty"`
 	Upstream  string    `json:"upstream,omitempty"`
 	BytesSent int64     `json:"bytes_sent"`
 	Durations Durations `json:"duration_us"`
+	// Summary is set only on a summary record: the record then stands for
+	// Summary.Count requests that were counted instead of recorded in full.
+	Summary *Summary `json:"summary,omitempty"`
+}
+
+// Summary describes what a summary record counted (see AggregateOptions).
+type Summary struct {
+	Count       int       `json:"count"`
+	First       time.Time `json:"first"`
+	Last        time.Time `json:"last"`
+	WindowStart time.Time `json:"window_start"`
+	WindowEnd   time.Time `json:"window_end"`
+	Source      string    `json:"source,omitempty"`
+	Key         string    `json:"key"`
+	Samples     []string  `json:"samples,omitempty"`
+	Overflow    bool      `json:"overflow,omitempty"`
+}
+
+// Weight is how many requests the record stands for: Summary.Count for a
+// summary record, otherwise 1. Counts and rollups add weights, so a summary
+// of 5,000 refusals counts 5,000.
+func (e *Entry) Weight() int {
+	if e.Summary != nil && e.Summary.Count > 0 {
+		return e.Summary.Count
+	}
+	return 1
 }
 
 // MatchedRule is one rule that matched during inspection.

@@ -12,46 +12,61 @@ import (
 //
 // Tools built for ModSecurity's error log (fail2ban filters, the CRS project's
 // go-ftw test runner) read it unchanged. Values are escaped so that a request
-// cannot forge a field or a line.
+// cannot forge a field or a line. It gets every record, aggregation or not
+// (see Synchronous), and recovers from a full disk as FileSink does.
 type RuleLogSink struct {
-	file *lineFile
-	line []byte
+	file     *lineFile
+	line     []byte
+	repaired int64
 }
 
-// OpenRuleLogSink opens (creating 0600 if needed) the rule log at path.
+// OpenRuleLogSink opens (creating 0600 if needed) the rule log at path. A
+// torn last line is cut off (see Repaired).
 func OpenRuleLogSink(path string) (*RuleLogSink, error) {
-	lf, err := openLineFile(path)
+	lf, repaired, err := openLineFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("open rule log %s: %w", path, err)
 	}
-	return &RuleLogSink{file: lf}, nil
+	return &RuleLogSink{file: lf, repaired: repaired}, nil
 }
+
+// Repaired is how many bytes of a torn last line opening cut off.
+func (s *RuleLogSink) Repaired() int64 { return s.repaired }
 
 // WritesSynchronously makes the Writer write the rule log before the
 // request's response ends (see Synchronous).
 func (s *RuleLogSink) WritesSynchronously() {}
 
-// Write appends one line per matched rule of e.
+// SinkName labels the sink in metrics and logs.
+func (s *RuleLogSink) SinkName() string { return "rule_log" }
+
+// Write queues one line per matched rule of e for the next Flush.
 func (s *RuleLogSink) Write(e *Entry) error {
 	for i := range e.Rules {
 		s.line = AppendRuleLogLine(s.line[:0], e, &e.Rules[i])
-		if err := s.file.writeLine(s.line); err != nil {
-			return fmt.Errorf("write rule log %s: %w", s.file.path, err)
-		}
+		s.file.writeLine(s.line)
 	}
 	return nil
 }
 
-// Flush writes buffered lines to the file.
+// Flush writes the queued lines to the file.
 func (s *RuleLogSink) Flush() error {
 	if err := s.file.flush(); err != nil {
-		return fmt.Errorf("flush rule log %s: %w", s.file.path, err)
+		return fmt.Errorf("write rule log %s: %w", s.file.path, err)
 	}
 	return nil
 }
 
+// Probe checks that the log's directory takes writes again.
+func (s *RuleLogSink) Probe() error { return s.file.probe() }
+
 // Close flushes and closes the file.
-func (s *RuleLogSink) Close() error { return s.file.close() }
+func (s *RuleLogSink) Close() error {
+	if err := s.file.close(); err != nil {
+		return fmt.Errorf("close rule log %s: %w", s.file.path, err)
+	}
+	return nil
+}
 
 // AppendRuleLogLine appends the log line for rule r of entry e, newline included.
 func AppendRuleLogLine(b []byte, e *Entry, r *MatchedRule) []byte {

@@ -180,3 +180,27 @@ func TestAdminAndAuditStore(t *testing.T) {
 		t.Errorf("admin on without an admin block: %+v", c.Admin)
 	}
 }
+
+// TestAuditFailureAndAggregate: audit.on_failure and audit.aggregate
+// resolve to their defaults, to what is set, and to off (issues 13, 18).
+func TestAuditFailureAndAggregate(t *testing.T) {
+	const base = "upstreams: [{name: a, targets: [\"http://127.0.0.1:1\"]}]\nsites: [{name: a, hosts: [\"*\"], routes: [{path: /, upstream: a}]}]\n"
+	tests := []struct {
+		audit     string
+		onFailure string
+		agg       AuditAggregateConfig
+	}{
+		{"", AuditServe, AuditAggregateConfig{Window: time.Minute, Samples: 10, MaxKeys: 10000}},
+		{"audit: {on_failure: refuse, aggregate: {window: 30s, samples: 5, max_keys: 2000}}", AuditRefuse, AuditAggregateConfig{Window: 30 * time.Second, Samples: 5, MaxKeys: 2000}},
+		{"audit: {on_failure: serve, aggregate: {enabled: false}}", AuditServe, AuditAggregateConfig{Window: time.Minute, Samples: 0, MaxKeys: 10000}},
+	}
+	for _, tt := range tests {
+		cfg, err := Parse("x.yaml", []byte(base+tt.audit+"\n"))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.audit, err)
+		}
+		if cfg.Audit.OnFailure != tt.onFailure || cfg.Audit.Aggregate != tt.agg {
+			t.Errorf("%q: on_failure %q, aggregate %+v; want %q, %+v", tt.audit, cfg.Audit.OnFailure, cfg.Audit.Aggregate, tt.onFailure, tt.agg)
+		}
+	}
+}

@@ -207,6 +207,23 @@ type AuditConfig struct {
 	BodyLimit     int64
 	SampleAllowed float64
 	Store         AuditStoreConfig
+	// OnFailure is AuditServe or AuditRefuse.
+	OnFailure string
+	Aggregate AuditAggregateConfig
+}
+
+// Audit failure policies (audit.on_failure).
+const (
+	AuditServe  = "serve"
+	AuditRefuse = "refuse"
+)
+
+// AuditAggregateConfig is the resolved audit.aggregate block; Samples is 0
+// when aggregation is off.
+type AuditAggregateConfig struct {
+	Window  time.Duration
+	Samples int
+	MaxKeys int
 }
 
 // Default returns the configuration used by `portcullis run --upstream URL`
@@ -458,6 +475,39 @@ func (c *checker) resolveAudit(f *File, cfg *Config) {
 			c.errorf(fmt.Sprintf("audit.redact_args[%d]", i), "must not be empty")
 		}
 	}
+	cfg.Audit.OnFailure = AuditServe
+	switch a.OnFailure {
+	case "", AuditServe:
+	case AuditRefuse:
+		cfg.Audit.OnFailure = AuditRefuse
+	default:
+		c.errorf("audit.on_failure", "must be serve or refuse, got %q", a.OnFailure)
+	}
+	c.resolveAuditAggregate(a.Aggregate, cfg)
+}
+
+func (c *checker) resolveAuditAggregate(g *AuditAggregate, cfg *Config) {
+	if g == nil {
+		g = &AuditAggregate{}
+	}
+	agg := AuditAggregateConfig{
+		Window:  durationOr(g.Window, time.Minute),
+		Samples: intOr(g.Samples, 10),
+		MaxKeys: intOr(g.MaxKeys, 10000),
+	}
+	if agg.Window < time.Second || agg.Window > time.Hour {
+		c.errorf("audit.aggregate.window", "must be 1s to 1h, got %s", agg.Window)
+	}
+	if agg.Samples < 1 || agg.Samples > 10000 {
+		c.errorf("audit.aggregate.samples", "must be 1..10000 (enabled: false turns aggregation off), got %d", agg.Samples)
+	}
+	if agg.MaxKeys < 1 || agg.MaxKeys > 1000000 {
+		c.errorf("audit.aggregate.max_keys", "must be 1..1000000, got %d", agg.MaxKeys)
+	}
+	if g.Enabled != nil && !*g.Enabled {
+		agg.Samples = 0
+	}
+	cfg.Audit.Aggregate = agg
 }
 
 // mergeWAF applies the overrides in w (at field path p) on top of base.

@@ -511,4 +511,37 @@ type Audit struct {
 	// Store is the searchable audit database behind `portcullis audit` and
 	// the dashboard.
 	Store *AuditStore `yaml:"store"`
+	// OnFailure is what happens while audit records cannot be written (a
+	// full disk): serve keeps answering and counts every lost record
+	// (metrics, /readyz text, one log line per 10s); refuse answers new
+	// requests 503 until the audit writes again, and /readyz fails so a
+	// load balancer sends traffic elsewhere. Default: serve. Security
+	// consequence of serve: requests pass without a trace while the disk
+	// is full; of refuse: a full disk takes the instance out of service.
+	OnFailure string `yaml:"on_failure"`
+	// Aggregate folds floods of near-identical blocked, flagged or failed
+	// records from one source into counted summary records, so that
+	// requests that are all refused cannot fill the disk.
+	Aggregate *AuditAggregate `yaml:"aggregate"`
+}
+
+// AuditAggregate configures flood handling for decided records: per
+// source (client address, or its IPv6 /64), site, route, stage, action,
+// status, reason and rule ids, the first Samples records of each Window
+// are kept in full and the rest counted into one summary record written
+// when the window ends. Allowed records (log_all, sample_allowed) are never
+// aggregated; the rule log gets every record.
+type AuditAggregate struct {
+	// Enabled turns aggregation on. Default: true.
+	Enabled *bool `yaml:"enabled"`
+	// Window is how long one key's window lasts, from its first record.
+	// Default: 1m; 1s to 1h.
+	Window *Duration `yaml:"window"`
+	// Samples is how many records of one key are kept in full per window.
+	// Default: 10; 1 to 10000.
+	Samples *int `yaml:"samples"`
+	// MaxKeys bounds the keys held at once (about 2 KiB of memory each);
+	// past it, records are counted into catch-all summaries per stage,
+	// action and status (marked overflow). Default: 10000; 1 to 1000000.
+	MaxKeys *int `yaml:"max_keys"`
 }

@@ -233,6 +233,13 @@ func (p *Pipeline) serve(w http.ResponseWriter, r *http.Request) {
 	rec := newRecorder(w, r)
 	r = r.WithContext(audit.WithEntry(r.Context(), entry))
 	defer p.complete(rec, r, entry, client, start)
+	if p.records.Refusing() {
+		// audit.on_failure: refuse, and the audit cannot be written (a
+		// full disk): nothing passes unrecorded. One atomic load.
+		entry.Fail(audit.StageGateway, "audit records cannot be written (audit.on_failure: refuse)")
+		respond.Error(rec, r, http.StatusServiceUnavailable, entry.ID)
+		return
+	}
 	p.cheap.locate(entry, client)
 
 	restoreEmptyHost(r)
@@ -330,6 +337,12 @@ func (p *Pipeline) finish(rec *recorder, r *http.Request, entry *audit.Entry, cl
 	if entry.Action == "" {
 		entry.Action = audit.ActionAllowed
 	}
+	if entry.Decided() {
+		// The draw was made up front so the WAF stage keeps the body of a
+		// request that may end up sampled; a decided record is kept for
+		// its decision, and must not claim otherwise (issue 13).
+		entry.Sampled = false
+	}
 	p.cheap.strike(entry, client)
 	p.observe.Metrics.ObserveRequest(entry)
 	if entry.Action == audit.ActionBlocked && entry.Stage != audit.StageGateway {
@@ -372,7 +385,8 @@ func (p *Pipeline) newEntry(r *http.Request, start time.Time) (*audit.Entry, net
 	e := &audit.Entry{
 		ID: newRequestID(), Time: start.UTC(),
 		Host: r.Host, Method: r.Method, URI: uri, Protocol: r.Proto,
-		// Decided up front so the WAF stage knows to keep the body.
+		// Drawn up front so the WAF stage knows to keep the body; finish
+		// clears it again when a stage decided on the request.
 		Sampled: p.sample > 0 && mathrand.Float64() < p.sample,
 	}
 	client := p.clients.Resolve(r.RemoteAddr, r.Header)

@@ -537,6 +537,16 @@ func TestAllowedRequestsAreSampledWithTheirBody(t *testing.T) {
 	if !e.Sampled || e.Action != audit.ActionAllowed || e.RequestBody != "name=Ada+L" || !e.RequestBodyTruncated {
 		t.Errorf("sampled %v action %s body %q truncated %v", e.Sampled, e.Action, e.RequestBody, e.RequestBodyTruncated)
 	}
+	// Issue 13: a blocked or flagged request is recorded because it was
+	// decided, not sampled; the flag must not say otherwise, whatever the
+	// draw was (here every draw samples).
+	status, _, id = do(t, "GET", tp.URL+"/?q=%3Cscript%3Ealert(1)%3C/script%3E", "", nil)
+	if status != 403 {
+		t.Fatalf("attack: status %d", status)
+	}
+	if e := tp.entryFor(t, id); e.Sampled || e.Action != audit.ActionBlocked {
+		t.Errorf("blocked record: sampled %v action %s", e.Sampled, e.Action)
+	}
 }
 
 func TestDropActionClosesTheConnection(t *testing.T) {

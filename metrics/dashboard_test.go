@@ -53,7 +53,7 @@ func TestDashboardUsesExportedSeries(t *testing.T) {
 	m.ObserveStoreWrite(time.Millisecond, 1)
 	m.SetSources(Sources{
 		Lists:      func() []ListStat { return []ListStat{{Name: "l", LastSuccess: time.Now()}} },
-		Audit:      func() AuditStat { return AuditStat{} },
+		Audit:      func() AuditStat { return AuditStat{Sinks: []AuditSinkStat{{Name: "file"}}} },
 		Certs:      func() map[string]time.Time { return map[string]time.Time{"h": time.Now()} },
 		ActiveBans: func() int { return 0 },
 		Alerts:     func() AlertStat { return AlertStat{} },

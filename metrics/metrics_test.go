@@ -348,7 +348,11 @@ func TestSources(t *testing.T) {
 	m.SetSources(Sources{
 		Lists: func() []ListStat { return current.Load().lists },
 		Audit: func() AuditStat {
-			return AuditStat{QueueDepth: current.Load().depth, Written: 10, Dropped: 3, Errors: 1}
+			return AuditStat{QueueDepth: current.Load().depth, Written: 10, DroppedQueueFull: 3, DroppedSinkFailed: 5,
+				Aggregated: 4000, Summaries: 2, Overflow: 7, Keys: 12, Degraded: true, Sinks: []AuditSinkStat{
+					{Name: "file", Written: 9, Lost: 5, Errors: 1, Failing: true}, {Name: "store", Written: 14},
+					{Name: "file", Written: 1}, // a duplicate name must not break the scrape
+				}}
 		},
 		Certs:       func() map[string]time.Time { return map[string]time.Time{"shop.test": now.Add(72 * time.Hour)} },
 		ActiveBans:  func() int { panic("bans store closed") },
@@ -368,8 +372,20 @@ func TestSources(t *testing.T) {
 		{"portcullis_list_last_success_timestamp_seconds", []string{"list", "spamhaus"}, float64(now.Add(-time.Hour).Unix())},
 		{"portcullis_audit_queue_depth", nil, 7},
 		{"portcullis_audit_records_written_total", nil, 10},
-		{"portcullis_audit_records_dropped_total", nil, 3},
-		{"portcullis_audit_sink_errors_total", nil, 1},
+		{"portcullis_audit_records_dropped_total", []string{"reason", "queue_full"}, 3},
+		{"portcullis_audit_records_dropped_total", []string{"reason", "writer_closed"}, 0},
+		{"portcullis_audit_records_dropped_total", []string{"reason", "sink_failed"}, 5},
+		{"portcullis_audit_degraded", nil, 1},
+		{"portcullis_audit_records_aggregated_total", nil, 4000},
+		{"portcullis_audit_summary_records_total", nil, 2},
+		{"portcullis_audit_aggregation_overflow_total", nil, 7},
+		{"portcullis_audit_aggregation_keys", nil, 12},
+		{"portcullis_audit_sink_records_written_total", []string{"sink", "file"}, 9},
+		{"portcullis_audit_sink_records_lost_total", []string{"sink", "file"}, 5},
+		{"portcullis_audit_sink_errors_total", []string{"sink", "file"}, 1},
+		{"portcullis_audit_sink_failing", []string{"sink", "file"}, 1},
+		{"portcullis_audit_sink_records_written_total", []string{"sink", "store"}, 14},
+		{"portcullis_audit_sink_failing", []string{"sink", "store"}, 0},
 		{"portcullis_certificate_expiry_timestamp_seconds", []string{"host", "shop.test"}, float64(now.Add(72 * time.Hour).Unix())},
 		{"portcullis_metrics_source_errors_total", []string{"source", "bans"}, 1},
 		{"portcullis_alerts_sent_total", nil, 4},

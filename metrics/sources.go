@@ -50,11 +50,30 @@ type ListStat struct {
 	Failures uint64
 }
 
-// AuditStat is the state of the audit writer, from audit.Writer.Stats and
-// QueueDepth.
+// AuditStat is the state of the audit writer, from audit.Writer.Stats.
+// Written and the Dropped counts are in requests: a summary record stands
+// for the requests it counted.
 type AuditStat struct {
-	QueueDepth               int
-	Written, Dropped, Errors uint64
+	QueueDepth int
+	Written    uint64
+	// Dropped by reason: the queue was full, the writer closed, a sink
+	// could not write the record.
+	DroppedQueueFull, DroppedWriterClosed, DroppedSinkFailed uint64
+	// Aggregated requests were counted into summary records; Summaries
+	// is the summary records made; Overflow the requests counted into a
+	// catch-all because the key table was full; Keys the keys held.
+	Aggregated, Summaries, Overflow uint64
+	Keys                            int
+	// Degraded is true while a sink cannot write.
+	Degraded bool
+	Sinks    []AuditSinkStat
+}
+
+// AuditSinkStat is one audit sink ("file", "store", "rule_log").
+type AuditSinkStat struct {
+	Name                  string
+	Written, Lost, Errors uint64
+	Failing               bool
 }
 
 // AlertStat counts alert messages, from alerts.Alerter.Stats.
@@ -89,9 +108,17 @@ var (
 	listLastSuccessDesc = desc("list_last_success_timestamp_seconds", "Unix time an IP list's file or feed was last loaded or confirmed unchanged.", "list")
 	listFailuresDesc    = desc("list_refresh_failures_total", "Failed or rejected refreshes of an IP list's file or feed.", "list")
 	auditQueueDesc      = desc("audit_queue_depth", "Audit records waiting to be written.")
-	auditWrittenDesc    = desc("audit_records_written_total", "Audit records written by the audit writer.")
-	auditDroppedDesc    = desc("audit_records_dropped_total", "Audit records dropped because the queue was full or the writer closed.")
-	auditErrorsDesc     = desc("audit_sink_errors_total", "Failed writes and flushes of audit sinks.")
+	auditWrittenDesc    = desc("audit_records_written_total", "Requests whose audit record (in full, or counted in a summary record) every sink wrote.")
+	auditDroppedDesc    = desc("audit_records_dropped_total", "Requests whose audit record was lost, by reason: queue_full, writer_closed, sink_failed (a sink could not write it).", "reason")
+	auditDegradedDesc   = desc("audit_degraded", "1 while an audit sink cannot write (a full disk, say), else 0.")
+	auditSinkWritten    = desc("audit_sink_records_written_total", "Records an audit sink made durable.", "sink")
+	auditSinkLost       = desc("audit_sink_records_lost_total", "Records an audit sink could not write.", "sink")
+	auditErrorsDesc     = desc("audit_sink_errors_total", "Failed writes, flushes and probes of an audit sink.", "sink")
+	auditSinkFailing    = desc("audit_sink_failing", "1 while an audit sink cannot write, else 0.", "sink")
+	auditAggregatedDesc = desc("audit_records_aggregated_total", "Decided requests counted into summary records instead of recorded in full (audit.aggregate).")
+	auditSummariesDesc  = desc("audit_summary_records_total", "Summary records written for aggregated requests.")
+	auditOverflowDesc   = desc("audit_aggregation_overflow_total", "Requests counted into a catch-all summary because the aggregation key table was full.")
+	auditKeysDesc       = desc("audit_aggregation_keys", "Aggregation keys held (audit.aggregate.max_keys bounds them).")
 	certExpiryDesc      = desc("certificate_expiry_timestamp_seconds", "Unix time the current certificate of a TLS host expires.", "host")
 	bansActiveDesc      = desc("bans_active", "Bans held, including expired ones not yet swept.")
 	alertsSentDesc      = desc("alerts_sent_total", "Alert messages delivered to a webhook.")
@@ -107,7 +134,9 @@ var (
 func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		listEntriesDesc, listLastSuccessDesc, listFailuresDesc,
-		auditQueueDesc, auditWrittenDesc, auditDroppedDesc, auditErrorsDesc,
+		auditQueueDesc, auditWrittenDesc, auditDroppedDesc, auditDegradedDesc,
+		auditSinkWritten, auditSinkLost, auditErrorsDesc, auditSinkFailing,
+		auditAggregatedDesc, auditSummariesDesc, auditOverflowDesc, auditKeysDesc,
 		certExpiryDesc, bansActiveDesc, alertsSentDesc, alertsFailedDesc, alertsDroppedDesc,
 		inspectSlotsDesc, inspectInsideDesc, inspectWaitingDesc, sourceErrorsDesc,
 	} {
@@ -132,13 +161,7 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		c.safely(0, func() { collectLists(ch, s.Lists()) })
 	}
 	if s.Audit != nil {
-		c.safely(1, func() {
-			a := s.Audit()
-			ch <- prometheus.MustNewConstMetric(auditQueueDesc, prometheus.GaugeValue, float64(a.QueueDepth))
-			ch <- prometheus.MustNewConstMetric(auditWrittenDesc, prometheus.CounterValue, float64(a.Written))
-			ch <- prometheus.MustNewConstMetric(auditDroppedDesc, prometheus.CounterValue, float64(a.Dropped))
-			ch <- prometheus.MustNewConstMetric(auditErrorsDesc, prometheus.CounterValue, float64(a.Errors))
-		})
+		c.safely(1, func() { collectAudit(ch, s.Audit()) })
 	}
 	if s.Certs != nil {
 		c.safely(2, func() { collectCerts(ch, s.Certs()) })
@@ -174,6 +197,43 @@ func (c *sourceCollector) safely(source int, f func()) {
 		}
 	}()
 	f()
+}
+
+func collectAudit(ch chan<- prometheus.Metric, a AuditStat) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(auditQueueDesc, float64(a.QueueDepth))
+	counter(auditWrittenDesc, a.Written)
+	counter(auditDroppedDesc, a.DroppedQueueFull, "queue_full")
+	counter(auditDroppedDesc, a.DroppedWriterClosed, "writer_closed")
+	counter(auditDroppedDesc, a.DroppedSinkFailed, "sink_failed")
+	gauge(auditDegradedDesc, bool01(a.Degraded))
+	counter(auditAggregatedDesc, a.Aggregated)
+	counter(auditSummariesDesc, a.Summaries)
+	counter(auditOverflowDesc, a.Overflow)
+	gauge(auditKeysDesc, float64(a.Keys))
+	seen := map[string]bool{}
+	for _, s := range a.Sinks {
+		if seen[s.Name] || len(seen) >= MaxSourceItems || !utf8.ValidString(s.Name) {
+			continue
+		}
+		seen[s.Name] = true
+		counter(auditSinkWritten, s.Written, s.Name)
+		counter(auditSinkLost, s.Lost, s.Name)
+		counter(auditErrorsDesc, s.Errors, s.Name)
+		gauge(auditSinkFailing, bool01(s.Failing), s.Name)
+	}
+}
+
+func bool01(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // collectLists reports each list name once (a duplicate series would fail

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -32,8 +33,9 @@ var (
 	benchNow   = benchStart.Add(benchSpan)
 )
 
-// BenchmarkIngest measures the Sink as the audit.Writer drives it: Write
-// per record, a commit every BatchSize records.
+// BenchmarkIngest measures the Sink as the audit.Writer drives it under
+// load: Write per record, a Flush (one commit) every 256 records (the
+// Writer's default batch).
 func BenchmarkIngest(b *testing.B) {
 	s, err := OpenSQLite(filepath.Join(b.TempDir(), "audit.db"), SQLiteOptions{})
 	if err != nil {
@@ -56,9 +58,14 @@ func ingest(b *testing.B, sink audit.Sink, g *storetest.Generator) {
 	}
 	b.ResetTimer()
 	cpu0 := cpuTime()
-	for _, e := range entries {
+	for i, e := range entries {
 		if err := sink.Write(e); err != nil {
 			b.Fatal(err)
+		}
+		if i%256 == 255 {
+			if err := sink.Flush(); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	if err := sink.Flush(); err != nil {
@@ -286,4 +293,44 @@ func name(q string) string {
 		return "all"
 	}
 	return fmt.Sprint(q)
+}
+
+// BenchmarkRefusalFlood is what one refusal of a flood (a 429 from one
+// client) costs the audit, in CPU time of the whole process (the request's
+// Submit and the writer's encoding, file write and store insert), with
+// every record written in full and with aggregation on (the defaults),
+// measured in the same run (issue 18: the store doubled the CPU of a 429):
+//
+//	go test -run '^$' -bench RefusalFlood ./audit/store
+func BenchmarkRefusalFlood(b *testing.B) {
+	run := func(agg audit.AggregateOptions) float64 {
+		dir := b.TempDir()
+		file, err := audit.OpenFileSink(filepath.Join(dir, "audit.jsonl"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		db, err := OpenSQLite(filepath.Join(dir, "audit.db"), SQLiteOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		sink, _ := db.Sink()
+		w := audit.New(audit.Options{Log: slog.New(slog.DiscardHandler), Aggregate: agg}, file, sink)
+		now := time.Now()
+		cpu0 := cpuTime()
+		for i := range b.N {
+			for !w.Submit(floodRecord("ratelimit", i, now)) {
+				w.Sync()
+			}
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		return float64((cpuTime() - cpu0).Nanoseconds()) / float64(b.N)
+	}
+	full := run(audit.AggregateOptions{})
+	aggregated := run(audit.AggregateOptions{Samples: 10, Window: time.Minute, MaxKeys: 10000})
+	b.ReportMetric(full/1000, "cpu-µs/refusal-full")
+	b.ReportMetric(aggregated/1000, "cpu-µs/refusal-aggregated")
+	b.ReportMetric(full/aggregated, "full/aggregated")
 }

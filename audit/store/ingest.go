@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -48,6 +49,7 @@ type row struct {
 	stage   string
 	status  int
 	country string
+	n       int // requests the record stands for (audit.Entry.Weight)
 	json    []byte
 	rules   []ruleRow // distinct by id
 	tags    []string  // distinct tags of all rules
@@ -77,6 +79,7 @@ func toRow(e *audit.Entry, buf *bytes.Buffer) (row, error) {
 		stage:   e.Stage,
 		status:  e.Status,
 		country: strings.ToUpper(e.Country),
+		n:       e.Weight(),
 		json:    bytes.Clone(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))),
 	}
 	if a, err := netip.ParseAddr(e.ClientIP); err == nil {
@@ -161,9 +164,11 @@ func newRollup() *rollup {
 	return &rollup{counts: map[countKey]int{}, tops: map[topKey]int{}, msgs: map[int]string{}}
 }
 
-// add counts r with sign +1 (ingest) or -1 (retention). Retention passes
-// rows without tags or messages; only rule ids matter for the counts.
+// add counts r with sign +1 (ingest) or -1 (retention), weighted by the
+// requests it stands for. Retention passes rows without tags or messages;
+// only rule ids matter for the counts.
 func (ru *rollup) add(r *row, sign int) {
+	sign *= max(r.n, 1)
 	sec := unixSeconds(r.t)
 	ru.counts[countKey{floorDiv(sec, 60) * 60, r.action}] += sign
 	for level, width := range levelWidth {
@@ -286,8 +291,8 @@ func (s *SQLite) insert(ctx context.Context, rows []row) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	recStmt, err := tx.PrepareContext(ctx, `INSERT INTO records (id, t, ip, host, path, action, stage, status, country)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	recStmt, err := tx.PrepareContext(ctx, `INSERT INTO records (id, t, ip, host, path, action, stage, status, country, n)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}
@@ -310,7 +315,7 @@ func (s *SQLite) insert(ctx context.Context, rows []row) error {
 	ru := newRollup()
 	for i := range rows {
 		r := &rows[i]
-		res, err := recStmt.ExecContext(ctx, r.id, r.t, r.ip, r.host, r.path, r.action, r.stage, r.status, r.country)
+		res, err := recStmt.ExecContext(ctx, r.id, r.t, r.ip, r.host, r.path, r.action, r.stage, r.status, r.country, max(r.n, 1))
 		if err != nil {
 			return fmt.Errorf("insert record %s: %w", r.id, err)
 		}
@@ -338,6 +343,14 @@ func (s *SQLite) insert(ctx context.Context, rows []row) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	// Still holding the write lock: if the log outgrew its limit, copy it
+	// into the file and truncate it now, a bounded pause of the (audit
+	// writer's, never a request's) ingest.
+	if s.walSize() >= s.opts.WALLimit {
+		if _, err := s.truncateWAL(ctx); err != nil {
+			s.checkpointFailed(err)
+		}
 	}
 	return nil
 }
@@ -398,11 +411,13 @@ func (s *SQLite) Insert(ctx context.Context, entries ...*audit.Entry) error {
 }
 
 // Sink returns an audit.Sink that adds records to the database. Write only
-// encodes and queues a record in memory; a transaction commits every
-// BatchSize records, on Flush (the Writer flushes whenever its queue runs
-// empty, so batches grow with load), and on the first Write more than
-// BatchDelay after the oldest pending record. Requests never wait for it:
-// it runs on the audit.Writer's goroutine.
+// encodes and queues a record in memory; Flush commits what is queued in one
+// transaction. The audit.Writer flushes whenever its queue runs empty, every
+// audit.Options.BatchSize records and every FlushInterval, so batches grow
+// with load and a record never waits long; requests never wait for it: it
+// runs on the Writer's goroutine. A batch that cannot be committed (a full
+// disk) is dropped and reported by Flush, as the audit.Sink contract asks,
+// so memory stays bounded and the next batch is tried afresh.
 func (s *SQLite) Sink() (audit.Sink, error) {
 	if s.wdb == nil {
 		return nil, errors.New("audit database is open read-only")
@@ -413,40 +428,39 @@ func (s *SQLite) Sink() (audit.Sink, error) {
 type sqliteSink struct {
 	s       *SQLite
 	pending []row
-	oldest  time.Time
 	buf     bytes.Buffer
 }
+
+// SinkName labels the sink in metrics and logs.
+func (k *sqliteSink) SinkName() string { return "store" }
 
 func (k *sqliteSink) Write(e *audit.Entry) error {
 	r, err := toRow(e, &k.buf)
 	if err != nil {
 		return err
 	}
-	if len(k.pending) == 0 {
-		k.oldest = time.Now()
-	}
 	k.pending = append(k.pending, r)
-	if len(k.pending) >= k.s.opts.BatchSize || time.Since(k.oldest) >= k.s.opts.BatchDelay {
-		return k.Flush()
-	}
 	return nil
 }
 
 // Flush commits the pending records. A batch that cannot be written is
-// dropped with an error naming how many records it held, so a full disk
-// does not grow memory without bound.
+// dropped with an error naming how many records it held.
 func (k *sqliteSink) Flush() error {
 	if len(k.pending) == 0 {
 		return nil
 	}
 	rows := k.pending
 	k.pending = k.pending[:0]
-	if err := k.s.insert(context.Background(), rows); err != nil {
+	err := k.s.insert(context.Background(), rows)
+	clear(rows) // drop references to the JSON buffers
+	if err != nil {
 		return fmt.Errorf("audit database %s: %d record(s) lost: %w", k.s.path, len(rows), err)
 	}
-	clear(rows) // drop references to the JSON buffers
 	return nil
 }
+
+// Probe checks that the database's directory takes writes again.
+func (k *sqliteSink) Probe() error { return audit.ProbeDir(filepath.Dir(k.s.path)) }
 
 // Close commits what is pending. The database stays open.
 func (k *sqliteSink) Close() error { return k.Flush() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -29,6 +30,7 @@ func (s *SQLite) retentionLoop() {
 			return
 		case <-next.C:
 			next.Reset(s.opts.RetentionInterval)
+		case <-s.retainNow:
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
@@ -51,9 +53,10 @@ func (s *SQLite) retentionLoop() {
 	}
 }
 
-// checkpointLoop copies committed WAL frames into the database file. A
-// PASSIVE checkpoint never blocks the writer or readers; frames a reader
-// still needs wait for the next round.
+// checkpointLoop truncates what ingest left in the write-ahead log (ingest
+// itself truncates it whenever it passes WALLimit) and asks for retention
+// as soon as the database and its log together exceed MaxBytes, rather
+// than at the next RetentionInterval.
 func (s *SQLite) checkpointLoop() {
 	tick := time.NewTicker(s.opts.CheckpointInterval)
 	defer tick.Stop()
@@ -63,11 +66,82 @@ func (s *SQLite) checkpointLoop() {
 			return
 		case <-tick.C:
 		}
-		var busy, frames, done int
-		if err := s.rdb.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &done); err != nil {
-			s.opts.Log.Warn("audit database checkpoint failed", "path", s.path, "err", err)
+		if s.walSize() > 0 {
+			s.writeMu.Lock()
+			if _, err := s.truncateWAL(context.Background()); err != nil {
+				s.checkpointFailed(err)
+			}
+			s.writeMu.Unlock()
+		}
+		if s.opts.MaxBytes > 0 && s.diskBytes() > s.opts.MaxBytes {
+			select {
+			case s.retainNow <- struct{}{}:
+			default:
+			}
 		}
 	}
+}
+
+// checkpointFailed logs a failed checkpoint at most once per
+// checkpointWarnEvery: on a full disk every one of them fails, twice a
+// second, and the audit writer already reports the lost records.
+func (s *SQLite) checkpointFailed(err error) {
+	s.warnMu.Lock()
+	now := time.Now()
+	if !s.warnedAt.IsZero() && now.Sub(s.warnedAt) < checkpointWarnEvery {
+		s.warnSkipped++
+		s.warnMu.Unlock()
+		return
+	}
+	skipped := s.warnSkipped
+	s.warnedAt, s.warnSkipped = now, 0
+	s.warnMu.Unlock()
+	s.opts.Log.Warn("audit database checkpoint failed", "path", s.path, "err", err, "failures_not_logged", skipped, "next_line_after", checkpointWarnEvery.String())
+}
+
+const checkpointWarnEvery = time.Minute
+
+// checkpointBusy bounds how long a checkpoint waits for readers of old
+// log frames; the write lock is held meanwhile, so it bounds the pause of
+// ingest too. A checkpoint that gives up has still copied what it could;
+// the next one finishes.
+const checkpointBusy = 100 * time.Millisecond
+
+// truncateWAL copies the write-ahead log into the database file and
+// truncates it to zero bytes. The caller holds writeMu, so no write
+// transaction is open and the checkpoint only waits (at most
+// checkpointBusy) for readers still using old frames. A PASSIVE checkpoint
+// never waits, and under steady writes never completes: the log then grows
+// for as long as the writes go on. complete is false when readers kept it
+// from finishing.
+func (s *SQLite) truncateWAL(ctx context.Context) (complete bool, err error) {
+	if _, err := s.wdb.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", checkpointBusy.Milliseconds())); err != nil {
+		return false, fmt.Errorf("checkpoint: %w", err)
+	}
+	defer func() { _, _ = s.wdb.ExecContext(context.Background(), "PRAGMA busy_timeout = 10000") }()
+	var busy, frames, done int
+	if err := s.wdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &done); err != nil {
+		return false, fmt.Errorf("checkpoint: %w", err)
+	}
+	return busy == 0, nil
+}
+
+// walSize is the size of the write-ahead log file (0 when there is none).
+func (s *SQLite) walSize() int64 {
+	fi, err := os.Stat(s.path + "-wal")
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// diskBytes is what the database takes on disk: the file and its log.
+func (s *SQLite) diskBytes() int64 {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return s.walSize()
+	}
+	return fi.Size() + s.walSize()
 }
 
 // optimize refreshes the statistics the query planner picks indexes by.
@@ -97,10 +171,11 @@ func (s *SQLite) Analyze(ctx context.Context) error {
 }
 
 // EnforceRetention deletes records older than MaxAge, then the oldest
-// records while the database is larger than MaxBytes, and returns free
-// pages to the file system. It does a bounded amount of work and reports
-// how many records it deleted; the periodic run calls it every
-// RetentionInterval.
+// records while the database and its write-ahead log together hold more
+// than MaxBytes, and returns free pages to the file system. It does a
+// bounded amount of work and reports how many records it deleted; the
+// periodic run calls it every RetentionInterval, and at once when
+// checkpointLoop sees the files past MaxBytes.
 func (s *SQLite) EnforceRetention(ctx context.Context) (int, error) {
 	if s.wdb == nil {
 		return 0, nil
@@ -141,7 +216,9 @@ func (s *SQLite) EnforceRetention(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	if deleted > 0 {
+	if deleted > 0 || (s.opts.MaxBytes > 0 && s.diskBytes() > s.opts.MaxBytes) {
+		// Also without deleting: free pages left by an earlier run that
+		// hit its page limit still take disk space.
 		if err := s.vacuum(ctx); err != nil {
 			return deleted, err
 		}
@@ -165,9 +242,16 @@ func (s *SQLite) recordsOver(ctx context.Context, used, target int64) int {
 	return int(min(max((used-target)/perRecord+1, 1), retentionChunk))
 }
 
-// usedBytes is the size of the pages in use: the file size once free
-// pages are vacuumed.
+// usedBytes is the size of the pages in use (the file size once free pages
+// are vacuumed) plus the write-ahead log, which it truncates first: the
+// log takes disk space too, and under steady writes it is most of it.
 func (s *SQLite) usedBytes(ctx context.Context) (int64, error) {
+	s.writeMu.Lock()
+	_, err := s.truncateWAL(ctx)
+	s.writeMu.Unlock()
+	if err != nil {
+		return 0, err
+	}
 	var pages, free, size int64
 	db := s.wdb
 	if err := db.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
@@ -179,7 +263,7 @@ func (s *SQLite) usedBytes(ctx context.Context) (int64, error) {
 	if err := db.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
 		return 0, fmt.Errorf("page size: %w", err)
 	}
-	return (pages - free) * size, nil
+	return (pages-free)*size + s.walSize(), nil
 }
 
 func (s *SQLite) vacuum(ctx context.Context) error {
@@ -188,12 +272,10 @@ func (s *SQLite) vacuum(ctx context.Context) error {
 	if _, err := s.wdb.ExecContext(ctx, fmt.Sprintf("PRAGMA incremental_vacuum(%d)", vacuumMaxPages)); err != nil {
 		return fmt.Errorf("incremental vacuum: %w", err)
 	}
-	// Copy the WAL into the file so the file really shrinks now, and keep
-	// the WAL itself from staying large.
-	if _, err := s.wdb.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	return nil
+	// Copy the WAL into the file so the file really shrinks now, and
+	// truncate the WAL the deletes have grown.
+	_, err := s.truncateWAL(ctx)
+	return err
 }
 
 // deleteOldest deletes up to retentionChunk of the oldest records (only
@@ -207,10 +289,10 @@ func (s *SQLite) deleteOldest(ctx context.Context, cutoff int64, byAge bool, lim
 		return 0, fmt.Errorf("retention: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	q := `SELECT seq, t, ip, host, path, action, country FROM records ORDER BY t LIMIT ?`
+	q := `SELECT seq, t, ip, host, path, action, country, n FROM records ORDER BY t LIMIT ?`
 	args := []any{limit}
 	if byAge {
-		q = `SELECT seq, t, ip, host, path, action, country FROM records WHERE t < ? ORDER BY t LIMIT ?`
+		q = `SELECT seq, t, ip, host, path, action, country, n FROM records WHERE t < ? ORDER BY t LIMIT ?`
 		args = []any{cutoff, limit}
 	}
 	rows, err := tx.QueryContext(ctx, q, args...)
@@ -223,7 +305,7 @@ func (s *SQLite) deleteOldest(ctx context.Context, cutoff int64, byAge bool, lim
 	for rows.Next() {
 		var r row
 		var seq int64
-		if err := rows.Scan(&seq, &r.t, &r.ip, &r.host, &r.path, &r.action, &r.country); err != nil {
+		if err := rows.Scan(&seq, &r.t, &r.ip, &r.host, &r.path, &r.action, &r.country, &r.n); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("retention: scan: %w", err)
 		}

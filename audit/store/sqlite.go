@@ -20,19 +20,15 @@ import (
 type SQLiteOptions struct {
 	// MaxAge deletes records older than this (by record time). 0: no limit.
 	MaxAge time.Duration
-	// MaxBytes deletes the oldest records while the database holds more than
-	// this, then returns the freed pages to the file system. 0: no limit.
-	// The file may exceed it by up to a retention interval's ingest.
+	// MaxBytes deletes the oldest records while the database file and its
+	// write-ahead log together hold more than this, then returns the freed
+	// pages to the file system. 0: no limit. The files are measured every
+	// CheckpointInterval and retention starts at once when they are over,
+	// so they exceed it by at most what arrives while retention runs.
 	MaxBytes int64
 	// ReadOnly opens an existing database for searching only (the CLI beside
 	// a running instance): no schema changes, no retention, no Sink.
 	ReadOnly bool
-	// BatchSize is how many records one ingest transaction holds at most.
-	// Default: 500.
-	BatchSize int
-	// BatchDelay is the longest a written record waits for its transaction
-	// when Flush is not called first. Default: 200ms.
-	BatchDelay time.Duration
 	// RetentionInterval is how often MaxAge and MaxBytes are enforced.
 	// Default: 1m.
 	RetentionInterval time.Duration
@@ -40,8 +36,15 @@ type SQLiteOptions struct {
 	// EnforceRetention itself (and can then count what one run deleted).
 	ManualRetention bool
 	// CheckpointInterval is how often the write-ahead log is copied into
-	// the database file, beside ingest rather than in it. Default: 500ms.
+	// the database file and truncated when ingest left some behind, and
+	// how often the files' size is checked against MaxBytes (retention
+	// runs at once when they exceed it). Default: 500ms.
 	CheckpointInterval time.Duration
+	// WALLimit is the write-ahead log size past which an ingest
+	// transaction checkpoints and truncates it right after committing, so
+	// that steady writes cannot grow it without bound. Default: 4 MiB, or
+	// MaxBytes/8 when that is smaller.
+	WALLimit int64
 	// Log receives retention errors. Default: slog.Default().
 	Log *slog.Logger
 	// Now is the clock for retention and open-ended summaries. Default:
@@ -58,38 +61,47 @@ type SQLite struct {
 	rdb  *sql.DB // readers: query_only connections
 	wdb  *sql.DB // the one writer connection; nil when ReadOnly
 
-	writeMu sync.Mutex // serialises ingest and retention transactions
+	writeMu sync.Mutex // serialises ingest, retention and checkpoints
 
-	stop     chan struct{}
-	loops    sync.WaitGroup // retention and checkpoints
-	closeErr error
-	once     sync.Once
+	stop      chan struct{}
+	retainNow chan struct{}  // the files grew past MaxBytes: retention now
+	loops     sync.WaitGroup // retention and checkpoints
+	closeErr  error
+	once      sync.Once
+
+	warnMu      sync.Mutex // guards the checkpoint warning's rate limit
+	warnedAt    time.Time
+	warnSkipped int
 }
 
 var _ Store = (*SQLite)(nil)
 
 // schemaVersion is PRAGMA user_version of a database this code writes.
 // Each entry of migrations upgrades from its index to index+1.
-const schemaVersion = 1
+const schemaVersion = 2
 
 var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 	0: createSchemaV1,
+	1: addWeightsV2,
 }
+
+// defaultWALLimit bounds the write-ahead log between checkpoints.
+const defaultWALLimit = 4 << 20
 
 // OpenSQLite opens (creating 0600 if needed, unless read-only) the database
 // at path, brings its schema up to date and starts retention.
 func OpenSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
-	if opts.BatchSize <= 0 {
-		opts.BatchSize = 500
-	}
-	if opts.BatchDelay <= 0 {
-		opts.BatchDelay = 200 * time.Millisecond
-	}
 	if opts.RetentionInterval <= 0 {
 		opts.RetentionInterval = time.Minute
 	}
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = 500 * time.Millisecond
+	}
+	if opts.WALLimit <= 0 {
+		opts.WALLimit = defaultWALLimit
+		if opts.MaxBytes > 0 {
+			opts.WALLimit = min(opts.WALLimit, opts.MaxBytes/8)
+		}
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -97,7 +109,7 @@ func OpenSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &SQLite{path: path, opts: opts, stop: make(chan struct{})}
+	s := &SQLite{path: path, opts: opts, stop: make(chan struct{}), retainNow: make(chan struct{}, 1)}
 	if opts.ReadOnly {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("open audit database %s: %w", path, err)
@@ -173,9 +185,12 @@ func dsn(path string, readOnly bool) string {
 		q.Add("_pragma", "auto_vacuum(incremental)") // only takes effect on a new file
 		q.Add("_pragma", "journal_mode(wal)")
 		q.Add("_pragma", "synchronous(normal)")
-		q.Add("_pragma", "journal_size_limit(67108864)")
-		// checkpointLoop copies the WAL into the file from another
-		// connection, so ingest does not pay for it (or its fsyncs).
+		q.Add("_pragma", "journal_size_limit(4194304)")
+		// SQLite's own automatic checkpoints are PASSIVE: under steady
+		// writes they never reach the end of the log, which then grows
+		// without bound (issue 13: 1.25 GB in 15 s). Ingest and
+		// checkpointLoop run TRUNCATE checkpoints instead, with the write
+		// lock held and a short busy timeout (see truncateWAL).
 		q.Add("_pragma", "wal_autocheckpoint(0)")
 		q.Set("_txlock", "immediate")
 	}
@@ -315,6 +330,17 @@ CREATE TABLE tops (
 `
 	if _, err := tx.ExecContext(ctx, ddl); err != nil {
 		return fmt.Errorf("create tables: %w", err)
+	}
+	return nil
+}
+
+// Schema version 2 adds records.n: how many requests a record stands for
+// (audit.Entry.Weight: the count of a summary record, else 1). The rollups
+// add and subtract n, so a summary of 5,000 refusals counts 5,000 in totals
+// and top lists.
+func addWeightsV2(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `ALTER TABLE records ADD COLUMN n INTEGER NOT NULL DEFAULT 1`); err != nil {
+		return fmt.Errorf("add records.n: %w", err)
 	}
 	return nil
 }

@@ -150,7 +150,8 @@ func (s *SQLite) rawInto(ctx context.Context, q querier, a *aggregator, f query.
 		return nil
 	}
 	cond, args := where(f)
-	rows, err := q.QueryContext(ctx, `SELECT r.t, r.ip, r.host, r.path, r.action, r.country FROM records r WHERE `+cond, args...)
+	// n: a summary record counts the requests it stands for.
+	rows, err := q.QueryContext(ctx, `SELECT r.t, r.ip, r.host, r.path, r.action, r.country, r.n FROM records r WHERE `+cond, args...)
 	if err != nil {
 		return fmt.Errorf("scan records: %w", err)
 	}
@@ -158,22 +159,23 @@ func (s *SQLite) rawInto(ctx context.Context, q querier, a *aggregator, f query.
 	var t int64
 	var ip []byte
 	var host, path, action, country string
+	var n int
 	clients := map[string]string{}
 	for rows.Next() {
-		if err := rows.Scan(&t, &ip, &host, &path, &action, &country); err != nil {
+		if err := rows.Scan(&t, &ip, &host, &path, &action, &country, &n); err != nil {
 			return fmt.Errorf("scan records: %w", err)
 		}
-		a.count(t, action, 1)
+		a.count(t, action, n)
 		if c, ok := clients[string(ip)]; ok {
-			a.dim(dimClient, c, 1)
+			a.dim(dimClient, c, n)
 		} else if addr, ok := ipFromKey(ip); ok {
 			c = addr.String()
 			clients[string(ip)] = c
-			a.dim(dimClient, c, 1)
+			a.dim(dimClient, c, n)
 		}
-		a.dim(dimPath, path, 1)
-		a.dim(dimCountry, country, 1)
-		a.dim(dimHost, host, 1)
+		a.dim(dimPath, path, n)
+		a.dim(dimCountry, country, n)
+		a.dim(dimHost, host, n)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("scan records: %w", err)
@@ -181,7 +183,7 @@ func (s *SQLite) rawInto(ctx context.Context, q querier, a *aggregator, f query.
 	rows.Close()
 	// CROSS JOIN keeps records outside: the matching records are found
 	// first, then each one's rules through the primary key.
-	rrows, err := q.QueryContext(ctx, `SELECT x.rule, COUNT(*) FROM records r CROSS JOIN record_rules x ON x.seq = r.seq
+	rrows, err := q.QueryContext(ctx, `SELECT x.rule, SUM(r.n) FROM records r CROSS JOIN record_rules x ON x.seq = r.seq
 		WHERE `+cond+` GROUP BY x.rule`, args...)
 	if err != nil {
 		return fmt.Errorf("count rules: %w", err)

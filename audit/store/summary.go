@@ -126,17 +126,19 @@ func (a *aggregator) dim(d int, v string, n int) {
 	}
 }
 
-// entry adds one record read from a file.
+// entry adds one record read from a file, weighted by the requests it
+// stands for (a summary record's count).
 func (a *aggregator) entry(e *audit.Entry) {
-	a.count(e.Time.UnixNano(), e.Action, 1)
+	n := e.Weight()
+	a.count(e.Time.UnixNano(), e.Action, n)
 	client := ""
 	if ip, err := query.ParsePrefix(e.ClientIP); err == nil {
 		client = ip.Addr().String()
 	}
-	a.dim(dimClient, client, 1)
-	a.dim(dimPath, query.RequestPath(e.URI), 1)
-	a.dim(dimCountry, upper(e.Country), 1)
-	a.dim(dimHost, query.NormalizeHost(e.Host), 1)
+	a.dim(dimClient, client, n)
+	a.dim(dimPath, query.RequestPath(e.URI), n)
+	a.dim(dimCountry, upper(e.Country), n)
+	a.dim(dimHost, query.NormalizeHost(e.Host), n)
 	var seen []int
 	for i := range e.Rules {
 		r := &e.Rules[i]
@@ -144,7 +146,7 @@ func (a *aggregator) entry(e *audit.Entry) {
 			continue
 		}
 		seen = append(seen, r.ID)
-		a.rules[r.ID]++
+		a.rules[r.ID] += n
 		if r.Message != "" {
 			a.msgs[r.ID] = r.Message
 		}

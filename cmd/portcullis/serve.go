@@ -201,9 +201,10 @@ loop:
 		_ = inst.alerts.Close(actx) // held-back ban summaries, queued messages
 		acancel()
 	}
-	closeErr := records.Close() // flushes the store's last batch too
-	written, dropped, sinkErrs := records.Stats()
-	log.Info("audit records flushed", "written", written, "dropped", dropped, "write_errors", sinkErrs)
+	closeErr := records.Close() // flushes the store's last batch and open summaries too
+	st := records.Stats()
+	log.Info("audit records flushed", "written", st.Written, "dropped", st.Dropped(), "dropped_sink_failed", st.DroppedSinkFailed,
+		"dropped_queue_full", st.DroppedQueueFull, "aggregated", st.Aggregated, "summaries", st.Summaries)
 	return errors.Join(serveErr, shutErr, adminErr, closeErr)
 }
 
@@ -345,7 +346,9 @@ func (inst *instance) startAdmin(cfg *config.Config) error {
 }
 
 // readyz answers 200 when the pipeline is built, the listeners are up and
-// every TLS site has a certificate; 503 with the reason otherwise.
+// every TLS site has a certificate; 503 with the reason otherwise. A
+// failing audit adds a "degraded:" line, and fails readiness under
+// audit.on_failure: refuse.
 func (inst *instance) readyz(w http.ResponseWriter, r *http.Request) {
 	p := inst.server.Pipeline()
 	var missing []string
@@ -371,6 +374,20 @@ func (inst *instance) readyz(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "not ready: listeners %d, hosts without a certificate: %v\n", len(inst.server.Addrs()), missing)
 		return
 	}
+	// A failing audit is "degraded". Under audit.on_failure: refuse the
+	// instance answers 503 to traffic, so readiness fails and a load
+	// balancer moves traffic elsewhere; under serve it still serves, so
+	// it stays ready (failing every instance's check at once would be the
+	// outage the operator chose to avoid) and says why in the body.
+	if degraded, why := inst.records.Degraded(); degraded {
+		if inst.records.Refusing() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: degraded: audit records cannot be written, refusing requests (audit.on_failure: refuse): %s\n", why)
+			return
+		}
+		fmt.Fprintf(w, "ready\ndegraded: audit records cannot be written, serving without them (audit.on_failure: serve): %s\n", why)
+		return
+	}
 	fmt.Fprintf(w, "ready\n")
 }
 
@@ -382,6 +399,9 @@ func openAudit(ac config.AuditConfig, log *slog.Logger, extra ...audit.Sink) (*a
 	if err != nil {
 		return nil, err
 	}
+	if n := fileSink.Repaired(); n > 0 {
+		log.Warn("audit file ended in a torn record (the process stopped mid-write); cut it off", "file", ac.File, "bytes", n)
+	}
 	sinks = append(sinks, fileSink)
 	if ac.RuleLog != "" {
 		ruleLog, err := audit.OpenRuleLogSink(ac.RuleLog)
@@ -389,9 +409,15 @@ func openAudit(ac config.AuditConfig, log *slog.Logger, extra ...audit.Sink) (*a
 			_ = fileSink.Close()
 			return nil, err
 		}
+		if n := ruleLog.Repaired(); n > 0 {
+			log.Warn("rule log ended in a torn line (the process stopped mid-write); cut it off", "file", ac.RuleLog, "bytes", n)
+		}
 		sinks = append(sinks, ruleLog)
 	}
-	return audit.NewWriter(ac.QueueSize, log, append(sinks, extra...)...), nil
+	return audit.New(audit.Options{
+		QueueSize: ac.QueueSize, Log: log, OnFailure: ac.OnFailure,
+		Aggregate: audit.AggregateOptions{Samples: ac.Aggregate.Samples, Window: ac.Aggregate.Window, MaxKeys: ac.Aggregate.MaxKeys},
+	}, append(sinks, extra...)...), nil
 }
 
 // newAlerter builds the alerter from the alerts block.
@@ -433,10 +459,7 @@ func (inst *instance) watchSources() {
 				}
 				return out
 			},
-			Audit: func() metrics.AuditStat {
-				written, dropped, errs := inst.records.Stats()
-				return metrics.AuditStat{QueueDepth: inst.records.QueueDepth(), Written: written, Dropped: dropped, Errors: errs}
-			},
+			Audit: func() metrics.AuditStat { return auditStat(inst.records.Stats()) },
 			Certs: certs,
 			ActiveBans: func() int {
 				if b := inst.server.Pipeline().Bans(); b != nil {
@@ -476,7 +499,7 @@ func (inst *instance) watchSources() {
 					st.Feeds[name] = alerts.FeedState{LastSuccess: ls.LastSuccess, LastError: ls.LastError}
 				}
 			}
-			_, st.AuditDropped, _ = inst.records.Stats()
+			st.AuditDropped = inst.records.Stats().Dropped()
 			return st
 		})
 	}
@@ -513,12 +536,35 @@ func (inst *instance) explain(e *audit.Entry) (string, error) {
 	return s.YAML(), nil
 }
 
+// auditStat converts the writer's counters for the metrics.
+func auditStat(st audit.Stats) metrics.AuditStat {
+	out := metrics.AuditStat{
+		QueueDepth: st.QueueDepth, Written: st.Written,
+		DroppedQueueFull: st.DroppedQueueFull, DroppedWriterClosed: st.DroppedWriterClosed, DroppedSinkFailed: st.DroppedSinkFailed,
+		Aggregated: st.Aggregated, Summaries: st.Summaries, Overflow: st.Overflow, Keys: st.Keys, Degraded: st.Degraded,
+	}
+	for _, s := range st.Sinks {
+		out.Sinks = append(out.Sinks, metrics.AuditSinkStat{Name: s.Name, Written: s.Written, Lost: s.Lost, Errors: s.Errors, Failing: s.Failing})
+	}
+	return out
+}
+
 // timedSink reports the audit store's write latency to the metrics: each
-// Flush commits the batch written since the previous one.
+// Flush commits the batch written since the previous one. It passes the
+// store sink's name and probe through, which the writer looks for.
 type timedSink struct {
 	audit.Sink
 	inst    *instance
 	pending int
+}
+
+func (t *timedSink) SinkName() string { return "store" }
+
+func (t *timedSink) Probe() error {
+	if p, ok := t.Sink.(audit.Prober); ok {
+		return p.Probe()
+	}
+	return nil
 }
 
 func (t *timedSink) Write(e *audit.Entry) error {
@@ -529,9 +575,9 @@ func (t *timedSink) Write(e *audit.Entry) error {
 func (t *timedSink) Flush() error {
 	start := time.Now()
 	err := t.Sink.Flush()
-	if t.pending > 0 {
+	if t.pending > 0 && err == nil { // a failed batch is counted lost by the writer
 		t.inst.metrics.ObserveStoreWrite(time.Since(start), t.pending)
-		t.pending = 0
 	}
+	t.pending = 0
 	return err
 }
