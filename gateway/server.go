@@ -117,7 +117,12 @@ func (s *Server) Listen() ([]net.Listener, error) {
 // serveRejected runs a request that net/http refused through the pipeline,
 // marked so that it is inspected and audited but never forwarded.
 func (s *Server) serveRejected(w http.ResponseWriter, r *http.Request, status int, reason string) {
-	r = r.WithContext(context.WithValue(r.Context(), rejectedKey{}, &rejection{status: status, reason: reason}))
+	rej := &rejection{status: status, reason: reason}
+	if status == wire.StatusHeadTimeout {
+		sc := s.current.Load().Config.Server
+		rej.headTimeout = headTimeoutSetting(sc.ReadHeaderTimeout, sc.ReadTimeout)
+	}
+	r = r.WithContext(context.WithValue(r.Context(), rejectedKey{}, rej))
 	if r.TLS == nil { // HTTP/1 over TLS; wire sets it for HTTP/2
 		r.TLS = wire.TLS(r.Context())
 	}
