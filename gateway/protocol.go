@@ -9,19 +9,51 @@ import (
 	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/proxy"
 	"github.com/portcullis-waf/portcullis/respond"
+	"github.com/portcullis-waf/portcullis/waf"
 	"github.com/portcullis-waf/portcullis/wire"
 )
 
-// protocolGuard is the last stage before the proxy: it answers a request
+// protocolGuard is the last stage before the proxy. It answers a request
 // that the gateway condemned as malformed (after the WAF has inspected it, so
-// the record names the rules as well as the protocol problem). A condemned
-// request is never forwarded.
+// the record names the rules as well as the protocol problem): a condemned
+// request is never forwarded. It also:
+//   - forwards nothing for a request its client already cancelled (an HTTP/2
+//     stream reset): the upstream would work for nobody;
+//   - answers "OPTIONS *" itself, after the stages (filters, rule engine,
+//     audit) have seen it, with 200 and no body, as net/http did before any
+//     of them could: the request asks about the server the client talks to,
+//     which is Portcullis, not about any resource an upstream has, and an
+//     asterisk target is a code path applications rarely expect;
+//   - hands the proxy only the request trailers the rule engine judged
+//     (waf.InspectedTrailers), less those a trailer must not carry and any
+//     client-address claim (proxy.ForwardableTrailers). Trailers that arrive
+//     after the body went upstream uninspected are never forwarded.
 func protocolGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entry := audit.FromContext(r.Context())
 		if status := respond.Condemned(r.Context()); status != 0 {
-			respond.Error(w, r, status, audit.FromContext(r.Context()).ID)
+			respond.Error(w, r, status, entry.ID)
 			return
+		}
+		if r.Context().Err() != nil {
+			entry.Fail(audit.StageProtocol, waf.CancelledReason(r, "forwarding"))
+			entry.Status = 499 // nginx's "client closed request"
+			return
+		}
+		if r.Method == http.MethodOptions && r.RequestURI == "*" {
+			w.Header().Set("Content-Length", "0")
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		var trailers http.Header
+		if t, ok := waf.InspectedTrailers(r.Context()); ok {
+			trailers = proxy.ForwardableTrailers(t)
+		}
+		if r.Trailer != nil || trailers != nil {
+			r = r.WithContext(r.Context()) // a copy: the request is the caller's
+			r.Trailer = trailers
 		}
 		next.ServeHTTP(w, r)
 	})
