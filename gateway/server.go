@@ -312,6 +312,6 @@ func newHTTPServer(sc config.ServerConfig, h http.Handler, log *slog.Logger) *ht
 		// "OPTIONS *" goes through the pipeline (inspected, audited,
 		// answered by the protocol guard) instead of net/http's own 200.
 		DisableGeneralOptionsHandler: true,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ErrorLog:                     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }
