@@ -50,21 +50,25 @@ func scanHead(capture []byte, r *http.Request) (f Framing, headEnd int) {
 			f.Observed = true
 			return f, next
 		}
-		name, value, found := bytes.Cut(line, []byte(":"))
-		if !found {
-			continue
-		}
-		switch {
-		case len(name) == len("content-length") && equalFoldASCII(name, "content-length"):
-			value = trimOWS(value)
+		// Most lines start with neither letter: one byte decides.
+		switch line[0] | 0x20 {
+		case 'c':
+			const name = "content-length:"
+			if len(line) < len(name) || !equalFoldASCII(line[:len(name)-1], name[:len(name)-1]) || line[len(name)-1] != ':' {
+				continue
+			}
+			value := trimOWS(line[len(name):])
 			if f.ContentLengths == 0 {
 				firstCL = value
 			} else if !bytes.Equal(value, firstCL) {
 				f.ContentLengthsDiffer = true
 			}
 			f.ContentLengths++
-		case len(name) == len("transfer-encoding") && equalFoldASCII(name, "transfer-encoding"):
-			f.TransferEncodings++
+		case 't':
+			const name = "transfer-encoding:"
+			if len(line) >= len(name) && line[len(name)-1] == ':' && equalFoldASCII(line[:len(name)-1], name[:len(name)-1]) {
+				f.TransferEncodings++
+			}
 		}
 	}
 }
