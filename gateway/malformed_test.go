@@ -244,3 +244,28 @@ func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\r\n")
 	return line
 }
+
+// TestPipelinedRequestsBehindBodiesAreServed: the raw-head checks follow
+// each body to the next head, so requests pipelined behind chunked and
+// fixed-length bodies are checked and served, not refused for want of an
+// observed head.
+func TestPipelinedRequestsBehindBodiesAreServed(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	tp := startProxy(t, basicConfig, up.URL)
+	const head = "Host: portcullis.test\r\nUser-Agent: Mozilla/5.0\r\nAccept: text/html\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+	raw := "POST /one HTTP/1.1\r\n" + head + "Transfer-Encoding: chunked\r\n\r\n7\r\nname=ok\r\n0\r\n\r\n" +
+		"POST /two HTTP/1.1\r\n" + head + "Content-Length: 7\r\n\r\nname=ok" +
+		"POST /three HTTP/1.1\r\n" + head + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n7\r\nname=ok\r\n0\r\n\r\n"
+	br := bufio.NewReader(strings.NewReader(rawExchange(t, strings.TrimPrefix(tp.URL, "http://"), raw)))
+	for _, path := range []string{"/one", "/two", "/three"} {
+		r, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		body, _ := io.ReadAll(r.Body)
+		if r.StatusCode != 200 || !strings.HasPrefix(string(body), "POST "+path) {
+			t.Fatalf("%s: %d %q", path, r.StatusCode, body)
+		}
+	}
+}

@@ -27,6 +27,13 @@
 // client) is reported as refused with 408, where net/http would close the
 // connection without a word or answer a bare 400.
 //
+// For HTTP/2, H2Conn also keeps what the server lacks: budgets for streams
+// opened and reset per connection and per client address (rapid reset) and
+// bounds on one header block (CONTINUATION flood), past which it closes the
+// connection and reports it once (h2limits.go); and it notes
+// "expect: 100-continue", which the server hides from handlers
+// (ExpectsContinue).
+//
 // Limits: only the head is inspected (the body of a refused request is never
 // read). For HTTP/2, requests the server drops with the whole connection (a
 // broken frame, an HPACK error) are not requests wire can report.
