@@ -6,20 +6,54 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/proxy"
 	"github.com/portcullis-waf/portcullis/respond"
+	"github.com/portcullis-waf/portcullis/waf"
+	"github.com/portcullis-waf/portcullis/wire"
 )
 
-// protocolGuard is the last stage before the proxy: it answers a request
+// protocolGuard is the last stage before the proxy. It answers a request
 // that the gateway condemned as malformed (after the WAF has inspected it, so
-// the record names the rules as well as the protocol problem). A condemned
-// request is never forwarded.
+// the record names the rules as well as the protocol problem): a condemned
+// request is never forwarded. It also:
+//   - forwards nothing for a request its client already cancelled (an HTTP/2
+//     stream reset): the upstream would work for nobody;
+//   - answers "OPTIONS *" itself, after the stages (filters, rule engine,
+//     audit) have seen it, with 200 and no body, as net/http did before any
+//     of them could: the request asks about the server the client talks to,
+//     which is Portcullis, not about any resource an upstream has, and an
+//     asterisk target is a code path applications rarely expect;
+//   - hands the proxy only the request trailers the rule engine judged
+//     (waf.InspectedTrailers), less those a trailer must not carry and any
+//     client-address claim (proxy.ForwardableTrailers). Trailers that arrive
+//     after the body went upstream uninspected are never forwarded.
 func protocolGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entry := audit.FromContext(r.Context())
 		if status := respond.Condemned(r.Context()); status != 0 {
-			respond.Error(w, r, status, audit.FromContext(r.Context()).ID)
+			respond.Error(w, r, status, entry.ID)
 			return
+		}
+		if r.Context().Err() != nil {
+			entry.Fail(audit.StageProtocol, waf.CancelledReason(r, "forwarding"))
+			entry.Status = 499 // nginx's "client closed request"
+			return
+		}
+		if r.Method == http.MethodOptions && r.RequestURI == "*" {
+			w.Header().Set("Content-Length", "0")
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		var trailers http.Header
+		if t, ok := waf.InspectedTrailers(r.Context()); ok {
+			trailers = proxy.ForwardableTrailers(t)
+		}
+		if r.Trailer != nil || trailers != nil {
+			r = r.WithContext(r.Context()) // a copy: the request is the caller's
+			r.Trailer = trailers
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -36,9 +70,20 @@ func condemn(r *http.Request, entry *audit.Entry) *http.Request {
 		// net/http's own reason is often just "Bad Request"; our checks on
 		// the leniently parsed head can usually say more.
 		status, reason = rej.answerStatus(), "refused by the HTTP parser: "+rej.reason
-		if problem := protocolProblem(r); problem != "" {
-			reason = problem + " (" + reason + ")"
+		switch rej.status {
+		case wire.StatusHeadTimeout:
+			// A slowloris client, or one that stopped mid-head: named, so
+			// that it is not taken for a malformed request.
+			reason = "request head not received within " + rej.headTimeout
+		case http.StatusRequestURITooLong:
+			reason = "request line longer than server.max_header_bytes allows"
+		default:
+			if problem := protocolProblem(r); problem != "" {
+				reason = problem + " (" + reason + ")"
+			}
 		}
+	} else if problem := framingProblem(r); problem != "" {
+		status, reason = http.StatusBadRequest, problem
 	} else if problem := protocolProblem(r); problem != "" {
 		status, reason = http.StatusBadRequest, problem
 	} else if r.Method == http.MethodConnect {
@@ -111,11 +156,49 @@ func isDigits(s string) bool {
 	return true
 }
 
+// framingProblem reads the raw head of an HTTP/1 request (package wire),
+// where the framing facts net/http normalises away are still visible:
+// net/http deletes Content-Length when Transfer-Encoding is present, merges
+// identical Content-Length lines, and ignores Transfer-Encoding in HTTP/1.0
+// (reading the body by Content-Length, or as empty). A front end that frames
+// such a request differently from Portcullis lets the bytes it takes for
+// one request's body become another request here, or the reverse (request
+// smuggling, CL.TE and TE.CL desync), so they are refused (RFC 9112,
+// section 6.3) and the connection closed. A head wire could not observe
+// (which should not happen) is refused when the request has a body, since
+// that is exactly where the facts matter.
+func framingProblem(r *http.Request) string {
+	if r.ProtoMajor != 1 {
+		return ""
+	}
+	f, onWire := wire.RawFraming(r.Context())
+	switch {
+	case !onWire:
+		return ""
+	case !f.Observed:
+		if len(r.TransferEncoding) > 0 || r.ContentLength > 0 {
+			return "request head not observed whole; its framing cannot be verified"
+		}
+	case f.TransferEncodings > 0 && f.ContentLengths > 0:
+		return "both Transfer-Encoding and Content-Length"
+	case f.ContentLengths > 1 && f.ContentLengthsDiffer:
+		return "conflicting Content-Length headers"
+	case f.ContentLengths > 1:
+		return "more than one Content-Length header"
+	case f.TransferEncodings > 0 && r.ProtoMinor == 0:
+		return "Transfer-Encoding in an HTTP/1.0 request"
+	}
+	return ""
+}
+
 // rejection marks a request that net/http refused before any handler ran
 // (see package wire).
 type rejection struct {
 	status int
 	reason string
+	// headTimeout names the setting and value that bound the head's
+	// arrival, for a head that did not arrive in time.
+	headTimeout string
 }
 
 type rejectedKey struct{}
@@ -125,13 +208,27 @@ func rejectedFrom(ctx context.Context) *rejection {
 	return r
 }
 
-// answerStatus keeps 431 (headers too large), which tells the client what to
-// fix; every other refusal is a plain 400.
+// answerStatus keeps the statuses that tell the client what went wrong: 431
+// (header fields too large), 414 (request line too long), 408 (the head did
+// not arrive in time); every other refusal is a plain 400.
 func (r *rejection) answerStatus() int {
-	if r.status == http.StatusRequestHeaderFieldsTooLarge {
+	switch r.status {
+	case http.StatusRequestHeaderFieldsTooLarge, http.StatusRequestURITooLong, wire.StatusHeadTimeout:
 		return r.status
 	}
 	return http.StatusBadRequest
+}
+
+// headTimeoutSetting names what bounds the arrival of a request head:
+// read_header_timeout, or read_timeout when that is 0 (as net/http does).
+func headTimeoutSetting(header, whole time.Duration) string {
+	if header > 0 {
+		return "server.read_header_timeout (" + header.String() + ")"
+	}
+	if whole > 0 {
+		return "server.read_timeout (" + whole.String() + ")"
+	}
+	return "the server's timeouts"
 }
 
 // validHost accepts a DNS name or IPv4 address with an optional port, or a

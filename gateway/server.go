@@ -9,11 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/net/http2"
 
+	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/clientip"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/tlsmgr"
@@ -40,6 +43,9 @@ type Server struct {
 	h2wg      sync.WaitGroup
 	h2open    map[*tls.Conn]struct{}
 	h2closing bool // set by Shutdown: new HTTP/2 connections are refused
+	// h2clients holds the per-client HTTP/2 stream budgets (rapid reset),
+	// across connections and reloads.
+	h2clients *wire.H2Clients
 }
 
 // NewServer prepares a server for p's listeners. certs serves the https
@@ -51,11 +57,22 @@ func NewServer(p *Pipeline, certs *tlsmgr.Manager, log *slog.Logger) *Server {
 	}
 	s := &Server{log: log, certs: certs, h2open: map[*tls.Conn]struct{}{}}
 	s.current.Store(p)
+	// Trusted proxies carry many clients on one address: no per-address
+	// budget for them (each of their connections still has its own).
+	s.h2clients = wire.NewH2Clients(func(a netip.Addr) bool { return s.current.Load().clients.Trusted(a) })
 	return s
 }
 
 // ServeHTTP hands r to the current pipeline.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 && r.Trailer == nil {
+		// net/http fills the trailer fields into the request it created
+		// (this one) when the body ends, into r.Trailer if it is a map
+		// already; otherwise only this object's field would get them, and
+		// the copies every stage works on would not. With a map every stage
+		// sees them and the WAF can judge them (waf.InspectedTrailers).
+		r.Trailer = http.Header{}
+	}
 	wire.BeginRequest(r)
 	if r.TLS == nil {
 		// HTTP/1 over TLS terminated by tlsListener: net/http cannot know.
@@ -117,7 +134,12 @@ func (s *Server) Listen() ([]net.Listener, error) {
 // serveRejected runs a request that net/http refused through the pipeline,
 // marked so that it is inspected and audited but never forwarded.
 func (s *Server) serveRejected(w http.ResponseWriter, r *http.Request, status int, reason string) {
-	r = r.WithContext(context.WithValue(r.Context(), rejectedKey{}, &rejection{status: status, reason: reason}))
+	rej := &rejection{status: status, reason: reason}
+	if status == wire.StatusHeadTimeout {
+		sc := s.current.Load().Config.Server
+		rej.headTimeout = headTimeoutSetting(sc.ReadHeaderTimeout, sc.ReadTimeout)
+	}
+	r = r.WithContext(context.WithValue(r.Context(), rejectedKey{}, rej))
 	if r.TLS == nil { // HTTP/1 over TLS; wire sets it for HTTP/2
 		r.TLS = wire.TLS(r.Context())
 	}
@@ -200,7 +222,26 @@ func (s *Server) serveH2(hs *http.Server, h2 *http2.Server, tc *tls.Conn) {
 	// handler runs; wire reads along, with the server's own header limit,
 	// so that they are inspected and audited too (the client still gets
 	// the server's answer).
-	h2.ServeConn(wire.NewH2Conn(tc, hs.MaxHeaderBytes, s.serveRejected), &http2.ServeConnOpts{BaseConfig: hs, Handler: hs.Handler})
+	hc := wire.NewH2Conn(tc, hs.MaxHeaderBytes, s.serveRejected, s.h2clients, func(a wire.H2Abuse) { s.recordH2Abuse(tc, a) })
+	h2.ServeConn(hc, &http2.ServeConnOpts{Context: wire.H2Context(context.Background(), hc), BaseConfig: hs, Handler: hs.Handler})
+}
+
+// recordH2Abuse writes the one record of an HTTP/2 connection cut for abuse
+// (rapid reset, CONTINUATION flood): the counts, not one record per stream.
+// The connection's "request line" is the HTTP/2 preface, PRI * HTTP/2.0;
+// the host is the TLS server name.
+func (s *Server) recordH2Abuse(tc *tls.Conn, a wire.H2Abuse) {
+	p := s.current.Load()
+	entry, client := p.newEntry(&http.Request{Method: "PRI", RequestURI: "*", Proto: "HTTP/2.0", ProtoMajor: 2,
+		Host: tc.ConnectionState().ServerName, RemoteAddr: tc.RemoteAddr().String(), Header: http.Header{}}, time.Now())
+	entry.Sampled = false
+	p.cheap.locate(entry, client)
+	entry.Block(audit.StageProtocol, fmt.Sprintf("HTTP/2 connection closed: %s (%d streams opened, %d reset by the client in %s)",
+		a.Reason, a.Opened, a.Reset, a.Duration.Round(time.Millisecond)))
+	entry.Status = 0 // no response: the connection was closed
+	p.observe.Metrics.ObserveRequest(entry)
+	p.observe.Alerts.ObserveBlock(time.Now())
+	p.records.Submit(entry)
 }
 
 // unwrapWire returns the raw listener under a wire.Listener: TLS must come
@@ -268,6 +309,9 @@ func newHTTPServer(sc config.ServerConfig, h http.Handler, log *slog.Logger) *ht
 		MaxHeaderBytes:    sc.MaxHeaderBytes,
 		ConnContext:       wire.ConnContext,
 		ConnState:         wire.ConnState,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// "OPTIONS *" goes through the pipeline (inspected, audited,
+		// answered by the protocol guard) instead of net/http's own 200.
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }

@@ -66,7 +66,9 @@ func Condemned(ctx context.Context) int {
 // headers only. It is safe to call before anything was written.
 //
 // For a condemned request (Condemn) the condemned status wins: a malformed
-// request is answered as malformed even when a rule would also deny it.
+// request is answered as malformed even when a rule would also deny it, and
+// an HTTP/1 connection is closed after it: where one request's framing or
+// syntax is in doubt, so is where the next one starts.
 func Error(w http.ResponseWriter, r *http.Request, status int, requestID string) {
 	write(w, r, status, requestID, false)
 }
@@ -79,6 +81,7 @@ func writeWith(w http.ResponseWriter, r *http.Request, status int, requestID str
 	if r != nil {
 		if s := Condemned(r.Context()); s != 0 {
 			status = s
+			closeConn = closeConn || r.ProtoMajor == 1
 		}
 	}
 	h := w.Header()

@@ -74,15 +74,14 @@ func (g *Gate) Resume(ctx context.Context) error {
 }
 
 func (g *Gate) enter(ctx context.Context, queue *list.List, limit time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err // the client already left: neither take nor queue for a slot
+	}
 	g.mu.Lock()
 	if g.inside < g.slots && g.urgent.Len() == 0 && (queue == &g.urgent || g.normal.Len() == 0) {
 		g.inside++
 		g.mu.Unlock()
 		return nil
-	}
-	if err := ctx.Err(); err != nil {
-		g.mu.Unlock()
-		return err // the client already left: do not queue for a slot
 	}
 	w := &waiter{ready: make(chan struct{})}
 	elem := queue.PushBack(w)

@@ -21,6 +21,7 @@ import (
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/respond"
+	"github.com/portcullis-waf/portcullis/wire"
 )
 
 // Stage is the rule-engine stage of one route.
@@ -79,7 +80,21 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// A request the client has already cancelled (an HTTP/2 stream reset,
+	// the "rapid reset" flood) costs no inspection and is never forwarded;
+	// the same holds once its body has been read ahead.
+	if cancelledBefore(r, entry, "inspection") {
+		return
+	}
+	var body *eofWatch
+	if r.Body != nil && r.Body != http.NoBody {
+		body = &eofWatch{ReadCloser: r.Body}
+		r.Body = body
+	}
 	ahead := s.readAhead(r)
+	if cancelledBefore(r, entry, "inspection") {
+		return
+	}
 	held := &slot{gate: s.gate, ctx: r.Context()}
 	if err := held.enter(); err != nil {
 		s.refuseBusy(w, r, entry, err)
@@ -92,6 +107,7 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ID: entry.ID, Context: r.Context(),
 	})
 	var forwarded *engineBody // the body streamed from the engine's buffer, if so
+	var trailers trailerFindings
 	inspected, open := false, true
 	finish := func() {
 		if !open {
@@ -105,7 +121,7 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		held.ctx = context.WithoutCancel(held.ctx)
 		_ = held.resume()
 		tx.ProcessLogging()
-		s.record(entry, tx, inspected)
+		s.record(entry, tx, inspected, &trailers)
 		forwarded.detach()
 		_ = tx.Close()
 		held.leave()
@@ -115,6 +131,15 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer finish()
 
 	it, forwarded, err := s.inspectRequest(tx, r, ahead, held)
+	if err == nil && it == nil && body != nil && body.eof {
+		// The whole body was read before forwarding: its trailer fields
+		// (if any) are final and are judged before anything goes upstream.
+		// Otherwise they arrive after the request left and are never
+		// forwarded (the protocol guard drops uninspected trailers).
+		if it, err = s.inspectTrailers(tx, r, entry, &trailers); err == nil && it == nil && len(trailers.fields) > 0 {
+			r = r.WithContext(context.WithValue(r.Context(), trailersKey{}, trailers.fields))
+		}
+	}
 	entry.Durations.WAF = time.Since(start).Microseconds()
 	switch {
 	case errors.Is(err, errBusy):
@@ -144,6 +169,9 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		entry.Fail(audit.StageWAF, "rule engine error: "+err.Error())
 		respond.Error(w, r, http.StatusInternalServerError, entry.ID)
+		return
+	case it != nil && trailers.interrupted:
+		s.deny(w, r, entry, tx, it, "request trailers")
 		return
 	case it != nil:
 		s.deny(w, r, entry, tx, it, "request")
@@ -256,7 +284,9 @@ func (s *Stage) readAhead(r *http.Request) bodyAhead {
 		return bodyAhead{}
 	case r.ContentLength > limit:
 		return bodyAhead{}
-	case strings.EqualFold(r.Header.Get("Expect"), "100-continue"):
+	case wire.ExpectsContinue(r):
+		// Reading would send "100 Continue" before phase 1 has judged the
+		// head: the client would send a body we are about to refuse.
 		return bodyAhead{}
 	}
 	most := int(limit)
@@ -392,20 +422,7 @@ func (s *Stage) inspectRequest(tx types.Transaction, r *http.Request, ahead body
 		uri = r.URL.RequestURI()
 	}
 	tx.ProcessURI(uri, r.Method, r.Proto)
-	for k, vs := range r.Header {
-		for _, v := range vs {
-			tx.AddRequestHeader(k, v)
-		}
-	}
-	// net/http moves Host and Transfer-Encoding out of the header map; the
-	// rules need them (e.g. CRS 920171 on Transfer-Encoding smuggling).
-	if r.Host != "" {
-		tx.AddRequestHeader("Host", r.Host)
-		tx.SetServerName(hostOnly(r.Host))
-	}
-	for _, te := range r.TransferEncoding {
-		tx.AddRequestHeader("Transfer-Encoding", te)
-	}
+	addHeaders(tx, r)
 	if it := tx.ProcessRequestHeaders(); it != nil {
 		return it, nil, nil
 	}
@@ -453,6 +470,24 @@ func (s *Stage) inspectRequest(tx types.Transaction, r *http.Request, ahead body
 		return nil, forwarded, fmt.Errorf("process request body: %w", err)
 	}
 	return it, forwarded, nil
+}
+
+// addHeaders feeds r's header fields to tx.
+func addHeaders(tx types.Transaction, r *http.Request) {
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			tx.AddRequestHeader(k, v)
+		}
+	}
+	// net/http moves Host and Transfer-Encoding out of the header map; the
+	// rules need them (e.g. CRS 920171 on Transfer-Encoding smuggling).
+	if r.Host != "" {
+		tx.AddRequestHeader("Host", r.Host)
+		tx.SetServerName(hostOnly(r.Host))
+	}
+	for _, te := range r.TransferEncoding {
+		tx.AddRequestHeader("Transfer-Encoding", te)
+	}
 }
 
 // feedLongBody reads a body too large to read ahead into the engine's
@@ -634,13 +669,15 @@ func (s *Stage) deny(w http.ResponseWriter, r *http.Request, entry *audit.Entry,
 	respond.Error(w, r, status, entry.ID)
 }
 
-// record copies the transaction's findings into the audit entry.
-func (s *Stage) record(entry *audit.Entry, tx types.Transaction, inspected bool) {
+// record copies the transaction's findings, and those of the trailer
+// transaction, into the audit entry.
+func (s *Stage) record(entry *audit.Entry, tx types.Transaction, inspected bool, trailers *trailerFindings) {
 	if state, ok := tx.(plugintypes.TransactionState); ok {
 		txVars := state.Variables().TX()
 		entry.InboundScore = firstInt(txVars.Get("blocking_inbound_anomaly_score"))
 		entry.OutboundScore = firstInt(txVars.Get("blocking_outbound_anomaly_score"))
 	}
+	entry.InboundScore = max(entry.InboundScore, trailers.score)
 	logged := 0
 	for _, mr := range tx.MatchedRules() {
 		if l, ok := mr.(interface{ Log() bool }); ok && !l.Log() {
@@ -649,7 +686,9 @@ func (s *Stage) record(entry *audit.Entry, tx types.Transaction, inspected bool)
 		entry.Rules = append(entry.Rules, s.matchedRule(mr))
 		logged++
 	}
-	if logged > 0 && inspected && !tx.IsInterrupted() {
+	entry.Rules = append(entry.Rules, trailers.rules...)
+	logged += len(trailers.rules)
+	if logged > 0 && inspected && !tx.IsInterrupted() && !trailers.interrupted {
 		if entry.WAFMode == config.ModeDetect && (entry.InboundScore >= s.settings.InboundThreshold || entry.OutboundScore >= s.settings.OutboundThreshold) {
 			entry.Detect(audit.StageWAF, fmt.Sprintf("anomaly score %d/%d reached the threshold (detect mode: not blocked)", entry.InboundScore, entry.OutboundScore))
 		} else {

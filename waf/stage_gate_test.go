@@ -48,35 +48,88 @@ func serveOne(stage http.Handler, r *http.Request, id string) (*httptest.Respons
 }
 
 // A request that gets no inspection slot is answered 503, audited, and
-// never forwarded, whether the wait ran out or the client left.
+// never forwarded, whether the wait ran out or the client left while it
+// waited.
 func TestStageRefusesWithoutSlot(t *testing.T) {
-	g := NewGate(1, 20*time.Millisecond)
-	forwarded := false
-	stage := gateStage(t, gateSettings(false), g, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { forwarded = true }))
-	if err := g.Enter(context.Background()); err != nil { // the only slot is taken
-		t.Fatal(err)
-	}
-	defer g.Leave()
-	gone, cancel := context.WithCancel(context.Background())
-	cancel()
-	tests := []struct {
+	for _, tt := range []struct {
 		name   string
-		ctx    context.Context
+		wait   time.Duration
+		leave  bool // the client leaves once the request waits
 		reason string
 	}{
-		{"wait ran out", context.Background(), "no inspection slot free within server.inspection_wait (1 slots)"},
-		{"client left", gone, "the client went away while waiting for an inspection slot"},
-	}
-	for _, tt := range tests {
-		r := httptest.NewRequest("POST", "/?q=1", strings.NewReader("q=flag")).WithContext(tt.ctx)
+		{"wait ran out", 20 * time.Millisecond, false, "no inspection slot free within server.inspection_wait (1 slots)"},
+		{"client left", time.Minute, true, "the client went away while waiting for an inspection slot"},
+	} {
+		g := NewGate(1, tt.wait)
+		forwarded := false
+		stage := gateStage(t, gateSettings(false), g, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { forwarded = true }))
+		if err := g.Enter(context.Background()); err != nil { // the only slot is taken
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		if tt.leave {
+			go func() {
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
+					if _, waiting := g.Busy(); waiting == 1 {
+						break
+					}
+				}
+				cancel()
+			}()
+		}
+		r := httptest.NewRequest("POST", "/?q=1", strings.NewReader("q=flag")).WithContext(ctx)
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		w, entry := serveOne(stage, r, "busy")
+		cancel()
+		g.Leave()
 		if w.Code != http.StatusServiceUnavailable || forwarded {
 			t.Errorf("%s: status %d, forwarded %v; want 503, not forwarded", tt.name, w.Code, forwarded)
 		}
 		if entry.Stage != audit.StageWAF || !strings.Contains(entry.Reason, tt.reason) || len(entry.Rules) != 0 {
 			t.Errorf("%s: record stage %q reason %q rules %v", tt.name, entry.Stage, entry.Reason, entry.Rules)
 		}
+	}
+}
+
+// TestStageSkipsCancelledRequests (issue 18, rapid reset): a request whose
+// client cancelled it before its inspection began (an HTTP/2 stream reset
+// right after its HEADERS) takes no slot, runs no rule and is not
+// forwarded; its record says so in fixed words, so that a flood of them can
+// be counted together.
+func TestStageSkipsCancelledRequests(t *testing.T) {
+	s := gateSettings(false)
+	s.RulesBefore = append(s.RulesBefore, config.RuleText{Origin: "test", Text: `SecRule REQUEST_METHOD "@rx ." "id:10103,phase:1,pass,log,msg:'inspected'"`})
+	g := NewGate(1, time.Minute)
+	forwarded := false
+	stage := gateStage(t, s, g, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { forwarded = true }))
+	for _, tt := range []struct {
+		proto  int
+		body   string
+		reason string
+	}{
+		{2, "", "stream cancelled by the client before inspection"},
+		{2, "q=1", "stream cancelled by the client before inspection"},
+		{1, "q=1", "connection closed by the client before inspection"},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		r := httptest.NewRequest("POST", "/", strings.NewReader(tt.body)).WithContext(ctx)
+		r.ProtoMajor = tt.proto
+		_, entry := serveOne(stage, r, "gone")
+		if forwarded {
+			t.Fatalf("HTTP/%d: a cancelled request was forwarded", tt.proto)
+		}
+		if entry.Stage != audit.StageProtocol || entry.Reason != tt.reason || entry.Status != 499 || len(entry.Rules) != 0 || entry.Durations.WAF != 0 {
+			t.Errorf("HTTP/%d: record stage %q reason %q status %d rules %v", tt.proto, entry.Stage, entry.Reason, entry.Status, entry.Rules)
+		}
+		if in, waiting := g.Busy(); in != 0 || waiting != 0 {
+			t.Errorf("HTTP/%d: the gate has %d inside, %d waiting", tt.proto, in, waiting)
+		}
+	}
+	// The same request, not cancelled, is inspected: the rule is there.
+	_, entry := serveOne(stage, httptest.NewRequest("GET", "/", nil), "live")
+	if !forwarded || len(entry.Rules) != 1 || entry.Rules[0].ID != 10103 {
+		t.Errorf("a live request: forwarded %v, rules %v", forwarded, entry.Rules)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2/hpack"
@@ -39,6 +40,11 @@ import (
 type H2Conn struct {
 	*tls.Conn // keeps ConnectionState, which the HTTP/2 server asks for
 	scan      h2Scanner
+	abuse     h2Abuse // budgets against rapid reset and CONTINUATION floods (h2limits.go)
+	// expectContinue is set once the client has sent a request with
+	// "expect: 100-continue", which the HTTP/2 server removes from the
+	// request before any handler sees it (see ExpectsContinue).
+	expectContinue atomic.Bool
 }
 
 // maxRefusals is how many refused requests one HTTP/2 connection may send
@@ -49,18 +55,50 @@ const maxRefusals = 10
 var errTooManyRefusals = fmt.Errorf("HTTP/2 connection closed after %d requests the server refused", maxRefusals)
 
 // NewH2Conn wraps tc. maxHeaderBytes is the HTTP server's MaxHeaderBytes,
-// from which the HTTP/2 server derives its header list limit.
-func NewH2Conn(tc *tls.Conn, maxHeaderBytes int, rejected Rejected) *H2Conn {
+// from which the HTTP/2 server derives its header list limit. clients holds
+// the per-client budgets shared with the server's other connections (nil:
+// only this connection's); abused, if not nil, is told once when the
+// connection is cut for abuse (see h2limits.go).
+func NewH2Conn(tc *tls.Conn, maxHeaderBytes int, rejected Rejected, clients *H2Clients, abused func(H2Abuse)) *H2Conn {
 	c := &H2Conn{Conn: tc}
 	c.scan = newH2Scanner(maxHeaderBytes, func(fields []hpack.HeaderField, reason string) {
 		answerRejectedH2(tc, fields, reason, rejected)
 	})
+	c.scan.expectContinue = &c.expectContinue
+	c.abuse = newH2Abuse(clients, tc.RemoteAddr(), abused)
+	c.scan.abuse = &c.abuse
 	return c
+}
+
+type h2ConnKey struct{}
+
+// H2Context is for the HTTP/2 server's base context (ServeConnOpts.Context):
+// it lets handlers reach their H2Conn (ExpectsContinue).
+func H2Context(ctx context.Context, c *H2Conn) context.Context {
+	return context.WithValue(ctx, h2ConnKey{}, c)
+}
+
+// ExpectsContinue reports whether r's client waits for "100 Continue"
+// before it sends the body: the server sends it when the handler first
+// reads the body, so a stage that must judge the head first must not read
+// before. Over HTTP/1 the Expect header says so (a list that contains
+// "100-continue", as net/http reads it). The HTTP/2 server removes that
+// header; there it is true for every request on a connection whose client
+// has sent it, which the read-along noted.
+func ExpectsContinue(r *http.Request) bool {
+	if r.ProtoMajor == 2 {
+		c, _ := r.Context().Value(h2ConnKey{}).(*H2Conn)
+		return c != nil && c.expectContinue.Load()
+	}
+	return r.ProtoAtLeast(1, 1) && r.ContentLength != 0 && httpguts.HeaderValuesContainsToken(r.Header["Expect"], "100-continue")
 }
 
 func (c *H2Conn) Read(p []byte) (int, error) {
 	if c.scan.refusals >= maxRefusals {
 		return 0, errTooManyRefusals
+	}
+	if c.abuse.cut != nil {
+		return 0, c.abuse.cut
 	}
 	n, err := c.Conn.Read(p)
 	if n > 0 {
@@ -74,6 +112,7 @@ const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 // HTTP/2 frame types and flags the scanner needs (RFC 9113, section 6).
 const (
 	frameHeaders      = 0x1
+	frameRSTStream    = 0x3
 	frameContinuation = 0x9
 	flagEndHeaders    = 0x4
 	flagPadded        = 0x8
@@ -99,6 +138,12 @@ type h2Scanner struct {
 	listLimit uint32 // the server's header list limit
 	refused   func(fields []hpack.HeaderField, reason string)
 	refusals  int
+	// expectContinue, if set, is set when a request asks for 100-continue.
+	expectContinue *atomic.Bool
+	// abuse, if set, counts streams and bounds header blocks.
+	abuse       *h2Abuse
+	blockFrames int // frames of the open header block
+	blockBytes  int // and their payload bytes
 
 	stopped bool
 	preface int // bytes of the client preface still to come
@@ -198,10 +243,17 @@ func (s *h2Scanner) startFrame() {
 		s.stop() // the server closes the connection
 		return
 	}
+	if s.typ == frameRSTStream && s.abuse != nil {
+		s.abuse.resetsStream()
+	}
 	switch {
 	case s.typ == frameHeaders:
 		if s.inBlock {
 			s.stop() // a connection error for the server
+			return
+		}
+		s.blockFrames, s.blockBytes = 0, 0
+		if !s.countBlockFrame() {
 			return
 		}
 		if s.flags&flagPadded != 0 {
@@ -223,6 +275,9 @@ func (s *h2Scanner) startFrame() {
 			s.stop()
 			return
 		}
+		if !s.countBlockFrame() {
+			return
+		}
 		s.fragment = s.remain
 		if s.skipBlock {
 			s.skip = true
@@ -236,6 +291,21 @@ func (s *h2Scanner) startFrame() {
 	if s.remain == 0 {
 		s.endFrame()
 	}
+}
+
+// countBlockFrame counts a frame of a header block against the bounds of
+// one block; past them the connection is cut (a CONTINUATION flood), and
+// the scanner stops.
+func (s *h2Scanner) countBlockFrame() bool {
+	s.blockFrames++
+	s.blockBytes += s.remain
+	if s.abuse == nil || (s.blockFrames <= maxBlockFrames && s.blockBytes <= s.maxBlockBytes()) {
+		return true
+	}
+	s.abuse.cutFor(fmt.Sprintf("CONTINUATION flood: the header block of stream %d went past %d frames or %d bytes (%d frames, %d bytes)",
+		s.stream, maxBlockFrames, s.maxBlockBytes(), s.blockFrames, s.blockBytes))
+	s.stop()
+	return false
 }
 
 // payload takes the next bytes of the current frame's payload.
@@ -300,6 +370,9 @@ func (s *h2Scanner) startBlock() bool {
 	// A HEADERS frame on a new odd stream opens a request; on a stream
 	// already opened it carries trailers.
 	s.isRequest = s.stream%2 == 1 && s.stream > s.lastStream
+	if s.isRequest && s.abuse != nil {
+		s.abuse.opens()
+	}
 	s.fields, s.invalid, s.sawRegular, s.truncated, s.emitting = s.fields[:0], "", false, false, true
 	s.dec.SetEmitEnabled(true)
 	s.headersRemain, s.trailersRemain = s.listLimit, s.listLimit
@@ -358,6 +431,9 @@ func (s *h2Scanner) emit(f hpack.HeaderField) {
 	}
 	*remain -= size
 	s.fields = append(s.fields, f)
+	if f.Name == "expect" && s.isRequest && s.expectContinue != nil && httpguts.HeaderValuesContainsToken([]string{f.Value}, "100-continue") {
+		s.expectContinue.Store(true)
+	}
 }
 
 func (s *h2Scanner) endFrame() {

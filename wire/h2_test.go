@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -451,6 +452,7 @@ func FuzzH2Scanner(f *testing.F) {
 	f.Add([]byte{0, 0, 1, frameHeaders, flagPadded, 0, 0, 0, 1, 9})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		s := newH2Scanner(1024, nil)
+		s.abuse = &h2Abuse{now: time.Now} // the budgets never panic either
 		s.refused = func(fields []hpack.HeaderField, reason string) {
 			if reason == "" {
 				t.Fatal("a report without a reason")
@@ -509,4 +511,89 @@ func BenchmarkH2ReadAlong(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestH2AbuseBudgets (issue 18): the read-along cuts a connection, once,
+// when its client resets streams past the per-connection budget, opens or
+// resets them past the per-client budget (shared by its connections, none
+// for exempt addresses), or sends a header block past its frame or byte
+// bounds, whatever the frames decode to. A clock that does not move makes
+// the budgets exact.
+func TestH2AbuseBudgets(t *testing.T) {
+	client := netip.MustParseAddr("192.0.2.1")
+	frozen := time.Unix(1e9, 0)
+	run := func(stream []byte, clients *H2Clients) (*h2Scanner, []H2Abuse) {
+		var reports []H2Abuse
+		a := h2Abuse{clients: clients, addr: client, now: func() time.Time { return frozen }, started: frozen,
+			report: func(r H2Abuse) { reports = append(reports, r) }}
+		s := newH2Scanner(64<<10, func([]hpack.HeaderField, string) {})
+		s.abuse = &a
+		s.scan(stream)
+		return &s, reports
+	}
+	resets := func(n int) []byte {
+		c := newClientStream()
+		for i := range uint32(n) {
+			c.headers(1+2*i, request())
+			_ = c.fr.WriteRSTStream(1+2*i, http2.ErrCodeCancel)
+		}
+		return c.buf.Bytes()
+	}
+	flood := func(frames int, payload []byte) []byte {
+		c := newClientStream()
+		_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: payload})
+		for range frames {
+			_ = c.fr.WriteContinuation(1, false, payload)
+		}
+		return c.buf.Bytes()
+	}
+	tests := []struct {
+		name    string
+		stream  []byte
+		clients *H2Clients
+		cut     string // "" for no cut
+		opened  int
+		reset   int
+	}{
+		{"resets within the connection budget", resets(connResetBurst), nil, "", connResetBurst, connResetBurst},
+		{"one reset past it", resets(connResetBurst + 1), nil, "on one connection", connResetBurst + 1, connResetBurst + 1},
+		{"exempt client", resets(connResetBurst), NewH2Clients(func(netip.Addr) bool { return true }), "", connResetBurst, connResetBurst},
+		{"empty CONTINUATION frames", flood(maxBlockFrames, nil), nil, "CONTINUATION flood", 1, 0},
+		{"table size updates", flood(10, bytes.Repeat([]byte{0x20}, 40000)), nil, "CONTINUATION flood", 1, 0},
+		{"a block within the bounds", flood(maxBlockFrames-2, nil), nil, "", 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, reports := run(tt.stream, tt.clients)
+			switch {
+			case tt.cut == "" && len(reports) != 0:
+				t.Fatalf("cut: %+v", reports)
+			case tt.cut != "" && (len(reports) != 1 || !strings.Contains(reports[0].Reason, tt.cut)):
+				t.Fatalf("reports %+v, want one about %q", reports, tt.cut)
+			case tt.cut != "" && (reports[0].Opened != tt.opened || reports[0].Reset != tt.reset):
+				t.Errorf("counts %d opened, %d reset; want %d, %d", reports[0].Opened, reports[0].Reset, tt.opened, tt.reset)
+			}
+			if tt.cut != "" && s.abuse.cut == nil {
+				t.Error("reported but not cut")
+			}
+		})
+	}
+	// Per client: the client's budget spans its connections.
+	clients := NewH2Clients(nil)
+	var total int
+	for conn := 0; conn < clientResetBurst/connResetBurst+1; conn++ {
+		_, reports := run(resets(connResetBurst), clients)
+		total += connResetBurst
+		if cut := len(reports) > 0; cut != (total > clientResetBurst) {
+			t.Fatalf("connection %d (%d resets from the client): cut %v", conn, total, cut)
+		}
+	}
+}
+
+func TestH2ConnReadFailsOnceCut(t *testing.T) {
+	conn := &H2Conn{}
+	conn.abuse.cutFor("test")
+	if _, err := conn.Read(make([]byte, 10)); err == nil || !strings.Contains(err.Error(), "test") {
+		t.Errorf("read after a cut: %v", err)
+	}
 }

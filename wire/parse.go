@@ -9,9 +9,12 @@ import (
 
 // ParseHead parses a request head the way a tolerant server would: it never
 // fails, keeps what it can and leaves judging to the rule engine. simple is
-// true for a request line without a version (an HTTP/0.9 "simple request"),
-// which is then reported as HTTP/0.9. The body is always empty: a refused
-// request's body is never read.
+// true for a complete request line without a version (an HTTP/0.9 "simple
+// request"), which is then reported as HTTP/0.9. A request line cut off
+// before its end (too long, or the client stopped sending) is no simple
+// request: its version is unknown and Proto is "HTTP/1.1", the version the
+// answer is written in. The body is always empty: a refused request's body
+// is never read.
 func ParseHead(raw []byte) (r *http.Request, simple bool) {
 	lines := headLines(raw)
 	r = &http.Request{
@@ -33,7 +36,10 @@ func ParseHead(raw []byte) (r *http.Request, simple bool) {
 			r.URL = &url.URL{Path: target}
 		}
 	}
-	if version == "" {
+	if version == "" && !lineComplete(raw) {
+		// Cut off: whatever followed is unknown; answered as HTTP/1.1.
+		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	} else if version == "" {
 		simple = true
 	} else {
 		r.Proto = version
@@ -83,6 +89,13 @@ func splitRequestLine(line string) (method, target, version string) {
 		return method, strings.TrimSpace(rest[:i]), rest[i+1:]
 	}
 	return method, rest, ""
+}
+
+// lineComplete reports whether the request line (after any empty lines)
+// ends with a line end.
+func lineComplete(raw []byte) bool {
+	raw = bytes.TrimLeft(raw, "\r\n")
+	return bytes.IndexByte(raw, '\n') >= 0
 }
 
 // headLines returns the lines of the head (up to the first empty line),

@@ -17,11 +17,26 @@
 // ResponseWriter that writes straight to the connection. The client gets the
 // neutral error page with a request id instead of Go's text.
 //
+// Conn also keeps what net/http normalises away from heads it accepts: the
+// framing facts of the raw head (RawFraming: duplicate Content-Length,
+// Transfer-Encoding beside Content-Length or in HTTP/1.0), so that the
+// gateway can refuse ambiguous framing that net/http would silently
+// re-frame. It follows each request body through the connection's bytes to
+// the next request's head, so pipelined requests are captured whole. A head
+// that does not arrive within the server's header timeout (a slowloris
+// client) is reported as refused with 408, where net/http would close the
+// connection without a word or answer a bare 400.
+//
+// For HTTP/2, H2Conn also keeps what the server lacks: budgets for streams
+// opened and reset per connection and per client address (rapid reset) and
+// bounds on one header block (CONTINUATION flood), past which it closes the
+// connection and reports it once (h2limits.go); and it notes
+// "expect: 100-continue", which the server hides from handlers
+// (ExpectsContinue).
+//
 // Limits: only the head is inspected (the body of a refused request is never
-// read); a pipelined request that follows another one on the same connection
-// may be captured without its first bytes. For HTTP/2, requests the server
-// drops with the whole connection (a broken frame, an HPACK error) are not
-// requests wire can report.
+// read). For HTTP/2, requests the server drops with the whole connection (a
+// broken frame, an HPACK error) are not requests wire can report.
 package wire
 
 import (
@@ -29,6 +44,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -71,9 +87,17 @@ type Conn struct {
 	inHandler atomic.Bool
 	mu        sync.Mutex
 	capture   []byte
+	dropped   bool // bytes arrived past the capture limit
 	// leftover are bytes captured beyond the current request (a pipelined
 	// or smuggled next request); they start the next capture.
 	leftover []byte
+	// track follows the current request's body through the bytes read
+	// while its handler runs; what follows it goes to leftover.
+	track   bodyTracker
+	framing Framing // of the current request's raw head
+
+	headTimeout bool // the header timeout expired with part of a head read
+	answered    bool // a refusal was written (answerRejected ran)
 }
 
 var capturePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -82,18 +106,52 @@ var capturePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return
 // requests (the next request head), up to the limit.
 func (c *Conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && !c.inHandler.Load() {
+	if n > 0 {
 		c.mu.Lock()
-		if c.capture == nil {
-			c.capture = (*capturePool.Get().(*[]byte))[:0]
+		if !c.inHandler.Load() {
+			if c.capture == nil {
+				c.capture = (*capturePool.Get().(*[]byte))[:0]
+			}
+			room := c.limit - len(c.capture)
+			if room > 0 {
+				c.capture = append(c.capture, p[:min(n, room)]...)
+			}
+			c.dropped = c.dropped || n > room
+		} else if c.track.state != trackLost {
+			// The handler's reads: the body, then (pipelined) the next head.
+			rest := p[:n]
+			rest = rest[c.track.feed(rest):]
+			if c.track.state == trackDone && len(rest) > 0 {
+				if room := c.limit - len(c.leftover); room > 0 {
+					c.leftover = append(c.leftover, rest[:min(len(rest), room)]...)
+				}
+			}
 		}
-		if room := c.limit - len(c.capture); room > 0 {
-			c.capture = append(c.capture, p[:min(n, room)]...)
-		}
+		c.mu.Unlock()
+	}
+	if err != nil && !c.inHandler.Load() && isTimeout(err) {
+		c.mu.Lock()
+		c.headTimeout = len(bytes.Trim(c.capture, "\r\n")) > 0
 		c.mu.Unlock()
 	}
 	return n, err
 }
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// StatusHeadTimeout and ReasonHeadTimeout are what Rejected is told about a
+// request whose head did not arrive within the server's header timeout.
+const (
+	StatusHeadTimeout = http.StatusRequestTimeout
+	ReasonHeadTimeout = "request head not received in time"
+)
+
+// ReasonLineTooLong is what Rejected is told, with 414, about a request line
+// that does not fit in the head limit.
+const ReasonLineTooLong = "request line longer than the head limit"
 
 // Write passes responses through, except net/http's own error responses to
 // requests it refused, which are replaced by the Rejected handler's answer.
@@ -102,6 +160,14 @@ func (c *Conn) Read(p []byte) (int, error) {
 func (c *Conn) Write(p []byte) (int, error) {
 	if c.rejected != nil && !c.inHandler.Load() {
 		if status, reason, ok := serverError(p); ok {
+			c.mu.Lock()
+			timedOut := c.headTimeout
+			c.mu.Unlock()
+			if timedOut {
+				// net/http answers a head cut by its deadline mid-line with
+				// a bare 400; the cause is the timeout.
+				status, reason = StatusHeadTimeout, ReasonHeadTimeout
+			}
 			c.answerRejected(status, reason)
 			return len(p), nil
 		}
@@ -109,10 +175,19 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// Close returns the capture buffer to the pool.
+// Close returns the capture buffer to the pool. A connection closed because
+// its head did not arrive in time (net/http closes those without a word)
+// is answered with 408 and reported first.
 func (c *Conn) Close() error {
 	c.mu.Lock()
+	timedOut := c.headTimeout && !c.answered && c.rejected != nil && !c.inHandler.Load()
+	c.mu.Unlock()
+	if timedOut {
+		c.answerRejected(StatusHeadTimeout, ReasonHeadTimeout)
+	}
+	c.mu.Lock()
 	c.releaseLocked()
+	c.leftover = nil
 	c.mu.Unlock()
 	return c.Conn.Close()
 }
@@ -153,8 +228,15 @@ func (c *Conn) answerRejected(status int, reason string) {
 	c.mu.Lock()
 	head := append([]byte(nil), c.capture...)
 	c.releaseLocked()
+	c.answered, c.headTimeout = true, false
 	c.mu.Unlock()
 
+	if status == http.StatusRequestHeaderFieldsTooLarge && bytes.IndexByte(head, '\n') < 0 {
+		// The request line alone did not fit: the target is too long
+		// (414), not the header fields (431), and the head is not an
+		// HTTP/0.9 request for want of a version.
+		status, reason = http.StatusRequestURITooLong, ReasonLineTooLong
+	}
 	r, simple := ParseHead(head)
 	r.RemoteAddr = c.Conn.RemoteAddr().String()
 	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, c.Conn.LocalAddr())
@@ -197,93 +279,73 @@ func TLS(ctx context.Context) *tls.ConnectionState {
 
 // BeginRequest marks the connection as inside a handler for r: from now
 // until the connection is idle again, writes are the handler's response and
-// reads are r's body. Bytes already captured beyond r's head and body are
-// kept as the start of the next request.
+// reads are r's body. It reads r's framing facts from the captured head
+// (RawFraming) and starts following r's body, so that bytes beyond it, in
+// the capture or read later with the body, start the next capture.
 func BeginRequest(r *http.Request) {
 	c := fromContext(r.Context())
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
-	c.leftover = append(c.leftover[:0], beyondRequest(c.capture, r)...)
+	f, headEnd := scanHead(c.capture, r)
+	c.framing = f
+	c.leftover = c.leftover[:0]
+	c.track = newBodyTracker(r)
+	if headEnd < 0 || c.dropped {
+		c.track.state = trackLost // where r's body starts is unknown
+	} else {
+		rest := c.capture[headEnd:]
+		rest = rest[c.track.feed(rest):]
+		if c.track.state == trackDone {
+			c.leftover = append(c.leftover, rest...)
+		}
+	}
 	c.mu.Unlock()
 	c.inHandler.Store(true)
 }
 
-// ConnState is for http.Server.ConnState. StateIdle comes after net/http has
-// finished a response (flushed it, discarded an unread body), just before it
-// reads the next request head: from then on bytes are captured again.
-func ConnState(nc net.Conn, state http.ConnState) {
-	c, ok := nc.(*Conn)
-	if !ok || state != http.StateIdle {
-		return
+// RawFraming returns the framing facts of the current request's raw head.
+// onWire is false when the request did not come through a Conn (HTTP/2,
+// or a handler called directly); f.Observed is false when it did but its
+// head was not captured whole.
+func RawFraming(ctx context.Context) (f Framing, onWire bool) {
+	c := fromContext(ctx)
+	if c == nil {
+		return Framing{}, false
 	}
 	c.mu.Lock()
-	if len(c.leftover) > 0 {
-		c.capture = append(c.capture[:0], c.leftover...)
+	defer c.mu.Unlock()
+	return c.framing, true
+}
+
+// ConnState is for http.Server.ConnState. StateIdle comes after net/http has
+// finished a response (flushed it, discarded an unread body), just before it
+// reads the next request head: from then on bytes are captured again. A
+// hijacked connection (WebSocket) is no longer HTTP: nothing more is kept.
+func ConnState(nc net.Conn, state http.ConnState) {
+	c, ok := nc.(*Conn)
+	if !ok {
+		return
+	}
+	switch state {
+	case http.StateIdle:
+		c.mu.Lock()
+		c.dropped = false
+		if len(c.leftover) > 0 && c.track.state == trackDone {
+			c.capture = append(c.capture[:0], c.leftover...)
+		} else {
+			c.releaseLocked()
+		}
 		c.leftover = c.leftover[:0]
-	} else {
+		c.mu.Unlock()
+		c.inHandler.Store(false)
+	case http.StateHijacked:
+		c.mu.Lock()
+		c.track.state = trackLost
 		c.releaseLocked()
-	}
-	c.mu.Unlock()
-	c.inHandler.Store(false)
-}
-
-// beyondRequest returns the captured bytes after r's head and body, when the
-// capture holds all of them; usually there are none.
-func beyondRequest(capture []byte, r *http.Request) []byte {
-	headEnd := bytes.Index(capture, []byte("\r\n\r\n"))
-	if headEnd < 0 {
-		return nil
-	}
-	rest := capture[headEnd+4:]
-	if len(rest) == 0 {
-		return nil
-	}
-	if len(r.TransferEncoding) > 0 {
-		n, ok := chunkedLength(rest)
-		if !ok {
-			return nil
-		}
-		return rest[n:]
-	}
-	if r.ContentLength < 0 || r.ContentLength > int64(len(rest)) {
-		return nil
-	}
-	return rest[r.ContentLength:]
-}
-
-// chunkedLength returns the length of a complete chunked body at the start
-// of b (through the final CRLF after the trailers), or false if b ends first.
-func chunkedLength(b []byte) (int, bool) {
-	pos := 0
-	for {
-		lineEnd := bytes.Index(b[pos:], []byte("\r\n"))
-		if lineEnd < 0 {
-			return 0, false
-		}
-		sizeText, _, _ := bytes.Cut(b[pos:pos+lineEnd], []byte(";"))
-		size, err := strconv.ParseInt(string(bytes.TrimSpace(sizeText)), 16, 64)
-		if err != nil || size < 0 || size > int64(len(b)) {
-			return 0, false
-		}
-		pos += lineEnd + 2
-		if size == 0 {
-			// trailers end with an empty line
-			end := bytes.Index(b[pos:], []byte("\r\n"))
-			for end > 0 {
-				pos += end + 2
-				end = bytes.Index(b[pos:], []byte("\r\n"))
-			}
-			if end < 0 {
-				return 0, false
-			}
-			return pos + 2, true
-		}
-		if int64(len(b)-pos) < size+2 {
-			return 0, false
-		}
-		pos += int(size) + 2
+		c.leftover = nil
+		c.mu.Unlock()
 	}
 }
 

@@ -1,6 +1,11 @@
 package wire
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -72,34 +77,122 @@ func TestServerErrorReadsStatusAndReason(t *testing.T) {
 	}
 }
 
-func TestBeyondRequest(t *testing.T) {
-	head := "POST / HTTP/1.1\r\nHost: h\r\n\r\n"
+// TestNextHeadIsCapturedBehindTheBody: whatever part of a request's body
+// and of the next request net/http reads before or while the handler runs,
+// the next capture starts exactly at the next request's head.
+func TestNextHeadIsCapturedBehindTheBody(t *testing.T) {
+	const head = "POST / HTTP/1.1\r\nHost: h\r\n"
+	const next = "GET /next HTTP/1.1\r\nHost: h\r\n\r\n"
 	tests := []struct {
-		name     string
-		capture  string
-		cl       int64
-		chunked  bool
-		leftover string
+		name    string
+		framing string // framing header lines
+		body    string
 	}{
-		{"nothing beyond", head + "abc", 3, false, ""},
-		{"smuggled after content-length", head + "abcGET /x HTTP/1.1\r\n", 3, false, "GET /x HTTP/1.1\r\n"},
-		{"body not all captured", head + "ab", 3, false, ""},
-		{"chunked then next", head + "3\r\nabc\r\n0\r\n\r\nNEXT", -1, true, "NEXT"},
-		{"chunked with trailer", head + "1\r\na\r\n0\r\nX-T: 1\r\n\r\nNEXT", -1, true, "NEXT"},
-		{"chunked incomplete", head + "5\r\nab", -1, true, ""},
-		{"no head end", "GET / HTTP/1.1\r\nHost", 0, false, ""},
+		{"content-length", "Content-Length: 3\r\n", "abc"},
+		{"no body", "", ""},
+		{"chunked", "Transfer-Encoding: chunked\r\n", "3\r\nabc\r\n0\r\n\r\n"},
+		{"chunked with extension and trailer", "Transfer-Encoding: chunked\r\n", "3;x=1\r\nabc\r\nA\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\n"},
+		{"long body", "Content-Length: 100000\r\n", strings.Repeat("x", 100000)},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := &http.Request{ContentLength: tt.cl}
-			if tt.chunked {
-				r.TransferEncoding = []string{"chunked"}
-			}
-			if got := string(beyondRequest([]byte(tt.capture), r)); got != tt.leftover {
-				t.Errorf("leftover %q, want %q", got, tt.leftover)
-			}
-		})
+		whole := head + tt.framing + "\r\n" + tt.body + next
+		headLen := len(head + tt.framing + "\r\n")
+		// Every split: the first part is read before the handler starts
+		// (at least the head), the rest while it runs.
+		// net/http reads at most 4 KiB past the head before the handler.
+		for split := headLen; split <= min(len(whole), headLen+4096); split += max(1, len(whole)/97, 4096/97) {
+			t.Run(fmt.Sprintf("%s/%d", tt.name, split), func(t *testing.T) {
+				c := &Conn{Conn: &memConn{r: bytes.NewReader(nil)}, limit: 64 << 10, rejected: func(http.ResponseWriter, *http.Request, int, string) {}}
+				feed := func(p string) {
+					c.Conn.(*memConn).r.Reset([]byte(p))
+					buf := make([]byte, len(p)+1)
+					for n := 0; n < len(p); {
+						k, _ := c.Read(buf[:min(len(buf), 4096)])
+						n += k
+					}
+				}
+				feed(whole[:split])
+				r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(whole)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				r = r.WithContext(context.WithValue(context.Background(), connKey{}, c))
+				BeginRequest(r)
+				if f, _ := RawFraming(r.Context()); !f.Observed {
+					t.Fatal("head not observed")
+				}
+				if split < len(whole) {
+					feed(whole[split:])
+				}
+				ConnState(c, http.StateIdle)
+				if got := string(c.capture); got != next {
+					t.Fatalf("next capture %q, want %q", got, next)
+				}
+			})
+		}
 	}
+}
+
+func TestScanHeadFraming(t *testing.T) {
+	tests := []struct {
+		name string
+		head string
+		want Framing
+	}{
+		{"plain", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n", Framing{Observed: true, ContentLengths: 1}},
+		{"CL and TE", "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", Framing{Observed: true, ContentLengths: 1, TransferEncodings: 1}},
+		{"identical CLs", "POST / HTTP/1.1\r\ncontent-length: 3\r\nCONTENT-LENGTH:3 \r\n\r\n", Framing{Observed: true, ContentLengths: 2}},
+		{"differing CLs", "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", Framing{Observed: true, ContentLengths: 2, ContentLengthsDiffer: true}},
+		{"bare LF", "POST / HTTP/1.1\nTransfer-Encoding: chunked\n\n", Framing{Observed: true, TransferEncodings: 1}},
+		{"leading empty lines", "\r\nPOST / HTTP/1.1\r\n\r\n", Framing{Observed: true}},
+		{"look-alike names", "POST / HTTP/1.1\r\nX-Content-Length: 3\r\nContent-Lengths: 3\r\nTransfer-Encodings: x\r\n\r\n", Framing{Observed: true}},
+		{"another request's head", "GET /other HTTP/1.1\r\nContent-Length: 3\r\n\r\n", Framing{}},
+		{"cut head", "POST / HTTP/1.1\r\nContent-Length: 3\r\n", Framing{}},
+	}
+	r := &http.Request{Method: "POST", RequestURI: "/"}
+	for _, tt := range tests {
+		if got, _ := scanHead([]byte(tt.head), r); got != tt.want {
+			t.Errorf("%s: %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// FuzzBodyTracker: wherever net/http ends a chunked body it reads, the
+// tracker ends it at the same byte, or gives up; it never ends it elsewhere
+// and never waits for more.
+func FuzzBodyTracker(f *testing.F) {
+	for _, s := range []string{"3\r\nabc\r\n0\r\n\r\n", "3;a=b\r\nabc\r\n0\r\nX: y\r\n\r\n", "0\n\n", "1\r\na\n0\r\n\r\n", "0\r\nX: 1\r\n\r\r\n", "F\r\n"} {
+		f.Add([]byte(s), uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, body []byte, step uint8) {
+		const head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+		br := bufio.NewReader(bytes.NewReader(append([]byte(head), body...)))
+		r, err := http.ReadRequest(br)
+		if err != nil {
+			t.Skip()
+		}
+		_, err = io.Copy(io.Discard, r.Body)
+		end := len(body) - br.Buffered()
+		tr := newBodyTracker(r)
+		n, rest := 0, body
+		for len(rest) > 0 && tr.state != trackDone && tr.state != trackLost {
+			piece := rest[:min(len(rest), int(step)+1)]
+			k := tr.feed(piece)
+			n += k
+			rest = rest[k:]
+			if k < len(piece) && tr.state != trackDone && tr.state != trackLost {
+				t.Fatalf("stopped inside a piece in state %d", tr.state)
+			}
+		}
+		// Where net/http fails the body it closes the connection, so what
+		// the tracker makes of those bytes never matters.
+		if err == nil && tr.state == trackDone && n != end {
+			t.Fatalf("net/http ends the body at %d, the tracker at %d (%q)", end, n, body)
+		}
+		if err == nil && tr.state != trackDone && tr.state != trackLost {
+			t.Fatalf("net/http read the whole body, the tracker is still in state %d (%q)", tr.state, body)
+		}
+	})
 }
 
 func TestHasHeaderLine(t *testing.T) {
@@ -130,6 +223,6 @@ func FuzzParseHead(f *testing.F) {
 			t.Fatalf("method with space: %q", r.Method)
 		}
 		_ = hasHeaderLine(raw, "Host")
-		_, _ = chunkedLength(raw)
+		_, _ = scanHead(raw, r)
 	})
 }
