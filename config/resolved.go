@@ -104,8 +104,8 @@ type ServerConfig struct {
 // "Denial of service" section for what each costs a legitimate client.
 const (
 	DefaultClientConnections     = 128
-	DefaultClientConnectionRate  = 20
-	DefaultClientConnectionBurst = 100
+	DefaultClientConnectionRate  = 50
+	DefaultClientConnectionBurst = 200
 	DefaultClientRequests        = 128
 	DefaultSendTimeout           = 60 * time.Second
 )

@@ -299,7 +299,7 @@ type Server struct {
 	// address, with ClientConnectionBurst at once; further connections are
 	// closed at accept and counted. It bounds reconnect floods (a client
 	// that a per-connection limit cut off and that comes straight back).
-	// Default: 20 per second, burst 100. 0 disables it.
+	// Default: 50 per second, burst 200. 0 disables it.
 	ClientConnectionRate  *float64 `yaml:"client_connection_rate"`
 	ClientConnectionBurst *int     `yaml:"client_connection_burst"`
 	// ClientRequests bounds the requests one client address (as decided by

@@ -342,7 +342,8 @@ func (inst *instance) startAdmin(cfg *config.Config) error {
 }
 
 // readyz answers 200 when the pipeline is built, the listeners are up and
-// every TLS site has a certificate; 503 with the reason otherwise.
+// accepting (not paused for file descriptors) and every TLS site has a
+// certificate; 503 with the reason otherwise.
 func (inst *instance) readyz(w http.ResponseWriter, r *http.Request) {
 	p := inst.server.Pipeline()
 	var missing []string
@@ -361,6 +362,13 @@ func (inst *instance) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if inst.draining.Load() {
 		http.Error(w, "not ready: shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if st := inst.server.Limits().Stats(); st.Paused {
+		// A balancer should send new clients elsewhere: they would wait in
+		// the backlog until descriptors are free again.
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: not accepting connections, file descriptors short (%d in use of %d, %d reserved)\n", st.OpenFiles, st.MaxFiles, st.Reserve)
 		return
 	}
 	if len(inst.server.Addrs()) == 0 || len(missing) > 0 {
@@ -452,6 +460,11 @@ func (inst *instance) watchSources() {
 				g := inst.server.Pipeline().Gate()
 				inside, waiting := g.Busy()
 				return metrics.InspectionStat{Slots: g.Slots(), Inside: inside, Waiting: waiting}
+			},
+			Connections: func() metrics.ConnectionStat {
+				st := inst.server.Limits().Stats()
+				return metrics.ConnectionStat{Open: st.Open, Refused: st.Refused, Paused: st.Paused, Pauses: st.Pauses,
+					DescriptorsInUse: st.OpenFiles, DescriptorLimit: st.MaxFiles, DescriptorReserve: st.Reserve}
 			},
 		})
 	}
