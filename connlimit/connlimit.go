@@ -35,10 +35,12 @@
 // connection, audit file and admin connection. A connection flood that
 // takes the last descriptor makes the proxy's own dials fail, which used to
 // eject healthy upstream targets. The Limiter keeps a reserve: while the
-// descriptors in use reach RLIMIT_NOFILE minus the reserve, Accept pauses
-// (new connections wait in the kernel's backlog) and Paused reports it, for
-// /readyz and the metrics. Go raises the soft RLIMIT_NOFILE to the hard one
-// at start; the limit read here is the raised one.
+// descriptors in use reach RLIMIT_NOFILE minus the reserve, or client
+// connections hold half of the rest (each may need an upstream connection
+// of its own), Accept pauses (new connections wait in the kernel's
+// backlog) and Paused reports it, for /readyz and the metrics. Go raises
+// the soft RLIMIT_NOFILE to the hard one at start; the limit read here is
+// the raised one.
 //
 // # Bounds
 //

@@ -354,3 +354,19 @@ func TestInFlight(t *testing.T) {
 		t.Error("zero limit refused")
 	}
 }
+
+// TestClientConnectionsKeepHalf: client connections alone pause Accept at
+// half of what is above the reserve, leaving the other half for the
+// upstream connections they may each need.
+func TestClientConnectionsKeepHalf(t *testing.T) {
+	var d descriptors
+	d.init(1024, 256, func() (int, bool) { return 10, true })
+	for _, tt := range []struct {
+		open  int64
+		short bool
+	}{{0, false}, {383, false}, {384, true}, {500, true}} {
+		if got := d.short(tt.open); got != tt.short {
+			t.Errorf("%d client connections of a 1024 limit with 256 reserved: short %v, want %v", tt.open, got, tt.short)
+		}
+	}
+}

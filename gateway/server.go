@@ -38,6 +38,7 @@ type Server struct {
 	retiring sync.WaitGroup // pipelines being retired after a reload
 
 	limits *connlimit.Limiter // admission at accept, shared by every listener; set by Listen
+	sends  *sendWatch         // server.send_timeout; nil when off
 
 	h2mu      sync.Mutex
 	h2wg      sync.WaitGroup
@@ -54,6 +55,9 @@ func NewServer(p *Pipeline, certs *tlsmgr.Manager, log *slog.Logger) *Server {
 	}
 	s := &Server{log: log, certs: certs, h2open: map[*tls.Conn]struct{}{}}
 	s.current.Store(p)
+	if d := p.Config.Server.SendTimeout; d > 0 {
+		s.sends = newSendWatch(d)
+	}
 	return s
 }
 
@@ -66,7 +70,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p := s.acquire()
 	defer p.active.Add(-1)
-	if sw := newSendTimeout(w, p.Config.Server); sw != nil {
+	if sw := newSendTimeout(w, r, s.sends, p.Config.Server.SendTimeout); sw != nil {
 		defer sw.end()
 		w = sw
 	}
@@ -264,6 +268,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.limits != nil {
 		s.limits.Close()
 	}
+	defer func() {
+		if s.sends != nil {
+			s.sends.close() // after the handlers: they remove themselves
+		}
+	}()
 	// HTTP/2 connections got GOAWAY from the shutdown hook that
 	// http2.ConfigureServer registered; wait for their streams, then cut.
 	h2done := make(chan struct{})
