@@ -101,7 +101,7 @@ func trusting(prefixes ...string) func(netip.Addr) bool {
 func TestPerClientConnections(t *testing.T) {
 	tests := []struct {
 		name       string
-		cfg        Config // Log and MaxFiles are set below
+		cfg        Config   // Log and MaxFiles are set below
 		from       []string // one dial per entry, in order
 		wantRefuse int      // how many are closed
 		reason     string
