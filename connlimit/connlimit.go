@@ -34,13 +34,21 @@
 // Every accepted connection is a file descriptor, and so is every upstream
 // connection, audit file and admin connection. A connection flood that
 // takes the last descriptor makes the proxy's own dials fail, which used to
-// eject healthy upstream targets. The Limiter keeps a reserve: while the
-// descriptors in use reach RLIMIT_NOFILE minus the reserve, or client
-// connections hold half of the rest (each may need an upstream connection
-// of its own), Accept pauses (new connections wait in the kernel's
-// backlog) and Paused reports it, for /readyz and the metrics. Go raises
-// the soft RLIMIT_NOFILE to the hard one at start; the limit read here is
-// the raised one.
+// eject healthy upstream targets. The Limiter keeps a reserve, in two
+// steps:
+//
+//   - client connections have a budget of half the descriptors above the
+//     reserve (each may need an upstream connection of its own). Past it,
+//     a new connection is admitted only while its client holds less than a
+//     fair share of the budget (the budget divided among the clients with
+//     connections, plus one): a new client still gets in, the clients
+//     holding the most are refused at accept;
+//   - while the descriptors in use reach RLIMIT_NOFILE minus the reserve,
+//     Accept pauses (new connections wait in the kernel's backlog) and
+//     Paused reports it, for /readyz and the metrics.
+//
+// Go raises the soft RLIMIT_NOFILE to the hard one at start; the limit read
+// here is the raised one.
 //
 // # Bounds
 //
@@ -95,6 +103,7 @@ type Config struct {
 const (
 	ReasonPerClient = "per_client" // PerClient connections already open
 	ReasonRate      = "rate"       // more new connections than Rate/Burst
+	ReasonFairShare = "fair_share" // over the client's share while descriptors are short
 )
 
 // Limiter is the shared admission state of every listener of a process.
@@ -105,7 +114,7 @@ type Limiter struct {
 	log   *slog.Logger
 
 	open       atomic.Int64 // connections accepted and not yet closed
-	refused    [2]atomic.Uint64
+	refused    [3]atomic.Uint64
 	pauses     atomic.Uint64 // times Accept paused for descriptors
 	paused     atomic.Bool
 	fds        descriptors
@@ -146,9 +155,23 @@ func (l *Limiter) key(a netip.Addr) ratelimit.Key {
 	return ratelimit.KeyFromAddr(a, l.cfg.IPv6Prefix)
 }
 
+// share is the fair share of connections per client while client
+// connections are over their descriptor budget: the budget divided among
+// the clients holding connections and one more (the newcomer), at least
+// one. 0: no budget pressure.
+func (l *Limiter) share() int {
+	budget := l.fds.clientBudget()
+	if budget == 0 || l.open.Load() < int64(budget) {
+		return 0
+	}
+	return max(1, budget/(l.conns.len()+1))
+}
+
 // admit decides a new connection of client a; ok false names the reason.
-// A nil release is returned with ok false.
-func (l *Limiter) admit(a netip.Addr, now time.Time) (k ratelimit.Key, reason string, ok bool) {
+// share, when not 0, is the fair share a client may hold while client
+// connections are over their descriptor budget: a newcomer or a light
+// client still gets in, the clients holding the most are refused.
+func (l *Limiter) admit(a netip.Addr, now time.Time, share int) (k ratelimit.Key, reason string, ok bool) {
 	if !a.IsValid() || l.cfg.Trusted(a.Unmap()) {
 		return ratelimit.Key{}, "", true // a Unix socket, or a load balancer
 	}
@@ -157,9 +180,13 @@ func (l *Limiter) admit(a netip.Addr, now time.Time) (k ratelimit.Key, reason st
 		l.refuse(a, 1)
 		return k, ReasonRate, false
 	}
-	if !l.conns.acquire(k, l.cfg.PerClient) {
-		l.refuse(a, 0)
-		return k, ReasonPerClient, false
+	limit, why, idx := l.cfg.PerClient, ReasonPerClient, 0
+	if share > 0 && (limit == 0 || share < limit) {
+		limit, why, idx = share, ReasonFairShare, 2
+	}
+	if !l.conns.acquire(k, limit) {
+		l.refuse(a, idx)
+		return k, why, false
 	}
 	return k, "", true
 }
@@ -190,7 +217,7 @@ func (l *Limiter) Stats() Stats {
 	used, _ := l.fds.inUse(l.open.Load())
 	return Stats{
 		Open:           l.open.Load(),
-		Refused:        map[string]uint64{ReasonPerClient: l.refused[0].Load(), ReasonRate: l.refused[1].Load()},
+		Refused:        map[string]uint64{ReasonPerClient: l.refused[0].Load(), ReasonRate: l.refused[1].Load(), ReasonFairShare: l.refused[2].Load()},
 		Paused:         l.paused.Load(),
 		Pauses:         l.pauses.Load(),
 		MaxFiles:       l.fds.max,
@@ -244,7 +271,7 @@ func (s *summary) maybeLog(log *slog.Logger, l *Limiter) {
 	s.mu.Unlock()
 	log.Warn("client connections refused (summary)", "refused", count, "since", summaryEvery.String(),
 		"top_client", worst.String(), "top_client_refused", most,
-		"total_per_client", l.refused[0].Load(), "total_rate", l.refused[1].Load())
+		"total_per_client", l.refused[0].Load(), "total_rate", l.refused[1].Load(), "total_fair_share", l.refused[2].Load())
 }
 
 // counts is a table of how many connections (or requests) each client key

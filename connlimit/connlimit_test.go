@@ -191,7 +191,7 @@ func TestIPv6Grouping(t *testing.T) {
 		{"192.0.2.1", true},
 		{"::ffff:192.0.2.1", false}, // the same IPv4 client
 	} {
-		if _, _, ok := l.admit(netip.MustParseAddr(tt.addr).Unmap(), now); ok != tt.ok {
+		if _, _, ok := l.admit(netip.MustParseAddr(tt.addr).Unmap(), now, 0); ok != tt.ok {
 			t.Errorf("%s admitted %v, want %v", tt.addr, ok, tt.ok)
 		}
 	}
@@ -355,18 +355,33 @@ func TestInFlight(t *testing.T) {
 	}
 }
 
-// TestClientConnectionsKeepHalf: client connections alone pause Accept at
-// half of what is above the reserve, leaving the other half for the
-// upstream connections they may each need.
-func TestClientConnectionsKeepHalf(t *testing.T) {
-	var d descriptors
-	d.init(1024, 256, func() (int, bool) { return 10, true })
-	for _, tt := range []struct {
-		open  int64
-		short bool
-	}{{0, false}, {383, false}, {384, true}, {500, true}} {
-		if got := d.short(tt.open); got != tt.short {
-			t.Errorf("%d client connections of a 1024 limit with 256 reserved: short %v, want %v", tt.open, got, tt.short)
+// TestFairShareUnderDescriptorPressure: past the client connections'
+// budget (half the descriptors above the reserve), a client holding its
+// fair share is refused while a newcomer still gets in.
+func TestFairShareUnderDescriptorPressure(t *testing.T) {
+	l := New(Config{MaxFiles: 120, Reserve: 20, OpenFiles: func() (int, bool) { return 10, true }, Log: quiet})
+	defer l.Close()
+	if b := l.fds.clientBudget(); b != 50 {
+		t.Fatalf("budget %d, want 50", b)
+	}
+	now := time.Now()
+	heavy := netip.MustParseAddr("192.0.2.1")
+	for i := range 50 { // below the budget: no share applies
+		if _, _, ok := l.admit(heavy, now, l.share()); !ok {
+			t.Fatalf("connection %d below the budget refused", i)
 		}
+		l.open.Add(1)
+	}
+	if s := l.share(); s != 25 {
+		t.Fatalf("share at the budget with one client: %d, want 25", s)
+	}
+	if _, reason, ok := l.admit(heavy, now, l.share()); ok || reason != ReasonFairShare {
+		t.Errorf("the heavy client over its share: ok %v, reason %q", ok, reason)
+	}
+	if _, _, ok := l.admit(netip.MustParseAddr("192.0.2.2"), now, l.share()); !ok {
+		t.Error("a new client refused while another holds the budget")
+	}
+	if n := l.Stats().Refused[ReasonFairShare]; n != 1 {
+		t.Errorf("fair-share refusals %d, want 1", n)
 	}
 }

@@ -62,23 +62,27 @@ func (d *descriptors) inUse(open int64) (int, bool) {
 	return int(open) + d.other, d.known
 }
 
-// short reports whether accepting another client connection could leave
-// the proxy without descriptors: when those in use reach the limit less the
-// reserve, or when client connections hold half of what is above the
-// reserve. Every client connection may need an upstream connection of its
-// own (a request in flight to a target), so client connections alone must
-// never be able to fill the descriptors that those dials need (issue 18:
-// 1,500 connections under a limit of 1,024 made every dial fail).
+// short reports whether the descriptors in use reach the limit less the
+// reserve: then nothing more is accepted at all.
 func (d *descriptors) short(open int64) bool {
 	if d.max <= 0 {
 		return false
 	}
-	usable := d.max - d.reserve
-	if open >= int64(usable/2) {
-		return true
-	}
 	used, _ := d.inUse(open)
-	return used >= usable
+	return used >= d.max-d.reserve
+}
+
+// clientBudget is how many descriptors client connections may hold before
+// new connections are admitted by fair share only (0: no budget): half of
+// what is above the reserve. Every client connection may need an upstream
+// connection of its own (a request in flight to a target), so client
+// connections alone must not fill the descriptors those dials need (issue
+// 18: 1,500 connections under a limit of 1,024 made every dial fail).
+func (d *descriptors) clientBudget() int {
+	if d.max <= 0 {
+		return 0
+	}
+	return max(1, (d.max-d.reserve)/2)
 }
 
 // procFDs counts this process's open descriptors where /proc exists.

@@ -15,26 +15,91 @@ import (
 const pausePoll = 25 * time.Millisecond
 
 // Listener applies the Limiter to the connections of one listener.
+//
+// Several goroutines accept at once (acceptors): under a connection flood
+// most accepted connections are refused, and one accepting goroutine,
+// descheduled at every system call among hundreds of busy request
+// goroutines, worked through the kernel's backlog at a few hundred
+// connections a second, so that a legitimate client's new connection waited
+// seconds behind the flood before a byte of it was read.
 type Listener struct {
 	net.Listener
 	l      *Limiter
 	header bool // the listener reads PROXY headers: the client is known on first read
 
+	start     sync.Once
+	conns     chan net.Conn
+	errs      chan error
 	done      chan struct{}
 	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
+
+// acceptors is the number of goroutines accepting on one listener.
+const acceptors = 4
 
 // Listener wraps ln. proxyProtocol tells that ln is a PROXY protocol
 // listener (clientip.ProxyProtocolListener): connections from trusted peers
 // are then judged by the header's address, on their first read.
 func (l *Limiter) Listener(ln net.Listener, proxyProtocol bool) *Listener {
-	return &Listener{Listener: ln, l: l, header: proxyProtocol, done: make(chan struct{})}
+	return &Listener{Listener: ln, l: l, header: proxyProtocol, conns: make(chan net.Conn), errs: make(chan error, acceptors), done: make(chan struct{})}
 }
 
 // Accept returns the next admitted connection. While descriptors are short
-// it does not accept at all: new connections wait in the kernel's backlog
-// rather than take a descriptor the proxy needs for its own dials.
+// nothing is accepted: new connections wait in the kernel's backlog rather
+// than take a descriptor the proxy needs for its own dials.
 func (ln *Listener) Accept() (net.Conn, error) {
+	ln.start.Do(func() {
+		for range acceptors {
+			ln.wg.Add(1)
+			go ln.acceptLoop()
+		}
+	})
+	select {
+	case c := <-ln.conns:
+		return c, nil
+	case err := <-ln.errs:
+		return nil, err
+	case <-ln.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// acceptLoop accepts until the listener is closed. Other accept errors
+// (EMFILE) are handed to the server, whose Serve backs off and calls again.
+func (ln *Listener) acceptLoop() {
+	defer ln.wg.Done()
+	for {
+		c, err := ln.next()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			select {
+			case ln.errs <- err:
+			case <-ln.done:
+				return
+			}
+			// One error at a time: wait until the server took it and
+			// came back, as a single accepting goroutine would.
+			select {
+			case <-time.After(5 * time.Millisecond):
+			case <-ln.done:
+				return
+			}
+			continue
+		}
+		select {
+		case ln.conns <- c:
+		case <-ln.done:
+			_ = c.Close()
+			return
+		}
+	}
+}
+
+// next accepts the next admitted connection, closing refused ones.
+func (ln *Listener) next() (net.Conn, error) {
 	l := ln.l
 	for {
 		if err := ln.waitForDescriptors(); err != nil {
@@ -50,14 +115,27 @@ func (ln *Listener) Accept() (net.Conn, error) {
 			l.open.Add(1)
 			return &Conn{Conn: c, l: l, deferred: true}, nil
 		}
-		k, _, ok := l.admit(peer, time.Now())
+		k, _, ok := l.admit(peer, time.Now(), l.share())
 		if !ok {
-			_ = c.Close()
+			refuse(c)
 			continue
 		}
 		l.open.Add(1)
 		return &Conn{Conn: c, l: l, key: k, counted: l.isCounted(peer)}, nil
 	}
+}
+
+// refuse closes a refused connection with a reset (SO_LINGER 0): no
+// TIME_WAIT state is kept for it on this side, and the client learns at
+// once.
+func refuse(c net.Conn) {
+	if r, ok := c.(interface{ Raw() net.Conn }); ok {
+		c = r.Raw()
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
 }
 
 // isCounted reports whether admit counted a connection of a in the table
@@ -99,7 +177,8 @@ func (ln *Listener) waitForDescriptors() error {
 	}
 }
 
-// Close closes the listener and ends a paused Accept.
+// Close closes the listener and ends a paused Accept. Admitted
+// connections not yet handed out are closed.
 func (ln *Listener) Close() error {
 	ln.closeOnce.Do(func() { close(ln.done) })
 	return ln.Listener.Close()
@@ -140,9 +219,9 @@ func (c *Conn) judge() error {
 		return nil
 	}
 	client := peerAddrOf(c.Conn.RemoteAddr()) // the header's address, read by now
-	k, _, ok := c.l.admit(client, time.Now())
+	k, _, ok := c.l.admit(client, time.Now(), c.l.share())
 	if !ok {
-		_ = c.Conn.Close()
+		refuse(c.Conn)
 		return errRefused
 	}
 	c.key, c.counted = k, c.l.isCounted(client)

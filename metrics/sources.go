@@ -39,7 +39,7 @@ type Sources struct {
 type ConnectionStat struct {
 	Open int64 // client connections open
 	// Refused counts connections closed at accept, by reason ("per_client",
-	// "rate"); the reasons are a fixed set.
+	// "rate", "fair_share"); the reasons are a fixed set.
 	Refused map[string]uint64
 	// Paused reports that the listeners stopped accepting because file
 	// descriptors are short; Pauses counts such pauses.
@@ -119,7 +119,7 @@ var (
 	inspectWaitingDesc  = desc("inspections_waiting", "Requests waiting for an inspection slot.")
 	sourceErrorsDesc    = desc("metrics_source_errors_total", "Scrape-time callbacks that panicked; their series are missing from that scrape.", "source")
 	connOpenDesc        = desc("client_connections_open", "Client connections open on the traffic listeners.")
-	connRefusedDesc     = desc("client_connections_refused_total", "Client connections closed at accept: per_client (server.client_connections) or rate (server.client_connection_rate).", "reason")
+	connRefusedDesc     = desc("client_connections_refused_total", "Client connections closed at accept: per_client (server.client_connections), rate (server.client_connection_rate) or fair_share (over the client's share while descriptors are short).", "reason")
 	acceptPausedDesc    = desc("accept_paused", "1 while the traffic listeners do not accept because file descriptors are short (server.descriptor_reserve).")
 	acceptPausesDesc    = desc("accept_pauses_total", "Times the traffic listeners stopped accepting because file descriptors were short.")
 	fdInUseDesc         = desc("descriptors_in_use", "File descriptors in use (client connections counted exactly, the rest sampled).")
@@ -196,7 +196,7 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 
 // connectionReasons are the refusal reasons reported, always all of them
 // (a series that appears only after the first refusal breaks rate()).
-var connectionReasons = [...]string{"per_client", "rate"}
+var connectionReasons = [...]string{"per_client", "rate", "fair_share"}
 
 func collectConnections(ch chan<- prometheus.Metric, st ConnectionStat) {
 	ch <- prometheus.MustNewConstMetric(connOpenDesc, prometheus.GaugeValue, float64(st.Open))

@@ -68,6 +68,7 @@ type options struct {
 	slow     time.Duration
 	settle   time.Duration
 	keep     bool
+	logAll   bool
 	upstream *upstream
 }
 
@@ -85,6 +86,7 @@ func main() {
 	flag.DurationVar(&o.slow, "slow", 75*time.Second, "length of the slow-readers attack (past the 60s send_timeout)")
 	flag.DurationVar(&o.settle, "settle", 30*time.Second, "idle time after a burst before RSS is read again")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, logs, audit files)")
+	flag.BoolVar(&o.logAll, "log-all", false, "record every request (audit.log_all), to see where the victim's time went; changes the numbers")
 	victimOf := flag.String("victim", "", "internal: run as the victim process against this host:port until stdin closes")
 	flag.Bool("upstream-process", false, "internal: run as the upstream process (prints its address, serves until stdin closes)")
 	flag.Parse()
@@ -165,11 +167,11 @@ func main() {
 		printResult(r)
 	}
 	fmt.Println()
-	fmt.Println("| attack | victim ok | victim worst | proxy CPU | RSS peak / end | fds peak | audit bytes | attacker saw |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println("| attack | victim ok | victim worst | proxy CPU | RSS peak / end | fds peak | audit bytes | load | attacker saw |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
-		fmt.Printf("| %s | %s | %s | %s | %s / %s | %d | %s | %s |\n", r.name, r.victimRate(), r.worst.Round(time.Millisecond),
-			fmt.Sprintf("%.0f%%", r.cpu), mib(r.rssPeak), mib(r.rssEnd), r.fdPeak, bytesText(r.auditBytes), r.notes)
+		fmt.Printf("| %s | %s | %s | %s | %s / %s | %d | %s | %s | %s |\n", r.name, r.victimRate(), r.worst.Round(time.Millisecond),
+			fmt.Sprintf("%.0f%%", r.cpu), mib(r.rssPeak), mib(r.rssEnd), r.fdPeak, bytesText(r.auditBytes), r.load, r.notes)
 	}
 }
 
@@ -190,6 +192,7 @@ type result struct {
 	rssPeak, rssEnd  int64
 	fdPeak           int
 	auditBytes       int64
+	load             string // the machine's 1-minute load average at the end
 	notes            string
 }
 
@@ -201,13 +204,13 @@ func (r result) victimRate() string {
 }
 
 func printResult(r result) {
-	log.Printf("%s: victim %s, worst %s, CPU %.0f%%, RSS peak %s end %s, fds peak %d, audit %s; %s",
-		r.name, r.victimRate(), r.worst.Round(time.Millisecond), r.cpu, mib(r.rssPeak), mib(r.rssEnd), r.fdPeak, bytesText(r.auditBytes), r.notes)
+	log.Printf("%s: victim %s, worst %s, CPU %.0f%%, RSS peak %s end %s, fds peak %d, audit %s, load %s; %s",
+		r.name, r.victimRate(), r.worst.Round(time.Millisecond), r.cpu, mib(r.rssPeak), mib(r.rssEnd), r.fdPeak, bytesText(r.auditBytes), r.load, r.notes)
 }
 
 func runAttack(ctx context.Context, o options, dir, upstream string, a attack) (result, error) {
 	r := result{name: a.name}
-	p, err := startProxy(ctx, o.bin, filepath.Join(dir, a.name), upstream, a.env, a.nofile)
+	p, err := startProxy(ctx, o.bin, filepath.Join(dir, a.name), upstream, a.env, a.nofile, o.logAll)
 	if err != nil {
 		return r, err
 	}
@@ -237,6 +240,9 @@ func runAttack(ctx context.Context, o options, dir, upstream string, a attack) (
 	}
 	if vs.FirstError != "" {
 		r.notes += "; victim's first failure: " + vs.FirstError
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		r.load = strings.Join(strings.Fields(string(b))[:1], "")
 	}
 	if m := p.metrics(); m != "" {
 		r.notes += "; " + m
@@ -303,11 +309,14 @@ sites:
         upstream: default
 `
 
-func startProxy(ctx context.Context, bin, dir, upstream string, env []string, nofile int) (*proxy, error) {
+func startProxy(ctx context.Context, bin, dir, upstream string, env []string, nofile int, logAll bool) (*proxy, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	cfg := strings.NewReplacer("DIR", dir, "UPSTREAM", upstream).Replace(configTemplate)
+	if logAll {
+		cfg = strings.Replace(cfg, "audit:\n", "audit:\n  log_all: true\n", 1)
+	}
 	cfgPath := filepath.Join(dir, "portcullis.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
