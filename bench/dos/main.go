@@ -19,7 +19,8 @@
 //	rapid-reset      10 TLS connections loop HEADERS(END_STREAM)+RST_STREAM(CANCEL), reconnecting (item 1)
 //	keepalive        1,500 keep-alive connections send blocked requests in a loop (item 2)
 //	burst            4,000 simultaneous requests on new connections; RSS right after and after -settle (items 2, 7)
-//	burst-nolimit    the burst with GOMEMLIMIT=off: the memory comparison of item 7
+//	burst-open       the burst with the per-client limits and the rate limit off (item 7's memory measurement)
+//	burst-open-nolimit  the same with GOMEMLIMIT=off: no memory limit, for the comparison
 //	descriptors      RLIMIT_NOFILE 1024, 1,500 connections from one address sending ordinary requests (item 3)
 //	descriptors-16   the same from 16 addresses: the descriptor reserve, not the per-client limit, must hold (item 3)
 //	refusals         100 keep-alive connections hammer past the rate limit: cheap refusals and audit bytes (item 4)
@@ -135,7 +136,12 @@ func main() {
 		{name: "rapid-reset", run: rapidReset},
 		{name: "keepalive", run: keepaliveBlocked},
 		{name: "burst", run: burst},
-		{name: "burst-nolimit", run: burst, env: []string{"GOMEMLIMIT=off"}},
+		// Item 7's measurement: a burst that the per-client limits do not
+		// stop (they are off), with the default memory limit and without.
+		{name: "burst-open", run: burst, open: true},
+		{name: "burst-open-nolimit", run: burst, open: true, env: []string{"GOMEMLIMIT=off"}},
+		// A fixed low limit instead: below the burst's live heap (-only burst-open-128).
+		{name: "burst-open-128", run: burst, open: true, env: []string{"GOMEMLIMIT=128MiB"}, extra: true},
 		{name: "descriptors", run: descriptors(1), nofile: 1024},
 		{name: "descriptors-16", run: descriptors(16), nofile: 1024},
 		{name: "refusals", run: refusals},
@@ -151,7 +157,7 @@ func main() {
 	}
 	var results []result
 	for _, a := range attacks {
-		if len(want) > 0 && !want[a.name] {
+		if (len(want) > 0 && !want[a.name]) || (len(want) == 0 && a.extra) {
 			continue
 		}
 		if ctx.Err() != nil {
@@ -182,6 +188,8 @@ type attack struct {
 	run    func(ctx context.Context, o options, p *proxy) string
 	env    []string
 	nofile int
+	open   bool // per-client limits and the rate limit off
+	extra  bool // only with -only
 }
 
 type result struct {
@@ -210,7 +218,7 @@ func printResult(r result) {
 
 func runAttack(ctx context.Context, o options, dir, upstream string, a attack) (result, error) {
 	r := result{name: a.name}
-	p, err := startProxy(ctx, o.bin, filepath.Join(dir, a.name), upstream, a.env, a.nofile, o.logAll)
+	p, err := startProxy(ctx, o.bin, filepath.Join(dir, a.name), upstream, a.env, a.nofile, o.logAll, a.open)
 	if err != nil {
 		return r, err
 	}
@@ -247,12 +255,12 @@ func runAttack(ctx context.Context, o options, dir, upstream string, a attack) (
 	if m := p.metrics(); m != "" {
 		r.notes += "; " + m
 	}
-	if a.name == "burst" || a.name == "burst-nolimit" {
+	if strings.HasPrefix(a.name, "burst") {
 		select {
 		case <-ctx.Done():
 		case <-time.After(o.settle):
 		}
-		r.notes += fmt.Sprintf("; RSS %s after %s idle", mib(p.rss()), o.settle)
+		r.notes += fmt.Sprintf("; RSS %s after %s idle (%s)", mib(p.rss()), o.settle, p.goMemory())
 	}
 	return r, nil
 }
@@ -309,13 +317,20 @@ sites:
         upstream: default
 `
 
-func startProxy(ctx context.Context, bin, dir, upstream string, env []string, nofile int, logAll bool) (*proxy, error) {
+func startProxy(ctx context.Context, bin, dir, upstream string, env []string, nofile int, logAll, open bool) (*proxy, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	cfg := strings.NewReplacer("DIR", dir, "UPSTREAM", upstream).Replace(configTemplate)
 	if logAll {
 		cfg = strings.Replace(cfg, "audit:\n", "audit:\n  log_all: true\n", 1)
+	}
+	if open {
+		cfg = strings.ReplaceAll(cfg, `    filters:
+      rate_limits:
+        - {name: "default per-client limit", rate: 50, burst: 200}
+`, "")
+		cfg += "server:\n  client_connections: 0\n  client_connection_rate: 0\n  client_requests: 0\n"
 	}
 	cfgPath := filepath.Join(dir, "portcullis.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -507,6 +522,26 @@ func (p *proxy) metrics() string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, " ")
+}
+
+// goMemory summarises the Go runtime's memory from /metrics.
+func (p *proxy) goMemory() string {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, name := range []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes"} {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+				v, _ := strconv.ParseFloat(f[1], 64)
+				out = append(out, strings.TrimSuffix(strings.TrimPrefix(name, "go_memstats_"), "_bytes")+" "+mib(int64(v)))
+			}
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 func fileSize(path string) int64 {

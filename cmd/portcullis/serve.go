@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -71,10 +70,13 @@ type reloadResult struct {
 // is the file reloads read again; level is the log level they may change.
 func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logger, level *slog.LevelVar, ready func(*instance)) (err error) {
 	inst := &instance{cfgPath: cfgPath, log: log, level: level}
-	if cfg.Server.MemoryLimit > 0 {
-		// A soft limit: the collector works harder near it (server.memory_limit).
-		previous := debug.SetMemoryLimit(cfg.Server.MemoryLimit)
-		defer debug.SetMemoryLimit(previous)
+	// A soft limit: the collector works harder near it (server.memory_limit).
+	restoreLimit, autoMemory := applyMemoryLimit(cfg.Server, log)
+	defer restoreLimit()
+	if autoMemory {
+		mctx, stopRelease := context.WithCancel(ctx)
+		defer stopRelease()
+		go releaseIdleMemory(mctx, log)
 	}
 	if inst.level == nil {
 		inst.level = new(slog.LevelVar)
