@@ -69,7 +69,8 @@ func automaticMemoryLimit() int64 {
 
 // Idle release: every releaseCheck, when the heap (objects, live or not
 // yet collected, plus free memory the runtime keeps for reuse) has grown by
-// more than releaseGrowth over what was live after the last release, one
+// more than releaseGrowth over what was live after the last release, and
+// at least releaseGrowth of it is free, one
 // collection returns the free memory to the system, at most every
 // releaseEvery. After a burst the runtime keeps what the burst needed until
 // a collection happens to run and its background scavenger catches up;
@@ -105,7 +106,9 @@ func releaseIdleMemory(ctx context.Context, log *slog.Logger) {
 		case <-t.C:
 		}
 		free, objects, _ := read()
-		if free+objects < baseline+releaseGrowth || time.Since(last) < releaseEvery {
+		// Free memory the runtime keeps is what a release returns: under
+		// steady load there is little of it, and nothing is forced.
+		if free < releaseGrowth || free+objects < baseline+releaseGrowth || time.Since(last) < releaseEvery {
 			continue
 		}
 		last = time.Now()
