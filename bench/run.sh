@@ -426,8 +426,11 @@ PY
   fi
   local inspect_responses=false
   [[ ${MODSEC_RESPONSE_BODY,,} == on ]] && inspect_responses=true
-  local server_settings=""
-  [[ -n $PORTCULLIS_MEMORY_LIMIT ]] && server_settings="memory_limit: $PORTCULLIS_MEMORY_LIMIT"
+  # wrk is one client address with CONNECTIONS connections: the per-client
+  # limits (issue 18) would refuse most of them, and the other rows have
+  # no such limits.
+  local server_settings="client_connections: 0, client_connection_rate: 0, client_requests: 0"
+  [[ -n $PORTCULLIS_MEMORY_LIMIT ]] && server_settings+=", memory_limit: $PORTCULLIS_MEMORY_LIMIT"
   render "$tmpl" "$prefix/portcullis.yaml" \
     PORT="${PORT[$t]}" UPSTREAM_PORT="${PORT[upstream]}" WAF_MODE="$mode" RESPONSE_INSPECT="$inspect_responses" \
     SERVER_SETTINGS="$server_settings" \

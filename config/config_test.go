@@ -97,6 +97,14 @@ func TestDefault(t *testing.T) {
 	if s := cfg.Server; s.Inspections != 0 || s.InspectionWait != 10*time.Second || s.MemoryLimit != 0 {
 		t.Errorf("server defaults: %+v", s)
 	}
+	if s := cfg.Server; s.ClientConnections != DefaultClientConnections || s.ClientRequests != DefaultClientRequests ||
+		s.ClientConnectionRate != DefaultClientConnectionRate || s.ClientConnectionBurst != DefaultClientConnectionBurst || s.SendTimeout != DefaultSendTimeout {
+		t.Errorf("per-client defaults: %+v", s)
+	}
+	// Issue 18: the run without a file limits each client's request rate.
+	if rl := cfg.Sites[0].RateLimits; len(rl) != 1 || rl[0].Rate != DefaultRate || rl[0].Burst != DefaultBurst || rl[0].Key != KeyIP {
+		t.Errorf("default rate limit: %+v", rl)
+	}
 	if cfg.Audit.File != DefaultAuditFile {
 		t.Errorf("audit file %q", cfg.Audit.File)
 	}

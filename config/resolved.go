@@ -90,8 +90,25 @@ type ServerConfig struct {
 	WatchConfig       bool
 	Inspections       int           // 0: twice runtime.GOMAXPROCS
 	InspectionWait    time.Duration // how long a request waits for a slot
-	MemoryLimit       int64         // 0: none set by the config
+	MemoryLimit       int64         // 0: automatic (DefaultMemoryLimit)
+	SendTimeout       time.Duration // per write to the client; 0: none
+
+	ClientConnections     int     // open connections per client address; 0: no limit
+	ClientConnectionRate  float64 // new connections per second per client; 0: no limit
+	ClientConnectionBurst int
+	ClientRequests        int // requests in flight per client; 0: no limit
+	DescriptorReserve     int // 0: automatic
 }
+
+// Defaults of the per-client limits (server.client_*): see the README's
+// "Denial of service" section for what each costs a legitimate client.
+const (
+	DefaultClientConnections     = 128
+	DefaultClientConnectionRate  = 50
+	DefaultClientConnectionBurst = 200
+	DefaultClientRequests        = 128
+	DefaultSendTimeout           = 60 * time.Second
+)
 
 // SiteConfig is a resolved site.
 type SiteConfig struct {
@@ -227,7 +244,14 @@ type AuditAggregateConfig struct {
 }
 
 // Default returns the configuration used by `portcullis run --upstream URL`
-// without a file: one listener, one catch-all site, CRS at paranoia 1 blocking.
+// without a file: one listener, one catch-all site, CRS at paranoia 1
+// blocking, and a request rate limit per client address
+// (DefaultRate/DefaultBurst, named DefaultRateLimitName).
+//
+// A configuration file gets no request rate limit it does not set: a site's
+// traffic (an API called by a few servers, pages behind a CDN) decides what
+// rate is normal, and a wrong default would refuse legitimate clients. The
+// server's per-client connection and in-flight limits apply to both.
 //
 // A trial of it is told to use http://127.0.0.1:8080, and CRS 920350
 // ("Host header is a numeric IP address") would flag every such request.
@@ -235,9 +259,19 @@ type AuditAggregateConfig struct {
 // address literal, and for nothing else: a numeric public Host (a scanner
 // walking address ranges) still scores.
 func Default(listen, upstream string) (*Config, error) {
-	text := fmt.Sprintf("listeners:\n  - address: %q\nupstreams:\n  - name: default\n    targets: [%q]\nsites:\n  - name: default\n    hosts: [\"*\"]\n    routes:\n      - path: /\n        upstream: default\n", listen, upstream)
+	text := fmt.Sprintf("listeners:\n  - address: %q\nupstreams:\n  - name: default\n    targets: [%q]\nsites:\n  - name: default\n    hosts: [\"*\"]\n    filters:\n      rate_limits:\n        - {name: %q, rate: %d, burst: %d}\n    routes:\n      - path: /\n        upstream: default\n",
+		listen, upstream, DefaultRateLimitName, DefaultRate, DefaultBurst)
 	return Parse("command line", []byte(text+loopbackHostExclusion))
 }
+
+// The request rate limit per client address of the configuration without
+// a file: 50 requests per second sustained, 200 at once (a page with all
+// its assets, fetched cold).
+const (
+	DefaultRateLimitName = "default per-client limit"
+	DefaultRate          = 50
+	DefaultBurst         = 200
+)
 
 // LoopbackHostRuleID is the rule of the embedded defaults that drops CRS
 // 920350 for a loopback Host.
@@ -282,6 +316,33 @@ func (c *checker) resolve(f *File) *Config {
 		WatchConfig:       f.Server.WatchConfig,
 		InspectionWait:    durationOr(f.Server.InspectionWait, 10*time.Second),
 		MemoryLimit:       sizeOr(f.Server.MemoryLimit, 0),
+		SendTimeout:       durationOr(f.Server.SendTimeout, DefaultSendTimeout),
+
+		ClientConnections:     intOr(f.Server.ClientConnections, DefaultClientConnections),
+		ClientConnectionBurst: intOr(f.Server.ClientConnectionBurst, DefaultClientConnectionBurst),
+		ClientRequests:        intOr(f.Server.ClientRequests, DefaultClientRequests),
+		DescriptorReserve:     intOr(f.Server.DescriptorReserve, 0),
+	}
+	cfg.Server.ClientConnectionRate = DefaultClientConnectionRate
+	if r := f.Server.ClientConnectionRate; r != nil {
+		if *r < 0 || *r > 1e6 || *r != *r {
+			c.errorf("server.client_connection_rate", "must be between 0 (no limit) and 1000000 connections per second, got %v", *r)
+		}
+		cfg.Server.ClientConnectionRate = *r
+	}
+	for _, v := range []struct {
+		path string
+		n    *int
+		lo   int
+	}{
+		{"server.client_connections", f.Server.ClientConnections, 0},
+		{"server.client_connection_burst", f.Server.ClientConnectionBurst, 1},
+		{"server.client_requests", f.Server.ClientRequests, 0},
+		{"server.descriptor_reserve", f.Server.DescriptorReserve, 0},
+	} {
+		if v.n != nil && (*v.n < v.lo || *v.n > 1<<20) {
+			c.errorf(v.path, "must be between %d and %d, got %d", v.lo, 1<<20, *v.n)
+		}
 	}
 	if n := f.Server.Inspections; n != nil {
 		if *n < 0 || *n > 4096 {

@@ -253,9 +253,16 @@ type Server struct {
 	// ReadTimeout bounds reading the whole request including the body.
 	// Default: 60s. 0 disables it (not recommended on public listeners).
 	ReadTimeout *Duration `yaml:"read_timeout"`
-	// WriteTimeout bounds writing the response. Default: 0 (none), so long
-	// downloads and streams are not cut; the upstream timeouts still apply.
+	// WriteTimeout bounds writing the whole response. Default: 0 (none), so
+	// long downloads and streams are not cut; send_timeout still cuts a
+	// client that stops reading.
 	WriteTimeout *Duration `yaml:"write_timeout"`
+	// SendTimeout bounds each write of a response to the client (HTTP/1,
+	// and each HTTP/2 stream): a client that takes longer to accept one
+	// write (up to 32 KiB) is cut, and the upstream connection it held is
+	// released. It is measured per write, not for the whole response, as
+	// nginx's send_timeout. Default: 60s. 0 disables it.
+	SendTimeout *Duration `yaml:"send_timeout"`
 	// IdleTimeout closes idle keep-alive connections. Default: 120s.
 	IdleTimeout *Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes bounds the request line plus headers. Default: 64KiB.
@@ -280,9 +287,35 @@ type Server struct {
 	InspectionWait *Duration `yaml:"inspection_wait"`
 	// MemoryLimit is a soft limit on the memory of the Go runtime (heap,
 	// stacks and runtime data), as GOMEMLIMIT: the garbage collector runs
-	// more often as the process nears it. It is not a hard cap. Default:
-	// none (or GOMEMLIMIT from the environment).
+	// more often as the process nears it, and memory freed after a burst
+	// is returned to the system. It is not a hard cap. Default: 0,
+	// automatic (see DefaultMemoryLimit); GOMEMLIMIT from the environment
+	// wins over the automatic value.
 	MemoryLimit *ByteSize `yaml:"memory_limit"`
+	// ClientConnections bounds the open connections of one client address
+	// (IPv6: one /64). Further connections are closed at accept, before
+	// any byte is read, and counted. Trusted proxies are not limited as
+	// one client; behind the PROXY protocol the header's address is the
+	// client. Default: 128. 0 disables it.
+	ClientConnections *int `yaml:"client_connections"`
+	// ClientConnectionRate bounds new connections per second of one client
+	// address, with ClientConnectionBurst at once; further connections are
+	// closed at accept and counted. It bounds reconnect floods (a client
+	// that a per-connection limit cut off and that comes straight back).
+	// Default: 50 per second, burst 200. 0 disables it.
+	ClientConnectionRate  *float64 `yaml:"client_connection_rate"`
+	ClientConnectionBurst *int     `yaml:"client_connection_burst"`
+	// ClientRequests bounds the requests one client address (as decided by
+	// client_ip) has in flight at once, waiting for inspection included.
+	// Further requests get 429 and an audit record. Default: 128. 0
+	// disables it.
+	ClientRequests *int `yaml:"client_requests"`
+	// DescriptorReserve is how many file descriptors stay free for upstream
+	// connections, audit files and the admin listener: while fewer are
+	// left, the listeners stop accepting (new connections wait in the
+	// kernel's backlog) and /readyz answers 503. Default: 0, automatic: a
+	// quarter of RLIMIT_NOFILE, at least 64.
+	DescriptorReserve *int `yaml:"descriptor_reserve"`
 }
 
 // Site is a set of host names with their routes.

@@ -37,6 +37,10 @@ const crsSuiteSize = 4674
 // inspection, and the marker rule whose log line go-ftw looks for around each
 // test (it also removes every other rule for the marker requests).
 const crsConfig = `
+server:
+  # go-ftw opens a connection per test, faster than a client's default
+  # new-connection rate allows.
+  client_connection_rate: 0
 upstreams:
   - name: albedo
     targets: ["UPSTREAM"]

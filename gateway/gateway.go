@@ -1,9 +1,10 @@
 // Package gateway assembles the request path. It is the one place where the
 // stages are wired together, in the order of ARCHITECTURE.md:
 //
-//	[tlsmgr handshake, wire] → request id + audit entry + client address (clientip)
+//	[connlimit admission, tlsmgr handshake, wire] → request id + audit entry + client address (clientip)
 //	  → protocol checks (condemn) → site and route → HTTPS redirect / HSTS
 //	  → allow lists → bans → deny lists → GeoIP → rate limits      (filters.go)
+//	  → requests in flight per client                              (admission.go)
 //	  → waf → protocol guard → proxy
 //	  ↘ audit record and strikes when the response ends
 //
@@ -35,6 +36,7 @@ import (
 	"github.com/portcullis-waf/portcullis/bans"
 	"github.com/portcullis-waf/portcullis/clientip"
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/connlimit"
 	"github.com/portcullis-waf/portcullis/metrics"
 	"github.com/portcullis-waf/portcullis/proxy"
 	"github.com/portcullis-waf/portcullis/ratelimit"
@@ -62,6 +64,7 @@ type Pipeline struct {
 	observe  *Observers                   // never nil after Build
 	active   atomic.Int64                 // requests in ServeHTTP, for Retire
 	gate     *waf.Gate                    // inspection slots, one set per process
+	inflight *connlimit.InFlight          // requests in flight per client, one table per process
 }
 
 var _ http.Handler = (*Pipeline)(nil)
@@ -106,9 +109,10 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 		fromCheap, fromLimiters = from.cheap, from.limiters
 		// server.* cannot change on reload: the slots stay one set, shared
 		// by the old pipeline's last requests and the new one's first.
-		p.gate = from.gate
+		p.gate, p.inflight = from.gate, from.inflight
 	} else {
 		p.gate = waf.NewGate(cfg.Server.Inspections, cfg.Server.InspectionWait)
+		p.inflight = connlimit.NewInFlight(cfg.Server.ClientRequests, 0)
 	}
 	if p.cheap, err = buildCheap(cfg, clients.Trusted, log, fromCheap); err != nil {
 		return nil, err
@@ -264,6 +268,11 @@ func (p *Pipeline) serve(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	release, ok := p.admit(rec, r, entry, client)
+	if !ok {
+		return
+	}
+	defer release()
 	if skipWAF {
 		rt.noWAF.ServeHTTP(rec, r)
 		return

@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/clientip"
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/connlimit"
 	"github.com/portcullis-waf/portcullis/tlsmgr"
 	"github.com/portcullis-waf/portcullis/wire"
 )
@@ -38,6 +39,9 @@ type Server struct {
 
 	reloadMu sync.Mutex     // one reload at a time
 	retiring sync.WaitGroup // pipelines being retired after a reload
+
+	limits *connlimit.Limiter // admission at accept, shared by every listener; set by Listen
+	sends  *sendWatch         // server.send_timeout; nil when off
 
 	h2mu      sync.Mutex
 	h2wg      sync.WaitGroup
@@ -60,6 +64,9 @@ func NewServer(p *Pipeline, certs *tlsmgr.Manager, log *slog.Logger) *Server {
 	// Trusted proxies carry many clients on one address: no per-address
 	// budget for them (each of their connections still has its own).
 	s.h2clients = wire.NewH2Clients(func(a netip.Addr) bool { return s.current.Load().clients.Trusted(a) })
+	if d := p.Config.Server.SendTimeout; d > 0 {
+		s.sends = newSendWatch(d)
+	}
 	return s
 }
 
@@ -80,8 +87,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p := s.acquire()
 	defer p.active.Add(-1)
+	if sw := newSendTimeout(w, r, s.sends, p.Config.Server.SendTimeout); sw != nil {
+		defer sw.end()
+		w = sw
+	}
 	p.serve(w, r)
 }
+
+// Limits returns the admission state of the listeners (nil before Listen).
+func (s *Server) Limits() *connlimit.Limiter { return s.limits }
 
 // acquire returns the current pipeline with the request already counted
 // in it. Counting first and checking the pipeline is still current closes
@@ -110,7 +124,20 @@ func (s *Server) Pipeline() *Pipeline { return s.current.Load() }
 // Listen opens every listener of the current configuration. Nothing is served
 // until Serve; if one address cannot be bound, the others are closed again.
 func (s *Server) Listen() ([]net.Listener, error) {
-	cfg := s.current.Load().Config
+	p := s.current.Load()
+	cfg := p.Config
+	if s.limits == nil {
+		// server.* and client_ip cannot change on reload: one set of
+		// per-client counts for the process, across every listener.
+		s.limits = connlimit.New(connlimit.Config{
+			PerClient: cfg.Server.ClientConnections,
+			Rate:      cfg.Server.ClientConnectionRate,
+			Burst:     cfg.Server.ClientConnectionBurst,
+			Trusted:   p.clients.Trusted,
+			Reserve:   cfg.Server.DescriptorReserve,
+			Log:       s.log,
+		})
+	}
 	var lns []net.Listener
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
@@ -124,6 +151,10 @@ func (s *Server) Listen() ([]net.Listener, error) {
 			// Before TLS and wire: the PROXY header precedes everything.
 			ln = clientip.ProxyProtocolListener(ln, cfg.ClientIP.Trusted, cfg.Server.ReadHeaderTimeout)
 		}
+		// Admission before any byte is read: descriptors, connections and
+		// new connections per client (behind the PROXY protocol, the
+		// header's client).
+		ln = s.limits.Listener(ln, l.ProxyProtocol)
 		// net/http answers some malformed requests itself; wire hands them
 		// back to the pipeline so they are inspected and audited too.
 		lns = append(lns, wire.NewListener(ln, cfg.Server.MaxHeaderBytes+4096, s.serveRejected))
@@ -275,6 +306,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range s.closers {
 		_ = c.Close()
 	}
+	if s.limits != nil {
+		s.limits.Close()
+	}
+	defer func() {
+		if s.sends != nil {
+			s.sends.close() // after the handlers: they remove themselves
+		}
+	}()
 	// HTTP/2 connections got GOAWAY from the shutdown hook that
 	// http2.ConfigureServer registered; wait for their streams, then cut.
 	h2done := make(chan struct{})
@@ -308,7 +347,7 @@ func newHTTPServer(sc config.ServerConfig, h http.Handler, log *slog.Logger) *ht
 		IdleTimeout:       sc.IdleTimeout,
 		MaxHeaderBytes:    sc.MaxHeaderBytes,
 		ConnContext:       wire.ConnContext,
-		ConnState:         wire.ConnState,
+		ConnState:         connState,
 		// "OPTIONS *" goes through the pipeline (inspected, audited,
 		// answered by the protocol guard) instead of net/http's own 200.
 		DisableGeneralOptionsHandler: true,

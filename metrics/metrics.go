@@ -52,7 +52,13 @@
 // portcullis_audit_aggregation_overflow_total, portcullis_audit_aggregation_keys,
 // portcullis_certificate_expiry_timestamp_seconds{host}, portcullis_bans_active,
 // portcullis_alerts_sent_total, portcullis_alerts_failed_total,
-// portcullis_alerts_dropped_total.
+// portcullis_alerts_dropped_total, portcullis_inspection_slots,
+// portcullis_inspections_in_progress, portcullis_inspections_waiting,
+// portcullis_client_connections_open,
+// portcullis_client_connections_refused_total{reason},
+// portcullis_accept_paused, portcullis_accept_pauses_total,
+// portcullis_descriptors_in_use, portcullis_descriptors_limit,
+// portcullis_descriptors_reserve.
 //
 // Always: portcullis_build_info{version,coraza,crs} 1, the Go runtime and
 // process collectors, and promhttp's own handler counters.

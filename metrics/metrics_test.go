@@ -358,6 +358,9 @@ func TestSources(t *testing.T) {
 		ActiveBans:  func() int { panic("bans store closed") },
 		Alerts:      func() AlertStat { return AlertStat{Sent: 4, Failed: 1, Dropped: 2} },
 		Inspections: func() InspectionStat { return InspectionStat{Slots: 4, Inside: 3, Waiting: 17} },
+		Connections: func() ConnectionStat {
+			return ConnectionStat{Open: 12, Refused: map[string]uint64{"per_client": 5}, Paused: true, Pauses: 2, DescriptorsInUse: 900, DescriptorLimit: 1024, DescriptorReserve: 256}
+		},
 	})
 	fams := scrape(t, m)
 	checks := []struct {
@@ -394,6 +397,14 @@ func TestSources(t *testing.T) {
 		{"portcullis_inspection_slots", nil, 4},
 		{"portcullis_inspections_in_progress", nil, 3},
 		{"portcullis_inspections_waiting", nil, 17},
+		{"portcullis_client_connections_open", nil, 12},
+		{"portcullis_client_connections_refused_total", []string{"reason", "per_client"}, 5},
+		{"portcullis_client_connections_refused_total", []string{"reason", "rate"}, 0},
+		{"portcullis_accept_paused", nil, 1},
+		{"portcullis_accept_pauses_total", nil, 2},
+		{"portcullis_descriptors_in_use", nil, 900},
+		{"portcullis_descriptors_limit", nil, 1024},
+		{"portcullis_descriptors_reserve", nil, 256},
 	}
 	for _, c := range checks {
 		if got, ok := sample(fams, c.name, c.labels...); !ok || got != c.want {

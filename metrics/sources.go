@@ -31,6 +31,23 @@ type Sources struct {
 	Alerts func() AlertStat
 	// Inspections reports the rule engine's slots (waf.Gate).
 	Inspections func() InspectionStat
+	// Connections reports admission at accept (connlimit.Limiter).
+	Connections func() ConnectionStat
+}
+
+// ConnectionStat is the state of the listeners' admission (connlimit).
+type ConnectionStat struct {
+	Open int64 // client connections open
+	// Refused counts connections closed at accept, by reason ("per_client",
+	// "rate", "fair_share"); the reasons are a fixed set.
+	Refused map[string]uint64
+	// Paused reports that the listeners stopped accepting because file
+	// descriptors are short; Pauses counts such pauses.
+	Paused bool
+	Pauses uint64
+	// Descriptors in use (estimated), their limit and the reserve kept
+	// free; Limit 0: unknown.
+	DescriptorsInUse, DescriptorLimit, DescriptorReserve int
 }
 
 // InspectionStat is the state of the inspection slots (server.inspections).
@@ -95,7 +112,7 @@ type sourceCollector struct {
 }
 
 // sourceNames label portcullis_metrics_source_errors_total.
-var sourceNames = [...]string{"lists", "audit", "certs", "bans", "alerts", "inspections"}
+var sourceNames = [...]string{"lists", "audit", "certs", "bans", "alerts", "inspections", "connections"}
 
 var _ prometheus.Collector = (*sourceCollector)(nil)
 
@@ -128,6 +145,13 @@ var (
 	inspectInsideDesc   = desc("inspections_in_progress", "Requests holding an inspection slot.")
 	inspectWaitingDesc  = desc("inspections_waiting", "Requests waiting for an inspection slot.")
 	sourceErrorsDesc    = desc("metrics_source_errors_total", "Scrape-time callbacks that panicked; their series are missing from that scrape.", "source")
+	connOpenDesc        = desc("client_connections_open", "Client connections open on the traffic listeners.")
+	connRefusedDesc     = desc("client_connections_refused_total", "Client connections closed at accept: per_client (server.client_connections), rate (server.client_connection_rate) or fair_share (over the client's share while descriptors are short).", "reason")
+	acceptPausedDesc    = desc("accept_paused", "1 while the traffic listeners do not accept because file descriptors are short (server.descriptor_reserve).")
+	acceptPausesDesc    = desc("accept_pauses_total", "Times the traffic listeners stopped accepting because file descriptors were short.")
+	fdInUseDesc         = desc("descriptors_in_use", "File descriptors in use (client connections counted exactly, the rest sampled).")
+	fdLimitDesc         = desc("descriptors_limit", "The file descriptor limit (RLIMIT_NOFILE) the reserve is kept from.")
+	fdReserveDesc       = desc("descriptors_reserve", "File descriptors kept free for upstream connections, files and the admin listener.")
 )
 
 // Describe sends every descriptor Collect may use.
@@ -139,6 +163,7 @@ func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 		auditAggregatedDesc, auditSummariesDesc, auditOverflowDesc, auditKeysDesc,
 		certExpiryDesc, bansActiveDesc, alertsSentDesc, alertsFailedDesc, alertsDroppedDesc,
 		inspectSlotsDesc, inspectInsideDesc, inspectWaitingDesc, sourceErrorsDesc,
+		connOpenDesc, connRefusedDesc, acceptPausedDesc, acceptPausesDesc, fdInUseDesc, fdLimitDesc, fdReserveDesc,
 	} {
 		ch <- d
 	}
@@ -186,6 +211,31 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(inspectInsideDesc, prometheus.GaugeValue, float64(st.Inside))
 			ch <- prometheus.MustNewConstMetric(inspectWaitingDesc, prometheus.GaugeValue, float64(st.Waiting))
 		})
+	}
+	if s.Connections != nil {
+		c.safely(6, func() { collectConnections(ch, s.Connections()) })
+	}
+}
+
+// connectionReasons are the refusal reasons reported, always all of them
+// (a series that appears only after the first refusal breaks rate()).
+var connectionReasons = [...]string{"per_client", "rate", "fair_share"}
+
+func collectConnections(ch chan<- prometheus.Metric, st ConnectionStat) {
+	ch <- prometheus.MustNewConstMetric(connOpenDesc, prometheus.GaugeValue, float64(st.Open))
+	for _, r := range connectionReasons {
+		ch <- prometheus.MustNewConstMetric(connRefusedDesc, prometheus.CounterValue, float64(st.Refused[r]), r)
+	}
+	paused := 0.0
+	if st.Paused {
+		paused = 1
+	}
+	ch <- prometheus.MustNewConstMetric(acceptPausedDesc, prometheus.GaugeValue, paused)
+	ch <- prometheus.MustNewConstMetric(acceptPausesDesc, prometheus.CounterValue, float64(st.Pauses))
+	ch <- prometheus.MustNewConstMetric(fdInUseDesc, prometheus.GaugeValue, float64(st.DescriptorsInUse))
+	if st.DescriptorLimit > 0 {
+		ch <- prometheus.MustNewConstMetric(fdLimitDesc, prometheus.GaugeValue, float64(st.DescriptorLimit))
+		ch <- prometheus.MustNewConstMetric(fdReserveDesc, prometheus.GaugeValue, float64(st.DescriptorReserve))
 	}
 }
 

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -191,6 +192,12 @@ func (p *Pool) probe(t *target, target string) {
 	}
 	if p.life.Err() != nil {
 		return // a probe cut by Close says nothing about the target
+	}
+	var local *LocalError
+	if errors.As(err, &local) {
+		// Out of descriptors or ports here: the target was never asked.
+		p.log.Warn("upstream health check skipped: local resources exhausted", "target", t.name, "err", err)
+		return
 	}
 	if ok {
 		t.checkFail = 0

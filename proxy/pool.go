@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
@@ -109,6 +110,36 @@ type dialError struct {
 func (e *dialError) Error() string { return "connect to " + e.addr + ": " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
+// LocalError is a failure of Portcullis's own resources to reach a target:
+// no file descriptor left, no ephemeral port, no kernel buffer or memory.
+// It says nothing about the target, so it never counts against one (passive
+// or active check), the request is not resent (another target would fail
+// alike), and the route answers 503 with the local cause in the record.
+type LocalError struct {
+	Addr string
+	Err  error
+}
+
+func (e *LocalError) Error() string {
+	return "local resources exhausted connecting to " + e.Addr + " (not the upstream's fault): " + e.Err.Error()
+}
+func (e *LocalError) Unwrap() error { return e.Err }
+
+// localErrnos are the dial failures that come from this host's limits,
+// not from the target or the network: descriptors (per process, system
+// wide), kernel buffers and memory, and ephemeral ports.
+var localErrnos = []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EADDRNOTAVAIL}
+
+// isLocal reports whether err is one of localErrnos.
+func isLocal(err error) bool {
+	for _, e := range localErrnos {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // headerTimeout is the response header timeout of one attempt.
 type headerTimeout struct{ d time.Duration }
 
@@ -180,6 +211,9 @@ func newTransport(u *config.UpstreamConfig) *http.Transport {
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := dialer.DialContext(ctx, network, addr)
 			if err != nil {
+				if isLocal(err) {
+					return nil, &LocalError{Addr: addr, Err: err}
+				}
 				return nil, &dialError{addr: addr, err: err}
 			}
 			return c, nil
@@ -455,6 +489,7 @@ const (
 	failDeadline        // the request's deadline passed (the route's timeout, a gRPC deadline)
 	failCanceled        // the client went away
 	failClient          // the client's request body could not be read
+	failLocal           // Portcullis's own resources ran out (LocalError)
 )
 
 func classify(err error, ctx context.Context, body *replayBody) int {
@@ -467,6 +502,10 @@ func classify(err error, ctx context.Context, body *replayBody) int {
 			return failDeadline
 		}
 		return failCanceled
+	}
+	var le *LocalError
+	if errors.As(err, &le) {
+		return failLocal
 	}
 	var de *dialError
 	if errors.As(err, &de) {

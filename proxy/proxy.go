@@ -207,7 +207,12 @@ func (rt *Route) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	status := http.StatusBadGateway
 	var ne net.Error
+	var local *LocalError
 	switch {
+	case errors.As(err, &local):
+		// Portcullis itself is short of descriptors or ports: a 503 says
+		// "try again later", and the record names the local cause.
+		status = http.StatusServiceUnavailable
 	case errors.Is(err, ErrNoTarget) || errors.Is(err, ErrBusy):
 		status = http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(r.Context().Err(), context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):

@@ -3,11 +3,14 @@ package waf
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-waf/portcullis/audit"
 )
 
 func TestGateDefaults(t *testing.T) {
@@ -169,5 +172,100 @@ func TestGateResumeFirst(t *testing.T) {
 	short.Leave()
 	if in, w := short.Busy(); in != 0 || w != 0 {
 		t.Errorf("after all left: %d inside, %d waiting", in, w)
+	}
+}
+
+// TestGateFairAcrossClients: new requests are served round robin across
+// client addresses (issue 18: 1,500 connections of one address sending
+// blocked requests left another address at 28% success, because the queue
+// was first come, first served). Within one client the order is kept; an
+// IPv6 /64 is one client.
+func TestGateFairAcrossClients(t *testing.T) {
+	tests := []struct {
+		name    string
+		arrive  []string // client address of each queued request, in order
+		want    string   // admission order
+		waiting int
+	}{
+		{"one busy client and one other", []string{"192.0.2.1", "192.0.2.1", "192.0.2.1", "192.0.2.1", "198.51.100.7"},
+			"192.0.2.1#1,198.51.100.7#1,192.0.2.1#2,192.0.2.1#3,192.0.2.1#4", 5},
+		{"three clients take turns", []string{"192.0.2.1", "192.0.2.1", "192.0.2.2", "192.0.2.2", "192.0.2.3"},
+			"192.0.2.1#1,192.0.2.2#1,192.0.2.3#1,192.0.2.1#2,192.0.2.2#2", 5},
+		{"an IPv6 /64 is one client", []string{"2001:db8::1", "2001:db8::2", "2001:db8:0:1::1"},
+			"2001:db8::1#1,2001:db8:0:1::1#1,2001:db8::2#1", 3},
+		{"one client keeps its order", []string{"192.0.2.1", "192.0.2.1", "192.0.2.1"},
+			"192.0.2.1#1,192.0.2.1#2,192.0.2.1#3", 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewGate(1, time.Hour)
+			if err := g.Enter(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			order := make(chan string, len(tt.arrive))
+			seen := map[string]int{}
+			for i, ip := range tt.arrive {
+				seen[ip]++
+				name := fmt.Sprintf("%s#%d", ip, seen[ip])
+				ctx := audit.WithEntry(context.Background(), &audit.Entry{ClientIP: ip})
+				go func() {
+					if err := g.Enter(ctx); err != nil {
+						order <- name + ": " + err.Error()
+						return
+					}
+					order <- name
+				}()
+				for { // queued in this order
+					if _, w := g.Busy(); w == i+1 {
+						break
+					}
+					runtime.Gosched()
+				}
+			}
+			if _, w := g.Busy(); w != tt.waiting {
+				t.Fatalf("%d waiting, want %d", w, tt.waiting)
+			}
+			var got []string
+			for range tt.arrive {
+				g.Leave() // hand the slot to the next in turn
+				got = append(got, <-order)
+			}
+			if strings.Join(got, ",") != tt.want {
+				t.Errorf("admission order\n got %s\nwant %s", strings.Join(got, ","), tt.want)
+			}
+			g.Leave()
+			if in, w := g.Busy(); in != 0 || w != 0 || len(g.clients) != 0 || g.turns.Len() != 0 {
+				t.Errorf("after all left: %d inside, %d waiting, %d client queues", in, w, len(g.clients))
+			}
+		})
+	}
+}
+
+// TestGateFairTimeouts: a request that gives up (timeout, client gone)
+// leaves its client's queue, and an emptied queue leaves the turns.
+func TestGateFairTimeouts(t *testing.T) {
+	g := NewGate(1, time.Hour)
+	if err := g.Enter(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(audit.WithEntry(context.Background(), &audit.Entry{ClientIP: "192.0.2.1"}))
+	done := make(chan error, 1)
+	go func() { done <- g.Enter(ctx) }()
+	for {
+		if _, w := g.Busy(); w == 1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled wait: %v", err)
+	}
+	if _, w := g.Busy(); w != 0 || len(g.clients) != 0 || g.turns.Len() != 0 {
+		t.Fatalf("after the cancelled wait: %d waiting, %d client queues, %d turns", w, len(g.clients), g.turns.Len())
+	}
+	g.Leave()
+	if in, _ := g.Busy(); in != 0 {
+		t.Errorf("%d inside after Leave", in)
 	}
 }

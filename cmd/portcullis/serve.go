@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -74,10 +73,13 @@ type reloadResult struct {
 // is the file reloads read again; level is the log level they may change.
 func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logger, level *slog.LevelVar, ready func(*instance)) (err error) {
 	inst := &instance{cfgPath: cfgPath, log: log, level: level}
-	if cfg.Server.MemoryLimit > 0 {
-		// A soft limit: the collector works harder near it (server.memory_limit).
-		previous := debug.SetMemoryLimit(cfg.Server.MemoryLimit)
-		defer debug.SetMemoryLimit(previous)
+	// A soft limit: the collector works harder near it (server.memory_limit).
+	restoreLimit, autoMemory := applyMemoryLimit(cfg.Server, log)
+	defer restoreLimit()
+	if autoMemory {
+		mctx, stopRelease := context.WithCancel(ctx)
+		defer stopRelease()
+		go releaseIdleMemory(mctx, log)
 	}
 	if inst.level == nil {
 		inst.level = new(slog.LevelVar)
@@ -346,9 +348,10 @@ func (inst *instance) startAdmin(cfg *config.Config) error {
 }
 
 // readyz answers 200 when the pipeline is built, the listeners are up and
-// every TLS site has a certificate; 503 with the reason otherwise. A
-// failing audit adds a "degraded:" line, and fails readiness under
-// audit.on_failure: refuse.
+// readyz answers 200 when the pipeline is built, the listeners are up and
+// accepting (not paused for file descriptors) and every TLS site has a
+// certificate; 503 with the reason otherwise. A failing audit adds a
+// "degraded:" line, and fails readiness under audit.on_failure: refuse.
 func (inst *instance) readyz(w http.ResponseWriter, r *http.Request) {
 	p := inst.server.Pipeline()
 	var missing []string
@@ -367,6 +370,13 @@ func (inst *instance) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if inst.draining.Load() {
 		http.Error(w, "not ready: shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if st := inst.server.Limits().Stats(); st.Paused {
+		// A balancer should send new clients elsewhere: they would wait in
+		// the backlog until descriptors are free again.
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: not accepting connections, file descriptors short (%d in use of %d, %d reserved)\n", st.OpenFiles, st.MaxFiles, st.Reserve)
 		return
 	}
 	if len(inst.server.Addrs()) == 0 || len(missing) > 0 {
@@ -478,6 +488,11 @@ func (inst *instance) watchSources() {
 				g := inst.server.Pipeline().Gate()
 				inside, waiting := g.Busy()
 				return metrics.InspectionStat{Slots: g.Slots(), Inside: inside, Waiting: waiting}
+			},
+			Connections: func() metrics.ConnectionStat {
+				st := inst.server.Limits().Stats()
+				return metrics.ConnectionStat{Open: st.Open, Refused: st.Refused, Paused: st.Paused, Pauses: st.Pauses,
+					DescriptorsInUse: st.OpenFiles, DescriptorLimit: st.MaxFiles, DescriptorReserve: st.Reserve}
 			},
 		})
 	}
