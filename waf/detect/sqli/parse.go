@@ -1,0 +1,830 @@
+package sqli
+
+// The parser checks that a token stream is a syntactically valid
+// continuation of a SQL query, and collects what the continuation does
+// (boolean logic, UNION, stacked statements, delays). It is recursive
+// descent without backtracking (each token is looked at a bounded number
+// of times), with nesting bounded by maxNest: linear time, stack bounded.
+
+const maxNest = 48
+
+type signals struct {
+	boolOp    bool // AND, OR, XOR, && joining conditions
+	compare   bool // =, <>, LIKE, IN, BETWEEN, IS …
+	tautology bool // a comparison of two literals
+	fn        int  // function calls
+	timeFn    bool // SLEEP, BENCHMARK, PG_SLEEP, WAITFOR DELAY, …
+	infoFn    bool // VERSION(), DATABASE(), LOAD_FILE, EXTRACTVALUE, xp_cmdshell, …
+	union     bool
+	subquery  bool
+	stacked   bool // a second statement after ';'
+	clause    bool // ORDER BY, GROUP BY, HAVING, LIMIT, PROCEDURE, INTO
+	into      bool // INTO OUTFILE/DUMPFILE
+	comment   bool // a trailing comment that swallows the rest of the query
+	schema    bool // information_schema, sysobjects, pg_catalog, sqlite_master, mysql.user
+	sysVar    bool // @@version and friends
+	concat    bool // || or + joining strings
+	orOp      bool // || (MySQL OR, otherwise concatenation)
+	ops       int  // binary operators
+}
+
+type parser struct {
+	s        string
+	t        []token
+	pos      int
+	nest     int
+	bad      bool
+	sig      signals
+	quote    byte // the application's quote in string contexts
+	closeOut int  // parentheses of the application closed by the value
+	reopen   int  // parentheses opened by the value and left for the application to close
+}
+
+func (p *parser) peek() token {
+	if p.pos < len(p.t) {
+		return p.t[p.pos]
+	}
+	return token{kind: kEOF, start: int32(len(p.s)), end: int32(len(p.s))}
+}
+
+func (p *parser) peekAt(k int) token {
+	if p.pos+k >= 0 && p.pos+k < len(p.t) {
+		return p.t[p.pos+k]
+	}
+	return token{kind: kEOF}
+}
+
+func (p *parser) next() token {
+	t := p.peek()
+	if p.pos < len(p.t) {
+		p.pos++
+	}
+	return t
+}
+
+func (p *parser) isKW(k kw) bool {
+	t := p.peek()
+	return t.kind == kWord && t.kw == k
+}
+
+func (p *parser) acceptKW(k kw) bool {
+	if p.isKW(k) {
+		p.pos++
+		return true
+	}
+	return false
+}
+
+func (p *parser) fail() { p.bad = true }
+
+// atEnd reports whether the value is over: no token left, or a comment
+// that swallows the rest of the application's query.
+func (p *parser) atEnd() bool {
+	t := p.peek()
+	if t.kind == kComment {
+		p.sig.comment = true
+		return true
+	}
+	return t.kind == kEOF
+}
+
+func (p *parser) text(t token) string { return p.s[t.start:t.end] }
+
+// closeParen expects ')'. At the end of the value it accepts a
+// parenthesis the application will close, if the value closed one of the
+// application's before (balanced: "1) OR (1=1").
+func (p *parser) closeParen() {
+	if p.peek().kind == kRParen {
+		p.pos++
+		return
+	}
+	if p.atEnd() && p.closeOut > p.reopen {
+		p.reopen++
+		return
+	}
+	p.fail()
+}
+
+// query parses the continuation after the leading operand: more
+// expression, then clauses and statements, to the end.
+func (p *parser) query() {
+	p.exprRest()
+	for !p.bad && !p.atEnd() {
+		t := p.peek()
+		switch {
+		case t.kind == kRParen && p.closeOut < 3:
+			p.pos++
+			p.closeOut++
+			p.exprRest()
+		case t.kind == kSemi:
+			p.pos++
+			p.statement()
+		case t.kind == kWord && t.kw == kwUnion:
+			p.pos++
+			if !p.acceptKW(kwAll) {
+				p.acceptKW(kwDistinct)
+			}
+			p.sig.union = true
+			p.selectOrParen()
+		case t.kind == kWord && (t.kw == kwOrder || t.kw == kwGroup || t.kw == kwHaving || t.kw == kwLimit ||
+			t.kw == kwProcedure || t.kw == kwInto || t.kw == kwWhere || t.kw == kwFor || t.kw == kwOffset):
+			p.clauses()
+		case t.kind == kWord && t.kw == kwWaitfor:
+			p.waitfor()
+		default:
+			p.fail()
+		}
+	}
+}
+
+func (p *parser) waitfor() {
+	p.pos++
+	if !p.acceptKW(kwDelay) && !p.acceptKW(kwTime) {
+		p.fail()
+		return
+	}
+	p.operand()
+	p.sig.timeFn = true
+}
+
+// statement parses a stacked statement after ';'. SELECT is parsed; other
+// statements must start with a statement keyword and are then accepted up
+// to the next ';' or the end, as long as their tokens are well formed.
+func (p *parser) statement() {
+	if p.atEnd() {
+		return
+	}
+	t := p.peek()
+	if t.kind == kSemi {
+		return
+	}
+	if t.kind != kWord {
+		p.fail()
+		return
+	}
+	switch t.kw {
+	case kwSelect:
+		p.selectStmt()
+		p.sig.stacked = true
+		return
+	case kwWaitfor:
+		p.waitfor()
+		p.sig.stacked = true
+		return
+	case kwInsert, kwUpdate, kwDelete, kwDrop, kwCreate, kwAlter, kwTruncate, kwExec, kwDeclare, kwSet,
+		kwShutdown, kwGrant, kwRevoke, kwLoad, kwCall, kwCopy, kwHandler, kwRename, kwReplace, kwShow, kwDo,
+		kwBegin, kwCommit:
+	default:
+		if !isStmtFn(p.text(t)) {
+			p.fail()
+			return
+		}
+	}
+	p.pos++
+	p.sig.stacked = true
+	if t.kw == kwExec || t.kw == kwCall || isStmtFn(p.text(t)) {
+		p.classifyName(p.peek())
+	}
+	depth := 0
+	for !p.atEnd() {
+		t := p.peek()
+		switch t.kind {
+		case kBad, kQIdent:
+			if t.kind == kBad {
+				p.fail()
+				return
+			}
+		case kOpenStr:
+			if !p.openStrOK() {
+				p.fail()
+				return
+			}
+		case kLParen:
+			depth++
+		case kRParen:
+			depth--
+		case kSemi:
+			if depth == 0 {
+				return
+			}
+		case kWord:
+			p.classifyName(t)
+		}
+		p.pos++
+	}
+}
+
+// isStmtFn: procedures called as statements (MSSQL EXEC-less calls).
+func isStmtFn(s string) bool {
+	return equalFold(s, "xp_cmdshell") || equalFold(s, "sp_executesql") || equalFold(s, "sp_configure") ||
+		equalFold(s, "dbms_lock.sleep") || equalFold(s, "pg_sleep")
+}
+
+// openStrOK: an unterminated string at the very end is closed by the
+// application's quote, in the string context of that quote.
+func (p *parser) openStrOK() bool {
+	t := p.peek()
+	return t.kind == kOpenStr && p.quote != 0 && byte(t.op) == p.quote && p.pos == len(p.t)-1
+}
+
+func (p *parser) clauses() {
+	for !p.bad && !p.atEnd() {
+		t := p.peek()
+		if t.kind != kWord {
+			return
+		}
+		switch t.kw {
+		case kwWhere, kwHaving:
+			p.pos++
+			p.expr()
+		case kwOrder, kwGroup:
+			p.pos++
+			if !p.acceptKW(kwBy) {
+				p.fail()
+				return
+			}
+			p.exprList(true)
+		case kwLimit:
+			p.pos++
+			p.operand()
+			if p.peek().kind == kComma {
+				p.pos++
+				p.operand()
+			}
+			if p.acceptKW(kwOffset) {
+				p.operand()
+			}
+		case kwOffset:
+			p.pos++
+			p.operand()
+		case kwProcedure:
+			p.pos++
+			p.operand()
+		case kwInto:
+			p.pos++
+			if p.acceptKW(kwOutfile) || p.acceptKW(kwDumpfile) {
+				p.sig.into = true
+				p.operand()
+			} else {
+				p.operand()
+				for p.peek().kind == kComma {
+					p.pos++
+					p.operand()
+				}
+			}
+		case kwFor:
+			p.pos++
+			if p.peek().kind == kWord {
+				p.pos++ // FOR UPDATE / FOR XML …
+			}
+			for p.peek().kind == kWord && p.peek().kw == kwNone {
+				p.pos++
+			}
+		default:
+			return
+		}
+		p.sig.clause = true
+	}
+}
+
+func (p *parser) exprList(order bool) {
+	for {
+		p.expr()
+		if order {
+			if !p.acceptKW(kwAsc) {
+				p.acceptKW(kwDesc)
+			}
+		}
+		if p.bad || p.peek().kind != kComma {
+			return
+		}
+		p.pos++
+	}
+}
+
+func (p *parser) selectOrParen() {
+	if p.peek().kind == kLParen && p.peekAt(1).kind == kWord && p.peekAt(1).kw == kwSelect {
+		p.pos++
+		p.enter()
+		p.selectStmt()
+		p.leave()
+		p.closeParen()
+		return
+	}
+	if !p.isKW(kwSelect) {
+		p.fail()
+		return
+	}
+	p.selectStmt()
+}
+
+func (p *parser) enter() {
+	p.nest++
+	if p.nest > maxNest {
+		p.fail()
+	}
+}
+
+func (p *parser) leave() { p.nest-- }
+
+// selectStmt parses SELECT … [FROM …] [clauses] [UNION …].
+func (p *parser) selectStmt() {
+	if !p.acceptKW(kwSelect) {
+		p.fail()
+		return
+	}
+	if !p.acceptKW(kwAll) {
+		p.acceptKW(kwDistinct)
+	}
+	if p.acceptKW(kwTop) {
+		p.operand()
+	}
+	for {
+		t := p.peek()
+		if t.kind == kOp && t.op == opMul {
+			p.pos++
+		} else {
+			p.expr()
+			p.alias()
+		}
+		if p.bad || p.peek().kind != kComma {
+			break
+		}
+		p.pos++
+	}
+	if p.acceptKW(kwInto) {
+		if p.acceptKW(kwOutfile) || p.acceptKW(kwDumpfile) {
+			p.sig.into = true
+		}
+		p.operand()
+	}
+	if p.acceptKW(kwFrom) {
+		p.tableRefs()
+	}
+	p.clauses()
+	if p.acceptKW(kwUnion) {
+		if !p.acceptKW(kwAll) {
+			p.acceptKW(kwDistinct)
+		}
+		p.sig.union = true
+		p.selectOrParen()
+	}
+}
+
+func (p *parser) alias() {
+	if p.acceptKW(kwAs) {
+		t := p.next()
+		if t.kind != kWord && t.kind != kQIdent && t.kind != kString {
+			p.fail()
+		}
+		return
+	}
+	if t := p.peek(); (t.kind == kWord && t.kw == kwNone) || t.kind == kQIdent {
+		p.pos++
+	}
+}
+
+func (p *parser) tableRefs() {
+	for !p.bad {
+		p.tableRef()
+		t := p.peek()
+		if t.kind == kComma {
+			p.pos++
+			continue
+		}
+		if t.kind == kWord && (t.kw == kwJoin || t.kw == kwInner || t.kw == kwLeft || t.kw == kwRight ||
+			t.kw == kwCross || t.kw == kwOuter || t.kw == kwNatural) {
+			for p.peek().kind == kWord && p.peek().kw != kwJoin && p.peek().kw != kwNone {
+				p.pos++
+			}
+			if !p.acceptKW(kwJoin) {
+				p.fail()
+				return
+			}
+			p.tableRef()
+			if p.acceptKW(kwOn) {
+				p.expr()
+			} else if p.acceptKW(kwUsing) {
+				p.operand()
+			}
+			continue
+		}
+		return
+	}
+}
+
+func (p *parser) tableRef() {
+	t := p.peek()
+	switch {
+	case t.kind == kLParen:
+		p.pos++
+		p.enter()
+		if p.isKW(kwSelect) {
+			p.selectStmt()
+			p.sig.subquery = true
+		} else {
+			p.tableRefs()
+		}
+		p.leave()
+		p.closeParen()
+	case t.kind == kWord && t.kw == kwNone, t.kind == kQIdent:
+		p.qualifiedName()
+		if p.peek().kind == kLParen { // table function
+			p.callArgs()
+		}
+	default:
+		p.fail()
+		return
+	}
+	p.alias()
+}
+
+// qualifiedName reads a.b.c (words, quoted identifiers, '*' last).
+func (p *parser) qualifiedName() {
+	first := p.next()
+	p.classifyName(first)
+	for p.peek().kind == kDot {
+		p.pos++
+		t := p.next()
+		switch {
+		case t.kind == kWord || t.kind == kQIdent:
+			p.classifyName(t)
+		case t.kind == kOp && t.op == opMul:
+			return
+		default:
+			p.fail()
+			return
+		}
+	}
+}
+
+func (p *parser) classifyName(t token) {
+	if t.kind != kWord && t.kind != kQIdent {
+		return
+	}
+	s := p.text(t)
+	if t.kind == kQIdent && len(s) >= 2 {
+		s = s[1 : len(s)-1]
+	}
+	for _, n := range schemaNames {
+		if equalFold(s, n) {
+			p.sig.schema = true
+			return
+		}
+	}
+}
+
+var schemaNames = [...]string{
+	"information_schema", "sysobjects", "syscolumns", "sysdatabases", "pg_catalog", "pg_shadow", "pg_user",
+	"sqlite_master", "sqlite_schema", "all_tables", "user_tables", "dba_users", "all_users", "v$version",
+	"mysql", "master", "msdb", "xp_cmdshell", "sys",
+}
+
+func (p *parser) expr() {
+	p.operand()
+	p.exprRest()
+}
+
+// exprRest continues an expression after an operand: binary operators
+// and postfix predicates.
+func (p *parser) exprRest() {
+	for !p.bad {
+		t := p.peek()
+		switch t.kind {
+		case kOp:
+			switch t.op {
+			case opNot, opBitNot:
+				return
+			case opEq, opNe, opLt, opGt, opLe, opGe, opNullEq, opRegex:
+				p.sig.compare = true
+				p.binary(true)
+			case opAnd:
+				p.sig.boolOp = true
+				p.binary(false)
+			case opConcat:
+				p.sig.concat = true
+				p.sig.orOp = true
+				p.binary(false)
+			case opCast:
+				p.pos++
+				t := p.next()
+				if t.kind != kWord {
+					p.fail()
+				}
+			case opAssign:
+				p.binary(false)
+			default:
+				if t.op == opPlus {
+					p.sig.concat = true
+				}
+				p.binary(false)
+			}
+		case kWord:
+			switch t.kw {
+			case kwAnd, kwOr, kwXor:
+				p.sig.boolOp = true
+				p.binary(false)
+			case kwDiv, kwMod:
+				p.binary(false)
+			case kwIs:
+				p.pos++
+				p.acceptKW(kwNot)
+				if !(p.acceptKW(kwNull) || p.acceptKW(kwTrue) || p.acceptKW(kwFalse) || p.acceptKW(kwUnknown)) {
+					p.fail()
+				}
+				p.sig.compare = true
+			case kwNot:
+				n := p.peekAt(1)
+				if n.kind != kWord || !(n.kw == kwIn || n.kw == kwLike || n.kw == kwBetween || n.kw == kwRlike || n.kw == kwRegexp || n.kw == kwSimilar) {
+					return
+				}
+				p.pos++
+			case kwIn:
+				p.pos++
+				p.sig.compare = true
+				if p.peek().kind != kLParen {
+					p.fail()
+					return
+				}
+				p.operand()
+			case kwLike, kwRlike, kwRegexp, kwSimilar, kwSounds:
+				p.pos++
+				if t.kw == kwSimilar || t.kw == kwSounds {
+					n := p.next()
+					if n.kind != kWord {
+						p.fail()
+					}
+				}
+				p.sig.compare = true
+				p.operand()
+				if p.acceptKW(kwEscape) {
+					p.operand()
+				}
+			case kwBetween:
+				p.pos++
+				p.sig.compare = true
+				p.operand()
+				p.arith()
+				if !p.acceptKW(kwAnd) {
+					p.fail()
+					return
+				}
+				p.operand()
+				p.arith()
+			case kwCollate:
+				p.pos++
+				if n := p.next(); n.kind != kWord {
+					p.fail()
+				}
+			default:
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// arith continues an operand with arithmetic only (inside BETWEEN).
+func (p *parser) arith() {
+	for !p.bad {
+		t := p.peek()
+		if t.kind == kOp && (t.op == opPlus || t.op == opMinus || t.op == opMul || t.op == opDiv || t.op == opMod || t.op == opConcat) {
+			p.pos++
+			p.operand()
+			continue
+		}
+		return
+	}
+}
+
+func (p *parser) binary(cmp bool) {
+	left := p.peekAt(-1)
+	p.pos++
+	p.sig.ops++
+	if p.atEnd() {
+		p.fail()
+		return
+	}
+	right := p.peek()
+	// ANY/ALL/SOME (subquery)
+	if right.kind == kWord && (right.kw == kwAll || equalFold(p.text(right), "any") || equalFold(p.text(right), "some")) &&
+		p.peekAt(1).kind == kLParen {
+		p.pos++
+	}
+	p.operand()
+	if cmp && isLiteral(left) && isLiteral(right) && p.peekAt(-1) == right {
+		p.sig.tautology = true
+	}
+}
+
+func isLiteral(t token) bool {
+	return t.kind == kNumber || t.kind == kString || t.kind == kOpenStr
+}
+
+// operand parses one operand (literal, name, call, parenthesised
+// expression or subquery, unary operator, CASE, EXISTS, INTERVAL).
+func (p *parser) operand() {
+	p.enter()
+	defer p.leave()
+	if p.bad {
+		return
+	}
+	t := p.peek()
+	switch t.kind {
+	case kNumber, kString:
+		p.pos++
+		// adjacent string literals concatenate ('a' 'b')
+		for t.kind == kString && p.peek().kind == kString {
+			p.pos++
+		}
+	case kOpenStr:
+		if !p.openStrOK() {
+			p.fail()
+			return
+		}
+		p.pos++
+	case kVar:
+		p.pos++
+		if s := p.text(t); len(s) > 2 && s[1] == '@' {
+			p.sig.sysVar = true
+		}
+	case kQIdent:
+		p.qualifiedName()
+	case kOp:
+		switch t.op {
+		case opMinus, opPlus, opBitNot, opNot:
+			p.pos++
+			p.operand()
+		default:
+			p.fail()
+		}
+	case kLParen:
+		p.pos++
+		if p.isKW(kwSelect) {
+			p.sig.subquery = true
+			p.selectStmt()
+		} else {
+			p.expr()
+			for !p.bad && p.peek().kind == kComma {
+				p.pos++
+				p.expr()
+			}
+		}
+		p.closeParen()
+	case kWord:
+		p.wordOperand(t)
+	default:
+		p.fail()
+	}
+}
+
+func (p *parser) wordOperand(t token) {
+	switch t.kw {
+	case kwNull, kwTrue, kwFalse, kwUnknown:
+		p.pos++
+	case kwNot:
+		p.pos++
+		p.operand()
+	case kwBinary:
+		p.pos++
+		if p.peek().kind == kLParen {
+			p.callArgs()
+			return
+		}
+		p.operand()
+	case kwExists:
+		p.pos++
+		if p.peek().kind != kLParen {
+			p.fail()
+			return
+		}
+		p.operand()
+	case kwInterval:
+		p.pos++
+		p.operand()
+		if n := p.next(); n.kind != kWord {
+			p.fail()
+		}
+	case kwCase:
+		p.pos++
+		if !p.isKW(kwWhen) {
+			p.expr()
+		}
+		for p.acceptKW(kwWhen) {
+			p.expr()
+			if !p.acceptKW(kwThen) {
+				p.fail()
+				return
+			}
+			p.expr()
+		}
+		if p.acceptKW(kwElse) {
+			p.expr()
+		}
+		if !p.acceptKW(kwEnd) {
+			p.fail()
+		}
+	case kwNone, kwLeft, kwRight, kwReplace, kwInsert, kwTime, kwMod, kwValues, kwDelay, kwTruncate, kwDo, kwLoad, kwAnalyse, kwSet, kwShow:
+		// A name, or a function call. Keywords that are also function
+		// names (LEFT(), REPLACE(), INSERT(), MOD()) only as calls.
+		if t.kw != kwNone && p.peekAt(1).kind != kLParen {
+			p.fail()
+			return
+		}
+		start := p.pos
+		p.qualifiedName()
+		if p.peek().kind == kLParen {
+			name := p.s[p.t[start].start:p.t[p.pos-1].end]
+			p.sig.fn++
+			switch fnClass(name) {
+			case fnTime:
+				p.sig.timeFn = true
+			case fnInfo:
+				p.sig.infoFn = true
+			}
+			p.callArgs()
+		}
+	default:
+		p.fail()
+	}
+}
+
+// callArgs parses ( args ) of a call, with the keyword separators some
+// functions use: CAST(x AS t), CONVERT(x USING u), SUBSTRING(x FROM 1
+// FOR 2), EXTRACT(YEAR FROM d), TRIM(LEADING 'x' FROM y), COUNT(*),
+// COUNT(DISTINCT x).
+func (p *parser) callArgs() {
+	p.pos++ // (
+	p.enter()
+	defer p.leave()
+	if p.peek().kind == kRParen {
+		p.pos++
+		return
+	}
+	if t := p.peek(); t.kind == kOp && t.op == opMul {
+		p.pos++
+		p.closeParen()
+		return
+	}
+	p.acceptKW(kwDistinct)
+	for !p.bad {
+		if p.isKW(kwSelect) {
+			p.sig.subquery = true
+			p.selectStmt()
+		} else {
+			p.expr()
+		}
+		t := p.peek()
+		switch {
+		case t.kind == kComma:
+			p.pos++
+			continue
+		case t.kind == kWord && (t.kw == kwAs || t.kw == kwFrom || t.kw == kwFor || t.kw == kwUsing || t.kw == kwIn):
+			p.pos++
+			// a type may be several words: SIGNED INTEGER, CHAR(10)
+			if t.kw == kwAs || t.kw == kwUsing {
+				for p.peek().kind == kWord && p.peekAt(1).kind == kWord {
+					p.pos++
+				}
+			}
+			continue
+		}
+		break
+	}
+	p.closeParen()
+}
+
+type fnKind uint8
+
+const (
+	fnPlain fnKind = iota
+	fnTime
+	fnInfo
+)
+
+var timeFns = [...]string{"sleep", "benchmark", "pg_sleep", "pg_sleep_for", "pg_sleep_until", "randomblob",
+	"dbms_lock.sleep", "dbms_pipe.receive_message", "dbms_session.sleep", "sys.dbms_lock.sleep", "get_lock", "sys_eval"}
+
+var infoFns = [...]string{"version", "database", "user", "current_user", "system_user", "session_user", "schema",
+	"load_file", "extractvalue", "updatexml", "xp_cmdshell", "utl_http.request", "utl_inaddr.get_host_address",
+	"db_name", "user_name", "host_name", "@@version", "current_database", "pg_read_file", "lo_import",
+	"exp", "geometrycollection", "polygon", "multipoint", "json_keys", "name_const", "sys_exec",
+	"ascii", "substring", "substr", "mid", "char", "chr", "concat", "concat_ws", "group_concat", "hex", "unhex",
+	"if", "iif", "ifnull", "nullif", "coalesce", "ord", "length", "count", "cast", "convert",
+	"sqlite_version", "banner", "ctxsys.drithsx.sn", "dbms_xmlgen.getxml", "xmltype", "is_srvrolemember",
+	"openrowset", "opendatasource", "string_agg", "listagg", "md5", "rand", "floor", "elt", "make_set", "bin"}
+
+func fnClass(name string) fnKind {
+	for _, n := range timeFns {
+		if equalFold(name, n) {
+			return fnTime
+		}
+	}
+	for _, n := range infoFns {
+		if equalFold(name, n) {
+			return fnInfo
+		}
+	}
+	return fnPlain
+}
