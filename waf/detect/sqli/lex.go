@@ -8,21 +8,21 @@ package sqli
 type kind uint8
 
 const (
-	kEOF      kind = iota
-	kString        // '…' or "…" (closed)
-	kOpenStr       // a string left open at the end of the value (closed by the application's quote)
-	kNumber        // 1, 1.5, 1e3, 0x41, 0b1
-	kWord          // identifier or keyword (see kw)
-	kQIdent        // `ident` or [ident]
-	kVar           // @x, @@version, :x, $1
-	kOp            // operators
-	kLParen        // (
-	kRParen        // )
-	kComma         // ,
-	kSemi          // ;
-	kDot           // .
-	kComment       // a comment that runs to the end of the value (--, #, unclosed /*)
-	kBad           // a byte no SQL dialect accepts here
+	kEOF     kind = iota
+	kString       // '…' or "…" (closed)
+	kOpenStr      // a string left open at the end of the value (closed by the application's quote)
+	kNumber       // 1, 1.5, 1e3, 0x41, 0b1
+	kWord         // identifier or keyword (see kw)
+	kQIdent       // `ident` or [ident]
+	kVar          // @x, @@version, :x, $1
+	kOp           // operators
+	kLParen       // (
+	kRParen       // )
+	kComma        // ,
+	kSemi         // ;
+	kDot          // .
+	kComment      // a comment that runs to the end of the value (--, #, unclosed /*)
+	kBad          // a byte no SQL dialect accepts here
 )
 
 type token struct {
