@@ -300,7 +300,10 @@ func (d *Decoder) expand(e *emitter, v Variant) {
 			}
 		}
 	}
-	if hasAmp {
+	// Entities inside markup are text the browser displays (and the
+	// tokenizer decodes attribute values itself): decoding them would
+	// turn an escaped code sample into the markup it shows.
+	if hasAmp && !hasMarkup(s) {
 		if out, ok := htmlDecode(s); ok {
 			if c, ok := next(StepHTML); ok {
 				e.add(out, c, v.Key)
@@ -336,6 +339,20 @@ func (d *Decoder) expand(e *emitter, v Variant) {
 			}
 		}
 	}
+}
+
+// hasMarkup reports whether s contains a tag start: '<' followed by a
+// letter, '/' or '!'.
+func hasMarkup(s string) bool {
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] == '<' {
+			c := s[i+1] | 0x20
+			if ('a' <= c && c <= 'z') || s[i+1] == '/' || s[i+1] == '!' {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // embeddedJSON yields the strings, numbers and keys of s when s is a JSON

@@ -78,7 +78,7 @@ func TestPlainValuesDoNotDecode(t *testing.T) {
 		"5f2b3c4d5e6f7a8b9c0d1e2f", "550e8400-e29b-41d4-a716-446655440000",
 		"C++", "1+1=2", "Hello+World", "100%", "50% off", "Tom & Jerry",
 		"AT&T", "C:\\Users\\me", "The quick brown fox jumps over the lazy dog",
-		"john.doe@example.com", "2026-12-05T19:48:24Z", "QWERTYuiopASDFGH", // last: letters only, decodes to binary
+		"john.doe@example.com", "<pre><code>&lt;script&gt;alert(1)&lt;/script&gt;</code></pre>", "2026-12-05T19:48:24Z", "QWERTYuiopASDFGH", // last: letters only, decodes to binary
 	} {
 		vs := d.Variants(raw)
 		if len(vs) != 1 {

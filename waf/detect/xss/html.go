@@ -1,0 +1,322 @@
+package xss
+
+import (
+	"strings"
+
+	"github.com/portcullis-waf/portcullis/waf/detect"
+	"golang.org/x/net/html"
+)
+
+// maxTokens bounds the HTML tokens examined per value.
+const maxTokens = 2048
+
+// htmlFinding tokenises v (offset maps token offsets back into the
+// original value when v was wrapped; skipAttr names an attribute of the
+// wrapper tag to ignore; skipTags is the number of leading wrapper tags).
+func htmlFinding(v string, offset, origLen int, skipAttr string, skipTags int) (detect.Finding, bool) {
+	z := html.NewTokenizer(strings.NewReader(v))
+	z.SetMaxBuf(len(v) + 1)
+	var best detect.Finding
+	pos := 0
+	inScript := false
+	scriptStart := 0
+	tags := 0
+	for n := 0; n < maxTokens; n++ {
+		tt := z.Next()
+		if tt == html.ErrorToken {
+			break
+		}
+		raw := z.Raw()
+		start, end := pos-offset, pos+len(raw)-offset
+		pos += len(raw)
+		if start < 0 {
+			start = 0
+		}
+		if end > origLen {
+			end = origLen
+		}
+		if start > origLen {
+			start = origLen
+		}
+		if end < start {
+			end = start
+		}
+		add := func(conf int, reason string) {
+			if conf > best.Confidence {
+				best = detect.Finding{Detector: "xss/html", Confidence: conf, Reason: reason, Start: start, End: end}
+			}
+		}
+		switch tt {
+		case html.TextToken:
+			if inScript {
+				// <script>…</script>: the content is script.
+				switch r := scanJS(string(raw)); {
+				case r.ev.score() >= 60:
+					add(95, "script element: "+r.ev.reason())
+				case r.ev >= evCall:
+					add(80, "script element calls a function")
+				}
+			}
+		case html.EndTagToken:
+			name, _ := z.TagName()
+			if string(name) == "script" && inScript {
+				inScript = false
+				_ = scriptStart
+			}
+		case html.StartTagToken, html.SelfClosingTagToken:
+			tags++
+			name, hasAttr := z.TagName()
+			tag := string(name)
+			wrapper := tags <= skipTags
+			if !wrapper {
+				switch tag {
+				case "script":
+					// A bare <script> is also how prose names the tag; the
+					// element is judged by its src and its content.
+					add(50, "script element")
+					inScript = tt == html.StartTagToken
+					scriptStart = start
+					if hasAttr && tagHasAttr(string(raw), "src", "href", "xlink:href") {
+						add(90, "script element with a source")
+					}
+				case "iframe", "frame", "frameset", "object", "embed", "applet", "portal":
+					add(60, tag+" element")
+				case "base":
+					add(70, "base element")
+				case "meta", "link", "style":
+					// judged by their attributes below
+				}
+			}
+			var (
+				httpEquivRefresh bool
+				animHref         bool
+			)
+			for hasAttr {
+				var key, val []byte
+				key, val, hasAttr = z.TagAttr()
+				k := string(key)
+				if wrapper && k == skipAttr {
+					continue
+				}
+				a := attrJudge(tag, k, string(val))
+				if a.conf > 0 {
+					add(a.conf, a.reason)
+				}
+				switch {
+				case k == "http-equiv" && strings.EqualFold(strings.TrimSpace(string(val)), "refresh"):
+					httpEquivRefresh = true
+				case k == "attributename" && (strings.EqualFold(string(val), "href") || strings.EqualFold(string(val), "xlink:href") || hasPrefixFold(string(val), "on")):
+					animHref = true
+				}
+			}
+			if httpEquivRefresh || animHref {
+				// second pass over the attributes is not possible with the
+				// streaming tokenizer: re-tokenise this tag alone.
+				if f, ok := tagSecondLook(string(raw), tag, httpEquivRefresh, animHref); ok {
+					f.Start, f.End = start, end
+					if f.Confidence > best.Confidence {
+						best = f
+					}
+				}
+			}
+		}
+	}
+	return best, best.Confidence > 0
+}
+
+type attrVerdict struct {
+	conf   int
+	reason string
+}
+
+// urlAttrs are attributes whose value a browser loads or navigates to.
+var urlAttrs = map[string]bool{
+	"href": true, "src": true, "action": true, "formaction": true, "data": true, "xlink:href": true,
+	"background": true, "poster": true, "dynsrc": true, "lowsrc": true, "codebase": true, "code": true,
+	"archive": true, "cite": true, "longdesc": true, "usemap": true, "ping": true, "manifest": true,
+	"icon": true, "profile": true, "classid": true, "srcset": true, "from": true, "to": true, "values": true,
+	"by": true, "folder": true, "itemtype": true,
+}
+
+// attrJudge scores one attribute of a tag.
+func attrJudge(tag, k, val string) attrVerdict {
+	switch {
+	case len(k) > 2 && k[0] == 'o' && k[1] == 'n' && isLetters(k[2:]):
+		// event handler: its value is a script body
+		r := scanJS(val)
+		switch {
+		case r.ev.score() >= 85 && validJS(val):
+			return attrVerdict{95, "event handler " + k + ": " + r.ev.reason()}
+		case r.ev >= evCall:
+			return attrVerdict{75, "event handler " + k + " calls a function"}
+		case strings.TrimSpace(val) != "":
+			return attrVerdict{55, "event handler " + k}
+		}
+		return attrVerdict{45, "event handler " + k}
+	case urlAttrs[k]:
+		scheme, rest, ok := scriptScheme(val)
+		if !ok {
+			return attrVerdict{}
+		}
+		if scheme == "javascript" {
+			if r := scanJS(rest); r.ev.score() >= 60 {
+				return attrVerdict{95, k + " attribute: javascript: URL: " + r.ev.reason()}
+			}
+			return attrVerdict{80, k + " attribute: javascript: URL"}
+		}
+		return attrVerdict{85, k + " attribute: " + scheme + ": URL"}
+	case k == "srcdoc":
+		if strings.ContainsAny(val, "<") {
+			if f, ok := htmlFinding(val, 0, len(val), "", 0); ok {
+				return attrVerdict{f.Confidence, "srcdoc document: " + f.Reason}
+			}
+			return attrVerdict{60, "srcdoc document"}
+		}
+	case k == "style":
+		l := strings.ToLower(val)
+		if strings.Contains(l, "expression(") || strings.Contains(l, "javascript:") || strings.Contains(l, "-moz-binding") || strings.Contains(l, "behavior:") {
+			return attrVerdict{80, "style attribute with script"}
+		}
+	}
+	return attrVerdict{}
+}
+
+// tagSecondLook judges attributes that depend on each other: meta
+// http-equiv=refresh content=…url=javascript:, SVG animate/set that
+// rewrites href or an event handler.
+func tagSecondLook(raw, tag string, refresh, anim bool) (detect.Finding, bool) {
+	z := html.NewTokenizer(strings.NewReader(raw))
+	if tt := z.Next(); tt != html.StartTagToken && tt != html.SelfClosingTagToken {
+		return detect.Finding{}, false
+	}
+	_, more := z.TagName()
+	for more {
+		var key, val []byte
+		key, val, more = z.TagAttr()
+		k, v := string(key), string(val)
+		switch {
+		case refresh && k == "content":
+			if i := strings.Index(strings.ToLower(v), "url="); i >= 0 {
+				if s, _, ok := scriptScheme(strings.Trim(v[i+4:], `'" `)); ok {
+					return detect.Finding{Detector: "xss/html", Confidence: 90, Reason: "meta refresh to a " + s + ": URL"}, true
+				}
+			}
+		case anim && (k == "to" || k == "values" || k == "from"):
+			if _, _, ok := scriptScheme(strings.TrimLeft(v, ";")); ok || mayCall(v) {
+				return detect.Finding{Detector: "xss/html", Confidence: 90, Reason: tag + " animates a link or handler into script"}, true
+			}
+		}
+	}
+	return detect.Finding{}, false
+}
+
+// tagHasAttr reports whether the raw start tag has one of the attributes.
+func tagHasAttr(raw string, names ...string) bool {
+	z := html.NewTokenizer(strings.NewReader(raw))
+	z.Next()
+	_, more := z.TagName()
+	for more {
+		var key []byte
+		key, _, more = z.TagAttr()
+		for _, n := range names {
+			if string(key) == n {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isLetters(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+func hasPrefixFold(s, p string) bool {
+	return len(s) >= len(p) && strings.EqualFold(s[:len(p)], p)
+}
+
+// mayBreakAttr is the allocation-free pre-check for attribute breakouts:
+// a quote or space followed later by an attribute that can run script.
+func mayBreakAttr(v string) bool {
+	q := strings.IndexAny(v, `"' /`)
+	if q < 0 {
+		return false
+	}
+	rest := v[q:]
+	for i := 0; i+3 < len(rest); i++ {
+		c := rest[i] | 0x20
+		if (c == 'o' && rest[i+1]|0x20 == 'n') || c == 's' || c == 'h' || c == 'f' {
+			// on…=, style=, src=/srcdoc=, href=, formaction=
+			j := i
+			for j < len(rest) && isAttrNameByte(rest[j]) {
+				j++
+			}
+			k := j
+			for k < len(rest) && (rest[k] == ' ' || rest[k] == '\t' || rest[k] == '\n') {
+				k++
+			}
+			if k < len(rest) && rest[k] == '=' && j-i >= 3 {
+				name := rest[i:j]
+				val := strings.TrimLeft(rest[k+1:], " \t\n\"'`")
+				scripty := len(val) > 0 && strings.IndexByte("jJvVdD&", val[0]) >= 0
+				if (c == 'o' && isLettersFold(name[2:])) || strings.EqualFold(name, "style") || strings.EqualFold(name, "srcdoc") ||
+					(scripty && (strings.EqualFold(name, "src") || strings.EqualFold(name, "href") || strings.EqualFold(name, "formaction"))) {
+					if i == 0 || !isAttrNameByte(rest[i-1]) {
+						return true
+					}
+				}
+			}
+			i = j
+		}
+	}
+	return false
+}
+
+func isAttrNameByte(c byte) bool {
+	return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') || c == '-' || c == '_' || c == ':'
+}
+
+func isLettersFold(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i] | 0x20; !('a' <= c && c <= 'z') {
+			return false
+		}
+	}
+	return len(s) > 0
+}
+
+// attrBreakout places v inside an attribute value (double-quoted,
+// single-quoted, unquoted) of a wrapper tag and judges the attributes the
+// value adds.
+func attrBreakout(v string) (detect.Finding, bool) {
+	var best detect.Finding
+	for _, w := range [...]struct{ open, close string }{
+		{`<x a="`, `">`},
+		{`<x a='`, `'>`},
+		{`<x a=`, `>`},
+	} {
+		if w.open[len(w.open)-1] == '"' && strings.IndexByte(v, '"') < 0 {
+			continue
+		}
+		if w.open[len(w.open)-1] == '\'' && strings.IndexByte(v, '\'') < 0 {
+			continue
+		}
+		if w.open[len(w.open)-1] == '=' && strings.IndexAny(v, " \t\n/") < 0 {
+			continue
+		}
+		doc := w.open + v + w.close
+		f, ok := htmlFinding(doc, len(w.open), len(v), "a", 1)
+		if ok && f.Confidence > best.Confidence {
+			best = f
+		}
+	}
+	if best.Confidence > 0 && best.Detector == "xss/html" {
+		best.Reason = "attribute breakout: " + best.Reason
+	}
+	return best, best.Confidence > 0
+}
