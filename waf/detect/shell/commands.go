@@ -1,0 +1,112 @@
+package shell
+
+// The command names a resolved command word is compared with. A bounded
+// list is right here because it is consulted only for the word in command
+// position of a parsed command line, never searched for in prose.
+
+type cmdKind uint8
+
+const (
+	cmdUnknown cmdKind = iota
+	// cmdWordy: real commands that are also everyday English words; run
+	// bare after a separator they are as likely prose ("…; yes").
+	cmdWordy
+	cmdKnown
+	// cmdInterp: shells and interpreters; data piped into them runs.
+	cmdInterp
+	// cmdNet: fetchers and network tools.
+	cmdNet
+)
+
+var commands = map[string]cmdKind{
+	// information gathering
+	"id": cmdKnown, "whoami": cmdKnown, "uname": cmdKnown, "hostname": cmdKnown, "ifconfig": cmdKnown,
+	"ipconfig": cmdKnown, "netstat": cmdKnown, "ss": cmdKnown, "ps": cmdKnown, "pwd": cmdKnown, "w": cmdKnown,
+	"who": cmdWordy, "last": cmdWordy, "groups": cmdWordy, "env": cmdKnown, "printenv": cmdKnown, "systeminfo": cmdKnown,
+	"tasklist": cmdKnown, "taskkill": cmdKnown, "ver": cmdKnown, "arp": cmdKnown, "route": cmdWordy, "lsof": cmdKnown,
+	"df": cmdKnown, "du": cmdKnown, "free": cmdWordy, "top": cmdWordy, "uptime": cmdKnown, "lscpu": cmdKnown, "getent": cmdKnown,
+	// files
+	"cat": cmdKnown, "tac": cmdKnown, "ls": cmdKnown, "dir": cmdKnown, "head": cmdWordy, "tail": cmdWordy, "more": cmdWordy,
+	"less": cmdWordy, "nl": cmdKnown, "od": cmdKnown, "xxd": cmdKnown, "hexdump": cmdKnown, "strings": cmdKnown,
+	"grep": cmdKnown, "egrep": cmdKnown, "fgrep": cmdKnown, "find": cmdWordy, "locate": cmdKnown, "which": cmdWordy,
+	"whereis": cmdKnown, "file": cmdWordy, "stat": cmdKnown, "touch": cmdWordy, "mkdir": cmdKnown, "rmdir": cmdKnown,
+	"rm": cmdKnown, "cp": cmdKnown, "mv": cmdKnown, "ln": cmdKnown, "chmod": cmdKnown, "chown": cmdKnown, "chattr": cmdKnown,
+	"dd": cmdKnown, "tee": cmdKnown, "tar": cmdKnown, "zip": cmdWordy, "unzip": cmdKnown, "gzip": cmdKnown,
+	"base64": cmdKnown, "base32": cmdKnown, "sort": cmdWordy, "uniq": cmdKnown, "cut": cmdWordy, "tr": cmdKnown, "wc": cmdKnown,
+	"awk": cmdInterp, "gawk": cmdInterp, "sed": cmdKnown, "xargs": cmdKnown, "vi": cmdKnown, "vim": cmdKnown,
+	"nano": cmdKnown, "type": cmdWordy, "copy": cmdWordy, "del": cmdKnown, "move": cmdWordy, "ren": cmdKnown,
+	"attrib": cmdKnown, "icacls": cmdKnown, "mkfifo": cmdKnown, "mknod": cmdKnown, "shred": cmdKnown, "truncate": cmdKnown,
+	"md5sum": cmdKnown, "sha1sum": cmdKnown, "sha256sum": cmdKnown, "diff": cmdKnown, "readlink": cmdKnown, "realpath": cmdKnown,
+	// output and control
+	"echo": cmdKnown, "printf": cmdKnown, "sleep": cmdWordy, "timeout": cmdWordy, "ping": cmdKnown, "kill": cmdWordy,
+	"pkill": cmdKnown, "killall": cmdKnown, "nohup": cmdKnown, "sudo": cmdKnown, "su": cmdKnown, "doas": cmdKnown,
+	"eval": cmdInterp, "exec": cmdInterp, "source": cmdWordy, "expr": cmdKnown, "seq": cmdKnown, "yes": cmdWordy,
+	"true": cmdWordy, "false": cmdWordy, "test": cmdWordy, "export": cmdWordy, "set": cmdWordy, "unset": cmdKnown,
+	"crontab": cmdKnown, "at": cmdWordy, "reboot": cmdKnown, "shutdown": cmdKnown, "halt": cmdWordy, "poweroff": cmdKnown,
+	"useradd": cmdKnown, "userdel": cmdKnown, "usermod": cmdKnown, "passwd": cmdKnown, "chpasswd": cmdKnown,
+	"iptables": cmdKnown, "systemctl": cmdKnown, "service": cmdWordy, "mount": cmdWordy, "umount": cmdKnown,
+	"history": cmdWordy, "alias": cmdWordy, "time": cmdWordy, "start": cmdWordy, "call": cmdWordy, "net": cmdWordy,
+	"reg": cmdKnown, "wmic": cmdKnown, "schtasks": cmdKnown, "sc": cmdKnown, "whoami.exe": cmdKnown,
+	"rundll32": cmdInterp, "regsvr32": cmdInterp, "mshta": cmdInterp, "cscript": cmdInterp, "wscript": cmdInterp,
+	"msiexec": cmdKnown, "certutil": cmdNet, "bitsadmin": cmdNet, "nslookup": cmdNet, "dig": cmdNet, "host": cmdWordy,
+	"traceroute": cmdNet, "tracert": cmdNet, "finger": cmdWordy,
+	// network
+	"wget": cmdNet, "curl": cmdNet, "nc": cmdNet, "ncat": cmdNet, "netcat": cmdNet, "socat": cmdNet, "telnet": cmdNet,
+	"ssh": cmdNet, "scp": cmdNet, "sftp": cmdNet, "ftp": cmdNet, "tftp": cmdNet, "rsync": cmdNet, "nmap": cmdNet,
+	"openssl": cmdNet, "fetch": cmdWordy, "lwp-download": cmdNet, "aria2c": cmdNet,
+	"invoke-webrequest": cmdNet, "iwr": cmdNet, "invoke-restmethod": cmdNet, "irm": cmdNet, "start-bitstransfer": cmdNet,
+	// shells and interpreters
+	"sh": cmdInterp, "bash": cmdInterp, "zsh": cmdInterp, "ksh": cmdInterp, "dash": cmdInterp, "csh": cmdInterp,
+	"tcsh": cmdInterp, "fish": cmdInterp, "ash": cmdInterp, "busybox": cmdInterp, "python": cmdInterp,
+	"python2": cmdInterp, "python3": cmdInterp, "perl": cmdInterp, "ruby": cmdInterp, "php": cmdInterp, "node": cmdInterp,
+	"nodejs": cmdInterp, "lua": cmdInterp, "tclsh": cmdInterp, "expect": cmdInterp, "java": cmdInterp,
+	"jrunscript": cmdInterp, "gcc": cmdKnown, "cc": cmdKnown, "make": cmdWordy, "xterm": cmdInterp,
+	"powershell": cmdInterp, "powershell.exe": cmdInterp, "pwsh": cmdInterp, "cmd": cmdInterp, "cmd.exe": cmdInterp,
+	"command": cmdWordy, "iex": cmdInterp, "invoke-expression": cmdInterp, "start-process": cmdInterp,
+	"new-object": cmdKnown, "get-content": cmdKnown, "gc": cmdKnown, "invoke-command": cmdInterp,
+}
+
+// lookupCmd classifies a resolved command word: its base name (after the
+// last / or \), case-insensitively for Windows names.
+func lookupCmd(name string) cmdKind {
+	if i := lastSep(name); i >= 0 {
+		name = name[i+1:]
+	}
+	if name == "" || len(name) > 32 {
+		return cmdUnknown
+	}
+	if k, ok := commands[name]; ok {
+		return k
+	}
+	var buf [32]byte
+	n := copy(buf[:], name)
+	for i := 0; i < n; i++ {
+		if 'A' <= buf[i] && buf[i] <= 'Z' {
+			buf[i] += 'a' - 'A'
+		}
+	}
+	k := commands[string(buf[:n])]
+	if k == cmdUnknown && n > 4 && string(buf[n-4:n]) == ".exe" {
+		k = commands[string(buf[:n-4])]
+	}
+	return k
+}
+
+func lastSep(s string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '/' || s[i] == '\\' {
+			return i
+		}
+	}
+	return -1
+}
+
+// binDirs are where a globbed command path (/???/c?t) is resolved.
+var binDirs = [...]string{"/bin/", "/usr/bin/", "/sbin/", "/usr/sbin/", "/usr/local/bin/"}
+
+// sensitive are path fragments that mark an argument as an attack target.
+var sensitive = [...]string{
+	"/etc/passwd", "/etc/shadow", "/etc/group", "/etc/hosts", "/etc/issue", "/etc/sudoers", "/proc/self", "/proc/version",
+	"/dev/tcp/", "/dev/udp/", ".ssh/", "id_rsa", "authorized_keys", ".bash_history", "/var/log/", "/root/",
+	"win.ini", "boot.ini", "system32", "/bin/sh", "/bin/bash", "/tmp/", "/dev/shm", "/var/www", "/srv/www", "inetpub", "wwwroot", "$ifs", "${ifs}",
+}

@@ -1,0 +1,933 @@
+// Package shell detects OS command injection: a value that, placed as an
+// argument in a shell command line (unquoted, inside "…" or inside '…'),
+// breaks out into a new command — by a separator (; | || && & newline),
+// a substitution ($(…), `…`, <(…)) — or that is itself an obfuscated or
+// targeted command line (c'a't /et'c/pa'ss'wd, /???/c?t, {cat,/etc/passwd},
+// cat${IFS}/etc/passwd).
+//
+// Place in the request path: one of the waf stage's detectors, run on each
+// decoded variant (waf/decode) of each request value.
+//
+// Design: mvdan.cc/sh/v3's syntax.Parser (a complete POSIX/bash parser
+// with a typed AST and precise positions) parses the value in each
+// placement. The command word of every command the value adds is resolved
+// the way the shell would (quotes and escapes removed, $'\x63'
+// decoded, ${IFS} split, variables assigned earlier substituted, globs
+// matched against the usual binary directories, brace lists expanded) and
+// compared with a bounded list of real commands: it is the command
+// position in a parsed AST, never a keyword search in prose. The
+// arguments then say whether the command is a command or a sentence:
+// "Hello; cat videos are great" adds a command whose arguments are
+// English words, "; cat /etc/passwd" one whose argument is a sensitive
+// path. A value that is one simple command of ordinary words ("zsh is the
+// best!", "ls 300 lexus", "make me a sandwich") is not an injection.
+package shell
+
+import (
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/portcullis-waf/portcullis/waf/detect"
+	"mvdan.cc/sh/v3/syntax"
+)
+
+// Detector is the command injection detector. The zero value is ready to
+// use.
+type Detector struct{}
+
+var _ detect.Detector = Detector{}
+
+// New returns the detector.
+func New() Detector { return Detector{} }
+
+// Class implements detect.Detector.
+func (Detector) Class() detect.Class { return detect.Shell }
+
+// MaxLen bounds the bytes examined: command lines are short.
+const MaxLen = 4096
+
+// minScore is the lowest confidence reported.
+const minScore = 40
+
+var parsers = sync.Pool{New: func() any {
+	return syntax.NewParser(syntax.Variant(syntax.LangBash), syntax.KeepComments(false))
+}}
+
+// breakoutBytes can end an argument and start a command.
+var breakoutBytes = func() (t [256]bool) {
+	for _, c := range []byte(";|&`$()<>\n\r") {
+		t[c] = true
+	}
+	return t
+}()
+
+// Prefilter reports whether v could be command injection: it needs a byte
+// that ends an argument and starts a command, or a first word that is a
+// command (possibly obfuscated). It does not allocate.
+func Prefilter(v string) bool {
+	return breakoutCandidate(v) || (firstWordIsCommand(v) && commandLineWorth(v))
+}
+
+// breakoutCandidate: some byte that ends an argument is followed (after
+// blanks and more such bytes) by a word that may be a command: a known
+// name once quotes and backslashes are removed, or a word the shell
+// expands ($, glob, brace). Parsing is only worth it then.
+func breakoutCandidate(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if !breakoutBytes[v[i]] {
+			continue
+		}
+		j := i + 1
+		for j < len(v) && (v[j] == ' ' || v[j] == '\t' || (breakoutBytes[v[j]] && v[j] != '$')) {
+			j++
+		}
+		if v[i] == '$' {
+			j = i // $(…), ${…}, $'…', $IFS: the expansion itself
+		}
+		var buf [32]byte
+		n := 0
+		for ; j < len(v) && v[j] != ' ' && v[j] != '\t' && (!breakoutBytes[v[j]] || v[j] == '$'); j++ {
+			switch c := v[j]; c {
+			case '\'', '"', '\\':
+				continue
+			case '$', '?', '*', '[', '{', '/':
+				if n == 0 || c == '$' {
+					return true
+				}
+			}
+			if n < len(buf) {
+				buf[n] = v[j]
+			}
+			n++
+		}
+		if n > 0 && n <= len(buf) && lookupCmd(string(buf[:n])) != cmdUnknown {
+			return true
+		}
+	}
+	return false
+}
+
+// maxNesting bounds bracket nesting in a value given to the parser.
+const maxNesting = 32
+
+// nesting is the deepest bracket nesting in v (unbalanced closers
+// ignored).
+func nesting(v string) int {
+	d, max := 0, 0
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '(', '{', '[':
+			d++
+			if d > max {
+				max = d
+			}
+		case ')', '}', ']':
+			if d > 0 {
+				d--
+			}
+		}
+	}
+	return max
+}
+
+// commandLineWorth: a value that is one command line is judged only when
+// it could be obfuscated or aimed at something: quotes, escapes,
+// expansions, globs, braces or a path.
+func commandLineWorth(v string) bool {
+	return strings.ContainsAny(v, "'\"\\$*?[{/")
+}
+
+// firstWordIsCommand: the first word, with quotes and backslashes
+// removed, names a command, or is a glob or brace list that may.
+func firstWordIsCommand(v string) bool {
+	i := 0
+	for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+		i++
+	}
+	var buf [32]byte
+	n := 0
+	special, quoted := false, false
+	for ; i < len(v) && v[i] != ' ' && v[i] != '\t'; i++ {
+		c := v[i]
+		switch c {
+		case '\'', '"', '\\':
+			quoted = true
+			continue
+		case '?', '*', '[', '{', '$':
+			special = true
+		}
+		if n == len(buf) {
+			return special
+		}
+		buf[n] = c
+		n++
+	}
+	if special {
+		return true
+	}
+	// A bare command word is not worth a parse unless it was quoted
+	// apart (w'h'o'a'm'i).
+	return n > 0 && (i < len(v) || quoted) && lookupCmd(string(buf[:n])) != cmdUnknown
+}
+
+type placement struct {
+	open, close string
+	name        string
+}
+
+var placements = [...]placement{
+	{"x ", "", "unquoted argument"},
+	{`x "`, `"`, "double-quoted argument"},
+	{"x '", "'", "single-quoted argument"},
+	{"", "", "command line"},
+}
+
+// Detect implements detect.Detector.
+func (d Detector) Detect(in detect.Input) (detect.Finding, bool) {
+	v := in.Value
+	if len(v) > MaxLen {
+		v = v[:MaxLen]
+	}
+	if !Prefilter(v) {
+		return detect.Finding{}, false
+	}
+	if nesting(v) > maxNesting {
+		// The parser's recursion, and so its time, grows with nesting;
+		// nothing real nests this deep.
+		return detect.Finding{Class: detect.Shell, Detector: "shell", Confidence: 50,
+			Reason: "shell syntax nested too deep to judge", Start: 0, End: len(v)}, true
+	}
+	var best detect.Finding
+	for _, p := range placements {
+		switch p.close {
+		case `"`:
+			if strings.IndexByte(v, '"') < 0 && strings.IndexByte(v, '$') < 0 && strings.IndexByte(v, '`') < 0 {
+				continue // same as unquoted for breakouts
+			}
+		case "'":
+			if strings.IndexByte(v, '\'') < 0 {
+				continue // cannot leave the quotes
+			}
+		}
+		if p.open == "" && !(firstWordIsCommand(v) && commandLineWorth(v)) {
+			continue
+		}
+		if p.open != "" && !breakoutCandidate(v) {
+			continue
+		}
+		if f, ok := judge(v, p); ok && f.Confidence > best.Confidence {
+			best = f
+		}
+		if best.Confidence >= 95 {
+			break
+		}
+	}
+	if best.Confidence < 60 {
+		if f, ok := windowsScan(v); ok && f.Confidence > best.Confidence {
+			best = f
+		}
+	}
+	if best.Confidence < minScore {
+		return detect.Finding{}, false
+	}
+	best.Class = detect.Shell
+	best.Detector = "shell"
+	return best, true
+}
+
+func judge(v string, p placement) (f detect.Finding, ok bool) {
+	defer func() {
+		if recover() != nil {
+			f, ok = detect.Finding{}, false
+		}
+	}()
+	src := p.open + v + p.close
+	file, err := parse(src)
+	if err != nil && p.close == "" {
+		// A value that ends inside a quote is closed by the quote the
+		// surrounding command line supplies (grep 'VALUE' …).
+		msg := err.Error()
+		switch {
+		case strings.Contains(msg, "without closing quote `'`"):
+			src += "'"
+		case strings.Contains(msg, "without closing quote `\"`"):
+			src += `"`
+		default:
+			return detect.Finding{}, false
+		}
+		file, err = parse(src)
+	}
+	if err != nil {
+		return detect.Finding{}, false
+	}
+	a := analyzer{src: src, shift: len(p.open), vlen: len(v), wrapped: p.open != "", value: v}
+	a.stmts(file.Stmts, viaTop, cmdUnknown, 0)
+	if a.best.Confidence == 0 {
+		return detect.Finding{}, false
+	}
+	a.best.Reason = p.name + ": " + a.best.Reason
+	return a.best, true
+}
+
+func parse(src string) (*syntax.File, error) {
+	ps := parsers.Get().(*syntax.Parser)
+	defer parsers.Put(ps)
+	return ps.Parse(strings.NewReader(src), "")
+}
+
+type via uint8
+
+const (
+	viaTop       via = iota // the first command of the line
+	viaSeparator            // after ; & && || or a newline
+	viaPipe                 // on the right of a pipe
+	viaSubst                // inside $(…) or <(…)
+	viaBackquote            // inside `…`
+	viaCompound             // inside if/while/for/case/function bodies
+)
+
+func (w via) String() string {
+	switch w {
+	case viaSeparator:
+		return "command after a separator"
+	case viaPipe:
+		return "command after a pipe"
+	case viaSubst:
+		return "command substitution"
+	case viaBackquote:
+		return "backquote substitution"
+	case viaCompound:
+		return "compound command"
+	}
+	return "command"
+}
+
+const maxDepth = 24
+
+type analyzer struct {
+	src     string
+	value   string
+	shift   int // bytes of wrapper before the value
+	vlen    int
+	wrapped bool
+	seenTop bool
+	vars    [8]struct{ name, value string }
+	nvars   int
+	best    detect.Finding
+	steps   int
+	globs   int
+}
+
+func (a *analyzer) consider(conf int, reason string, node syntax.Node) {
+	if conf <= a.best.Confidence {
+		return
+	}
+	start, end := int(node.Pos().Offset())-a.shift, int(node.End().Offset())-a.shift
+	if start < 0 {
+		start = 0
+	}
+	if end > a.vlen {
+		end = a.vlen
+	}
+	if start > end {
+		start = end
+	}
+	a.best = detect.Finding{Confidence: conf, Reason: reason, Start: start, End: end}
+}
+
+func (a *analyzer) stmts(list []*syntax.Stmt, w via, left cmdKind, depth int) {
+	for i, s := range list {
+		ww := w
+		if i > 0 && (w == viaTop || w == viaPipe) {
+			ww = viaSeparator
+		}
+		a.stmt(s, ww, left, depth)
+	}
+}
+
+func (a *analyzer) stmt(s *syntax.Stmt, w via, left cmdKind, depth int) cmdKind {
+	a.steps++
+	if s == nil || depth > maxDepth || a.steps > 4*MaxLen {
+		return cmdUnknown
+	}
+	for _, r := range s.Redirs {
+		if r.Word != nil {
+			a.word(r.Word, depth)
+			if t := a.resolve(r.Word); isSensitive(t.text) {
+				a.consider(80, "redirection from or to a sensitive path", r.Word)
+			}
+		}
+	}
+	switch c := s.Cmd.(type) {
+	case *syntax.CallExpr:
+		return a.call(c, s, w, left, depth)
+	case *syntax.BinaryCmd:
+		k := a.stmt(c.X, w, left, depth+1)
+		yw := viaSeparator
+		if c.Op == syntax.Pipe || c.Op == syntax.PipeAll {
+			yw = viaPipe
+		}
+		if w == viaSubst || w == viaBackquote || w == viaCompound {
+			yw = w
+		}
+		a.stmt(c.Y, yw, k, depth+1)
+	case *syntax.Subshell:
+		a.stmts(c.Stmts, nested(w), cmdUnknown, depth+1)
+	case *syntax.Block:
+		a.stmts(c.Stmts, nested(w), cmdUnknown, depth+1)
+	case *syntax.TimeClause:
+		a.stmt(c.Stmt, w, left, depth+1)
+	case nil:
+	default:
+		syntax.Walk(c, func(n syntax.Node) bool {
+			a.steps++
+			if a.steps > 4*MaxLen {
+				return false
+			}
+			if ce, ok := n.(*syntax.CallExpr); ok {
+				a.call(ce, nil, viaCompound, cmdUnknown, depth+1)
+				return false
+			}
+			if cs, ok := n.(*syntax.CmdSubst); ok {
+				a.stmts(cs.Stmts, viaSubst, cmdUnknown, depth+1)
+				return false
+			}
+			return true
+		})
+	}
+	return cmdUnknown
+}
+
+func nested(w via) via {
+	if w == viaTop {
+		return viaTop
+	}
+	return w
+}
+
+// word walks a word's parts for substitutions.
+func (a *analyzer) word(wd *syntax.Word, depth int) {
+	if wd == nil || depth > maxDepth {
+		return
+	}
+	for _, part := range wd.Parts {
+		a.part(part, depth)
+	}
+}
+
+func (a *analyzer) part(part syntax.WordPart, depth int) {
+	a.steps++
+	switch p := part.(type) {
+	case *syntax.CmdSubst:
+		w := viaSubst
+		if p.Backquotes {
+			w = viaBackquote
+		}
+		a.stmts(p.Stmts, w, cmdUnknown, depth+1)
+	case *syntax.ProcSubst:
+		a.stmts(p.Stmts, viaSubst, cmdUnknown, depth+1)
+	case *syntax.DblQuoted:
+		for _, q := range p.Parts {
+			a.part(q, depth+1)
+		}
+	case *syntax.ParamExp:
+		if p.Exp != nil {
+			a.word(p.Exp.Word, depth+1)
+		}
+	}
+}
+
+func (a *analyzer) call(c *syntax.CallExpr, s *syntax.Stmt, w via, left cmdKind, depth int) cmdKind {
+	for _, as := range c.Assigns {
+		if as.Name != nil && as.Value != nil {
+			a.word(as.Value, depth)
+			if a.nvars < len(a.vars) {
+				t := a.resolve(as.Value)
+				a.vars[a.nvars] = struct{ name, value string }{as.Name.Value, t.text}
+				a.nvars++
+			}
+		}
+	}
+	for _, arg := range c.Args {
+		a.word(arg, depth)
+	}
+	if len(c.Args) == 0 {
+		return cmdUnknown
+	}
+	if w == viaTop && !a.seenTop {
+		a.seenTop = true
+		if a.wrapped {
+			return cmdUnknown // the application's own command
+		}
+		a.judgeCommandLine(c)
+		return cmdUnknown
+	}
+	return a.judgeInjected(c, w, left)
+}
+
+// resolvedWord is a word as the shell would see it.
+type resolvedWord struct {
+	text       string
+	split      bool // ${IFS} or similar produced a field separator
+	quoteSplit bool // a quote or escape between two word characters (c'a't)
+	glob       bool // unquoted *, ? or [
+	dynamic    bool // an expansion we cannot resolve
+	expanded   bool // variables or ANSI-C escapes were needed to read it
+}
+
+func (a *analyzer) resolve(wd *syntax.Word) resolvedWord {
+	var r resolvedWord
+	var b strings.Builder
+	prevWordChar := false
+	for i, part := range wd.Parts {
+		boundary := i > 0
+		before := b.Len()
+		a.resolvePart(part, &b, &r, 0)
+		if boundary && prevWordChar && b.Len() > before && isWordChar(b.String()[before]) {
+			switch part.(type) {
+			case *syntax.SglQuoted, *syntax.DblQuoted:
+				r.quoteSplit = true
+			default:
+				if _, ok := wd.Parts[i-1].(*syntax.Lit); !ok {
+					r.quoteSplit = true
+				}
+			}
+		}
+		if b.Len() > 0 {
+			prevWordChar = isWordChar(b.String()[b.Len()-1])
+		}
+		if b.Len() > 512 {
+			break
+		}
+	}
+	r.text = b.String()
+	return r
+}
+
+func isWordChar(c byte) bool {
+	return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') || c == '/' || c == '.' || c == '_' || c == '-'
+}
+
+func (a *analyzer) resolvePart(part syntax.WordPart, b *strings.Builder, r *resolvedWord, depth int) {
+	if depth > 8 {
+		r.dynamic = true
+		return
+	}
+	switch p := part.(type) {
+	case *syntax.Lit:
+		v := p.Value
+		for i := 0; i < len(v); i++ {
+			c := v[i]
+			if c == '\\' && i+1 < len(v) {
+				i++
+				if v[i] == '\n' {
+					continue
+				}
+				if i > 0 && isWordChar(v[i]) {
+					r.quoteSplit = true
+				}
+				b.WriteByte(v[i])
+				continue
+			}
+			if c == '*' || c == '?' || c == '[' {
+				r.glob = true
+			}
+			b.WriteByte(c)
+		}
+	case *syntax.SglQuoted:
+		if p.Dollar {
+			r.expanded = true
+			b.WriteString(ansiC(p.Value))
+		} else {
+			b.WriteString(p.Value)
+		}
+	case *syntax.DblQuoted:
+		for _, q := range p.Parts {
+			a.resolvePart(q, b, r, depth+1)
+		}
+	case *syntax.ParamExp:
+		name := ""
+		if p.Param != nil {
+			name = p.Param.Value
+		}
+		switch {
+		case name == "IFS" && p.Exp == nil && p.Slice == nil:
+			r.split = true
+			b.WriteByte(' ')
+		case name == "@" || name == "*":
+			r.expanded = true // c$@at: empty
+		case p.Exp != nil && p.Exp.Word != nil && (p.Exp.Op == syntax.DefaultUnset || p.Exp.Op == syntax.DefaultUnsetOrNull):
+			r.expanded = true
+			for _, q := range p.Exp.Word.Parts {
+				a.resolvePart(q, b, r, depth+1)
+			}
+		case p.Slice != nil && (name == "PATH" || name == "HOME" || name == "PWD"):
+			r.expanded = true
+			b.WriteByte('/') // ${PATH:0:1}
+		default:
+			if v, ok := a.lookupVar(name); ok && p.Exp == nil && p.Slice == nil && p.Repl == nil {
+				r.expanded = true
+				b.WriteString(v)
+			} else {
+				r.dynamic = true
+			}
+		}
+	case *syntax.CmdSubst, *syntax.ProcSubst, *syntax.ArithmExp:
+		r.dynamic = true
+	case *syntax.ExtGlob:
+		r.glob = true
+		b.WriteString(p.Pattern.Value)
+	default:
+		r.dynamic = true
+	}
+}
+
+func (a *analyzer) lookupVar(name string) (string, bool) {
+	for i := a.nvars - 1; i >= 0; i-- {
+		if a.vars[i].name == name {
+			return a.vars[i].value, true
+		}
+	}
+	return "", false
+}
+
+// ansiC decodes the escapes of $'…' (the usual \xHH, \NNN, \n forms).
+func ansiC(s string) string {
+	if strings.IndexByte(s, '\\') < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' || i+1 >= len(s) {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		switch e := s[i]; {
+		case e == 'x' && i+1 < len(s):
+			v, n := 0, 0
+			for n < 2 && i+1 < len(s) && isHexDigit(s[i+1]) {
+				v = v*16 + hexVal(s[i+1])
+				i++
+				n++
+			}
+			b.WriteByte(byte(v))
+		case '0' <= e && e <= '7':
+			v, n := int(e-'0'), 1
+			for n < 3 && i+1 < len(s) && '0' <= s[i+1] && s[i+1] <= '7' {
+				v = v*8 + int(s[i+1]-'0')
+				i++
+				n++
+			}
+			b.WriteByte(byte(v))
+		case e == 'n':
+			b.WriteByte('\n')
+		case e == 't':
+			b.WriteByte('\t')
+		default:
+			b.WriteByte(e)
+		}
+	}
+	return b.String()
+}
+
+func isHexDigit(c byte) bool {
+	return ('0' <= c && c <= '9') || ('a' <= c|0x20 && c|0x20 <= 'f')
+}
+
+func hexVal(c byte) int {
+	if c <= '9' {
+		return int(c - '0')
+	}
+	return int(c|0x20-'a') + 10
+}
+
+// commandName resolves a call's command word and its extra fields (from
+// ${IFS} splitting or a brace list).
+func (a *analyzer) commandName(c *syntax.CallExpr) (name string, kind cmdKind, rw resolvedWord, extra []string) {
+	rw = a.resolve(c.Args[0])
+	t := strings.TrimLeft(rw.text, " ")
+	if strings.HasPrefix(t, "{") && strings.HasSuffix(t, "}") && strings.IndexByte(t, ',') > 0 {
+		// {cat,/etc/passwd}: brace expansion into words
+		fields := strings.Split(t[1:len(t)-1], ",")
+		t, extra = fields[0], fields[1:]
+		rw.expanded = true
+	}
+	if rw.split {
+		fields := strings.Fields(t)
+		if len(fields) > 0 {
+			t, extra = fields[0], append(fields[1:], extra...)
+		}
+	}
+	name = t
+	kind = lookupCmd(name)
+	if kind == cmdUnknown && rw.glob && strings.IndexByte(name, '/') >= 0 && a.globs < maxGlobs {
+		a.globs++
+		if m, k := globCommand(name); k != cmdUnknown {
+			name, kind = m, k
+		}
+	}
+	return name, kind, rw, extra
+}
+
+// maxGlobs bounds glob resolutions per value, and maxGlobLen the pattern
+// length: matching costs patterns × candidates.
+const (
+	maxGlobs   = 4
+	maxGlobLen = 48
+)
+
+// globCommand matches a globbed path (/???/c?t) against the usual binary
+// directories.
+func globCommand(pattern string) (string, cmdKind) {
+	if len(pattern) > maxGlobLen || strings.Count(pattern, "*") > 4 {
+		return "", cmdUnknown
+	}
+	for _, dir := range binDirs {
+		for cmd, k := range commands {
+			if len(cmd) > 12 {
+				continue
+			}
+			if ok, _ := path.Match(pattern, dir+cmd); ok {
+				return cmd, k
+			}
+		}
+	}
+	return "", cmdUnknown
+}
+
+// argShape summarises a command's arguments.
+type argShape struct {
+	n         int
+	prose     int // plain lower-case words
+	shellish  int // flags, paths, numbers, URLs, expansions
+	sensitive bool
+	url       bool
+	obfusc    bool // quote-split, ${IFS}, globbed paths, ANSI-C
+}
+
+func (a *analyzer) args(c *syntax.CallExpr, extra []string) argShape {
+	var s argShape
+	add := func(t string, rw resolvedWord) {
+		s.n++
+		switch {
+		case isSensitive(t):
+			s.sensitive = true
+			s.shellish++
+		case strings.Contains(t, "://") || isIPv4ish(t):
+			s.url = true
+			s.shellish++
+		case rw.dynamic || rw.glob || rw.split:
+			s.shellish++
+		case isProseWord(t):
+			s.prose++
+		default:
+			s.shellish++
+		}
+		if rw.quoteSplit || rw.split || rw.expanded || (rw.glob && strings.IndexByte(t, '/') >= 0) {
+			s.obfusc = true
+		}
+	}
+	for _, e := range extra {
+		add(e, resolvedWord{})
+	}
+	for _, arg := range c.Args[1:] {
+		rw := a.resolve(arg)
+		if rw.split {
+			for _, f := range strings.Fields(rw.text) {
+				add(f, rw)
+			}
+			continue
+		}
+		if rw.glob && a.globs < maxGlobs && globSensitive(rw.text) {
+			a.globs++
+			s.sensitive = true
+		}
+		add(rw.text, rw)
+	}
+	return s
+}
+
+// isProseWord: a word of letters (with an optional final punctuation),
+// as sentences are made of.
+func isProseWord(t string) bool {
+	t = strings.TrimRight(t, ".,!?:;")
+	if len(t) == 0 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || c == '\'' || c >= 0x80) {
+			return false
+		}
+	}
+	return true
+}
+
+func isSensitive(t string) bool {
+	if len(t) < 4 {
+		return false
+	}
+	l := strings.ToLower(t)
+	for _, s := range sensitive {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// globSensitive: a globbed path that matches a sensitive file
+// (/e??/p?ss??, /etc/pa*).
+func globSensitive(pattern string) bool {
+	if len(pattern) > maxGlobLen || strings.Count(pattern, "*") > 4 {
+		return false
+	}
+	for _, f := range [...]string{"/etc/passwd", "/etc/shadow", "/etc/hosts", "/etc/group", "/proc/self/environ"} {
+		if ok, _ := path.Match(pattern, f); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func isIPv4ish(t string) bool {
+	dots, digits := 0, 0
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case c == '.':
+			dots++
+		case '0' <= c && c <= '9':
+			digits++
+		case c == ':' || c == '/':
+		default:
+			return false
+		}
+	}
+	return dots == 3 && digits >= 4
+}
+
+// judgeInjected scores a command the value added to the line.
+func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKind {
+	name, kind, rw, extra := a.commandName(c)
+	if kind == cmdUnknown {
+		return kind
+	}
+	s := a.args(c, extra)
+	obf := rw.quoteSplit || rw.expanded || rw.glob || rw.split || s.obfusc
+	var conf int
+	why := w.String() + " runs " + name
+	switch {
+	case s.sensitive:
+		conf, why = 95, why+" on a sensitive path"
+	case w == viaPipe && kind == cmdInterp && (left == cmdNet || left == cmdKnown):
+		conf, why = 95, why+" fed by another command"
+	case kind == cmdNet && s.url:
+		conf, why = 92, why+" with a network address"
+	case obf:
+		conf, why = 90, why+" (obfuscated)"
+	case s.n == 0 && kind == cmdWordy:
+		conf = 45
+	case s.n == 0:
+		conf = 85
+	case s.shellish > 0 && s.prose <= s.shellish:
+		conf = 85
+	case s.shellish > 0:
+		conf = 60
+	case s.prose == 1 && kind != cmdWordy:
+		conf = 55
+	default:
+		return kind // arguments are a sentence
+	}
+	switch w {
+	case viaSubst:
+		conf += 3
+	case viaBackquote:
+		// Markdown uses backquotes for code spans: "run `ls -la` first".
+		if proseAround(a.value) && !s.sensitive && !(kind == cmdNet && s.url) {
+			conf -= 30
+		}
+	case viaCompound:
+		conf -= 5
+	}
+	if conf > 98 {
+		conf = 98
+	}
+	a.consider(conf, why, c)
+	return kind
+}
+
+// judgeCommandLine scores a value that is itself a command line: only
+// obfuscation or a clear target makes it an attack.
+func (a *analyzer) judgeCommandLine(c *syntax.CallExpr) {
+	name, kind, rw, extra := a.commandName(c)
+	if kind == cmdUnknown {
+		return
+	}
+	s := a.args(c, extra)
+	obf := rw.quoteSplit || rw.expanded || rw.split || (rw.glob && strings.IndexByte(rw.text, '/') >= 0) || s.obfusc
+	switch {
+	case obf && s.sensitive:
+		a.consider(95, "obfuscated "+name+" on a sensitive path", c)
+	case obf && (s.shellish > 0 || s.n == 0):
+		a.consider(85, "obfuscated command "+name, c)
+	case s.sensitive && s.prose == 0:
+		a.consider(85, name+" on a sensitive path", c)
+	case kind == cmdNet && s.url && s.prose == 0:
+		a.consider(55, name+" of a network address", c)
+	}
+}
+
+// proseAround: the value has at least three plain words outside
+// backquotes, as a sentence does.
+func proseAround(v string) bool {
+	words, in := 0, false
+	for _, f := range strings.Fields(v) {
+		if strings.Count(f, "`")%2 == 1 {
+			in = !in
+			continue
+		}
+		if !in && isProseWord(f) {
+			words++
+		}
+	}
+	return words >= 3
+}
+
+// windowsScan catches cmd.exe and PowerShell shapes the bash grammar does
+// not parse (IEX(New-Object Net.WebClient)…): a separator followed by a
+// Windows interpreter or tool.
+func windowsScan(v string) (detect.Finding, bool) {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c != ';' && c != '&' && c != '|' && c != '\n' {
+			continue
+		}
+		j := i + 1
+		for j < len(v) && (v[j] == ' ' || v[j] == '\t' || v[j] == '&' || v[j] == '|') {
+			j++
+		}
+		k := j
+		for k < len(v) && (isWordChar(v[k]) || v[k] == '\\' || v[k] == ':') {
+			k++
+		}
+		if k == j || k-j > 40 {
+			continue
+		}
+		word := strings.ToLower(v[j:k])
+		if i := lastSep(word); i >= 0 {
+			word = word[i+1:]
+		}
+		word = strings.TrimSuffix(word, ".exe")
+		switch word {
+		case "powershell", "pwsh", "cmd", "iex", "invoke-expression", "mshta", "rundll32", "regsvr32",
+			"certutil", "bitsadmin", "wmic", "cscript", "wscript":
+			if k == len(v) || v[k] == ' ' || v[k] == '(' || v[k] == '/' || v[k] == '\t' {
+				return detect.Finding{Confidence: 80, Reason: "Windows interpreter after a separator: " + word, Start: i, End: k}, true
+			}
+		}
+	}
+	return detect.Finding{}, false
+}
