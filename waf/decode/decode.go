@@ -133,8 +133,10 @@ type Limits struct {
 	// costs at most a small multiple of its size whatever it contains.
 	MaxOutputFactor int
 	MaxOutputSlack  int
-	// MinBase64 is the shortest token tried as base64 (default 12):
-	// shorter tokens are ordinary words far more often than encodings.
+	// MinBase64 is the shortest token tried as base64, padding included
+	// (default 8: "1 OR 1=1" encodes to 12 bytes, "admin' #" to 12; a
+	// shorter token is an ordinary word far more often than an encoding,
+	// and longer words fail the mixed-case and decodes-to-text checks).
 	MinBase64 int
 }
 
@@ -152,7 +154,7 @@ func (l Limits) withDefaults() Limits {
 		l.MaxOutputSlack = 256
 	}
 	if l.MinBase64 <= 0 {
-		l.MinBase64 = 12
+		l.MinBase64 = 8
 	}
 	return l
 }
@@ -243,6 +245,9 @@ func (d *Decoder) mayDecode(s string) bool {
 			if i+3 < len(s) && b64val[s[i+1]] != 0xff && s[i+1] != '-' && strings.IndexByte(s[i+1:], '-') >= 0 {
 				return true
 			}
+			if plusSpaced(s) {
+				return true
+			}
 		case '{', '[':
 			if strings.TrimLeft(s[:i], " \t\r\n") == "" {
 				return true
@@ -317,6 +322,13 @@ func (d *Decoder) expand(e *emitter, v Variant) {
 			}
 		}
 	}
+	if hasPlus && !hasPct && plusSpaced(s) {
+		// A form-encoded value that reached us without its '+' decoded
+		// (a path segment, a header): 1'+OR+'1'='1.
+		if c, ok := next(StepURL); ok {
+			e.add(strings.ReplaceAll(s, "+", " "), c, v.Key)
+		}
+	}
 	if hasPlus {
 		if out, ok := utf7Decode(s); ok {
 			if c, ok := next(StepUTF7); ok {
@@ -339,6 +351,20 @@ func (d *Decoder) expand(e *emitter, v Variant) {
 			}
 		}
 	}
+}
+
+// plusSpaced: the value has no space but a '+' between two non-'+'
+// bytes, as form encoding writes a space.
+func plusSpaced(s string) bool {
+	if strings.IndexByte(s, ' ') >= 0 {
+		return false
+	}
+	for i := 1; i+1 < len(s); i++ {
+		if s[i] == '+' && s[i-1] != '+' && s[i+1] != '+' && s[i+1] != '=' {
+			return true
+		}
+	}
+	return false
 }
 
 // hasMarkup reports whether s contains a tag start: '<' followed by a

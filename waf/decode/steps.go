@@ -352,7 +352,7 @@ func printable(b []byte) bool {
 // one alphabet, a length an encoder can produce, and both letter cases
 // (base64 of text almost always has them; hex ids and words do not).
 func base64Plausible(s string, min int) bool {
-	if len(s) < min || len(s)%4 == 1 {
+	if len(s) < min-2 || len(s)%4 == 1 {
 		return false
 	}
 	var upper, lower, std, url bool
@@ -393,6 +393,9 @@ func base64Candidate(s string, min int) bool {
 // base64Trim trims space and padding and checks plausibility.
 func base64Trim(s string, min int) (string, bool) {
 	t := strings.TrimSpace(s)
+	if len(t) < min {
+		return "", false
+	}
 	pad := 0
 	for len(t) > 0 && t[len(t)-1] == '=' && pad < 2 {
 		t = t[:len(t)-1]

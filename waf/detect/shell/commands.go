@@ -21,7 +21,7 @@ const (
 var commands = map[string]cmdKind{
 	// information gathering
 	"id": cmdKnown, "whoami": cmdKnown, "uname": cmdKnown, "hostname": cmdKnown, "ifconfig": cmdKnown,
-	"ipconfig": cmdKnown, "netstat": cmdKnown, "ss": cmdKnown, "ps": cmdKnown, "pwd": cmdKnown, "w": cmdKnown,
+	"ipconfig": cmdKnown, "netstat": cmdKnown, "ss": cmdKnown, "ps": cmdKnown, "pwd": cmdKnown, "w": cmdWordy,
 	"who": cmdWordy, "last": cmdWordy, "groups": cmdWordy, "env": cmdKnown, "printenv": cmdKnown, "systeminfo": cmdKnown,
 	"tasklist": cmdKnown, "taskkill": cmdKnown, "ver": cmdKnown, "arp": cmdKnown, "route": cmdWordy, "lsof": cmdKnown,
 	"df": cmdKnown, "du": cmdKnown, "free": cmdWordy, "top": cmdWordy, "uptime": cmdKnown, "lscpu": cmdKnown, "getent": cmdKnown,
@@ -64,6 +64,9 @@ var commands = map[string]cmdKind{
 	"powershell": cmdInterp, "powershell.exe": cmdInterp, "pwsh": cmdInterp, "cmd": cmdInterp, "cmd.exe": cmdInterp,
 	"command": cmdWordy, "iex": cmdInterp, "invoke-expression": cmdInterp, "start-process": cmdInterp,
 	"new-object": cmdKnown, "get-content": cmdKnown, "gc": cmdKnown, "invoke-command": cmdInterp,
+	"iwmi": cmdInterp, "invoke-wmimethod": cmdInterp, "gwmi": cmdKnown, "get-wmiobject": cmdKnown,
+	"invoke-item": cmdInterp, "set-content": cmdKnown, "out-file": cmdKnown, "add-type": cmdInterp,
+	"bcdboot": cmdKnown, "bcdedit": cmdKnown, "vssadmin": cmdKnown, "wevtutil": cmdKnown, "forfiles": cmdInterp,
 }
 
 // lookupCmd classifies a resolved command word: its base name (after the

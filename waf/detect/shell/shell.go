@@ -66,7 +66,7 @@ var breakoutBytes = func() (t [256]bool) {
 // that ends an argument and starts a command, or a first word that is a
 // command (possibly obfuscated). It does not allocate.
 func Prefilter(v string) bool {
-	return breakoutCandidate(v) || (firstWordIsCommand(v) && commandLineWorth(v))
+	return breakoutCandidate(v) || (firstWordIsCommand(v) && commandLineWorth(v)) || hasForLoop(v)
 }
 
 // breakoutCandidate: some byte that ends an argument is followed (after
@@ -225,6 +225,9 @@ func (d Detector) Detect(in detect.Input) (detect.Finding, bool) {
 	}
 	if best.Confidence < 60 {
 		if f, ok := windowsScan(v); ok && f.Confidence > best.Confidence {
+			best = f
+		}
+		if f, ok := cmdForLoop(v); ok && f.Confidence > best.Confidence {
 			best = f
 		}
 	}
@@ -685,6 +688,7 @@ func globCommand(pattern string) (string, cmdKind) {
 	if len(pattern) > maxGlobLen || strings.Count(pattern, "*") > 4 {
 		return "", cmdUnknown
 	}
+	pattern = bashGlob(pattern)
 	for _, dir := range binDirs {
 		for cmd, k := range commands {
 			if len(cmd) > 12 {
@@ -785,12 +789,21 @@ func globSensitive(pattern string) bool {
 	if len(pattern) > maxGlobLen || strings.Count(pattern, "*") > 4 {
 		return false
 	}
+	pattern = bashGlob(pattern)
 	for _, f := range [...]string{"/etc/passwd", "/etc/shadow", "/etc/hosts", "/etc/group", "/proc/self/environ"} {
 		if ok, _ := path.Match(pattern, f); ok {
 			return true
 		}
 	}
 	return false
+}
+
+// bashGlob turns bash's [!…] negation into path.Match's [^…].
+func bashGlob(p string) string {
+	if !strings.Contains(p, "[!") {
+		return p
+	}
+	return strings.ReplaceAll(p, "[!", "[^")
 }
 
 func isIPv4ish(t string) bool {
@@ -864,6 +877,12 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 func (a *analyzer) judgeCommandLine(c *syntax.CallExpr) {
 	name, kind, rw, extra := a.commandName(c)
 	if kind == cmdUnknown {
+		if rw.glob && len(c.Args) == 1 && a.globs < maxGlobs && globSensitive(rw.text) {
+			// /etc/[!q]asswd: a pattern only a shell would expand,
+			// naming a sensitive file.
+			a.globs++
+			a.consider(70, "glob pattern that names a sensitive file", c)
+		}
 		return
 	}
 	s := a.args(c, extra)
@@ -876,7 +895,7 @@ func (a *analyzer) judgeCommandLine(c *syntax.CallExpr) {
 	case s.sensitive && s.prose == 0:
 		a.consider(85, name+" on a sensitive path", c)
 	case kind == cmdNet && s.url && s.prose == 0:
-		a.consider(55, name+" of a network address", c)
+		a.consider(65, name+" of a network address", c)
 	}
 }
 
@@ -894,6 +913,68 @@ func proseAround(v string) bool {
 		}
 	}
 	return words >= 3
+}
+
+// hasForLoop is cmdForLoop's cheap pre-check: "for" and a "%" variable.
+func hasForLoop(v string) bool {
+	i := indexFold(v, "for")
+	return i >= 0 && strings.IndexByte(v[i:], '%') > 0
+}
+
+func indexFold(s, w string) int {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(w)], w) {
+			return i
+		}
+	}
+	return -1
+}
+
+// cmdForLoop recognises cmd.exe's FOR loop, a compound command of its own
+// grammar: FOR [/D|/R [path]|/L|/F ["options"]] %var IN (set) DO command.
+// The %variable makes it unmistakable: prose has no "%G".
+func cmdForLoop(v string) (detect.Finding, bool) {
+	f := strings.Fields(v)
+	for i := 0; i < len(f) && i < 64; i++ {
+		if !strings.EqualFold(f[i], "for") {
+			continue
+		}
+		j := i + 1
+		// switches and their arguments
+		for j < len(f) && strings.HasPrefix(f[j], "/") {
+			j++
+			if j < len(f) && !strings.HasPrefix(f[j], "%") && !strings.HasPrefix(f[j], "/") {
+				j++ // /R path, /F "options"
+			}
+		}
+		if j >= len(f) || !isForVar(f[j]) {
+			continue
+		}
+		j++
+		if j >= len(f) || !strings.EqualFold(f[j], "in") {
+			continue
+		}
+		rest := strings.Join(f[j+1:], " ")
+		if !strings.HasPrefix(rest, "(") {
+			continue
+		}
+		close := strings.IndexByte(rest, ')')
+		if close < 0 {
+			continue
+		}
+		after := strings.TrimSpace(rest[close+1:])
+		if len(after) >= 3 && strings.EqualFold(after[:2], "do") && (after[2] == ' ' || after[2] == '(' || after[2] == '@') {
+			return detect.Finding{Confidence: 75, Reason: "cmd.exe FOR loop", Start: 0, End: len(v)}, true
+		}
+	}
+	return detect.Finding{}, false
+}
+
+// isForVar: %x or %%x (any single character after the percent signs).
+func isForVar(s string) bool {
+	s = strings.TrimPrefix(s, "%")
+	s = strings.TrimPrefix(s, "%")
+	return len(s) == 1 || (len(s) == 2 && s[0] == '~')
 }
 
 // windowsScan catches cmd.exe and PowerShell shapes the bash grammar does

@@ -186,6 +186,11 @@ func (l *lexer) lex(quote byte) bool {
 		case c == '.':
 			l.i++
 			l.emit(kDot, start)
+		case c == ':' && l.n > 0 && l.toks[l.n-1].kind == kWord && l.toks[l.n-1].end == int32(l.i) &&
+			l.i+1 < len(l.s) && isWordStart(l.s[l.i+1]):
+			// Informix database:table
+			l.i++
+			l.emit(kDot, start)
 		case c == '{':
 			// ODBC escape {fn …} / {d '…'}: treat as a parenthesis.
 			l.i++

@@ -9,23 +9,25 @@ package sqli
 const maxNest = 48
 
 type signals struct {
-	boolOp    bool // AND, OR, XOR, && joining conditions
-	compare   bool // =, <>, LIKE, IN, BETWEEN, IS …
-	tautology bool // a comparison of two literals
-	fn        int  // function calls
-	timeFn    bool // SLEEP, BENCHMARK, PG_SLEEP, WAITFOR DELAY, …
-	infoFn    bool // VERSION(), DATABASE(), LOAD_FILE, EXTRACTVALUE, xp_cmdshell, …
-	union     bool
-	subquery  bool
-	stacked   bool // a second statement after ';'
-	clause    bool // ORDER BY, GROUP BY, HAVING, LIMIT, PROCEDURE, INTO
-	into      bool // INTO OUTFILE/DUMPFILE
-	comment   bool // a trailing comment that swallows the rest of the query
-	schema    bool // information_schema, sysobjects, pg_catalog, sqlite_master, mysql.user
-	sysVar    bool // @@version and friends
-	concat    bool // || or + joining strings
-	orOp      bool // || (MySQL OR, otherwise concatenation)
-	ops       int  // binary operators
+	boolOp     bool // AND, OR, XOR, && joining conditions
+	compare    bool // =, <>, LIKE, IN, BETWEEN, IS …
+	tautology  bool // a comparison of two literals
+	fn         int  // function calls
+	timeFn     bool // SLEEP, BENCHMARK, PG_SLEEP, WAITFOR DELAY, …
+	infoFn     bool // VERSION(), DATABASE(), LOAD_FILE, EXTRACTVALUE, xp_cmdshell, …
+	union      bool
+	subquery   bool
+	stacked    bool // a second statement after ';'
+	clause     bool // ORDER BY, GROUP BY, HAVING, LIMIT, PROCEDURE, INTO
+	into       bool // INTO OUTFILE/DUMPFILE
+	comment    bool // a trailing comment that swallows the rest of the query
+	schema     bool // information_schema, sysobjects, pg_catalog, sqlite_master, mysql.user
+	sysVar     bool // @@version and friends
+	concat     bool // || or + joining strings
+	list       bool // the value continued a comma-separated list
+	trailingOp bool // the value ends with an operator
+	orOp       bool // || (MySQL OR, otherwise concatenation)
+	ops        int  // binary operators
 }
 
 type parser struct {
@@ -109,15 +111,32 @@ func (p *parser) closeParen() {
 // expression, then clauses and statements, to the end.
 func (p *parser) query() {
 	p.exprRest()
+	p.matchMode()
 	for !p.bad && !p.atEnd() {
 		t := p.peek()
 		switch {
 		case t.kind == kRParen && p.closeOut < 3:
 			p.pos++
 			p.closeOut++
+			// ') AS alias WHERE …': the value closed a derived table.
+			if p.acceptKW(kwAs) {
+				if n := p.next(); n.kind != kWord && n.kind != kQIdent {
+					p.fail()
+				}
+			}
 			p.exprRest()
+			p.matchMode()
+		case t.kind == kComma:
+			// the value sits in a list (ORDER BY x, VALUE; IN (…, VALUE))
+			p.pos++
+			p.sig.list = true
+			p.expr()
+			p.alias()
 		case t.kind == kSemi:
 			p.pos++
+			p.statement()
+		case t.kind == kWord && isStmtKeyword(t.kw) && p.pos > 0:
+			// T-SQL runs statements written one after another.
 			p.statement()
 		case t.kind == kWord && t.kw == kwUnion:
 			p.pos++
@@ -125,7 +144,18 @@ func (p *parser) query() {
 				p.acceptKW(kwDistinct)
 			}
 			p.sig.union = true
+			if p.atEnd() {
+				return // "' UNION SELECT" cut short: a probe
+			}
+			if p.isKW(kwSelect) && p.peekAt(1).kind == kEOF {
+				p.pos++
+				return
+			}
 			p.selectOrParen()
+		case t.kind == kOp && p.pos == len(p.t)-1 && (t.op == opConcat || t.op == opPlus || t.op == opMinus):
+			// a trailing operator the application's suffix completes
+			p.pos++
+			p.sig.trailingOp = true
 		case t.kind == kWord && (t.kw == kwOrder || t.kw == kwGroup || t.kw == kwHaving || t.kw == kwLimit ||
 			t.kw == kwProcedure || t.kw == kwInto || t.kw == kwWhere || t.kw == kwFor || t.kw == kwOffset):
 			p.clauses()
@@ -135,6 +165,36 @@ func (p *parser) query() {
 			p.fail()
 		}
 	}
+}
+
+// matchMode reads MySQL full-text modifiers after MATCH … AGAINST('…':
+// IN BOOLEAN MODE, IN NATURAL LANGUAGE MODE, WITH QUERY EXPANSION.
+func (p *parser) matchMode() {
+	t := p.peek()
+	if t.kind != kWord {
+		return
+	}
+	if t.kw == kwIn && p.peekAt(1).kind == kWord && (equalFold(p.text(p.peekAt(1)), "boolean") || equalFold(p.text(p.peekAt(1)), "natural")) {
+		p.pos += 2
+		for p.peek().kind == kWord && !equalFold(p.text(p.peek()), "mode") {
+			p.pos++
+		}
+		if p.peek().kind == kWord {
+			p.pos++
+		}
+		return
+	}
+	if equalFold(p.text(t), "with") && p.peekAt(1).kind == kWord && equalFold(p.text(p.peekAt(1)), "query") {
+		p.pos += 3
+	}
+}
+
+func isStmtKeyword(k kw) bool {
+	switch k {
+	case kwExec, kwDeclare, kwWaitfor, kwShutdown, kwInsert, kwUpdate, kwDelete, kwDrop, kwCreate, kwAlter, kwTruncate:
+		return true
+	}
+	return false
 }
 
 func (p *parser) waitfor() {
@@ -156,6 +216,12 @@ func (p *parser) statement() {
 	}
 	t := p.peek()
 	if t.kind == kSemi {
+		return
+	}
+	if t.kind == kLParen || (t.kind == kWord && t.kw == kwNone && p.peekAt(1).kind == kLParen) {
+		// ;(SELECT …) or ;IIF(…): an expression run as a batch
+		p.expr()
+		p.sig.stacked = p.sig.subquery || p.sig.fn > 0
 		return
 	}
 	if t.kind != kWord {
@@ -181,19 +247,18 @@ func (p *parser) statement() {
 		}
 	}
 	p.pos++
-	p.sig.stacked = true
-	if t.kw == kwExec || t.kw == kwCall || isStmtFn(p.text(t)) {
-		p.classifyName(p.peek())
+	if !p.stmtHead(t) {
+		p.fail()
+		return
 	}
+	p.sig.stacked = true
 	depth := 0
 	for !p.atEnd() {
 		t := p.peek()
 		switch t.kind {
-		case kBad, kQIdent:
-			if t.kind == kBad {
-				p.fail()
-				return
-			}
+		case kBad:
+			p.fail()
+			return
 		case kOpenStr:
 			if !p.openStrOK() {
 				p.fail()
@@ -212,6 +277,48 @@ func (p *parser) statement() {
 		}
 		p.pos++
 	}
+}
+
+// stmtHead checks the first words of a stacked statement after its
+// keyword t, so that "1234; DROP" (a password) is not a statement while
+// "1; DROP TABLE users" is.
+func (p *parser) stmtHead(t token) bool {
+	n := p.peek()
+	word := n.kind == kWord || n.kind == kQIdent
+	switch t.kw {
+	case kwShutdown, kwCommit, kwBegin:
+		return true
+	case kwDrop, kwCreate, kwAlter, kwTruncate, kwRename:
+		if n.kind != kWord {
+			return false
+		}
+		switch w := p.text(n); {
+		case equalFold(w, "table"), equalFold(w, "database"), equalFold(w, "schema"), equalFold(w, "view"),
+			equalFold(w, "user"), equalFold(w, "procedure"), equalFold(w, "function"), equalFold(w, "index"),
+			equalFold(w, "trigger"), equalFold(w, "login"), equalFold(w, "role"), equalFold(w, "or"),
+			equalFold(w, "temporary"), equalFold(w, "if"):
+			return p.peekAt(1).kind == kWord || p.peekAt(1).kind == kQIdent
+		}
+		return t.kw == kwTruncate && word
+	case kwInsert, kwReplace:
+		return p.isKW(kwInto) || word
+	case kwUpdate:
+		return word && p.peekAt(1).kind == kWord && (p.peekAt(1).kw == kwSet || p.peekAt(2).kind == kWord)
+	case kwDelete:
+		return p.isKW(kwFrom) || (word && p.peekAt(1).kind == kWord)
+	case kwExec, kwCall:
+		p.classifyName(n)
+		return word || n.kind == kLParen
+	case kwDeclare, kwSet:
+		return n.kind == kVar || (word && p.peekAt(1).kind == kOp)
+	case kwGrant, kwRevoke, kwLoad, kwCopy, kwHandler, kwShow, kwDo:
+		return word && p.peekAt(1).kind != kEOF
+	}
+	if isStmtFn(p.text(t)) {
+		p.classifyName(t)
+		return true
+	}
+	return false
 }
 
 // isStmtFn: procedures called as statements (MSSQL EXEC-less calls).
@@ -265,6 +372,7 @@ func (p *parser) clauses() {
 			if p.acceptKW(kwOutfile) || p.acceptKW(kwDumpfile) {
 				p.sig.into = true
 				p.operand()
+				p.exportOptions()
 			} else {
 				p.operand()
 				for p.peek().kind == kComma {
@@ -284,6 +392,39 @@ func (p *parser) clauses() {
 			return
 		}
 		p.sig.clause = true
+	}
+}
+
+// exportOptions reads SELECT … INTO OUTFILE's options: FIELDS/COLUMNS
+// TERMINATED BY …, ENCLOSED BY …, ESCAPED BY …, LINES STARTING BY …,
+// CHARACTER SET x.
+func (p *parser) exportOptions() {
+	for !p.bad && !p.atEnd() {
+		t := p.peek()
+		if t.kind != kWord {
+			return
+		}
+		w := p.text(t)
+		switch {
+		case equalFold(w, "fields"), equalFold(w, "columns"), equalFold(w, "lines"), equalFold(w, "optionally"):
+			p.pos++
+		case equalFold(w, "terminated"), equalFold(w, "enclosed"), equalFold(w, "escaped"), equalFold(w, "starting"):
+			p.pos++
+			if !p.acceptKW(kwBy) {
+				p.fail()
+				return
+			}
+			p.operand()
+		case equalFold(w, "character"):
+			p.pos++
+			if !p.acceptKW(kwSet) {
+				p.fail()
+				return
+			}
+			p.next()
+		default:
+			return
+		}
 	}
 }
 
@@ -445,6 +586,9 @@ func (p *parser) qualifiedName() {
 	p.classifyName(first)
 	for p.peek().kind == kDot {
 		p.pos++
+		if p.peek().kind == kDot {
+			p.pos++ // master..xp_cmdshell: default schema
+		}
 		t := p.next()
 		switch {
 		case t.kind == kWord || t.kind == kQIdent:

@@ -81,6 +81,7 @@ var contexts = [...]context{
 	{0, "number"},
 	{'\'', "single-quoted string"},
 	{'"', "double-quoted string"},
+	{'`', "backquoted identifier"},
 }
 
 // Detect implements detect.Detector.
@@ -110,6 +111,9 @@ func (d Detector) Detect(in detect.Input) (detect.Finding, bool) {
 			if r := judge(&l, c); r.score > best.score {
 				best = r
 			}
+		}
+		if r := judgeWhole(&l); r.score > best.score {
+			best = r
 		}
 	}
 	if best.score < minScore {
@@ -207,6 +211,47 @@ func judge(l *lexer, c context) result {
 	return score(c, p, first, c.quote != 0, bare)
 }
 
+// judgeWhole judges values that are not inside a literal at all: a
+// condition appended after the application's own ("or 1=1", " and
+// user()=user()") and a whole statement ("SELECT … FROM
+// information_schema.tables"). Both need more than grammar to count.
+func judgeWhole(l *lexer) result {
+	if !l.lex(0) || l.n == 0 || l.trunc {
+		return result{}
+	}
+	p := parser{s: l.s, t: l.toks[:l.n]}
+	first := p.peek()
+	switch {
+	case first.kind == kWord && (first.kw == kwAnd || first.kw == kwOr || first.kw == kwXor),
+		first.kind == kOp && (first.op == opAnd || first.op == opConcat):
+		p.exprRest() // the leading operator joins the application's condition
+		p.query()
+		if p.bad || p.reopen > p.closeOut {
+			return result{}
+		}
+		r := score(context{name: "appended condition"}, p, first, true, false)
+		if !p.sig.compare && p.sig.fn == 0 && !p.sig.union && !p.sig.subquery {
+			return result{}
+		}
+		r.start = int(first.start)
+		return r
+	case first.kind == kWord && first.kw == kwSelect:
+		p.selectStmt()
+		p.query()
+		s := p.sig
+		if p.bad || !(s.union || s.subquery || s.schema || s.timeFn || s.into || s.sysVar || s.infoFn) {
+			return result{}
+		}
+		r := score(context{name: "statement"}, p, first, true, false)
+		if r.score > 80 {
+			r.score = 80
+		}
+		r.start = 0
+		return r
+	}
+	return result{}
+}
+
 func score(c context, p parser, first token, breakout, bare bool) result {
 	s := p.sig
 	s.boolOp = s.boolOp || (s.orOp && s.compare)
@@ -235,8 +280,10 @@ func score(c context, p parser, first token, breakout, bare bool) result {
 		sc, why = 75, "ORDER BY/GROUP BY/LIMIT clause"
 	case s.boolOp:
 		sc, why = 70, "boolean operator"
-	case s.fn > 0 && (s.concat || s.ops > 0) && breakout:
+	case s.fn > 0 && (s.concat || s.ops > 0 || s.list) && breakout:
 		sc, why = 80, "function call joined to the query"
+	case s.list && (s.fn > 0 || s.compare) && s.ops+s.fn > 1:
+		sc, why = 75, "expression added to a list"
 	case s.comment && breakout:
 		sc, why = 70, "comment truncates the query"
 	case s.compare && breakout:

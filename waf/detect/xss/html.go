@@ -14,6 +14,10 @@ const maxTokens = 2048
 // original value when v was wrapped; skipAttr names an attribute of the
 // wrapper tag to ignore; skipTags is the number of leading wrapper tags).
 func htmlFinding(v string, offset, origLen int, skipAttr string, skipTags int) (detect.Finding, bool) {
+	return htmlFindingDepth(v, offset, origLen, skipAttr, skipTags, 0)
+}
+
+func htmlFindingDepth(v string, offset, origLen int, skipAttr string, skipTags, depth int) (detect.Finding, bool) {
 	z := html.NewTokenizer(strings.NewReader(v))
 	z.SetMaxBuf(len(v) + 1)
 	var best detect.Finding
@@ -21,6 +25,7 @@ func htmlFinding(v string, offset, origLen int, skipAttr string, skipTags int) (
 	inScript := false
 	scriptStart := 0
 	tags := 0
+	rawText := ""
 	for n := 0; n < maxTokens; n++ {
 		tt := z.Next()
 		if tt == html.ErrorToken {
@@ -48,6 +53,16 @@ func htmlFinding(v string, offset, origLen int, skipAttr string, skipTags int) (
 		}
 		switch tt {
 		case html.TextToken:
+			if rawText != "" && !inScript && depth < 1 && strings.IndexByte(string(raw), '<') >= 0 {
+				// Inside style, textarea, title, noscript, xmp… the
+				// tokenizer reads text; under <math>/<svg> a browser may
+				// read the same bytes as markup (mutation XSS), and a
+				// filter that closes the element lets it out.
+				if f, ok := htmlFindingDepth(string(raw), 0, len(raw), "", 0, depth+1); ok {
+					add(f.Confidence-5, "markup inside <"+rawText+">: "+f.Reason)
+				}
+			}
+			rawText = ""
 			if inScript {
 				// <script>…</script>: the content is script.
 				switch r := scanJS(string(raw)); {
@@ -83,8 +98,12 @@ func htmlFinding(v string, offset, origLen int, skipAttr string, skipTags int) (
 					add(60, tag+" element")
 				case "base":
 					add(70, "base element")
-				case "meta", "link", "style":
-					// judged by their attributes below
+				case "style", "textarea", "title", "noscript", "xmp", "noembed", "noframes", "plaintext":
+					rawText = tag
+				case "link":
+					if hasAttr && tagAttrIs(string(raw), "rel", "import") {
+						add(75, "link rel=import")
+					}
 				}
 			}
 			var (
@@ -150,7 +169,9 @@ func attrJudge(tag, k, val string) attrVerdict {
 		case r.ev >= evCall:
 			return attrVerdict{75, "event handler " + k + " calls a function"}
 		case strings.TrimSpace(val) != "":
-			return attrVerdict{55, "event handler " + k}
+			// A handler on a real element of user input: sanitised rich
+			// text never carries one, and a broken one still shows intent.
+			return attrVerdict{65, "event handler " + k}
 		}
 		return attrVerdict{45, "event handler " + k}
 	case urlAttrs[k]:
@@ -222,6 +243,22 @@ func tagHasAttr(raw string, names ...string) bool {
 			if string(key) == n {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// tagAttrIs reports whether the raw start tag's attribute name has the
+// value want (case-insensitive).
+func tagAttrIs(raw, name, want string) bool {
+	z := html.NewTokenizer(strings.NewReader(raw))
+	z.Next()
+	_, more := z.TagName()
+	for more {
+		var key, val []byte
+		key, val, more = z.TagAttr()
+		if string(key) == name && strings.EqualFold(strings.TrimSpace(string(val)), want) {
+			return true
 		}
 	}
 	return false

@@ -180,7 +180,7 @@ func scanJS(src string) (res jsResult) {
 		if fr != nil && fr.kind == frMember && fr.litOK {
 			switch {
 			case tt == js.StringToken && len(data) >= 2:
-				fr.litN = appendLit(&fr.lit, fr.litN, data[1:len(data)-1])
+				fr.litN = appendJSString(&fr.lit, fr.litN, data[1:len(data)-1])
 				fr.litRe = false
 			case tt == js.TemplateToken && len(data) >= 2:
 				fr.litN = appendLit(&fr.lit, fr.litN, data[1:len(data)-1])
@@ -389,6 +389,50 @@ func lastSlash(b []byte) int {
 
 func appendLit(buf *[32]byte, n int, b []byte) int {
 	return n + copy(buf[n:], b)
+}
+
+// appendJSString appends a string literal's value, its escapes decoded
+// ('al\x65rt', '\u0061lert'), to buf.
+func appendJSString(buf *[32]byte, n int, b []byte) int {
+	hexv := func(c byte) (byte, bool) {
+		switch {
+		case '0' <= c && c <= '9':
+			return c - '0', true
+		case 'a' <= c|0x20 && c|0x20 <= 'f':
+			return c | 0x20 - 'a' + 10, true
+		}
+		return 0, false
+	}
+	for i := 0; i < len(b) && n < len(buf); i++ {
+		c := b[i]
+		if c == '\\' && i+1 < len(b) {
+			switch e := b[i+1]; {
+			case e == 'x' && i+3 < len(b):
+				h, ok1 := hexv(b[i+2])
+				l, ok2 := hexv(b[i+3])
+				if ok1 && ok2 {
+					buf[n] = h<<4 | l
+					n++
+					i += 3
+					continue
+				}
+			case e == 'u' && i+5 < len(b) && b[i+2] == '0' && b[i+3] == '0':
+				h, ok1 := hexv(b[i+4])
+				l, ok2 := hexv(b[i+5])
+				if ok1 && ok2 {
+					buf[n] = h<<4 | l
+					n++
+					i += 5
+					continue
+				}
+			}
+			i++
+			c = b[i]
+		}
+		buf[n] = c
+		n++
+	}
+	return n
 }
 
 // expectsOperand: after these tokens a '/' starts a regular expression.

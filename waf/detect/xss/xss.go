@@ -128,7 +128,16 @@ func jsFinding(v string) (detect.Finding, bool) {
 			continue
 		}
 		if !validJS(r.repaired(src)) {
-			continue
+			// Not valid script, so not executable as it stands; but a
+			// string closed and followed by an operator and a sink or
+			// document.cookie is still an attempt.
+			if c.quote == 0 || r.ev < evCookieRead || !operatorAfterQuote(v, c.quote) {
+				continue
+			}
+			sc = 65
+			if sc <= best.Confidence {
+				continue
+			}
 		}
 		start, end := r.start-shift, r.end-shift
 		if c.escaped {
@@ -146,6 +155,18 @@ func jsFinding(v string) (detect.Finding, bool) {
 		best = detect.Finding{Detector: "xss/js", Confidence: sc, Reason: c.name + " context: " + r.ev.reason(), Start: start, End: end}
 	}
 	return best, best.Confidence > 0
+}
+
+// operatorAfterQuote: the first quote q in v is followed (after blanks)
+// by an operator or separator, the shape of "-alert(1)-" breakouts.
+func operatorAfterQuote(v string, q byte) bool {
+	i := strings.IndexByte(v, q)
+	if i < 0 {
+		return false
+	}
+	for i++; i < len(v) && (v[i] == ' ' || v[i] == '\t'); i++ {
+	}
+	return i < len(v) && strings.IndexByte("+-*/%;,|&^?:)}]=<>", v[i]) >= 0
 }
 
 // firstClose is the offset in v of the first unescaped quote q.
