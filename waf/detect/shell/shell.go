@@ -185,18 +185,26 @@ var placements = [...]placement{
 
 // Detect implements detect.Detector.
 func (d Detector) Detect(in detect.Input) (detect.Finding, bool) {
+	f, ok, _ := d.run(in)
+	return f, ok
+}
+
+// run is Detect that also reports the analyzer's work (AST nodes and
+// word parts visited; the parser's own work is mvdan.cc/sh's).
+func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
+	steps := 0
 	v := in.Value
 	if len(v) > MaxLen {
 		v = v[:MaxLen]
 	}
 	if !Prefilter(v) {
-		return detect.Finding{}, false
+		return detect.Finding{}, false, 0
 	}
 	if nesting(v) > maxNesting {
 		// The parser's recursion, and so its time, grows with nesting;
 		// nothing real nests this deep.
 		return detect.Finding{Class: detect.Shell, Detector: "shell", Confidence: 50,
-			Reason: "shell syntax nested too deep to judge", Start: 0, End: len(v)}, true
+			Reason: "shell syntax nested too deep to judge", Start: 0, End: len(v)}, true, 0
 	}
 	var best detect.Finding
 	for _, p := range placements {
@@ -216,7 +224,9 @@ func (d Detector) Detect(in detect.Input) (detect.Finding, bool) {
 		if p.open != "" && !breakoutCandidate(v) {
 			continue
 		}
-		if f, ok := judge(v, p); ok && f.Confidence > best.Confidence {
+		f, ok, n := judge(v, p)
+		steps += n
+		if ok && f.Confidence > best.Confidence {
 			best = f
 		}
 		if best.Confidence >= 95 {
@@ -232,15 +242,17 @@ func (d Detector) Detect(in detect.Input) (detect.Finding, bool) {
 		}
 	}
 	if best.Confidence < minScore {
-		return detect.Finding{}, false
+		return detect.Finding{}, false, steps
 	}
 	best.Class = detect.Shell
 	best.Detector = "shell"
-	return best, true
+	return best, true, steps
 }
 
-func judge(v string, p placement) (f detect.Finding, ok bool) {
+func judge(v string, p placement) (f detect.Finding, ok bool, steps int) {
+	var a analyzer
 	defer func() {
+		steps = a.steps
 		if recover() != nil {
 			f, ok = detect.Finding{}, false
 		}
@@ -257,20 +269,20 @@ func judge(v string, p placement) (f detect.Finding, ok bool) {
 		case strings.Contains(msg, "without closing quote `\"`"):
 			src += `"`
 		default:
-			return detect.Finding{}, false
+			return detect.Finding{}, false, 0
 		}
 		file, err = parse(src)
 	}
 	if err != nil {
-		return detect.Finding{}, false
+		return detect.Finding{}, false, 0
 	}
-	a := analyzer{src: src, shift: len(p.open), vlen: len(v), wrapped: p.open != "", value: v}
+	a = analyzer{src: src, shift: len(p.open), vlen: len(v), wrapped: p.open != "", value: v}
 	a.stmts(file.Stmts, viaTop, cmdUnknown, 0)
 	if a.best.Confidence == 0 {
-		return detect.Finding{}, false
+		return detect.Finding{}, false, a.steps
 	}
 	a.best.Reason = p.name + ": " + a.best.Reason
-	return a.best, true
+	return a.best, true, a.steps
 }
 
 func parse(src string) (*syntax.File, error) {
@@ -480,6 +492,7 @@ type resolvedWord struct {
 }
 
 func (a *analyzer) resolve(wd *syntax.Word) resolvedWord {
+	a.steps += len(wd.Parts)
 	var r resolvedWord
 	var b strings.Builder
 	prevWordChar := false

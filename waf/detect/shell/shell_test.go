@@ -110,7 +110,12 @@ func FuzzDetect(f *testing.F) {
 	f.Add("cat <<EOF\nx\nEOF")
 	d := New()
 	f.Fuzz(func(t *testing.T, v string) {
-		fd, ok := d.Detect(detect.Input{Value: v, Where: detect.WhereQuery})
+		fd, ok, steps := d.run(detect.Input{Value: v, Where: detect.WhereQuery})
+		// Linear work in the analyzer: four placements, each visiting
+		// an AST node or word part a bounded number of times.
+		if max := 4 * (16*len(v) + 64); steps > max {
+			t.Fatalf("%d steps for %d bytes (bound %d)", steps, len(v), max)
+		}
 		if !ok {
 			return
 		}

@@ -40,9 +40,11 @@ type parser struct {
 	quote    byte // the application's quote in string contexts
 	closeOut int  // parentheses of the application closed by the value
 	reopen   int  // parentheses opened by the value and left for the application to close
+	steps    int  // token inspections, for the linear-time test
 }
 
 func (p *parser) peek() token {
+	p.steps++
 	if p.pos < len(p.t) {
 		return p.t[p.pos]
 	}

@@ -86,14 +86,21 @@ var contexts = [...]context{
 
 // Detect implements detect.Detector.
 func (d Detector) Detect(in detect.Input) (detect.Finding, bool) {
+	f, ok, _ := d.run(in)
+	return f, ok
+}
+
+// run is Detect that also reports the work done (token inspections).
+func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
 	v := in.Value
 	if len(v) > MaxLen {
 		v = v[:MaxLen]
 	}
 	if !Prefilter(v) {
-		return detect.Finding{}, false
+		return detect.Finding{}, false, 0
 	}
 	var best result
+	steps := 0
 	var l lexer
 	l.s = v
 	for mode := 0; mode < 2; mode++ {
@@ -108,16 +115,20 @@ func (d Detector) Detect(in detect.Input) (detect.Finding, bool) {
 			if c.quote != 0 && indexByte(v, c.quote) < 0 {
 				continue
 			}
-			if r := judge(&l, c); r.score > best.score {
+			r := judge(&l, c)
+			steps += r.steps
+			if r.score > best.score {
 				best = r
 			}
 		}
-		if r := judgeWhole(&l); r.score > best.score {
+		r := judgeWhole(&l)
+		steps += r.steps
+		if r.score > best.score {
 			best = r
 		}
 	}
 	if best.score < minScore {
-		return detect.Finding{}, false
+		return detect.Finding{}, false, steps
 	}
 	if in.Where == detect.WhereHeader && best.score < 80 {
 		// A header value is a SQL literal less often than an argument;
@@ -137,7 +148,7 @@ func (d Detector) Detect(in detect.Input) (detect.Finding, bool) {
 		Reason:     best.reason,
 		Start:      best.start,
 		End:        best.end,
-	}, true
+	}, true, steps
 }
 
 // minScore is the lowest confidence reported.
@@ -165,10 +176,13 @@ type result struct {
 	score      int
 	reason     string
 	start, end int
+	steps      int
 }
 
 // judge lexes v in context c and scores a valid breakout.
-func judge(l *lexer, c context) result {
+func judge(l *lexer, c context) (res result) {
+	var p parser
+	defer func() { res.steps = p.steps }()
 	if !l.lex(c.quote) {
 		return result{} // never leaves the string literal
 	}
@@ -177,7 +191,7 @@ func judge(l *lexer, c context) result {
 		// rest is unknown; do not guess.
 		return result{}
 	}
-	p := parser{s: l.s, t: l.toks[:l.n], quote: c.quote}
+	p = parser{s: l.s, t: l.toks[:l.n], quote: c.quote}
 	first := p.peek()
 	bare := first.kind == kWord && first.kw == kwNone && p.peekAt(1).kind != kLParen && p.peekAt(1).kind != kDot
 	if c.quote != 0 {
@@ -215,11 +229,13 @@ func judge(l *lexer, c context) result {
 // condition appended after the application's own ("or 1=1", " and
 // user()=user()") and a whole statement ("SELECT … FROM
 // information_schema.tables"). Both need more than grammar to count.
-func judgeWhole(l *lexer) result {
+func judgeWhole(l *lexer) (res result) {
+	var p parser
+	defer func() { res.steps = p.steps }()
 	if !l.lex(0) || l.n == 0 || l.trunc {
 		return result{}
 	}
-	p := parser{s: l.s, t: l.toks[:l.n]}
+	p = parser{s: l.s, t: l.toks[:l.n]}
 	first := p.peek()
 	switch {
 	case first.kind == kWord && (first.kw == kwAnd || first.kw == kwOr || first.kw == kwXor),

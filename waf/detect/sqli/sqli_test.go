@@ -100,9 +100,6 @@ func TestPrefilter(t *testing.T) {
 	}
 }
 
-// countingOps bounds the work per input: the parser looks at each token a
-// bounded number of times, so steps/token stays under a constant however
-// the input is built.
 func FuzzDetect(f *testing.F) {
 	for _, v := range readLines(f, "testdata/attacks.txt") {
 		f.Add(v)
@@ -114,7 +111,12 @@ func FuzzDetect(f *testing.F) {
 	f.Add(strings.Repeat("'", 500))
 	d := New()
 	f.Fuzz(func(t *testing.T, v string) {
-		fd, ok := d.Detect(detect.Input{Value: v, Where: detect.WhereQuery})
+		fd, ok, steps := d.run(detect.Input{Value: v, Where: detect.WhereQuery})
+		// Linear work: ten passes at most (five contexts, two lexing
+		// modes), each inspecting a token a bounded number of times.
+		if max := 10 * (8*len(v) + 32); steps > max {
+			t.Fatalf("%d token inspections for %d bytes (bound %d)", steps, len(v), max)
+		}
 		if !ok {
 			return
 		}

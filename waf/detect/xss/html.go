@@ -13,11 +13,16 @@ const maxTokens = 2048
 // htmlFinding tokenises v (offset maps token offsets back into the
 // original value when v was wrapped; skipAttr names an attribute of the
 // wrapper tag to ignore; skipTags is the number of leading wrapper tags).
-func htmlFinding(v string, offset, origLen int, skipAttr string, skipTags int) (detect.Finding, bool) {
-	return htmlFindingDepth(v, offset, origLen, skipAttr, skipTags, 0)
+func htmlFinding(st *state, v string, offset, origLen int, skipAttr string, skipTags int) (detect.Finding, bool) {
+	return htmlFindingDepth(st, v, offset, origLen, skipAttr, skipTags, 0)
 }
 
-func htmlFindingDepth(v string, offset, origLen int, skipAttr string, skipTags, depth int) (detect.Finding, bool) {
+func htmlFindingDepth(st *state, v string, offset, origLen int, skipAttr string, skipTags, depth int) (detect.Finding, bool) {
+	if st.depth >= maxDocDepth {
+		return detect.Finding{}, false
+	}
+	st.depth++
+	defer func() { st.depth-- }()
 	z := html.NewTokenizer(strings.NewReader(v))
 	z.SetMaxBuf(len(v) + 1)
 	var best detect.Finding
@@ -32,6 +37,7 @@ func htmlFindingDepth(v string, offset, origLen int, skipAttr string, skipTags, 
 			break
 		}
 		raw := z.Raw()
+		st.steps++
 		start, end := pos-offset, pos+len(raw)-offset
 		pos += len(raw)
 		if start < 0 {
@@ -58,14 +64,14 @@ func htmlFindingDepth(v string, offset, origLen int, skipAttr string, skipTags, 
 				// tokenizer reads text; under <math>/<svg> a browser may
 				// read the same bytes as markup (mutation XSS), and a
 				// filter that closes the element lets it out.
-				if f, ok := htmlFindingDepth(string(raw), 0, len(raw), "", 0, depth+1); ok {
+				if f, ok := htmlFindingDepth(st, string(raw), 0, len(raw), "", 0, depth+1); ok {
 					add(f.Confidence-5, "markup inside <"+rawText+">: "+f.Reason)
 				}
 			}
 			rawText = ""
 			if inScript {
 				// <script>…</script>: the content is script.
-				switch r := scanJS(string(raw)); {
+				switch r := scanJS(st, string(raw)); {
 				case r.ev.score() >= 60:
 					add(95, "script element: "+r.ev.reason())
 				case r.ev >= evCall:
@@ -117,7 +123,7 @@ func htmlFindingDepth(v string, offset, origLen int, skipAttr string, skipTags, 
 				if wrapper && k == skipAttr {
 					continue
 				}
-				a := attrJudge(tag, k, string(val))
+				a := attrJudge(st, tag, k, string(val))
 				if a.conf > 0 {
 					add(a.conf, a.reason)
 				}
@@ -131,7 +137,7 @@ func htmlFindingDepth(v string, offset, origLen int, skipAttr string, skipTags, 
 			if httpEquivRefresh || animHref {
 				// second pass over the attributes is not possible with the
 				// streaming tokenizer: re-tokenise this tag alone.
-				if f, ok := tagSecondLook(string(raw), tag, httpEquivRefresh, animHref); ok {
+				if f, ok := tagSecondLook(st, string(raw), tag, httpEquivRefresh, animHref); ok {
 					f.Start, f.End = start, end
 					if f.Confidence > best.Confidence {
 						best = f
@@ -158,11 +164,11 @@ var urlAttrs = map[string]bool{
 }
 
 // attrJudge scores one attribute of a tag.
-func attrJudge(tag, k, val string) attrVerdict {
+func attrJudge(st *state, tag, k, val string) attrVerdict {
 	switch {
 	case len(k) > 2 && k[0] == 'o' && k[1] == 'n' && isLetters(k[2:]):
 		// event handler: its value is a script body
-		r := scanJS(val)
+		r := scanJS(st, val)
 		switch {
 		case r.ev.score() >= 85 && validJS(val):
 			return attrVerdict{95, "event handler " + k + ": " + r.ev.reason()}
@@ -180,7 +186,7 @@ func attrJudge(tag, k, val string) attrVerdict {
 			return attrVerdict{}
 		}
 		if scheme == "javascript" {
-			if r := scanJS(rest); r.ev.score() >= 60 {
+			if r := scanJS(st, rest); r.ev.score() >= 60 {
 				return attrVerdict{95, k + " attribute: javascript: URL: " + r.ev.reason()}
 			}
 			return attrVerdict{80, k + " attribute: javascript: URL"}
@@ -188,7 +194,7 @@ func attrJudge(tag, k, val string) attrVerdict {
 		return attrVerdict{85, k + " attribute: " + scheme + ": URL"}
 	case k == "srcdoc":
 		if strings.ContainsAny(val, "<") {
-			if f, ok := htmlFinding(val, 0, len(val), "", 0); ok {
+			if f, ok := htmlFinding(st, val, 0, len(val), "", 0); ok {
 				return attrVerdict{f.Confidence, "srcdoc document: " + f.Reason}
 			}
 			return attrVerdict{60, "srcdoc document"}
@@ -205,7 +211,7 @@ func attrJudge(tag, k, val string) attrVerdict {
 // tagSecondLook judges attributes that depend on each other: meta
 // http-equiv=refresh content=…url=javascript:, SVG animate/set that
 // rewrites href or an event handler.
-func tagSecondLook(raw, tag string, refresh, anim bool) (detect.Finding, bool) {
+func tagSecondLook(st *state, raw, tag string, refresh, anim bool) (detect.Finding, bool) {
 	z := html.NewTokenizer(strings.NewReader(raw))
 	if tt := z.Next(); tt != html.StartTagToken && tt != html.SelfClosingTagToken {
 		return detect.Finding{}, false
@@ -330,7 +336,7 @@ func isLettersFold(s string) bool {
 // attrBreakout places v inside an attribute value (double-quoted,
 // single-quoted, unquoted) of a wrapper tag and judges the attributes the
 // value adds.
-func attrBreakout(v string) (detect.Finding, bool) {
+func attrBreakout(st *state, v string) (detect.Finding, bool) {
 	var best detect.Finding
 	for _, w := range [...]struct{ open, close string }{
 		{`<x a="`, `">`},
@@ -347,7 +353,7 @@ func attrBreakout(v string) (detect.Finding, bool) {
 			continue
 		}
 		doc := w.open + v + w.close
-		f, ok := htmlFinding(doc, len(w.open), len(v), "a", 1)
+		f, ok := htmlFinding(st, doc, len(w.open), len(v), "a", 1)
 		if ok && f.Confidence > best.Confidence {
 			best = f
 		}

@@ -118,7 +118,7 @@ const maxRepair = 6
 
 // scanJS walks src's tokens and returns the strongest event. It never
 // allocates beyond the lexer's input copy.
-func scanJS(src string) (res jsResult) {
+func scanJS(st *state, src string) (res jsResult) {
 	defer func() {
 		// A lexer bug on hostile input must not take the request down;
 		// what was found so far stands.
@@ -155,6 +155,7 @@ func scanJS(src string) (res jsResult) {
 			break
 		}
 		tt, data := l.Next()
+		st.steps++
 		if tt == js.ErrorToken {
 			// End of input, or a byte no script may contain: the rest
 			// cannot be valid JavaScript, so stop (the lexer's error

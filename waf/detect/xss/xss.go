@@ -58,8 +58,27 @@ func Prefilter(v string) bool {
 	return strings.IndexByte(v, '<') >= 0 || hasScheme(v) || mayBreakAttr(v) || mayCall(v)
 }
 
+// state is one Detect call's bookkeeping: the work done (tokens looked
+// at, for the linear-time test) and the nesting of documents inside
+// documents (srcdoc, raw text).
+type state struct {
+	steps int
+	depth int
+}
+
+// maxDocDepth bounds documents judged inside documents.
+const maxDocDepth = 3
+
 // Detect implements detect.Detector.
 func (d Detector) Detect(in detect.Input) (detect.Finding, bool) {
+	f, ok, _ := d.run(in)
+	return f, ok
+}
+
+// run is Detect that also reports the work done.
+func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
+	var st0 state
+	st := &st0
 	v := in.Value
 	if len(v) > MaxLen {
 		v = v[:MaxLen]
@@ -71,28 +90,28 @@ func (d Detector) Detect(in detect.Input) (detect.Finding, bool) {
 		}
 	}
 	if strings.IndexByte(v, '<') >= 0 {
-		consider(htmlFinding(v, 0, len(v), "", 0))
+		consider(htmlFinding(st, v, 0, len(v), "", 0))
 	}
 	if best.Confidence < 90 && mayBreakAttr(v) {
-		consider(attrBreakout(v))
+		consider(attrBreakout(st, v))
 	}
 	if best.Confidence < 90 && hasScheme(v) {
-		consider(urlFinding(v))
+		consider(urlFinding(st, v))
 	}
 	if best.Confidence < 90 && mayCall(v) {
-		consider(jsFinding(v))
+		consider(jsFinding(st, v))
 	}
 	if best.Confidence < minScore {
-		return detect.Finding{}, false
+		return detect.Finding{}, false, st.steps
 	}
 	best.Class = detect.XSS
-	return best, true
+	return best, true, st.steps
 }
 
 // jsFinding judges v as script: as code, and inside each string literal
 // kind it could close, also where the application escapes quotes with a
 // backslash but not the backslash itself (\";alert(1)//).
-func jsFinding(v string) (detect.Finding, bool) {
+func jsFinding(st *state, v string) (detect.Finding, bool) {
 	var best detect.Finding
 	type jctx struct {
 		quote   byte
@@ -122,7 +141,7 @@ func jsFinding(v string) (detect.Finding, bool) {
 			}
 			src, shift = string(c.quote)+body+string(c.quote), 1
 		}
-		r := scanJS(src)
+		r := scanJS(st, src)
 		sc := r.ev.score()
 		if sc < 60 || sc <= best.Confidence || !r.repairOK {
 			continue
@@ -184,7 +203,7 @@ func firstClose(v string, q byte) int {
 }
 
 // urlFinding judges a value that is itself a URL with a script scheme.
-func urlFinding(v string) (detect.Finding, bool) {
+func urlFinding(st *state, v string) (detect.Finding, bool) {
 	scheme, rest, ok := scriptScheme(v)
 	if !ok {
 		return detect.Finding{}, false
@@ -200,7 +219,7 @@ func urlFinding(v string) (detect.Finding, bool) {
 		// The URL parser removes tab and newline from the attribute
 		// value, but a %0a decoded later is a real newline: judge both.
 		for _, src := range [...]string{rest, stripURLControls(rest)} {
-			r := scanJS(src)
+			r := scanJS(st, src)
 			if r.ev.score() >= 60 && r.repairOK && validJS(r.repaired(src)) {
 				return detect.Finding{Detector: "xss/url", Confidence: r.ev.score(), Reason: "javascript: URL: " + r.ev.reason(), Start: 0, End: len(v)}, true
 			}

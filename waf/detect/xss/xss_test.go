@@ -123,7 +123,12 @@ func FuzzDetect(f *testing.F) {
 	f.Add(strings.Repeat("<a ", 300))
 	d := New()
 	f.Fuzz(func(t *testing.T, v string) {
-		fd, ok := d.Detect(detect.Input{Value: v, Where: detect.WhereQuery})
+		fd, ok, steps := d.run(detect.Input{Value: v, Where: detect.WhereQuery})
+		// Linear work: every path looks at each byte a bounded number of
+		// times (contexts, breakout wrappers, nested documents).
+		if max := 32*len(v) + 256; steps > max {
+			t.Fatalf("%d steps for %d bytes (bound %d)", steps, len(v), max)
+		}
 		if !ok {
 			return
 		}
