@@ -81,6 +81,8 @@ func lookupCmd(name string) cmdKind {
 	if k, ok := commands[name]; ok {
 		return k
 	}
+	// Unix command names are case-sensitive ("Bash", "SET ROLE …" in
+	// prose are not commands); cmd.exe and PowerShell names are not.
 	var buf [32]byte
 	n := copy(buf[:], name)
 	for i := 0; i < n; i++ {
@@ -88,11 +90,28 @@ func lookupCmd(name string) cmdKind {
 			buf[i] += 'a' - 'A'
 		}
 	}
-	k := commands[string(buf[:n])]
-	if k == cmdUnknown && n > 4 && string(buf[n-4:n]) == ".exe" {
-		k = commands[string(buf[:n-4])]
+	if n > 4 && string(buf[n-4:n]) == ".exe" {
+		n -= 4
 	}
-	return k
+	if winCommands[string(buf[:n])] {
+		return commands[string(buf[:n])]
+	}
+	return cmdUnknown
+}
+
+// winCommands are matched case-insensitively.
+var winCommands = map[string]bool{
+	"cmd": true, "powershell": true, "pwsh": true, "certutil": true, "bitsadmin": true, "whoami": true,
+	"ipconfig": true, "systeminfo": true, "tasklist": true, "taskkill": true, "net": true, "type": true,
+	"dir": true, "del": true, "copy": true, "ping": true, "nslookup": true, "reg": true, "wmic": true,
+	"schtasks": true, "rundll32": true, "regsvr32": true, "mshta": true, "cscript": true, "wscript": true,
+	"msiexec": true, "iex": true, "invoke-expression": true, "invoke-webrequest": true, "iwr": true,
+	"invoke-restmethod": true, "irm": true, "start-process": true, "new-object": true, "get-content": true,
+	"iwmi": true, "invoke-wmimethod": true, "gwmi": true, "get-wmiobject": true, "invoke-item": true,
+	"set-content": true, "out-file": true, "add-type": true, "start-bitstransfer": true, "invoke-command": true,
+	"bcdboot": true, "bcdedit": true, "vssadmin": true, "wevtutil": true, "forfiles": true, "tracert": true,
+	"attrib": true, "icacls": true, "ver": true, "hostname": true, "netstat": true, "arp": true, "route": true,
+	"curl": true, "tftp": true, "ftp": true, "echo": true, "start": true, "call": true, "set": true,
 }
 
 func lastSep(s string) int {

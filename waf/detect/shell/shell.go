@@ -335,10 +335,22 @@ type analyzer struct {
 }
 
 func (a *analyzer) consider(conf int, reason string, node syntax.Node) {
+	a.considerSevere(conf, reason, node, false)
+}
+
+// considerSevere records a finding. A command that follows several words
+// of prose is a code sample in a document (a forum post, an issue), not
+// a breakout from an argument, unless what it does is unmistakable
+// (a reverse shell, a download run by a shell): severe.
+func (a *analyzer) considerSevere(conf int, reason string, node syntax.Node, severe bool) {
+	start, end := int(node.Pos().Offset())-a.shift, int(node.End().Offset())-a.shift
+	if !severe && start > 0 && start <= len(a.value) && proseWords(a.value[:start]) >= 5 {
+		conf -= 40
+		reason += " (in prose)"
+	}
 	if conf <= a.best.Confidence {
 		return
 	}
-	start, end := int(node.Pos().Offset())-a.shift, int(node.End().Offset())-a.shift
 	if start < 0 {
 		start = 0
 	}
@@ -521,6 +533,10 @@ func (a *analyzer) resolve(wd *syntax.Word) resolvedWord {
 	return r
 }
 
+func isAlnum(c byte) bool {
+	return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')
+}
+
 func isWordChar(c byte) bool {
 	return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') || c == '/' || c == '.' || c == '_' || c == '-'
 }
@@ -540,8 +556,8 @@ func (a *analyzer) resolvePart(part syntax.WordPart, b *strings.Builder, r *reso
 				if v[i] == '\n' {
 					continue
 				}
-				if i > 0 && isWordChar(v[i]) {
-					r.quoteSplit = true
+				if i > 1 && isAlnum(v[i]) && isAlnum(v[i-2]) {
+					r.quoteSplit = true // c\at
 				}
 				b.WriteByte(v[i])
 				continue
@@ -743,7 +759,9 @@ func (a *analyzer) args(c *syntax.CallExpr, extra []string) argShape {
 		default:
 			s.shellish++
 		}
-		if rw.quoteSplit || rw.split || rw.expanded || (rw.glob && strings.IndexByte(t, '/') >= 0) {
+		// An apostrophe in a word of a sentence (d'OpenSSL) is not
+		// obfuscation; quotes inside a path or flag are.
+		if (rw.quoteSplit && !isProseWord(t)) || rw.split || rw.expanded || (rw.glob && strings.IndexByte(t, '/') >= 0) {
 			s.obfusc = true
 		}
 	}
@@ -881,8 +899,35 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 	if conf > 98 {
 		conf = 98
 	}
-	a.consider(conf, why, c)
+	severe := (w == viaPipe && kind == cmdInterp && left == cmdNet) || a.severeArgs(name, c)
+	a.considerSevere(conf, why, c, severe)
 	return kind
+}
+
+// severeArgs: a reverse shell or a listener handing out a shell.
+func (a *analyzer) severeArgs(name string, c *syntax.CallExpr) bool {
+	nc := name == "nc" || name == "ncat" || name == "netcat" || name == "socat"
+	for _, arg := range c.Args[1:] {
+		t := a.resolve(arg).text
+		if strings.Contains(t, "/dev/tcp/") || strings.Contains(t, "/dev/udp/") {
+			return true
+		}
+		if nc && (t == "-e" || t == "-c" || strings.HasPrefix(t, "exec:")) {
+			return true
+		}
+	}
+	return false
+}
+
+// proseWords counts the plain words in s.
+func proseWords(s string) int {
+	n := 0
+	for _, f := range strings.Fields(s) {
+		if isProseWord(f) && len(f) > 1 {
+			n++
+		}
+	}
+	return n
 }
 
 // judgeCommandLine scores a value that is itself a command line: only
@@ -899,6 +944,9 @@ func (a *analyzer) judgeCommandLine(c *syntax.CallExpr) {
 		return
 	}
 	s := a.args(c, extra)
+	if s.prose >= 3 && s.prose > s.shellish {
+		return // a sentence that starts with a command name
+	}
 	obf := rw.quoteSplit || rw.expanded || rw.split || (rw.glob && strings.IndexByte(rw.text, '/') >= 0) || s.obfusc
 	switch {
 	case obf && s.sensitive:

@@ -137,7 +137,8 @@ func (p *parser) query() {
 		case t.kind == kSemi:
 			p.pos++
 			p.statement()
-		case t.kind == kWord && isStmtKeyword(t.kw) && p.pos > 0:
+		case t.kind == kWord && isStmtKeyword(t.kw) && p.pos > 0 &&
+			(p.t[p.pos-1].kind == kString || p.t[p.pos-1].kind == kNumber || p.t[p.pos-1].kind == kRParen):
 			// T-SQL runs statements written one after another.
 			p.statement()
 		case t.kind == kWord && t.kw == kwUnion:
@@ -193,7 +194,7 @@ func (p *parser) matchMode() {
 
 func isStmtKeyword(k kw) bool {
 	switch k {
-	case kwExec, kwDeclare, kwWaitfor, kwShutdown, kwInsert, kwUpdate, kwDelete, kwDrop, kwCreate, kwAlter, kwTruncate:
+	case kwExec, kwDeclare, kwWaitfor, kwShutdown:
 		return true
 	}
 	return false

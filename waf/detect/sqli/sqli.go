@@ -154,6 +154,16 @@ func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
 // minScore is the lowest confidence reported.
 const minScore = 40
 
+func spaces(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if isSpace(s[i]) {
+			n++
+		}
+	}
+	return n
+}
+
 func containsComment(v string) bool {
 	for i := 0; i+1 < len(v); i++ {
 		if v[i] == '/' && v[i+1] == '*' {
@@ -195,7 +205,13 @@ func judge(l *lexer, c context) (res result) {
 	first := p.peek()
 	bare := first.kind == kWord && first.kw == kwNone && p.peekAt(1).kind != kLParen && p.peekAt(1).kind != kDot
 	if c.quote != 0 {
-		// The first token is the rest of the application's literal.
+		// The first token is the rest of the application's literal. When
+		// it is prose (several words before the quote), the quote is an
+		// apostrophe or a quotation in a sentence or a code sample, not a
+		// literal's end: "Here is what I ran: 'UPDATE …'".
+		if spaces(l.s[first.start:first.end]) > 3 {
+			return result{}
+		}
 		p.pos = 1
 		if p.atEnd() && p.sig.comment {
 			// x'-- : literal closed and the rest of the query cut off.
@@ -272,6 +288,12 @@ func score(c context, p parser, first token, breakout, bare bool) result {
 	s := p.sig
 	s.boolOp = s.boolOp || (s.orOp && s.compare)
 	strong := s.union || s.stacked || s.timeFn || s.into || s.subquery || s.schema || s.sysVar
+	if bare {
+		// A value that starts with a plain word ("hello; drop table
+		// tennis lessons", "To execute …, EXECUTE can be used") needs a
+		// sign no sentence has.
+		strong = s.union || s.timeFn || s.subquery || s.into
+	}
 	var sc int
 	var why string
 	switch {
@@ -298,11 +320,13 @@ func score(c context, p parser, first token, breakout, bare bool) result {
 		sc, why = 70, "boolean operator"
 	case s.fn > 0 && (s.concat || s.ops > 0 || s.list) && breakout:
 		sc, why = 80, "function call joined to the query"
-	case s.list && (s.fn > 0 || s.compare) && s.ops+s.fn > 1:
+	case s.list && (s.compare || s.infoFn) && s.ops+s.fn > 1:
 		sc, why = 75, "expression added to a list"
-	case s.comment && breakout:
+	case s.comment && breakout && c.quote != '`':
+		// admin'-- ; not in backquotes, which markdown uses for code
+		// ("`#include <stdio.h>`").
 		sc, why = 70, "comment truncates the query"
-	case s.compare && breakout:
+	case s.compare && breakout && c.quote != '`':
 		sc, why = 55, "comparison"
 	default:
 		return result{}

@@ -71,11 +71,15 @@ func htmlFindingDepth(st *state, v string, offset, origLen int, skipAttr string,
 			rawText = ""
 			if inScript {
 				// <script>…</script>: the content is script.
-				switch r := scanJS(st, string(raw)); {
-				case r.ev.score() >= 60:
-					add(95, "script element: "+r.ev.reason())
-				case r.ev >= evCall:
-					add(80, "script element calls a function")
+				// Script that does not parse never runs: "`<script>` tags
+				// together within …" in a document is prose.
+				r := scanJS(st, string(raw))
+				if r.ev >= evCall && r.repairOK && validJS(r.repaired(string(raw))) {
+					if r.ev.score() >= 60 {
+						add(95, "script element: "+r.ev.reason())
+					} else {
+						add(80, "script element calls a function")
+					}
 				}
 			}
 		case html.EndTagToken:
@@ -101,7 +105,13 @@ func htmlFindingDepth(st *state, v string, offset, origLen int, skipAttr string,
 						add(90, "script element with a source")
 					}
 				case "iframe", "frame", "frameset", "object", "embed", "applet", "portal":
-					add(60, tag+" element")
+					// Embedding needs a source: "options <Object>" in API
+					// documentation has none.
+					if hasAttr && tagHasAttr(string(raw), "src", "data", "code", "srcdoc", "codebase", "classid") {
+						add(65, tag+" element with a source")
+					} else {
+						add(40, tag+" element")
+					}
 				case "base":
 					add(70, "base element")
 				case "style", "textarea", "title", "noscript", "xmp", "noembed", "noframes", "plaintext":
@@ -358,7 +368,12 @@ func attrBreakout(st *state, v string) (detect.Finding, bool) {
 			best = f
 		}
 	}
-	if best.Confidence > 0 && best.Detector == "xss/html" {
+	if best.Confidence < 75 {
+		// A breakout must add script that does something; an attribute
+		// name alone ("OnSuccess=" in a systemd unit) is prose.
+		return detect.Finding{}, false
+	}
+	if best.Detector == "xss/html" {
 		best.Reason = "attribute breakout: " + best.Reason
 	}
 	return best, best.Confidence > 0

@@ -499,7 +499,7 @@ func classifyCall(c chain) jsEvent {
 		// Sinks only on the right object: window.open, location.assign,
 		// document.write; $('<img onerror…>') is judged as HTML.
 		switch {
-		case (n == "open" || n == "print") && (c.base == n || c.base == "window" || c.base == "top" || c.base == "self"):
+		case (n == "open" || n == "print") && (c.base == "window" || c.base == "top" || c.base == "self" || c.base == "parent" || c.base == "opener"):
 			if n == "print" {
 				return evCall
 			}

@@ -150,7 +150,7 @@ func jsFinding(st *state, v string) (detect.Finding, bool) {
 			// Not valid script, so not executable as it stands; but a
 			// string closed and followed by an operator and a sink or
 			// document.cookie is still an attempt.
-			if c.quote == 0 || r.ev < evCookieRead || !operatorAfterQuote(v, c.quote) {
+			if c.quote == 0 || c.quote == '`' || r.ev < evCookieRead || !operatorAfterQuote(v, c.quote) {
 				continue
 			}
 			sc = 65
