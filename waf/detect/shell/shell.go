@@ -507,29 +507,40 @@ func (a *analyzer) resolve(wd *syntax.Word) resolvedWord {
 	a.steps += len(wd.Parts)
 	var r resolvedWord
 	var b strings.Builder
-	prevWordChar := false
-	for i, part := range wd.Parts {
-		boundary := i > 0
+	type span struct {
+		start, end int
+		quoted     bool
+	}
+	var spans [16]span
+	n := 0
+	for _, part := range wd.Parts {
 		before := b.Len()
 		a.resolvePart(part, &b, &r, 0)
-		if boundary && prevWordChar && b.Len() > before && isWordChar(b.String()[before]) {
-			switch part.(type) {
-			case *syntax.SglQuoted, *syntax.DblQuoted:
-				r.quoteSplit = true
-			default:
-				if _, ok := wd.Parts[i-1].(*syntax.Lit); !ok {
-					r.quoteSplit = true
-				}
-			}
-		}
-		if b.Len() > 0 {
-			prevWordChar = isWordChar(b.String()[b.Len()-1])
+		if n < len(spans) {
+			_, sq := part.(*syntax.SglQuoted)
+			_, dq := part.(*syntax.DblQuoted)
+			spans[n] = span{before, b.Len(), sq || dq}
+			n++
 		}
 		if b.Len() > 512 {
 			break
 		}
 	}
 	r.text = b.String()
+	// c'a't splits a word with quotes; l'état d'un fichier quotes a
+	// phrase: a quoted part counts when it has no blank and touches a
+	// word character of a neighbour.
+	for i := 0; i < n; i++ {
+		sp := spans[i]
+		if !sp.quoted || strings.ContainsAny(r.text[sp.start:sp.end], " \t\n") {
+			continue
+		}
+		left := sp.start > 0 && isWordChar(r.text[sp.start-1]) && (sp.end == sp.start || isWordChar(r.text[sp.start]))
+		right := sp.end < len(r.text) && isWordChar(r.text[sp.end]) && (sp.end == sp.start || isWordChar(r.text[sp.end-1]))
+		if left || right {
+			r.quoteSplit = true
+		}
+	}
 	return r
 }
 
@@ -761,7 +772,7 @@ func (a *analyzer) args(c *syntax.CallExpr, extra []string) argShape {
 		}
 		// An apostrophe in a word of a sentence (d'OpenSSL) is not
 		// obfuscation; quotes inside a path or flag are.
-		if (rw.quoteSplit && !isProseWord(t)) || rw.split || rw.expanded || (rw.glob && strings.IndexByte(t, '/') >= 0) {
+		if (rw.quoteSplit && !isProseWord(t)) || rw.split || rw.expanded || (rw.glob && globObfuscated(t)) {
 			s.obfusc = true
 		}
 	}
@@ -788,6 +799,9 @@ func (a *analyzer) args(c *syntax.CallExpr, extra []string) argShape {
 // isProseWord: a word of letters (with an optional final punctuation),
 // as sentences are made of.
 func isProseWord(t string) bool {
+	if strings.HasPrefix(t, "[") || strings.HasSuffix(t, "]") || strings.HasSuffix(t, "...") || strings.HasSuffix(t, "…") {
+		return true // a synopsis in documentation: kill [-s sigspec] [pid ...]
+	}
 	t = strings.TrimRight(t, ".,!?:;")
 	if len(t) == 0 {
 		return false
@@ -825,6 +839,32 @@ func globSensitive(pattern string) bool {
 		if ok, _ := path.Match(pattern, f); ok {
 			return true
 		}
+	}
+	return false
+}
+
+// globObfuscated: a path with wildcards standing for letters
+// (/???/c?t, /e*c/p*d, /etc/[!q]asswd), not a code sample's [OPTION]….
+func globObfuscated(t string) bool {
+	if strings.IndexByte(t, '/') < 0 {
+		return false
+	}
+	if strings.ContainsAny(t, "?*") {
+		return true
+	}
+	for i := strings.IndexByte(t, '['); i >= 0 && i < len(t); {
+		j := strings.IndexByte(t[i:], ']')
+		if j < 0 {
+			return false
+		}
+		if inner := t[i+1 : i+j]; len(inner) > 0 && len(inner) <= 5 && !strings.ContainsAny(inner, "\\,") {
+			return true
+		}
+		k := strings.IndexByte(t[i+j:], '[')
+		if k < 0 {
+			return false
+		}
+		i += j + k
 	}
 	return false
 }
@@ -872,6 +912,8 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 		conf, why = 92, why+" with a network address"
 	case obf:
 		conf, why = 90, why+" (obfuscated)"
+	case s.prose > s.shellish:
+		return kind // arguments are mostly a sentence
 	case s.n == 0 && kind == cmdWordy:
 		conf = 45
 	case s.n == 0:
@@ -947,7 +989,7 @@ func (a *analyzer) judgeCommandLine(c *syntax.CallExpr) {
 	if s.prose >= 3 && s.prose > s.shellish {
 		return // a sentence that starts with a command name
 	}
-	obf := rw.quoteSplit || rw.expanded || rw.split || (rw.glob && strings.IndexByte(rw.text, '/') >= 0) || s.obfusc
+	obf := rw.quoteSplit || rw.expanded || rw.split || (rw.glob && globObfuscated(rw.text)) || s.obfusc
 	switch {
 	case obf && s.sensitive:
 		a.consider(95, "obfuscated "+name+" on a sensitive path", c)

@@ -247,6 +247,28 @@ func tagSecondLook(st *state, raw, tag string, refresh, anim bool) (detect.Findi
 	return detect.Finding{}, false
 }
 
+// unnest removes <script> and </script> (any case) once, as a filter that
+// strips them does, turning <scr<script>ipt> into <script>.
+func unnest(v string) (string, bool) {
+	l := strings.ToLower(v)
+	if !strings.Contains(l, "<scr<script>ipt") && !strings.Contains(l, "</scr</script>ipt") {
+		return "", false
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); {
+		switch {
+		case strings.HasPrefix(l[i:], "<script>"):
+			i += len("<script>")
+		case strings.HasPrefix(l[i:], "</script>"):
+			i += len("</script>")
+		default:
+			b.WriteByte(v[i])
+			i++
+		}
+	}
+	return b.String(), true
+}
+
 // tagHasAttr reports whether the raw start tag has one of the attributes.
 func tagHasAttr(raw string, names ...string) bool {
 	z := html.NewTokenizer(strings.NewReader(raw))

@@ -29,9 +29,12 @@ const (
 	evNone       jsEvent = iota
 	evCall               // a call of a function that is not a known sink
 	evDynCall            // a call through a computed member of a global object
+	evSinkRef            // a sink passed as a value: [1].find(alert), onerror=alert
 	evCookieRead         // document.cookie read (exfiltration material)
 	evSinkAssign         // an assignment to location, innerHTML, cookie…
 	evSinkCall           // a call of alert, eval, Function, fetch, import…
+
+	evPrint jsEvent = 100 // print( seen; becomes evSinkCall for print() and evCall otherwise
 )
 
 func (e jsEvent) score() int {
@@ -42,6 +45,8 @@ func (e jsEvent) score() int {
 		return 85
 	case evCookieRead:
 		return 80
+	case evSinkRef:
+		return 75
 	case evDynCall:
 		return 85
 	case evCall:
@@ -58,6 +63,8 @@ func (e jsEvent) reason() string {
 		return "script assigns to a navigation or markup sink"
 	case evCookieRead:
 		return "script reads document.cookie"
+	case evSinkRef:
+		return "script passes an execution sink as a value"
 	case evDynCall:
 		return "script calls a computed member of a global object"
 	case evCall:
@@ -132,18 +139,24 @@ func scanJS(st *state, src string) (res jsResult) {
 	in := parse.NewInputString(src)
 	l := js.NewLexer(in)
 	var (
-		frames   [maxFrames]frame
-		depth    int // frames in use; beyond maxFrames brackets are counted only
-		overflow int
-		cur      chain
-		best     jsResult
-		prevTT   = js.LineTerminatorToken // last significant token
-		pendNew  bool
-		optChain bool
-		steps    int
-		tooMany  bool
+		frames    [maxFrames]frame
+		depth     int // frames in use; beyond maxFrames brackets are counted only
+		overflow  int
+		cur       chain
+		best      jsResult
+		prevTT    = js.LineTerminatorToken // last significant token
+		pendNew   bool
+		optChain  bool
+		steps     int
+		tooMany   bool
+		pendRef   jsResult // a sink name not (yet) called
+		pendPrint jsResult
 	)
 	record := func(ev jsEvent, start, end int) {
+		if ev == evPrint {
+			pendPrint = jsResult{start: start, end: end}
+			return
+		}
 		if ev > best.ev {
 			best.ev, best.start, best.end = ev, start, end
 		}
@@ -201,6 +214,22 @@ func scanJS(st *state, src string) (res jsResult) {
 				fr.litOK = false
 			}
 		}
+		if pendPrint.end > 0 {
+			if tt == js.CloseParenToken {
+				record(evSinkCall, pendPrint.start, end)
+			} else {
+				record(evCall, pendPrint.start, pendPrint.end)
+			}
+			pendPrint = jsResult{}
+		}
+		if pendRef.end > 0 {
+			switch tt {
+			case js.OpenParenToken, js.TemplateToken, js.TemplateStartToken, js.DotToken, js.OptChainToken, js.OpenBracketToken, js.EqToken:
+			default:
+				record(evSinkRef, pendRef.start, pendRef.end)
+			}
+			pendRef = jsResult{}
+		}
 		calleeEnd := endsCallee(prevTT)
 		switch {
 		case tt == js.IdentifierToken || tt == js.ThisToken || isIdentLikeKeyword(tt):
@@ -215,6 +244,9 @@ func scanJS(st *state, src string) (res jsResult) {
 			} else {
 				cur = chain{active: true, start: start, base: name, name: name, global: isGlobal(name), isNew: pendNew}
 				pendNew = false
+				if isRefSink(name) && prevTT != js.VarToken && prevTT != js.LetToken && prevTT != js.ConstToken && prevTT != js.FunctionToken {
+					pendRef = jsResult{start: start, end: end}
+				}
 			}
 			optChain = false
 		case tt == js.NewToken:
@@ -476,6 +508,16 @@ func isGlobal(name string) bool {
 	return false
 }
 
+// isRefSink: functions whose mere reference, handed to something that
+// calls it, executes or shows a dialog.
+func isRefSink(n string) bool {
+	switch n {
+	case "alert", "confirm", "prompt", "eval", "print":
+		return true
+	}
+	return false
+}
+
 func isSinkName(n string) bool {
 	switch n {
 	case "alert", "confirm", "prompt", "eval", "Function", "setTimeout", "setInterval", "setImmediate",
@@ -499,10 +541,11 @@ func classifyCall(c chain) jsEvent {
 		// Sinks only on the right object: window.open, location.assign,
 		// document.write; $('<img onerror…>') is judged as HTML.
 		switch {
-		case (n == "open" || n == "print") && (c.base == "window" || c.base == "top" || c.base == "self" || c.base == "parent" || c.base == "opener"):
-			if n == "print" {
-				return evCall
-			}
+		case n == "print" && (c.base == n || isGlobal(c.base)):
+			// print() is the dialog testers use where alert is filtered;
+			// judged once the arguments are seen (print(x) is Python).
+			return evPrint
+		case n == "open" && (c.base == "window" || c.base == "top" || c.base == "self" || c.base == "parent" || c.base == "opener"):
 			return evSinkCall
 		case (n == "assign" || n == "replace" || n == "navigate") && (c.base == "location" || c.prev == "location"):
 			return evSinkCall
@@ -599,7 +642,8 @@ func mayCall(v string) bool {
 			member := k >= 0 && v[k] == '.'
 			switch {
 			case name == "location", member && (name == "href" || name == "innerHTML" || name == "outerHTML" ||
-				name == "cookie" || name == "srcdoc" || name == "domain" || name == "location" || name == "src"):
+				name == "cookie" || name == "srcdoc" || name == "domain" || name == "location" || name == "src" ||
+				(len(name) > 3 && name[0] == 'o' && name[1] == 'n')):
 				return true
 			}
 		}

@@ -91,6 +91,16 @@ func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
 	}
 	if strings.IndexByte(v, '<') >= 0 {
 		consider(htmlFinding(st, v, 0, len(v), "", 0))
+		if u, ok := unnest(v); ok && best.Confidence < 90 {
+			// <scr<script>ipt>: markup rebuilt by a filter that strips
+			// script tags once.
+			if f, ok := htmlFinding(st, u, 0, len(u), "", 0); ok {
+				f.Confidence -= 5
+				f.Reason = "script tag rebuilt by stripping nested tags: " + f.Reason
+				f.Start, f.End = 0, len(v)
+				consider(f, true)
+			}
+		}
 	}
 	if best.Confidence < 90 && mayBreakAttr(v) {
 		consider(attrBreakout(st, v))
