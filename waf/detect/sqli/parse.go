@@ -25,6 +25,7 @@ type signals struct {
 	sysVar     bool // @@version and friends
 	concat     bool // || or + joining strings
 	list       bool // the value continued a comma-separated list
+	caseExpr   bool // a CASE expression
 	trailingOp bool // the value ends with an operator
 	orOp       bool // || (MySQL OR, otherwise concatenation)
 	ops        int  // binary operators
@@ -164,6 +165,23 @@ func (p *parser) query() {
 			p.clauses()
 		case t.kind == kWord && t.kw == kwWaitfor:
 			p.waitfor()
+		case t.kind == kWord && t.kw == kwNone && equalFold(p.text(t), "if") && p.pos > 0 &&
+			(p.t[p.pos-1].kind == kString || p.t[p.pos-1].kind == kNumber || p.t[p.pos-1].kind == kRParen):
+			// T-SQL: … IF (condition) WAITFOR DELAY '0:0:5'
+			p.pos++
+			p.expr()
+			if p.isKW(kwWaitfor) {
+				p.waitfor()
+			} else {
+				p.statement()
+			}
+		case (t.kind == kWord && (t.kw == kwAnd || t.kw == kwOr || t.kw == kwXor)) || t.kind == kOp:
+			// a condition after a clause: … PROCEDURE ANALYSE(…) AND 'a'='a
+			before := p.pos
+			p.exprRest()
+			if p.pos == before {
+				p.fail()
+			}
 		default:
 			p.fail()
 		}
@@ -242,7 +260,7 @@ func (p *parser) statement() {
 		return
 	case kwInsert, kwUpdate, kwDelete, kwDrop, kwCreate, kwAlter, kwTruncate, kwExec, kwDeclare, kwSet,
 		kwShutdown, kwGrant, kwRevoke, kwLoad, kwCall, kwCopy, kwHandler, kwRename, kwReplace, kwShow, kwDo,
-		kwBegin, kwCommit:
+		kwBegin, kwCommit, kwEnd:
 	default:
 		if !isStmtFn(p.text(t)) {
 			p.fail()
@@ -269,6 +287,14 @@ func (p *parser) statement() {
 			}
 		case kLParen:
 			depth++
+			if prev := p.peekAt(-1); prev.kind == kWord {
+				switch fnClass(p.text(prev)) {
+				case fnTime:
+					p.sig.timeFn = true
+				case fnInfo:
+					p.sig.infoFn = true
+				}
+			}
 		case kRParen:
 			depth--
 		case kSemi:
@@ -277,6 +303,9 @@ func (p *parser) statement() {
 			}
 		case kWord:
 			p.classifyName(t)
+			if t.kw == kwSelect {
+				p.sig.subquery = true
+			}
 		}
 		p.pos++
 	}
@@ -289,7 +318,7 @@ func (p *parser) stmtHead(t token) bool {
 	n := p.peek()
 	word := n.kind == kWord || n.kind == kQIdent
 	switch t.kw {
-	case kwShutdown, kwCommit, kwBegin:
+	case kwShutdown, kwCommit, kwBegin, kwEnd:
 		return true
 	case kwDrop, kwCreate, kwAlter, kwTruncate, kwRename:
 		if n.kind != kWord {
@@ -306,12 +335,12 @@ func (p *parser) stmtHead(t token) bool {
 	case kwInsert, kwReplace:
 		return p.isKW(kwInto) || word
 	case kwUpdate:
-		return word && p.peekAt(1).kind == kWord && (p.peekAt(1).kw == kwSet || p.peekAt(2).kind == kWord)
+		return word && (p.peekAt(1).kind == kDot || (p.peekAt(1).kind == kWord && (p.peekAt(1).kw == kwSet || p.peekAt(2).kind == kWord)))
 	case kwDelete:
 		return p.isKW(kwFrom) || (word && p.peekAt(1).kind == kWord)
 	case kwExec, kwCall:
 		p.classifyName(n)
-		return word || n.kind == kLParen
+		return word || n.kind == kLParen || n.kind == kVar
 	case kwDeclare, kwSet:
 		return n.kind == kVar || (word && p.peekAt(1).kind == kOp)
 	case kwGrant, kwRevoke, kwLoad, kwCopy, kwHandler, kwShow, kwDo:
@@ -687,6 +716,10 @@ func (p *parser) exprRest() {
 				}
 				p.pos++
 			case kwIn:
+				if n := p.peekAt(1); n.kind == kWord && (equalFold(p.text(n), "boolean") || equalFold(p.text(n), "natural")) {
+					p.matchMode()
+					return
+				}
 				p.pos++
 				p.sig.compare = true
 				if p.peek().kind != kLParen {
@@ -747,9 +780,15 @@ func (p *parser) arith() {
 
 func (p *parser) binary(cmp bool) {
 	left := p.peekAt(-1)
+	op := p.peek()
 	p.pos++
 	p.sig.ops++
 	if p.atEnd() {
+		if op.kind == kOp && (op.op == opConcat || op.op == opPlus || op.op == opMinus) && p.peek().kind == kEOF {
+			// 'x||(SELECT …)||': the application's suffix completes it
+			p.sig.trailingOp = true
+			return
+		}
 		p.fail()
 		return
 	}
@@ -855,6 +894,7 @@ func (p *parser) wordOperand(t token) {
 		}
 	case kwCase:
 		p.pos++
+		p.sig.caseExpr = true
 		if !p.isKW(kwWhen) {
 			p.expr()
 		}
@@ -872,7 +912,8 @@ func (p *parser) wordOperand(t token) {
 		if !p.acceptKW(kwEnd) {
 			p.fail()
 		}
-	case kwNone, kwLeft, kwRight, kwReplace, kwInsert, kwTime, kwMod, kwValues, kwDelay, kwTruncate, kwDo, kwLoad, kwAnalyse, kwSet, kwShow:
+	case kwNone, kwLeft, kwRight, kwReplace, kwInsert, kwTime, kwMod, kwValues, kwDelay, kwTruncate, kwDo, kwLoad, kwAnalyse, kwSet, kwShow,
+		kwLike, kwRlike, kwRegexp:
 		// A name, or a function call. Keywords that are also function
 		// names (LEFT(), REPLACE(), INSERT(), MOD()) only as calls.
 		if t.kw != kwNone && p.peekAt(1).kind != kLParen {

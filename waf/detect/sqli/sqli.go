@@ -22,6 +22,8 @@
 package sqli
 
 import (
+	"strings"
+
 	"github.com/corazawaf/libinjection-go"
 	"github.com/portcullis-waf/portcullis/waf/detect"
 )
@@ -96,6 +98,15 @@ func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
 	if len(v) > MaxLen {
 		v = v[:MaxLen]
 	}
+	if in.Where == detect.WhereFileName {
+		// A file name's extension is the client's, appended after the
+		// part an application might store or query with.
+		if i := strings.LastIndexByte(v, '.'); i > 0 && len(v)-i <= 6 && isAlnumString(v[i+1:]) {
+			if f, ok, n := d.run(detect.Input{Value: v[:i], Where: detect.WhereQuery, Name: in.Name}); ok {
+				return f, ok, n
+			}
+		}
+	}
 	if !Prefilter(v) {
 		return detect.Finding{}, false, 0
 	}
@@ -153,6 +164,15 @@ func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
 
 // minScore is the lowest confidence reported.
 const minScore = 40
+
+func isAlnumString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isDigit(c) && !('a' <= c|0x20 && c|0x20 <= 'z') {
+			return false
+		}
+	}
+	return len(s) > 0
+}
 
 func spaces(s string) int {
 	n := 0
@@ -316,6 +336,8 @@ func score(c context, p parser, first token, breakout, bare bool) result {
 		sc, why = 88, "function call joined to the query"
 	case s.clause:
 		sc, why = 75, "ORDER BY/GROUP BY/LIMIT clause"
+	case s.tautology && (s.fn > 0 || s.caseExpr):
+		sc, why = 75, "tautology inside a function or CASE"
 	case s.boolOp:
 		sc, why = 70, "boolean operator"
 	case s.fn > 0 && (s.concat || s.ops > 0 || s.list) && breakout:
