@@ -45,7 +45,7 @@ var commands = map[string]cmdKind{
 	"crontab": cmdKnown, "at": cmdWordy, "reboot": cmdKnown, "shutdown": cmdKnown, "halt": cmdWordy, "poweroff": cmdKnown,
 	"useradd": cmdKnown, "userdel": cmdKnown, "usermod": cmdKnown, "passwd": cmdKnown, "chpasswd": cmdKnown,
 	"iptables": cmdKnown, "systemctl": cmdKnown, "service": cmdWordy, "mount": cmdWordy, "umount": cmdKnown,
-	"history": cmdWordy, "alias": cmdWordy, "time": cmdWordy, "start": cmdWordy, "call": cmdWordy, "net": cmdWordy,
+	"history": cmdWordy, "time": cmdWordy, "start": cmdWordy, "call": cmdWordy, "net": cmdWordy,
 	"reg": cmdKnown, "wmic": cmdKnown, "schtasks": cmdKnown, "sc": cmdKnown, "whoami.exe": cmdKnown,
 	"rundll32": cmdInterp, "regsvr32": cmdInterp, "mshta": cmdInterp, "cscript": cmdInterp, "wscript": cmdInterp,
 	"msiexec": cmdKnown, "certutil": cmdNet, "bitsadmin": cmdNet, "nslookup": cmdNet, "dig": cmdNet, "host": cmdWordy,
@@ -66,6 +66,8 @@ var commands = map[string]cmdKind{
 	"new-object": cmdKnown, "get-content": cmdKnown, "gc": cmdKnown, "invoke-command": cmdInterp,
 	"iwmi": cmdInterp, "invoke-wmimethod": cmdInterp, "gwmi": cmdKnown, "get-wmiobject": cmdKnown,
 	"invoke-item": cmdInterp, "set-content": cmdKnown, "out-file": cmdKnown, "add-type": cmdInterp,
+	"gunzip": cmdKnown, "zcat": cmdKnown, "unxz": cmdKnown, "xz": cmdKnown, "bzip2": cmdKnown, "bunzip2": cmdKnown,
+	".shell": cmdInterp, ".system": cmdInterp, "alias": cmdWordy,
 	"bcdboot": cmdKnown, "bcdedit": cmdKnown, "vssadmin": cmdKnown, "wevtutil": cmdKnown, "forfiles": cmdInterp,
 }
 
@@ -122,6 +124,17 @@ func lastSep(s string) int {
 	}
 	return -1
 }
+
+// wrappers run their first non-option argument as a command.
+var wrappers = map[string]bool{
+	"sudo": true, "doas": true, "nohup": true, "env": true, "exec": true, "command": true, "busybox": true,
+	"timeout": true, "nice": true, "setsid": true, "stdbuf": true, "strace": true, "time": true, "xargs": true,
+	".shell": true, ".system": true, "watch": true,
+}
+
+// shellVars name the shell or command interpreter ($SHELL -c …,
+// %COMSPEC% /c …).
+var shellVars = map[string]string{"SHELL": "sh", "BASH": "bash", "COMSPEC": "cmd", "ZSH_NAME": "zsh"}
 
 // binDirs are where a globbed command path (/???/c?t) is resolved.
 var binDirs = [...]string{"/bin/", "/usr/bin/", "/sbin/", "/usr/sbin/", "/usr/local/bin/"}

@@ -66,7 +66,8 @@ var breakoutBytes = func() (t [256]bool) {
 // that ends an argument and starts a command, or a first word that is a
 // command (possibly obfuscated). It does not allocate.
 func Prefilter(v string) bool {
-	return breakoutCandidate(v) || (firstWordIsCommand(v) && commandLineWorth(v)) || hasForLoop(v)
+	return breakoutCandidate(v) || (firstWordIsCommand(v) && commandLineWorth(v)) || hasForLoop(v) || hasIf(v) ||
+		strings.HasPrefix(strings.TrimLeft(v, " \t"), "()")
 }
 
 // breakoutCandidate: some byte that ends an argument is followed (after
@@ -135,7 +136,7 @@ func nesting(v string) int {
 // it could be obfuscated or aimed at something: quotes, escapes,
 // expansions, globs, braces or a path.
 func commandLineWorth(v string) bool {
-	return strings.ContainsAny(v, "'\"\\$*?[{/")
+	return strings.ContainsAny(v, "'\"\\$*?[{/&;|")
 }
 
 // firstWordIsCommand: the first word, with quotes and backslashes
@@ -200,6 +201,12 @@ func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
 	if !Prefilter(v) {
 		return detect.Finding{}, false, 0
 	}
+	if t := strings.TrimLeft(v, " \t"); strings.HasPrefix(t, "() {") || strings.HasPrefix(t, "(){") {
+		// CVE-2014-6271: a function definition in a variable, run by
+		// bash on import.
+		return detect.Finding{Class: detect.Shell, Detector: "shell", Confidence: 90,
+			Reason: "bash function definition in a value (shellshock)", Start: len(v) - len(t), End: len(v)}, true, 0
+	}
 	if nesting(v) > maxNesting {
 		// The parser's recursion, and so its time, grows with nesting;
 		// nothing real nests this deep.
@@ -238,6 +245,9 @@ func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
 			best = f
 		}
 		if f, ok := cmdForLoop(v); ok && f.Confidence > best.Confidence {
+			best = f
+		}
+		if f, ok := cmdIf(v); ok && f.Confidence > best.Confidence {
 			best = f
 		}
 	}
@@ -490,6 +500,16 @@ func (a *analyzer) call(c *syntax.CallExpr, s *syntax.Stmt, w via, left cmdKind,
 	if len(c.Args) == 0 {
 		return cmdUnknown
 	}
+	if len(c.Args) > 1 && a.resolve(c.Args[0]).text == "alias" {
+		// alias eennvv=env: the new name runs the command
+		for _, arg := range c.Args[1:] {
+			t := a.resolve(arg).text
+			if k, v, ok := strings.Cut(t, "="); ok && a.nvars < len(a.vars) {
+				a.vars[a.nvars] = struct{ name, value string }{"alias:" + k, v}
+				a.nvars++
+			}
+		}
+	}
 	if w == viaTop && !a.seenTop {
 		a.seenTop = true
 		if a.wrapped {
@@ -607,8 +627,11 @@ func (a *analyzer) resolvePart(part syntax.WordPart, b *strings.Builder, r *reso
 			// $IFS, ${IFS}, ${IFS%??}: whitespace either way
 			r.split = true
 			b.WriteByte(' ')
-		case name == "@" || name == "*" || (len(name) == 1 && '0' <= name[0] && name[0] <= '9' && name != "0"):
-			r.expanded = true // c$@at, cat$IFS$9/etc/passwd: empty
+		case name == "@" || name == "*" || name == "_" || (len(name) == 1 && '0' <= name[0] && name[0] <= '9' && name != "0"):
+			r.expanded = true // c$@at, cat$IFS$9/etc/passwd, c$_at: empty
+		case shellVars[name] != "" && p.Exp == nil && p.Slice == nil:
+			r.expanded = true
+			b.WriteString(shellVars[name]) // $SHELL -c …
 		case p.Exp != nil && p.Exp.Word != nil && (p.Exp.Op == syntax.DefaultUnset || p.Exp.Op == syntax.DefaultUnsetOrNull):
 			r.expanded = true
 			for _, q := range p.Exp.Word.Parts {
@@ -721,6 +744,12 @@ func (a *analyzer) commandName(c *syntax.CallExpr) (name string, kind cmdKind, r
 	}
 	name = t
 	kind = lookupCmd(name)
+	if kind == cmdUnknown {
+		if v, ok := a.lookupVar("alias:" + name); ok {
+			name, kind = v, lookupCmd(strings.Fields(v + " x")[0])
+			rw.expanded = true
+		}
+	}
 	if kind == cmdUnknown && rw.glob && strings.IndexByte(name, '/') >= 0 && a.globs < maxGlobs {
 		a.globs++
 		if m, k := globCommand(name); k != cmdUnknown {
@@ -767,7 +796,47 @@ type argShape struct {
 	obfusc    bool // quote-split, ${IFS}, globbed paths, ANSI-C
 }
 
+// unwrap follows wrapper commands (sudo, env, busybox, .shell …) to the
+// command they run: its index in c.Args, name and kind.
+func (a *analyzer) unwrap(c *syntax.CallExpr, name string, kind cmdKind) (int, string, cmdKind) {
+	idx := 0
+	for hops := 0; hops < 3 && wrappers[name]; hops++ {
+		j := idx + 1
+		for j < len(c.Args) {
+			t := a.resolve(c.Args[j]).text
+			if strings.HasPrefix(t, "-") || strings.Contains(t, "=") || (name == "timeout" && isNumber(t)) {
+				j++
+				continue
+			}
+			break
+		}
+		if j >= len(c.Args) {
+			break
+		}
+		n := a.resolve(c.Args[j]).text
+		k := lookupCmd(n)
+		if k == cmdUnknown {
+			break
+		}
+		idx, name, kind = j, n, k
+	}
+	return idx, name, kind
+}
+
+func isNumber(t string) bool {
+	for i := 0; i < len(t); i++ {
+		if !('0' <= t[i] && t[i] <= '9') && t[i] != '.' && t[i] != 's' && t[i] != 'm' {
+			return false
+		}
+	}
+	return len(t) > 0
+}
+
 func (a *analyzer) args(c *syntax.CallExpr, extra []string) argShape {
+	return a.argsFrom(c, 1, extra)
+}
+
+func (a *analyzer) argsFrom(c *syntax.CallExpr, from int, extra []string) argShape {
 	var s argShape
 	add := func(t string, rw resolvedWord) {
 		s.n++
@@ -794,7 +863,10 @@ func (a *analyzer) args(c *syntax.CallExpr, extra []string) argShape {
 	for _, e := range extra {
 		add(e, resolvedWord{})
 	}
-	for _, arg := range c.Args[1:] {
+	if from > len(c.Args) {
+		from = len(c.Args)
+	}
+	for _, arg := range c.Args[from:] {
 		rw := a.resolve(arg)
 		if rw.split {
 			for _, f := range strings.Fields(rw.text) {
@@ -915,6 +987,9 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 		return kind
 	}
 	s := a.args(c, extra)
+	if idx, n, k := a.unwrap(c, name, kind); idx > 0 {
+		name, kind, s = n, k, a.argsFrom(c, idx+1, nil)
+	}
 	obf := rw.quoteSplit || rw.expanded || rw.glob || rw.split || s.obfusc
 	var conf int
 	why := w.String() + " runs " + name
@@ -1029,6 +1104,9 @@ func (a *analyzer) judgeCommandLine(c *syntax.CallExpr) {
 		return
 	}
 	s := a.args(c, extra)
+	if idx, n, k := a.unwrap(c, name, kind); idx > 0 {
+		name, kind, s = n, k, a.argsFrom(c, idx+1, nil)
+	}
 	if s.prose >= 3 && s.prose > s.shellish {
 		return // a sentence that starts with a command name
 	}
@@ -1042,6 +1120,8 @@ func (a *analyzer) judgeCommandLine(c *syntax.CallExpr) {
 		a.consider(85, name+" on a sensitive path", c)
 	case kind == cmdNet && s.url && s.prose == 0:
 		a.consider(65, name+" of a network address", c)
+	case kind == cmdInterp && s.shellish > 0 && s.prose == 0 && rw.expanded:
+		a.consider(80, "interpreter named through a variable: "+name, c)
 	}
 }
 
@@ -1111,6 +1191,62 @@ func cmdForLoop(v string) (detect.Finding, bool) {
 		after := strings.TrimSpace(rest[close+1:])
 		if len(after) >= 3 && strings.EqualFold(after[:2], "do") && (after[2] == ' ' || after[2] == '(' || after[2] == '@') {
 			return detect.Finding{Confidence: 75, Reason: "cmd.exe FOR loop", Start: 0, End: len(v)}, true
+		}
+	}
+	return detect.Finding{}, false
+}
+
+// hasIf is cmdIf's cheap pre-check.
+func hasIf(v string) bool {
+	t := strings.TrimLeft(v, " \t&|;")
+	return len(t) > 3 && (t[0]|0x20) == 'i' && (t[1]|0x20) == 'f' && t[2] == ' '
+}
+
+// cmdIf recognises cmd.exe's IF statement: IF [/I] [NOT] EXIST x cmd,
+// IF [NOT] DEFINED x cmd, IF [NOT] ERRORLEVEL n cmd, IF CMDEXTVERSION n
+// cmd, IF a==b cmd, IF a EQU|NEQ|LSS|LEQ|GTR|GEQ b cmd. Prose says "if it
+// exists", not "IF EXIST x ECHO y"; the forms that read like English
+// need a cmd.exe command after them.
+func cmdIf(v string) (detect.Finding, bool) {
+	if !hasIf(v) {
+		return detect.Finding{}, false
+	}
+	t := strings.TrimLeft(v, " \t&|;")
+	f := strings.Fields(t)[1:]
+	if len(f) > 0 && strings.EqualFold(f[0], "/i") {
+		f = f[1:]
+	}
+	if len(f) > 0 && strings.EqualFold(f[0], "not") {
+		f = f[1:]
+	}
+	if len(f) < 2 {
+		return detect.Finding{}, false
+	}
+	cmdAfter := func(rest []string) bool {
+		if len(rest) == 0 {
+			return false
+		}
+		w := strings.ToLower(strings.TrimLeft(rest[0], "(@"))
+		switch w {
+		case "echo", "set", "goto", "call", "exit", "cmd", "del", "copy", "type", "start", "md", "mkdir", "rd",
+			"move", "ren", "pause", "cls", "dir", "if", "for", "", "else", "shift", "setlocal", "endlocal", "foo":
+			return true
+		}
+		return strings.HasPrefix(rest[0], "(") || strings.ToUpper(rest[0]) == rest[0] && len(rest[0]) > 1
+	}
+	switch k := strings.ToUpper(f[0]); {
+	case k == "EXIST" || k == "DEFINED" || k == "ERRORLEVEL" || k == "CMDEXTVERSION":
+		if cmdAfter(f[2:]) || (f[0] == k && len(f) > 2) {
+			return detect.Finding{Confidence: 70, Reason: "cmd.exe IF " + k, Start: 0, End: len(v)}, true
+		}
+	case strings.Contains(f[0], "=="):
+		if cmdAfter(f[1:]) || strings.HasSuffix(f[0], "==") && cmdAfter(f[2:]) || len(f) >= 2 {
+			return detect.Finding{Confidence: 70, Reason: "cmd.exe IF comparison", Start: 0, End: len(v)}, true
+		}
+	case len(f) >= 3:
+		switch strings.ToUpper(f[1]) {
+		case "EQU", "NEQ", "LSS", "LEQ", "GTR", "GEQ", "==":
+			return detect.Finding{Confidence: 70, Reason: "cmd.exe IF comparison", Start: 0, End: len(v)}, true
 		}
 	}
 	return detect.Finding{}, false

@@ -68,18 +68,26 @@ func htmlFindingDepth(st *state, v string, offset, origLen int, skipAttr string,
 					add(f.Confidence-5, "markup inside <"+rawText+">: "+f.Reason)
 				}
 			}
+			if rawText == "style" && cssScript(string(raw)) {
+				add(80, "style element with script")
+			}
 			rawText = ""
 			if inScript {
 				// <script>…</script>: the content is script.
 				// Script that does not parse never runs: "`<script>` tags
 				// together within …" in a document is prose.
 				r := scanJS(st, string(raw))
-				if r.ev >= evCall && r.repairOK && validJS(r.repaired(string(raw))) {
+				switch {
+				case r.ev >= evCall && r.repairOK && validJS(r.repaired(string(raw))):
 					if r.ev.score() >= 60 {
 						add(95, "script element: "+r.ev.reason())
 					} else {
 						add(80, "script element calls a function")
 					}
+				case r.ev.score() >= 60 && closesScript(v[min(pos, len(v)):]):
+					// A closed element whose script reaches a sink, even if
+					// this copy does not parse.
+					add(85, "script element: "+r.ev.reason())
 				}
 			}
 		case html.EndTagToken:
@@ -92,6 +100,11 @@ func htmlFindingDepth(st *state, v string, offset, origLen int, skipAttr string,
 			tags++
 			name, hasAttr := z.TagName()
 			tag := string(name)
+			if i := strings.LastIndexByte(tag, ':'); i >= 0 {
+				// <x:script xmlns:x="http://www.w3.org/1999/xhtml">: in
+				// XML the prefix is whatever the document binds.
+				tag = tag[i+1:]
+			}
 			wrapper := tags <= skipTags
 			if !wrapper {
 				switch tag {
@@ -210,8 +223,7 @@ func attrJudge(st *state, tag, k, val string) attrVerdict {
 			return attrVerdict{60, "srcdoc document"}
 		}
 	case k == "style":
-		l := strings.ToLower(val)
-		if strings.Contains(l, "expression(") || strings.Contains(l, "javascript:") || strings.Contains(l, "-moz-binding") || strings.Contains(l, "behavior:") {
+		if cssScript(val) {
 			return attrVerdict{80, "style attribute with script"}
 		}
 	}
@@ -245,6 +257,69 @@ func tagSecondLook(st *state, raw, tag string, refresh, anim bool) (detect.Findi
 		}
 	}
 	return detect.Finding{}, false
+}
+
+// closesScript: a </script> end tag follows.
+func closesScript(rest string) bool {
+	return strings.Contains(strings.ToLower(rest), "</script")
+}
+
+// cssScript reports CSS that runs script in some browser: expression(),
+// javascript: URLs (in url() or @import), -moz-binding, behavior:, after
+// CSS escapes and comments are removed (@im\port'\ja\vasc\ript:…').
+func cssScript(css string) bool {
+	var b strings.Builder
+	for i := 0; i < len(css) && b.Len() < 4096; i++ {
+		c := css[i]
+		switch {
+		case c == '\\' && i+1 < len(css):
+			// \XX hex escape or an escaped character
+			j := i + 1
+			v, n := 0, 0
+			for j < len(css) && n < 6 && isHexByte(css[j]) {
+				v = v*16 + hexNibble(css[j])
+				j++
+				n++
+			}
+			if n > 0 {
+				if v < 0x80 {
+					b.WriteByte(byte(v))
+				}
+				i = j - 1
+				if i+1 < len(css) && css[i+1] == ' ' {
+					i++
+				}
+				continue
+			}
+			if css[i+1] != '\n' {
+				b.WriteByte(css[i+1])
+			}
+			i++
+		case c == '/' && i+1 < len(css) && css[i+1] == '*':
+			if end := strings.Index(css[i+2:], "*/"); end >= 0 {
+				i += end + 3
+			} else {
+				i = len(css)
+			}
+		case c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f':
+		default:
+			b.WriteByte(c)
+		}
+	}
+	l := strings.ToLower(b.String())
+	return strings.Contains(l, "expression(") || strings.Contains(l, "javascript:") || strings.Contains(l, "vbscript:") ||
+		strings.Contains(l, "-moz-binding") || strings.Contains(l, "behavior:") || strings.Contains(l, "behaviour:")
+}
+
+func isHexByte(c byte) bool {
+	return ('0' <= c && c <= '9') || ('a' <= c|0x20 && c|0x20 <= 'f')
+}
+
+func hexNibble(c byte) int {
+	if c <= '9' {
+		return int(c - '0')
+	}
+	return int(c|0x20-'a') + 10
 }
 
 // unnest removes <script> and </script> (any case) once, as a filter that

@@ -1,6 +1,8 @@
 package xss
 
 import (
+	"strings"
+
 	"github.com/tdewolff/parse/v2"
 	"github.com/tdewolff/parse/v2/js"
 )
@@ -328,6 +330,9 @@ func scanJS(st *state, src string) (res jsResult) {
 				o := f.outer
 				if f.litOK && f.litN > 0 {
 					o.prev, o.name = o.name, string(f.lit[:f.litN])
+					if o.base == "document" && o.name == "cookie" {
+						record(evCookieRead, o.start, end) // document["cookie"]
+					}
 				} else if f.litOK {
 					o.prev, o.name = o.name, ""
 				} else {
@@ -598,6 +603,9 @@ func validJS(src string) (ok bool) {
 // template after something that can be a callee, or an '=' after a sink
 // property name.
 func mayCall(v string) bool {
+	if i := strings.Index(v, "document"); i >= 0 && strings.Contains(v[i:], "cookie") {
+		return true
+	}
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if c != '(' && c != '`' && c != '=' {
