@@ -26,6 +26,7 @@ type signals struct {
 	concat     bool // || or + joining strings
 	list       bool // the value continued a comma-separated list
 	caseExpr   bool // a CASE expression
+	truncated  bool // parentheses left open at the end after a strong sign
 	trailingOp bool // the value ends with an operator
 	orOp       bool // || (MySQL OR, otherwise concatenation)
 	ops        int  // binary operators
@@ -107,6 +108,11 @@ func (p *parser) closeParen() {
 		p.reopen++
 		return
 	}
+	if p.atEnd() && (p.sig.subquery || p.sig.timeFn || p.sig.infoFn || p.sig.union) {
+		// Cut short after the damage is visible: BENCHMARK(5000000,MD5(1
+		p.sig.truncated = true
+		return
+	}
 	p.fail()
 }
 
@@ -142,8 +148,15 @@ func (p *parser) query() {
 			(p.t[p.pos-1].kind == kString || p.t[p.pos-1].kind == kNumber || p.t[p.pos-1].kind == kRParen):
 			// T-SQL runs statements written one after another.
 			p.statement()
-		case t.kind == kWord && t.kw == kwUnion:
+		case t.kind == kWord && (t.kw == kwUnion || ((equalFold(p.text(t), "except") || equalFold(p.text(t), "intersect") || equalFold(p.text(t), "minus")) &&
+			p.peekAt(1).kind == kWord && (p.peekAt(1).kw == kwSelect || p.peekAt(1).kw == kwAll || p.peekAt(1).kw == kwValues))):
 			p.pos++
+			if p.isKW(kwValues) {
+				p.pos++
+				p.operand()
+				p.sig.union = true
+				continue
+			}
 			if !p.acceptKW(kwAll) {
 				p.acceptKW(kwDistinct)
 			}
@@ -260,7 +273,7 @@ func (p *parser) statement() {
 		return
 	case kwInsert, kwUpdate, kwDelete, kwDrop, kwCreate, kwAlter, kwTruncate, kwExec, kwDeclare, kwSet,
 		kwShutdown, kwGrant, kwRevoke, kwLoad, kwCall, kwCopy, kwHandler, kwRename, kwReplace, kwShow, kwDo,
-		kwBegin, kwCommit, kwEnd:
+		kwBegin, kwCommit, kwEnd, kwAnalyse:
 	default:
 		if !isStmtFn(p.text(t)) {
 			p.fail()
@@ -318,7 +331,7 @@ func (p *parser) stmtHead(t token) bool {
 	n := p.peek()
 	word := n.kind == kWord || n.kind == kQIdent
 	switch t.kw {
-	case kwShutdown, kwCommit, kwBegin, kwEnd:
+	case kwShutdown, kwCommit, kwBegin, kwEnd, kwAnalyse:
 		return true
 	case kwDrop, kwCreate, kwAlter, kwTruncate, kwRename:
 		if n.kind != kWord {
@@ -612,8 +625,14 @@ func (p *parser) tableRef() {
 	p.alias()
 }
 
-// qualifiedName reads a.b.c (words, quoted identifiers, '*' last).
+// qualifiedName reads a.b.c (words, quoted identifiers, '*' last) and
+// array subscripts (PostgreSQL array[id], col[1]).
 func (p *parser) qualifiedName() {
+	defer func() {
+		for p.peek().kind == kQIdent && p.text(p.peek())[0] == '[' && p.peekAt(-1).end == p.peek().start {
+			p.pos++
+		}
+	}()
 	first := p.next()
 	p.classifyName(first)
 	for p.peek().kind == kDot {

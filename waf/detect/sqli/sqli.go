@@ -287,6 +287,29 @@ func judgeWhole(l *lexer) (res result) {
 		}
 		r.start = int(first.start)
 		return r
+	case first.kind == kSemi:
+		// ";SET @OLD_SQL_MODE=…": a statement stacked on the
+		// application's
+		p.pos++
+		p.statement()
+		p.query()
+		if p.bad || !p.sig.stacked {
+			return result{}
+		}
+		r := score(context{name: "stacked statement"}, p, first, true, false)
+		r.start = 0
+		return r
+	case first.kind == kWord && (first.kw == kwOrder || first.kw == kwGroup || first.kw == kwHaving || first.kw == kwLimit || first.kw == kwProcedure):
+		// a sort or grouping parameter: "order by if(1=1,1,sleep(1))"
+		p.clauses()
+		p.query()
+		s := p.sig
+		if p.bad || !(s.union || s.subquery || s.timeFn || s.infoFn || s.tautology) {
+			return result{}
+		}
+		r := score(context{name: "clause"}, p, first, true, false)
+		r.start = 0
+		return r
 	case first.kind == kWord && first.kw == kwSelect:
 		p.selectStmt()
 		p.query()
