@@ -1161,7 +1161,7 @@ func (a *analyzer) judgeCommandLine(c *syntax.CallExpr) {
 		a.consider(80, "interpreter named through a variable: "+name, c)
 	case kind == cmdInterp && a.runsCode(c):
 		a.consider(80, name+" runs code given on its command line", c)
-	case wrapped && (s.n == 0 || s.shellish >= s.prose):
+	case wrapped && kind != cmdWordy && (s.n == 0 || s.shellish >= s.prose):
 		a.consider(70, "command run through a wrapper: "+name, c)
 	}
 }
