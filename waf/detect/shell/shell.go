@@ -92,18 +92,23 @@ func breakoutCandidate(v string) bool {
 			switch c := v[j]; c {
 			case '\'', '"', '\\':
 				continue
-			case '$', '?', '*', '[', '{', '/':
-				if n == 0 || c == '$' {
-					return true
-				}
+			case '$', '?', '*', '[', '{':
+				// expansions and globs: the word is built by the shell
+				return true
 			}
 			if n < len(buf) {
 				buf[n] = v[j]
 			}
 			n++
 		}
-		if n > 0 && n <= len(buf) && lookupCmd(string(buf[:n])) != cmdUnknown {
-			return true
+		if n > 0 && n <= len(buf) {
+			w := string(buf[:n]) // does not escape: lookup only
+			if i := lastSep(w); i >= 0 {
+				w = w[i+1:] // /bin/sh, C:\Windows\System32\cmd.exe
+			}
+			if lookupCmd(w) != cmdUnknown {
+				return true
+			}
 		}
 	}
 	return false

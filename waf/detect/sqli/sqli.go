@@ -116,13 +116,15 @@ func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
 	l.s = v
 	for mode := 0; mode < 2; mode++ {
 		if mode == 1 {
-			// Second pass only when inline comments may hide keywords.
-			if !l.inlineComment && !containsComment(v) {
+			// Second pass only when an inline comment touches a word and
+			// so may split a keyword (UN/**/ION); "*/*" in an Accept
+			// header does not.
+			if !wordComment(v) {
 				break
 			}
 			l.joinComments = true
 		}
-		for _, c := range contexts {
+		for k, c := range contexts {
 			if c.quote != 0 && indexByte(v, c.quote) < 0 {
 				continue
 			}
@@ -131,11 +133,14 @@ func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
 			if r.score > best.score {
 				best = r
 			}
-		}
-		r := judgeWhole(&l)
-		steps += r.steps
-		if r.score > best.score {
-			best = r
+			if k == 0 {
+				// the same tokens, judged as a whole value
+				r := judgeWhole(&l)
+				steps += r.steps
+				if r.score > best.score {
+					best = r
+				}
+			}
 		}
 	}
 	if best.score < minScore {
@@ -184,9 +189,10 @@ func spaces(s string) int {
 	return n
 }
 
-func containsComment(v string) bool {
-	for i := 0; i+1 < len(v); i++ {
-		if v[i] == '/' && v[i+1] == '*' {
+// wordComment: a "/*" right after a word byte.
+func wordComment(v string) bool {
+	for i := 1; i+1 < len(v); i++ {
+		if v[i] == '/' && v[i+1] == '*' && isWordByte(v[i-1]) {
 			return true
 		}
 	}
@@ -268,7 +274,8 @@ func judge(l *lexer, c context) (res result) {
 func judgeWhole(l *lexer) (res result) {
 	var p parser
 	defer func() { res.steps = p.steps }()
-	if !l.lex(0) || l.n == 0 || l.trunc {
+	// l holds the number context's tokens (judge lexed them just before)
+	if l.n == 0 || l.trunc {
 		return result{}
 	}
 	p = parser{s: l.s, t: l.toks[:l.n]}
