@@ -25,6 +25,7 @@ package shell
 
 import (
 	"path"
+	"sort"
 	"strings"
 	"sync"
 
@@ -792,22 +793,55 @@ const (
 // globCommand matches a globbed path (/???/c?t) against the usual binary
 // directories.
 func globCommand(pattern string) (string, cmdKind) {
-	if len(pattern) > maxGlobLen || strings.Count(pattern, "*") > 4 {
+	if len(pattern) > maxGlobLen || strings.Count(pattern, "*") > 4 || !strings.HasPrefix(pattern, "/") {
 		return "", cmdUnknown
 	}
 	pattern = bashGlob(pattern)
-	for _, dir := range binDirs {
-		for cmd, k := range commands {
-			if len(cmd) > 12 {
+	dir, base := pattern[:strings.LastIndexByte(pattern, '/')+1], pattern[strings.LastIndexByte(pattern, '/')+1:]
+	fixed := -1 // the base name's length when it has no '*'
+	if strings.IndexByte(base, '*') < 0 {
+		fixed = globLen(base)
+	}
+	for _, d := range binDirs {
+		if ok, _ := path.Match(dir, d); !ok && dir != d {
+			continue
+		}
+		for _, cmd := range commandNames {
+			if fixed >= 0 && len(cmd) != fixed {
 				continue
 			}
-			if ok, _ := path.Match(pattern, dir+cmd); ok {
-				return cmd, k
+			if ok, _ := path.Match(base, cmd); ok {
+				return cmd, commands[cmd]
 			}
 		}
 	}
 	return "", cmdUnknown
 }
+
+// globLen is the length of the names a '*'-free pattern matches.
+func globLen(p string) int {
+	n := 0
+	for i := 0; i < len(p); i++ {
+		if p[i] == '[' {
+			if j := strings.IndexByte(p[i:], ']'); j > 0 {
+				i += j
+			}
+		}
+		n++
+	}
+	return n
+}
+
+// commandNames is the command list in a fixed order, so that a glob
+// resolves the same way every time (map order is random).
+var commandNames = func() []string {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}()
 
 // argShape summarises a command's arguments.
 type argShape struct {
