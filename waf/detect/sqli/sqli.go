@@ -245,7 +245,8 @@ func judge(l *lexer, c context) (res result) {
 		}
 	} else {
 		switch {
-		case first.kind == kNumber, first.kind == kVar, first.kind == kLParen:
+		case first.kind == kNumber, first.kind == kVar, first.kind == kLParen,
+			first.kind == kString && p.peekAt(1).kind != kEOF: // 'hi' or 'x'='x': a literal of its own
 		case first.kind == kOp && (first.op == opMinus || first.op == opPlus) && p.peekAt(1).kind == kNumber:
 		case first.kind == kWord && (first.kw == kwNull || first.kw == kwTrue || first.kw == kwFalse || first.kw == kwNone || first.kw == kwCase || first.kw == kwNot):
 		case first.kind == kWord && p.peekAt(1).kind == kLParen:

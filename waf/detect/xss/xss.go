@@ -111,6 +111,12 @@ func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
 	if best.Confidence < 90 && mayCall(v) {
 		consider(jsFinding(st, v))
 	}
+	if best.Detector == "xss/html" && best.Confidence >= minScore && best.Confidence < 75 && closesTag(v) {
+		// "><script>: the value first closes the attribute and the tag
+		// it was placed in, then opens markup of its own.
+		best.Confidence = 75
+		best.Reason = "tag closed, then " + best.Reason
+	}
 	if best.Confidence < minScore {
 		return detect.Finding{}, false, st.steps
 	}
@@ -184,6 +190,17 @@ func jsFinding(st *state, v string) (detect.Finding, bool) {
 		best = detect.Finding{Detector: "xss/js", Confidence: sc, Reason: c.name + " context: " + r.ev.reason(), Start: start, End: end}
 	}
 	return best, best.Confidence > 0
+}
+
+// closesTag: v starts with an optional quote and '>' (a value that ends
+// the attribute and tag it sits in).
+func closesTag(v string) bool {
+	t := strings.TrimLeft(v, " \t")
+	if strings.HasPrefix(t, `"`) || strings.HasPrefix(t, "'") {
+		t = strings.TrimLeft(t[1:], " \t")
+	}
+	t = strings.TrimPrefix(t, "/")
+	return strings.HasPrefix(t, ">")
 }
 
 // operatorAfterQuote: the first quote q in v is followed (after blanks)
