@@ -182,13 +182,15 @@ const (
 	opAssign
 	opArrow
 	opRegex
+	opContains // PostgreSQL JSON/array/text-search containment: <@ @> ?| ?& @@
 )
 
 var ops = [...]struct {
 	s string
 	o op
 }{
-	{"<=>", opNullEq}, {"->>", opArrow}, {"!~*", opRegex},
+	{"<=>", opNullEq}, {"->>", opArrow}, {"!~*", opRegex}, {"#>>", opArrow},
+	{"<@", opContains}, {"@>", opContains}, {"?|", opContains}, {"?&", opContains}, {"#>", opArrow}, {"@@", opContains},
 	{"<>", opNe}, {"!=", opNe}, {"<=", opLe}, {">=", opGe}, {"||", opConcat}, {"&&", opAnd},
 	{"<<", opShl}, {">>", opShr}, {"::", opCast}, {":=", opAssign}, {"->", opArrow}, {"~*", opRegex}, {"!~", opRegex},
 	{"=", opEq}, {"<", opLt}, {">", opGt}, {"+", opPlus}, {"-", opMinus}, {"*", opMul}, {"/", opDiv},

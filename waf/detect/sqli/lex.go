@@ -90,6 +90,10 @@ func (l *lexer) lex(quote byte) bool {
 		c := l.s[l.i]
 		start := l.i
 		switch {
+		case c == 0:
+			// A NUL ends the query for C-string APIs and some drivers
+			// (' or 1=1;%00): what follows is not SQL.
+			l.i = len(l.s)
 		case isSpace(c):
 			l.i++
 		case c == '\'' || c == '"':
@@ -133,6 +137,11 @@ func (l *lexer) lex(quote byte) bool {
 				break
 			}
 			l.word(start)
+		case c == '@' && l.i+1 < len(l.s) && (l.s[l.i+1] == '>' || (l.s[l.i+1] == '@' && (l.i+2 >= len(l.s) || !isWordStart(l.s[l.i+2])))):
+			// @> and @@ operators (not @@version)
+			l.i += 2
+			l.emit(kOp, start)
+			l.toks[l.n-1].op = opContains
 		case c == '@':
 			l.i++
 			if l.i < len(l.s) && l.s[l.i] == '@' {

@@ -690,7 +690,7 @@ func (p *parser) exprRest() {
 			switch t.op {
 			case opNot, opBitNot:
 				return
-			case opEq, opNe, opLt, opGt, opLe, opGe, opNullEq, opRegex:
+			case opEq, opNe, opLt, opGt, opLe, opGe, opNullEq, opRegex, opContains:
 				p.sig.compare = true
 				p.binary(true)
 			case opAnd:
@@ -718,6 +718,9 @@ func (p *parser) exprRest() {
 			switch t.kw {
 			case kwAnd, kwOr, kwXor:
 				p.sig.boolOp = true
+				if t.kw == kwOr && p.peekAt(1).kind == kWord && p.peekAt(1).kw == kwTrue {
+					p.sig.tautology = true // 1 OR TRUE
+				}
 				p.binary(false)
 			case kwDiv, kwMod:
 				p.binary(false)

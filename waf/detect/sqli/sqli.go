@@ -391,7 +391,7 @@ func score(c context, p parser, first token, breakout, bare bool) result {
 			// "Tom or Jerry": a bare word is a column name only in
 			// theory; without a strong sign it is prose.
 			return result{}
-		case !strong && !s.compare && s.fn == 0 && !s.clause:
+		case !strong && !s.compare && s.fn == 0 && !s.clause && !s.tautology:
 			// "1 or 2": grammatical, but nothing tested.
 			sc -= 30
 		case !strong:
