@@ -103,3 +103,22 @@ func BenchmarkPipeline(b *testing.B) {
 		})
 	}
 }
+
+// TestCommonValuesDoNotAllocate: words, prose, user agents and names are
+// most of what a request carries; judging them must not allocate (the
+// pre-filters and the SQL lexer work on the stack).
+func TestCommonValuesDoNotAllocate(t *testing.T) {
+	dets := []detect.Detector{sqli.New(), xss.New(), shell.New()}
+	for _, v := range []string{
+		"hello", "42", "The quick brown fox jumps over the lazy dog.", "zsh is the best!", "Tom & Jerry",
+		"It's O'Brien's dog, isn't it?", "union was a great select", "en-US,en;q=0.9",
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+	} {
+		for _, d := range dets {
+			in := detect.Input{Value: v, Where: detect.WhereQuery}
+			if n := testing.AllocsPerRun(50, func() { d.Detect(in) }); n != 0 {
+				t.Errorf("%s on %q: %v allocations per call", d.Class(), v, n)
+			}
+		}
+	}
+}

@@ -146,12 +146,27 @@ func commandLineWorth(v string) bool {
 		return true
 	}
 	// nohup ifconfig, time sh -c whoami: a wrapper or interpreter first
-	f := strings.Fields(v)
-	if len(f) < 2 || len(f[0]) > 32 {
+	// (scanned by hand: this runs on every value)
+	w0, rest := nextWord(v)
+	w1, _ := nextWord(rest)
+	if w0 == "" || w1 == "" || len(w0) > 32 {
 		return false
 	}
-	return (wrappers[f[0]] || lookupCmd(f[0]) == cmdInterp) &&
-		(strings.HasPrefix(f[1], "-") || (len(f[1]) <= 32 && lookupCmd(f[1]) != cmdUnknown))
+	return (wrappers[w0] || lookupCmd(w0) == cmdInterp) &&
+		(strings.HasPrefix(w1, "-") || (len(w1) <= 32 && lookupCmd(w1) != cmdUnknown))
+}
+
+// nextWord returns the first blank-separated word of s and the rest.
+func nextWord(s string) (string, string) {
+	i := 0
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n') {
+		i++
+	}
+	j := i
+	for j < len(s) && s[j] != ' ' && s[j] != '\t' && s[j] != '\n' {
+		j++
+	}
+	return s[i:j], s[j:]
 }
 
 // firstWordIsCommand: the first word, with quotes and backslashes
