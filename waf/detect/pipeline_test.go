@@ -122,3 +122,55 @@ func TestCommonValuesDoNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestIssue15Examples holds the examples issue 15 names: the misses to
+// fix and the false positives to avoid, through the decoder as the stage
+// will run them.
+func TestIssue15Examples(t *testing.T) {
+	dec := decode.New(decode.Limits{})
+	dets := []detect.Detector{sqli.New(), xss.New(), shell.New()}
+	best := func(v string, w detect.Where) (detect.Finding, string) {
+		var b detect.Finding
+		chain := ""
+		for _, x := range dec.Variants(v) {
+			for _, d := range dets {
+				if f, ok := d.Detect(detect.Input{Value: x.Value, Where: w}); ok && f.Confidence > b.Confidence {
+					b, chain = f, x.Chain.String()
+				}
+			}
+		}
+		return b, chain
+	}
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	for _, tt := range []struct {
+		v     string
+		where detect.Where
+		class detect.Class
+		chain string
+	}{
+		{"confirm.call(null,1)", detect.WhereQuery, detect.XSS, ""},
+		{"(alert)(1)", detect.WhereQuery, detect.XSS, ""},
+		{"alert?.(document.cookie)", detect.WhereQuery, detect.XSS, ""},
+		{"cat /et'c/pa'ss'wd", detect.WhereQuery, detect.Shell, ""},
+		{"' OR 1=1--", detect.WhereHeader, detect.SQLi, ""},
+		{"1 AND SLEEP(5)", detect.WhereHeader, detect.SQLi, ""},
+		{b64("' UNION SELECT password FROM users--"), detect.WhereCookie, detect.SQLi, "base64"},
+		{b64("<img src=x onerror=alert(1)>"), detect.WhereQuery, detect.XSS, "base64"},
+		{b64("; cat /etc/passwd"), detect.WhereQuery, detect.Shell, "base64"},
+	} {
+		f, chain := best(tt.v, tt.where)
+		if f.Confidence < 60 || f.Class != tt.class || chain != tt.chain {
+			t.Errorf("%q: %+v via %q, want %s at 60+ via %q", tt.v, f, chain, tt.class, tt.chain)
+		}
+	}
+	for _, v := range []string{
+		`{"user":{"name":"Ann","tags":["a","b"]},"ids":[1,2,3],"active":true}`, // 942550
+		"zsh is the best!", "ls 300 lexus", // 932xxx
+		"union was a great select", "george.orwell@example.com", "orlando.or@example.org", // 942190/942100
+		"JavaScript: The Good Parts", // 941210
+	} {
+		if f, _ := best(v, detect.WhereQuery); f.Confidence >= 60 {
+			t.Errorf("benign %q: %+v", v, f)
+		}
+	}
+}
