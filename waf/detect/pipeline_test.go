@@ -2,6 +2,7 @@ package detect_test
 
 import (
 	"encoding/base64"
+	"strings"
 	"testing"
 
 	"github.com/corazawaf/libinjection-go"
@@ -171,6 +172,25 @@ func TestIssue15Examples(t *testing.T) {
 	} {
 		if f, _ := best(v, detect.WhereQuery); f.Confidence >= 60 {
 			t.Errorf("benign %q: %+v", v, f)
+		}
+	}
+}
+
+// TestPaddedAttacks: padding an attack past a detector's length bound
+// does not hide it (the tail window is judged too).
+func TestPaddedAttacks(t *testing.T) {
+	pad := strings.Repeat("lorem ipsum ", 2000) // 24 KB, past every MaxLen
+	for _, tt := range []struct {
+		d detect.Detector
+		v string
+	}{
+		{sqli.New(), pad + "x' UNION SELECT password FROM users--"},
+		{xss.New(), pad + "<img src=x onerror=alert(1)>"},
+		{shell.New(), pad + "; cat /etc/passwd"},
+	} {
+		f, ok := tt.d.Detect(detect.Input{Value: tt.v, Where: detect.WhereQuery})
+		if !ok || f.Confidence < 60 || f.Start < len(pad)-2 || f.End > len(tt.v) {
+			t.Errorf("%s: padded attack: %+v %v", tt.d.Class(), f, ok)
 		}
 	}
 }

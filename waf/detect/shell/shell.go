@@ -216,8 +216,12 @@ var placements = [...]placement{
 
 // Detect implements detect.Detector.
 func (d Detector) Detect(in detect.Input) (detect.Finding, bool) {
-	f, ok, _ := d.run(in)
-	return f, ok
+	return detect.HeadTail(in.Value, MaxLen, func(v string) (detect.Finding, bool) {
+		w := in
+		w.Value = v
+		f, ok, _ := d.run(w)
+		return f, ok
+	})
 }
 
 // run is Detect that also reports the analyzer's work (AST nodes and
@@ -380,6 +384,9 @@ type analyzer struct {
 	best    detect.Finding
 	steps   int
 	globs   int
+	// sensitiveHit is set while judging a command whose arguments name a
+	// sensitive path.
+	sensitiveHit bool
 }
 
 func (a *analyzer) consider(conf int, reason string, node syntax.Node) {
@@ -393,7 +400,11 @@ func (a *analyzer) consider(conf int, reason string, node syntax.Node) {
 func (a *analyzer) considerSevere(conf int, reason string, node syntax.Node, severe bool) {
 	start, end := int(node.Pos().Offset())-a.shift, int(node.End().Offset())-a.shift
 	if !severe && start > 0 && start <= len(a.value) && proseWords(a.value[:start]) >= 5 {
-		conf -= 40
+		if a.sensitiveHit {
+			conf -= 25 // a sensitive target stays above the threshold
+		} else {
+			conf -= 40
+		}
 		reason += " (in prose)"
 	}
 	if conf <= a.best.Confidence {
@@ -1112,7 +1123,9 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 		conf = 98
 	}
 	severe := (w == viaPipe && kind == cmdInterp && left == cmdNet) || a.severeArgs(name, c)
+	a.sensitiveHit = s.sensitive
 	a.considerSevere(conf, why, c, severe)
+	a.sensitiveHit = false
 	return kind
 }
 

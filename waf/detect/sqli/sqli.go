@@ -88,8 +88,12 @@ var contexts = [...]context{
 
 // Detect implements detect.Detector.
 func (d Detector) Detect(in detect.Input) (detect.Finding, bool) {
-	f, ok, _ := d.run(in)
-	return f, ok
+	return detect.HeadTail(in.Value, MaxLen, func(v string) (detect.Finding, bool) {
+		w := in
+		w.Value = v
+		f, ok, _ := d.run(w)
+		return f, ok
+	})
 }
 
 // run is Detect that also reports the work done (token inspections).
@@ -235,10 +239,20 @@ func judge(l *lexer, c context) (res result) {
 		// it is prose (several words before the quote), the quote is an
 		// apostrophe or a quotation in a sentence or a code sample, not a
 		// literal's end: "Here is what I ran: 'UPDATE …'".
-		if spaces(l.s[first.start:first.end]) > 3 {
-			return result{}
-		}
+		prosePrefix := spaces(l.s[first.start:first.end]) > 3
 		p.pos = 1
+		defer func() {
+			// After prose only what no sentence or code sample does
+			// counts (so padding an attack with words does not hide it).
+			if prosePrefix && res.score > 0 {
+				s := p.sig
+				if !(s.union || s.timeFn || s.into || (s.boolOp && s.tautology)) {
+					res = result{steps: res.steps}
+				} else {
+					res.score -= 10
+				}
+			}
+		}()
 		if p.atEnd() && p.sig.comment {
 			// x'-- : literal closed and the rest of the query cut off.
 			return score(c, p, first, true, false)

@@ -71,8 +71,12 @@ const maxDocDepth = 3
 
 // Detect implements detect.Detector.
 func (d Detector) Detect(in detect.Input) (detect.Finding, bool) {
-	f, ok, _ := d.run(in)
-	return f, ok
+	return detect.HeadTail(in.Value, MaxLen, func(v string) (detect.Finding, bool) {
+		w := in
+		w.Value = v
+		f, ok, _ := d.run(w)
+		return f, ok
+	})
 }
 
 // run is Detect that also reports the work done.
