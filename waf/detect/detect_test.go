@@ -28,3 +28,31 @@ func TestWhereString(t *testing.T) {
 		t.Fatalf("Where names changed: %q %q", WhereJSON, Where(200))
 	}
 }
+
+func TestHeadTail(t *testing.T) {
+	judge := func(s string) (Finding, bool) {
+		for i := 0; i+3 <= len(s); i++ {
+			if s[i:i+3] == "bad" {
+				return Finding{Confidence: 90, Start: i, End: i + 3}, true
+			}
+		}
+		return Finding{}, false
+	}
+	pad := "................................"
+	for _, tt := range []struct {
+		v        string
+		ok       bool
+		start    int
+		evidence string
+	}{
+		{"bad" + pad, true, 0, "bad"},
+		{pad + "bad", true, len(pad), "bad"},
+		{pad + "bad" + pad, false, 0, ""}, // in neither window
+		{"short bad", true, 6, "bad"},
+	} {
+		f, ok := HeadTail(tt.v, 16, judge)
+		if ok != tt.ok || (ok && (f.Start != tt.start || Evidence(tt.v, f, 10) != tt.evidence)) {
+			t.Errorf("%q: %+v %v, want ok=%v start=%d", tt.v, f, ok, tt.ok, tt.start)
+		}
+	}
+}
