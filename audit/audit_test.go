@@ -241,3 +241,21 @@ func TestRedactorHeadersCleansRefererQuery(t *testing.T) {
 		t.Errorf("headers %v", got)
 	}
 }
+
+// TestFileSinkDirectoryIsPrivate: the audit file's directory, when the sink
+// creates it, is 0700 (#13).
+func TestFileSinkDirectoryIsPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "logs")
+	s, err := OpenFileSink(filepath.Join(dir, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("%s is %v, want 0700", dir, st.Mode().Perm())
+	}
+}

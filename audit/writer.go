@@ -681,7 +681,7 @@ type FileSink struct {
 // many bytes that was.
 func OpenFileSink(path string) (*FileSink, error) {
 	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create audit directory %s: %w", dir, err)
 		}
 	}

@@ -159,7 +159,7 @@ func OpenSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 // would use the umask); its -wal and -shm files inherit the mode.
 func createFile(path string) error {
 	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("create audit database directory %s: %w", dir, err)
 		}
 	}

@@ -517,3 +517,23 @@ func TestNoBusyErrorsFromReaders(t *testing.T) {
 		t.Fatalf("reader saw %d then %d records", before, during)
 	}
 }
+
+// TestDatabaseDirectoryIsPrivate: a database directory the store creates is
+// 0700 like the state directory, whatever the umask (#13: it was 0750).
+func TestDatabaseDirectoryIsPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "audit", "db")
+	s, err := OpenSQLite(filepath.Join(dir, "audit.db"), SQLiteOptions{ManualRetention: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		st, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o700 {
+			t.Errorf("%s is %v, want 0700", d, st.Mode().Perm())
+		}
+	}
+}
