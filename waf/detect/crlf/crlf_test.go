@@ -33,7 +33,7 @@ var cases = []tt.Case{
 	{Value: "en\r\nTransfer-Encoding: chunked", Where: q, Want: tt.Attack},
 	{Value: "x\r\nGET /admin HTTP/1.1\r\nHost: internal", Where: q, Want: tt.Attack},
 	{Value: "x\r\nHTTP/1.1 302 Found", Where: q, Want: tt.Attack},
-	{Value: "enčĊSet-Cookie: a=b", Where: q, Want: tt.Attack},   // U+010D U+010A
+	{Value: "enčĊSet-Cookie: a=b", Where: q, Want: tt.Attack}, // U+010D U+010A
 	{Value: "en嘍嘊Set-Cookie: a=b", Where: q, Want: tt.Attack}, // U+560D U+560A
 	{Value: "enĊLocation: //evil.example", Where: path, Want: tt.Attack},
 	{Value: "x\r\nFLUSHALL\r\n", Where: q, Want: tt.Attack},
