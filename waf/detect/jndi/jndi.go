@@ -381,7 +381,8 @@ func (e *eval) resolve(name []byte) (int, bool) {
 }
 
 // date formats a SimpleDateFormat pattern with placeholder digits: quoted
-// text is literal (” is a quote), pattern letters become digits.
+// text is literal (a doubled quote is one quote), pattern letters become
+// digits.
 func (e *eval) date(pat []byte) {
 	inQuote := false
 	for k := 0; k < len(pat); k++ {
