@@ -163,7 +163,9 @@ func (s *scan) atStart(lo int) {
 func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
 func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 func isHex(c byte) bool    { return isDigit(c) || c|0x20 >= 'a' && c|0x20 <= 'f' }
-func isB64(c byte) bool    { return isLetter(c) || isDigit(c) || c == '+' || c == '/' || c == '-' || c == '_' }
+func isB64(c byte) bool {
+	return isLetter(c) || isDigit(c) || c == '+' || c == '/' || c == '-' || c == '_'
+}
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
 
@@ -252,7 +254,7 @@ func hexVal(c byte) byte {
 	if isDigit(c) {
 		return c - '0'
 	}
-	return c|0x20 - 'a' + 10
+	return c | 0x20 - 'a' + 10
 }
 
 // javaStream validates a Java object stream header: magic, version, then

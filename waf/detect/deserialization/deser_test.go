@@ -61,7 +61,7 @@ func marshalObject(name string) string {
 	return string(b)
 }
 
-var viewStateWithBF = "/wE" + b64("\xff\x01\x32\xa0\x01"+bfStream("System.Windows.Forms, Version=4.0.0.0"))[3:]
+var viewStateWithBF = "/wE" + b64("\xff\x01\x32\xa0\x01" + bfStream("System.Windows.Forms, Version=4.0.0.0"))[3:]
 
 var cases = []tt.Case{
 	// Java.
