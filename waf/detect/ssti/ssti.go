@@ -115,13 +115,13 @@ const (
 type family uint8
 
 const (
-	famMustache family = iota // {{ }}: Jinja, Twig, Handlebars, Go, Angular…
-	famStatement              // {% %}
-	famEL                     // ${ } #{ } *{ } @{ } ~{ } %{ }
-	famERB                    // <% %>
-	famFTL                    // <# > [# ]
-	famVelocity               // #set( ) #if( ) …
-	famRazor                  // @( )
+	famMustache  family = iota // {{ }}: Jinja, Twig, Handlebars, Go, Angular…
+	famStatement               // {% %}
+	famEL                      // ${ } #{ } *{ } @{ } ~{ } %{ }
+	famERB                     // <% %>
+	famFTL                     // <# > [# ]
+	famVelocity                // #set( ) #if( ) …
+	famRazor                   // @( )
 )
 
 func isSpace(c byte) bool {
@@ -198,7 +198,7 @@ func (s *scan) at(i int) int {
 	switch {
 	case c == '{' && n == '{':
 		if i+2 < len(v) && v[i+2] == '{' {
-				return s.expr(i, 3, closeBraces3, famMustache)
+			return s.expr(i, 3, closeBraces3, famMustache)
 		}
 		return s.expr(i, 2, closeBraces2, famMustache)
 	case c == '{' && n == '%':
@@ -225,7 +225,7 @@ func (s *scan) at(i int) int {
 		return s.expr(i, 2, closeAngle, famFTL)
 	case c == '[' && n == '#' && i+2 < len(v) && isIdentStart(v[i+2]):
 		if ftlDirective(v[i+2:]) {
-				return s.expr(i, 2, closeBracket, famFTL)
+			return s.expr(i, 2, closeBracket, famFTL)
 		}
 	case c == '#' && isIdentStart(n):
 		if k := velocityDirective(v, i+1); k > 0 {
