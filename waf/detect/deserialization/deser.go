@@ -681,8 +681,10 @@ func (s *scan) yamlTag(i int) {
 		}
 	}
 	a := i + 1
+	secondary := false // "!!": the tag:yaml.org,2002: namespace
 	if a < len(v) && v[a] == '!' {
 		a++
+		secondary = true
 	}
 	verbatim := false
 	if a < len(v) && v[a] == '<' {
@@ -709,7 +711,9 @@ func (s *scan) yamlTag(i int) {
 		conf = 95
 	case hasPrefix(tag, "python/") || hasPrefix(tag, "ruby/"):
 		conf = 30
-	case javaTypeName(tag):
+	case (secondary || verbatim) && javaTypeName(tag):
+		// SnakeYAML's "!!javax.script.ScriptEngineManager"; a single
+		// '!' before a dotted name is a negation in code.
 		conf = 92
 	case verbatim && hasPrefix(tag, "java"):
 		conf = 80

@@ -144,6 +144,7 @@ var cases = []tt.Case{
 	{Value: `{"$type":"circle","r":2}`, Where: body, Want: tt.None},
 	{Value: `["apple", {"color":"red"}]`, Where: body, Want: tt.None},
 	{Value: `["com.example", {"a":1}]`, Where: body, Want: tt.None},
+	{Value: "if !p.arch.RegisterPrefix(x) {", Where: form, Want: tt.None},
 	{Value: "Yes, please", Where: form, Want: tt.None},
 	{Value: "gAAAAABlN3x_fernet_token_here", Where: ck, Want: tt.None},
 	{Value: "cats\ndogs\n", Where: form, Want: tt.None},

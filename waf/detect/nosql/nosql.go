@@ -473,21 +473,26 @@ func (s *scan) javascript(v string) {
 		conf = 40
 	}
 	if sleep || busy {
-		conf = max(conf, 45) + 5
-	}
-	if ret {
-		conf = max(conf, 40) + 5
+		conf = max(conf, 45)
 	}
 	if db {
-		conf = max(conf, 45) + 5
+		conf = max(conf, 50)
+	}
+	if ret {
+		conf = max(conf, 35)
 	}
 	if fn && conf > 0 {
 		conf += 5
 	}
-	// A statement or expression break before the code: a quote or
-	// number, then ';', '||' or '&&'.
-	if breakBefore(v, first) {
-		conf += 25
+	// Breaking out of the string or number the application quoted:
+	// "x'; …", "' || …", "1; …".
+	if literalBreak(v) {
+		conf += 35
+	}
+	// A $where payload is one short expression; code pasted into a
+	// forum post spans lines.
+	if !s.code && (len(v) > 300 || indexByte(v, '\n') >= 0) {
+		conf = min(conf, 35)
 	}
 	if s.code {
 		conf = max(conf, 95)
@@ -511,21 +516,51 @@ func hasWord(s, w string) bool {
 	return hasPrefix(s, w) && (len(s) == len(w) || !isIdent(s[len(w)]))
 }
 
-// breakBefore reports whether v[:at] ends a string or statement and
-// starts another: a ';', '||' or '&&' after the value's first quote or
-// at top level.
-func breakBefore(v string, at int) bool {
-	for k := 0; k < at; k++ {
-		switch v[k] {
-		case ';':
-			return true
-		case '|', '&':
-			if k+1 < at && v[k+1] == v[k] {
-				return true
+// literalBreak reports whether v starts by closing the literal an
+// application put it in: a short prefix, a quote, then ';', '||', '&&'
+// or ')'; or a number followed by ';', '||' or '&&'.
+func literalBreak(v string) bool {
+	k := skipSpace(v, 0)
+	a := k
+	for k < len(v) && k-a <= 32 && v[k] != '\'' && v[k] != '"' && v[k] != ' ' && v[k] != ';' && v[k] != '|' && v[k] != '&' {
+		k++
+	}
+	if k >= len(v) {
+		return false
+	}
+	if v[k] == '\'' || v[k] == '"' {
+		k = skipSpace(v, k+1)
+	} else {
+		// Without a quote the prefix must be a number.
+		if k == a {
+			return false
+		}
+		for j := a; j < k; j++ {
+			if v[j] < '0' || v[j] > '9' {
+				return false
 			}
 		}
+		k = skipSpace(v, k)
+	}
+	if k >= len(v) {
+		return false
+	}
+	switch v[k] {
+	case ';', ')':
+		return true
+	case '|', '&':
+		return k+1 < len(v) && v[k+1] == v[k]
 	}
 	return false
+}
+
+func indexByte(s string, c byte) int {
+	for k := 0; k < len(s); k++ {
+		if s[k] == c {
+			return k
+		}
+	}
+	return -1
 }
 
 // prose reports whether v reads as sentences: five or more words of two

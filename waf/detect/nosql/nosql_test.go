@@ -90,6 +90,10 @@ var cases = []tt.Case{
 	{Value: "function", Where: q, Want: tt.None},
 	{Value: "db.example.com", Where: q, Want: tt.None},
 	{Value: "In React you write this.setState({a: 1}) inside a handler method", Where: form, Want: tt.Benign},
+	{Value: "return true\n}", Where: form, Want: tt.Benign},
+	{Value: "if (this.props.count == 1) {\n  return true;\n}", Where: form, Want: tt.Benign},
+	{Value: "return (int)(s.b); }", Where: q, Want: tt.Benign},
+	{Value: "x := 1; return true", Where: q, Want: tt.Benign},
 	{Value: "$", Where: an, Want: tt.None},
 	{Value: "price[$]", Where: an, Want: tt.None},
 }

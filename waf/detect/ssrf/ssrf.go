@@ -54,6 +54,7 @@ type scan struct {
 	best  detect.Finding
 	found bool
 	prose bool
+	text  bool // a multi-line message: every URL in it counts as prose
 	ctx   nameContext
 }
 
@@ -94,15 +95,22 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 	// Pre-filter: a URL needs "://" or ":\\" (or a leading "//"); a
 	// bare host value starts with a digit, '[', '0x' or a letter and
 	// has no inner space.
-	colon := false
+	colon, newline, words := false, false, 0
 	for i := lo; i < hi; i++ {
 		c := v[i]
 		if c == ':' && i+1 < hi && (v[i+1] == '/' || v[i+1] == '\\') {
 			colon = true
 		} else if isSpace(c) {
 			s.prose = true
+			newline = newline || c == '\n'
+			if i > lo && !isSpace(v[i-1]) {
+				words++
+			}
 		}
 	}
+	// A multi-line text field with several words is a message or a code
+	// listing: a URL in it is talked about, whatever quotes surround it.
+	s.text = newline && words >= 4 && (in.Where == detect.WhereForm || in.Where == detect.WhereQuery)
 	s.steps += len(v)
 	leadingSlashes := hi-lo > 2 && (v[lo] == '/' || v[lo] == '\\') && (v[lo+1] == '/' || v[lo+1] == '\\')
 	if !colon && !leadingSlashes && (s.prose || hi == lo) {
@@ -205,6 +213,9 @@ func (s *scan) url(a, colon, hi int) int {
 	if kind == schemeOther {
 		return colon + 1
 	}
+	if kind == schemeFile {
+		return s.fileURL(a, colon, hi)
+	}
 	// Slashes: WHATWG accepts any run of '/' and '\' after a special
 	// scheme ("http:\\\\127.0.0.1", "http:/127.0.0.1").
 	i := colon + 1
@@ -212,6 +223,39 @@ func (s *scan) url(a, colon, hi int) int {
 		i++
 	}
 	return s.authority(a, colon, i, hi, v[a:colon])
+}
+
+// fileURL judges a file: URL: one that names a file ("file:///etc/x",
+// "file://host/share/x", "file:/x", "file:///C:/x") reads it.
+func (s *scan) fileURL(a, colon, hi int) int {
+	v := s.v
+	i := colon + 1
+	for i < hi && (v[i] == '/' || v[i] == '\\') {
+		i++
+	}
+	e := i
+	for e < hi && !isSpace(v[e]) && v[e] != '"' && v[e] != '\'' && v[e] != '<' && v[e] != '>' && v[e] != '`' && v[e] != ')' {
+		e++
+	}
+	s.steps += e - colon
+	name := 0
+	for k := i; k < e; k++ {
+		if isAlnum(v[k]) {
+			name++
+		}
+	}
+	if name < 2 || i == colon+1 && e == i {
+		return max(e, colon+1)
+	}
+	inProse := s.prose
+	if a > 0 && !s.text {
+		switch v[a-1] {
+		case '"', '\'', '`', '=', '(', '<', '>', '[', '{', ',', ';', '|':
+			inProse = false
+		}
+	}
+	s.report(s.adjust(85, false, inProse), "file: URL reads local files", a, e)
+	return max(e, colon+1)
 }
 
 // authority judges the host of the URL whose authority starts at v[i];
@@ -285,7 +329,7 @@ func (s *scan) authority(start, colon, i, hi int, scheme string) int {
 	// A URL in a sentence is talk about an address; one in an
 	// attribute, a JSON string or an assignment is a value to use.
 	inProse := s.prose
-	if start > 0 {
+	if start > 0 && !s.text {
 		switch v[start-1] {
 		case '"', '\'', '`', '=', '(', '<', '>', '[', '{', ',', ';', '|':
 			inProse = false
@@ -795,7 +839,7 @@ func (s *scan) weigh(kind schemeKind, h hostVerdict, differ, prose bool) (int, s
 	reason := classReason[h.class]
 	switch kind {
 	case schemeFile:
-		return s.adjust(85, false, prose), "file: URL reads local files"
+		return 0, "" // judged in url(): the path, not the host, matters
 	case schemeRaw:
 		if conf == 0 {
 			return s.adjust(70, false, prose), "gopher:/dict: URL sends raw bytes to a TCP service"

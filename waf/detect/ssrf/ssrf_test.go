@@ -147,6 +147,10 @@ var cases = []tt.Case{
 	{Value: "Mozilla/5.0 (Windows NT 10.0; Win64; x64)", Where: hdr, Name: "REQUEST_HEADERS:User-Agent", Want: tt.None},
 	{Value: "12:30:45", Where: q, Want: tt.None},
 	{Value: "/api/v1/items", Where: path, Want: tt.None},
+	{Value: "My test does this:\n\tresp, err := http.Get(\"http://127.0.0.1:8080/health\")\nand it fails", Where: form, Want: tt.Benign},
+	{Value: "We read it with\n  open(\"file:///etc/passwd\")\nin the old version", Where: form, Want: tt.Benign},
+	{Value: "file://", Where: q, Want: tt.None},
+	{Value: `if strings.HasPrefix(u, "file://") {`, Where: form, Want: tt.None},
 	{Value: "printer.local", Where: form, Name: "ARGS:printer", Want: tt.Benign},
 }
 

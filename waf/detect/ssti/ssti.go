@@ -306,6 +306,7 @@ type features struct {
 	goDot      bool // Go template context "."
 	blockAs    bool // Handlebars {{#with … as |x|}}
 	goCall     bool // Go template "call"
+	badColon   bool // ':' at the top level where the syntax has none
 	strClass   bool // a string literal naming a Java class
 }
 
@@ -341,6 +342,7 @@ func (s *scan) expr(i, skip int, cl closer, fam family) int {
 	prevIdent := [2]int{-1, -1} // span of the previous identifier token
 	lastOperand := tNone        // kind of the operand before a pending operator
 	pendingArith := false
+	sawQuestion := false
 	limit := min(len(v), i+skip+maxExpr)
 	for k < limit {
 		s.steps++
@@ -412,8 +414,8 @@ func (s *scan) expr(i, skip int, cl closer, fam family) int {
 				return e
 			}
 			lit := v[k+1 : e]
-			if c == '`' && (fam == famERB || fam == famMustache || fam == famEL) {
-				f.command = true
+			if c == '`' && fam == famERB {
+				f.command = true // Ruby's backticks; Go templates use them for raw strings
 			}
 			s.stringLiteral(&f, lit)
 			if pendingArith && (lastOperand == tNumber || lastOperand == tString) {
@@ -506,6 +508,12 @@ func (s *scan) expr(i, skip int, cl closer, fam family) int {
 			}
 		case '?':
 			prev = tQuestion
+			sawQuestion = true
+		case ':':
+			if depth == 0 && fam == famMustache && !sawQuestion && f.filters == 0 && !(k+1 < len(v) && v[k+1] == '=') {
+				f.badColon = true
+			}
+			prev = tOther
 		case '@':
 			prev = tAt
 		case '#':
@@ -565,7 +573,9 @@ func (s *scan) ident(f *features, name string, prev tokKind, fam family, a, b in
 			f.strong, f.strongWhy = true, "OGNL context variable"
 		}
 	}
-	if dangerous(name) {
+	if dangerous(name) && (prev == tDot || !dunder(name) || pythonDunder(name)) {
+		// A dunder counts as a member ("''.__class__") or as one of
+		// Python's own; "defined(__x86_64__)" is a C macro.
 		f.strong, f.strongWhy = true, "expression reaches an object that leads out of the template sandbox"
 	}
 	if contextObject(name) && prev != tDot {
@@ -629,6 +639,21 @@ func (s *scan) callee(f *features, name string, at int) {
 	}
 }
 
+func dunder(name string) bool {
+	return len(name) > 4 && name[0] == '_' && name[1] == '_' && name[len(name)-1] == '_' && name[len(name)-2] == '_'
+}
+
+// pythonDunder reports the dunder names of Python's object model that
+// sandbox escapes walk.
+func pythonDunder(name string) bool {
+	switch name {
+	case "__import__", "__builtins__", "__globals__", "__class__", "__subclasses__", "__mro__", "__base__",
+		"__bases__", "__init__", "__getattribute__", "__dict__", "__getitem__", "__module__", "__loader__", "__self__", "__func__", "__code__":
+		return true
+	}
+	return false
+}
+
 // dangerous reports names that lead from a template to the runtime.
 func dangerous(name string) bool {
 	if len(name) > 4 && name[0] == '_' && name[1] == '_' && name[len(name)-1] == '_' && name[len(name)-2] == '_' {
@@ -652,7 +677,7 @@ func contextObject(name string) bool {
 	switch name {
 	case "config", "settings", "request", "self", "app", "application", "session", "env", "environ",
 		"pageContext", "applicationScope", "sessionScope", "requestScope", "facesContext", "servletContext",
-		"smarty", "SECRET_KEY", "secrets", "g", "url_for", "get_flashed_messages", "range":
+		"smarty", "SECRET_KEY", "secrets":
 		return true
 	}
 	return false
@@ -732,6 +757,8 @@ func (s *scan) judge(f *features, fam family, start, end int) int {
 		conf, reason = 75, "template expression reads a configuration or request object"
 	case f.blockAs:
 		conf, reason = 60, "Handlebars block helper with block parameters"
+	case f.calls > 0 && (fam == famVelocity || fam == famFTL):
+		conf, reason = 35, "template directive with a call"
 	case f.calls > 0:
 		conf, reason = 55, "template expression calls a function"
 	case f.arithAny:
@@ -749,6 +776,11 @@ func (s *scan) judge(f *features, fam family, start, end int) int {
 		}
 	case f.tokens > 0:
 		conf, reason = 15, "template delimiters around a literal"
+	}
+	if f.badColon && !f.strong && !f.command {
+		// "{{Lo: 0, Hi: 1<<16 - 1}}": a composite literal in code, not
+		// a template expression.
+		conf = min(conf, 30)
 	}
 	if fam == famStatement && conf > 0 && conf < 40 {
 		conf, reason = 35, "template statement"
@@ -809,6 +841,9 @@ func (s *scan) smarty(i int) int {
 		return i + 1
 	}
 	name := v[i+1 : k]
+	if c := indexByte(name, ':'); c >= 0 && (c+1 >= len(name) || name[c+1] != ':') {
+		return i + 1 // "{C:f(x)}": a composite literal, not a Smarty static call
+	}
 	static := indexByte(name, ':') >= 0
 	depth := 0
 	var quote byte

@@ -131,6 +131,11 @@ var cases = []tt.Case{
 	{Value: "${", Where: form, Want: tt.None},
 	{Value: "a{b}c", Where: q, Want: tt.None},
 	{Value: "#set the table", Where: form, Want: tt.None},
+	{Value: "#if (defined(__x86_64__) || defined(__i386__))", Where: form, Want: tt.Benign},
+	{Value: "v.reset(OpConst); v.AuxInt = {C:int64(c)}", Where: q, Want: tt.None},
+	{Value: "{{range $i, $f := .Files}}{{$f.Name}}{{end}}", Where: form, Want: tt.Benign},
+	{Value: "var r = unicode.Range16{{Lo: 0, Hi: 1<<16 - 1, Stride: 1}}", Where: form, Want: tt.Benign},
+	{Value: "{{`\"output\"`}}", Where: form, Want: tt.Benign},
 	{Value: "{include file='header.tpl'}", Where: form, Want: tt.Benign},
 }
 
