@@ -70,7 +70,7 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 	}
 	best := detect.Finding{}
 	found := false
-	if openAt < 0 || openAt > closeAt {
+	if (openAt < 0 || openAt > closeAt) && assertionPrefix(v[:closeAt]) {
 		// The assertion value ends at the first ')'.
 		r := s.parse(closeAt, false)
 		if f, ok := injectionFinding(r, closeAt); ok {
@@ -83,6 +83,21 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 		}
 	}
 	return best, found
+}
+
+// assertionPrefix reports whether p can be what a user typed into a
+// field before closing the assertion: short, printable text (binary
+// data has parentheses and NULs too).
+func assertionPrefix(p string) bool {
+	if len(p) > 256 {
+		return false
+	}
+	for k := 0; k < len(p); k++ {
+		if c := p[k]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // result is what parsing filter syntax found.

@@ -76,6 +76,7 @@ var cases = []tt.Case{
 	{Value: "Use a filter like (&(objectClass=user)(cn=x)) in ldapsearch", Where: form, Want: tt.Weak},
 	{Value: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)", Where: hdr, Want: tt.None},
 	{Value: "a\\29(cn=x)", Where: form, Want: tt.None},
+	{Value: "\x89PNG\r\n\x1a\n\x00\x00)\x00\x00", Where: detect.WhereBody, Want: tt.None},
 	{Value: "=)(=", Where: form, Want: tt.None},
 }
 

@@ -110,7 +110,15 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 	}
 	// A multi-line text field with several words is a message or a code
 	// listing: a URL in it is talked about, whatever quotes surround it.
-	s.text = newline && words >= 4 && (in.Where == detect.WhereForm || in.Where == detect.WhereQuery)
+	// (The words are counted as runs of non-space.)
+	switch in.Where {
+	case detect.WhereForm, detect.WhereQuery, detect.WhereJSON, detect.WhereXML:
+		s.text = newline && words >= 4
+	case detect.WhereBody:
+		// A raw body with many words is a document or a message (JSON
+		// leaves are judged on their own, one value at a time).
+		s.text = words >= 12
+	}
 	s.steps += len(v)
 	leadingSlashes := hi-lo > 2 && (v[lo] == '/' || v[lo] == '\\') && (v[lo+1] == '/' || v[lo+1] == '\\')
 	if !colon && !leadingSlashes && (s.prose || hi == lo) {
@@ -250,7 +258,7 @@ func (s *scan) fileURL(a, colon, hi int) int {
 	inProse := s.prose
 	if a > 0 && !s.text {
 		switch v[a-1] {
-		case '"', '\'', '`', '=', '(', '<', '>', '[', '{', ',', ';', '|':
+		case '"', '\'', '`', '=', '(', '[', '{', ',', ';', '|':
 			inProse = false
 		}
 	}
@@ -331,8 +339,8 @@ func (s *scan) authority(start, colon, i, hi int, scheme string) int {
 	inProse := s.prose
 	if start > 0 && !s.text {
 		switch v[start-1] {
-		case '"', '\'', '`', '=', '(', '<', '>', '[', '{', ',', ';', '|':
-			inProse = false
+		case '"', '\'', '`', '=', '(', '[', '{', ',', ';', '|':
+			inProse = false // an attribute, a string, an assignment
 		}
 	}
 	conf, reason := s.weigh(kind, best, differ, inProse)
@@ -842,7 +850,9 @@ func (s *scan) weigh(kind schemeKind, h hostVerdict, differ, prose bool) (int, s
 		return 0, "" // judged in url(): the path, not the host, matters
 	case schemeRaw:
 		if conf == 0 {
-			return s.adjust(70, false, prose), "gopher:/dict: URL sends raw bytes to a TCP service"
+			// To a public host: odd, but the internal targets are the
+			// attack.
+			return s.adjust(55, false, prose), "gopher:/dict: URL sends raw bytes to a TCP service"
 		}
 		conf = max(conf, 90) + 5
 		reason = "gopher:/dict: URL to an internal address"

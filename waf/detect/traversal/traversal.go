@@ -270,28 +270,38 @@ type tokenState struct {
 	firstDot int  // start of the first climb
 	absolute bool
 	nul      int // position of a NUL in the token, or -1
+	tail     int // stack depth right after the last climb
+	dots     int // "." segments
 }
 
 func (s *scan) token(start, end int) {
 	v := s.v
-	tok := v[start:end]
-	// Stream wrappers and file: URLs.
-	if w, conf, ok := wrapper(tok); ok {
-		s.steps += len(w)
-		if conf > 0 {
-			var ts tokenState
-			pathStart := start + len(w)
-			s.walk(&ts, pathStart, end)
-			sev, _ := s.sensitive(&ts, true)
-			if sev > 0 {
-				conf += 10 * sev
-			}
-			if s.prose {
-				conf -= 35
-			}
-			s.report(conf, "stream wrapper or file URL names a file", start, end)
+	// Stream wrappers and file: URLs, at the start of the token or of
+	// any of its segments ("/download/php://filter/…").
+	for k := start; k < end; k++ {
+		if k > start && v[k-1] != '/' && v[k-1] != '\\' {
+			continue
 		}
+		if !isLetter(v[k]) {
+			continue
+		}
+		w, conf, ok := wrapper(v[k:end])
+		if !ok {
+			continue
+		}
+		s.steps += len(w)
+		var ts tokenState
+		s.walk(&ts, k+len(w), end)
+		if sev, _ := s.sensitive(&ts, true, 0); sev > 0 {
+			conf += 10 * sev
+		}
+		if s.prose {
+			conf -= 35
+		}
+		s.report(conf, "stream wrapper or file URL names a file", k, end)
+		break
 	}
+	tok := v[start:end]
 	var ts tokenState
 	ts.nul = -1
 	i := start
@@ -308,14 +318,17 @@ func (s *scan) token(start, end int) {
 	}
 	unc := len(tok) > 3 && tok[0] == '\\' && tok[1] == '\\' && tok[2] != '\\' && tok[2] != '?' && tok[2] != '.'
 	s.walk(&ts, i, end)
+	whole := start == s.wholeLo && end == s.wholeHi
 
 	if ts.climbs == 0 && !ts.absolute && ts.nul < 0 {
-		// A relative path that stays where it is: only a sensitive
-		// name worth opening on its own ("wp-config.php", ".env",
-		// ".git/config") is worth a look.
-		if sev, app := s.sensitive(&ts, false); sev > 0 && app {
+		// A relative path that stays where it is: a sensitive name
+		// worth opening on its own ("wp-config.php", ".env",
+		// ".git/config"), or a system path behind dot segments and
+		// mixed separators ("./\\/././etc/passwd").
+		sev, app := s.sensitive(&ts, false, 0)
+		if sev > 0 && app {
 			conf := 35 + 20*sev // 55 medium, 75 high
-			if start != s.wholeLo || end != s.wholeHi {
+			if !whole {
 				conf -= 15
 			}
 			if s.prose {
@@ -323,24 +336,40 @@ func (s *scan) token(start, end int) {
 			}
 			s.report(conf, "names a sensitive file", start, end)
 		}
+		if ts.dots > 0 || ts.evasive {
+			if sys, _ := s.sensitive(&ts, true, 0); sys > 0 && !s.prose {
+				s.report(50+10*sys, "dot segments and mixed separators around a system path", start, end)
+			}
+		}
 		return
 	}
 
-	sev, app := s.sensitive(&ts, ts.absolute || ts.escaped > 0)
-	whole := start == s.wholeLo && end == s.wholeHi
+	// The target is judged from the root: the whole path when it is
+	// absolute or climbs above its start, and in any case what follows
+	// the last dot-dot segment ("/var/www/html/../../proc/self/environ":
+	// the attacker counted levels; the path after them is the aim).
+	sev, app := s.sensitive(&ts, ts.absolute || ts.escaped > 0, 0)
+	if ts.climbs > 0 && ts.tail < ts.depth {
+		if t, tapp := s.sensitive(&ts, true, ts.tail); t > sev {
+			sev, app = t, tapp
+		}
+	}
 	conf := 0
 	reason := ""
 	evStart := start
 	switch {
-	case ts.escaped > 0:
+	case ts.climbs > 0:
 		evStart = ts.firstDot
 		switch {
-		case ts.escaped == 1:
-			conf = 35
-		case ts.escaped == 2:
+		case ts.climbs == 1:
+			conf = 30
+		case ts.climbs == 2:
 			conf = 55
 		default:
-			conf = 75
+			conf = 70
+		}
+		if ts.escaped > 0 {
+			conf += 15
 		}
 		r := 0
 		if ts.evasive {
@@ -360,19 +389,17 @@ func (s *scan) token(start, end int) {
 		case detect.WherePath, detect.WhereFileName:
 			// Browsers resolve dot segments before sending a path
 			// and send only a base name as an upload's file name.
-			if conf < 85 {
-				conf = 85
-			}
+			conf = max(conf, 80)
 		}
 		if !whole {
 			conf -= 5
 		}
 		if s.prose {
-			conf -= 20
+			conf -= 30
 		}
 	case ts.absolute && sev > 0:
 		reason = "absolute path to a sensitive file"
-		conf = 55 + 15*sev // 70 medium, 85 high
+		conf = 50 + 15*sev // 65 medium, 80 high
 		if ts.nul >= 0 {
 			conf += 10
 			reason = "absolute path to a sensitive file, NUL truncation"
@@ -390,20 +417,6 @@ func (s *scan) token(start, end int) {
 		if s.prose {
 			conf = min(conf, 85) - 50
 		}
-	case ts.climbs > 0:
-		// Dot-dot segments that stay inside: "a/b/../c".
-		reason = "dot-dot segments"
-		evStart = ts.firstDot
-		conf = 15
-		if ts.evasive {
-			conf = 45
-		}
-		if s.where == detect.WherePath || s.where == detect.WhereFileName {
-			conf += 30
-		}
-		if s.prose {
-			conf -= 10
-		}
 	case unc:
 		reason = "UNC path to a network share"
 		conf = 45
@@ -413,9 +426,10 @@ func (s *scan) token(start, end int) {
 	}
 	if ts.nul >= 0 && conf < 70 {
 		// "page.php\x00.jpg": a NUL cuts the extension an application
-		// appended or checked.
+		// appended or checked. Binary data has NULs too: the part
+		// before it must be a short printable path.
 		pre := v[start:ts.nul]
-		if hasPathShape(pre) {
+		if hasPathShape(pre) && printable(pre) && len(pre) <= 256 {
 			nc := 75
 			if s.prose {
 				nc = 40
@@ -444,6 +458,15 @@ func glued(v string, i, hi int) (bool, int) {
 		return false, b
 	}
 	return b < hi && (v[b] == '/' || v[b] == '\\'), b
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 var climbReasons = [8]string{
@@ -544,6 +567,10 @@ func (s *scan) segment(ts *tokenState, a, b int, bySep, evasiveSep bool) {
 	dots := 0
 	evasive := evasiveSep
 	i := a
+	for i < b && v[i] == 0 {
+		i++ // "\x00../": a C string ends there, a filter sees junk
+		evasive = true
+	}
 	for i < b {
 		n, d, ev := dotLen(v, i)
 		if n == 0 {
@@ -585,10 +612,12 @@ func (s *scan) segment(ts *tokenState, a, b int, bySep, evasiveSep bool) {
 			} else {
 				ts.escaped++
 			}
+			ts.tail = ts.depth
 			return
 		}
 	}
 	if dots == 1 && i == b {
+		ts.dots++
 		return // "."
 	}
 	if ts.depth == maxStack {
@@ -643,27 +672,27 @@ func (s *scan) name(sp span, buf *[40]byte) ([]byte, bool) {
 // is true when the rating comes from an application secret found
 // anywhere in the path (".git/", "WEB-INF/", ".env"), not from a system
 // location under the root.
-func (s *scan) sensitive(ts *tokenState, anchored bool) (sev int, app bool) {
-	if ts.depth == 0 {
+func (s *scan) sensitive(ts *tokenState, anchored bool, from int) (sev int, app bool) {
+	if ts.depth <= from {
 		return 0, false
 	}
 	var b0, b1, b2 [40]byte
-	if anchored && !ts.lost {
-		n0, ok0 := s.name(ts.stack[0], &b0)
+	if anchored && (!ts.lost || from > 0) {
+		n0, ok0 := s.name(ts.stack[from], &b0)
 		var n1, n2 []byte
 		ok1, ok2 := false, false
-		if ts.depth > 1 {
-			n1, ok1 = s.name(ts.stack[1], &b1)
+		if ts.depth > from+1 {
+			n1, ok1 = s.name(ts.stack[from+1], &b1)
 		}
-		if ts.depth > 2 {
-			n2, ok2 = s.name(ts.stack[2], &b2)
+		if ts.depth > from+2 {
+			n2, ok2 = s.name(ts.stack[from+2], &b2)
 		}
 		if ok0 {
-			sev = anchoredRoot(string(n0), n1, ok1, n2, ok2, ts.depth)
+			sev = anchoredRoot(string(n0), n1, ok1, n2, ok2, ts.depth-from)
 		}
 	}
 	// Unanchored: sensitive directories anywhere, sensitive names last.
-	for k := 0; k < ts.depth; k++ {
+	for k := from; k < ts.depth; k++ {
 		last := k == ts.depth-1
 		if !last {
 			// Sensitive directory names start with '.', 'w' (web-inf)
@@ -728,11 +757,13 @@ func anchoredRoot(n0 string, n1 []byte, ok1 bool, n2 []byte, ok2 bool, depth int
 		}
 		return 1
 	case "var":
-		if !ok1 {
-			return 0
+		if !ok1 || depth < 3 {
+			return 0 // "/var/log": a directory, not a file
 		}
 		switch string(n1) {
-		case "log", "mail", "spool", "lib", "backups":
+		case "log":
+			return 2 // log files: poisoned, then included
+		case "mail", "spool", "lib", "backups":
 			return 1
 		case "run":
 			if ok2 && string(n2) == "secrets" {
@@ -740,9 +771,7 @@ func anchoredRoot(n0 string, n1 []byte, ok1 bool, n2 []byte, ok2 bool, depth int
 			}
 			return 1
 		case "www":
-			if depth > 2 {
-				return 1
-			}
+			return 1
 		}
 		return 0
 	case "root":
@@ -770,6 +799,10 @@ func anchoredRoot(n0 string, n1 []byte, ok1 bool, n2 []byte, ok2 bool, depth int
 		switch string(n1) {
 		case "win.ini", "system.ini", "repair", "panther", "debug":
 			return 2
+		case "system32", "syswow64":
+			if depth > 3 {
+				return 2 // drivers\etc\hosts, config\SAM
+			}
 		}
 		return 1
 	case "boot.ini", "inetpub":
