@@ -75,6 +75,8 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 		r := s.parse(closeAt, false)
 		if f, ok := injectionFinding(r, closeAt); ok {
 			best, found = f, true
+		} else if s.malformed(closeAt) >= 0 {
+			best, found = finding(75, "value closes the assertion and adds malformed filter components", closeAt, len(v)), true
 		}
 	}
 	if openAt >= 0 && (!found || best.Confidence < 80) {
@@ -112,6 +114,7 @@ type result struct {
 	end        int  // where parsing stopped
 	errAt      int  // position of a syntax error, or -1
 	firstComp  int  // start of the first component, or -1
+	spaces     bool // spaces between components
 }
 
 type frame struct {
@@ -138,6 +141,14 @@ func (s *scan) parse(from int, embedded bool) result {
 	for p < len(v) {
 		s.steps++
 		c := v[p]
+		if (c == ' ' || c == '\t') && !embedded {
+			// Lenient servers skip spaces between components; RFC 4515
+			// has none. Counted, so plain prose ("ok) (a=b)") needs
+			// more structure than one item to be reported.
+			r.spaces = true
+			p++
+			continue
+		}
 		switch {
 		case c == 0:
 			r.nul = true
@@ -307,6 +318,33 @@ func (s *scan) item(p int) (int, bool, bool) {
 	return len(v), true, wild
 }
 
+// malformed looks after the assertion's ')' for the shape payload lists
+// use even where it breaks RFC 4515: parentheses, then an operator, then
+// attr=value ("admin*)((|userPassword=*)"). It returns its position or -1.
+func (s *scan) malformed(closeAt int) int {
+	v := s.v
+	p := closeAt + 1
+	for p < len(v) && p-closeAt < 8 && (v[p] == '(' || v[p] == ')' || v[p] == ' ') {
+		p++
+	}
+	if p >= len(v) || p == closeAt+1 || (v[p] != '&' && v[p] != '|' && v[p] != '!') {
+		return -1
+	}
+	q := p + 1
+	for q < len(v) && (v[q] == '(' || v[q] == ' ') {
+		q++
+	}
+	a := q
+	for q < len(v) && (isAlnum(v[q]) || v[q] == '-' || v[q] == '.') {
+		q++
+	}
+	s.steps += q - closeAt
+	if q > a && q < len(v) && (v[q] == '=' || (q+1 < len(v) && v[q+1] == '=' && (v[q] == '~' || v[q] == '>' || v[q] == '<'))) {
+		return p
+	}
+	return -1
+}
+
 func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
 func isAlnum(c byte) bool  { return isLetter(c) || isDigit(c) }
@@ -321,6 +359,9 @@ func injectionFinding(r result, closeAt int) (detect.Finding, bool) {
 		return detect.Finding{}, false
 	}
 	end := r.end
+	if r.spaces && r.composites == 0 && !r.wildcard && r.items < 2 {
+		return detect.Finding{}, false // "ok) (and=more)": prose with parentheses
+	}
 	switch {
 	case r.items+r.composites > 0 && (r.composites > 0 || r.wildcard):
 		return finding(92, "value closes the assertion and adds filter components with an operator or wildcard", closeAt, end), true

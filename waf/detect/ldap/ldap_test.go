@@ -44,6 +44,11 @@ var cases = []tt.Case{
 	{Value: "x)(!(|(a=1)(b=2)))", Where: hdr, Want: tt.Attack},
 	{Value: "a\\29b)(|(cn=*))", Where: form, Want: tt.Attack},
 
+	{Value: "root) (|(userPassword=*))", Where: q, Want: tt.Attack},
+	{Value: "*) (sn=*)) (|(sn=*", Where: form, Want: tt.Attack},
+	{Value: "svc) (&)", Where: form, Want: tt.Attack},
+	{Value: "guest*)((|mail=*)", Where: form, Want: tt.Attack},
+	{Value: "x) (mail=a) (mail=b)", Where: form, Want: tt.Attack},
 	// Complete composite filters carried whole.
 	{Value: "(|(uid=*)(cn=*))", Where: q, Want: tt.Attack},
 	{Value: "(&(objectClass=person)(uid=admin))", Where: q, Want: tt.Attack},
@@ -77,6 +82,8 @@ var cases = []tt.Case{
 	{Value: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)", Where: hdr, Want: tt.None},
 	{Value: "a\\29(cn=x)", Where: form, Want: tt.None},
 	{Value: "\x89PNG\r\n\x1a\n\x00\x00)\x00\x00", Where: detect.WhereBody, Want: tt.None},
+	{Value: "step 1) (see fig=3)", Where: form, Want: tt.None},
+	{Value: "chapter 2) (page=4) and more", Where: form, Want: tt.None},
 	{Value: "=)(=", Where: form, Want: tt.None},
 }
 

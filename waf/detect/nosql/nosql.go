@@ -85,13 +85,15 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 			}
 		case 't', 's', 'w', 'r', 'd', 'f':
 			jsHint = true
+		case '=':
+			jsHint = jsHint || i+1 < len(v) && v[i+1] == '='
 		}
 	}
 	s.steps += len(v)
 	if dollar && in.Where != detect.WhereArgName {
 		s.json(v)
 	}
-	if jsHint && (s.code || in.Where != detect.WhereArgName) {
+	if jsHint {
 		s.javascript(v)
 	}
 	if !s.found {
@@ -368,6 +370,7 @@ func (s *scan) key(js *jsonScan, a, b, next int) int {
 // "return true", db.* calls, and a statement break before them.
 func (s *scan) javascript(v string) {
 	thisAccess, thisUse, sleep, busy, ret, db, fn := false, false, false, false, false, false, false
+	date, loop := false, false
 	first := -1
 	mark := func(i int) {
 		if first < 0 || i < first {
@@ -418,6 +421,7 @@ func (s *scan) javascript(v string) {
 		case hasPrefix(rest, "while"):
 			k := skipSpace(v, i+5)
 			if k < len(v) && v[k] == '(' {
+				loop = true
 				k = skipSpace(v, k+1)
 				if hasPrefix(v[k:], "true") || hasPrefix(v[k:], "1") || hasPrefix(v[k:], "!0") {
 					busy = true
@@ -454,6 +458,10 @@ func (s *scan) javascript(v string) {
 				db = true
 				mark(i)
 			}
+		case hasPrefix(rest, "for"):
+			if k := skipSpace(v, i+3); k < len(v) && v[k] == '(' {
+				loop = true
+			}
 		case hasPrefix(rest, "function"):
 			k := skipSpace(v, i+8)
 			if k < len(v) && v[k] == '(' {
@@ -461,6 +469,18 @@ func (s *scan) javascript(v string) {
 			}
 		}
 		s.steps += 8
+	}
+	// A loop that waits on the clock: new Date() compared in a loop.
+	if loop && contains(v, "new Date") {
+		date = true
+		if at := index(v, "new Date"); first < 0 || at < first {
+			first = at
+		}
+	}
+	// A tautology after the break: "' || 1==1//", "' || 'a'=='a".
+	taut := tautology(v)
+	if taut >= 0 && (first < 0 || taut < first) {
+		first = taut
 	}
 	if first < 0 {
 		return
@@ -470,10 +490,13 @@ func (s *scan) javascript(v string) {
 	case thisUse:
 		conf = 70
 	case thisAccess:
-		conf = 40
+		conf = 30
 	}
 	if sleep || busy {
 		conf = max(conf, 45)
+	}
+	if date || taut >= 0 {
+		conf = max(conf, 35) // ordinary alone, an attack after a break
 	}
 	if db {
 		conf = max(conf, 50)
@@ -501,6 +524,87 @@ func (s *scan) javascript(v string) {
 		conf -= 35
 	}
 	s.report(conf, "JavaScript for a $where clause (this access, sleep, busy loop, return true)", first, len(v))
+}
+
+// tautology finds a comparison of two equal literals joined by || or
+// && ("1==1", "'a'=='a", "\"x\"===\"x\""), or returns -1.
+func tautology(v string) int {
+	for k := 0; k+1 < len(v); k++ {
+		if v[k] != '=' || v[k+1] != '=' {
+			continue
+		}
+		// Left operand: digits or a quoted literal ending at k.
+		l := k
+		for l > 0 && v[l-1] == ' ' {
+			l--
+		}
+		r := k + 2
+		if r < len(v) && v[r] == '=' {
+			r++
+		}
+		for r < len(v) && v[r] == ' ' {
+			r++
+		}
+		left := literalBefore(v, l)
+		right := literalAfter(v, r)
+		if left != "" && left == right {
+			return max(0, l-len(left)-2)
+		}
+	}
+	return -1
+}
+
+func literalBefore(v string, l int) string {
+	a := l
+	if a > 0 && (v[a-1] == '\'' || v[a-1] == '"') {
+		q := v[a-1]
+		b := a - 1
+		for b > 0 && v[b-1] != q && a-b < 32 {
+			b--
+		}
+		if b > 0 {
+			return v[b:a-1]
+		}
+		return ""
+	}
+	for a > 0 && v[a-1] >= '0' && v[a-1] <= '9' && l-a < 16 {
+		a--
+	}
+	if a == l || (a > 0 && isIdent(v[a-1])) {
+		return ""
+	}
+	return v[a:l]
+}
+
+func literalAfter(v string, r int) string {
+	if r < len(v) && (v[r] == '\'' || v[r] == '"') {
+		q := v[r]
+		e := r + 1
+		for e < len(v) && v[e] != q && e-r < 32 {
+			e++
+		}
+		// The closing quote may be the application's own ("'a'=='a").
+		return v[r+1 : e]
+	}
+	e := r
+	for e < len(v) && v[e] >= '0' && v[e] <= '9' && e-r < 16 {
+		e++
+	}
+	if e == r || (e < len(v) && isIdent(v[e])) {
+		return ""
+	}
+	return v[r:e]
+}
+
+func contains(s, w string) bool { return index(s, w) >= 0 }
+
+func index(s, w string) int {
+	for k := 0; k+len(w) <= len(s); k++ {
+		if s[k] == w[0] && s[k:k+len(w)] == w {
+			return k
+		}
+	}
+	return -1
 }
 
 func skipSpace(v string, k int) int {
@@ -566,7 +670,7 @@ func indexByte(s string, c byte) int {
 // prose reports whether v reads as sentences: five or more words of two
 // or more letters, and letters and spaces make most of it.
 func prose(v string) bool {
-	words, run, plain := 0, 0, 0
+	words, run, plain, code := 0, 0, 0, 0
 	for k := 0; k <= len(v); k++ {
 		var c byte = ' '
 		if k < len(v) {
@@ -581,11 +685,14 @@ func prose(v string) bool {
 			words++
 		}
 		run = 0
-		if c == ' ' || c == ',' || c == '.' || c == '\n' {
+		switch c {
+		case ' ', ',', '.', '\n':
 			plain++
+		case ';', '(', ')', '{', '}', '=', '|', '&':
+			code++
 		}
 	}
-	return words >= 5 && plain*10 >= len(v)*8
+	return words >= 5 && plain*10 >= len(v)*8 && code <= 1
 }
 
 func containsFold(s, w string) bool {

@@ -67,6 +67,13 @@ var cases = []tt.Case{
 	{Value: "0; db.users.drop()", Where: form, Want: tt.Attack},
 	{Value: "\"; return(true); var b=\"", Where: js, Want: tt.Attack},
 
+	{Value: "'; return db.accounts.find(); var y='", Where: form, Want: tt.Attack},
+	{Value: "0;var t0=new Date(); do{t1 = new Date();}while(t1-t0<3000)", Where: q, Want: tt.Attack},
+	{Value: "' || 2==2//", Where: form, Want: tt.Attack},
+	{Value: "' || 'x'=='x", Where: js, Want: tt.Attack},
+	{Value: "'; while(1){}; '", Where: an, Want: tt.Attack},
+	{Value: "2; return true", Where: an, Want: tt.Attack},
+
 	// Near-misses.
 	{Value: "costs $5", Where: form, Want: tt.None},
 	{Value: "Use $ne to compare values in MongoDB", Where: form, Want: tt.None},
@@ -94,6 +101,8 @@ var cases = []tt.Case{
 	{Value: "if (this.props.count == 1) {\n  return true;\n}", Where: form, Want: tt.Benign},
 	{Value: "return (int)(s.b); }", Where: q, Want: tt.Benign},
 	{Value: "x := 1; return true", Where: q, Want: tt.Benign},
+	{Value: "if (a == 1 && 1 == 1) { go(); }", Where: form, Want: tt.Benign},
+	{Value: "const t = new Date(); for (const x of xs) { render(x); }", Where: form, Want: tt.Benign},
 	{Value: "$", Where: an, Want: tt.None},
 	{Value: "price[$]", Where: an, Want: tt.None},
 }
