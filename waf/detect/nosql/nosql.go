@@ -563,7 +563,7 @@ func literalBefore(v string, l int) string {
 			b--
 		}
 		if b > 0 {
-			return v[b:a-1]
+			return v[b : a-1]
 		}
 		return ""
 	}
