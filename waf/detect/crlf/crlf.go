@@ -47,6 +47,7 @@ const (
 
 type scan struct {
 	v     string
+	where detect.Where
 	steps int
 	best  detect.Finding
 	found bool
@@ -130,12 +131,26 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 	single := singleLine(in.Where)
 	first, n, ev := s.nextBreak(0, single)
 	if n == 0 {
-		return detect.Finding{}, false
+		if single && len(v) <= 512 && s.classify(0, len(v)) == lineHTTPStart && !hasPrefixFold(v, "HTTP/") {
+			// A whole request line in a parameter: the part of a
+			// smuggled request that a later line break would start.
+			s.report(72, "value is an HTTP request line (request smuggling probe)", 0, len(v))
+			return s.best, true
+		}
+		if !single {
+			s.unicodeHeaders()
+		}
+		if !s.found {
+			return detect.Finding{}, false
+		}
+		return s.best, true
 	}
+	s.where = in.Where
 	if single {
 		s.singleLine(first, n, ev)
 	} else {
 		s.multiLine(first, n)
+		s.unicodeHeaders()
 	}
 	if !s.found {
 		return detect.Finding{}, false
@@ -171,10 +186,10 @@ func (s *scan) singleLine(brk, n int, evasive bool) {
 				conf, reason = 85, "blank line followed by content (response splitting)"
 				end = min(len(v), end+n2+64)
 			} else {
-				conf, reason = 35, "line break in a single-line value"
+				conf, reason = bareBreak(s.where)
 			}
 		default:
-			conf, reason = 30, "line break in a single-line value"
+			conf, reason = bareBreak(s.where)
 		}
 		if evasive {
 			// Maltese and Czech letters are not line breaks unless a
@@ -194,10 +209,64 @@ func (s *scan) singleLine(brk, n int, evasive bool) {
 	}
 }
 
+// bareBreak weighs a line break followed by nothing header-shaped: in a
+// path, an argument name, a file name, a cookie or a header no client
+// puts one; a query value may come from a GET form's textarea.
+func bareBreak(w detect.Where) (int, string) {
+	switch w {
+	case detect.WherePath, detect.WhereArgName, detect.WhereFileName:
+		return 80, "line break in a request path, argument name or file name"
+	case detect.WhereCookie, detect.WhereHeader:
+		return 72, "line break in a cookie or header value"
+	}
+	return 30, "line break in a single-line value"
+}
+
+// unicodeHeaders finds, in a textarea-like value, the Unicode characters
+// that truncate to CR or LF directly followed by a known header field or
+// SMTP command: letters of Czech, Maltese or Chinese text are not
+// followed by "Bcc:".
+func (s *scan) unicodeHeaders() {
+	v := s.v
+	for i := 0; i < len(v); i++ {
+		s.steps++
+		if v[i] != 0xc4 && v[i] != 0xe5 {
+			continue
+		}
+		n := uniBreak(v, i)
+		if n == 0 {
+			continue
+		}
+		if m := uniBreak(v, i+n); m > 0 {
+			n += m
+		}
+		start := i + n
+		end := start
+		for end < len(v) && v[end] != '\r' && v[end] != '\n' && uniBreak(v, end) == 0 && end-start < 256 {
+			end++
+		}
+		switch s.classify(start, end) {
+		case lineHTTPHeader, lineMailHeader, lineSMTP:
+			s.report(85, "Unicode character that truncates to a line break, followed by a header or command", i, end)
+			return
+		}
+		i = start - 1
+	}
+}
+
 // multiLine judges a textarea-like value: only an injection-shaped value
 // (a short first line, then a header block) or SMTP command sequences.
 func (s *scan) multiLine(first, n int) {
 	v := s.v
+	// A redirect target or path followed by a blank line and markup:
+	// the rest becomes the response body.
+	if first <= maxFirstLine && pathLike(v[:first]) {
+		if b, m, _ := s.nextBreak(first+n, false); b == first+n && m > 0 {
+			if c := b + m; c < len(v) && v[c] == '<' {
+				s.report(80, "path or URL followed by a blank line and markup (response splitting)", first, min(len(v), c+64))
+			}
+		}
+	}
 	if first <= maxFirstLine {
 		firstKind := s.classify(0, first)
 		if firstKind != lineHTTPHeader && firstKind != lineMailHeader && firstKind != lineUnknownHeader {
@@ -263,6 +332,23 @@ func (s *scan) multiLine(first, n int) {
 	if strong >= 2 || (strong >= 1 && weak >= 1) {
 		s.report(80, "value carries an SMTP command sequence", firstAt, end)
 	}
+}
+
+// pathLike reports an empty first line, a path or a URL: what a
+// redirect or location field holds.
+func pathLike(l string) bool {
+	if l == "" {
+		return true
+	}
+	if l[0] == '/' {
+		return true
+	}
+	for k := 0; k+2 < len(l) && k < 10; k++ {
+		if l[k] == ':' && l[k+1] == '/' && l[k+2] == '/' {
+			return true
+		}
+	}
+	return false
 }
 
 // lineKind is what a line looks like.

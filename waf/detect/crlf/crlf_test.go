@@ -53,6 +53,14 @@ var cases = []tt.Case{
 	{Value: "/next\r\nSet-Cookie: admin=1", Where: js, Want: tt.Attack},
 	{Value: "subj\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=x", Where: body, Want: tt.Attack},
 
+	{Value: "/products/42\r\n\r\n<html><body>fake page</body></html>", Where: js, Want: tt.Attack},
+	{Value: "Hi there嘍嘊Bcc: list@evil.example", Where: form, Want: tt.Attack},
+	{Value: "news嘍嘊Set-Cookie: sid=attacker", Where: js, Want: tt.Attack},
+	{Value: "/docs\nnext", Where: path, Want: tt.Attack},
+	{Value: "param\r\n", Where: detect.WhereArgName, Want: tt.Attack},
+	{Value: "a\nb", Where: ck, Want: tt.Attack},
+	{Value: "GET http://internal.example/ HTTP/1.1", Where: q, Want: tt.Attack},
+
 	// Near-misses: textareas, pasted mail, notes.
 	{Value: "Hello,\n\nI would like to return my order.\n\nThanks,\nAnna", Where: form, Want: tt.None},
 	{Value: "Line one\r\nLine two\r\nLine three", Where: form, Want: tt.None},
@@ -72,6 +80,9 @@ var cases = []tt.Case{
 	{Value: "{\"a\":1}\n{\"b\":2}", Where: body, Want: tt.None},
 	{Value: "DATA\nsome numbers\n1 2 3", Where: form, Want: tt.None},
 	{Value: "key: value\nother: thing", Where: body, Want: tt.None},
+	{Value: "Hi\r\n\r\n<p>See the attached file.</p>", Where: form, Want: tt.None},
+	{Value: "HTTP/1.1 is older than HTTP/2", Where: q, Want: tt.None},
+	{Value: "Na shledanou, Čeněk. Děkuji za číslo.", Where: form, Want: tt.None},
 	{Value: "Mozilla/5.0 (Windows NT 10.0; Win64; x64)", Where: hdr, Want: tt.None},
 }
 

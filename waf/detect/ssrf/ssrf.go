@@ -55,6 +55,10 @@ type scan struct {
 	found bool
 	prose bool
 	text  bool // a multi-line message: every URL in it counts as prose
+	lo    int  // start of the trimmed value
+	// lenient: the URL being weighed is the value itself, in a place
+	// where internal addresses are ordinary (see authority).
+	lenient bool
 	ctx   nameContext
 }
 
@@ -89,6 +93,7 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 	for lo < hi && isSpace(v[lo]) {
 		lo++
 	}
+	s.lo = lo
 	for hi > lo && isSpace(v[hi-1]) {
 		hi--
 	}
@@ -221,7 +226,7 @@ func (s *scan) url(a, colon, hi int) int {
 	if kind == schemeOther {
 		return colon + 1
 	}
-	if kind == schemeFile {
+	if kind == schemeFile || equalFold(v[a:colon], "netdoc") {
 		return s.fileURL(a, colon, hi)
 	}
 	// Slashes: WHATWG accepts any run of '/' and '\' after a special
@@ -262,6 +267,7 @@ func (s *scan) fileURL(a, colon, hi int) int {
 			inProse = false
 		}
 	}
+	s.lenient = false // no place holds file URLs by design
 	s.report(s.adjust(85, false, inProse), "file: URL reads local files", a, e)
 	return max(e, colon+1)
 }
@@ -343,6 +349,11 @@ func (s *scan) authority(start, colon, i, hi int, scheme string) int {
 			inProse = false // an attribute, a string, an assignment
 		}
 	}
+	// Leniency for redirect targets and browser headers covers the URL
+	// the value is, not URLs inside it (a Referer whose query carries
+	// one), and for a redirect only what looks like a login callback.
+	s.lenient = start == s.lo && (s.ctx == ctxBrowser || s.ctx == ctxHostHdr ||
+		s.ctx == ctxRedirect && callbackPath(v[end:urlEnd]))
 	conf, reason := s.weigh(kind, best, differ, inProse)
 	if conf > 0 {
 		s.report(conf, reason, start, urlEnd)
@@ -661,6 +672,18 @@ func classifyName(name []byte) hostClass {
 	return hostPublic
 }
 
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := 0; k < len(a); k++ {
+		if a[k]|0x20 != b[k]|0x20 {
+			return false
+		}
+	}
+	return true
+}
+
 func hasSuffix(b []byte, suf string) bool {
 	return len(b) > len(suf) && string(b[len(b)-len(suf):]) == suf
 }
@@ -898,7 +921,11 @@ var classReason = [...]string{
 // findings (metadata, obfuscated forms) keep more of their weight where a
 // loopback URL is ordinary.
 func (s *scan) adjust(conf int, strong, prose bool) int {
-	switch s.ctx {
+	ctx := s.ctx
+	if !s.lenient && ctx != ctxHostish {
+		ctx = ctxPlain
+	}
+	switch ctx {
 	case ctxRedirect:
 		// A redirect target is fetched by the browser, not the server;
 		// native OAuth clients use loopback redirect URIs.
@@ -912,13 +939,39 @@ func (s *scan) adjust(conf int, strong, prose bool) int {
 			conf -= 15
 		}
 	}
-	if s.in.Where == detect.WhereHeader && s.ctx == ctxPlain {
+	if s.in.Where == detect.WhereHeader && ctx == ctxPlain {
 		conf -= 10
 	}
 	if prose {
 		conf -= 55
 	}
 	return conf
+}
+
+// callbackPath reports whether the rest of a URL (path, query) looks
+// like where a login hands back: native OAuth clients listen on loopback
+// for exactly that.
+func callbackPath(rest string) bool {
+	var buf [128]byte
+	n := 0
+	for k := 0; k < len(rest) && n < len(buf); k++ {
+		c := rest[k]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[n] = c
+		n++
+	}
+	p := buf[:n]
+	if n <= 1 {
+		return true // "http://127.0.0.1:53682/" or no path at all
+	}
+	for _, w := range []string{"callback", "oauth", "auth", "redirect", "/cb", "signin", "login", "code="} {
+		if contains(p, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // bareHost judges a whole value that is a host with optional port and

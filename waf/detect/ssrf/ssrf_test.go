@@ -112,6 +112,11 @@ var cases = []tt.Case{
 	{Value: "url=http://0x7f000001/&x=1", Where: q, Want: tt.Attack},
 	{Value: "http://127.0.0.1/", Where: hdr, Name: "REQUEST_HEADERS:X-Original-URL", Want: tt.Attack},
 
+	{Value: "http://127.0.0.1:8080/admin", Where: form, Name: "ARGS:redirect_uri", Want: tt.Attack},
+	{Value: "http://localhost:2375/containers/json", Where: q, Name: "ARGS:next", Want: tt.Attack},
+	{Value: "https://shop.example/search?q=dict://127.0.0.1:11211/stats", Where: hdr, Name: "REQUEST_HEADERS:Referer", Want: tt.Attack},
+	{Value: "NetDoc:///etc/passwd", Where: q, Name: "ARGS:fetch", Want: tt.Attack},
+
 	// Near-misses: public URLs, redirects, developers, versions, prose.
 	{Value: "https://example.com/callback", Where: q, Name: "ARGS:redirect_uri", Want: tt.None},
 	{Value: "https://www.example.org/path?q=1#frag", Where: q, Want: tt.None},

@@ -86,6 +86,8 @@ type scan struct {
 	found bool
 	prose bool
 	kinds uint16 // delimiter kinds seen, for the polyglot probe
+
+	blockParams int // Handlebars block helpers with "as |x|" so far
 }
 
 func (s *scan) report(conf int, reason string, start, end int) {
@@ -414,8 +416,10 @@ func (s *scan) expr(i, skip int, cl closer, fam family) int {
 				return e
 			}
 			lit := v[k+1 : e]
-			if c == '`' && fam == famERB {
-				f.command = true // Ruby's backticks; Go templates use them for raw strings
+			if c == '`' && (fam == famERB || fam == famEL && v[start] == '#') {
+				// Ruby's backticks, in ERB or in "#{…}" interpolation;
+				// Go templates use them for raw strings.
+				f.command = true
 			}
 			s.stringLiteral(&f, lit)
 			if pendingArith && (lastOperand == tNumber || lastOperand == tString) {
@@ -755,6 +759,8 @@ func (s *scan) judge(f *features, fam family, start, end int) int {
 		conf, reason = 85, "Go template calls a function value"
 	case f.context && (f.members > 0 || f.calls > 0 || f.tokens == 1):
 		conf, reason = 75, "template expression reads a configuration or request object"
+	case f.blockAs && s.blockParams >= 1:
+		conf, reason = 80, "nested Handlebars block parameters (prototype walking)"
 	case f.blockAs:
 		conf, reason = 60, "Handlebars block helper with block parameters"
 	case f.calls > 0 && (fam == famVelocity || fam == famFTL):
@@ -787,6 +793,9 @@ func (s *scan) judge(f *features, fam family, start, end int) int {
 	}
 	if s.prose && conf >= 40 && conf < 80 {
 		conf -= 20
+	}
+	if f.blockAs {
+		s.blockParams++
 	}
 	if conf > 0 {
 		s.report(conf, reason, start, end)

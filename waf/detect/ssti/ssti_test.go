@@ -94,6 +94,9 @@ var cases = []tt.Case{
 	{Value: "@{ var x = System.IO.File.ReadAllText(\"C:/Windows/win.ini\"); }", Where: q, Want: tt.Attack},
 	{Value: "{{ call .Exec \"id\" }}", Where: q, Want: tt.Attack},
 
+	{Value: "#{`uname -a`}", Where: form, Want: tt.Attack},
+	{Value: "{{#with \"s\" as |string|}}{{#with string.split as |conslist|}}{{this.pop}}{{/with}}{{/with}}", Where: form, Want: tt.Attack},
+
 	// Polyglot probe.
 	{Value: "${{<%[%'\"}}%\\.", Where: q, Want: tt.Attack},
 
@@ -136,6 +139,7 @@ var cases = []tt.Case{
 	{Value: "{{range $i, $f := .Files}}{{$f.Name}}{{end}}", Where: form, Want: tt.Benign},
 	{Value: "var r = unicode.Range16{{Lo: 0, Hi: 1<<16 - 1, Stride: 1}}", Where: form, Want: tt.Benign},
 	{Value: "{{`\"output\"`}}", Where: form, Want: tt.Benign},
+	{Value: "{{#each items as |item|}}{{item.name}}{{/each}}", Where: form, Want: tt.Weak},
 	{Value: "{include file='header.tpl'}", Where: form, Want: tt.Benign},
 }
 

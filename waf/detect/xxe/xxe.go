@@ -57,6 +57,7 @@ type entity struct {
 	external     bool
 	valA, valB   int
 	size         int64 // expanded size
+	depth        int   // nesting of entity references below it
 }
 
 type scan struct {
@@ -471,6 +472,7 @@ func (s *scan) judgeValue(ent *entity, declStart int) {
 					if size > saturate {
 						size = saturate
 					}
+					ent.depth = max(ent.depth, s.ents[j].depth+1)
 				}
 				k = e
 				continue
@@ -519,7 +521,9 @@ func (s *scan) bombs() {
 	d := s.doc
 	limit := max(int64(bombSize), int64(bombRatio)*int64(len(d)))
 	for k := 0; k < s.n; k++ {
-		if s.ents[k].size >= limit {
+		// Past the size limit, or nested three deep and expanding four
+		// times the document: the shape of billion laughs at any scale.
+		if s.ents[k].size >= limit || s.ents[k].depth >= 3 && s.ents[k].size >= 1024 && s.ents[k].size >= 4*int64(len(d)) {
 			e := s.ents[k]
 			s.report(95, "entity expansion bomb (nested entity references)", e.nameA, e.valB)
 			return

@@ -77,6 +77,8 @@ var cases = []tt.Case{
 	{Value: lol, Where: body, Want: tt.Attack},
 	{Value: quadratic, Where: body, Want: tt.Attack},
 
+	{Value: `<!DOCTYPE z [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;">]><z>&d;</z>`, Where: q, Want: tt.Attack},
+
 	// Near-misses: ordinary XML.
 	{Value: `<?xml version="1.0"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><GetPrice><Item>Apples</Item></GetPrice></soap:Body></soap:Envelope>`, Where: body, Want: tt.None},
 	{Value: `<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>News</title><item><title>A &amp; B</title></item></channel></rss>`, Where: body, Want: tt.None},
