@@ -59,7 +59,7 @@ type scan struct {
 	// lenient: the URL being weighed is the value itself, in a place
 	// where internal addresses are ordinary (see authority).
 	lenient bool
-	ctx   nameContext
+	ctx     nameContext
 }
 
 // nameContext is what the variable name says about how the value is used.
