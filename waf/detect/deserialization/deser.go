@@ -76,6 +76,7 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 	}
 	if lo < len(v) {
 		s.atStart(lo)
+		s.classValue(lo)
 	}
 	// Markers anywhere in the value.
 	for i := 0; i < len(v); i++ {
@@ -84,6 +85,20 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 		case 'r':
 			if hasPrefix(v[i:], "rO0A") && i != lo && (i == 0 || !isB64(v[i-1])) {
 				s.javaBase64(i)
+			}
+		case 'K':
+			// A Java stream inside base64 at a byte offset of 1 or 2
+			// ("…KztAAU…", "…Cs7QAF…") where it is not at the start.
+			if hasPrefix(v[i:], "KztAA") {
+				s.javaBase64Shifted(i, 6)
+			}
+		case '$':
+			if hasPrefix(v[i:], "$$ND_FUNC$$_") {
+				s.report(95, "node-serialize function marker (code run on unserialize)", i, min(len(v), i+64))
+			}
+		case '<':
+			if i+1 < len(v) && isLetter(v[i+1]) {
+				s.xmlElement(i)
 			}
 		case 'a', 'A':
 			if i != lo && hasPrefixFold(v[i:], "aced0005") && (i == 0 || !isHex(v[i-1])) {
@@ -96,6 +111,9 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 		case 'O', 'C':
 			if i+2 < len(v) && v[i+1] == ':' && (isDigit(v[i+2]) || v[i+2] == '+') {
 				s.php(i)
+			}
+			if v[i] == 'C' && hasPrefix(v[i:], "Cs7QA") {
+				s.javaBase64Shifted(i, 4)
 			}
 		case '!':
 			if i+1 < len(v) && (v[i+1] == '!' || v[i+1] == '<' || v[i+1] == 'r' || v[i+1] == 'p' || v[i+1] == 'j') {
@@ -231,6 +249,33 @@ func (s *scan) javaBase64(i int) {
 	javaStream(s, buf[:n], i, s.b64End(i), "base64 Java serialized object stream")
 }
 
+// javaBase64Shifted decodes base64 starting in the middle of a 4-character
+// group: pending is the number of bits the characters before it in the
+// group carried beyond whole bytes (6 after one character, 4 after two);
+// their values do not matter, and the byte they complete is skipped.
+func (s *scan) javaBase64Shifted(i, pending int) {
+	var buf [prefixBytes]byte
+	n, acc, bits := 0, 0, pending
+	for k := i; k < len(s.v) && n < len(buf); k++ {
+		s.steps++
+		d := b64val(s.v[k])
+		if d < 0 {
+			break
+		}
+		acc = acc<<6 | d
+		bits += 6
+		if bits >= 8 {
+			bits -= 8
+			buf[n] = byte(acc >> bits)
+			n++
+			acc &= 1<<bits - 1
+		}
+	}
+	if n > 1 {
+		javaStream(s, buf[1:n], i, s.b64End(i), "base64 Java serialized object stream")
+	}
+}
+
 func (s *scan) b64End(i int) int {
 	for i < len(s.v) && (isB64(s.v[i]) || s.v[i] == '=') {
 		i++
@@ -261,7 +306,17 @@ func hexVal(c byte) byte {
 // TC_OBJECT with a class descriptor (or a proxy descriptor) naming a
 // class, or another stream element.
 func javaStream[T ~string | ~[]byte](s *scan, b T, start, end int, what string) {
-	if len(b) < 5 || b[0] != 0xac || b[1] != 0xed || b[2] != 0x00 || b[3] != 0x05 {
+	if len(b) < 4 || b[0] != 0xac || b[1] != 0xed || b[2] != 0x00 || b[3] != 0x05 {
+		return
+	}
+	if len(b) == 4 {
+		// Magic and version alone: the stream header and nothing the
+		// prefix could show after it.
+		conf := 72
+		if hasPrefix(what, "hex") {
+			conf = 60 // eight hex digits can be an identifier
+		}
+		s.report(conf, "Java serialization stream header", start, end)
 		return
 	}
 	s.steps += min(len(b), 64)
@@ -275,7 +330,7 @@ func javaStream[T ~string | ~[]byte](s *scan, b T, start, end int, what string) 
 				return
 			}
 		}
-		s.report(55, "Java serialized object stream (truncated class descriptor)", start, end)
+		s.report(75, "Java serialized object stream (truncated class descriptor)", start, end)
 	case tc == 0x73 && len(b) > 5 && b[5] == 0x7d: // TC_OBJECT TC_PROXYCLASSDESC
 		s.report(95, "Java serialized object stream with a proxy class descriptor", start, end)
 	case tc >= 0x70 && tc <= 0x7e:
@@ -301,6 +356,126 @@ func javaClassName[T ~string | ~[]byte](n T) bool {
 		}
 	}
 	return true
+}
+
+// --- Class names and XML object graphs -------------------------------
+
+// gadgetNamespace reports the package roots of the JDK and of the
+// libraries deserialization gadget chains are built from.
+func gadgetNamespace(t string) bool {
+	for _, p := range []string{"java.", "javax.", "sun.", "com.sun.", "jdk.", "org.apache.", "org.springframework.",
+		"org.codehaus.groovy.", "com.opensymphony.", "ognl.", "bsh.", "groovy.", "org.hibernate.", "com.mchange.",
+		"org.mozilla.javascript.", "clojure.", "com.alibaba.", "ch.qos.logback.", "org.jboss.", "net.sf.json.",
+		"weblogic.", "com.ibm.", "org.python.", "com.thoughtworks.xstream.", "org.aspectj.", "com.zaxxer.hikari."} {
+		if hasPrefix(t, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// classValue judges a whole value (or argument name) that is a fully
+// qualified class name in a gadget namespace: what a polymorphic type
+// handler instantiates when it reads a type from the request.
+func (s *scan) classValue(lo int) {
+	v := s.v
+	hi := len(v)
+	for hi > lo && (v[hi-1] == ' ' || v[hi-1] == '"' || v[hi-1] == '\'' || v[hi-1] == '\n' || v[hi-1] == '\r') {
+		hi--
+	}
+	t := v[lo:hi]
+	if len(t) < 6 || len(t) > 200 || !gadgetNamespace(trimFastjson(t)) {
+		return
+	}
+	switch {
+	case javaTypeName(t):
+		s.report(72, "value is a class name in a gadget namespace (type selector)", lo, hi)
+	case packageName(t):
+		s.report(50, "value is a package name in a gadget namespace", lo, hi)
+	}
+}
+
+func packageName(t string) bool {
+	for k := 0; k < len(t); k++ {
+		c := t[k]
+		if !(c >= 'a' && c <= 'z' || isDigit(c) || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// xmlElement judges an element at v[i]: java.beans.XMLDecoder documents
+// (<java class="java.beans.XMLDecoder">, <object class="…">, <void
+// method="…">) and XStream documents, whose element names are class
+// names.
+func (s *scan) xmlElement(i int) {
+	v := s.v
+	e := i + 1
+	for e < len(v) && e-i < 256 && (isLetter(v[e]) || isDigit(v[e]) || v[e] == '.' || v[e] == '_' || v[e] == '$' || v[e] == '-') {
+		e++
+	}
+	s.steps += e - i
+	name := v[i+1 : e]
+	switch name {
+	case "java":
+		if attrValueIs(v, e, "class", "java.beans.XMLDecoder") {
+			s.report(92, "java.beans.XMLDecoder document", i, min(len(v), e+64))
+		}
+	case "object":
+		if cls, ok := attrValue(v, e, "class"); ok && javaTypeName(cls) && gadgetNamespace(cls) {
+			s.report(88, "XMLDecoder object element names a class", i, min(len(v), e+64))
+		}
+	case "dynamic-proxy", "sorted-set", "tree-map", "linked-hash-set":
+		// XStream's own collection and proxy elements.
+		if hasPrefix(v[e:], ">") || hasPrefix(v[e:], " ") {
+			if contains(v[e:min(len(v), e+512)], "<interface>") || contains(v[e:min(len(v), e+512)], "<handler class=") {
+				s.report(88, "XStream proxy or collection with a handler class", i, min(len(v), e+64))
+			}
+		}
+	default:
+		if javaTypeName(name) && gadgetNamespace(name) {
+			s.report(85, "XML element named by a class (XStream object graph)", i, e)
+		}
+	}
+}
+
+// attrValue finds name="…" in the start tag beginning at v[e].
+func attrValue(v string, e int, name string) (string, bool) {
+	end := e
+	for end < len(v) && v[end] != '>' && end-e < 512 {
+		end++
+	}
+	tag := v[e:end]
+	for k := 0; k+len(name)+2 < len(tag); k++ {
+		if tag[k:k+len(name)] == name && (k == 0 || tag[k-1] == ' ') && tag[k+len(name)] == '=' {
+			q := tag[k+len(name)+1]
+			if q != '"' && q != '\'' {
+				return "", false
+			}
+			a := k + len(name) + 2
+			b := a
+			for b < len(tag) && tag[b] != q {
+				b++
+			}
+			return tag[a:b], true
+		}
+	}
+	return "", false
+}
+
+func attrValueIs(v string, e int, name, want string) bool {
+	got, ok := attrValue(v, e, name)
+	return ok && got == want
+}
+
+func contains(s, w string) bool {
+	for k := 0; k+len(w) <= len(s); k++ {
+		if s[k] == w[0] && s[k:k+len(w)] == w {
+			return true
+		}
+	}
+	return false
 }
 
 // --- .NET --------------------------------------------------------------

@@ -120,10 +120,19 @@ var cases = []tt.Case{
 	{Value: `{"@class":"org.apache.xbean.propertyeditor.JndiConverter","asText":"ldap://x.example/a"}`, Where: body, Want: tt.Attack},
 	{Value: `["ch.qos.logback.core.db.DriverManagerConnectionSource", {"url":"jdbc:h2:mem:"}]`, Where: body, Want: tt.Attack},
 
+	// Class names and object graphs.
+	{Value: "rO0ABQ==", Where: q, Want: tt.Attack},
+	{Value: "AKztAAVzcgARamF2YS51dGlsLkhhc2hNYXA=", Where: q, Want: tt.Attack},
+	{Value: "<java version=\"1.7\" class=\"java.beans.XMLDecoder\"><object class=\"java.lang.Runtime\" method=\"getRuntime\"><void method=\"exec\"><string>id</string></void></object></java>", Where: body, Want: tt.Attack},
+	{Value: "<map><entry><jdk.nashorn.internal.objects.NativeString><flags>0</flags></jdk.nashorn.internal.objects.NativeString></entry></map>", Where: body, Want: tt.Attack},
+	{Value: `{"data":"_$$ND_FUNC$$_function(){require('child_process').exec('id')}()"}`, Where: body, Want: tt.Attack},
+	{Value: "java.lang.ProcessBuilder", Where: q, Want: tt.Attack},
+	{Value: "org.apache.commons.collections.functors.InvokerTransformer", Where: form, Want: tt.Attack},
+
 	// Near-misses.
-	{Value: "rO0ABXNyABFqYXZh", Where: q, Want: tt.Weak}, // truncated: no complete descriptor
+	{Value: "rO0ABXNyABFqYXZh", Where: q, Want: tt.Attack}, // truncated descriptor: still a Java object stream
 	{Value: "rO0A is how Java streams look in base64", Where: form, Want: tt.Benign},
-	{Value: "aced0005", Where: q, Want: tt.Benign},
+	{Value: "aced0005", Where: q, Want: tt.Weak},
 	{Value: "randomTokenAAEAAADnotreally", Where: q, Want: tt.None},
 	{Value: "dGhpcyBpcyBqdXN0IGJhc2U2NCB0ZXh0", Where: q, Want: tt.None},
 	{Value: "/wEPDwUKLTI2NjA4NjAzNmRkZKgTgZ1Y0Zv1Xzd2Z3Zz7b5yX6v8", Where: form, Name: "ARGS:__VIEWSTATE", Want: tt.None},
@@ -145,6 +154,11 @@ var cases = []tt.Case{
 	{Value: `["apple", {"color":"red"}]`, Where: body, Want: tt.None},
 	{Value: `["com.example", {"a":1}]`, Where: body, Want: tt.None},
 	{Value: "if !p.arch.RegisterPrefix(x) {", Where: form, Want: tt.None},
+	{Value: "Exception in thread main java.lang.NullPointerException at com.example.App.run(App.java:12)", Where: form, Want: tt.None},
+	{Value: "com.example.billing.Invoice", Where: q, Want: tt.None},
+	{Value: "<com.example.Order><id>1</id></com.example.Order>", Where: body, Want: tt.None},
+	{Value: "<object class=\"chart\" data=\"x.svg\"></object>", Where: body, Want: tt.None},
+	{Value: "java.util", Where: q, Want: tt.Weak},
 	{Value: "Yes, please", Where: form, Want: tt.None},
 	{Value: "gAAAAABlN3x_fernet_token_here", Where: ck, Want: tt.None},
 	{Value: "cats\ndogs\n", Where: form, Want: tt.None},
