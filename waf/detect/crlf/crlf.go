@@ -22,6 +22,8 @@
 package crlf
 
 import (
+	"unicode/utf8"
+
 	"github.com/portcullis-waf/portcullis/waf/detect"
 )
 
@@ -145,6 +147,12 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 		}
 		return s.best, true
 	}
+	// Binary data (a decoded token, an upload) has CR and LF bytes that
+	// no protocol line is built from: only text counts.
+	if !textual(v) {
+		s.steps += len(v)
+		return detect.Finding{}, false
+	}
 	s.where = in.Where
 	if single {
 		s.singleLine(first, n, ev)
@@ -209,6 +217,17 @@ func (s *scan) singleLine(brk, n int, evasive bool) {
 	}
 }
 
+// textual reports valid UTF-8 without control characters other than
+// tab, CR and LF.
+func textual(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' && c != '\r' && c != '\n' || c == 0x7f {
+			return false
+		}
+	}
+	return utf8.ValidString(v)
+}
+
 // bareBreak weighs a line break followed by nothing header-shaped: in a
 // path, an argument name, a file name, a cookie or a header no client
 // puts one; a query value may come from a GET form's textarea.
@@ -217,7 +236,7 @@ func bareBreak(w detect.Where) (int, string) {
 	case detect.WherePath, detect.WhereArgName, detect.WhereFileName:
 		return 80, "line break in a request path, argument name or file name"
 	case detect.WhereCookie, detect.WhereHeader:
-		return 72, "line break in a cookie or header value"
+		return 55, "line break in a cookie or header value"
 	}
 	return 30, "line break in a single-line value"
 }

@@ -58,7 +58,7 @@ var cases = []tt.Case{
 	{Value: "news嘍嘊Set-Cookie: sid=attacker", Where: js, Want: tt.Attack},
 	{Value: "/docs\nnext", Where: path, Want: tt.Attack},
 	{Value: "param\r\n", Where: detect.WhereArgName, Want: tt.Attack},
-	{Value: "a\nb", Where: ck, Want: tt.Attack},
+	{Value: "a\nb", Where: ck, Want: tt.Weak},
 	{Value: "GET http://internal.example/ HTTP/1.1", Where: q, Want: tt.Attack},
 
 	// Near-misses: textareas, pasted mail, notes.
@@ -83,6 +83,8 @@ var cases = []tt.Case{
 	{Value: "Hi\r\n\r\n<p>See the attached file.</p>", Where: form, Want: tt.None},
 	{Value: "HTTP/1.1 is older than HTTP/2", Where: q, Want: tt.None},
 	{Value: "Na shledanou, Čeněk. Děkuji za číslo.", Where: form, Want: tt.None},
+	{Value: "\n\x1b\xaf\x18\xe9\xa3\x1c\xe6n", Where: ck, Want: tt.None},
+	{Value: "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", Where: body, Want: tt.None},
 	{Value: "Mozilla/5.0 (Windows NT 10.0; Win64; x64)", Where: hdr, Want: tt.None},
 }
 

@@ -118,7 +118,7 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 	// (The words are counted as runs of non-space.)
 	switch in.Where {
 	case detect.WhereForm, detect.WhereQuery, detect.WhereJSON, detect.WhereXML:
-		s.text = newline && words >= 4
+		s.text = newline && words >= 4 || words >= 8
 	case detect.WhereBody:
 		// A raw body with many words is a document or a message (JSON
 		// leaves are judged on their own, one value at a time).
