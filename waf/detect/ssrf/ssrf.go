@@ -353,7 +353,7 @@ func (s *scan) authority(start, colon, i, hi int, scheme string) int {
 	// the value is, not URLs inside it (a Referer whose query carries
 	// one), and for a redirect only what looks like a login callback.
 	s.lenient = start == s.lo && (s.ctx == ctxBrowser || s.ctx == ctxHostHdr ||
-		s.ctx == ctxRedirect && callbackPath(v[end:urlEnd]))
+		s.ctx == ctxRedirect && callbackPath(v[end:urlEnd]) && hostStart == i && !servicePort(v[hostStart:end]))
 	conf, reason := s.weigh(kind, best, differ, inProse)
 	if conf > 0 {
 		s.report(conf, reason, start, urlEnd)
@@ -946,6 +946,33 @@ func (s *scan) adjust(conf int, strong, prose bool) int {
 		conf -= 55
 	}
 	return conf
+}
+
+// servicePort reports a host:port whose port belongs to a service that
+// speaks something other than a web application's login callback
+// (Redis, Docker, SSH, databases, Consul, Elasticsearch, the kubelet…).
+func servicePort(hostport string) bool {
+	k := len(hostport)
+	for k > 0 && isDigit(hostport[k-1]) {
+		k--
+	}
+	if k == len(hostport) || k == 0 || hostport[k-1] != ':' {
+		return false
+	}
+	port := 0
+	for _, c := range hostport[k:] {
+		port = port*10 + int(c-'0')
+		if port > 65535 {
+			return false
+		}
+	}
+	switch port {
+	case 21, 22, 23, 25, 53, 110, 111, 135, 139, 143, 389, 445, 465, 587, 636, 873, 993, 995,
+		1433, 1521, 2049, 2375, 2376, 2379, 3306, 3389, 4369, 5432, 5672, 5900, 5984, 6379, 6443,
+		7001, 8500, 9200, 9300, 10250, 11211, 15672, 27017, 50070:
+		return true
+	}
+	return false
 }
 
 // callbackPath reports whether the rest of a URL (path, query) looks

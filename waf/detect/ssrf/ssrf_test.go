@@ -117,6 +117,9 @@ var cases = []tt.Case{
 	{Value: "https://shop.example/search?q=dict://127.0.0.1:11211/stats", Where: hdr, Name: "REQUEST_HEADERS:Referer", Want: tt.Attack},
 	{Value: "NetDoc:///etc/passwd", Where: q, Name: "ARGS:fetch", Want: tt.Attack},
 
+	{Value: "http://localhost:6379/", Where: form, Name: "ARGS:redirect_uri", Want: tt.Attack},
+	{Value: "http://attacker.example@127.0.0.1/", Where: q, Name: "ARGS:redirect_uri", Want: tt.Attack},
+
 	// Near-misses: public URLs, redirects, developers, versions, prose.
 	{Value: "https://example.com/callback", Where: q, Name: "ARGS:redirect_uri", Want: tt.None},
 	{Value: "https://www.example.org/path?q=1#frag", Where: q, Want: tt.None},

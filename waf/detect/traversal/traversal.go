@@ -741,7 +741,10 @@ func anchoredRoot(n0 string, n1 []byte, ok1 bool, n2 []byte, ok2 bool, depth int
 		}
 		switch string(n1) {
 		case "passwd", "shadow", "gshadow", "master.passwd", "sudoers", "group",
-			"security", "ssh", "ssl", "kubernetes", "pki", "mysql", "postgresql":
+			"security", "ssh", "ssl", "kubernetes", "pki", "mysql", "postgresql",
+			// What file-inclusion probes read to prove the bug.
+			"hosts", "hostname", "issue", "os-release", "lsb-release", "motd", "crontab",
+			"fstab", "environment", "profile", "bashrc", "resolv.conf", "netplan", "nginx", "apache2", "httpd":
 			return 2
 		}
 		return 1
