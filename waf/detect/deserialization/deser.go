@@ -83,17 +83,17 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 		s.steps++
 		switch v[i] {
 		case 'r':
-			if hasPrefix(v[i:], "rO0A") && i != lo && (i == 0 || !isB64(v[i-1])) {
+			if i+3 < len(v) && v[i+1] == 'O' && v[i+2] == '0' && v[i+3] == 'A' && i != lo && (i == 0 || !isB64(v[i-1])) {
 				s.javaBase64(i)
 			}
 		case 'K':
 			// A Java stream inside base64 at a byte offset of 1 or 2
 			// ("…KztAAU…", "…Cs7QAF…") where it is not at the start.
-			if hasPrefix(v[i:], "KztAA") {
+			if i+1 < len(v) && v[i+1] == 'z' && hasPrefix(v[i:], "KztAA") {
 				s.javaBase64Shifted(i, 6)
 			}
 		case '$':
-			if hasPrefix(v[i:], "$$ND_FUNC$$_") {
+			if i+1 < len(v) && v[i+1] == '$' && hasPrefix(v[i:], "$$ND_FUNC$$_") {
 				s.report(95, "node-serialize function marker (code run on unserialize)", i, min(len(v), i+64))
 			}
 		case '<':
@@ -101,7 +101,7 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 				s.xmlElement(i)
 			}
 		case 'a', 'A':
-			if i != lo && hasPrefixFold(v[i:], "aced0005") && (i == 0 || !isHex(v[i-1])) {
+			if i+1 < len(v) && v[i+1]|0x20 == 'c' && i != lo && hasPrefixFold(v[i:], "aced0005") && (i == 0 || !isHex(v[i-1])) {
 				s.javaHex(i)
 			}
 		case 0xac:
@@ -112,7 +112,7 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 			if i+2 < len(v) && v[i+1] == ':' && (isDigit(v[i+2]) || v[i+2] == '+') {
 				s.php(i)
 			}
-			if v[i] == 'C' && hasPrefix(v[i:], "Cs7QA") {
+			if v[i] == 'C' && i+1 < len(v) && v[i+1] == 's' && hasPrefix(v[i:], "Cs7QA") {
 				s.javaBase64Shifted(i, 4)
 			}
 		case '!':
@@ -126,7 +126,7 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 				s.jacksonArray(i)
 			}
 		case '_':
-			if hasPrefix(v[i:], "__HALT_COMPILER();") {
+			if i+1 < len(v) && v[i+1] == '_' && hasPrefix(v[i:], "__HALT_COMPILER();") {
 				s.report(60, "PHP archive (phar) stub", i, i+18)
 			}
 		}
@@ -384,7 +384,15 @@ func (s *scan) classValue(lo int) {
 		hi--
 	}
 	t := v[lo:hi]
-	if len(t) < 6 || len(t) > 200 || !gadgetNamespace(trimFastjson(t)) {
+	if len(t) < 6 || len(t) > 200 || !(t[0] >= 'a' && t[0] <= 'z' || t[0] == 'L' || t[0] == '[') {
+		return
+	}
+	for k := 0; k < len(t); k++ {
+		if c := t[k]; !(isLetter(c) || isDigit(c) || c == '.' || c == '_' || c == '$' || c == ';' || c == '[') {
+			return // not a class name: spaces, slashes, '=' …
+		}
+	}
+	if !gadgetNamespace(trimFastjson(t)) {
 		return
 	}
 	switch {

@@ -76,17 +76,22 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 	if in.Where == detect.WhereArgName && hasOperatorMark(v) && v != name {
 		s.path(v, true)
 	}
+	// Pre-filter, one pass: an operator mark, or the start of a word
+	// the $where reading looks for (this., sleep, while, return, db.,
+	// for, function, new Date) or "==".
 	dollar, jsHint := false, false
 	for i := 0; i < len(v); i++ {
-		switch v[i] {
+		switch c := v[i]; c {
 		case '$':
 			if i+1 < len(v) && isIdentStart(v[i+1]) {
 				dollar = true
 			}
-		case 't', 's', 'w', 'r', 'd', 'f':
-			jsHint = true
 		case '=':
 			jsHint = jsHint || i+1 < len(v) && v[i+1] == '='
+		case 't', 's', 'w', 'r', 'd', 'f', 'n':
+			if !jsHint && (i == 0 || !isIdent(v[i-1])) && jsWord(v[i:]) {
+				jsHint = true
+			}
 		}
 	}
 	s.steps += len(v)
@@ -478,7 +483,10 @@ func (s *scan) javascript(v string) {
 		}
 	}
 	// A tautology after the break: "' || 1==1//", "' || 'a'=='a".
-	taut := tautology(v)
+	taut := -1
+	if contains(v, "==") {
+		taut = tautology(v)
+	}
 	if taut >= 0 && (first < 0 || taut < first) {
 		first = taut
 	}
@@ -605,6 +613,27 @@ func index(s, w string) int {
 		}
 	}
 	return -1
+}
+
+// jsWord reports whether s starts with a word the $where reading weighs.
+func jsWord(s string) bool {
+	switch s[0] {
+	case 't':
+		return hasPrefix(s, "this.")
+	case 's':
+		return hasPrefix(s, "sleep")
+	case 'w':
+		return hasPrefix(s, "while")
+	case 'r':
+		return hasPrefix(s, "return")
+	case 'd':
+		return hasPrefix(s, "db.")
+	case 'f':
+		return hasPrefix(s, "for") || hasPrefix(s, "function")
+	case 'n':
+		return hasPrefix(s, "new Date")
+	}
+	return false
 }
 
 func skipSpace(v string, k int) int {

@@ -60,6 +60,7 @@ type scan struct {
 	// where internal addresses are ordinary (see authority).
 	lenient bool
 	ctx     nameContext
+	ctxOK   bool // ctx has been read from the name
 }
 
 // nameContext is what the variable name says about how the value is used.
@@ -129,7 +130,6 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 	if !colon && !leadingSlashes && (s.prose || hi == lo) {
 		return detect.Finding{}, false
 	}
-	s.ctx = contextOf(in)
 	if colon {
 		urls := 0
 		for i := lo; i < hi && urls < maxURLs; i++ {
@@ -352,8 +352,12 @@ func (s *scan) authority(start, colon, i, hi int, scheme string) int {
 	// Leniency for redirect targets and browser headers covers the URL
 	// the value is, not URLs inside it (a Referer whose query carries
 	// one), and for a redirect only what looks like a login callback.
-	s.lenient = start == s.lo && (s.ctx == ctxBrowser || s.ctx == ctxHostHdr ||
-		s.ctx == ctxRedirect && callbackPath(v[end:urlEnd]) && hostStart == i && !servicePort(v[hostStart:end]))
+	if best.conf == 0 && kind != schemeRaw {
+		return end // a public host: nothing to weigh
+	}
+	ctx := s.context()
+	s.lenient = start == s.lo && (ctx == ctxBrowser || ctx == ctxHostHdr ||
+		ctx == ctxRedirect && callbackPath(v[end:urlEnd]) && hostStart == i && !servicePort(v[hostStart:end]))
 	conf, reason := s.weigh(kind, best, differ, inProse)
 	if conf > 0 {
 		s.report(conf, reason, start, urlEnd)
@@ -921,7 +925,7 @@ var classReason = [...]string{
 // findings (metadata, obfuscated forms) keep more of their weight where a
 // loopback URL is ordinary.
 func (s *scan) adjust(conf int, strong, prose bool) int {
-	ctx := s.ctx
+	ctx := s.context()
 	if !s.lenient && ctx != ctxHostish {
 		ctx = ctxPlain
 	}
@@ -1006,10 +1010,25 @@ func callbackPath(rest string) bool {
 func (s *scan) bareHost(lo, hi int) {
 	v := s.v
 	end := lo
+	dots, colons := 0, 0
 	for end < hi && v[end] != '/' && v[end] != '?' && v[end] != '#' {
+		c := v[end]
+		switch {
+		case c == '.':
+			dots++
+		case c == ':':
+			colons++
+		case isAlnum(c) || c == '-' || c == '[' || c == ']' || c == '%' || c >= 0x80:
+		default:
+			s.steps += end - lo
+			return // not a host: "price_asc", "a b", "x=1"
+		}
 		end++
 	}
 	s.steps += end - lo
+	if dots == 0 && colons == 0 && !singleLabelHost(v[lo:end]) {
+		return
+	}
 	h := s.host(v[lo:end])
 	if h.conf == 0 {
 		return
@@ -1018,12 +1037,13 @@ func (s *scan) bareHost(lo, hi int) {
 	// variable is one; elsewhere it is a count, an id, a version.
 	dotted := h.class == hostMetadata || !h.obfuscated
 	var conf int
+	ctx := s.context()
 	switch {
-	case s.ctx == ctxHostish && h.class == hostMetadata:
+	case ctx == ctxHostish && h.class == hostMetadata:
 		conf = 85
-	case s.ctx == ctxHostish && h.obfuscated:
+	case ctx == ctxHostish && h.obfuscated:
 		conf = 70
-	case s.ctx == ctxHostish:
+	case ctx == ctxHostish:
 		conf = 55
 	case h.class == hostMetadata && dotted:
 		conf = 70
@@ -1035,10 +1055,41 @@ func (s *scan) bareHost(lo, hi int) {
 	if h.class == hostLocalName || h.class == hostShared {
 		conf -= 20
 	}
-	if s.ctx == ctxHostHdr || s.ctx == ctxBrowser {
+	if ctx == ctxHostHdr || ctx == ctxBrowser {
 		conf -= 30
 	}
 	s.report(conf, "host value names an internal address", lo, hi)
+}
+
+// singleLabelHost reports host values without dots that still name an
+// address: a number (2130706433, 0x7f000001) or a well-known name.
+func singleLabelHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	if isDigit(h[0]) {
+		return true
+	}
+	var buf [24]byte
+	if len(h) > len(buf) {
+		return false
+	}
+	for k := 0; k < len(h); k++ {
+		buf[k] = h[k] | 0x20
+	}
+	switch string(buf[:len(h)]) {
+	case "localhost", "metadata", "instance-data", "kubernetes", "ip6-localhost", "ip6-loopback", "loopback":
+		return true
+	}
+	return false
+}
+
+// context reads the variable name once, when a finding needs it.
+func (s *scan) context() nameContext {
+	if !s.ctxOK {
+		s.ctx, s.ctxOK = contextOf(s.in), true
+	}
+	return s.ctx
 }
 
 // contextOf reads the variable name: "ARGS:redirect_uri",
