@@ -85,6 +85,10 @@ var cases = []tt.Case{
 	{Value: "Na shledanou, Čeněk. Děkuji za číslo.", Where: form, Want: tt.None},
 	{Value: "\n\x1b\xaf\x18\xe9\xa3\x1c\xe6n", Where: ck, Want: tt.None},
 	{Value: "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", Where: body, Want: tt.None},
+	{Value: "Here is what the server returns:\nHTTP/1.1 500 Internal Server Error\nContent-Type: text/html", Where: form, Want: tt.Weak},
+	{Value: "Roses are red,\nViolets are blue,\nTo: my love,\nFrom: me", Where: form, Want: tt.Benign},
+	{Value: "Anna Smith\nFlat 2, 10 High Street\nLondon\nSW1A 1AA", Where: js, Want: tt.None},
+	{Value: "Q: does it ship abroad?\nA: yes", Where: form, Want: tt.None},
 	{Value: "Mozilla/5.0 (Windows NT 10.0; Win64; x64)", Where: hdr, Want: tt.None},
 }
 

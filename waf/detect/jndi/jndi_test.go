@@ -78,6 +78,13 @@ var cases = []tt.Case{
 	{Value: "${${}}", Where: form, Want: tt.None},
 	{Value: "`${a}${b}` template literal", Where: form, Want: tt.None},
 	{Value: "jndi:ldap is a Java thing", Where: form, Want: tt.None},
+	{Value: "${spring.datasource.url}", Where: form, Want: tt.None},
+	{Value: "POSTGRES_PASSWORD=${POSTGRES_PASSWORD:-secret}", Where: form, Want: tt.None},
+	{Value: "region = \"${var.region}\"", Where: form, Want: tt.None},
+	{Value: "token: ${{ secrets.GITHUB_TOKEN }}", Where: form, Want: tt.None},
+	{Value: "<version>${project.version}</version>", Where: form, Want: tt.None},
+	{Value: "const url = `${env.API_URL}/items`", Where: form, Want: tt.None},
+	{Value: "echo ${HOME:-/root}", Where: form, Want: tt.None},
 	{Value: "${unknown:thing}", Where: form, Want: tt.None},
 }
 

@@ -296,6 +296,11 @@ func (s *scan) judgeExternalDTD(start, end, pubA, pubB, sysA, sysB int) {
 	case hasPrefixFold(sys, "file:") || hasPrefixFold(sys, "php:") || hasPrefixFold(sys, "jar:") ||
 		hasPrefixFold(sys, "netdoc:") || hasPrefixFold(sys, "gopher:") || hasPrefixFold(sys, "expect:"):
 		s.report(92, "DOCTYPE loads a DTD through a local or dangerous scheme", start, end)
+	case scheme(sys) && !w3cPublic && pubA >= 0 && contains(d[pubA:pubB], "//DTD "):
+		// A formal public identifier of a published DTD (Apple's
+		// property lists, DocBook, framework configuration files): what
+		// ordinary uploads carry. Attackers name their DTD by SYSTEM.
+		s.report(35, "DOCTYPE names a published public DTD", start, end)
 	case scheme(sys):
 		s.report(85, "DOCTYPE loads an external DTD from a remote host", start, end)
 	default:

@@ -99,6 +99,12 @@ var cases = []tt.Case{
 	{Value: `<include file="a.xml"/><x:includes/>`, Where: body, Want: tt.None},
 	{Value: "a < b and c > d, <!-- not xml", Where: form, Want: tt.None},
 	{Value: `Use <!DOCTYPE html> at the top of every page.`, Where: form, Want: tt.None},
+	{Value: `<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd"><plist version="1.0"><dict><key>Name</key><string>x</string></dict></plist>`, Where: body, Want: tt.Benign},
+	{Value: `<!DOCTYPE book PUBLIC "-//OASIS//DTD DocBook XML V4.5//EN" "http://www.oasis-open.org/docbook/xml/4.5/docbookx.dtd"><book/>`, Where: body, Want: tt.Benign},
+	{Value: `<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>Example</title><entry><title>A &lt; B</title></entry></feed>`, Where: body, Want: tt.None},
+	{Value: `<svg xmlns="http://www.w3.org/2000/svg" xmlns:sodipodi="http://sodipodi.sourceforge.net/DTD/sodipodi-0.dtd" xmlns:inkscape="http://www.inkscape.org/namespaces/inkscape"><sodipodi:namedview/></svg>`, Where: body, Want: tt.None},
+	{Value: `<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.1//EN" "http://www.w3.org/TR/xhtml11/DTD/xhtml11.dtd"><html/>`, Where: body, Want: tt.None},
+	{Value: "In XML, <!ENTITY> declarations live in the DTD", Where: form, Want: tt.None},
 	{Value: "plain text", Where: q, Want: tt.None},
 }
 
