@@ -455,6 +455,11 @@ func captureBrowser(seed uint64) ([]Item, error) {
 			if strings.EqualFold(h[0], "Content-Length") || strings.EqualFold(h[0], "Transfer-Encoding") {
 				continue
 			}
+			if strings.EqualFold(h[0], "User-Agent") {
+				// what the same Chromium sends with a window: headless mode
+				// only renames itself
+				h[1] = strings.Replace(h[1], "HeadlessChrome/", "Chrome/", 1)
+			}
 			it.Headers = append(it.Headers, h)
 		}
 		it.SetBody(c.body)

@@ -124,8 +124,6 @@ func loadTexts() (*Texts, error) {
 					continue
 				}
 				t.addMarkdown(string(b))
-			case strings.HasSuffix(f, ".pdf"):
-				t.PDFs = append(t.PDFs, f)
 			}
 		}
 	}

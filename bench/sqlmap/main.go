@@ -186,8 +186,8 @@ func main() {
 	log.SetPrefix("sqlmap-bench: ")
 	profilesFlag := flag.String("profiles", "default,stock-crs", "Portcullis profiles (bench/detection/profiles/NAME.yaml)")
 	pointsFlag := flag.String("points", "id,search,login,json,cookie,header,b64", "injection points to attack")
-	tampersFlag := flag.String("tampers", ",space2comment+randomcase,between+equaltolike+space2randomblank,charunicodeencode", "tamper sets, comma-separated, + inside a set; empty for none")
-	timeout := flag.Duration("timeout", 150*time.Second, "time limit of one sqlmap run")
+	tampersFlag := flag.String("tampers", ",space2comment+randomcase,between+equaltolike+space2randomblank+charunicodeencode", "tamper sets, comma-separated, + inside a set; empty for none")
+	timeout := flag.Duration("timeout", 120*time.Second, "time limit of one sqlmap run")
 	flag.Parse()
 	if err := run(*profilesFlag, *pointsFlag, *tampersFlag, *timeout); err != nil {
 		log.Fatal(err)
