@@ -28,8 +28,10 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -133,12 +135,22 @@ func (a *app) handler() http.Handler {
 	})
 	// numeric context, cookie
 	mux.HandleFunc("GET /profile", func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie("uid")
-		if err != nil {
+		// the raw header, URL-decoded like PHP's $_COOKIE: net/http's
+		// cookie parser drops values with spaces and quotes
+		uid, ok := "", false
+		for _, part := range strings.Split(r.Header.Get("Cookie"), ";") {
+			if k, v, found := strings.Cut(strings.TrimSpace(part), "="); found && k == "uid" {
+				uid, ok = v, true
+				if d, err := url.QueryUnescape(v); err == nil {
+					uid = d
+				}
+			}
+		}
+		if !ok {
 			http.Error(w, "no session", http.StatusUnauthorized)
 			return
 		}
-		a.rows(w, "SELECT id, name, email FROM users WHERE id = "+c.Value)
+		a.rows(w, "SELECT id, name, email FROM users WHERE id = "+uid)
 	})
 	// string context, ordinary request header
 	mux.HandleFunc("GET /report", func(w http.ResponseWriter, r *http.Request) {
@@ -177,7 +189,7 @@ var points = []point{
 	{"cookie", func(b string) []string { return []string{"-u", b + "/profile", "--cookie", "uid=1*"} }},
 	{"header", func(b string) []string { return []string{"-u", b + "/report", "--headers", "X-Tenant: acme*"} }},
 	{"b64", func(b string) []string {
-		return []string{"-u", b + "/b64?data=MQ==", "-p", "data", "--tamper", "base64encode"}
+		return []string{"-u", b + "/b64?data=MQ==", "-p", "data", "--base64", "data"}
 	}},
 }
 
@@ -224,6 +236,11 @@ func run(profileList, pointList, tamperList string, timeout time.Duration) error
 	}
 	defer os.RemoveAll(tmp)
 
+	// Ctrl-C ends the running sqlmap (its whole process group) and
+	// Portcullis before the program exits.
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+
 	a, err := newApp(tmp)
 	if err != nil {
 		return err
@@ -258,11 +275,14 @@ func run(profileList, pointList, tamperList string, timeout time.Duration) error
 	fmt.Printf("%-10s %-8s %-42s %-10s %8s %8s\n", "profile", "point", "tampers", "injection", "requests", "blocked")
 	// direct: the application is injectable at every point
 	for _, p := range sel {
-		res := attack(tmp, appURL, p, "", timeout, nil)
+		res := attack(ctx, tmp, appURL, p, "", 2*timeout, nil) // unhindered, it must succeed
 		fmt.Printf("%-10s %-8s %-42s %-10s %8d %8s\n", "none", p.name, "-", res.verdict(), res.requests, "-")
 	}
 	for _, prof := range strings.Split(profileList, ",") {
 		prof = strings.TrimSpace(prof)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		proc, base, audit, err := startPortcullis(root, bin, tmp, prof, appURL)
 		if err != nil {
 			return err
@@ -270,15 +290,15 @@ func run(profileList, pointList, tamperList string, timeout time.Duration) error
 		for _, p := range sel {
 			for _, t := range tampers {
 				if p.name == "b64" && t != "" {
-					continue // base64encode is its tamper already
+					continue // one run: the point is the encoding
 				}
-				res := attack(tmp, base, p, strings.ReplaceAll(t, "+", ","), timeout, audit)
+				res := attack(ctx, tmp, base, p, strings.ReplaceAll(t, "+", ","), timeout, audit)
 				label := t
 				if label == "" {
 					label = "(none)"
 				}
 				if p.name == "b64" {
-					label = "base64encode"
+					label = "--base64 data"
 				}
 				fmt.Printf("%-10s %-8s %-42s %-10s %8d %8d\n", prof, p.name, label, res.verdict(), res.requests, res.blocked)
 			}
@@ -307,14 +327,14 @@ var identified = regexp.MustCompile(`sqlmap identified the following injection p
 
 // attack runs one bounded sqlmap against base and reads what it found and
 // what Portcullis recorded.
-func attack(tmp, base string, p point, tampers string, timeout time.Duration, audit *auditCounter) result {
+func attack(ctx context.Context, tmp, base string, p point, tampers string, timeout time.Duration, audit *auditCounter) result {
 	out, err := os.MkdirTemp(tmp, "run-")
 	if err != nil {
 		return result{}
 	}
 	traffic := filepath.Join(out, "traffic.txt")
 	args := append(p.args(base), "--batch", "--random-agent", "--flush-session", "--output-dir", out, "-t", traffic,
-		"--host", "shop.example", "--level", "2", "--risk", "1", "--technique", "BEUS", "--time-sec", "2", "--threads", "2", "--disable-coloring")
+		"--host", "shop.example", "--level", "2", "--risk", "1", "--technique", "BEU", "--time-sec", "2", "--threads", "2", "--disable-coloring")
 	if tampers != "" {
 		args = append(args, "--tamper", tampers)
 	}
@@ -322,7 +342,7 @@ func attack(tmp, base string, p point, tampers string, timeout time.Duration, au
 	if audit != nil {
 		before = audit.read()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sqlmap", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
