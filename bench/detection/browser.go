@@ -115,66 +115,9 @@ func (s *capServer) serve(conn net.Conn) {
 	br := bufio.NewReader(conn)
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-		line, err := br.ReadString('\n')
+		c, err := readCaptured(br)
 		if err != nil {
 			return
-		}
-		parts := strings.SplitN(strings.TrimRight(line, "\r\n"), " ", 3)
-		if len(parts) != 3 {
-			return
-		}
-		c := captured{method: parts[0], target: parts[1]}
-		length := 0
-		for {
-			hl, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			hl = strings.TrimRight(hl, "\r\n")
-			if hl == "" {
-				break
-			}
-			name, value, ok := strings.Cut(hl, ":")
-			if !ok {
-				return
-			}
-			value = strings.TrimSpace(value)
-			c.headers = append(c.headers, [2]string{name, value})
-			switch strings.ToLower(name) {
-			case "content-length":
-				length, _ = strconv.Atoi(value)
-			case "transfer-encoding":
-				c.chunked = strings.Contains(strings.ToLower(value), "chunked")
-			}
-		}
-		if c.chunked {
-			for {
-				sz, err := br.ReadString('\n')
-				if err != nil {
-					return
-				}
-				n, err := strconv.ParseInt(strings.TrimSpace(strings.SplitN(sz, ";", 2)[0]), 16, 64)
-				if err != nil || n > 16<<20 {
-					return
-				}
-				if n == 0 {
-					_, _ = br.ReadString('\n')
-					break
-				}
-				chunk := make([]byte, n+2)
-				if _, err := io.ReadFull(br, chunk); err != nil {
-					return
-				}
-				c.body = append(c.body, chunk[:n]...)
-			}
-		} else if length > 0 {
-			if length > 16<<20 {
-				return
-			}
-			c.body = make([]byte, length)
-			if _, err := io.ReadFull(br, c.body); err != nil {
-				return
-			}
 		}
 		s.mu.Lock()
 		s.reqs = append(s.reqs, c)
@@ -193,6 +136,77 @@ func (s *capServer) serve(conn net.Conn) {
 			return
 		}
 	}
+}
+
+// errCapture is any malformed request: the connection is dropped.
+var errCapture = errors.New("malformed request")
+
+// readCaptured reads one HTTP/1.1 request (head and body, Content-Length
+// or chunked, at most 16 MiB) keeping the header lines in order.
+func readCaptured(br *bufio.Reader) (captured, error) {
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return captured{}, err
+	}
+	parts := strings.SplitN(strings.TrimRight(line, "\r\n"), " ", 3)
+	if len(parts) != 3 {
+		return captured{}, errCapture
+	}
+	c := captured{method: parts[0], target: parts[1]}
+	length := 0
+	for n := 0; ; n++ {
+		hl, err := br.ReadString('\n')
+		if err != nil {
+			return c, err
+		}
+		hl = strings.TrimRight(hl, "\r\n")
+		if hl == "" {
+			break
+		}
+		name, value, ok := strings.Cut(hl, ":")
+		if !ok || n > 200 {
+			return c, errCapture
+		}
+		value = strings.TrimSpace(value)
+		c.headers = append(c.headers, [2]string{name, value})
+		switch strings.ToLower(name) {
+		case "content-length":
+			length, err = strconv.Atoi(value)
+			if err != nil || length < 0 || length > 16<<20 {
+				return c, errCapture
+			}
+		case "transfer-encoding":
+			c.chunked = strings.Contains(strings.ToLower(value), "chunked")
+		}
+	}
+	if c.chunked {
+		for {
+			sz, err := br.ReadString('\n')
+			if err != nil {
+				return c, err
+			}
+			n, err := strconv.ParseInt(strings.TrimSpace(strings.SplitN(sz, ";", 2)[0]), 16, 64)
+			if err != nil || n < 0 || int64(len(c.body))+n > 16<<20 {
+				return c, errCapture
+			}
+			if n == 0 {
+				_, err = br.ReadString('\n')
+				return c, err
+			}
+			chunk := make([]byte, n+2)
+			if _, err := io.ReadFull(br, chunk); err != nil {
+				return c, err
+			}
+			c.body = append(c.body, chunk[:n]...)
+		}
+	}
+	if length > 0 {
+		c.body = make([]byte, length)
+		if _, err := io.ReadFull(br, c.body); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
 }
 
 func statusText(code int) string {

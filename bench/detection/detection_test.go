@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"os"
 	"reflect"
 	"slices"
@@ -229,4 +231,51 @@ func TestExternalSources(t *testing.T) {
 	if len(c) < 500 {
 		t.Errorf("only %d CRS attacks", len(c))
 	}
+}
+
+// readCaptured must give back what Item.Raw wrote: header order, body,
+// chunked framing.
+func TestReadCapturedRoundTrip(t *testing.T) {
+	items := genBenign(testTexts(), 0.002, 9)
+	items = append(items, genAttacks("xxe", 20, 1)...)
+	for _, it := range items {
+		raw, err := it.Raw()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := readCaptured(bufio.NewReader(bytes.NewReader(raw)))
+		if err != nil {
+			t.Fatalf("%s: %v", it.Kind, err)
+		}
+		body, _ := it.BodyBytes()
+		if c.method != it.Method || c.target != it.Target || !bytes.Equal(c.body, body) || c.chunked != it.Chunked {
+			t.Errorf("%s %s: read back %s %s chunked=%v, %d body bytes", it.Method, it.Target, c.method, c.target, c.chunked, len(c.body))
+		}
+		for i, h := range it.Headers {
+			if i >= len(c.headers) || c.headers[i] != h {
+				t.Errorf("%s: header %d is %v, sent %v", it.Target, i, c.headers[min(i, len(c.headers)-1)], h)
+				break
+			}
+		}
+	}
+	for _, bad := range []string{"GET /\r\n\r\n", "GET / HTTP/1.1\r\nno colon\r\n\r\n", "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"} {
+		if _, err := readCaptured(bufio.NewReader(strings.NewReader(bad))); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+func FuzzReadCaptured(f *testing.F) {
+	for _, it := range genAttacks("crlf", 5, 2) {
+		raw, _ := it.Raw()
+		f.Add(raw)
+	}
+	f.Add([]byte("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := readCaptured(bufio.NewReader(bytes.NewReader(b)))
+		if err == nil && len(c.body) > len(b) {
+			t.Fatalf("body of %d bytes from %d input bytes", len(c.body), len(b))
+		}
+	})
 }
