@@ -104,8 +104,12 @@ func (r *report) print(w io.Writer) {
 		}
 		return nil
 	})
+	// Blocks that rest on policy rules alone (method, content type,
+	// protocol, body parse errors) say nothing about detection: shown apart.
+	policyB := r.tallyVerdict(setBenign, "benign blocked by policy rules only", func(v Verdict) bool { return v.Blocked && policyOnly(v) })
+	evidA := r.tallyVerdict(setAttack, "attacks blocked on attack evidence", func(v Verdict) bool { return v.Blocked && !policyOnly(v) })
 	r.header(bw, "summary")
-	for _, t := range []*tally{totB, totA, ev} {
+	for _, t := range []*tally{totB, policyB, totA, evidA, ev} {
 		for k := range t.n {
 			fmt.Fprintf(bw, "  %-34s %7d", k, t.n[k])
 			for p := range r.profiles {
@@ -250,4 +254,41 @@ func (r *report) writeVerdicts(path string) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// tallyVerdict counts the items of set whose verdict satisfies pred.
+func (r *report) tallyVerdict(set, key string, pred func(Verdict) bool) *tally {
+	t := newTally(len(r.profiles))
+	for i := range r.items {
+		if r.items[i].Set != set {
+			continue
+		}
+		t.n[key]++
+		for p := range r.profiles {
+			if pred(r.verdicts[p][i]) {
+				t.blocked[p][key]++
+			}
+		}
+	}
+	return t
+}
+
+// policyOnly reports whether every rule behind a block is a policy or
+// protocol rule (CRS 911 methods, 920 protocol enforcement and content
+// types, 922 multipart, the body processor's 2000xx errors) rather than
+// attack detection (921 protocol attacks, 930-944 application attacks, or
+// anything that is not a CRS rule, such as Portcullis's own detectors).
+func policyOnly(v Verdict) bool {
+	policy := 0
+	for _, id := range v.Rules {
+		switch {
+		case id >= 949000 && id < 950000, id >= 959000 && id < 960000, id >= 980000 && id < 981000:
+			// scoring and reporting rules
+		case id >= 911000 && id < 921000, id >= 922000 && id < 923000, id >= 200000 && id < 201000:
+			policy++
+		default:
+			return false
+		}
+	}
+	return policy > 0
 }
