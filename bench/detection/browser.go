@@ -343,9 +343,6 @@ func captureBrowser(seed uint64) ([]Item, error) {
 		return nil, err
 	}
 	r := mrand.New(mrand.NewPCG(seed, 0xb20))
-	var mu sync.Mutex
-	scenario := "navigation"
-	labels := map[int]string{}
 	var srv *capServer
 	srv, err = newCapServer(func(c *captured) (int, [][2]string, []byte) {
 		host := ""
@@ -354,11 +351,6 @@ func captureBrowser(seed uint64) ([]Item, error) {
 				host = h[1]
 			}
 		}
-		mu.Lock()
-		srv.mu.Lock()
-		labels[len(srv.reqs)-1] = scenario
-		srv.mu.Unlock()
-		mu.Unlock()
 		return pageFor(c, host)
 	})
 	if err != nil {
@@ -388,9 +380,7 @@ func captureBrowser(seed uint64) ([]Item, error) {
 	if err := chromedp.Do(overall, chromedp.Navigate("https://shop.example/")); err != nil {
 		return nil, fmt.Errorf("start chromium: %w", err)
 	}
-	set := func(s string) { mu.Lock(); scenario = s; mu.Unlock() }
 	step := func(name string, acts ...chromedp.Action[chromedp.Void]) {
-		set(name)
 		sctx, c := context.WithTimeout(overall, 10*time.Second)
 		defer c()
 		if err := chromedp.Do(sctx, acts...); err != nil && overall.Err() == nil {
@@ -440,7 +430,6 @@ func captureBrowser(seed uint64) ([]Item, error) {
 		}
 	}
 	// Reports are delivered in the background: wait for them, bounded.
-	set("browser_reports_api")
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) && srv.count(func(c *captured) bool { return strings.HasPrefix(c.target, "/reports") }) == 0 {
 		_ = chromedp.Do(overall, chromedp.Sleep(500*time.Millisecond))
@@ -450,21 +439,8 @@ func captureBrowser(seed uint64) ([]Item, error) {
 	reqs := append([]captured(nil), srv.reqs...)
 	srv.mu.Unlock()
 	var out []Item
-	for i, c := range reqs {
-		kind := labels[i]
-		switch {
-		case strings.HasPrefix(c.target, "/reports"):
-			kind = "browser_reports_api"
-		case strings.HasPrefix(c.target, "/csp-report"):
-			kind = "browser_csp_report"
-		case strings.HasPrefix(c.target, "/collect"):
-			kind = "browser_beacon"
-		case strings.HasPrefix(c.target, "/static/") || strings.HasPrefix(c.target, "/img/") || c.target == "/favicon.ico":
-			kind = "browser_subresource"
-		case c.method == "GET" && kind != "browser_search":
-			kind = "browser_navigation"
-		}
-		it := Item{Set: setBenign, Kind: kind, Source: "chromium", Method: c.method, Target: c.target, Chunked: c.chunked}
+	for _, c := range reqs {
+		it := Item{Set: setBenign, Source: "chromium", Method: c.method, Target: c.target, Chunked: c.chunked}
 		for _, h := range c.headers {
 			if strings.EqualFold(h[0], "Content-Length") || strings.EqualFold(h[0], "Transfer-Encoding") {
 				continue
@@ -479,7 +455,7 @@ func captureBrowser(seed uint64) ([]Item, error) {
 		it.SetBody(c.body)
 		out = append(out, it)
 	}
-	numberIDs("b-chromium", out)
+	labelBrowser(out)
 	log.Printf("browser corpus: %d requests captured from Chromium", len(out))
 	return out, nil
 }
@@ -490,4 +466,42 @@ func eval(script string) chromedp.Action[chromedp.Void] {
 		_, err := chromedp.Evaluate[any](script, chromedp.EvalAwaitPromise)(ctx, t)
 		return chromedp.Void{}, err
 	}
+}
+
+// labelBrowser names each captured request's kind from the request itself
+// (method, path, Content-Type, Sec-Fetch-*), never from the scenario that
+// was running when it arrived: a form submission may land after the driver
+// moved on. Then it numbers the items.
+func labelBrowser(items []Item) {
+	for i := range items {
+		it := &items[i]
+		path, _, _ := strings.Cut(it.Target, "?")
+		ct := strings.ToLower(it.Header("Content-Type"))
+		mode := strings.ToLower(it.Header("Sec-Fetch-Mode"))
+		switch {
+		case it.Method == "GET" && (strings.HasPrefix(path, "/static/") || strings.HasPrefix(path, "/img/") || path == "/favicon.ico"):
+			it.Kind = "browser_subresource"
+		case it.Method == "GET" && path == "/search":
+			it.Kind = "browser_search"
+		case it.Method == "GET":
+			it.Kind = "browser_navigation"
+		case strings.Contains(ct, "reports+json"):
+			it.Kind = "browser_reports_api"
+		case strings.Contains(ct, "csp-report"):
+			it.Kind = "browser_csp_report"
+		case mode == "navigate" && strings.Contains(ct, "multipart"):
+			it.Kind = "browser_multipart"
+		case mode == "navigate":
+			it.Kind = "browser_form"
+		case mode == "no-cors":
+			it.Kind = "browser_beacon"
+		case strings.Contains(ct, "protobuf"):
+			it.Kind = "browser_fetch_protobuf"
+		case strings.Contains(ct, "multipart") || strings.Contains(ct, "urlencoded"):
+			it.Kind = "browser_xhr"
+		default:
+			it.Kind = "browser_fetch_json"
+		}
+	}
+	numberIDs("b-chromium", items)
 }

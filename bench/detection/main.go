@@ -66,7 +66,7 @@ func main() {
 	flag.IntVar(&o.attackN, "attacks", 7000, "run at most this many attacks of the part (a deterministic sample; 0: all)")
 	flag.Float64Var(&o.scale, "scale", 1, "corpus size factor for generation (1: about 57,000 benign and 16,000 attacks)")
 	flag.StringVar(&o.list, "list", "", "list items: fp (benign blocked), miss (attacks passed), both as fp,miss")
-	flag.IntVar(&o.listMax, "list-max", 40, "list at most this many items per profile and list")
+	flag.IntVar(&o.listMax, "list-max", 5, "list at most this many items per benign kind or attack class")
 	flag.BoolVar(&o.regen, "regen", false, "regenerate the corpora even when cached")
 	flag.StringVar(&o.browser, "browser", "auto", "browser corpus: auto (capture with chromium when not cached and chromium is installed), on (must), off")
 	flag.BoolVar(&o.setup, "setup", false, "install the Debian packages the corpora are generated from (root, apt-get) and exit")
@@ -142,6 +142,7 @@ func loadCorpora(o options, root string) (benign, attacks []Item, meta corpusMet
 		mb, errM := os.ReadFile(mPath)
 		if errB == nil && errA == nil && errM == nil && json.Unmarshal(mb, &meta) == nil {
 			w, errW := readCorpus(wPath)
+			labelBrowser(w)
 			if errW == nil || o.browser == "off" {
 				log.Printf("corpora from %s", dir)
 				if o.browser == "off" {
@@ -184,6 +185,7 @@ func loadCorpora(o options, root string) (benign, attacks []Item, meta corpusMet
 	browser, errW := readCorpus(wPath)
 	switch {
 	case errW == nil && !o.regen && o.browser != "off":
+		labelBrowser(browser)
 		meta.Browser = len(browser) // captured before: Chromium's part is kept
 	case o.browser == "on" || (o.browser == "auto" && chromiumPath() != ""):
 		browser, err = captureBrowser(seed)

@@ -191,22 +191,25 @@ func (r *report) count(set string) int {
 	return n
 }
 
-// listing prints the items of set whose verdict is blocked (or not), with
-// what fired, so that tuning has concrete requests to look at.
+// listing prints, per benign kind or attack class, the first items of set
+// whose verdict is blocked (or not), with what fired, so that tuning has
+// concrete requests to look at.
 func (r *report) listing(w io.Writer, set string, blocked bool, title string) {
 	for p, prof := range r.profiles {
-		fmt.Fprintf(w, "\n%s — %s\n", title, prof.Name)
-		n := 0
+		fmt.Fprintf(w, "\n%s — %s (at most %d per %s)\n", title, prof.Name, r.opts.listMax, map[string]string{setBenign: "kind", setAttack: "class"}[set])
+		shown, total := map[string]int{}, map[string]int{}
 		for i := range r.items {
 			it := &r.items[i]
 			v := r.verdicts[p][i]
 			if it.Set != set || v.Blocked != blocked {
 				continue
 			}
-			n++
-			if n > r.opts.listMax {
+			g := it.Group()
+			total[g]++
+			if shown[g] >= r.opts.listMax {
 				continue
 			}
+			shown[g]++
 			label := it.Kind
 			if set == setAttack {
 				label = it.Class + " " + it.Placement + " " + it.Encoding
@@ -214,13 +217,17 @@ func (r *report) listing(w io.Writer, set string, blocked bool, title string) {
 			fmt.Fprintf(w, "  %-24s %-40s %s %s\n", it.ID, label, it.Method, clipList(it.Target, 90))
 			if set == setAttack {
 				fmt.Fprintf(w, "      payload: %s\n", clipList(it.Payload, 160))
+			} else if it.Body != "" && !it.BodyB64 {
+				fmt.Fprintf(w, "      body: %s\n", clipList(it.Body, 160))
 			}
 			if f := v.firing(); f != "" {
 				fmt.Fprintf(w, "      %s\n", f)
 			}
 		}
-		if n > r.opts.listMax {
-			fmt.Fprintf(w, "  ... and %d more (-list-max)\n", n-r.opts.listMax)
+		for _, g := range sortedKeys(total) {
+			if total[g] > shown[g] {
+				fmt.Fprintf(w, "  %s: %d more (-list-max)\n", g, total[g]-shown[g])
+			}
 		}
 	}
 }
