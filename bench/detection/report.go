@@ -153,7 +153,7 @@ func (r *report) print(w io.Writer) {
 		}
 	}
 	if errs > 0 {
-		fmt.Fprintf(bw, "\n%d requests could not be parsed (counted as passed); see -list\n", errs)
+		fmt.Fprintf(bw, "\n%d requests (over all profiles) are refused by Go's HTTP server with 400 before any stage, counted as blocked; see -list\n", errs)
 	}
 	for _, l := range strings.Split(r.opts.list, ",") {
 		switch strings.TrimSpace(l) {

@@ -151,7 +151,10 @@ func runProfile(p Profile, upstreamURL string, items []Item, workers int) ([]Ver
 func judge(pipe *gateway.Pipeline, sink *entrySink, it *Item, i int) Verdict {
 	r, err := it.Request()
 	if err != nil {
-		return Verdict{Err: err.Error()}
+		// Go's HTTP server, which Portcullis listens with, answers such a
+		// request 400 before any stage sees it (an invalid escape in the
+		// path, for one): nothing reaches the application.
+		return Verdict{Blocked: true, Status: http.StatusBadRequest, Stage: "http-server", Err: err.Error()}
 	}
 	// A documentation-range client address per item: no filter keys on
 	// it by default, and none may ever see one client send everything.
