@@ -123,7 +123,7 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
 	if isALPNChallenge(hello) {
 		for _, a := range m.acme {
-			if c := a.challengeCert(name); c != nil {
+			if c := a.challengeCert(hello.Context(), name); c != nil {
 				return c, nil
 			}
 		}
