@@ -181,3 +181,51 @@ func TestClusterRenewsOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterLocalCopy: an instance keeps a local copy of what it stores in
+// Redis. Restarted while Redis has lost its data, or while Redis cannot be
+// reached at all, it serves that copy and orders nothing.
+func TestClusterLocalCopy(t *testing.T) {
+	c, prefix := testRedis(t)
+	key := testKey()
+	hl, tl := listeners(t)
+	ca := acmetest.Start(t, acmetest.Options{HTTPPort: port(hl), TLSPort: port(tl)})
+	first := clusterInstanceOn(t, ca, c, prefix, key, ChallengeHTTP01, []string{"shop.test"}, true, hl, tl)
+	if _, err := first.a.Certificate(context.Background(), "shop.test"); err != nil {
+		t.Fatal(err)
+	}
+	want := serial(t, first, "shop.test", ca.IssuerRoots())
+	first.m.Stop()
+
+	// A Redis that is not there: a port that was just free.
+	gone, _ := listeners(t)
+	deadAddr := gone.Addr().String()
+	gone.Close()
+	dead := redis.NewClient(&redis.Options{Addr: deadAddr, DialTimeout: 500 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { dead.Close() })
+
+	ctx := testCtx(t)
+	iter := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
+	for iter.Next(ctx) {
+		c.Del(ctx, iter.Val()) // Redis restarted without persistence
+	}
+	for name, client := range map[string]redis.UniversalClient{"redis emptied": c, "redis unreachable": dead} {
+		t.Run(name, func(t *testing.T) {
+			store, err := NewRedisStorage(RedisOptions{Client: client, Prefix: prefix, Key: key, LockPoll: 20 * time.Millisecond, Timeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := acmeConfig(ca, first.cacheDir, "shop.test")
+			cfg.Storage, cfg.Challenges = store, []string{ChallengeHTTP01}
+			h2, t2 := listeners(t)
+			_, a := startManager(t, cfg, h2, t2)
+			inst := &clusterInstance{a: a, tlsAddr: t2.Addr().String()}
+			if got := serial(t, inst, "shop.test", ca.IssuerRoots()); got.Cmp(want) != 0 {
+				t.Errorf("served serial %v, want the local copy's %v", got, want)
+			}
+			if n := ca.Orders(); n != 1 {
+				t.Errorf("%d orders, want the first one only", n)
+			}
+		})
+	}
+}
