@@ -193,7 +193,7 @@ func TestRedisStorage(t *testing.T) {
 // holder's lock.
 func TestRedisLock(t *testing.T) {
 	c, prefix := testRedis(t)
-	const ttl = 1500 * time.Millisecond
+	const ttl = 3 * time.Second
 	key := testKey()
 	s1 := newTestRedisStorage(t, c, prefix, key, ttl)
 	s2 := newTestRedisStorage(t, c, prefix, key, ttl)
@@ -203,7 +203,7 @@ func TestRedisLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// While s1 holds it (and renews it past several TTLs), s2 waits.
+	// While s1 holds it (and renews it past two TTLs), s2 waits.
 	got := make(chan error, 1)
 	go func() {
 		_, release2, err := s2.Lock(ctx, "cert-a")
@@ -212,7 +212,7 @@ func TestRedisLock(t *testing.T) {
 		}
 		got <- err
 	}()
-	renewedPast := time.Now().Add(3 * ttl)
+	renewedPast := time.Now().Add(2 * ttl)
 	for time.Now().Before(renewedPast) {
 		select {
 		case err := <-got:
