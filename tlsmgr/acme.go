@@ -336,9 +336,9 @@ func (a *ACME) maintain(host string, stop chan struct{}) {
 			continue
 		}
 		wait := max(due, time.Until(notBefore))
-		sync := false
+		look := false // in the shared store, for another instance's certificate
 		if a.shared && wait > a.cfg.SyncInterval {
-			wait, sync = a.cfg.SyncInterval, true
+			wait, look = a.cfg.SyncInterval, true
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -347,7 +347,7 @@ func (a *ACME) maintain(host string, stop chan struct{}) {
 			return
 		case <-t.C:
 		}
-		if sync {
+		if look {
 			a.sync(host)
 		}
 	}
