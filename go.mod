@@ -20,6 +20,7 @@ require (
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.73.1
+	github.com/redis/go-redis/v9 v9.23.0
 	github.com/rs/zerolog v1.35.1
 	github.com/tdewolff/parse/v2 v2.8.20
 	go.yaml.in/yaml/v3 v3.0.6
@@ -30,6 +31,8 @@ require (
 	mvdan.cc/sh/v3 v3.14.1
 	rsc.io/binaryregexp v0.2.0
 )
+
+require go.uber.org/atomic v1.12.0 // indirect
 
 require (
 	dario.cat/mergo v1.0.1 // indirect

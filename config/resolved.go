@@ -58,6 +58,10 @@ type ACMESettings struct {
 	KeyType     string
 	RenewBefore time.Duration // 0: a third of the lifetime, at most 30 days
 	Challenges  []string
+	DNS01       *DNS01Settings // nil: no DNS-01
+	// StorageKey (32 bytes) seals what is kept in shared cluster storage;
+	// nil when neither storage_key_file nor storage_key_env is set.
+	StorageKey []byte
 }
 
 // Certificate sources of a site.

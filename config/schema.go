@@ -197,9 +197,18 @@ type ACME struct {
 	// RenewBefore is how long before expiry to renew. Default: a third of
 	// the lifetime, at most 30 days (30 days for Let's Encrypt's 90).
 	RenewBefore *Duration `yaml:"renew_before"`
-	// Challenges in order of preference: tls-alpn-01 (needs :443) and
-	// http-01 (needs :80). Default: both, tls-alpn-01 first.
+	// Challenges in order of preference: tls-alpn-01 (needs :443),
+	// http-01 (needs :80) and dns-01 (needs dns01). Default: tls-alpn-01
+	// then http-01; with dns01 set, dns-01 alone.
 	Challenges []string `yaml:"challenges"`
+	// DNS01 publishes DNS-01 challenge records (see DNS01 in tls.go);
+	// required for wildcard site hosts.
+	DNS01 *DNS01 `yaml:"dns01"`
+	// StorageKeyFile and StorageKeyEnv (one of them) hold the key that
+	// encrypts ACME keys and certificates kept in shared cluster storage
+	// (see ACMESettings.StorageKey).
+	StorageKeyFile string `yaml:"storage_key_file"`
+	StorageKeyEnv  string `yaml:"storage_key_env"`
 }
 
 // SiteTLS is a site's certificate source.

@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -24,7 +25,9 @@ import (
 	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/tlsmgr/acmetest"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -390,4 +393,127 @@ func doHost(t *testing.T, url, host string) (int, string, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), resp.Header.Get("X-Request-Id")
+}
+
+// TestACMEWildcardDNS01EndToEnd: a wildcard site configured as the README
+// shows (tls.acme.dns01 with RFC 2136 to a real BIND, the TSIG secret in a
+// file) gets its certificate through DNS-01, which Pebble checks in that
+// BIND, and serves any name under the wildcard through the proxy.
+func TestACMEWildcardDNS01EndToEnd(t *testing.T) {
+	bind := acmetest.StartBIND(t, "example.test")
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	ca := acmetest.Start(t, acmetest.Options{Resolver: bind.Addr})
+	dir := t.TempDir()
+	rootsFile := filepath.Join(dir, "ca.pem")
+	writePool(t, rootsFile, ca)
+	secretFile := filepath.Join(dir, "tsig.key")
+	keyStatement := fmt.Sprintf("key %q {\n\talgorithm %s;\n\tsecret %q;\n};\n", strings.TrimSuffix(bind.KeyName, "."), bind.Algorithm, bind.Secret)
+	if err := os.WriteFile(secretFile, []byte(keyStatement), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`
+listeners:
+  - address: "127.0.0.1:0"
+    protocol: https
+upstreams:
+  - name: app
+    targets: ["UPSTREAM"]
+tls:
+  state_dir: %q
+  acme:
+    directory: %q
+    accept_terms: true
+    ca_roots: %q
+    dns01:
+      provider: rfc2136
+      rfc2136:
+        server: %q
+        tsig_key: %s
+        tsig_secret_file: %q
+      nameservers: [%q]
+sites:
+  - hosts: ["*.example.test"]
+    tls:
+      certificate: acme
+    routes:
+      - path: /
+        upstream: app
+`, filepath.Join(dir, "state"), ca.DirectoryURL(), rootsFile, bind.Addr, strings.TrimSuffix(bind.KeyName, "."), secretFile, bind.Addr)
+	tp := startProxy(t, cfg, up.URL)
+	client := httpsClient(strings.TrimPrefix(tp.HTTPS, "https://"), ca.IssuerRoots(), true)
+	for _, host := range []string{"a.example.test", "shop.example.test"} {
+		resp, err := client.Get("https://" + host + "/")
+		if err != nil {
+			t.Fatalf("https to %s with the wildcard certificate: %v", host, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.TLS.PeerCertificates[0].DNSNames[0] != "*.example.test" {
+			t.Errorf("%s: status %d, names %v", host, resp.StatusCode, resp.TLS.PeerCertificates[0].DNSNames)
+		}
+	}
+	if n := ca.Orders(); n != 1 {
+		t.Errorf("%d orders, want 1 for the one configured name", n)
+	}
+}
+
+// TestBuildCertificatesWithRedis: with a cluster's Redis client, ACME state
+// goes to Redis, which needs the storage key; without one, building fails
+// with a reason instead of storing private keys in the clear.
+func TestBuildCertificatesWithRedis(t *testing.T) {
+	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DialTimeout: 2 * time.Second})
+	defer rc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := rc.Ping(ctx).Err(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Redis on 127.0.0.1:6379 is required: %v", err)
+		}
+		t.Skipf("Redis on 127.0.0.1:6379 not reachable (%v)", err)
+	}
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "storage.key")
+	if err := os.WriteFile(keyFile, []byte("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := func(extra string) string {
+		return fmt.Sprintf(`
+listeners:
+  - address: "127.0.0.1:0"
+    protocol: https
+upstreams:
+  - name: app
+    targets: ["http://127.0.0.1:9"]
+tls:
+  state_dir: %q
+  acme:
+    directory: https://127.0.0.1:1/dir
+    accept_terms: true
+%s
+sites:
+  - hosts: ["shop.test"]
+    tls: {certificate: acme}
+    routes: [{path: /, upstream: app}]
+`, filepath.Join(dir, "state"), extra)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts := CertificateOptions{Redis: rc, RedisPrefix: "portcullis-test:gateway:" + t.Name() + ":"}
+	for _, tc := range []struct {
+		extra, want string
+	}{
+		{"", "storage_key_file or storage_key_env is required"},
+		{fmt.Sprintf("    storage_key_file: %q", keyFile), ""},
+	} {
+		cfg, err := config.Parse(filepath.Join(dir, "p.yaml"), []byte(text(tc.extra)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := BuildCertificatesWith(cfg, log, opts)
+		switch {
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("without a storage key: %v", err)
+		case tc.want == "" && (err != nil || m == nil):
+			t.Errorf("with a storage key: %v", err)
+		}
+	}
 }

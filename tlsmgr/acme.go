@@ -13,8 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -49,12 +47,30 @@ type ACMEConfig struct {
 	// the certificate's lifetime, at most 30 days.
 	RenewBefore time.Duration
 	// CacheDir holds the account key and certificates (0700; files 0600).
-	// Required.
+	// Required without Storage; with a shared Storage it is optional and
+	// keeps a local copy of what is stored there (see withLocalCopy).
 	CacheDir string
-	// Challenges in order of preference. Default: tls-alpn-01, http-01.
-	// After a failed attempt the next type is tried first.
+	// Storage keeps the account key, certificates, challenge answers and
+	// issuance locks. Default: a DirStorage in CacheDir (one instance). A
+	// shared storage (RedisStorage) lets the instances of a cluster order
+	// each certificate once, answer each other's challenges and all serve
+	// the result.
+	Storage Storage
+	// SyncInterval is how often, with a shared Storage, each instance looks
+	// for a certificate stored by another one (renewals are picked up
+	// without it, through the issuance lock). Default 1m.
+	SyncInterval time.Duration
+	// Challenges in order of preference. Default: tls-alpn-01, http-01;
+	// with DNS01 set, dns-01. After a failed attempt the next type is
+	// tried first. Wildcard names always use dns-01.
 	Challenges []string
-	// Hosts are the names certificates are ordered for; nothing else ever is.
+	// DNS01 publishes DNS-01 challenge records; needed for dns-01 and for
+	// wildcard names. nil: no DNS-01.
+	DNS01 *DNS01Config
+	// Hosts are the names certificates are ordered for, one certificate
+	// per name; nothing else ever is. "*.example.com" (with DNS01) is one
+	// certificate for the wildcard only: example.com is covered only if it
+	// is listed too, and gets a certificate of its own.
 	Hosts []string
 	// RetryMin and RetryMax bound the backoff after failures. Defaults 1m, 1h.
 	RetryMin, RetryMax time.Duration
@@ -66,8 +82,12 @@ type ACMEConfig struct {
 
 // ACME orders, caches and renews certificates for a fixed set of hosts.
 type ACME struct {
-	cfg ACMEConfig
-	log *slog.Logger
+	cfg    ACMEConfig
+	log    *slog.Logger
+	store  Storage
+	shared bool
+	dns01  DNS01Config // with defaults; Provider nil without DNS-01
+	hosts  map[string]bool
 
 	clientMu sync.Mutex
 	client   *acme.Client
@@ -78,14 +98,18 @@ type ACME struct {
 	lastErr  map[string]error
 	attempts map[string]int
 
-	httpTokens sync.Map // token → key authorization
-	alpnCerts  sync.Map // host → *tls.Certificate
-
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-// NewACME validates cfg, prepares the cache directory and loads cached
+// validWildcard reports whether h is "*." followed by a name of at least
+// two labels: one wildcard label, leftmost, as CAs accept.
+func validWildcard(h string) bool {
+	rest, ok := strings.CutPrefix(h, "*.")
+	return ok && strings.Contains(rest, ".") && !strings.Contains(rest, "*")
+}
+
+// NewACME validates cfg, prepares the storage and loads stored
 // certificates, which are served even if the CA is unreachable.
 func NewACME(cfg ACMEConfig) (*ACME, error) {
 	if cfg.DirectoryURL == "" {
@@ -97,9 +121,17 @@ func NewACME(cfg ACMEConfig) (*ACME, error) {
 	if len(cfg.Hosts) == 0 {
 		return nil, errors.New("acme: no host names")
 	}
+	if cfg.DNS01 != nil && cfg.DNS01.Provider == nil {
+		return nil, errors.New("acme: DNS-01 is configured without a provider")
+	}
 	for _, h := range cfg.Hosts {
-		if strings.HasPrefix(h, "*.") || h == "*" {
-			return nil, fmt.Errorf("acme: %q: wildcard names need the DNS-01 challenge, which Portcullis does not answer", h)
+		if strings.Contains(h, "*") {
+			if cfg.DNS01 == nil {
+				return nil, fmt.Errorf("acme: %q: wildcard names need the DNS-01 challenge; configure a DNS provider", h)
+			}
+			if !validWildcard(h) {
+				return nil, fmt.Errorf("acme: %q: a wildcard must be one leftmost label, as in *.example.com", h)
+			}
 		}
 	}
 	if (cfg.EABKeyID == "") != (cfg.EABHMACKey == "") {
@@ -115,10 +147,19 @@ func NewACME(cfg ACMEConfig) (*ACME, error) {
 	}
 	if len(cfg.Challenges) == 0 {
 		cfg.Challenges = []string{ChallengeTLSALPN01, ChallengeHTTP01}
+		if cfg.DNS01 != nil {
+			cfg.Challenges = []string{ChallengeDNS01}
+		}
 	}
 	for _, c := range cfg.Challenges {
-		if c != ChallengeHTTP01 && c != ChallengeTLSALPN01 {
-			return nil, fmt.Errorf("acme: challenge must be http-01 or tls-alpn-01, got %q", c)
+		switch c {
+		case ChallengeHTTP01, ChallengeTLSALPN01:
+		case ChallengeDNS01:
+			if cfg.DNS01 == nil {
+				return nil, errors.New("acme: the dns-01 challenge needs a DNS provider")
+			}
+		default:
+			return nil, fmt.Errorf("acme: challenge must be http-01, tls-alpn-01 or dns-01, got %q", c)
 		}
 	}
 	if cfg.RetryMin <= 0 {
@@ -130,27 +171,51 @@ func NewACME(cfg ACMEConfig) (*ACME, error) {
 	if cfg.HandshakeWait <= 0 {
 		cfg.HandshakeWait = 30 * time.Second
 	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = time.Minute
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	if err := ensureDir(cfg.CacheDir); err != nil {
-		return nil, fmt.Errorf("acme cache: %w", err)
-	}
 	a := &ACME{
-		cfg: cfg, log: cfg.Log,
+		cfg: cfg, log: cfg.Log, hosts: map[string]bool{},
 		certs: map[string]*tls.Certificate{}, ready: map[string]chan struct{}{},
 		lastErr: map[string]error{}, attempts: map[string]int{},
 	}
-	now := time.Now()
+	if cfg.DNS01 != nil {
+		a.dns01 = cfg.DNS01.withDefaults()
+	}
+	switch {
+	case cfg.Storage == nil:
+		if cfg.CacheDir == "" {
+			return nil, errors.New("acme: a cache directory or a storage is required")
+		}
+		d, err := NewDirStorage(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("acme cache: %w", err)
+		}
+		a.store = d
+	case cfg.CacheDir != "":
+		d, err := NewDirStorage(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("acme cache: %w", err)
+		}
+		a.store, a.shared = &withLocalCopy{shared: cfg.Storage, local: d, log: cfg.Log}, true
+	default:
+		a.store, a.shared = cfg.Storage, true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	for _, h := range cfg.Hosts {
+		a.hosts[h] = true
 		a.ready[h] = make(chan struct{})
-		c, err := readKeyPair(a.certPath(h), []string{h}, now)
+		c, err := a.loadStored(ctx, h)
 		switch {
 		case err == nil:
 			a.certs[h] = c
 			close(a.ready[h])
-		case !errors.Is(err, os.ErrNotExist):
-			a.log.Warn("acme: cached certificate unusable; a new one will be ordered", "host", h, "err", err)
+		case !errors.Is(err, ErrNotExist):
+			a.log.Warn("acme: stored certificate unusable; a new one will be ordered", "host", h, "err", err)
 		}
 	}
 	return a, nil
@@ -161,12 +226,22 @@ func decodeEABKey(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(s)
 }
 
-// certPath names host's cached certificate after the CA directory and the
+// certKey names host's stored certificate after the CA directory and the
 // key type too: switching from a staging to a production CA, or from ECDSA
-// to RSA, must order anew rather than keep serving the old certificate.
-func (a *ACME) certPath(host string) string {
+// to RSA, must order anew rather than keep serving the old certificate. It
+// is also the file name in the cache directory and the issuance lock's name.
+func (a *ACME) certKey(host string) string {
 	sum := sha256.Sum256([]byte(a.cfg.DirectoryURL + "\x00" + string(a.keyType())))
-	return filepath.Join(a.cfg.CacheDir, fileNameFor("cert-"+hex.EncodeToString(sum[:4])+"-", []string{host}))
+	return fileNameFor("cert-"+hex.EncodeToString(sum[:4])+"-", []string{host})
+}
+
+// loadStored reads and checks host's stored certificate.
+func (a *ACME) loadStored(ctx context.Context, host string) (*tls.Certificate, error) {
+	data, err := a.store.Get(ctx, a.certKey(host))
+	if err != nil {
+		return nil, err
+	}
+	return ParseKeyPair(data, data, []string{host}, time.Now())
 }
 
 func (a *ACME) keyType() KeyType {
@@ -237,16 +312,10 @@ func (a *ACME) Stop() {
 
 func (a *ACME) maintain(host string, stop chan struct{}) {
 	defer a.wg.Done()
-	issued := false
+	var notBefore time.Time // no order before this: backoff, or the pause after one
 	for {
-		wait := a.renewIn(host)
-		if issued && wait < a.cfg.RetryMin {
-			// Never order twice in a row without a pause, whatever the
-			// certificate's dates say (clock skew, tiny lifetimes).
-			wait = a.cfg.RetryMin
-		}
-		issued = false
-		if wait <= 0 {
+		due := a.renewIn(host)
+		if due <= 0 && !time.Now().Before(notBefore) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			go func() {
 				select {
@@ -258,16 +327,63 @@ func (a *ACME) maintain(host string, stop chan struct{}) {
 			err := a.obtain(ctx, host)
 			cancel()
 			if err == nil {
-				issued = true
-				continue
+				// Never order twice in a row without a pause, whatever the
+				// certificate's dates say (clock skew, tiny lifetimes).
+				notBefore = time.Now().Add(a.cfg.RetryMin)
+			} else {
+				notBefore = time.Now().Add(a.failed(host, err))
 			}
-			wait = a.failed(host, err)
+			continue
 		}
+		wait := max(due, time.Until(notBefore))
+		look := false // in the shared store, for another instance's certificate
+		if a.shared && wait > a.cfg.SyncInterval {
+			wait, look = a.cfg.SyncInterval, true
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-stop:
+			t.Stop()
 			return
-		case <-time.After(wait):
+		case <-t.C:
 		}
+		if look {
+			a.sync(host)
+		}
+	}
+}
+
+// sync adopts a certificate for host that another instance stored, if it
+// is newer than the one served.
+func (a *ACME) sync(host string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := a.loadStored(ctx, host)
+	if err != nil {
+		if !errors.Is(err, ErrNotExist) {
+			a.log.Warn("acme: cannot read the shared certificate store", "host", host, "err", err)
+		}
+		return
+	}
+	a.mu.Lock()
+	cur := a.certs[host]
+	a.mu.Unlock()
+	if cur == nil || c.Leaf.NotAfter.After(cur.Leaf.NotAfter) {
+		a.install(host, c)
+		a.log.Info("acme: certificate stored by another instance loaded", "host", host, "not_after", c.Leaf.NotAfter)
+	}
+}
+
+// install makes c host's served certificate.
+func (a *ACME) install(host string, c *tls.Certificate) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	first := a.certs[host] == nil
+	a.certs[host] = c
+	delete(a.lastErr, host)
+	a.attempts[host] = 0
+	if first {
+		close(a.ready[host])
 	}
 }
 
@@ -279,6 +395,10 @@ func (a *ACME) renewIn(host string) time.Duration {
 	if c == nil {
 		return 0
 	}
+	return a.renewInFor(c)
+}
+
+func (a *ACME) renewInFor(c *tls.Certificate) time.Duration {
 	leaf := c.Leaf
 	lifetime := leaf.NotAfter.Sub(leaf.NotBefore)
 	before := a.cfg.RenewBefore
@@ -314,7 +434,7 @@ func (a *ACME) account(ctx context.Context) (*acme.Client, error) {
 	if a.client != nil {
 		return a.client, nil
 	}
-	key, err := a.accountKey()
+	key, err := a.accountKey(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -338,43 +458,92 @@ func (a *ACME) account(ctx context.Context) (*acme.Client, error) {
 	return client, nil
 }
 
-// accountKey loads or creates the account key, one per directory URL.
-func (a *ACME) accountKey() (crypto.Signer, error) {
+// accountKey loads or creates the account key, one per directory URL (and
+// so one account per cluster with a shared storage).
+func (a *ACME) accountKey(ctx context.Context) (crypto.Signer, error) {
 	sum := sha256.Sum256([]byte(a.cfg.DirectoryURL))
-	path := filepath.Join(a.cfg.CacheDir, "account-"+hex.EncodeToString(sum[:6])+".key")
-	if data, err := readSmall(path); err == nil {
-		block, _ := pem.Decode(data)
-		if block == nil {
-			return nil, fmt.Errorf("account key %s: not PEM", path)
-		}
-		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("account key %s: %w", path, err)
-		}
-		signer, ok := k.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("account key %s: not a signing key", path)
-		}
-		return signer, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("account key: %w", err)
+	name := "account-" + hex.EncodeToString(sum[:6]) + ".key"
+	key, err := a.loadAccountKey(ctx, name)
+	if !errors.Is(err, ErrNotExist) {
+		return key, err // found, or unreadable: never replace a key that may exist
 	}
-	key, err := generateKey(ECDSAP256)
+	held, release, err := a.store.Lock(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("account key lock: %w", err)
+	}
+	defer release()
+	if key, err := a.loadAccountKey(held, name); !errors.Is(err, ErrNotExist) {
+		return key, err // another instance created it meanwhile
+	}
+	signer, err := generateKey(ECDSAP256)
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+	der, err := x509.MarshalPKCS8PrivateKey(signer)
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
-		return nil, err
+	if err := a.store.Put(held, name, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0); err != nil {
+		return nil, fmt.Errorf("store account key: %w", err)
 	}
-	return key, nil
+	return signer, nil
 }
 
-// obtain orders, validates and stores a certificate for host.
+func (a *ACME) loadAccountKey(ctx context.Context, name string) (crypto.Signer, error) {
+	data, err := a.store.Get(ctx, name)
+	if err != nil {
+		if errors.Is(err, ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("account key: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("account key %s: not PEM", name)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("account key %s: %w", name, err)
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("account key %s: not a signing key", name)
+	}
+	return signer, nil
+}
+
+// encodeKeyPair is the stored form of a certificate: PEM key, then chain.
+func encodeKeyPair(key crypto.Signer, chain [][]byte) ([]byte, error) {
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode key: %w", err)
+	}
+	buf := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	for _, der := range chain {
+		buf = append(buf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	return buf, nil
+}
+
+// obtain orders, validates and stores a certificate for host, under the
+// host's issuance lock. Whoever waited for the lock first looks at what the
+// holder stored: a certificate that is not due yet is served, not ordered
+// again. So N instances order once, and a renewal happens once.
 func (a *ACME) obtain(ctx context.Context, host string) error {
+	key := a.certKey(host)
+	held, release, err := a.store.Lock(ctx, key)
+	if err != nil {
+		return fmt.Errorf("issuance lock for %s: %w", host, err)
+	}
+	defer release()
+	ctx = held
+	if c, err := a.loadStored(ctx, host); err == nil && a.renewInFor(c) > 0 {
+		a.install(host, c)
+		a.log.Info("acme: certificate stored by another instance loaded", "host", host, "not_after", c.Leaf.NotAfter)
+		return nil
+	} else if err != nil && !errors.Is(err, ErrNotExist) {
+		a.log.Warn("acme: stored certificate unusable; ordering a new one", "host", host, "err", err)
+	}
 	client, err := a.account(ctx)
 	if err != nil {
 		return err
@@ -391,11 +560,11 @@ func (a *ACME) obtain(ctx context.Context, host string) error {
 	if order, err = client.WaitOrder(ctx, order.URI); err != nil {
 		return fmt.Errorf("order for %s: %w", host, err)
 	}
-	key, err := generateKey(a.cfg.KeyType)
+	certKey, err := generateKey(a.cfg.KeyType)
 	if err != nil {
 		return err
 	}
-	csr, err := x509.CreateCertificateRequest(nil, &x509.CertificateRequest{DNSNames: []string{host}}, key)
+	csr, err := x509.CreateCertificateRequest(nil, &x509.CertificateRequest{DNSNames: []string{host}}, certKey)
 	if err != nil {
 		return fmt.Errorf("certificate request for %s: %w", host, err)
 	}
@@ -403,26 +572,32 @@ func (a *ACME) obtain(ctx context.Context, host string) error {
 	if err != nil {
 		return fmt.Errorf("finalize order for %s: %w", host, err)
 	}
-	path := a.certPath(host)
-	if err := writeKeyPair(path, key, chain); err != nil {
+	data, err := encodeKeyPair(certKey, chain)
+	if err != nil {
 		return err
 	}
-	cert, err := readKeyPair(path, []string{host}, time.Now())
+	cert, err := ParseKeyPair(data, data, []string{host}, time.Now())
 	if err != nil {
 		return fmt.Errorf("issued certificate for %s: %w", host, err)
 	}
-	a.mu.Lock()
-	first := a.certs[host] == nil
-	a.certs[host] = cert
-	delete(a.lastErr, host)
-	a.attempts[host] = 0
-	if first {
-		close(a.ready[host])
+	// Served even if storing fails: the order is spent either way. The
+	// error still counts, so the next attempt stores one.
+	a.install(host, cert)
+	if err := a.store.Put(ctx, key, data, 0); err != nil {
+		a.log.Error("acme: issued certificate not stored; other instances cannot load it", "host", host, "err", err)
 	}
-	a.mu.Unlock()
 	a.log.Info("acme: certificate issued", "host", host, "not_after", cert.Leaf.NotAfter)
 	return nil
 }
+
+// challengeTTL is how long a published challenge answer lives if the
+// instance that published it dies before removing it.
+const challengeTTL = 10 * time.Minute
+
+// Storage keys of challenge answers. They contain "/", which DirStorage
+// never maps to a file: answers live in memory (or Redis) only.
+func httpChallengeKey(token string) string { return "challenge/http-01/" + token }
+func alpnChallengeKey(host string) string  { return "challenge/tls-alpn-01/" + host }
 
 // authorize answers one authorization with the preferred challenge type,
 // rotating the preference after failed attempts.
@@ -438,6 +613,9 @@ func (a *ACME) authorize(ctx context.Context, client *acme.Client, host, zurl st
 	shift := a.attempts[host]
 	a.mu.Unlock()
 	prefs := a.cfg.Challenges
+	if strings.HasPrefix(host, "*.") {
+		prefs = []string{ChallengeDNS01} // the only one CAs offer for a wildcard
+	}
 	var chal *acme.Challenge
 	for i := range prefs {
 		want := prefs[(i+shift)%len(prefs)]
@@ -454,21 +632,57 @@ func (a *ACME) authorize(ctx context.Context, client *acme.Client, host, zurl st
 	if chal == nil {
 		return fmt.Errorf("authorization for %s: the CA offers none of the challenges %v", host, prefs)
 	}
+	// Answers are removed with a context of their own: the order's may be
+	// cancelled already.
+	cleanup := func(f func(context.Context) error) {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := f(cctx); err != nil {
+			a.log.Warn("acme: challenge answer not removed", "host", host, "challenge", chal.Type, "err", err)
+		}
+	}
 	switch chal.Type {
 	case ChallengeHTTP01:
 		resp, err := client.HTTP01ChallengeResponse(chal.Token)
 		if err != nil {
 			return err
 		}
-		a.httpTokens.Store(chal.Token, resp)
-		defer a.httpTokens.Delete(chal.Token)
+		k := httpChallengeKey(chal.Token)
+		if err := a.store.Put(ctx, k, []byte(resp), challengeTTL); err != nil {
+			return fmt.Errorf("publish http-01 answer for %s: %w", host, err)
+		}
+		defer cleanup(func(c context.Context) error { return a.store.Delete(c, k) })
 	case ChallengeTLSALPN01:
 		cert, err := client.TLSALPN01ChallengeCert(chal.Token, host)
 		if err != nil {
 			return err
 		}
-		a.alpnCerts.Store(host, &cert)
-		defer a.alpnCerts.Delete(host)
+		signer, ok := cert.PrivateKey.(crypto.Signer)
+		if !ok {
+			return fmt.Errorf("tls-alpn-01 certificate for %s: key is not a signer", host)
+		}
+		data, err := encodeKeyPair(signer, cert.Certificate)
+		if err != nil {
+			return err
+		}
+		k := alpnChallengeKey(host)
+		if err := a.store.Put(ctx, k, data, challengeTTL); err != nil {
+			return fmt.Errorf("publish tls-alpn-01 answer for %s: %w", host, err)
+		}
+		defer cleanup(func(c context.Context) error { return a.store.Delete(c, k) })
+	case ChallengeDNS01:
+		value, err := client.DNS01ChallengeRecord(chal.Token)
+		if err != nil {
+			return err
+		}
+		fqdn := challengeFQDN(z.Identifier.Value)
+		if err := a.dns01.Provider.Present(ctx, fqdn, value); err != nil {
+			return fmt.Errorf("dns-01 for %s: %w", host, err)
+		}
+		defer cleanup(func(c context.Context) error { return a.dns01.Provider.CleanUp(c, fqdn, value) })
+		if err := a.dns01.awaitPropagation(ctx, fqdn, value); err != nil {
+			return fmt.Errorf("dns-01 for %s: %w", host, err)
+		}
 	}
 	if _, err := client.Accept(ctx, chal); err != nil {
 		return fmt.Errorf("%s challenge for %s: %w", chal.Type, host, err)
@@ -479,21 +693,61 @@ func (a *ACME) authorize(ctx context.Context, client *acme.Client, host, zurl st
 	return nil
 }
 
-// challengeCert returns the TLS-ALPN-01 certificate pending for host.
-func (a *ACME) challengeCert(host string) *tls.Certificate {
-	if c, ok := a.alpnCerts.Load(host); ok {
-		return c.(*tls.Certificate)
+// challengeLookupTimeout bounds a challenge answer's lookup in a shared
+// storage; it runs only for ACME validation requests.
+const challengeLookupTimeout = 3 * time.Second
+
+// challengeCert returns the TLS-ALPN-01 certificate pending for host, which
+// any instance sharing the storage may have published. Only configured
+// hosts are looked up: a random SNI costs no storage round trip.
+func (a *ACME) challengeCert(ctx context.Context, host string) *tls.Certificate {
+	if !a.hosts[host] {
+		return nil
 	}
-	return nil
+	ctx, cancel := context.WithTimeout(ctx, challengeLookupTimeout)
+	defer cancel()
+	data, err := a.store.Get(ctx, alpnChallengeKey(host))
+	if err != nil {
+		if !errors.Is(err, ErrNotExist) {
+			a.log.Warn("acme: tls-alpn-01 answer lookup failed", "host", host, "err", err)
+		}
+		return nil
+	}
+	c, err := tls.X509KeyPair(data, data)
+	if err != nil {
+		a.log.Warn("acme: stored tls-alpn-01 answer unusable", "host", host, "err", err)
+		return nil
+	}
+	return &c
+}
+
+// validToken reports whether s can be an ACME token (base64url, RFC 8555
+// section 8.1); anything else is answered 404 without a lookup.
+func validToken(s string) bool {
+	if len(s) == 0 || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // httpChallenge returns the key authorization for an HTTP-01 token.
-func (a *ACME) httpChallenge(token string) (string, bool) {
-	v, ok := a.httpTokens.Load(token)
-	if !ok {
+func (a *ACME) httpChallenge(ctx context.Context, token string) (string, bool) {
+	ctx, cancel := context.WithTimeout(ctx, challengeLookupTimeout)
+	defer cancel()
+	data, err := a.store.Get(ctx, httpChallengeKey(token))
+	if err != nil {
+		if !errors.Is(err, ErrNotExist) {
+			a.log.Warn("acme: http-01 answer lookup failed", "err", err)
+		}
 		return "", false
 	}
-	return v.(string), true
+	return string(data), true
 }
 
 const challengePrefix = "/.well-known/acme-challenge/"
@@ -503,11 +757,13 @@ const challengePrefix = "/.well-known/acme-challenge/"
 func (m *Manager) HTTPHandler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if token, ok := strings.CutPrefix(r.URL.Path, challengePrefix); ok {
-			for _, a := range m.acme {
-				if resp, ok := a.httpChallenge(token); ok {
-					w.Header().Set("Content-Type", "text/plain")
-					_, _ = w.Write([]byte(resp))
-					return
+			if validToken(token) {
+				for _, a := range m.acme {
+					if resp, ok := a.httpChallenge(r.Context(), token); ok {
+						w.Header().Set("Content-Type", "text/plain")
+						_, _ = w.Write([]byte(resp))
+						return
+					}
 				}
 			}
 			http.NotFound(w, r)

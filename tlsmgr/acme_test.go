@@ -39,9 +39,18 @@ func listeners(t *testing.T) (httpLn, tlsLn net.Listener) {
 
 func port(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
 
-// startManager builds the ACME source for hosts and serves the manager's
-// TLS config on tlsLn and its HTTP-01 handler on httpLn.
+// startManager builds the ACME source for hosts, serves the manager's
+// TLS config on tlsLn and its HTTP-01 handler on httpLn, and starts it.
 func startManager(t *testing.T, cfg ACMEConfig, httpLn, tlsLn net.Listener) (*Manager, *ACME) {
+	t.Helper()
+	m, a := serveManager(t, cfg, httpLn, tlsLn)
+	m.Start()
+	return m, a
+}
+
+// serveManager is startManager without Start: the listeners answer
+// handshakes and challenges, but nothing is ordered yet.
+func serveManager(t *testing.T, cfg ACMEConfig, httpLn, tlsLn net.Listener) (*Manager, *ACME) {
 	t.Helper()
 	a, err := NewACME(cfg)
 	if err != nil {
@@ -71,7 +80,6 @@ func startManager(t *testing.T, cfg ACMEConfig, httpLn, tlsLn net.Listener) (*Ma
 			}()
 		}
 	}()
-	m.Start()
 	t.Cleanup(func() { m.Stop(); hs.Close() })
 	return m, a
 }

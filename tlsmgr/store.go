@@ -12,7 +12,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -58,13 +57,9 @@ func ensureDir(dir string) error {
 // writeKeyPair stores key and chain as one PEM file with mode 0600, written
 // to a temporary file and renamed so a crash never leaves half a key.
 func writeKeyPair(path string, key crypto.Signer, chain [][]byte) error {
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	buf, err := encodeKeyPair(key, chain)
 	if err != nil {
-		return fmt.Errorf("encode key: %w", err)
-	}
-	buf := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	for _, der := range chain {
-		buf = append(buf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+		return err
 	}
 	return writeFileAtomic(path, buf)
 }

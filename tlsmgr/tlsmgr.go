@@ -3,6 +3,13 @@
 // name: ACME (ordered, cached and renewed), PEM files (reloaded when they
 // change on disk) or self-signed (development).
 //
+// ACME answers HTTP-01, TLS-ALPN-01 and DNS-01 challenges; DNS-01 (the only
+// way to a wildcard certificate) publishes its TXT records through a
+// DNSProvider: RFC 2136 dynamic updates or an operator's command. ACME state
+// goes through a Storage: files in the state directory for one instance, or
+// Redis for a cluster, where one instance orders each certificate under a
+// lock and every instance answers the challenges and serves the result.
+//
 // Place in the request path: first. A client's TLS handshake ends here; only
 // then does a request exist for the gateway. Certificates are only ever
 // obtained for host names that the configuration names: an unknown SNI gets a
@@ -123,7 +130,7 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
 	if isALPNChallenge(hello) {
 		for _, a := range m.acme {
-			if c := a.challengeCert(name); c != nil {
+			if c := a.challengeCert(hello.Context(), name); c != nil {
 				return c, nil
 			}
 		}

@@ -280,7 +280,18 @@ func TestNewACMERejectsBadConfig(t *testing.T) {
 		{"half EAB", func(c *ACMEConfig) { c.EABKeyID = "kid" }, "both a key id and an HMAC key"},
 		{"bad EAB key", func(c *ACMEConfig) { c.EABKeyID, c.EABHMACKey = "kid", "not base64!" }, "HMAC key"},
 		{"key type", func(c *ACMEConfig) { c.KeyType = "dsa" }, "key type"},
-		{"challenge", func(c *ACMEConfig) { c.Challenges = []string{"dns-01"} }, "challenge must be"},
+		{"challenge", func(c *ACMEConfig) { c.Challenges = []string{"dns-02"} }, "challenge must be"},
+		{"dns-01 without provider", func(c *ACMEConfig) { c.Challenges = []string{"dns-01"} }, "needs a DNS provider"},
+		{"provider missing", func(c *ACMEConfig) { c.DNS01 = &DNS01Config{} }, "without a provider"},
+		{"wildcard not leftmost", func(c *ACMEConfig) {
+			c.DNS01 = &DNS01Config{Provider: &ExecHook{}}
+			c.Hosts = []string{"a.*.shop.test"}
+		}, "one leftmost label"},
+		{"wildcard of a TLD", func(c *ACMEConfig) {
+			c.DNS01 = &DNS01Config{Provider: &ExecHook{}}
+			c.Hosts = []string{"*.test"}
+		}, "one leftmost label"},
+		{"no storage", func(c *ACMEConfig) { c.CacheDir = "" }, "cache directory or a storage"},
 	}
 	for _, tt := range tests {
 		c := ok

@@ -8,8 +8,10 @@
 //     with an empty NOERROR response, so that names such as "shop.test"
 //     resolve to loopback for the validation authority;
 //   - Pebble (github.com/letsencrypt/pebble/v2: db, ca, va, wfe), whose VA
-//     resolves names through that DNS server and really validates HTTP-01
-//     and TLS-ALPN-01 challenges against the ports given in Options
+//     resolves names through that DNS server (or Options.Resolver, e.g. a
+//     real BIND started by StartBIND) and really validates HTTP-01,
+//     TLS-ALPN-01 and DNS-01 challenges, the first two against the ports
+//     given in Options
 //     (Pebble's "always valid" shortcut is forced off, its random
 //     pre-validation sleep is disabled);
 //   - Pebble's ACME front end (WFE) over HTTPS on an ephemeral 127.0.0.1
@@ -91,6 +93,12 @@ type Options struct {
 	// needs fresh challenges.
 	ReuseAuthz bool
 
+	// Resolver, if set, is the "host:port" of a DNS server that Pebble's VA
+	// asks (over TCP) instead of the harness's own: a real authoritative
+	// server such as StartBIND's, for DNS-01. It must also answer the A
+	// queries of HTTP-01 and TLS-ALPN-01 validations with loopback.
+	Resolver string
+
 	// Verbose sends Pebble's (very chatty) log to t.Log; otherwise it is
 	// discarded.
 	Verbose bool
@@ -125,7 +133,9 @@ func Start(t testing.TB, opts Options) *Server {
 	t.Cleanup(s.Stop)
 	logger := log.New(s.logw, "pebble ", log.Lmicroseconds)
 
-	if err := s.startDNS(); err != nil {
+	if opts.Resolver != "" {
+		s.dnsAddr = opts.Resolver
+	} else if err := s.startDNS(); err != nil {
 		t.Fatalf("acmetest: start DNS server: %v", err)
 	}
 
@@ -230,7 +240,8 @@ func (s *Server) EABKeyID() string { return eabKeyID }
 // padding (decode with base64.RawURLEncoding).
 func (s *Server) EABHMACKey() string { return s.eabKey }
 
-// DNSAddr is the "127.0.0.1:port" address of the DNS server (UDP and TCP).
+// DNSAddr is the "127.0.0.1:port" address of the DNS server Pebble asks:
+// the harness's own (UDP and TCP), or Options.Resolver.
 func (s *Server) DNSAddr() string { return s.dnsAddr }
 
 // Orders is the number of POST requests received on the newOrder endpoint
