@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/portcullis-waf/portcullis/audit"
-	"github.com/portcullis-waf/portcullis/audit/replay"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/gateway"
+	"github.com/portcullis-waf/portcullis/review/replay"
 )
 
 // siteConfig is a blog with the full CRS at paranoia 1, blocking. The
