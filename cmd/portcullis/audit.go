@@ -516,8 +516,8 @@ func runAuditShow(c *command, args []string, stdout, stderr io.Writer) int {
 func printScore(w io.Writer, b score.Breakdown) {
 	fmt.Fprintf(w, "\nAnomaly score: inbound %d, outbound %d\n", b.RecordedInbound, b.RecordedOutbound)
 	scored := func(title string, rules []score.Rule, sum, recorded int) {
-		if len(rules) == 0 {
-			return
+		if len(rules) == 0 && sum == recorded {
+			return // a score no listed rule explains is still shown
 		}
 		fmt.Fprintf(w, "\n%s\n", title)
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
