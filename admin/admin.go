@@ -1,6 +1,6 @@
 // Package admin is the operator's side of Portcullis: the web dashboard
 // (overview, events, event detail with the anomaly score broken down per
-// rule, bans) and its JSON API under /api/, served on the admin listener.
+// rule by review/score, the breakdown `audit show` prints too, bans) and its JSON API under /api/, served on the admin listener.
 //
 // Place in the request path: none. The admin listener is separate from the
 // traffic listeners (default 127.0.0.1:9090); it reads the audit records the
@@ -65,7 +65,7 @@ type Options struct {
 }
 
 // NotAFix starts the first line of an Explain answer for a request judged a
-// real attack (audit/explain.AttackWarning): its exclusions are commented
+// real attack (review/explain.AttackWarning): its exclusions are commented
 // out and the page says so.
 const NotAFix = "# NOT A FIX:"
 

@@ -14,6 +14,7 @@ import (
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/audit/store"
 	"github.com/portcullis-waf/portcullis/bans"
+	"github.com/portcullis-waf/portcullis/review/score"
 )
 
 // JSON API under /api/. Filters are the dashboard's URL parameters (the
@@ -28,8 +29,8 @@ type EventsResponse struct {
 
 // EventResponse answers GET /api/events/{id}.
 type EventResponse struct {
-	Event *audit.Entry `json:"event"`
-	Score Breakdown    `json:"score"`
+	Event *audit.Entry    `json:"event"`
+	Score score.Breakdown `json:"score"`
 	// Exclusion is the suggested rule exclusion (YAML) when Explain is
 	// configured and the record was blocked or flagged. One that starts
 	// with "# NOT A FIX:" is for a request judged a real attack.
@@ -163,7 +164,7 @@ func (s *Server) apiEvent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	out := EventResponse{Event: e, Score: breakdown(e)}
+	out := EventResponse{Event: e, Score: score.Of(e)}
 	if s.explainable(e) {
 		var err error
 		if out.Exclusion, err = s.opts.Explain(e); err != nil {

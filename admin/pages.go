@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/audit/query"
 	"github.com/portcullis-waf/portcullis/audit/store"
+	"github.com/portcullis-waf/portcullis/review/score"
 )
 
 // storeTimeout bounds one store call made for a page or API request.
@@ -217,7 +218,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	}
 	var rules []topRow
 	for _, rc := range sum.TopRules {
-		if classify(rc.ID) == kindBookkeeping || len(rules) == topRows {
+		if audit.IsBookkeepingID(rc.ID) || len(rules) == topRows {
 			continue
 		}
 		rules = append(rules, topRow{Label: strconv.Itoa(rc.ID), Detail: rc.Message, Count: rc.Count,
@@ -405,7 +406,7 @@ func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request) {
 		}
 		seen := map[int]bool{}
 		for _, mr := range e.Rules {
-			if seen[mr.ID] || classify(mr.ID) == kindBookkeeping {
+			if seen[mr.ID] || audit.IsBookkeeping(mr) {
 				continue
 			}
 			seen[mr.ID] = true
@@ -465,7 +466,7 @@ func chips(path string, f query.Filter, extra ...string) []filterChip {
 type eventView struct {
 	E             *audit.Entry
 	Fields        []field
-	Score         Breakdown
+	Score         score.Breakdown
 	Headers       []field
 	Explain       bool
 	Suggestion    string
@@ -491,7 +492,7 @@ func (s *Server) eventPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	raw, _ := json.MarshalIndent(e, "", "  ") // an Entry always marshals
-	view := eventView{E: e, Score: breakdown(e), RawJSON: string(raw), Headers: headerFields(e.Headers)}
+	view := eventView{E: e, Score: score.Of(e), RawJSON: string(raw), Headers: headerFields(e.Headers)}
 	if s.opts.Bans != nil && e.ClientIP != "" {
 		view.BanURL = "/bans?" + url.Values{"prefix": {e.ClientIP}}.Encode()
 	}

@@ -226,33 +226,6 @@ func TestBansPage(t *testing.T) {
 	}
 }
 
-func TestBreakdown(t *testing.T) {
-	for _, tc := range []struct {
-		name                 string
-		rules                []audit.MatchedRule
-		in, out, bookkeeping int
-		inRules, outRules    int
-	}{
-		{"severities", []audit.MatchedRule{
-			{ID: 942100, Severity: "CRITICAL"}, {ID: 920100, Severity: "error"},
-			{ID: 920300, Severity: "Warning"}, {ID: 920320, Severity: "notice"}, {ID: 1000, Severity: "info"},
-		}, 14, 0, 0, 5, 0},
-		{"numeric severities", []audit.MatchedRule{{ID: 942100, Severity: "2"}, {ID: 920320, Severity: "5"}}, 7, 0, 0, 2, 0},
-		{"bookkeeping", []audit.MatchedRule{
-			{ID: 901001}, {ID: 949110, Severity: "emergency"}, {ID: 959100}, {ID: 980130}, {ID: 980170},
-		}, 0, 0, 5, 0, 0},
-		{"outbound", []audit.MatchedRule{{ID: 951120, Severity: "critical"}, {ID: 954100, Severity: "error"}, {ID: 959100}}, 0, 9, 1, 0, 2},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			b := breakdown(&audit.Entry{Rules: tc.rules})
-			if b.InboundSum != tc.in || b.OutboundSum != tc.out || len(b.Bookkeeping) != tc.bookkeeping ||
-				len(b.Inbound) != tc.inRules || len(b.Outbound) != tc.outRules {
-				t.Fatalf("got in %d (%d rules), out %d (%d rules), bookkeeping %d", b.InboundSum, len(b.Inbound), b.OutboundSum, len(b.Outbound), len(b.Bookkeeping))
-			}
-		})
-	}
-}
-
 func TestChart(t *testing.T) {
 	for _, tc := range []struct{ n, want int }{{0, 4}, {3, 4}, {5, 8}, {7, 8}, {9, 20}, {41, 80}, {123, 200}, {1234, 2000}, {999999, 2000000}} {
 		if got := niceCeil(tc.n); got != tc.want {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/portcullis-waf/portcullis/audit/query"
+	"github.com/portcullis-waf/portcullis/review/score"
 )
 
 // The dashboard's templates and assets are compiled in: the admin listener
@@ -33,6 +34,7 @@ func loadPages() (*pageSet, error) {
 		"ruleURL": func(id int) string {
 			return link("/events", query.Filter{RuleIDs: []int{id}})
 		},
+		"scoreLegend": score.Legend,
 		"severityClass": func(s string) string {
 			switch s {
 			case "critical", "error", "warning", "notice":

@@ -213,27 +213,6 @@ func FuzzRead(f *testing.F) {
 	})
 }
 
-func TestRulePoints(t *testing.T) {
-	tests := []struct {
-		r         MatchedRule
-		points    int
-		detection bool
-	}{
-		{MatchedRule{ID: 942100, Severity: "critical"}, 5, true},
-		{MatchedRule{ID: 920350, Severity: "warning"}, 3, true},
-		{MatchedRule{ID: 913100, Severity: "CRITICAL"}, 5, true},
-		{MatchedRule{ID: 949110, Severity: "emergency"}, 0, false},
-		{MatchedRule{ID: 980170}, 0, false},
-		{MatchedRule{ID: 10001, Severity: ""}, 0, false},
-		{MatchedRule{ID: 10002, Severity: "notice"}, 2, true},
-	}
-	for _, tt := range tests {
-		if p, d := RulePoints(tt.r); p != tt.points || d != tt.detection {
-			t.Errorf("RulePoints(%d %q) = %d, %v; want %d, %v", tt.r.ID, tt.r.Severity, p, d, tt.points, tt.detection)
-		}
-	}
-}
-
 func TestRedactorHeadersCleansRefererQuery(t *testing.T) {
 	r := NewRedactor(nil, nil)
 	got := r.Headers(http.Header{"Referer": {"https://app.example/cb?access_token=abc&x=1"}, "Origin": {"https://app.example"}})

@@ -7,7 +7,6 @@
 //	             by age and size, rollups for fast summaries (sqlite.go has
 //	             the schema)
 //	OpenFiles    read-only over JSON-lines audit files
-//	anomaly      a record's CRS anomaly score, rule by rule
 //	export       JSON lines, CSV and OCSF writers
 //	storetest    realistic generated records for tests, benchmarks, demos
 //

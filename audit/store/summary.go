@@ -8,7 +8,6 @@ import (
 
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/audit/query"
-	"github.com/portcullis-waf/portcullis/audit/store/anomaly"
 )
 
 // MaxSeriesPoints bounds a Summary's series: a requested bucket that would
@@ -219,7 +218,7 @@ func (a *aggregator) finish(since, until int64, width time.Duration, top int) *S
 		}
 	}
 	for id, n := range a.rules {
-		if anomaly.IsBookkeepingID(id) {
+		if audit.IsBookkeepingID(id) {
 			continue // 949110 and friends match every blocked request
 		}
 		s.TopRules = append(s.TopRules, RuleCount{ID: id, Message: a.msgs[id], Count: n})

@@ -22,9 +22,9 @@ import (
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/audit/query"
 	"github.com/portcullis-waf/portcullis/audit/store"
-	"github.com/portcullis-waf/portcullis/audit/store/anomaly"
 	"github.com/portcullis-waf/portcullis/audit/store/export"
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/review/score"
 )
 
 const auditHelp = `Records come from --db FILE (the SQLite audit store), --file FILE (JSON-lines
@@ -277,7 +277,7 @@ func ruleList(e *audit.Entry) string {
 	var ids, book []string
 	for _, r := range e.Rules {
 		id := strconv.Itoa(r.ID)
-		if anomaly.IsBookkeeping(r) {
+		if audit.IsBookkeeping(r) {
 			if !slices.Contains(book, id) {
 				book = append(book, id)
 			}
@@ -511,6 +511,50 @@ func runAuditShow(c *command, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// printScore prints the anomaly score rule by rule: review/score's
+// breakdown, the same one the dashboard shows.
+func printScore(w io.Writer, b score.Breakdown) {
+	fmt.Fprintf(w, "\nAnomaly score: inbound %d, outbound %d\n", b.RecordedInbound, b.RecordedOutbound)
+	scored := func(title string, rules []score.Rule, sum, recorded int) {
+		if len(rules) == 0 && sum == recorded {
+			return // a score no listed rule explains is still shown
+		}
+		fmt.Fprintf(w, "\n%s\n", title)
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  RULE\tPOINTS\tSEVERITY\tVARIABLE\tMATCHED DATA\tMESSAGE")
+		for _, r := range rules {
+			fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%s\t%s\n", r.ID, r.Points, clean(r.SeverityName), clean(truncate(r.MatchedVariable, 40)),
+				clean(truncate(r.MatchedData, 40)), clean(truncate(r.Message, 70)))
+		}
+		fmt.Fprintf(tw, "  total\t%d\t\t\t\t\n", sum)
+		_ = tw.Flush()
+		if sum != recorded {
+			fmt.Fprintf(w, "  (the engine recorded %d: %s)\n", recorded, b.Difference())
+		}
+	}
+	scored("Inbound scoring rules ("+score.Legend()+")", b.Inbound, b.InboundSum, b.RecordedInbound)
+	scored("Outbound scoring rules", b.Outbound, b.OutboundSum, b.RecordedOutbound)
+	if len(b.Bookkeeping) > 0 {
+		fmt.Fprintln(w, "\nCRS bookkeeping rules (score evaluation and reporting)")
+		for _, r := range b.Bookkeeping {
+			fmt.Fprintf(w, "  %d  %s\n", r.ID, clean(truncate(r.Message, 160)))
+			if r.MatchedVariable != "" || r.MatchedData != "" {
+				fmt.Fprintf(w, "          %s: %s\n", clean(r.MatchedVariable), clean(truncate(r.MatchedData, 120)))
+			}
+		}
+	}
+	if len(b.Other) > 0 {
+		fmt.Fprintln(w, "\nOther rules (outside CRS scoring: no points in the sums; custom and engine rules may block on their own)")
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  RULE\tSEVERITY\tVARIABLE\tMATCHED DATA\tMESSAGE")
+		for _, r := range b.Other {
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", r.ID, orDash(clean(r.SeverityName)), clean(truncate(r.MatchedVariable, 40)),
+				clean(truncate(r.MatchedData, 40)), clean(truncate(r.Message, 70)))
+		}
+		_ = tw.Flush()
+	}
+}
+
 // printRecord shows one record for a person: the request, the decision,
 // the anomaly score rule by rule, then everything else.
 func printRecord(w io.Writer, e *audit.Entry) {
@@ -558,42 +602,7 @@ func printRecord(w io.Writer, e *audit.Entry) {
 		line("Sampled", "an allowed request kept by audit.sample_allowed")
 	}
 
-	b := anomaly.Explain(e)
-	fmt.Fprintf(w, "\nAnomaly score: inbound %d, outbound %d\n", e.InboundScore, e.OutboundScore)
-	scored := func(title string, rules []anomaly.Scored, sum, recorded int) {
-		if len(rules) == 0 {
-			return
-		}
-		fmt.Fprintf(w, "\n%s\n", title)
-		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  RULE\tPOINTS\tSEVERITY\tVARIABLE\tMATCHED DATA\tMESSAGE")
-		for _, s := range rules {
-			r := s.Rule
-			fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%s\t%s\n", r.ID, s.Points, r.Severity, clean(truncate(r.MatchedVariable, 40)),
-				clean(truncate(r.MatchedData, 40)), clean(truncate(r.Message, 70)))
-		}
-		fmt.Fprintf(tw, "  total\t%d\t\t\t\t\n", sum)
-		_ = tw.Flush()
-		if sum != recorded {
-			fmt.Fprintf(w, "  (the engine recorded %d: scores differ from the CRS defaults, or rules matched that the record does not list)\n", recorded)
-		}
-	}
-	scored("Inbound scoring rules (CRS points: critical 5, error 4, warning 3, notice 2)", b.Inbound, b.InboundSum, e.InboundScore)
-	scored("Outbound scoring rules", b.Outbound, b.OutboundSum, e.OutboundScore)
-	plain := func(title string, rules []audit.MatchedRule) {
-		if len(rules) == 0 {
-			return
-		}
-		fmt.Fprintf(w, "\n%s\n", title)
-		for _, r := range rules {
-			fmt.Fprintf(w, "  %d  %s\n", r.ID, clean(truncate(r.Message, 160)))
-			if r.MatchedVariable != "" || r.MatchedData != "" {
-				fmt.Fprintf(w, "          %s: %s\n", clean(r.MatchedVariable), clean(truncate(r.MatchedData, 120)))
-			}
-		}
-	}
-	plain("CRS bookkeeping rules (score evaluation and reporting)", b.Bookkeeping)
-	plain("Other rules (outside CRS scoring)", b.Other)
+	printScore(w, score.Of(e))
 	if len(e.Rules) > 0 {
 		fmt.Fprintln(w, "\nRule details")
 		for _, r := range e.Rules {

@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
-	"github.com/portcullis-waf/portcullis/audit/explain"
 	"github.com/portcullis-waf/portcullis/audit/query"
-	"github.com/portcullis-waf/portcullis/audit/replay"
 	"github.com/portcullis-waf/portcullis/audit/store"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/gateway"
+	"github.com/portcullis-waf/portcullis/review/explain"
+	"github.com/portcullis-waf/portcullis/review/replay"
 )
 
 // runAuditExplain prints the smallest exclusion that lets a blocked
@@ -172,10 +172,13 @@ func eachRecord(ctx context.Context, s store.Store, f query.Filter, limit int, f
 	return nil
 }
 
+// ruleIDs lists the rules that matched, bookkeeping left out (as in the
+// search listing): the detection rules, and custom or engine rules, which
+// may block on their own.
 func ruleIDs(rules []audit.MatchedRule) []int {
 	var out []int
 	for _, r := range rules {
-		if _, detection := audit.RulePoints(r); detection {
+		if !audit.IsBookkeeping(r) {
 			out = append(out, r.ID)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/portcullis-waf/portcullis/admin"
-	"github.com/portcullis-waf/portcullis/audit/explain"
+	"github.com/portcullis-waf/portcullis/review/explain"
 )
 
 // TestExplainAndReplayAFalsePositive: a blog comment trips the CRS; the

@@ -19,12 +19,12 @@ import (
 	"github.com/portcullis-waf/portcullis/admin"
 	"github.com/portcullis-waf/portcullis/alerts"
 	"github.com/portcullis-waf/portcullis/audit"
-	"github.com/portcullis-waf/portcullis/audit/explain"
 	"github.com/portcullis-waf/portcullis/audit/store"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/gateway"
 	"github.com/portcullis-waf/portcullis/internal/every"
 	"github.com/portcullis-waf/portcullis/metrics"
+	"github.com/portcullis-waf/portcullis/review/explain"
 )
 
 // instance is a running Portcullis: the traffic server and its pipeline,

@@ -162,9 +162,6 @@ var Rules = []crsRule{
 	{934100, "Node.js Injection Attack 1/2", "critical", 1, tags("attack-rce", 1, "language-javascript", "capec/1000/152/242"), "ARGS:payload", "require('child_process')"},
 }
 
-// Points is CRS's anomaly score contribution per severity.
-var Points = map[string]int{"critical": 5, "error": 4, "warning": 3, "notice": 2}
-
 var userAgents = []string{
 	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
 	"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
@@ -222,7 +219,7 @@ func (g *Generator) Next() *audit.Entry {
 		rule := Rules[14+r.IntN(3)] // protocol warnings below the threshold
 		e.Action, e.Stage = audit.ActionDetected, audit.StageWAF
 		e.Rules = []audit.MatchedRule{matched(rule)}
-		e.InboundScore = Points[rule.severity]
+		e.InboundScore = audit.SeverityPoints(rule.severity)
 		e.Reason = fmt.Sprintf("1 rule(s) matched, anomaly score %d/0 below the threshold", e.InboundScore)
 	case roll < 75: // upstream errors, ~0.5%
 		e.Action, e.Stage, e.Status = audit.ActionError, audit.StageProxy, 502+r.IntN(3)
@@ -284,7 +281,7 @@ func (g *Generator) block(e *audit.Entry, ua, path *string) {
 		for range k {
 			rule := Rules[r.IntN(14)]
 			e.Rules = append(e.Rules, matched(rule))
-			score += Points[rule.severity]
+			score += audit.SeverityPoints(rule.severity)
 			if rule.id == 913100 {
 				*ua = scannerAgents[r.IntN(len(scannerAgents))]
 			}

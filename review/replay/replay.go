@@ -3,7 +3,8 @@
 // operator's way to test an exclusion or a paranoia level on real traffic
 // before deploying it.
 //
-// Place in the request path: none. It rebuilds requests from audit records
+// Place in the request path: none. It sits above audit/ and above the
+// pipeline, like the CLI. It rebuilds requests from audit records
 // (request line, headers, the kept body) and runs them through
 // gateway.Inspector — the protocol checks, routing and rule engine of a
 // pipeline built for the candidate configuration — without filters or

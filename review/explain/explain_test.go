@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/portcullis-waf/portcullis/audit"
-	"github.com/portcullis-waf/portcullis/audit/replay"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/gateway"
+	"github.com/portcullis-waf/portcullis/review/replay"
 )
 
 // siteConfig is a blog with the full CRS at paranoia 1, blocking. The
@@ -317,5 +317,41 @@ func TestExplainDetectMode(t *testing.T) {
 	other.URI = "/search"
 	if got := inspect(t, block+indent(y), &other); got.After != replay.Blocked {
 		t.Errorf("the same payload on another path passes in block mode: %s", got.After)
+	}
+}
+
+// TestCandidates: the rules an exclusion may remove are those that scored
+// or denied, as audit.RuleScore classifies them (issue 14: one table).
+func TestCandidates(t *testing.T) {
+	sqli := audit.MatchedRule{ID: 942100, Severity: "critical", Phase: 2}
+	numeric := audit.MatchedRule{ID: 920350, Severity: "4", Phase: 1}
+	leak := audit.MatchedRule{ID: 951220, Severity: "error", Phase: 4}
+	eval := audit.MatchedRule{ID: 949110, Severity: "emergency", Phase: 2, Tags: []string{"anomaly-evaluation"}}
+	taggedEval := audit.MatchedRule{ID: 100900, Severity: "critical", Phase: 2, Tags: []string{"anomaly-evaluation"}}
+	customScoring := audit.MatchedRule{ID: 100001, Severity: "CRITICAL", Phase: 1}
+	customDeny := audit.MatchedRule{ID: 100002, Phase: 2}
+	customLog := audit.MatchedRule{ID: 100003, Phase: 2}
+	unscored := audit.MatchedRule{ID: 942999, Phase: 2}
+	all := []audit.MatchedRule{sqli, numeric, leak, eval, taggedEval, customScoring, customDeny, customLog, unscored}
+	ids := func(rs []audit.MatchedRule) []int {
+		var out []int
+		for _, r := range rs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		reason string
+		want   []int
+	}{
+		{"request denied by rule 949110", []int{942100, 920350, 100001}},
+		{"request denied by rule 100002", []int{942100, 920350, 100001, 100002}},
+		{"request denied by rule 100900", []int{942100, 920350, 100001}},
+		{"request denied by rule 942999", []int{942100, 920350, 100001, 942999}},
+	} {
+		got := ids(candidates(&audit.Entry{Reason: tc.reason, Rules: all}))
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: candidates %v, want %v", tc.reason, got, tc.want)
+		}
 	}
 }

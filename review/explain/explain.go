@@ -4,9 +4,9 @@
 // snippet for the site's waf.exclusions, proven by judging the recorded
 // request again with the exclusion applied.
 //
-// Place in the request path: none. It works on audit records, through
-// package replay and gateway.Inspector, so the proof runs the same code as
-// live traffic.
+// Place in the request path: none. It sits above audit/ and above the
+// pipeline: it works on audit records, through package replay and
+// gateway.Inspector, so the proof runs the same code as live traffic.
 //
 // What it will not do (issue 13): offer an exclusion as a fix for a request
 // whose evidence says it was a real attack (see Evidence: executable
@@ -35,9 +35,9 @@ import (
 	"strings"
 
 	"github.com/portcullis-waf/portcullis/audit"
-	"github.com/portcullis-waf/portcullis/audit/replay"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/gateway"
+	"github.com/portcullis-waf/portcullis/review/replay"
 	"github.com/portcullis-waf/portcullis/waf"
 )
 
@@ -291,9 +291,12 @@ func scopePath(uri string) (prefix, exact, note string) {
 	return p, "", note
 }
 
-// candidates are the rules to exclude for a blocked judgement: the
-// detection rules that added to the score, and a rule that denied on its
-// own (custom rules without a severity).
+// candidates are the rules to exclude for a blocked judgement: the CRS
+// detection rules that added to the inbound score, the custom rules with a
+// scoring severity (the record cannot say whether they added points too,
+// see audit.RuleScore; narrowing drops them when they did not), and a rule
+// that denied on its own (custom rules without a severity). Bookkeeping
+// rules are never candidates: excluding 949110 would switch off blocking.
 func candidates(e *audit.Entry) []audit.MatchedRule {
 	var out []audit.MatchedRule
 	denied := deniedBy(e.Reason)
@@ -301,7 +304,11 @@ func candidates(e *audit.Entry) []audit.MatchedRule {
 		if r.Phase > 2 {
 			continue // response rules do not block requests
 		}
-		if _, detection := audit.RulePoints(r); detection || r.ID == denied && denied/1000 != 949 {
+		role, _ := audit.RuleScore(r)
+		switch {
+		case role == audit.RoleInbound,
+			role == audit.RoleOther && audit.SeverityPoints(r.Severity) > 0,
+			role != audit.RoleBookkeeping && r.ID == denied:
 			out = append(out, r)
 		}
 	}
