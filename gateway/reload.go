@@ -26,7 +26,7 @@ func Reload(cfg *config.Config, prev *Pipeline, log *slog.Logger) (*Pipeline, er
 		log = prev.log
 	}
 	engines := prev.engines.Next()
-	p, err := build(cfg, engines, prev.records, log, prev)
+	p, err := build(cfg, engines, prev.records, log, prev, prev.redis)
 	if err != nil {
 		_ = engines.Discard()
 		return nil, err
