@@ -490,7 +490,7 @@ func (sh *Shared) fullResync(reason string) error {
 		if json.Unmarshal([]byte(js), &rec) != nil || !rec.Prefix.IsValid() {
 			continue
 		}
-		if !rec.Removed && rec.validate() == nil && rec.Active(now) {
+		if !rec.Removed && acceptable(rec.Ban) && rec.Active(now) {
 			active = append(active, rec.Ban)
 		}
 	}
@@ -683,7 +683,7 @@ func (s *Store) apply(rec record) {
 		}
 		s.delete(rec.Prefix)
 	} else {
-		if rec.validate() != nil || !rec.Active(time.Now()) {
+		if !acceptable(rec.Ban) || !rec.Active(time.Now()) {
 			s.mu.Unlock()
 			return
 		}
@@ -745,6 +745,13 @@ func (s *Store) replace(bans []Ban, keep map[netip.Prefix]bool, now time.Time) {
 	gen := s.gen
 	s.mu.Unlock()
 	_ = s.save(gen)
+}
+
+// acceptable reports whether a ban from Redis may be applied: valid as a
+// local one must be, and no broader than an operator may ban by hand
+// (a hostile or corrupted record for 0.0.0.0/0 would refuse everyone).
+func acceptable(b Ban) bool {
+	return b.validate() == nil && checkBreadth(Command{Op: OpAdd, Prefix: b.Prefix}) == nil
 }
 
 // sameBan compares bans by value (times by instant: a ban that went

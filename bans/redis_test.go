@@ -319,3 +319,23 @@ func seriesSum(t *testing.T, conn *redisconn.Conn, name string) float64 {
 	}
 	return sum
 }
+
+// Records from Redis are checked like local changes: one that is malformed
+// or broader than an operator may ban is not applied.
+func TestSharedIgnoresHostileRecords(t *testing.T) {
+	cfg := sharedCfg(t)
+	a := newInstance(t, cfg, "", time.Hour)
+	waitSynced(t, a)
+	now := time.Now()
+	for _, payload := range []string{
+		`{"prefix":"0.0.0.0/0","reason":"x","source":"manual","created":"` + now.Format(time.RFC3339) + `","until":"` + now.Add(time.Hour).Format(time.RFC3339) + `"}`,
+		`{"prefix":"::/16","reason":"x","source":"manual","created":"` + now.Format(time.RFC3339) + `","until":"` + now.Add(time.Hour).Format(time.RFC3339) + `"}`,
+		`{"prefix":"192.0.2.1/32","reason":"x","source":"nobody","created":"` + now.Format(time.RFC3339) + `","until":"` + now.Add(time.Hour).Format(time.RFC3339) + `"}`,
+		`not json`,
+	} {
+		a.shared.applyMessage("999999 " + payload)
+	}
+	if isBanned(a.store, "198.51.100.1") || isBanned(a.store, "192.0.2.1") || isBanned(a.store, "::1") {
+		t.Errorf("a hostile record was applied: %v", a.store.List(time.Now()))
+	}
+}
