@@ -474,13 +474,16 @@ func (sh *Shared) fullResync(reason string) error {
 		// A new table: Redis was empty (the first instance of a cluster,
 		// or a restart without persistence). Seed it with what this
 		// instance holds; the others do the same when they notice.
-		sh.epoch = epoch
+		// Versions start again with the new table.
+		sh.epoch, sh.applied = epoch, ver
 		sh.syncMu.Unlock()
 		n := sh.reseed()
 		sh.syncMu.Lock()
-		sh.log.Info("ban table in redis was empty or new: pushed this instance's bans", "bans", n, "epoch", epoch)
+		if n > 0 {
+			sh.log.Info("ban table in redis was empty or new: pushed this instance's bans", "bans", n)
+		}
 		sh.conn.Metrics().Resync("reseed")
-		return nil // the version moved: the next check resyncs
+		return nil // the version moved if anything was pushed: the next check resyncs
 	}
 	now := time.Now()
 	active := make([]Ban, 0, len(flat)/2)
