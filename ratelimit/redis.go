@@ -80,7 +80,9 @@ type RedisOptions struct {
 
 // gcraScript decides one request. KEYS[1] is the key; ARGV are the
 // emission interval and Burst·interval in microseconds, and the time in
-// microseconds or 0 for the server's clock. It returns {allowed,
+// microseconds or 0 for the server's clock, and milliseconds added to the
+// expiry (0 on the server's clock; a minute on the caller's, whose clock
+// need not advance with the server's that expires keys). It returns {allowed,
 // reset_after_us, retry_after_us, remaining}. Numbers are written with
 // %.0f: Lua's tostring would use 14 significant digits and round a
 // microsecond timestamp.
@@ -88,6 +90,7 @@ var gcraScript = redis.NewScript(`
 local interval = tonumber(ARGV[1])
 local tau = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
+local slack = tonumber(ARGV[4])
 if now == nil or now <= 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -104,11 +107,11 @@ end
 local ahead = tat + interval - now
 if ahead > tau then
   if clamped then
-    redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.max(1, math.ceil((tat - now) / 1000)))
+    redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.max(1, math.ceil((tat - now) / 1000)) + slack)
   end
   return {0, tat - now, ahead - tau, 0}
 end
-redis.call('SET', KEYS[1], string.format('%.0f', tat + interval), 'PX', math.max(1, math.ceil(ahead / 1000)))
+redis.call('SET', KEYS[1], string.format('%.0f', tat + interval), 'PX', math.max(1, math.ceil(ahead / 1000)) + slack)
 return {1, ahead, 0, math.floor((tau - ahead) / interval)}
 `)
 
@@ -152,14 +155,14 @@ func (l *Redis) Allow(key Key, now time.Time) Decision {
 		l.conn.Metrics().Fallback("ratelimit")
 		return l.local.Allow(key, now)
 	}
-	var clock int64
+	var clock, slack int64
 	if l.callerClock {
-		clock = now.UnixMicro()
+		clock, slack = now.UnixMicro(), time.Minute.Milliseconds()
 	}
 	var res []int64
 	err := l.conn.Do("ratelimit", func(ctx context.Context) error {
 		var err error
-		res, err = gcraScript.Run(ctx, l.conn.Client, []string{l.ns + key.String()}, l.intervalUS, l.tauUS, clock).Int64Slice()
+		res, err = gcraScript.Run(ctx, l.conn.Client, []string{l.ns + key.String()}, l.intervalUS, l.tauUS, clock, slack).Int64Slice()
 		if err == nil && len(res) != 4 {
 			err = fmt.Errorf("rate-limit script returned %d values, want 4", len(res))
 		}
