@@ -17,8 +17,9 @@
 // reviewed like it.
 //
 // The Store is local to one process and optionally persisted to a JSON file
-// so bans survive a restart. Instances that must share bans will use Redis
-// (see ARCHITECTURE.md); two processes must not share one state file.
+// so bans survive a restart; two processes must not share one state file.
+// Instances of a cluster share bans and strikes through Redis (Shared,
+// redis.go): lookups stay local, changes travel.
 package bans
 
 import (

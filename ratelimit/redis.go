@@ -51,6 +51,13 @@ import (
 // instance then enforces the limit on its own, so the cluster admits up to
 // N times the limit for N instances. Counted in
 // portcullis_redis_fallback_total{kind="ratelimit"}.
+//
+// Why not github.com/go-redis/redis_rate: it is GCRA over Redis too, but
+// in float seconds (so its decisions differ from Memory's at the edges),
+// under its own key scheme, and without what this type exists for: the
+// exact local pre-check, the fallback to the local limiter with the same
+// rule, and the Decision fields SetHeaders needs computed the same way.
+// The script here is twenty lines; the dependency would not remove them.
 type Redis struct {
 	conn        *redisconn.Conn
 	rule        Rule
