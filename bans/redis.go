@@ -278,10 +278,8 @@ func (sh *Shared) subscribe() {
 
 // applyMessage applies "<version> <record JSON>".
 func (sh *Shared) applyMessage(payload string) {
-	vs, js, ok := strings.Cut(payload, " ")
-	v, err := strconv.ParseInt(vs, 10, 64)
-	var rec record
-	if !ok || err != nil || json.Unmarshal([]byte(js), &rec) != nil || !rec.Prefix.IsValid() {
+	v, rec, ok := parseMessage(payload)
+	if !ok {
 		sh.conn.Metrics().Message("invalid")
 		sh.log.Warn("ignored a malformed ban change from redis", "bytes", len(payload))
 		return
@@ -298,6 +296,18 @@ func (sh *Shared) applyMessage(payload string) {
 	sh.applied = v
 	sh.conn.Metrics().Message("applied")
 	sh.store.apply(rec)
+}
+
+// parseMessage reads "<version> <record JSON>" as published by the change
+// script. ok is false for anything else.
+func parseMessage(payload string) (v int64, rec record, ok bool) {
+	vs, js, found := strings.Cut(payload, " ")
+	v, err := strconv.ParseInt(vs, 10, 64)
+	if !found || err != nil || v < 0 || json.Unmarshal([]byte(js), &rec) != nil || !rec.Prefix.IsValid() {
+		return 0, record{}, false
+	}
+	rec.Prefix = normalize(rec.Prefix)
+	return v, rec, true
 }
 
 // The scripts keep these keys: KEYS[1] table (hash prefix → record JSON),

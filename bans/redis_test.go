@@ -339,3 +339,22 @@ func TestSharedIgnoresHostileRecords(t *testing.T) {
 		t.Errorf("a hostile record was applied: %v", a.store.List(time.Now()))
 	}
 }
+
+// FuzzParseMessage: whatever arrives on the channel, parsing never panics,
+// and what it accepts has a valid, normalised prefix and version.
+func FuzzParseMessage(f *testing.F) {
+	f.Add(`1 {"prefix":"192.0.2.0/24","reason":"r","source":"manual","created":"2026-01-01T00:00:00Z","until":"2026-01-01T01:00:00Z","until_ms":0,"mod_ms":0}`)
+	f.Add(`7 {"prefix":"::ffff:192.0.2.1/128","removed":true,"mod_ms":1,"until_ms":0}`)
+	f.Add(`x {}`)
+	f.Add(`-1 {"prefix":"10.0.0.0/8"}`)
+	f.Add("")
+	f.Fuzz(func(t *testing.T, payload string) {
+		v, rec, ok := parseMessage(payload)
+		if !ok {
+			return
+		}
+		if v < 0 || !rec.Prefix.IsValid() || rec.Prefix != normalize(rec.Prefix) {
+			t.Fatalf("accepted %q as version %d, prefix %v", payload, v, rec.Prefix)
+		}
+	})
+}
