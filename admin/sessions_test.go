@@ -67,7 +67,7 @@ func TestSessionsLocalWithoutRedis(t *testing.T) {
 func TestSessionsFallBackDuringOutage(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := redistest.Config(t, srv.Addr)
-	cfg.Timeout = 200 * time.Millisecond
+	cfg.Timeout = time.Second
 	conn := redistest.Connect(t, cfg)
 	a := newEnv(t, withRedis(conn))
 	s := a.login(t)

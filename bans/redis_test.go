@@ -172,7 +172,7 @@ func TestSharedStrikesAddUp(t *testing.T) {
 func TestSharedOutageQueuesAndConverges(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := redistest.Config(t, srv.Addr)
-	cfg.Timeout = 200 * time.Millisecond
+	cfg.Timeout = time.Second
 	dir := t.TempDir()
 	a := newInstance(t, cfg, filepath.Join(dir, "a.json"), 50*time.Millisecond)
 	b := newInstance(t, cfg, filepath.Join(dir, "b.json"), 50*time.Millisecond)
@@ -190,8 +190,10 @@ func TestSharedOutageQueuesAndConverges(t *testing.T) {
 	if !isBanned(a.store, "192.0.2.2") || !isBanned(a.store, "192.0.2.1") {
 		t.Fatal("local bans not enforced during the outage")
 	}
-	if a.shared.Pending() != 1 {
-		t.Fatalf("outbox holds %d changes, want 1", a.shared.Pending())
+	// (On a slow machine the first ban's push may have timed out too,
+	// although Redis applied it: then it is queued as well, harmlessly.)
+	if !a.shared.queued(netip.MustParsePrefix("192.0.2.2/32")) {
+		t.Fatalf("the ban made during the outage is not queued (%d queued)", a.shared.Pending())
 	}
 	if _, err := os.Stat(filepath.Join(dir, "a.json.outbox")); err != nil {
 		t.Fatalf("outbox file: %v", err)
@@ -216,7 +218,7 @@ func TestSharedOutageQueuesAndConverges(t *testing.T) {
 func TestSharedRedisLosesDataReseeds(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := redistest.Config(t, srv.Addr)
-	cfg.Timeout = 200 * time.Millisecond
+	cfg.Timeout = time.Second
 	a := newInstance(t, cfg, "", 50*time.Millisecond)
 	b := newInstance(t, cfg, "", 50*time.Millisecond)
 	waitSynced(t, a)
@@ -241,7 +243,7 @@ func TestSharedRedisLosesDataReseeds(t *testing.T) {
 func TestSharedOutboxSurvivesRestart(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := redistest.Config(t, srv.Addr)
-	cfg.Timeout = 200 * time.Millisecond
+	cfg.Timeout = time.Second
 	state := filepath.Join(t.TempDir(), "bans.json")
 	b := newInstance(t, cfg, "", 50*time.Millisecond)
 	waitSynced(t, b)
@@ -261,8 +263,8 @@ func TestSharedOutboxSurvivesRestart(t *testing.T) {
 	if err := st.Add(manualBan("198.51.100.0/24", time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if sh.Pending() != 1 {
-		t.Fatalf("pending %d, want 1", sh.Pending())
+	if !sh.queued(netip.MustParsePrefix("198.51.100.0/24")) {
+		t.Fatalf("the ban is not queued (%d queued)", sh.Pending())
 	}
 	sh.Close()
 	st.Close()
@@ -357,4 +359,16 @@ func FuzzParseMessage(f *testing.F) {
 			t.Fatalf("accepted %q as version %d, prefix %v", payload, v, rec.Prefix)
 		}
 	})
+}
+
+// queued reports whether a change of p waits in the outbox.
+func (sh *Shared) queued(p netip.Prefix) bool {
+	sh.outMu.Lock()
+	defer sh.outMu.Unlock()
+	for _, r := range sh.outbox {
+		if r.Prefix == p {
+			return true
+		}
+	}
+	return false
 }

@@ -216,7 +216,7 @@ func TestRedisKeyTTL(t *testing.T) {
 func TestRedisOutageFallbackAndRecovery(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := redistest.Config(t, srv.Addr)
-	cfg.Timeout = 200 * time.Millisecond
+	cfg.Timeout = time.Second
 	conn := redistest.Connect(t, cfg)
 	rule := Rule{Rate: 1, Burst: 2}
 	l := NewRedis(conn, rule, RedisOptions{ID: "outage", MaxKeys: 100})
@@ -269,12 +269,12 @@ func TestRedisOutageFallbackAndRecovery(t *testing.T) {
 func TestRedisTimeoutFallsBack(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := redistest.Config(t, srv.Addr)
-	cfg.Timeout = 50 * time.Millisecond
+	cfg.Timeout = 200 * time.Millisecond
 	conn := redistest.Connect(t, cfg)
 	l := NewRedis(conn, Rule{Rate: 5, Burst: 5}, RedisOptions{ID: "slow", MaxKeys: 10})
-	// Stall the server for two seconds: every client's commands wait.
+	// Stall the server for five seconds: every client's commands wait.
 	blocker := redistest.Connect(t, redistest.Config(t, srv.Addr))
-	if err := blocker.Client.Do(context.Background(), "CLIENT", "PAUSE", "2000", "ALL").Err(); err != nil {
+	if err := blocker.Client.Do(context.Background(), "CLIENT", "PAUSE", "5000", "ALL").Err(); err != nil {
 		t.Fatalf("CLIENT PAUSE: %v", err)
 	}
 	d := l.Allow(addrKey("192.0.2.50"), time.Now())

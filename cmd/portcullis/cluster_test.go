@@ -39,7 +39,7 @@ admin: {listen: %q, auth: none}
 tls: {state_dir: %q}
 cluster:
   name: ci
-  redis: {url: "redis://%s", timeout: 200ms, key_prefix: %q}
+  redis: {url: "redis://%s", timeout: 1s, key_prefix: %q}
 `, n.addr, upstream, n.admin, dir, redisAddr, prefix)
 	if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
