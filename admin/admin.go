@@ -35,6 +35,7 @@ import (
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/audit/store"
 	"github.com/portcullis-waf/portcullis/bans"
+	"github.com/portcullis-waf/portcullis/internal/redisconn"
 )
 
 // Options are what the admin server works with. Store is required; the rest
@@ -59,6 +60,10 @@ type Options struct {
 	// Log receives logins, refused logins and ban changes (never passwords
 	// or tokens). Nil discards.
 	Log *slog.Logger
+	// Redis, when set (cluster.redis), holds the dashboard sessions and
+	// the CSRF key, so that a load-balanced admin UI keeps its users
+	// logged in on every instance. Login rate limits stay per instance.
+	Redis *redisconn.Conn
 	// Now is the clock; nil means time.Now. Tests set it to pin "the last
 	// 24 hours" and ban expiry.
 	Now func() time.Time
@@ -169,6 +174,9 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.auth = a
+	if opts.Redis != nil {
+		a.useRedis(opts.Redis, s.log)
+	}
 	if s.pages, err = loadPages(); err != nil {
 		return nil, err
 	}

@@ -12,7 +12,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -61,16 +61,18 @@ type authenticator struct {
 	// dummy is compared against for unknown user names, so a refused login
 	// costs the same time whether or not the name exists.
 	dummy []byte
-	key   []byte // HMAC key for CSRF tokens; random per process
-	now   func() time.Time
+	// key is the HMAC key of CSRF tokens: random per process, or shared by
+	// the cluster through Redis so that a form rendered by one instance
+	// can be posted to another.
+	key atomic.Pointer[[]byte]
+	now func() time.Time
 
 	// bcryptSlots bounds concurrent bcrypt comparisons: each costs tens of
 	// milliseconds of CPU, and a flood of logins must not starve the host.
 	bcryptSlots chan struct{}
 	limiter     *loginLimiter
 
-	mu       sync.Mutex
-	sessions map[[32]byte]*session // keyed by SHA-256 of the id
+	sessions sessionStore
 }
 
 type tokenHash struct {
@@ -85,10 +87,11 @@ type session struct {
 }
 
 func newAuthenticator(a Auth, key []byte, now func() time.Time) (*authenticator, error) {
-	au := &authenticator{none: a.None, users: map[string][]byte{}, key: key, now: now,
+	au := &authenticator{none: a.None, users: map[string][]byte{}, now: now,
 		bcryptSlots: make(chan struct{}, max(2, runtime.NumCPU())),
 		limiter:     newLoginLimiter(now),
-		sessions:    map[[32]byte]*session{}}
+		sessions:    newMemorySessions()}
+	au.key.Store(&key)
 	var errs []error
 	if a.None && (len(a.Users) > 0 || len(a.Tokens) > 0) {
 		errs = append(errs, errors.New("auth none cannot be combined with users or tokens"))
@@ -173,24 +176,7 @@ func (a *authenticator) newSession(user string) (string, error) {
 		return "", fmt.Errorf("session id: %w", err)
 	}
 	id := hex.EncodeToString(b)
-	now := a.now()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.sweepLocked(now)
-	if len(a.sessions) >= maxSessions {
-		// Drop the least recently used session rather than refuse the
-		// operator who is logging in now.
-		var oldest [32]byte
-		var oldestUse time.Time
-		first := true
-		for k, s := range a.sessions {
-			if first || s.lastUse.Before(oldestUse) {
-				oldest, oldestUse, first = k, s.lastUse, false
-			}
-		}
-		delete(a.sessions, oldest)
-	}
-	a.sessions[sha256.Sum256([]byte(id))] = &session{user: user, id: id, created: now, lastUse: now}
+	a.sessions.create(id, user, a.now())
 	return id, nil
 }
 
@@ -199,35 +185,10 @@ func (a *authenticator) session(id string) (*session, bool) {
 	if len(id) != 64 {
 		return nil, false
 	}
-	k := sha256.Sum256([]byte(id))
-	now := a.now()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	s, ok := a.sessions[k]
-	if !ok {
-		return nil, false
-	}
-	if now.Sub(s.lastUse) > sessionIdle || now.Sub(s.created) > sessionAbsolute {
-		delete(a.sessions, k)
-		return nil, false
-	}
-	s.lastUse = now
-	return s, true
+	return a.sessions.lookup(id, a.now())
 }
 
-func (a *authenticator) endSession(id string) {
-	a.mu.Lock()
-	delete(a.sessions, sha256.Sum256([]byte(id)))
-	a.mu.Unlock()
-}
-
-func (a *authenticator) sweepLocked(now time.Time) {
-	for k, s := range a.sessions {
-		if now.Sub(s.lastUse) > sessionIdle || now.Sub(s.created) > sessionAbsolute {
-			delete(a.sessions, k)
-		}
-	}
-}
+func (a *authenticator) endSession(id string) { a.sessions.end(id) }
 
 // csrfToken is the synchronizer token for binding (a session id or the
 // anonymous cookie): an HMAC under a per-process key, so it needs no storage,
@@ -237,7 +198,7 @@ func (a *authenticator) csrfToken(binding string) string {
 	if binding == "" {
 		return ""
 	}
-	m := hmac.New(sha256.New, a.key)
+	m := hmac.New(sha256.New, *a.key.Load())
 	m.Write([]byte("portcullis admin csrf\x00"))
 	m.Write([]byte(binding))
 	return hex.EncodeToString(m.Sum(nil))

@@ -17,8 +17,9 @@
 // reviewed like it.
 //
 // The Store is local to one process and optionally persisted to a JSON file
-// so bans survive a restart. Instances that must share bans will use Redis
-// (see ARCHITECTURE.md); two processes must not share one state file.
+// so bans survive a restart; two processes must not share one state file.
+// Instances of a cluster share bans and strikes through Redis (Shared,
+// redis.go): lookups stay local, changes travel.
 package bans
 
 import (
@@ -30,6 +31,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -135,6 +137,11 @@ type Store struct {
 	savedGen uint64     // newest generation on disk
 
 	lock *os.File // held while the store owns its state file
+
+	// repl, when set, is told of every change made through Add and
+	// Remove (not of changes it applies itself), to share them with the
+	// other instances of a cluster (see Shared).
+	repl atomic.Pointer[Shared]
 }
 
 // Open returns a store holding at most maxEntries bans. If path is not
@@ -258,7 +265,11 @@ func (s *Store) Add(b Ban) error {
 	s.gen++
 	gen := s.gen
 	s.mu.Unlock()
-	return s.save(gen)
+	err := s.save(gen)
+	if r := s.repl.Load(); r != nil {
+		r.pushBan(b)
+	}
+	return err
 }
 
 // Remove lifts the ban of exactly prefix (not bans of networks containing
@@ -271,14 +282,21 @@ func (s *Store) Remove(prefix netip.Prefix) (bool, error) {
 	}
 	s.mu.Lock()
 	_, ok := s.bans[prefix]
+	var gen uint64
+	if ok {
+		s.delete(prefix)
+		s.gen++
+		gen = s.gen
+	}
+	s.mu.Unlock()
+	// Lifted everywhere, even when this instance had not heard of the
+	// ban yet.
+	if r := s.repl.Load(); r != nil {
+		r.pushRemoval(prefix)
+	}
 	if !ok {
-		s.mu.Unlock()
 		return false, nil
 	}
-	s.delete(prefix)
-	s.gen++
-	gen := s.gen
-	s.mu.Unlock()
 	return true, s.save(gen)
 }
 

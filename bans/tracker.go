@@ -138,6 +138,16 @@ func (tr *Tracker) Strike(a netip.Addr, reason string, now time.Time) (banned bo
 	if err != nil {
 		return false, err
 	}
+	if sh := tr.store.repl.Load(); sh != nil {
+		// Counted in Redis, so strikes on every instance add up; when
+		// Redis cannot count it, the local counters below do.
+		if reasons, ok := sh.strike(p, truncate(reason, maxStrikeReason), now, tr.threshold, tr.window); ok {
+			if len(reasons) == 0 {
+				return false, nil
+			}
+			return tr.ban(p, describeReasons(reasons, tr.window), now)
+		}
+	}
 	t := now.UnixNano()
 	window := int64(tr.window)
 
@@ -156,16 +166,30 @@ func (tr *Tracker) Strike(a netip.Addr, reason string, now time.Time) (banned bo
 		tr.mu.Unlock()
 		return false, nil
 	}
-	why := truncate(c.describe(tr.window), MaxReasonLen)
+	why := c.describe(tr.window)
 	tr.unlink(c)
 	delete(tr.counters, p)
 	tr.mu.Unlock()
+	return tr.ban(p, why, now)
+}
 
-	err = tr.store.Add(Ban{Prefix: p, Reason: why, Source: SourceAuto, Created: now, Until: now.Add(tr.banFor)})
+// ban bans p after its strikes.
+func (tr *Tracker) ban(p netip.Prefix, why string, now time.Time) (bool, error) {
+	err := tr.store.Add(Ban{Prefix: p, Reason: truncate(why, MaxReasonLen), Source: SourceAuto, Created: now, Until: now.Add(tr.banFor)})
 	if err != nil && !errors.Is(err, ErrNotSaved) {
 		return false, fmt.Errorf("bans: ban %s after strikes: %w", p, err)
 	}
 	return true, err
+}
+
+// describeReasons describes strikes counted in Redis the way a local
+// counter describes its own.
+func describeReasons(reasons []string, window time.Duration) string {
+	c := &counter{times: make([]int64, len(reasons)), why: make([]uint8, len(reasons))}
+	for _, r := range reasons {
+		c.record(0, r)
+	}
+	return c.describe(window)
 }
 
 // TrackerStats describes the tracker, for metrics.

@@ -28,7 +28,8 @@ type Config struct {
 	Bans      BansConfig
 	Admin     *AdminConfig // nil: no admin listener
 	Log       LogConfig
-	Alerts    *AlertsConfig // nil: no alerts
+	Alerts    *AlertsConfig  // nil: no alerts
+	Cluster   *ClusterConfig // nil: a single instance, no shared services
 }
 
 // ListenerConfig is a resolved listener.
@@ -375,6 +376,7 @@ func (c *checker) resolve(f *File) *Config {
 	c.resolveAdmin(f, cfg)
 	c.resolveLog(f, cfg)
 	c.resolveAlerts(f, cfg)
+	c.resolveCluster(f, cfg)
 	c.checkRules(cfg)
 	return cfg
 }

@@ -40,6 +40,8 @@ type File struct {
 	Log Log `yaml:"log"`
 	// Alerts sends webhooks about incidents. Default: off.
 	Alerts *Alerts `yaml:"alerts"`
+	// Cluster shares state between instances (Redis). Default: off.
+	Cluster *Cluster `yaml:"cluster"`
 }
 
 // ClientIP configures the real client address.

@@ -22,14 +22,14 @@ func Check(cfg *config.Config) (int, error) {
 	engines := waf.NewCache()
 	defer engines.Close()
 	for i, sc := range cfg.Sites {
-		if _, err := newRouteLimits(sc.Name, "", sc.RateLimits, nil, nil); err != nil {
+		if _, err := newRouteLimits(sc.Name, "", sc.RateLimits, nil, nil, nil); err != nil {
 			return 0, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].filters.rate_limits", i), Msg: err.Error()}
 		}
 		for j, rc := range sc.Routes {
 			if _, err := engines.Get(rc.WAF); err != nil {
 				return 0, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].routes[%d].waf", i, j), Msg: err.Error()}
 			}
-			if _, err := newRouteLimits(sc.Name, rc.Path, rc.RateLimits, nil, nil); err != nil {
+			if _, err := newRouteLimits(sc.Name, rc.Path, rc.RateLimits, nil, nil, nil); err != nil {
 				return 0, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].routes[%d].rate_limits", i, j), Msg: err.Error()}
 			}
 		}

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -20,6 +22,7 @@ import (
 	"github.com/portcullis-waf/portcullis/bans"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/internal/every"
+	"github.com/portcullis-waf/portcullis/internal/redisconn"
 	"github.com/portcullis-waf/portcullis/ratelimit"
 	"github.com/portcullis-waf/portcullis/reputation"
 	"github.com/portcullis-waf/portcullis/respond"
@@ -34,6 +37,7 @@ type cheap struct {
 	lists    map[string]*reputation.List
 	geo      *reputation.GeoIP // nil without databases
 	bans     *bans.Store       // nil when bans are off
+	shared   *bans.Shared      // the ban table's replication; nil without cluster.redis
 	tracker  *bans.Tracker
 	strikes  map[int]bool // response statuses that count as strikes
 	banFile  string
@@ -81,6 +85,7 @@ type routeLimit struct {
 	rule    ratelimit.Rule
 	limiter ratelimit.Limiter
 	route   uint64 // for ip_route keys
+	shared  bool   // limiter is shared by the cluster: keys must mean the same in every process
 }
 
 // buildCheap opens lists, GeoIP databases and the ban table.
@@ -88,7 +93,9 @@ type routeLimit struct {
 // start): lists, GeoIP databases and the ban table built from the same
 // settings are taken over, so feeds are not fetched again and bans and
 // their strike counts carry on.
-func buildCheap(cfg *config.Config, trusted func(netip.Addr) bool, log *slog.Logger, from *cheap) (*cheap, error) {
+//
+// With conn (cluster.redis), a new ban table is shared through it.
+func buildCheap(cfg *config.Config, trusted func(netip.Addr) bool, log *slog.Logger, from *cheap, conn *redisconn.Conn) (*cheap, error) {
 	c := &cheap{lists: map[string]*reputation.List{}, log: log, strikes: map[int]bool{}, trusted: trusted,
 		listCfg: map[string]config.ListConfig{}, geoCfg: cfg.GeoIP, banCfg: cfg.Bans, inherited: map[any]bool{}}
 	// Lists load side by side: each may wait for a feed (up to its fetch
@@ -144,6 +151,7 @@ func buildCheap(cfg *config.Config, trusted func(netip.Addr) bool, log *slog.Log
 			// The same table (it holds the file's lock); the strike counts
 			// carry on unless the strike settings changed.
 			store = from.bans
+			c.shared = from.shared
 			c.inherited[store] = true
 			if from.banCfg.Threshold == b.Threshold && from.banCfg.Window == b.Window && from.banCfg.Duration == b.Duration && from.banCfg.MaxEntries == b.MaxEntries {
 				tracker = from.tracker
@@ -154,11 +162,21 @@ func buildCheap(cfg *config.Config, trusted func(netip.Addr) bool, log *slog.Log
 				c.close()
 				return nil, &config.FieldError{File: cfg.Source, Path: "bans.state_file", Msg: err.Error()}
 			}
+			if conn != nil {
+				if c.shared, err = bans.NewShared(conn, store, bans.SharedOptions{StateFile: b.StateFile, Log: log.With("component", "bans")}); err != nil {
+					store.Close()
+					c.close()
+					return nil, &config.FieldError{File: cfg.Source, Path: "bans.state_file", Msg: err.Error()}
+				}
+			}
 		}
 		if tracker == nil {
 			var err error
 			if tracker, err = bans.NewTracker(store, b.Threshold, b.Window, b.Duration, b.MaxEntries); err != nil {
 				if !c.inherited[store] {
+					if c.shared != nil {
+						c.shared.Close()
+					}
 					store.Close()
 				}
 				c.close()
@@ -180,6 +198,9 @@ func (c *cheap) start() {
 	}
 	if c.geo != nil {
 		c.geo.Start(time.Minute)
+	}
+	if c.shared != nil {
+		c.shared.Start() // once per table: a reload that took it over finds it running
 	}
 	if c.bans != nil {
 		// `portcullis bans add|remove` spools commands; apply them now (they
@@ -236,7 +257,11 @@ func (c *cheap) close() {
 		c.geo.Stop()
 	}
 	if c.bans != nil && c.owns(c.bans) {
-		// After the strike workers: their last bans are on disk first.
+		// After the strike workers: their last bans are on disk (and in
+		// Redis, or its outbox) first.
+		if c.shared != nil {
+			c.shared.Close()
+		}
 		_ = c.bans.Close()
 	}
 }
@@ -270,9 +295,16 @@ var routeSeed = maphash.MakeSeed()
 // start): an unchanged limit keeps its counters across a reload, so a reload
 // is no way to reset a client's budget. Every limiter used is recorded in
 // next (when not nil) for the reload after this one.
-func newRouteLimits(site, path string, limits []config.RateLimitConfig, prev, next map[string]ratelimit.Limiter) ([]*routeLimit, error) {
+//
+// With conn (cluster.redis), limits are shared by the cluster: their
+// counters live in Redis under an id derived from the limit's settings, so
+// instances with the same limit share one budget.
+func newRouteLimits(site, path string, limits []config.RateLimitConfig, prev, next map[string]ratelimit.Limiter, conn *redisconn.Conn) ([]*routeLimit, error) {
 	var out []*routeLimit
 	route := maphash.String(routeSeed, site+"\x00"+path)
+	if conn != nil {
+		route = ratelimit.RouteID(site, path)
+	}
 	for _, rc := range limits {
 		rule := ratelimit.Rule{Rate: rc.Rate, Burst: rc.Burst}
 		if err := rule.Validate(); err != nil {
@@ -281,12 +313,17 @@ func newRouteLimits(site, path string, limits []config.RateLimitConfig, prev, ne
 		key := limitKey(site, path, rc)
 		limiter := prev[key]
 		if limiter == nil {
-			limiter = ratelimit.NewMemory(rule, rc.MaxKeys)
+			if conn != nil {
+				sum := sha256.Sum256([]byte(key))
+				limiter = ratelimit.NewRedis(conn, rule, ratelimit.RedisOptions{ID: hex.EncodeToString(sum[:8]), MaxKeys: rc.MaxKeys})
+			} else {
+				limiter = ratelimit.NewMemory(rule, rc.MaxKeys)
+			}
 		}
 		if next != nil {
 			next[key] = limiter
 		}
-		out = append(out, &routeLimit{cfg: rc, rule: rule, limiter: limiter, route: route})
+		out = append(out, &routeLimit{cfg: rc, rule: rule, limiter: limiter, route: route, shared: conn != nil})
 	}
 	return out, nil
 }
@@ -368,14 +405,24 @@ func (rl *routeLimit) key(r *http.Request, addr netip.Addr) ratelimit.Key {
 	switch rl.cfg.Key {
 	case config.KeyHeader:
 		if vs := r.Header.Values(rl.cfg.Header); len(vs) == 1 && vs[0] != "" {
+			if rl.shared {
+				return ratelimit.SharedKeyFromString(vs[0])
+			}
 			return ratelimit.KeyFromString(vs[0])
 		}
-		return ipKey.With(rl.route)
+		return rl.withRoute(ipKey)
 	case config.KeyIPRoute:
-		return ipKey.With(rl.route)
+		return rl.withRoute(ipKey)
 	default:
 		return ipKey
 	}
+}
+
+func (rl *routeLimit) withRoute(k ratelimit.Key) ratelimit.Key {
+	if rl.shared {
+		return k.SharedWith(rl.route)
+	}
+	return k.With(rl.route)
 }
 
 func (c *cheap) refuse(w http.ResponseWriter, r *http.Request, e *audit.Entry, stage, reason string) {

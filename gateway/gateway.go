@@ -37,6 +37,7 @@ import (
 	"github.com/portcullis-waf/portcullis/clientip"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/connlimit"
+	"github.com/portcullis-waf/portcullis/internal/redisconn"
 	"github.com/portcullis-waf/portcullis/metrics"
 	"github.com/portcullis-waf/portcullis/proxy"
 	"github.com/portcullis-waf/portcullis/ratelimit"
@@ -65,6 +66,7 @@ type Pipeline struct {
 	active   atomic.Int64                 // requests in ServeHTTP, for Retire
 	gate     *waf.Gate                    // inspection slots, one set per process
 	inflight *connlimit.InFlight          // requests in flight per client, one table per process
+	redis    *redisconn.Conn              // cluster.redis, one per process; nil without
 }
 
 var _ http.Handler = (*Pipeline)(nil)
@@ -73,14 +75,22 @@ var _ http.Handler = (*Pipeline)(nil)
 // a previous configuration (reload); pass nil to start afresh. records is
 // where audit entries go.
 func Build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *slog.Logger) (*Pipeline, error) {
+	return BuildShared(cfg, engines, records, log, nil)
+}
+
+// BuildShared is Build for an instance of a cluster: rate limits and bans
+// are shared through conn (cluster.redis), which the caller owns and which
+// outlives every pipeline built on it (reloads keep it). A nil conn is Build.
+func BuildShared(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *slog.Logger, conn *redisconn.Conn) (*Pipeline, error) {
 	if engines == nil {
 		engines = waf.NewCache()
 	}
-	return build(cfg, engines, records, log, nil)
+	return build(cfg, engines, records, log, nil, conn)
 }
 
 // build assembles a pipeline; from is the pipeline it replaces on a reload.
-func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *slog.Logger, from *Pipeline) (*Pipeline, error) {
+// conn is the process's Redis connection (nil without cluster.redis).
+func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *slog.Logger, from *Pipeline, conn *redisconn.Conn) (*Pipeline, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -97,6 +107,7 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 		sample:   cfg.Audit.SampleAllowed,
 		log:      log,
 		https:    httpsPort(cfg),
+		redis:    conn,
 	}
 	clients, err := clientip.New(cfg.ClientIP.Trusted, cfg.ClientIP.Header)
 	if err != nil {
@@ -114,7 +125,7 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 		p.gate = waf.NewGate(cfg.Server.Inspections, cfg.Server.InspectionWait)
 		p.inflight = connlimit.NewInFlight(cfg.Server.ClientRequests, 0)
 	}
-	if p.cheap, err = buildCheap(cfg, clients.Trusted, log, fromCheap); err != nil {
+	if p.cheap, err = buildCheap(cfg, clients.Trusted, log, fromCheap, p.redis); err != nil {
 		return nil, err
 	}
 	for _, u := range cfg.Upstreams {
@@ -126,7 +137,7 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 	}
 	for i, sc := range cfg.Sites {
 		s := &site{name: sc.Name}
-		siteLimits, err := newRouteLimits(sc.Name, "", sc.RateLimits, fromLimiters, p.limiters)
+		siteLimits, err := newRouteLimits(sc.Name, "", sc.RateLimits, fromLimiters, p.limiters, p.redis)
 		if err != nil {
 			p.Close()
 			return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].filters.rate_limits", i), Msg: err.Error()}
@@ -138,7 +149,7 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 				p.Close()
 				return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].routes[%d].waf", i, j), Msg: err.Error()}
 			}
-			limits, err := newRouteLimits(sc.Name, rc.Path, rc.RateLimits, fromLimiters, p.limiters)
+			limits, err := newRouteLimits(sc.Name, rc.Path, rc.RateLimits, fromLimiters, p.limiters, p.redis)
 			if err != nil {
 				p.Close()
 				return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].routes[%d].rate_limits", i, j), Msg: err.Error()}

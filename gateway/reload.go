@@ -26,7 +26,7 @@ func Reload(cfg *config.Config, prev *Pipeline, log *slog.Logger) (*Pipeline, er
 		log = prev.log
 	}
 	engines := prev.engines.Next()
-	p, err := build(cfg, engines, prev.records, log, prev)
+	p, err := build(cfg, engines, prev.records, log, prev, prev.redis)
 	if err != nil {
 		_ = engines.Discard()
 		return nil, err
@@ -118,6 +118,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	check("tls", old.TLS, cfg.TLS)
 	check("audit.file, rule_log, queue_size, store, on_failure or aggregate", [6]any{old.Audit.File, old.Audit.RuleLog, old.Audit.QueueSize, old.Audit.Store, old.Audit.OnFailure, old.Audit.Aggregate}, [6]any{cfg.Audit.File, cfg.Audit.RuleLog, cfg.Audit.QueueSize, cfg.Audit.Store, cfg.Audit.OnFailure, cfg.Audit.Aggregate})
 	check("admin", old.Admin, cfg.Admin)
+	check("cluster", old.Cluster, cfg.Cluster)
 	check("alerts", old.Alerts, cfg.Alerts)
 	check("client_ip", old.ClientIP, cfg.ClientIP)
 	// The admin listener holds the ban table for the process's life.

@@ -61,7 +61,9 @@
 // portcullis_descriptors_reserve.
 //
 // Always: portcullis_build_info{version,coraza,crs} 1, the Go runtime and
-// process collectors, and promhttp's own handler counters.
+// process collectors, and promhttp's own handler counters. With
+// cluster.redis, the connection's own series (portcullis_redis_*, see
+// internal/redisconn) are registered on the same registry.
 package metrics
 
 import (

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"hash/maphash"
@@ -86,4 +87,39 @@ func (k Key) With(route uint64) Key {
 // address for address keys and nothing for hashed ones.
 func (k Key) String() string {
 	return fmt.Sprintf("%016x%016x", k.hi, k.lo)
+}
+
+// SharedKeyFromString keys a value such as an API key header the same way
+// in every process: the first 128 bits of its SHA-256. A limiter whose
+// counters are shared between instances (Redis) needs that; the per-process
+// secret of KeyFromString would give each instance its own key. Without a
+// secret, a client could still not make its key collide with a chosen
+// victim's: that takes a second preimage of SHA-256 truncated to 128 bits.
+func SharedKeyFromString(s string) Key {
+	h := sha256.New()
+	h.Write([]byte("portcullis ratelimit key\x00"))
+	h.Write([]byte(s))
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return Key{hi: binary.BigEndian.Uint64(sum[:8]), lo: binary.BigEndian.Uint64(sum[8:16])}
+}
+
+// SharedWith is With for shared limiters: the same result in every process
+// (see SharedKeyFromString), for a route number that is itself the same in
+// every process (RouteID).
+func (k Key) SharedWith(route uint64) Key {
+	var b [len("portcullis ratelimit route\x00") + 24]byte
+	n := copy(b[:], "portcullis ratelimit route\x00")
+	binary.BigEndian.PutUint64(b[n:], k.hi)
+	binary.BigEndian.PutUint64(b[n+8:], k.lo)
+	binary.BigEndian.PutUint64(b[n+16:], route)
+	sum := sha256.Sum256(b[:])
+	return Key{hi: binary.BigEndian.Uint64(sum[:8]), lo: binary.BigEndian.Uint64(sum[8:16])}
+}
+
+// RouteID numbers a route (or a site's shared budget, with an empty path)
+// the same way in every process, for With and SharedWith.
+func RouteID(site, path string) uint64 {
+	sum := sha256.Sum256([]byte("portcullis route\x00" + site + "\x00" + path))
+	return binary.BigEndian.Uint64(sum[:8])
 }

@@ -17,7 +17,7 @@
 // max(TAT, t), the TAT is at most Burst·T ahead of t. This is equivalent to
 // a token bucket of Burst tokens refilled at Rate per second, but needs no
 // background refill and only one int64 of state, which is why the shared
-// (Redis) limiter planned for several instances uses the same algorithm.
+// limiter of a cluster (Redis, redis.go) uses the same algorithm.
 package ratelimit
 
 import (

@@ -20,9 +20,11 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/gateway"
+	"github.com/portcullis-waf/portcullis/internal/redisconn"
 )
 
 func main() {
@@ -147,6 +149,7 @@ func cmdCheck(c *command, args []string, stdout, stderr io.Writer) int {
 	fs := c.newFlags(stderr)
 	var file string
 	configFlag(fs, &file, "portcullis.yaml", "")
+	connect := fs.Bool("connect", false, "also connect to the cluster's shared services (cluster.redis) and report")
 	pos, code, ok := c.parseFlags(fs, args, stdout, stderr)
 	if !ok {
 		return code
@@ -170,6 +173,44 @@ func cmdCheck(c *command, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d site(s), %d rule set(s) compiled)\n", file, len(cfg.Sites), ruleSets)
+	if *connect {
+		return checkConnect(cfg, stdout, stderr)
+	}
+	return 0
+}
+
+// checkConnect connects to each configured shared service and says what it
+// found; 1 when one cannot be used.
+func checkConnect(cfg *config.Config, stdout, stderr io.Writer) int {
+	if cfg.Cluster == nil || cfg.Cluster.Redis == nil {
+		fmt.Fprintln(stdout, "no cluster services configured: nothing to connect to")
+		return 0
+	}
+	rc := cfg.Cluster.Redis
+	conn, err := redisconn.New(rc, redisconn.Options{})
+	if err != nil {
+		fmt.Fprintln(stderr, "cluster.redis:", err)
+		return 1
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), rc.Dial+5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := conn.Ping(ctx); err != nil {
+		fmt.Fprintf(stderr, "cluster.redis: cannot use %s: %v\n", rc.Addr, err)
+		return 1
+	}
+	rtt := time.Since(start)
+	version := "unknown"
+	if info, err := conn.Client.Info(ctx, "server").Result(); err == nil {
+		for line := range strings.Lines(info) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+				version = v
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "cluster.redis: connected to %s (redis %s, tls %v, round trip %v, key prefix %q)\n",
+		rc.Addr, version, rc.TLS != nil, rtt.Round(time.Microsecond), rc.KeyPrefix)
 	return 0
 }
 

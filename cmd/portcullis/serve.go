@@ -23,6 +23,7 @@ import (
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/gateway"
 	"github.com/portcullis-waf/portcullis/internal/every"
+	"github.com/portcullis-waf/portcullis/internal/redisconn"
 	"github.com/portcullis-waf/portcullis/metrics"
 	"github.com/portcullis-waf/portcullis/review/explain"
 )
@@ -40,6 +41,7 @@ type instance struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics // nil without an admin listener to serve it
 	alerts  *alerts.Alerter  // nil without an alerts block
+	redis   *redisconn.Conn  // nil without cluster.redis; outlives reloads
 
 	reloadMu sync.Mutex
 	reloads  reloadHistory
@@ -103,7 +105,14 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 		return err
 	}
 	inst.records = records
-	pipeline, err := gateway.Build(cfg, nil, records, log)
+	if cfg.Cluster != nil && cfg.Cluster.Redis != nil {
+		if inst.redis, err = connectRedis(cfg.Cluster, log); err != nil {
+			_ = records.Close()
+			return err
+		}
+		defer inst.redis.Close() // after the pipeline: its last bans go out first
+	}
+	pipeline, err := gateway.BuildShared(cfg, nil, records, log, inst.redis)
 	if err != nil {
 		_ = records.Close()
 		return err
@@ -117,6 +126,9 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	if cfg.Admin != nil {
 		v, coraza, crs := versions()
 		inst.metrics = metrics.New(metrics.BuildInfo{Version: v, Coraza: coraza, CRS: crs})
+		if inst.redis != nil {
+			inst.metrics.Registry().MustRegister(inst.redis.Collectors()...)
+		}
 	}
 	if cfg.Alerts != nil {
 		if inst.alerts, err = newAlerter(cfg.Alerts, log); err != nil {
@@ -283,6 +295,7 @@ func (inst *instance) startAdmin(cfg *config.Config) error {
 		Explain: inst.explain,
 		Auth:    auth,
 		Log:     inst.log.With("component", "admin"),
+		Redis:   inst.redis,
 	})
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)
@@ -383,6 +396,14 @@ func (inst *instance) readyz(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintf(w, "not ready: listeners %d, hosts without a certificate: %v\n", len(inst.server.Addrs()), missing)
 		return
+	}
+	// Redis unreachable: limits, bans and sessions are local until it
+	// answers. Still ready (every instance failing its check at once
+	// would be an outage); the body says why, after the first line.
+	if inst.redis != nil {
+		if down, why := inst.redis.Degraded(); down {
+			defer fmt.Fprintf(w, "degraded: %s\n", why)
+		}
 	}
 	// A failing audit is "degraded". Under audit.on_failure: refuse the
 	// instance answers 503 to traffic, so readiness fails and a load
@@ -595,4 +616,20 @@ func (t *timedSink) Flush() error {
 	}
 	t.pending = 0
 	return err
+}
+
+// connectRedis builds the process's Redis connection (cluster.redis) and
+// tries it once: an instance starts even when Redis is down, degraded, and
+// catches up when it answers.
+func connectRedis(cc *config.ClusterConfig, log *slog.Logger) (*redisconn.Conn, error) {
+	conn, err := redisconn.New(cc.Redis, redisconn.Options{Log: log.With("component", "redis")})
+	if err != nil {
+		return nil, fmt.Errorf("cluster.redis: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), max(cc.Redis.Dial, cc.Redis.Timeout))
+	defer cancel()
+	if err := conn.Ping(ctx); err == nil {
+		log.Info("cluster: redis connected", "cluster", cc.Name, "address", cc.Redis.Addr, "tls", cc.Redis.TLS != nil)
+	}
+	return conn, nil
 }
