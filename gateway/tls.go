@@ -1,78 +1,10 @@
 package gateway
 
 import (
-	"crypto/x509"
-	"log/slog"
 	"net"
-	"path/filepath"
-	"time"
 
 	"github.com/portcullis-waf/portcullis/config"
-	"github.com/portcullis-waf/portcullis/tlsmgr"
 )
-
-// BuildCertificates creates the certificate sources of every site with TLS:
-// one ACME source for all acme hosts (one account, one cache), one file
-// source per files site, one self-signed certificate per self-signed site.
-// It returns nil when no site has TLS. Call Start on the result to begin
-// ordering, renewing and watching files.
-func BuildCertificates(cfg *config.Config, log *slog.Logger) (*tlsmgr.Manager, error) {
-	if log == nil {
-		log = slog.Default()
-	}
-	hosts := map[string]tlsmgr.Source{}
-	var acmeHosts []string
-	for _, s := range cfg.Sites {
-		if s.TLS == nil {
-			continue
-		}
-		switch s.TLS.Source {
-		case config.CertACME:
-			acmeHosts = append(acmeHosts, s.Hosts...)
-		case config.CertFiles:
-			src, err := tlsmgr.NewFileSource(s.TLS.CertFile, s.TLS.KeyFile, s.Hosts, 10*time.Second, log)
-			if err != nil {
-				return nil, err
-			}
-			for _, h := range s.Hosts {
-				hosts[h] = src
-			}
-		case config.CertSelfSigned:
-			src, err := tlsmgr.NewSelfSigned(filepath.Join(cfg.TLS.StateDir, "self-signed"), s.Hosts)
-			if err != nil {
-				return nil, err
-			}
-			for _, h := range s.Hosts {
-				hosts[h] = src
-			}
-		}
-	}
-	if len(acmeHosts) > 0 {
-		a := cfg.TLS.ACME
-		var roots *x509.CertPool
-		if a.CARootsPEM != nil {
-			roots = x509.NewCertPool()
-			roots.AppendCertsFromPEM(a.CARootsPEM)
-		}
-		src, err := tlsmgr.NewACME(tlsmgr.ACMEConfig{
-			DirectoryURL: a.Directory, Email: a.Email, AcceptTOS: a.AcceptTerms,
-			EABKeyID: a.EABKeyID, EABHMACKey: a.EABHMACKey, RootCAs: roots,
-			KeyType: tlsmgr.KeyType(a.KeyType), RenewBefore: a.RenewBefore,
-			CacheDir: filepath.Join(cfg.TLS.StateDir, "acme"), Challenges: a.Challenges,
-			Hosts: acmeHosts, Log: log,
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, h := range acmeHosts {
-			hosts[h] = src
-		}
-	}
-	if len(hosts) == 0 {
-		return nil, nil
-	}
-	return tlsmgr.NewManager(tlsmgr.Policy(cfg.TLS.Policy), hosts, cfg.TLS.DefaultHost, log)
-}
 
 // httpsPort is the port of the first https listener, for redirects; "" when
 // it is 443 (or there is none); "0" until an ephemeral port is bound (tests).
