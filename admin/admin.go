@@ -65,9 +65,9 @@ type Options struct {
 	Reload Reloader
 	// Cache serves POST /api/cache/purge. Nil: no such endpoint.
 	Cache CachePurger
-	// Ready serves GET /readyz, without authentication. Nil: no such
-	// endpoint. GET /healthz ("ok": the admin listener answers) is always
-	// served, without authentication.
+	// Ready serves GET /readyz and GET /healthz ("ok": the process
+	// answers), both without authentication. Nil: neither (mount your own
+	// with Handle).
 	Ready ReadinessReporter
 	// Metrics is served at GET /metrics (Prometheus), behind the same
 	// authentication as the API. Nil: no such endpoint.

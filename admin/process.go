@@ -73,10 +73,10 @@ func (r *Readiness) Add(o Readiness) {
 // container runtimes ask them, and they tell nothing an attacker could use.
 func (s *Server) processRoutes() {
 	api := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.authenticated(h, false)) }
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
 	if s.opts.Ready != nil {
+		s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte("ok\n"))
+		})
 		s.mux.HandleFunc("GET /readyz", s.readyz)
 	}
 	if s.opts.Reload != nil {

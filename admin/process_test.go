@@ -99,7 +99,7 @@ func TestProcessEndpoints(t *testing.T) {
 		body   string // exact, or a prefix ending in "…"
 	}{
 		{"healthz open", env, req{path: "/healthz"}, 200, "ok\n"},
-		{"healthz without options", bare, req{path: "/healthz"}, 200, "ok\n"},
+		{"healthz without a reporter", bare, req{path: "/healthz"}, 404, "…"},
 		{"readyz without a reporter", bare, req{path: "/readyz"}, 404, "…"},
 		{"reload needs a token", env, req{method: "POST", path: "/api/reload", body: "{}"}, 401, "…"},
 		{"reload", env, req{method: "POST", path: "/api/reload", body: "{}", header: json}, 200,

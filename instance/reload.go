@@ -29,6 +29,11 @@ func (i *Instance) Reload(trigger string) admin.ReloadResult {
 		if i.cfgPath == "" {
 			return errors.New("started without a configuration file (-c): nothing to reload")
 		}
+		if i.draining.Load() {
+			// The listeners may have retired their pipelines already; a
+			// new one would never be retired.
+			return errors.New("shutting down: not reloading")
+		}
 		cfg, err := config.Load(i.cfgPath)
 		if err != nil {
 			return err
