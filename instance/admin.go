@@ -71,6 +71,7 @@ func (i *Instance) startAdmin() error {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	served := make(chan struct{}) // closed when Serve has returned and closed the listener
 	return i.add(Component{
 		Name: "admin listener",
 		Start: func() error {
@@ -80,6 +81,7 @@ func (i *Instance) startAdmin() error {
 			}
 			i.admin = []net.Addr{ln.Addr()}
 			go func() {
+				defer close(served)
 				if err := srv.Serve(ln, tlsConfig); err != nil {
 					i.log.Error("admin listener stopped", "address", ln.Addr().String(), "err", err)
 				}
@@ -90,7 +92,16 @@ func (i *Instance) startAdmin() error {
 		Stop: func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), adminStopWait)
 			defer cancel()
-			return srv.Shutdown(ctx)
+			err := srv.Shutdown(ctx)
+			// Serve may not have begun yet (a step right after this one
+			// failed): it then sees the shutdown and closes the listener
+			// itself. Wait for that, so the port is free when Stop returns.
+			select {
+			case <-served:
+			case <-ctx.Done():
+				err = errors.Join(err, ctx.Err())
+			}
+			return err
 		},
 	})
 }

@@ -3,6 +3,7 @@ package instance
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -119,9 +120,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// writeConfig writes a configuration with an admin listener on a free
-// loopback port and returns its path.
-func writeConfig(t *testing.T, dir, listen, upstream, extra string) string {
+// writeConfig writes a configuration with an admin listener on adminAddr
+// and returns its path.
+func writeConfig(t *testing.T, dir, listen, adminAddr, upstream, extra string) string {
 	t.Helper()
 	path := filepath.Join(dir, "portcullis.yaml")
 	cfg := fmt.Sprintf(`listeners: [{address: %q}]
@@ -133,13 +134,26 @@ sites:
         upstream: app
         cache: {enabled: true, max_size: 1MiB}
 audit: {file: %q}
-admin: {listen: "127.0.0.1:0", auth: none}
+admin: {listen: %q, auth: none}
 server: {shutdown_grace: 5s}
-%s`, listen, upstream, filepath.Join(dir, "audit.jsonl"), extra)
+%s`, listen, upstream, filepath.Join(dir, "audit.jsonl"), adminAddr, extra)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// privateLoopback is a random address of 127.0.0.0/8 other than
+// 127.0.0.1, with port 0. After the admin listener there closes, no other
+// test's port-0 listener on 127.0.0.1 can take its port and answer a dial
+// in its place.
+func privateLoopback(t *testing.T) string {
+	t.Helper()
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.%d.%d.%d:0", 1+b[0]%254, b[1], 1+b[2]%254)
 }
 
 var adminLine = regexp.MustCompile(`msg="admin listener" address=(\S+)`)
@@ -154,7 +168,7 @@ func TestStartFailureStopsWhatStarted(t *testing.T) {
 	}
 	defer taken.Close()
 	dir := t.TempDir()
-	path := writeConfig(t, dir, taken.Addr().String(), "http://127.0.0.1:9", "")
+	path := writeConfig(t, dir, taken.Addr().String(), privateLoopback(t), "http://127.0.0.1:9", "")
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -195,24 +209,31 @@ func TestRunServesReloadsAndStops(t *testing.T) {
 		io.WriteString(w, "page "+r.URL.Path)
 	}))
 	defer up.Close()
-	dir := t.TempDir()
-	path := writeConfig(t, dir, "127.0.0.1:0", up.URL, "")
+	dir, adminAddr := t.TempDir(), privateLoopback(t)
+	path := writeConfig(t, dir, "127.0.0.1:0", adminAddr, up.URL, "")
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var log syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	started := make(chan *Instance, 1)
 	served := make(chan error, 1)
+	stopped := false
 	go func() {
 		served <- Run(ctx, Options{Config: cfg, ConfigPath: path, Log: slog.New(slog.NewTextHandler(&log, nil))}, func(i *Instance) { started <- i })
 	}()
+	t.Cleanup(func() { // after a failure too: the next test needs the memory limit back
+		if !stopped {
+			cancel()
+			<-served
+		}
+	})
 	var inst *Instance
 	select {
 	case inst = <-started:
 	case err := <-served:
+		stopped = true
 		t.Fatalf("Run: %v\n%s", err, log.String())
 	}
 	base, adminBase := "http://"+inst.Addrs()[0].String(), "http://"+inst.AdminAddrs()[0].String()
@@ -249,7 +270,7 @@ func TestRunServesReloadsAndStops(t *testing.T) {
 		t.Errorf("after the purge X-Cache %q, want MISS", h.Get("X-Cache"))
 	}
 
-	writeConfig(t, dir, "127.0.0.1:0", up.URL, "waf:\n  rules_after:\n    - inline: 'SecRule REQUEST_FILENAME \"@streq /blocked-now\" \"id:10001,phase:1,deny,status:403,log\"'\n")
+	writeConfig(t, dir, "127.0.0.1:0", adminAddr, up.URL, "waf:\n  rules_after:\n    - inline: 'SecRule REQUEST_FILENAME \"@streq /blocked-now\" \"id:10001,phase:1,deny,status:403,log\"'\n")
 	if code, body, _ := do("POST", adminBase+"/api/reload", "{}"); code != 200 || !strings.Contains(body, `"trigger":"admin API","ok":true`) {
 		t.Fatalf("reload: %d %s\n%s", code, body, log.String())
 	}
@@ -258,7 +279,7 @@ func TestRunServesReloadsAndStops(t *testing.T) {
 		t.Errorf("after the reload: %d", code)
 	}
 	blockedID := h.Get("X-Request-Id")
-	writeConfig(t, dir, "127.0.0.1:0", up.URL, "waf: {paranoia: 9}\n")
+	writeConfig(t, dir, "127.0.0.1:0", adminAddr, up.URL, "waf: {paranoia: 9}\n")
 	if code, body, _ := do("POST", adminBase+"/api/reload", "{}"); code != 422 || !strings.Contains(body, "waf.paranoia") {
 		t.Errorf("bad reload: %d %s", code, body)
 	}
@@ -267,6 +288,7 @@ func TestRunServesReloadsAndStops(t *testing.T) {
 	}
 
 	cancel()
+	stopped = true
 	if err := <-served; err != nil {
 		t.Fatalf("Run after cancel: %v", err)
 	}
