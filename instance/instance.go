@@ -19,8 +19,9 @@
 // Stop and Ready. Start's steps (one screen, in the order of the request's
 // dependencies) register each part with add, which starts it and stacks
 // its Stop. When a step fails, or at shutdown, the stack unwinds: each Stop
-// runs once, in reverse order, and their errors are joined. So the traffic
-// listeners stop first (in-flight requests finish within
+// runs once, in reverse order, and their errors are joined. So the reload
+// triggers stop first (no reload begins once shutdown has), then the traffic
+// listeners (in-flight requests finish within
 // server.shutdown_grace), then the admin listener that said "shutting
 // down" meanwhile, then the certificates, the pipeline (requests that
 // outlived the listeners, such as WebSockets, get a few seconds more), the
