@@ -2,11 +2,17 @@
 // (overview, events, event detail with the anomaly score broken down per
 // rule by review/score, the breakdown `audit show` prints too, bans) and its JSON API under /api/, served on the admin listener.
 //
+// It also serves the running process's endpoints: /healthz, /readyz,
+// /metrics, /api/reload and /api/cache/purge, from small interfaces
+// (Reloader, CachePurger, ReadinessReporter, a metrics handler) that the
+// composition package, instance, passes in Options. More handlers can be
+// mounted with Server.Handle.
+//
 // Place in the request path: none. The admin listener is separate from the
 // traffic listeners (default 127.0.0.1:9090); it reads the audit records the
 // audit stage wrote (through audit/store) and changes the ban table that the
-// gateway's ban filter consults (bans.Store). cmd/ builds it from config and
-// may mount more handlers on it (metrics, health) with Server.Handle.
+// gateway's ban filter consults (bans.Store). It never imports the pipeline
+// (gateway): what it needs of it comes through those interfaces.
 //
 // Security model. Record values (URIs, headers, matched data) are written by
 // attackers; every page is rendered by html/template, which escapes them for
@@ -55,6 +61,18 @@ type Options struct {
 	// judged a real attack, and is shown as a warning. Nil means no
 	// suggestion is available.
 	Explain func(*audit.Entry) (string, error)
+	// Reload serves POST /api/reload (reload now, answer the result) and
+	// GET /api/reload (the history). Nil: no such endpoint.
+	Reload Reloader
+	// Cache serves POST /api/cache/purge. Nil: no such endpoint.
+	Cache CachePurger
+	// Ready serves GET /readyz and GET /healthz ("ok": the process
+	// answers), both without authentication. Nil: neither (mount your own
+	// with Handle).
+	Ready ReadinessReporter
+	// Metrics is served at GET /metrics (Prometheus), behind the same
+	// authentication as the API. Nil: no such endpoint.
+	Metrics http.Handler
 	// Auth says who may use the dashboard and the API.
 	Auth Auth
 	// Log receives logins, refused logins and ban changes (never passwords
@@ -181,6 +199,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.routes()
+	s.processRoutes()
 	return s, nil
 }
 

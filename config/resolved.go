@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portcullis-waf/portcullis/tlsmgr"
 )
 
 // Config is the validated, resolved configuration. It is never modified after
@@ -65,11 +67,11 @@ type ACMESettings struct {
 	StorageKey []byte
 }
 
-// Certificate sources of a site.
+// Certificate sources of a site: tlsmgr's names (Certificates passes them on).
 const (
-	CertACME       = "acme"
-	CertFiles      = "files"
-	CertSelfSigned = "self-signed"
+	CertACME       = string(tlsmgr.SourceACME)
+	CertFiles      = string(tlsmgr.SourceFiles)
+	CertSelfSigned = string(tlsmgr.SourceSelfSigned)
 )
 
 // SiteTLSConfig is a site's resolved TLS settings.

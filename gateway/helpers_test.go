@@ -15,6 +15,7 @@ import (
 
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/tlsmgr"
 	"github.com/portcullis-waf/portcullis/waf"
 )
 
@@ -70,7 +71,7 @@ func startProxy(t *testing.T, yamlText, upstream string) *testProxy {
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
-	certs, err := BuildCertificates(cfg, log)
+	certs, err := tlsmgr.Build(cfg.Certificates(), log)
 	if err != nil {
 		t.Fatalf("certificates: %v", err)
 	}

@@ -82,7 +82,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	wire.BeginRequest(r)
 	if r.TLS == nil {
-		// HTTP/1 over TLS terminated by tlsListener: net/http cannot know.
+		// HTTP/1 over TLS terminated by tlsmgr.Listener: net/http cannot know.
 		r.TLS = wire.TLS(r.Context())
 	}
 	p := s.acquire()
@@ -206,7 +206,9 @@ func (s *Server) Serve(lns []net.Listener) {
 				continue
 			}
 			s.current.Load().useBoundHTTPSPort(ln.Addr())
-			tl := newTLSListener(unwrapWire(ln), s.certs.TLSConfig(), cfg.Server.ReadHeaderTimeout, func(tc *tls.Conn) { s.serveH2(hs, h2, tc) }, s.log)
+			// TLS ends in tlsmgr, below wire: wire reads plaintext. HTTP/2
+			// connections come back here (serveH2), which needs wire too.
+			tl := tlsmgr.NewListener(unwrapWire(ln), s.certs.TLSConfig(), cfg.Server.ReadHeaderTimeout, func(tc *tls.Conn) { s.serveH2(hs, h2, tc) }, s.log)
 			s.closers = append(s.closers, tl)
 			ln = wire.NewListener(tl, cfg.Server.MaxHeaderBytes+4096, s.serveRejected)
 		}
@@ -228,8 +230,6 @@ func (s *Server) Errors() <-chan error { return s.serveErr }
 // Addrs are the bound addresses (useful with port 0).
 func (s *Server) Addrs() []net.Addr { return s.addrs }
 
-// Shutdown stops accepting, waits for in-flight requests up to ctx's deadline,
-// then closes what is left.
 // serveH2 serves one HTTP/2 connection; Shutdown waits for it. A connection
 // whose handshake ends after Shutdown began would miss the GOAWAY, so it is
 // closed instead.
@@ -284,6 +284,8 @@ func unwrapWire(ln net.Listener) net.Listener {
 	return ln
 }
 
+// Shutdown stops accepting, waits for in-flight requests up to ctx's deadline,
+// then closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.h2mu.Lock()
 	s.h2closing = true

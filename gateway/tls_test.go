@@ -26,6 +26,7 @@ import (
 
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/tlsmgr"
 	"github.com/portcullis-waf/portcullis/tlsmgr/acmetest"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/net/http2"
@@ -457,10 +458,10 @@ sites:
 	}
 }
 
-// TestBuildCertificatesWithRedis: with a cluster's Redis client, ACME state
+// TestCertificatesSharedThroughRedis: with a cluster's Redis client, ACME state
 // goes to Redis, which needs the storage key; without one, building fails
 // with a reason instead of storing private keys in the clear.
-func TestBuildCertificatesWithRedis(t *testing.T) {
+func TestCertificatesSharedThroughRedis(t *testing.T) {
 	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DialTimeout: 2 * time.Second})
 	defer rc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -497,7 +498,7 @@ sites:
 `, filepath.Join(dir, "state"), extra)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	opts := CertificateOptions{Redis: rc, RedisPrefix: "portcullis-test:gateway:" + t.Name() + ":"}
+	shared := &tlsmgr.SharedStorage{Client: rc, Prefix: "portcullis-test:gateway:" + t.Name() + ":"}
 	for _, tc := range []struct {
 		extra, want string
 	}{
@@ -508,7 +509,9 @@ sites:
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := BuildCertificatesWith(cfg, log, opts)
+		plan := cfg.Certificates()
+		plan.Shared = shared
+		m, err := tlsmgr.Build(plan, log)
 		switch {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("without a storage key: %v", err)

@@ -1,7 +1,9 @@
-// Package tlsmgr terminates TLS: it picks the certificate for each handshake
-// by SNI and keeps certificates current, from one of three sources per host
-// name: ACME (ordered, cached and renewed), PEM files (reloaded when they
-// change on disk) or self-signed (development).
+// Package tlsmgr terminates TLS: its Listener runs the handshakes of an
+// https listener, a Manager picks the certificate for each handshake by SNI
+// and keeps certificates current, from one of three sources per host name:
+// ACME (ordered, cached and renewed), PEM files (reloaded when they change
+// on disk) or self-signed (development). Build assembles the sources from a
+// Plan, which config.Config.Certificates derives from the configuration.
 //
 // ACME answers HTTP-01, TLS-ALPN-01 and DNS-01 challenges; DNS-01 (the only
 // way to a wildcard certificate) publishes its TXT records through a
@@ -10,11 +12,14 @@
 // Redis for a cluster, where one instance orders each certificate under a
 // lock and every instance answers the challenges and serves the result.
 //
-// Place in the request path: first. A client's TLS handshake ends here; only
-// then does a request exist for the gateway. Certificates are only ever
-// obtained for host names that the configuration names: an unknown SNI gets a
-// handshake failure (or the configured default certificate), never an ACME
-// order, so nobody can spend the ACME account's rate limits.
+// Place in the request path: first, after the connection's admission
+// (connlimit). A client's TLS handshake ends here; only then does a request
+// exist for the gateway, which this package never imports: a connection
+// that negotiated HTTP/2 is handed to a function the gateway passes in.
+// Certificates are only ever obtained for host names that the
+// configuration names: an unknown SNI gets a handshake failure (or the
+// configured default certificate), never an ACME order, so nobody can spend
+// the ACME account's rate limits.
 //
 // The TLS policy is Mozilla's "intermediate" profile (TLS 1.2 and 1.3, AEAD
 // suites with forward secrecy) or "modern" (TLS 1.3 only); HTTP/2 is offered

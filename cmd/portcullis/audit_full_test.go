@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,35 +36,21 @@ func auditOnAFullDisk(t *testing.T, policy string) {
 	defer up.Close()
 	dir := testfs.Small(t, 4<<20)
 	cfgDir := t.TempDir()
-	addr, adminAddr := freeAddr(t), freeAddr(t)
 	cfgPath := filepath.Join(cfgDir, "portcullis.yaml")
 	jsonl := filepath.Join(dir, "audit.jsonl")
-	cfg := fmt.Sprintf(`listeners: [{address: %q}]
+	cfg := fmt.Sprintf(`listeners: [{address: "127.0.0.1:0"}]
 client_ip: {trusted_proxies: [127.0.0.1]}
 upstreams: [{name: app, targets: [%q]}]
 sites: [{name: shop, hosts: ["*"], routes: [{path: /, upstream: app}]}]
 audit: {file: %q, on_failure: %s, store: {path: %q}}
-admin: {listen: %q, auth: none}
+admin: {listen: "127.0.0.1:0", auth: none}
 tls: {state_dir: %q}
-`, addr, up.URL, jsonl, policy, filepath.Join(dir, "audit.db"), adminAddr, cfgDir)
+`, up.URL, jsonl, policy, filepath.Join(dir, "audit.db"), cfgDir)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "run", "-c", cfgPath)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := false
-	defer func() {
-		if !exited {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}()
-	waitListening(t, addr)
-	waitListening(t, adminAddr)
+	c := startChild(t, exec.Command(binary, "run", "-c", cfgPath), 1, true)
+	addr, adminAddr, stderr := c.addr(), c.admin, c.log
 	client := &http.Client{Timeout: 10 * time.Second}
 	n := 0
 	send := func(attack bool) (int, string, string) {
@@ -181,12 +166,7 @@ tls: {state_dir: %q}
 		policy, 4<<20, usedFull, used, sizes["audit.jsonl"], sizes["audit.db"], sizes["audit.db-wal"], outageFor.Round(time.Millisecond),
 		strings.Join(grepLines(m, `portcullis_audit_(records_written|records_dropped|sink_records_lost)`), ", "))
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	err := cmd.Wait()
-	exited = true
-	if err != nil {
+	if err := c.stop(); err != nil {
 		t.Fatalf("exit: %v; log:\n%s", err, stderr.String())
 	}
 	f, err := os.Open(jsonl)

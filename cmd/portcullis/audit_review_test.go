@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,9 +25,8 @@ func TestExplainAndReplayAFalsePositive(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	defer up.Close()
 	dir := t.TempDir()
-	addr := freeAddr(t)
 	cfgPath := filepath.Join(dir, "portcullis.yaml")
-	base := fmt.Sprintf(`listeners: [{address: %q}]
+	base := fmt.Sprintf(`listeners: [{address: "127.0.0.1:0"}]
 upstreams: [{name: app, targets: [%q]}]
 audit: {file: %q}
 sites:
@@ -37,16 +35,13 @@ sites:
     routes: [{path: /, upstream: app}]
     waf:
       exclusions:
-`, addr, up.URL, filepath.Join(dir, "audit.jsonl"))
+`, up.URL, filepath.Join(dir, "audit.jsonl"))
 	if err := os.WriteFile(cfgPath, []byte(base+"        []\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "run", "-c", cfgPath)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-	waitListening(t, addr)
+	c := startChild(t, exec.Command(binary, "run", "-c", cfgPath), 1, false)
+	defer func() { _ = c.stop() }()
+	addr := c.addr()
 
 	post := func(path, body string) (int, string) {
 		resp, err := http.Post("http://"+addr+path, "application/x-www-form-urlencoded", strings.NewReader(body))

@@ -19,45 +19,31 @@ import (
 // banTarget runs a Portcullis instance for the bans tests and tells the
 // status a client address gets.
 type banTarget struct {
-	t       *testing.T
-	addr    string
+	*child
 	cfgPath string
-	cmd     *exec.Cmd
-	log     *syncBuffer
 }
 
 func startBanTarget(t *testing.T, dir, extra string, uid int) *banTarget {
 	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
 	t.Cleanup(up.Close)
-	bt := &banTarget{t: t, addr: freeAddr(t), cfgPath: filepath.Join(dir, "portcullis.yaml"), log: &syncBuffer{}}
-	cfg := fmt.Sprintf("listeners: [{address: %q}]\nclient_ip: {trusted_proxies: [127.0.0.1]}\nbans: {enabled: true}\nupstreams: [{name: app, targets: [%q]}]\nsites: [{hosts: [\"*\"], routes: [{path: /, upstream: app}]}]\n%s",
-		bt.addr, up.URL, extra)
-	if err := os.WriteFile(bt.cfgPath, []byte(cfg), 0o644); err != nil {
+	cfgPath := filepath.Join(dir, "portcullis.yaml")
+	cfg := fmt.Sprintf("listeners: [{address: \"127.0.0.1:0\"}]\nclient_ip: {trusted_proxies: [127.0.0.1]}\nbans: {enabled: true}\nupstreams: [{name: app, targets: [%q]}]\nsites: [{hosts: [\"*\"], routes: [{path: /, upstream: app}]}]\n%s",
+		up.URL, extra)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bt.cmd = exec.Command(binary, "run", "-c", bt.cfgPath)
-	bt.cmd.Stderr = bt.log
+	cmd := exec.Command(binary, "run", "-c", cfgPath)
 	if uid >= 0 {
-		bt.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
 	}
-	if err := bt.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bt.stop)
-	waitListening(t, bt.addr)
+	bt := &banTarget{child: startChild(t, cmd, 1, strings.Contains(extra, "admin:")), cfgPath: cfgPath}
+	t.Cleanup(func() { _ = bt.stop() })
 	return bt
 }
 
-func (bt *banTarget) stop() {
-	if bt.cmd.ProcessState == nil {
-		_ = bt.cmd.Process.Signal(syscall.SIGTERM)
-		_ = bt.cmd.Wait()
-	}
-}
-
 func (bt *banTarget) status(client string) int {
-	req, _ := http.NewRequest("GET", "http://"+bt.addr+"/", nil)
+	req, _ := http.NewRequest("GET", "http://"+bt.addr()+"/", nil)
 	req.Host = "shop.test"
 	req.Header.Set("X-Forwarded-For", client)
 	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
@@ -146,41 +132,44 @@ func TestBansAsRootAgainstAnotherUser(t *testing.T) {
 // running instance's API, authenticated with PORTCULLIS_ADMIN_TOKEN.
 func TestBansThroughTheAdminAPI(t *testing.T) {
 	dir := t.TempDir()
-	adminAddr := freeAddr(t)
 	const token = "test-token-4f1c"
 	sum := sha256.Sum256([]byte(token))
-	bt := startBanTarget(t, dir, fmt.Sprintf("admin: {listen: %q, auth: {tokens: [{name: cli, sha256: %s}]}}\n", adminAddr, hex.EncodeToString(sum[:])), -1)
-	waitListening(t, adminAddr)
+	bt := startBanTarget(t, dir, fmt.Sprintf("admin: {listen: \"127.0.0.1:0\", auth: {tokens: [{name: cli, sha256: %s}]}}\n", hex.EncodeToString(sum[:])), -1)
 	bt.waitStatus("192.0.2.9", 200)
+	// The file names port 0: --admin names the bound address (that -c
+	// alone finds the admin listener is TestAdminAddressFromTheConfiguration).
+	adminFlag := []string{"--admin", bt.adminURL()}
 
 	t.Setenv("PORTCULLIS_ADMIN_TOKEN", "wrong")
-	_, errOut, code := runBinary(t, "bans", "add", "192.0.2.9", "-c", bt.cfgPath)
+	_, errOut, code := runBinary(t, append([]string{"bans", "add", "192.0.2.9", "-c", bt.cfgPath}, adminFlag...)...)
 	if code != 1 || !strings.Contains(errOut, "401") || !strings.Contains(errOut, "PORTCULLIS_ADMIN_TOKEN") {
 		t.Errorf("wrong token: exit %d %s", code, errOut)
 	}
 	t.Setenv("PORTCULLIS_ADMIN_TOKEN", token)
-	out, errOut, code := runBinary(t, "bans", "add", "192.0.2.9", "-c", bt.cfgPath, "--for", "3h")
+	out, errOut, code := runBinary(t, append([]string{"bans", "add", "192.0.2.9", "-c", bt.cfgPath, "--for", "3h"}, adminFlag...)...)
 	if code != 0 || !strings.Contains(out, "banned 192.0.2.9/32 until") || !strings.Contains(out, "applied by the running instance") {
 		t.Fatalf("bans add: exit %d %s %s", code, out, errOut)
 	}
 	if s := bt.status("192.0.2.9"); s != 403 {
 		t.Errorf("banned client: %d", s)
 	}
-	if out, _, code := runBinary(t, "bans", "list", "-c", bt.cfgPath); code != 0 || !strings.Contains(out, "192.0.2.9/32") {
+	if out, _, code := runBinary(t, append([]string{"bans", "list", "-c", bt.cfgPath}, adminFlag...)...); code != 0 || !strings.Contains(out, "192.0.2.9/32") {
 		t.Errorf("bans list: %d %s", code, out)
 	}
-	if out, errOut, code := runBinary(t, "bans", "remove", "-c", bt.cfgPath, "192.0.2.9"); code != 0 || !strings.Contains(out, "lifted") {
+	if out, errOut, code := runBinary(t, append([]string{"bans", "remove", "-c", bt.cfgPath, "192.0.2.9"}, adminFlag...)...); code != 0 || !strings.Contains(out, "lifted") {
 		t.Errorf("bans remove: %d %s %s", code, out, errOut)
 	}
 	if s := bt.status("192.0.2.9"); s != 200 {
 		t.Errorf("lifted client: %d", s)
 	}
 	// health asks the same listener's /readyz.
-	if out, errOut, code := runBinary(t, "health", "-c", bt.cfgPath); code != 0 || !strings.Contains(out, "ready") {
+	if out, errOut, code := runBinary(t, append([]string{"health", "-c", bt.cfgPath}, adminFlag...)...); code != 0 || !strings.Contains(out, "ready") {
 		t.Errorf("health: %d %s %s", code, out, errOut)
 	}
-	bt.stop()
-	if _, errOut, code := runBinary(t, "health", "-c", bt.cfgPath, "--timeout", "2s"); code != 1 || !strings.Contains(errOut, "not ready") {
+	if err := bt.stop(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	if _, errOut, code := runBinary(t, append([]string{"health", "-c", bt.cfgPath, "--timeout", "2s"}, adminFlag...)...); code != 1 || !strings.Contains(errOut, "not ready") {
 		t.Errorf("health of a stopped instance: %d %s", code, errOut)
 	}
 }

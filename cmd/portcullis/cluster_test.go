@@ -24,7 +24,7 @@ type clusterNode struct {
 func startClusterNode(t *testing.T, redisAddr, prefix, upstream string) *clusterNode {
 	t.Helper()
 	dir := t.TempDir()
-	n := &clusterNode{addr: freeAddr(t), admin: freeAddr(t), cfgPath: filepath.Join(dir, "portcullis.yaml"), log: &syncBuffer{}}
+	n := &clusterNode{cfgPath: filepath.Join(dir, "portcullis.yaml")}
 	cfg := fmt.Sprintf(`listeners: [{address: %q}]
 client_ip: {trusted_proxies: [127.0.0.1]}
 upstreams: [{name: app, targets: [%q]}]
@@ -40,21 +40,12 @@ tls: {state_dir: %q}
 cluster:
   name: ci
   redis: {url: "redis://%s", timeout: 1s, key_prefix: %q}
-`, n.addr, upstream, n.admin, dir, redisAddr, prefix)
+`, "127.0.0.1:0", upstream, "127.0.0.1:0", dir, redisAddr, prefix)
 	if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "run", "-c", n.cfgPath)
-	cmd.Stderr = n.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	waitListening(t, n.addr)
-	waitListening(t, n.admin)
+	c := startChild(t, exec.Command(binary, "run", "-c", n.cfgPath), 1, true)
+	n.addr, n.admin, n.log = c.addrs[0], c.admin, c.log
 	return n
 }
 
@@ -135,11 +126,11 @@ func TestClusterSharesLimitsAndBans(t *testing.T) {
 	}
 
 	// A ban through the CLI on a reaches b, and the lift too.
-	if out, errOut, code := runBinary(t, "bans", "add", "-c", a.cfgPath, "192.0.2.8", "--for", "1h", "--reason", "cluster test"); code != 0 {
+	if out, errOut, code := runBinary(t, "bans", "add", "-c", a.cfgPath, "--admin", "http://"+a.admin, "192.0.2.8", "--for", "1h", "--reason", "cluster test"); code != 0 {
 		t.Fatalf("bans add: %d %s%s", code, out, errOut)
 	}
 	poll("ban enforced on b", func() bool { return get(b, "192.0.2.8", "") == 403 })
-	if out, errOut, code := runBinary(t, "bans", "remove", "-c", a.cfgPath, "192.0.2.8"); code != 0 {
+	if out, errOut, code := runBinary(t, "bans", "remove", "-c", a.cfgPath, "--admin", "http://"+a.admin, "192.0.2.8"); code != 0 {
 		t.Fatalf("bans remove: %d %s%s", code, out, errOut)
 	}
 	poll("ban lifted on b", func() bool { return get(b, "192.0.2.8", "") == 200 })
@@ -162,7 +153,7 @@ func TestClusterSharesLimitsAndBans(t *testing.T) {
 		t.Errorf("metrics during the outage lack the degraded state or fallbacks:\n%s", grepLines(m, "portcullis_redis"))
 	}
 	// A ban made during the outage on a reaches b once Redis is back.
-	if out, errOut, code := runBinary(t, "bans", "add", "-c", a.cfgPath, "192.0.2.9", "--for", "1h"); code != 0 {
+	if out, errOut, code := runBinary(t, "bans", "add", "-c", a.cfgPath, "--admin", "http://"+a.admin, "192.0.2.9", "--for", "1h"); code != 0 {
 		t.Fatalf("bans add during the outage: %d %s%s", code, out, errOut)
 	}
 	srv.Thaw()

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -69,6 +71,26 @@ func readDockerfile(t *testing.T) dockerfile {
 	return d
 }
 
+// unusedAddr returns a loopback address with a port nothing listens on
+// now. The host is a random one of 127.0.0.0/8 other than 127.0.0.1: a
+// port another test binds on 127.0.0.1 (port 0 everywhere) or a
+// connection it makes is never in conflict with it; only a wildcard
+// listener on the same port would be.
+func unusedAddr(t *testing.T) string {
+	t.Helper()
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	host := fmt.Sprintf("127.%d.%d.%d", 1+b[0]%254, b[1], 1+b[2]%254)
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 // TestContainerDefaults runs the binary as the image does, without Docker
 // (none on the build machines): the Dockerfile's environment, command and
 // health check, a non-root user, the configuration in a directory that user
@@ -110,11 +132,12 @@ func TestContainerDefaults(t *testing.T) {
 	}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
 	defer up.Close()
-	addr := freeAddr(t)
-	// A minimal user configuration: no paths at all.
-	cfg := fmt.Sprintf("listeners: [{address: %q}]\nupstreams: [{name: app, targets: [%q]}]\nsites: [{hosts: [\"*\"], routes: [{path: /, upstream: app}]}]\n", addr, up.URL)
-	if err := os.WriteFile(filepath.Join(etc, "portcullis.yaml"), []byte(cfg), 0o444); err != nil {
-		t.Fatal(err)
+	writeConfig := func(addr string) {
+		// A minimal user configuration: no paths at all.
+		cfg := fmt.Sprintf("listeners: [{address: %q}]\nupstreams: [{name: app, targets: [%q]}]\nsites: [{hosts: [\"*\"], routes: [{path: /, upstream: app}]}]\n", addr, up.URL)
+		if err := os.WriteFile(filepath.Join(etc, "portcullis.yaml"), []byte(cfg), 0o444); err != nil { // root writes it in the read-only mount
+			t.Fatal(err)
+		}
 	}
 	if err := os.Chmod(etc, 0o555); err != nil { // the read-only mount
 		t.Fatal(err)
@@ -139,33 +162,55 @@ func TestContainerDefaults(t *testing.T) {
 		out, _ := cmd.CombinedOutput()
 		return cmd.ProcessState.ExitCode(), string(out)
 	}
-	if code, out := health(); code != 1 {
-		t.Errorf("health before the start: exit %d %s", code, out)
+	// The image's health check finds the listener in the configuration, so
+	// the port must be named there before the start: see unusedAddr for
+	// why it is not taken meanwhile, and a retry with another address for
+	// the rare case it was.
+	var (
+		srv    *exec.Cmd
+		log    *syncBuffer
+		exited chan error
+		addr   string
+	)
+	for attempt := 1; srv == nil; attempt++ {
+		addr = unusedAddr(t)
+		writeConfig(addr)
+		if code, out := health(); code != 1 {
+			if attempt < 3 && code == 0 {
+				continue // something else answers there
+			}
+			t.Fatalf("health before the start: exit %d %s", code, out)
+		}
+		cmd := start(d.cmd)
+		log = &syncBuffer{}
+		cmd.Stderr = log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited = make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		deadline := time.Now().Add(60 * time.Second)
+		for healthy, gone := false, false; !healthy && !gone; {
+			if code, _ := health(); code == 0 {
+				healthy, srv = true, cmd
+				break
+			}
+			select {
+			case err := <-exited:
+				if attempt >= 3 || !strings.Contains(log.String(), "address already in use") {
+					t.Fatalf("the image's command exited: %v\n%s", err, log.String())
+				}
+				t.Logf("attempt %d: %s was taken before the instance bound it; another address", attempt, addr)
+				gone = true
+			case <-time.After(200 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				_ = cmd.Process.Kill()
+				t.Fatalf("never healthy:\n%s", log.String())
+			}
+		}
 	}
-	srv := start(d.cmd)
-	var log syncBuffer
-	srv.Stderr = &log
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.Wait() }()
 	defer func() { _ = srv.Process.Kill() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if code, _ := health(); code == 0 {
-			break
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("the image's command exited: %v\n%s", err, log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never healthy:\n%s", log.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 	if status, _ := get(t, "http://"+addr+"/?q=%3Cscript%3Ealert(1)%3C/script%3E"); status != 403 {
 		t.Errorf("attack: %d", status)
 	}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/instance"
 )
 
 // cmdDemo starts a small sample application on loopback with Portcullis in
@@ -41,15 +42,11 @@ func cmdDemo(c *command, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	if err := prepareStateDir(cfg, stderr); err != nil {
-		fmt.Fprintln(stderr, "portcullis demo:", err)
-		return 1
-	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err = serve(ctx, cfg, "", log, nil, func(inst *instance) {
-		base := "http://" + inst.server.Addrs()[0].String()
+	err = instance.Run(ctx, instance.Options{Config: cfg, Log: log, Build: buildInfo()}, func(inst *instance.Instance) {
+		base := "http://" + inst.Addrs()[0].String()
 		fmt.Fprintf(stdout, `Portcullis is protecting a sample shop at %s (sample app on %s).
 Try these in another terminal:
 

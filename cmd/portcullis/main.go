@@ -2,12 +2,20 @@
 //
 //	portcullis run [-c portcullis.yaml | --upstream URL [--listen ADDR]]
 //	portcullis check -c portcullis.yaml
-//	portcullis health -c portcullis.yaml
-//	portcullis bans list|add|remove -c portcullis.yaml [ADDRESS]
+//	portcullis demo [--listen ADDR]
+//	portcullis version
+//	portcullis health -c portcullis.yaml [--admin URL | --url URL] [--timeout 5s]
+//	portcullis reload -c portcullis.yaml [--admin URL]
+//	portcullis bans list|add|remove -c portcullis.yaml [--admin URL] [ADDRESS|CIDR]
 //	portcullis audit search|summary|show|tail|export|explain|replay ...
-//	portcullis --help
+//	portcullis help [COMMAND ...] | --help
 //
-// The command is a thin shell: config parses, gateway assembles and serves.
+// The command is a thin shell: it parses flags and calls in. config parses
+// and validates the configuration, instance composes and runs the process
+// (run, demo), gateway checks it (check), and the other commands are
+// clients of a running instance's admin API (health, reload, bans) or
+// readers of its audit records (audit/store, audit/query, audit/explain,
+// audit/replay).
 package main
 
 import (
@@ -25,6 +33,7 @@ import (
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/gateway"
 	"github.com/portcullis-waf/portcullis/internal/redisconn"
+	"github.com/portcullis-waf/portcullis/instance"
 )
 
 func main() {
@@ -130,15 +139,8 @@ func cmdRun(c *command, args []string, stdout, stderr io.Writer) int {
 	log := slog.New(handler)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := prepareStateDir(cfg, stderr); err != nil {
-		fmt.Fprintln(stderr, "portcullis:", err)
-		return 1
-	}
-	if err := serve(ctx, cfg, file, log, level, func(inst *instance) {
-		for _, a := range inst.server.Addrs() {
-			log.Info("portcullis listening", "address", a.String(), "audit", cfg.Audit.File)
-		}
-	}); err != nil {
+	opts := instance.Options{Config: cfg, ConfigPath: file, Log: log, Level: level, Build: buildInfo()}
+	if err := instance.Run(ctx, opts, nil); err != nil {
 		fmt.Fprintln(stderr, "portcullis:", err)
 		return 1
 	}
@@ -212,19 +214,4 @@ func checkConnect(cfg *config.Config, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "cluster.redis: connected to %s (redis %s, tls %v, round trip %v, key prefix %q)\n",
 		rc.Addr, version, rc.TLS != nil, rtt.Round(time.Microsecond), rc.KeyPrefix)
 	return 0
-}
-
-// prepareStateDir creates the state directory 0700 before anything writes
-// into it (the audit database would otherwise create it with its own
-// mode), and warns when an existing one is open to others: it holds
-// private keys, bans and audit records.
-func prepareStateDir(cfg *config.Config, stderr io.Writer) error {
-	dir := cfg.TLS.StateDir
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create the state directory %s: %w", dir, err)
-	}
-	if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o077 != 0 {
-		fmt.Fprintf(stderr, "warning: the state directory %s is %#o; it holds keys and audit records: chmod 700 it\n", dir, st.Mode().Perm())
-	}
-	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -116,27 +115,103 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+// child is a portcullis process started by a test, with the addresses it
+// announced.
+type child struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	log   *syncBuffer // its standard error: the log
+	addrs []string    // traffic listeners, in the configuration's order
+	admin string      // the admin listener; "" without one
+	done  chan struct{}
+	err   error // cmd.Wait's, once done is closed
 }
 
-func waitListening(t *testing.T, addr string) {
+var (
+	listeningLine = regexp.MustCompile(`msg="portcullis listening" address=(\S+)`)
+	adminLine     = regexp.MustCompile(`msg="admin listener" address=(\S+)`)
+)
+
+// startChild starts cmd, a portcullis process whose listeners bind port 0
+// on loopback, and waits until its log announces the bound addresses: the
+// "portcullis listening" line of each of its listeners and, with admin,
+// the "admin listener" line. A port picked by the test and bound later by
+// the child could be taken by another process in between ("address already
+// in use" under load); one the child binds itself cannot. The child is
+// killed at the end of the test if it still runs.
+func startChild(t *testing.T, cmd *exec.Cmd, listeners int, admin bool) *child {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	c := &child{t: t, cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = c.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("nothing listening on %s", addr)
+	go func() { c.err = cmd.Wait(); close(c.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-c.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-c.done
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		log := c.log.String()
+		found := listeningLine.FindAllStringSubmatch(log, -1)
+		a := adminLine.FindStringSubmatch(log)
+		if len(found) >= listeners && (!admin || a != nil) {
+			for _, m := range found {
+				c.addrs = append(c.addrs, m[1])
+			}
+			if a != nil {
+				c.admin = a[1]
+			}
+			return c
+		}
+		select {
+		case <-c.done:
+			t.Fatalf("%v exited before listening: %v\n%s", cmd.Args, c.err, log)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v announced no listener within 60s; log:\n%s", cmd.Args, log)
+		}
+	}
+}
+
+// addr is the first traffic listener's address.
+func (c *child) addr() string { return c.addrs[0] }
+
+// adminURL is the admin listener's base URL, for --admin.
+func (c *child) adminURL() string { return "http://" + c.admin }
+
+// stop sends SIGTERM and returns the exit error (nil: exit 0). A child
+// that already exited is not signalled again.
+func (c *child) stop() error {
+	c.t.Helper()
+	select {
+	case <-c.done:
+		return c.err
+	default:
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.wait()
+}
+
+// wait waits for the child to exit (60s at most) and returns the exit
+// error.
+func (c *child) wait() error {
+	c.t.Helper()
+	select {
+	case <-c.done:
+		return c.err
+	case <-time.After(60 * time.Second):
+		c.t.Fatalf("%v did not exit; log:\n%s", c.cmd.Args, c.log.String())
+		return nil
+	}
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -166,16 +241,10 @@ func TestRunWithEmbeddedDefaults(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
 	defer up.Close()
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	cmd := exec.Command(binary, "run", "--upstream", up.URL, "--listen", addr)
+	cmd := exec.Command(binary, "run", "--upstream", up.URL, "--listen", "127.0.0.1:0")
 	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitListening(t, addr)
+	c := startChild(t, cmd, 1, false)
+	addr := c.addr()
 
 	if status, _ := get(t, "http://"+addr+"/products?page=2"); status != 200 {
 		t.Errorf("benign: %d", status)
@@ -191,18 +260,8 @@ func TestRunWithEmbeddedDefaults(t *testing.T) {
 	if loopbackStatus != 200 || publicStatus != 200 {
 		t.Errorf("numeric hosts: %d %d", loopbackStatus, publicStatus)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("no exit after SIGTERM")
+	if err := c.stop(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, c.log.String())
 	}
 	f, err := os.Open(filepath.Join(dir, "portcullis-audit.jsonl"))
 	if err != nil {
@@ -233,8 +292,7 @@ func TestRunWithEmbeddedDefaults(t *testing.T) {
 
 // TestDemo starts `portcullis demo` and tries the lines it prints.
 func TestDemo(t *testing.T) {
-	addr := freeAddr(t)
-	cmd := exec.Command(binary, "demo", "--listen", addr)
+	cmd := exec.Command(binary, "demo", "--listen", "127.0.0.1:0")
 	cmd.Dir = t.TempDir()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -272,19 +330,15 @@ func TestBansCommandReachesTheRunningInstance(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
 	defer up.Close()
 	dir := t.TempDir()
-	addr := freeAddr(t)
 	cfgPath := filepath.Join(dir, "portcullis.yaml")
-	cfg := fmt.Sprintf("listeners: [{address: %q}]\nclient_ip: {trusted_proxies: [127.0.0.1]}\nbans: {enabled: true, state_file: %q}\nupstreams: [{name: app, targets: [%q]}]\nsites: [{hosts: [\"*\"], routes: [{path: /, upstream: app}]}]\naudit: {file: %q}\n",
-		addr, filepath.Join(dir, "bans.json"), up.URL, filepath.Join(dir, "audit.jsonl"))
+	cfg := fmt.Sprintf("listeners: [{address: \"127.0.0.1:0\"}]\nclient_ip: {trusted_proxies: [127.0.0.1]}\nbans: {enabled: true, state_file: %q}\nupstreams: [{name: app, targets: [%q]}]\nsites: [{hosts: [\"*\"], routes: [{path: /, upstream: app}]}]\naudit: {file: %q}\n",
+		filepath.Join(dir, "bans.json"), up.URL, filepath.Join(dir, "audit.jsonl"))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "run", "-c", cfgPath)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-	waitListening(t, addr)
+	c := startChild(t, exec.Command(binary, "run", "-c", cfgPath), 1, false)
+	defer func() { _ = c.stop() }()
+	addr := c.addr()
 	status := func() int {
 		req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
 		req.Host = "shop.test"

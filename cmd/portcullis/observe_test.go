@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -31,31 +30,24 @@ func TestMetricsAndBanAlert(t *testing.T) {
 	}))
 	defer hook.Close()
 	dir := t.TempDir()
-	addr, adminAddr := freeAddr(t), freeAddr(t)
 	cfgPath := filepath.Join(dir, "portcullis.yaml")
-	cfg := fmt.Sprintf(`listeners: [{address: %q}]
+	cfg := fmt.Sprintf(`listeners: [{address: "127.0.0.1:0"}]
 server: {inspections: 3, memory_limit: 200MiB}
 client_ip: {trusted_proxies: [127.0.0.1]}
 upstreams: [{name: app, targets: [%q]}]
 sites: [{name: shop, hosts: ["*"], routes: [{path: /, upstream: app}]}]
 audit: {file: %q}
 bans: {enabled: true, threshold: 1, window: 1m, duration: 1h}
-admin: {listen: %q, auth: none}
+admin: {listen: "127.0.0.1:0", auth: none}
 alerts:
   webhooks: [{url: %q}]
-`, addr, up.URL, filepath.Join(dir, "audit.jsonl"), adminAddr, hook.URL)
+`, up.URL, filepath.Join(dir, "audit.jsonl"), hook.URL)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "run", "-c", cfgPath)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-	waitListening(t, addr)
-	waitListening(t, adminAddr)
+	c := startChild(t, exec.Command(binary, "run", "-c", cfgPath), 1, true)
+	defer func() { _ = c.stop() }()
+	addr, adminAddr, stderr := c.addr(), c.admin, c.log
 	from := func(path, client string) int {
 		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
 		req.Header.Set("X-Forwarded-For", client)

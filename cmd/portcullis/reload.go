@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/portcullis-waf/portcullis/admin"
 	"github.com/portcullis-waf/portcullis/config"
 )
 
@@ -53,7 +54,7 @@ func cmdReload(c *command, args []string, stdout, stderr io.Writer) int {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	var res reloadResult
+	var res admin.ReloadResult
 	if err := json.Unmarshal(body, &res); err != nil || resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 		fmt.Fprintf(stderr, "reload: admin listener answered %s: %s\n%s", resp.Status, strings.TrimSpace(string(body)), tokenHint)
 		return 1

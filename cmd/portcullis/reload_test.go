@@ -53,37 +53,23 @@ func TestReloadAndGracefulShutdown(t *testing.T) {
 	}))
 	defer up.Close()
 	dir := t.TempDir()
-	addr, adminAddr := freeAddr(t), freeAddr(t)
 	cfgPath := filepath.Join(dir, "portcullis.yaml")
 	write := func(extra string) {
 		t.Helper()
-		cfg := fmt.Sprintf(`listeners: [{address: %q}]
+		cfg := fmt.Sprintf(`listeners: [{address: "127.0.0.1:0"}]
 upstreams: [{name: app, targets: [%q]}]
 sites: [{hosts: ["*"], routes: [{path: /, upstream: app}]}]
 audit: {file: %q}
-admin: {listen: %q, auth: none}
+admin: {listen: "127.0.0.1:0", auth: none}
 server: {shutdown_grace: 10s}
-%s`, addr, up.URL, filepath.Join(dir, "audit.jsonl"), adminAddr, extra)
+%s`, up.URL, filepath.Join(dir, "audit.jsonl"), extra)
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	write("")
-	cmd := exec.Command(binary, "run", "-c", cfgPath)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := false
-	defer func() {
-		if !exited {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}()
-	waitListening(t, addr)
-	waitListening(t, adminAddr)
+	c := startChild(t, exec.Command(binary, "run", "-c", cfgPath), 1, true)
+	addr, adminAddr, stderr, cmd := c.addr(), c.admin, c.log, c.cmd
 	status := func(path string) int { s, _ := get(t, "http://"+addr+path); return s }
 	waitStatus := func(path string, want int) {
 		t.Helper()
@@ -107,7 +93,7 @@ server: {shutdown_grace: 10s}
 	waitStatus("/blocked-now", 403)
 
 	write("")
-	if out, errOut, code := runBinary(t, "reload", "-c", cfgPath); code != 0 || !strings.HasPrefix(out, "reloaded in ") {
+	if out, errOut, code := runBinary(t, "reload", "-c", cfgPath, "--admin", c.adminURL()); code != 0 || !strings.HasPrefix(out, "reloaded in ") {
 		t.Fatalf("portcullis reload: %d %q %q", code, out, errOut)
 	}
 	if s := status("/blocked-now"); s != 200 {
@@ -120,7 +106,7 @@ server: {shutdown_grace: 10s}
 	if !strings.Contains(checkText, "waf.paranoia") {
 		t.Fatalf("check text: %q", checkText)
 	}
-	_, errOut, code := runBinary(t, "reload", "-c", cfgPath)
+	_, errOut, code := runBinary(t, "reload", "-c", cfgPath, "--admin", c.adminURL())
 	if code != 1 || !strings.HasPrefix(errOut, checkText) || !strings.Contains(errOut, "the running configuration keeps serving") {
 		t.Errorf("bad reload: exit %d, stderr %q, want the check text %q", code, errOut, checkText)
 	}
@@ -171,9 +157,7 @@ server: {shutdown_grace: 10s}
 	if s := <-slow; s != 200 {
 		t.Errorf("in-flight request during shutdown: %d", s)
 	}
-	err = cmd.Wait()
-	exited = true
-	if err != nil {
+	if err := c.wait(); err != nil {
 		t.Fatalf("exit: %v\n%s", err, stderr.String())
 	}
 	data, _ := os.ReadFile(filepath.Join(dir, "audit.jsonl"))

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
+	"github.com/portcullis-waf/portcullis/metrics"
 	"github.com/portcullis-waf/portcullis/waf/fastop"
 )
 
@@ -49,6 +50,12 @@ func versions() (portcullis, coraza, crs string) {
 		}
 	}
 	return
+}
+
+// buildInfo is what /metrics reports in portcullis_build_info.
+func buildInfo() metrics.BuildInfo {
+	v, coraza, crs := versions()
+	return metrics.BuildInfo{Version: v, Coraza: coraza, CRS: crs}
 }
 
 func printVersion(w io.Writer) {

@@ -1,4 +1,4 @@
-package gateway
+package tlsmgr
 
 import (
 	"context"
@@ -10,13 +10,17 @@ import (
 	"time"
 )
 
-// tlsListener terminates TLS itself instead of leaving it to net/http, so
-// that HTTP/1 connections reach net/http through package wire (which must
-// see plaintext to inspect requests net/http refuses), while HTTP/2
-// connections are handed straight to the HTTP/2 server. Handshakes run
-// concurrently and are bounded in time, so a slow client cannot hold up
-// others.
-type tlsListener struct {
+// Listener terminates TLS on a listener of raw connections, instead of
+// leaving it to net/http: HTTP/1 connections come out of Accept as
+// plaintext, so that the gateway's wire layer can read the requests
+// net/http refuses, while HTTP/2 connections are handed to a function of
+// the caller's (the gateway's HTTP/2 server), and ACME TLS-ALPN-01
+// validations end with the handshake. Handshakes run concurrently and are
+// bounded in time, so a slow client cannot hold up others.
+//
+// It sits first in the request path: below it only the TCP listener (with
+// the PROXY protocol and connection admission), above it the gateway.
+type Listener struct {
 	log     *slog.Logger
 	raw     net.Listener
 	config  *tls.Config
@@ -32,11 +36,16 @@ type tlsListener struct {
 // 0 ("no limit" for net/http, but a handshake must end).
 const defaultHandshakeTimeout = 10 * time.Second
 
-func newTLSListener(raw net.Listener, config *tls.Config, timeout time.Duration, h2 func(*tls.Conn), log *slog.Logger) *tlsListener {
+// NewListener accepts raw connections from raw and terminates TLS with
+// config. timeout bounds each handshake (0: 10 s). h2 serves a connection
+// that negotiated HTTP/2 until it ends; every other connection is returned
+// by Accept once its handshake is done. log receives accept errors; nil
+// discards them.
+func NewListener(raw net.Listener, config *tls.Config, timeout time.Duration, h2 func(*tls.Conn), log *slog.Logger) *Listener {
 	if timeout <= 0 {
 		timeout = defaultHandshakeTimeout
 	}
-	l := &tlsListener{log: log, raw: raw, config: config, timeout: timeout, h2: h2, conns: make(chan net.Conn), done: make(chan struct{})}
+	l := &Listener{log: log, raw: raw, config: config, timeout: timeout, h2: h2, conns: make(chan net.Conn), done: make(chan struct{})}
 	go l.acceptLoop()
 	return l
 }
@@ -44,7 +53,7 @@ func newTLSListener(raw net.Listener, config *tls.Config, timeout time.Duration,
 // acceptLoop accepts until the listener is closed. Other errors (EMFILE in
 // a connection flood) are retried with a growing pause, as net/http does,
 // instead of taking the whole listener down.
-func (l *tlsListener) acceptLoop() {
+func (l *Listener) acceptLoop() {
 	defer l.Close()
 	var pause time.Duration
 	for {
@@ -69,7 +78,7 @@ func (l *tlsListener) acceptLoop() {
 	}
 }
 
-func (l *tlsListener) handshake(c net.Conn) {
+func (l *Listener) handshake(c net.Conn) {
 	tc := tls.Server(c, l.config)
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	err := tc.HandshakeContext(ctx)
@@ -85,7 +94,7 @@ func (l *tlsListener) handshake(c net.Conn) {
 	default:
 	}
 	switch tc.ConnectionState().NegotiatedProtocol {
-	case "acme-tls/1":
+	case acmeTLSProto:
 		// A TLS-ALPN-01 validation: the handshake itself was the answer.
 		_ = tc.Close()
 	case "h2":
@@ -100,7 +109,7 @@ func (l *tlsListener) handshake(c net.Conn) {
 }
 
 // Accept returns the next HTTP/1 connection, handshake done.
-func (l *tlsListener) Accept() (net.Conn, error) {
+func (l *Listener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
 		return c, nil
@@ -110,7 +119,7 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 }
 
 // Close stops accepting; connections already handed out are not affected.
-func (l *tlsListener) Close() error {
+func (l *Listener) Close() error {
 	var err error
 	l.closeOnce.Do(func() {
 		close(l.done)
@@ -120,4 +129,6 @@ func (l *tlsListener) Close() error {
 }
 
 // Addr is the listening address.
-func (l *tlsListener) Addr() net.Addr { return l.raw.Addr() }
+func (l *Listener) Addr() net.Addr { return l.raw.Addr() }
+
+var _ net.Listener = (*Listener)(nil)

@@ -1,4 +1,4 @@
-package main
+package instance
 
 import (
 	"context"
@@ -12,6 +12,31 @@ import (
 
 	"github.com/portcullis-waf/portcullis/config"
 )
+
+// limitMemory applies the memory limit for the instance's life and, when
+// it is automatic, gives memory a burst left free back when idle.
+func (i *Instance) limitMemory() error {
+	var restore func()
+	stopRelease := func() {}
+	return i.add(Component{
+		Name: "memory limit",
+		Start: func() error {
+			var auto bool
+			restore, auto = applyMemoryLimit(i.cfg.Server, i.log)
+			if auto {
+				ctx, cancel := context.WithCancel(context.Background())
+				stopRelease = cancel
+				go releaseIdleMemory(ctx, i.log)
+			}
+			return nil
+		},
+		Stop: func() error {
+			stopRelease()
+			restore()
+			return nil
+		},
+	})
+}
 
 // applyMemoryLimit sets the Go runtime's soft memory limit (issue 18, item
 // 7) and returns a function that restores the previous one:

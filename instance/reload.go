@@ -1,0 +1,125 @@
+package instance
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/portcullis-waf/portcullis/admin"
+	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/internal/every"
+)
+
+// configCheckInterval is how often server.watch_config reads the file.
+const configCheckInterval = 2 * time.Second
+
+// Reload reads the configuration file again and switches to it
+// (admin.Reloader). A bad file is rejected whole with the same messages
+// as `portcullis check`, and the running configuration keeps serving.
+// Reloads run one at a time, whoever triggers them.
+func (i *Instance) Reload(trigger string) admin.ReloadResult {
+	i.reloadMu.Lock()
+	defer i.reloadMu.Unlock()
+	start := time.Now()
+	err := func() error {
+		if i.cfgPath == "" {
+			return errors.New("started without a configuration file (-c): nothing to reload")
+		}
+		if i.draining.Load() {
+			// The listeners may have retired their pipelines already; a
+			// new one would never be retired.
+			return errors.New("shutting down: not reloading")
+		}
+		cfg, err := config.Load(i.cfgPath)
+		if err != nil {
+			return err
+		}
+		if err := i.server.Reload(cfg, cfg.Server.ShutdownGrace); err != nil {
+			return err
+		}
+		i.level.Set(cfg.Log.Level)
+		return nil
+	}()
+	i.metrics.ObserveReload(err == nil, time.Since(start))
+	res := admin.ReloadResult{Time: start.UTC(), Trigger: trigger, OK: err == nil, Duration: time.Since(start).Round(time.Millisecond).String()}
+	if err != nil {
+		res.Error = err.Error()
+		i.reloads.Failed++
+		i.log.Error("reload failed; the running configuration keeps serving", "trigger", trigger, "duration", res.Duration, "err", err.Error())
+	} else {
+		i.reloads.OK++
+		i.log.Info("configuration reloaded", "trigger", trigger, "duration", res.Duration)
+	}
+	last := res
+	i.reloads.Last = &last
+	return res
+}
+
+// Reloads is the reload history since the start (admin.Reloader).
+func (i *Instance) Reloads() admin.ReloadHistory {
+	i.reloadMu.Lock()
+	defer i.reloadMu.Unlock()
+	h := i.reloads
+	if h.Last != nil {
+		last := *h.Last
+		h.Last = &last
+	}
+	return h
+}
+
+// watchReloads starts the other reload triggers: SIGHUP and, with
+// server.watch_config, a change of the file's content. It is the last
+// step and stops first: no reload begins once shutdown has.
+func (i *Instance) watchReloads() error {
+	hup := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var watch every.Loop
+	return i.add(Component{
+		Name: "reload triggers",
+		Start: func() error {
+			signal.Notify(hup, syscall.SIGHUP)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-done:
+						return
+					case <-hup:
+						i.Reload("SIGHUP")
+					}
+				}
+			}()
+			if i.cfg.Server.WatchConfig && i.cfgPath != "" {
+				watch.Start(configCheckInterval, i.watchConfig())
+			}
+			return nil
+		},
+		Stop: func() error {
+			signal.Stop(hup)
+			close(done)
+			wg.Wait() // a reload in progress ends first
+			watch.Stop()
+			return nil
+		},
+	})
+}
+
+// watchConfig returns the periodic check of the configuration file: a
+// change of its content (not only its time stamp) triggers a reload.
+func (i *Instance) watchConfig() func(context.Context) {
+	last, _ := os.ReadFile(i.cfgPath)
+	return func(context.Context) {
+		now, err := os.ReadFile(i.cfgPath)
+		if err != nil || string(now) == string(last) {
+			return
+		}
+		last = now
+		i.Reload("file change")
+	}
+}
