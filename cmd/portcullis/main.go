@@ -32,8 +32,8 @@ import (
 
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/gateway"
-	"github.com/portcullis-waf/portcullis/internal/redisconn"
 	"github.com/portcullis-waf/portcullis/instance"
+	"github.com/portcullis-waf/portcullis/internal/redisconn"
 )
 
 func main() {
