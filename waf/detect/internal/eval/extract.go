@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -40,6 +41,18 @@ func newEvaluator(thresh int) *evaluator {
 		thresh: thresh,
 		dets: []detect.Detector{sqli.New(), xss.New(), shell.New(), traversal.New(), ssti.New(), ssrf.New(),
 			ldap.New(), nosql.New(), xxe.New(), crlf.New(), jndi.New(), deserialization.New()},
+	}
+}
+
+// explain prints every finding on every decoding of v.
+func (ev *evaluator) explain(w io.Writer, v string) {
+	for _, vr := range ev.dec.Variants(v) {
+		fmt.Fprintf(w, "variant %q via %q\n", vr.Value, vr.Chain.String())
+		for _, d := range ev.dets {
+			if f, ok := d.Detect(detect.Input{Value: vr.Value, Where: detect.WhereQuery, Name: "ARGS:v"}); ok {
+				fmt.Fprintf(w, "  %-16s %3d %s: %q\n", f.Detector, f.Confidence, f.Reason, detect.Evidence(vr.Value, f, 120))
+			}
+		}
 	}
 }
 
@@ -146,8 +159,26 @@ func extract(it *item) []value {
 		out = appendMultipart(out, body, params["boundary"])
 	default:
 		out = append(out, value{string(body), detect.WhereBody, "REQUEST_BODY"})
+		if formShaped(body) {
+			// text/plain and untyped bodies that are name=value pairs:
+			// applications (PHP, Rails) read them as forms.
+			out = appendForm(out, string(body), detect.WhereForm, "ARGS_POST")
+		}
 	}
 	return out
+}
+
+// formShaped: one line of name=value pairs joined by '&'.
+func formShaped(b []byte) bool {
+	if len(b) == 0 || len(b) > 64<<10 || bytes.IndexByte(b, '=') <= 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < 0x20 || c == ' ' {
+			return false
+		}
+	}
+	return true
 }
 
 func appendForm(out []value, raw string, where detect.Where, prefix string) []value {

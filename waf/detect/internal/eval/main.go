@@ -175,8 +175,13 @@ func main() {
 		class   = flag.String("class", "", "only attacks of this class (and only false positives of this detector class)")
 		thresh  = flag.Int("threshold", 70, "confidence at or above which a finding counts as an attack")
 		workers = flag.Int("workers", runtime.GOMAXPROCS(0), "parallel workers")
+		one     = flag.String("value", "", "judge this one value (as a query argument) with every detector on every decoding, print the findings and exit")
 	)
 	flag.Parse()
+	if *one != "" {
+		newEvaluator(*thresh).explain(os.Stdout, *one)
+		return
+	}
 	dir := *cache
 	if dir == "" {
 		root, err := repoRoot()
@@ -311,7 +316,7 @@ func printBenign(w io.Writer, items []item, hs []hit) {
 }
 
 func printAttacks(w io.Writer, items []item, hs []hit) {
-	classes, places, encs := map[string]*tally{}, map[string]*tally{}, map[string]*tally{}
+	classes, places, encs, srcs := map[string]*tally{}, map[string]*tally{}, map[string]*tally{}, map[string]*tally{}
 	evasions := &tally{}
 	total := 0
 	for i, it := range items {
@@ -323,6 +328,7 @@ func printAttacks(w io.Writer, items []item, hs []hit) {
 			enc = "none"
 		}
 		add(encs, enc, found)
+		add(srcs, sourceFamily(it.Source)+" "+it.Class, found)
 		if it.Evasion {
 			evasions.n++
 			if found {
@@ -337,6 +343,15 @@ func printAttacks(w io.Writer, items []item, hs []hit) {
 	printTable(w, "per class", classes, "found")
 	printTable(w, "per placement", places, "found")
 	printTable(w, "per encoding", encs, "found")
+	printTable(w, "per source and class", srcs, "found")
+}
+
+// sourceFamily groups sources: "crs:942100/3" → "crs:942".
+func sourceFamily(s string) string {
+	if strings.HasPrefix(s, "crs:") && len(s) >= 7 {
+		return s[:7]
+	}
+	return s
 }
 
 func clip(s string, n int) string {
