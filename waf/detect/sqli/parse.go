@@ -29,6 +29,7 @@ type signals struct {
 	truncated  bool // parentheses left open at the end after a strong sign
 	trailingOp bool // the value ends with an operator
 	orOp       bool // || (MySQL OR, otherwise concatenation)
+	probe      bool // a delay or information function opened at the very end
 	ops        int  // binary operators
 }
 
@@ -970,6 +971,13 @@ func (p *parser) callArgs() {
 	defer p.leave()
 	if p.peek().kind == kRParen {
 		p.pos++
+		return
+	}
+	if p.atEnd() && (p.sig.timeFn || p.sig.infoFn) {
+		// "benchmark(", "select load_file(": a delay or information
+		// function opened and cut off, as probes send it.
+		p.sig.truncated = true
+		p.sig.probe = true
 		return
 	}
 	if t := p.peek(); t.kind == kOp && t.op == opMul {

@@ -532,6 +532,8 @@ func score(c context, p parser, first token, breakout, bare bool) result {
 		sc, why = 70, "comment truncates the query"
 	case s.compare && breakout && c.quote != '`':
 		sc, why = 55, "comparison"
+	case s.probe:
+		sc, why = 72, "delay or information function opened"
 	default:
 		return result{}
 	}
@@ -556,6 +558,11 @@ func score(c context, p parser, first token, breakout, bare bool) result {
 	}
 	if sc > 100 {
 		sc = 100
+	}
+	if s.probe && !s.union && !s.stacked && !s.subquery && sc > 72 {
+		// An opened call and nothing after it: an attacker's probe,
+		// but nothing ran yet.
+		sc = 72
 	}
 	// The evidence: from the breakout (the token after the leading
 	// literal or operand) to the end of the value.
