@@ -244,6 +244,13 @@ func judge(l *lexer, c context) (res result) {
 	p = parser{s: l.s, t: l.toks[:l.n], quote: c.quote}
 	first := p.peek()
 	bare := first.kind == kWord && first.kw == kwNone && p.peekAt(1).kind != kLParen && p.peekAt(1).kind != kDot
+	if first.kind == kWord && first.kw == kwNone && p.peekAt(1).kind == kLParen && p.peekAt(1).start > first.end &&
+		fnClass(p.text(first)) == fnPlain {
+		// "Price (incl. VAT) = 12.50 or less": a word, a space, then a
+		// parenthesis is how prose writes an aside; SQL writes its
+		// ordinary calls without the space.
+		bare = true
+	}
 	if c.quote != 0 {
 		// The first token is the rest of the application's literal. When
 		// it is prose (several words before the quote), the quote is an
