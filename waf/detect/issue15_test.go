@@ -119,12 +119,12 @@ func TestIssue15BenignShapes(t *testing.T) {
 		where detect.Where
 	}{
 		{`{"user":{"name":"Ann","tags":["a","b"]},"ids":[1,2,3],"active":true}`, detect.WhereBody}, // 942550
-		{"zsh is the best!", detect.WhereQuery}, // 932xxx
+		{"zsh is the best!", detect.WhereQuery},                                                    // 932xxx
 		{"ls 300 lexus", detect.WhereQuery},
 		{"union was a great select", detect.WhereQuery}, // 942190/942100
 		{"george.orwell@example.com", detect.WhereForm},
 		{"orlando.or@example.org", detect.WhereForm},
-		{"JavaScript: The Good Parts", detect.WhereQuery}, // 941210
+		{"JavaScript: The Good Parts", detect.WhereQuery},       // 941210
 		{"/docs/etc/passwd-reset-howto.html", detect.WherePath}, // 930130
 		{"It's O'Brien's dog, isn't it?", detect.WhereForm},
 		{"D'Angelo & O'Connor", detect.WhereJSON},
