@@ -62,9 +62,9 @@ audit: {file: %q}
 	defer func() { _ = c.stop() }()
 
 	type answer struct {
-		status      int
+		status       int
 		id, ct, body string
-		retryAfter  string
+		retryAfter   string
 	}
 	send := func(host, path, client, accept, key string) answer {
 		t.Helper()
