@@ -33,6 +33,12 @@ type Config struct {
 	Log       LogConfig
 	Alerts    *AlertsConfig  // nil: no alerts
 	Cluster   *ClusterConfig // nil: a single instance, no shared services
+
+	// document is the file as decoded (placeholders expanded), and
+	// secretPaths the fields that held a placeholder: what Effective shows,
+	// masked.
+	document    *File
+	secretPaths map[string]bool
 }
 
 // ListenerConfig is a resolved listener.

@@ -193,7 +193,7 @@ type ACME struct {
 	// EABKeyID and EABHMACKey are the External Account Binding credentials
 	// (ZeroSSL, many private CAs), as the CA hands them out.
 	EABKeyID   string `yaml:"eab_key_id"`
-	EABHMACKey string `yaml:"eab_hmac_key"`
+	EABHMACKey string `yaml:"eab_hmac_key" secret:"value"`
 	// CARoots is a PEM file of roots that sign the CA's own HTTPS
 	// certificate (a private ACME server). Default: the system roots.
 	CARoots string `yaml:"ca_roots"`
