@@ -884,7 +884,7 @@ type argShape struct {
 	// .ssh/, /dev/tcp/), not only a place (/tmp/, /var/log/).
 	secret bool
 	url    bool
-	obfusc    bool // quote-split, ${IFS}, globbed paths, ANSI-C
+	obfusc bool // quote-split, ${IFS}, globbed paths, ANSI-C
 }
 
 // unwrap follows wrapper commands (sudo, env, busybox, .shell …) to the
