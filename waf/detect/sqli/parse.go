@@ -30,6 +30,7 @@ type signals struct {
 	trailingOp bool // the value ends with an operator
 	orOp       bool // || (MySQL OR, otherwise concatenation)
 	probe      bool // a delay or information function opened at the very end
+	cast       bool // PostgreSQL's expr::type
 	ops        int  // binary operators
 }
 
@@ -707,6 +708,7 @@ func (p *parser) exprRest() {
 				if t.kind != kWord {
 					p.fail()
 				}
+				p.sig.cast = true
 			case opAssign:
 				p.binary(false)
 			default:
@@ -776,8 +778,8 @@ func (p *parser) exprRest() {
 				p.arith()
 			case kwCollate:
 				p.pos++
-				if n := p.next(); n.kind != kWord {
-					p.fail()
+				if n := p.next(); n.kind != kWord && n.kind != kQIdent && n.kind != kString {
+					p.fail() // COLLATE utf8mb4_bin, `nocase`, "C"
 				}
 			default:
 				return

@@ -71,7 +71,12 @@ func Prefilter(v string) bool {
 			return true
 		}
 	}
-	return false
+	// "exec xp_cmdshell": a procedure call needs no punctuation.
+	t := v
+	for len(t) > 0 && (t[0] == ' ' || t[0] == '\t') {
+		t = t[1:]
+	}
+	return len(t) > 5 && equalFold(t[:4], "exec") && (t[4] == ' ' || t[4]|0x20 == 'u')
 }
 
 type context struct {
@@ -541,6 +546,11 @@ func score(c context, p parser, first token, breakout, bare bool) result {
 		sc, why = 55, "comparison"
 	case s.probe:
 		sc, why = 72, "delay or information function opened"
+	case s.cast && s.fn > 0 && !bare:
+		// "starts_with(password,'a')::int": a function of a column,
+		// cast to fit the number it replaces (PostgreSQL error and
+		// boolean probes).
+		sc, why = 75, "function result cast into the query"
 	default:
 		return result{}
 	}
