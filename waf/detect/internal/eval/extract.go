@@ -46,11 +46,11 @@ func newEvaluator(thresh int) *evaluator {
 }
 
 // explain prints every finding on every decoding of v.
-func (ev *evaluator) explain(w io.Writer, v string) {
+func (ev *evaluator) explain(w io.Writer, v string, where detect.Where) {
 	for _, vr := range ev.dec.Variants(v) {
 		fmt.Fprintf(w, "variant %q via %q\n", vr.Value, vr.Chain.String())
 		for _, d := range ev.dets {
-			if f, ok := d.Detect(detect.Input{Value: vr.Value, Where: detect.WhereQuery, Name: "ARGS:v"}); ok {
+			if f, ok := d.Detect(detect.Input{Value: vr.Value, Where: where, Name: "ARGS:v"}); ok {
 				fmt.Fprintf(w, "  %-16s %3d %s: %q\n", f.Detector, f.Confidence, f.Reason, detect.Evidence(vr.Value, f, 120))
 			}
 		}
