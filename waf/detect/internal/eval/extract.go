@@ -20,6 +20,7 @@ import (
 	"github.com/portcullis-waf/portcullis/waf/detect/nosql"
 	"github.com/portcullis-waf/portcullis/waf/detect/shell"
 	"github.com/portcullis-waf/portcullis/waf/detect/sqli"
+	"github.com/portcullis-waf/portcullis/waf/detect/ssi"
 	"github.com/portcullis-waf/portcullis/waf/detect/ssrf"
 	"github.com/portcullis-waf/portcullis/waf/detect/ssti"
 	"github.com/portcullis-waf/portcullis/waf/detect/traversal"
@@ -41,7 +42,7 @@ func newEvaluator(thresh int) *evaluator {
 		dec:    decode.New(decode.Limits{}),
 		thresh: thresh,
 		dets: []detect.Detector{sqli.New(), xss.New(), shell.New(), traversal.New(), ssti.New(), ssrf.New(),
-			ldap.New(), nosql.New(), xxe.New(), crlf.New(), jndi.New(), deserialization.New()},
+			ldap.New(), nosql.New(), xxe.New(), crlf.New(), jndi.New(), deserialization.New(), ssi.New()},
 	}
 }
 
