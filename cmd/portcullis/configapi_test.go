@@ -156,3 +156,16 @@ sites:
 		t.Errorf("the log shows the secret:\n%s", c.log.String())
 	}
 }
+
+// TestSchemaCommand: `portcullis schema` prints one JSON Schema document.
+func TestSchemaCommand(t *testing.T) {
+	out, errOut, code := runBinary(t, "schema")
+	var s struct {
+		Schema     string         `json:"$schema"`
+		Properties map[string]any `json:"properties"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &s) != nil || s.Schema != "https://json-schema.org/draft/2020-12/schema" ||
+		s.Properties["sites"] == nil || s.Properties["block_pages"] == nil {
+		t.Fatalf("schema: exit %d, stderr %q, %.200s", code, errOut, out)
+	}
+}
