@@ -32,6 +32,7 @@ type Config struct {
 	Log       LogConfig
 	Alerts    *AlertsConfig  // nil: no alerts
 	Cluster   *ClusterConfig // nil: a single instance, no shared services
+	CrowdSec  *CrowdSecConfig // nil: no CrowdSec Local API
 }
 
 // ListenerConfig is a resolved listener.
@@ -380,6 +381,7 @@ func (c *checker) resolve(f *File) *Config {
 	c.resolveLog(f, cfg)
 	c.resolveAlerts(f, cfg)
 	c.resolveCluster(f, cfg)
+	c.resolveCrowdSec(f, cfg)
 	c.checkRules(cfg)
 	return cfg
 }

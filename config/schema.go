@@ -42,6 +42,9 @@ type File struct {
 	Alerts *Alerts `yaml:"alerts"`
 	// Cluster shares state between instances (Redis). Default: off.
 	Cluster *Cluster `yaml:"cluster"`
+	// CrowdSec connects to a CrowdSec Local API: its decisions become
+	// bans, and Portcullis's blocks become CrowdSec alerts. Default: off.
+	CrowdSec *CrowdSec `yaml:"crowdsec"`
 }
 
 // ClientIP configures the real client address.
