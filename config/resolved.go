@@ -30,8 +30,8 @@ type Config struct {
 	Bans      BansConfig
 	Admin     *AdminConfig // nil: no admin listener
 	Log       LogConfig
-	Alerts    *AlertsConfig  // nil: no alerts
-	Cluster   *ClusterConfig // nil: a single instance, no shared services
+	Alerts    *AlertsConfig   // nil: no alerts
+	Cluster   *ClusterConfig  // nil: a single instance, no shared services
 	CrowdSec  *CrowdSecConfig // nil: no CrowdSec Local API
 }
 
