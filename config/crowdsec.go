@@ -34,7 +34,7 @@ type CrowdSec struct {
 // `cscli bouncers add portcullis`, which prints the key.
 type CrowdSecBouncer struct {
 	// APIKey is not accepted: the key goes into api_key_file or api_key_env.
-	APIKey string `yaml:"api_key"`
+	APIKey string `yaml:"api_key" secret:"value"`
 	// APIKeyFile is a file holding the bouncer key (one line).
 	APIKeyFile string `yaml:"api_key_file"`
 	// APIKeyEnv names an environment variable holding the bouncer key.
@@ -50,7 +50,7 @@ type CrowdSecSignals struct {
 	// MachineID is the watcher's login. Required.
 	MachineID string `yaml:"machine_id"`
 	// Password is not accepted: it goes into password_file or password_env.
-	Password string `yaml:"password"`
+	Password string `yaml:"password" secret:"value"`
 	// PasswordFile is a file holding the machine's password.
 	PasswordFile string `yaml:"password_file"`
 	// PasswordEnv names an environment variable holding it.
