@@ -88,7 +88,7 @@ db_config:
   log_level: info
   type: sqlite
   db_path: %[1]s/data/crowdsec.db
-  use_wal: false
+  use_wal: true # the LAPI writes (bouncer pulls) while cscli adds decisions
 api:
   client:
     insecure_skip_verify: false
@@ -153,15 +153,24 @@ prometheus:
 // standard output; a failure fails the test.
 func (l *LAPI) Cscli(t testing.TB, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "cscli", append([]string{"-c", l.config, "--error"}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
+	// SQLite answers "database is locked" when a write of the LAPI's own
+	// (a bouncer's pull time) overlaps: a few tries, as an operator would.
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, "cscli", append([]string{"-c", l.config, "--error"}, args...)...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		cancel()
+		if err == nil {
+			return out.String()
+		}
+		if attempt < 5 && strings.Contains(out.String()+errb.String(), "database is locked") {
+			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+			continue
+		}
 		t.Fatalf("cscli %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
 	}
-	return out.String()
 }
 
 // Alert is what `cscli alerts list -o json` says of an alert.
