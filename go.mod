@@ -32,7 +32,12 @@ require (
 	rsc.io/binaryregexp v0.2.0
 )
 
-require go.uber.org/atomic v1.12.0 // indirect
+require (
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/pgx/v5 v5.13.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+)
 
 require (
 	dario.cat/mergo v1.0.1 // indirect
