@@ -61,6 +61,9 @@ func (i *Instance) openAudit() error {
 		}
 		sinks = append(sinks, &timedSink{Sink: sink, metrics: i.metrics})
 	}
+	if i.pgSink != nil {
+		sinks = append(sinks, i.pgSink)
+	}
 	i.records = audit.New(audit.Options{
 		QueueSize: ac.QueueSize, Log: i.log, OnFailure: ac.OnFailure,
 		Aggregate: audit.AggregateOptions{Samples: ac.Aggregate.Samples, Window: ac.Aggregate.Window, MaxKeys: ac.Aggregate.MaxKeys},

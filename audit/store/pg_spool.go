@@ -42,6 +42,9 @@ type SpoolStats struct {
 	// Spooled counts records put in the spool, Dropped records refused
 	// because it was full.
 	Spooled, Dropped uint64
+	// Failures counts failed writes to PostgreSQL (direct or from the
+	// spool).
+	Failures uint64
 	// Batches and Bytes are what the spool holds now.
 	Batches int
 	Bytes   int64
@@ -74,7 +77,7 @@ type PostgresSink struct {
 	stopped bool
 	refused int64 // size of the last batch the full spool refused
 
-	delivered, duplicates, spooled, dropped atomic.Uint64
+	delivered, duplicates, spooled, dropped, failures atomic.Uint64
 	down                                    atomic.Bool
 	lastErr                                 atomic.Value // string
 
@@ -139,7 +142,7 @@ func (p *Postgres) Sink(opts SpoolOptions) (*PostgresSink, error) {
 }
 
 // SinkName is the name metrics and logs give this sink.
-func (k *PostgresSink) SinkName() string { return "store" }
+func (k *PostgresSink) SinkName() string { return "postgres" }
 
 // Write adds e to the current batch.
 func (k *PostgresSink) Write(e *audit.Entry) error {
@@ -183,6 +186,7 @@ func (k *PostgresSink) Flush() error {
 
 // failed marks PostgreSQL down, logging once per outage.
 func (k *PostgresSink) failed(err error) {
+	k.failures.Add(1)
 	k.lastErr.Store(err.Error())
 	if !k.down.Swap(true) {
 		k.p.opts.Log.Warn("audit store: postgres unreachable; spooling records to disk until it returns",
@@ -371,7 +375,7 @@ func (k *PostgresSink) Probe() error {
 func (k *PostgresSink) Stats() SpoolStats {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return SpoolStats{Delivered: k.delivered.Load(), Duplicates: k.duplicates.Load(), Spooled: k.spooled.Load(), Dropped: k.dropped.Load(),
+	return SpoolStats{Delivered: k.delivered.Load(), Duplicates: k.duplicates.Load(), Spooled: k.spooled.Load(), Dropped: k.dropped.Load(), Failures: k.failures.Load(),
 		Batches: len(k.files), Bytes: k.bytes, Down: k.down.Load(), LastError: k.lastErr.Load().(string)}
 }
 
