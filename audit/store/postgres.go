@@ -414,6 +414,13 @@ func (p *Postgres) upkeepLoop() {
 		} else if len(dropped) > 0 {
 			p.opts.Log.Info("audit store: dropped expired partitions", "partitions", dropped)
 		}
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			if err := p.Analyze(ctx); err != nil {
+				p.opts.Log.Warn("audit store: postgres analyze failed", "error", err)
+			}
+			cancel()
+		}
 	}
 }
 
@@ -432,4 +439,15 @@ func (p *Postgres) Close() error {
 func (p *Postgres) DropSchema(ctx context.Context) error {
 	_, err := p.pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+p.schema+" CASCADE")
 	return err
+}
+
+// Analyze refreshes the planner's statistics of the records table.
+// Autovacuum analyzes each partition but never the partitioned parent,
+// whose statistics plan the searches that span partitions; upkeep runs
+// this hourly, and a bulk load should run it once at the end.
+func (p *Postgres) Analyze(ctx context.Context) error {
+	if _, err := p.pool.Exec(ctx, "ANALYZE records"); err != nil {
+		return fmt.Errorf("%s: analyze: %w", p.Describe(), err)
+	}
+	return nil
 }
