@@ -78,8 +78,8 @@ type PostgresSink struct {
 	refused int64 // size of the last batch the full spool refused
 
 	delivered, duplicates, spooled, dropped, failures atomic.Uint64
-	down                                    atomic.Bool
-	lastErr                                 atomic.Value // string
+	down                                              atomic.Bool
+	lastErr                                           atomic.Value // string
 
 	wake chan struct{}
 	stop chan struct{}
