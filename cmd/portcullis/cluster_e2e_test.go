@@ -346,3 +346,29 @@ func TestClusterOfThree(t *testing.T) {
 		poll("every record after both outages", 30*time.Second, func() bool { return allFound(2) })
 	})
 }
+
+// TestCheckConnectPostgres: `portcullis check --connect` reports a
+// reachable PostgreSQL and fails, naming it, for an unreachable one.
+func TestCheckConnectPostgres(t *testing.T) {
+	schema := pgtest.Schema(t)
+	proxy := tcpcut.Start(t, pgtest.Addr)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	cfg := fmt.Sprintf(`upstreams: [{name: app, targets: ["http://127.0.0.1:1"]}]
+sites: [{name: shop, hosts: ["*"], routes: [{path: /, upstream: app}]}]
+tls: {state_dir: %q}
+cluster: {name: ci, postgres: {url: "postgres://postgres@%s/test", schema: %s, dial_timeout: 500ms, timeout: 2s}}
+`, dir, proxy.Addr, schema)
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runBinary(t, "check", "--connect", "-c", p)
+	if code != 0 || !strings.Contains(out, "cluster.postgres: connected to "+proxy.Addr) {
+		t.Errorf("check --connect: exit %d\n%s%s", code, out, errOut)
+	}
+	proxy.Cut()
+	out, errOut, code = runBinary(t, "check", "--connect", "-c", p)
+	if code != 1 || !strings.Contains(errOut, "cluster.postgres: cannot use "+proxy.Addr) {
+		t.Errorf("check --connect without postgres: exit %d\n%s%s", code, out, errOut)
+	}
+}
