@@ -22,7 +22,7 @@ type Postgres struct {
 	URL string `yaml:"url"`
 	// Password is refused: a secret written into the configuration file
 	// ends up in backups, diffs and support tickets.
-	Password string `yaml:"password"`
+	Password string `yaml:"password" secret:"value"`
 	// PasswordFile holds the password (trailing newline ignored). Default:
 	// none.
 	PasswordFile string `yaml:"password_file"`
