@@ -54,6 +54,7 @@ func (i *Instance) startAdmin() error {
 		Explain: i.explain,
 		Reload:  i,
 		Cache:   i,
+		Config:  i,
 		Ready:   i,
 		Auth:    auth,
 		Log:     i.log.With("component", "admin"),

@@ -61,6 +61,14 @@ func (i *Instance) openAudit() error {
 		}
 		sinks = append(sinks, &timedSink{Sink: sink, metrics: i.metrics})
 	}
+	if cs, err := i.crowdsecSignals(); err != nil {
+		for _, s := range sinks {
+			_ = s.Close()
+		}
+		return fmt.Errorf("crowdsec signals: %w", err)
+	} else if cs != nil {
+		sinks = append(sinks, cs)
+	}
 	if i.pgSink != nil {
 		sinks = append(sinks, i.pgSink)
 	}

@@ -49,6 +49,7 @@ func root() *command {
 		{name: "check", summary: "validate a configuration and compile its rule sets (every problem as file:line)", run: cmdCheck},
 		{name: "demo", summary: "start a sample app behind the WAF, with requests to try", run: cmdDemo},
 		{name: "version", summary: "print the versions of Portcullis, Coraza and the embedded CRS", run: cmdVersion},
+		{name: "schema", summary: "print the JSON Schema (draft 2020-12) of the configuration file, for editors", run: cmdSchema},
 		{name: "health", summary: "exit 0 when the running instance is ready, 1 when not (for container health checks)", run: cmdHealth},
 		{name: "reload", summary: "reload the running instance's configuration through its admin API", run: cmdReload},
 		bansCommand(),
