@@ -360,17 +360,25 @@ func (p *Pool) unavailable() error {
 // attempt sends one copy of req to t. sent reports whether the request,
 // body included, was written to the target.
 func (p *Pool) attempt(req *http.Request, t *target, body *replayBody, o *attemptOptions) (resp *http.Response, sent bool, err error) {
+	// One allocation holds what the attempt needs until its response body
+	// is closed: the header watch, its trace hook, the target URL and the
+	// body wrapper (issue 14: the uninspected path allocates per request
+	// only what it must).
+	a := &attemptRun{t: t}
 	ctx, cancel := context.WithCancel(req.Context())
+	a.cancel = cancel
 	wait := p.headerWait
 	if o.headerWait > 0 {
 		wait = o.headerWait
 	}
-	hw := &headerWatch{wait: wait, cancel: cancel}
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: hw.wroteRequest})
+	hw := &a.hw
+	hw.wait, hw.cancel = wait, cancel
+	a.trace.WroteRequest = hw.wroteRequest
+	ctx = httptrace.WithClientTrace(ctx, &a.trace)
 	out := req.WithContext(ctx) // a shallow copy: headers are shared, which is fine, they are not changed here
-	u := *req.URL
-	setTarget(&u, t.url)
-	out.URL = &u
+	a.url = *req.URL
+	setTarget(&a.url, t.url)
+	out.URL = &a.url
 	if body != nil {
 		out.Body = body.view()
 		out.GetBody = nil
@@ -390,7 +398,6 @@ func (p *Pool) attempt(req *http.Request, t *target, body *replayBody, o *attemp
 	}
 	t.served.Add(1)
 	p.observe(t, resp.StatusCode)
-	done := func() { cancel(); t.release() }
 	if rwc, ok := resp.Body.(interface {
 		Read([]byte) (int, error)
 		Write([]byte) (int, error)
@@ -398,12 +405,27 @@ func (p *Pool) attempt(req *http.Request, t *target, body *replayBody, o *attemp
 	}); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		// An upgraded connection (WebSocket): ReverseProxy needs to write to
 		// it, and it is closed after idle time without traffic.
-		resp.Body = newIdleConn(rwc, o.wsIdle, done)
+		resp.Body = newIdleConn(rwc, o.wsIdle, a.end)
 		return resp, true, nil
 	}
-	resp.Body = &upstreamBody{ReadCloser: resp.Body, done: done}
+	a.body.ReadCloser, a.body.run = resp.Body, a
+	resp.Body = &a.body
 	return resp, true, nil
 }
+
+// attemptRun is the state of one attempt, allocated at once.
+type attemptRun struct {
+	hw     headerWatch
+	trace  httptrace.ClientTrace
+	url    url.URL
+	body   upstreamBody
+	cancel context.CancelFunc
+	t      *target
+}
+
+// end finishes the attempt once its response is done with: the attempt's
+// context is canceled and the target's connection slot released.
+func (a *attemptRun) end() { a.cancel(); a.t.release() }
 
 // headerWatch is the response header timeout of one attempt (none when
 // wait is 0). It starts when the request, body included, was written (a
