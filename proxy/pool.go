@@ -51,7 +51,8 @@ type target struct {
 	url      *url.URL
 	name     string // url.String(), for records and logs
 	weight   int
-	maxConns int64 // 0: no limit
+	maxConns int64     // 0: no limit
+	fast     *fastPath // nil: every request goes through http.Transport
 
 	inflight     atomic.Int64
 	served       atomic.Uint64
@@ -175,7 +176,12 @@ func NewPool(u *config.UpstreamConfig, prev *Pool, log *slog.Logger) *Pool {
 	}
 	p.life, p.end = context.WithCancel(context.Background())
 	for i, tc := range u.Targets {
-		p.targets = append(p.targets, &target{idx: i, url: tc.URL, name: tc.URL.String(), weight: tc.Weight, maxConns: int64(tc.MaxConns)})
+		t := &target{idx: i, url: tc.URL, name: tc.URL.String(), weight: tc.Weight, maxConns: int64(tc.MaxConns)}
+		// The fast path dials as the transport does (same errors, same
+		// limits), through the transport's dialer as it is at the time.
+		t.fast = newFastPath(tc.URL.Scheme, tc.URL.Hostname(), tc.URL.Port(), u.H2C, p.dialContext,
+			p.transport.MaxIdleConnsPerHost, p.transport.IdleConnTimeout, p.transport.MaxResponseHeaderBytes)
+		p.targets = append(p.targets, t)
 	}
 	p.bal = newBalancer(u.Policy, p.targets)
 	if prev != nil {
@@ -243,6 +249,11 @@ func newTransport(u *config.UpstreamConfig) *http.Transport {
 	return t
 }
 
+// dialContext opens a connection to a target with the transport's dialer.
+func (p *Pool) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return p.transport.DialContext(ctx, network, addr)
+}
+
 // Name is the upstream's name.
 func (p *Pool) Name() string { return p.name }
 
@@ -252,6 +263,9 @@ func (p *Pool) Close() {
 		p.end()
 		p.wg.Wait()
 		p.transport.CloseIdleConnections()
+		for _, t := range p.targets {
+			t.fast.close()
+		}
 	})
 }
 
@@ -383,7 +397,11 @@ func (p *Pool) attempt(req *http.Request, t *target, body *replayBody, o *attemp
 		out.Body = body.view()
 		out.GetBody = nil
 	}
-	resp, err = p.transport.RoundTrip(out)
+	if t.fast.takes(out) {
+		resp, err = t.fast.roundTrip(out)
+	} else {
+		resp, err = p.transport.RoundTrip(out)
+	}
 	fired, sent := hw.stop()
 	if fired {
 		cancel()
