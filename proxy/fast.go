@@ -183,12 +183,11 @@ func (f *fastPath) exchange(fc *fastConn, req *http.Request, trace *httptrace.Cl
 	// ends a blocked write or read at once, as with http.Transport.
 	stop := context.AfterFunc(req.Context(), func() { _ = fc.nc.SetDeadline(aLongTimeAgo) })
 	fc.lr.read = 0
+	// Request.Write reports WroteRequest to the trace itself, before the
+	// flush, exactly as http.Transport's writer does.
 	err = req.Write(fc.bw)
 	if err == nil {
 		err = fc.bw.Flush()
-	}
-	if trace != nil && trace.WroteRequest != nil {
-		trace.WroteRequest(httptrace.WroteRequestInfo{Err: err})
 	}
 	if err != nil {
 		stop()
