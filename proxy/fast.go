@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -156,6 +158,23 @@ func (f *fastPath) roundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		if req.Body != nil && req.Body != http.NoBody {
+			// The body (at most fastBodyMax) is read whole once a
+			// connection is there (a failed dial leaves it unread, so the
+			// pool may still send it elsewhere), so that head and body
+			// leave in one write: Request.Write flushes the head apart
+			// from a body it does not know to be in memory.
+			buf := fastBodies.Get().(*[]byte)
+			defer fastBodies.Put(buf)
+			body, err := readBody(req.Body, req.ContentLength, (*buf)[:0])
+			_ = req.Body.Close()
+			if err != nil {
+				f.put(fc) // unused: still good for the next request
+				return nil, err
+			}
+			*buf = body
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		resp, received, err := f.exchange(fc, req, trace)
 		if err == nil {
 			return resp, nil
@@ -172,6 +191,25 @@ func (f *fastPath) roundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
+}
+
+var fastBodies = sync.Pool{New: func() any { b := make([]byte, 0, fastBodyMax); return &b }}
+
+// readBody reads a body of exactly n bytes into buf, failing as
+// Request.Write would on a body shorter or longer than its Content-Length.
+func readBody(r io.Reader, n int64, buf []byte) ([]byte, error) {
+	buf = buf[:n]
+	if got, err := io.ReadFull(r, buf); err != nil {
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			return nil, fmt.Errorf("http: ContentLength=%d with Body length %d", n, got)
+		}
+		return nil, err
+	}
+	var one [1]byte
+	if extra, _ := r.Read(one[:]); extra > 0 {
+		return nil, fmt.Errorf("http: ContentLength=%d with Body length %d", n, n+1)
+	}
+	return buf, nil
 }
 
 func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }

@@ -294,3 +294,45 @@ func TestFastPathTakes(t *testing.T) {
 		t.Error("fast path built for an h2c upstream")
 	}
 }
+
+func TestFastPathBodies(t *testing.T) {
+	got := make(chan string, 4)
+	o := startRawOrigin(t, func(w io.Writer, r *http.Request, _ int) bool {
+		// rawOrigin discarded the body; the head says what was announced.
+		got <- r.Method + " " + r.Header.Get("Content-Length")
+		_, _ = io.WriteString(w, okResponse)
+		return true
+	})
+	f := testFastPath(t, o.ln.Addr().String())
+	tests := []struct {
+		name    string
+		body    string
+		length  int64
+		wantErr string
+	}{
+		{"whole body", strings.Repeat("a", 4096), 4096, ""},
+		{"shorter than announced", "abc", 10, "ContentLength=10 with Body length 3"},
+		{"longer than announced", "abcdef", 3, "ContentLength=3 with Body length 4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, "http://"+f.addr+"/", nil)
+			req.Body, req.ContentLength = io.NopCloser(strings.NewReader(tt.body)), tt.length
+			resp, err := f.roundTrip(req)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if head := <-got; head != "POST 4096" {
+				t.Fatalf("origin saw %q", head)
+			}
+		})
+	}
+}

@@ -13,6 +13,12 @@
 // route's use of a pool: header edits, body limit, timeouts, gRPC and
 // WebSocket handling.
 //
+// Ordinary requests to cleartext HTTP/1.1 targets (no upgrade, no
+// Expect, a body of known length up to 16 KiB) are written and answered on
+// the handler's own goroutine over each target's keep-alive pool (fast.go);
+// everything else, TLS and h2c targets included, goes through
+// http.Transport.
+//
 // Every forwarded request gets X-Forwarded-For/-Proto/-Host from what
 // Portcullis itself saw (incoming values are dropped: they are not trusted);
 // hop-by-hop headers are removed; WebSocket upgrades pass through; responses
