@@ -119,6 +119,8 @@ type Instance struct {
 	started  atomic.Bool // every step done: ready for traffic
 	draining atomic.Bool // shutting down: not ready for new traffic
 
+	lapiWarn sync.Once // crowdsec.lapi_url in clear text, said once
+
 	reloadMu sync.Mutex
 	reloads  admin.ReloadHistory
 
@@ -169,6 +171,7 @@ func Start(opts Options) (*Instance, error) {
 		i.openAudit,
 		i.newAlerter,
 		i.buildPipeline,
+		i.startBouncer,
 		i.buildCertificates,
 		i.newServer,
 		i.startAdmin,
