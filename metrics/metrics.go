@@ -311,6 +311,11 @@ func (m *Metrics) ObserveChallenge(result string) {
 	if m == nil {
 		return
 	}
+	switch result {
+	case "passed", "solved", "served", "rejected":
+	default:
+		result = LabelOther
+	}
 	m.challenges.WithLabelValues(result).Inc()
 }
 
