@@ -221,11 +221,10 @@ func TestChallengeInChromium(t *testing.T) {
 		t.Errorf("document.cookie %q (%v)", ck, err)
 	}
 	// The challenge page the browser got first is in the audit.
-	var served bool
-	for _, e := range tp.entries(t, 1) { // allowed requests are not recorded
-		served = served || (e.Stage == audit.StageChallenge && strings.Contains(strings.Join(e.Headers["User-Agent"], " "), "Chrome"))
-	}
-	if !served {
+	served := tp.recordsWhere(t, 1, func(e *audit.Entry) bool {
+		return e.Stage == audit.StageChallenge && strings.Contains(strings.Join(e.Headers["User-Agent"], " "), "Chrome")
+	})
+	if len(served) == 0 {
 		t.Error("no record of the challenge served to the browser")
 	}
 }
