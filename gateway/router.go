@@ -28,6 +28,9 @@ type route struct {
 	limits  []*routeLimit
 	cache   *cache.Cache   // nil: the route has no response cache
 	pages   *respond.Pages // the site's block_pages; nil: the built-in page
+	// challenge: requests need a proof-of-work pass (package challenge)
+	// after the cheap filters, before the rule engine.
+	challenge bool
 }
 
 // forwarding builds the innermost part of a route's chain: the proxy stage
