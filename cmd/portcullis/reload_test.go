@@ -48,7 +48,7 @@ func TestReloadAndGracefulShutdown(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			slowStarted <- struct{}{}
-			time.Sleep(time.Second)
+			time.Sleep(time.Second) // the behaviour under test: a request in flight when SIGTERM comes
 		}
 		io.WriteString(w, "hello")
 	}))
