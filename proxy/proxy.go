@@ -230,6 +230,11 @@ func (rt *Route) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusGatewayTimeout
 	}
 	entry.Fail(audit.StageProxy, "upstream "+rt.pool.name+": "+err.Error())
+	if rt.cfg.GRPC {
+		g, ok := parseGRPCTimeout(r.Header.Get("Grpc-Timeout"))
+		grpcError(w, status, ok && time.Since(entry.Time) >= g, entry.ID)
+		return
+	}
 	respond.Error(w, r, status, entry.ID)
 }
 
