@@ -58,6 +58,7 @@ package audit
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
@@ -132,6 +133,11 @@ type Entry struct {
 	// Summary is set only on a summary record: the record then stands for
 	// Summary.Count requests that were counted instead of recorded in full.
 	Summary *Summary `json:"summary,omitempty"`
+
+	// Addr is ClientIP as the stages use it while the request runs (invalid
+	// for a peer that is not an IP address, such as a Unix socket). It is
+	// not part of the record: ClientIP is.
+	Addr netip.Addr `json:"-"`
 }
 
 // Summary describes what a summary record counted (see AggregateOptions).
