@@ -12,34 +12,16 @@ import (
 
 	"github.com/portcullis-waf/portcullis/cache"
 	"github.com/portcullis-waf/portcullis/config"
-	"github.com/portcullis-waf/portcullis/proxy"
 )
 
 // route is a configured route with its prebuilt stage chain.
 type route struct {
 	site    string
 	path    string
-	match   routeMatch // set by router.add from the site's configuration
-	handler http.Handler
-	noWAF   http.Handler          // the chain without the rule engine (allow_skips_waf)
+	match   routeMatch            // set by router.add from the site's configuration
+	handler http.Handler          // the route's chain (see chain)
 	tls     *config.SiteTLSConfig // the site's; nil without TLS
-	filters *siteFilters
-	limits  []*routeLimit
-	cache   *cache.Cache // nil: the route has no response cache
-}
-
-// forwarding builds the innermost part of a route's chain: the proxy stage
-// and, when the route has a cache, the cache in front of it (after the WAF
-// and the protocol guard, so every request is inspected before a stored
-// response is served). It returns the proxy stage, the handler to put
-// after the guard, and the cache.
-func forwarding(pool *proxy.Pool, rc *config.RouteConfig) (*proxy.Route, http.Handler, *cache.Cache) {
-	fwd := proxy.NewRoute(pool, rc.Proxy)
-	if rc.Cache == nil {
-		return fwd, fwd, nil
-	}
-	store := cache.New(*rc.Cache, fwd)
-	return fwd, store, store
+	cache   *cache.Cache          // nil: the route has no response cache
 }
 
 // PurgeCache removes stored responses from every route's cache: those

@@ -48,19 +48,33 @@ type Limit struct {
 
 var routeSeed = maphash.MakeSeed()
 
-// Build returns the limits of a site (path "") or of one of its routes. A
-// site's limits are one budget across all its routes: build them once and
-// give them to every route's stage.
-func (ls *Limits) Build(site, path string, limits []config.RateLimitConfig) ([]*Limit, error) {
+// LimitError is a rate limit that cannot be built.
+type LimitError struct {
+	Index int    // its position in the list given to Build
+	Name  string // its name (the configuration names an unnamed limit by its field path)
+	Err   error
+}
+
+func (e *LimitError) Error() string { return fmt.Sprintf("rate limit %s: %v", e.Name, e.Err) }
+
+func (e *LimitError) Unwrap() error { return e.Err }
+
+// Build returns the limits of a site (path "") or of one of its routes, or
+// the problem of every limit that cannot be built. A site's limits are one
+// budget across all its routes: build them once and give them to every
+// route's stage.
+func (ls *Limits) Build(site, path string, limits []config.RateLimitConfig) ([]*Limit, []*LimitError) {
 	var out []*Limit
+	var problems []*LimitError
 	route := maphash.String(routeSeed, site+"\x00"+path)
 	if ls.conn != nil {
 		route = RouteID(site, path)
 	}
-	for _, rc := range limits {
+	for i, rc := range limits {
 		rule := Rule{Rate: rc.Rate, Burst: rc.Burst}
 		if err := rule.Validate(); err != nil {
-			return nil, fmt.Errorf("rate limit %s: %w", rc.Name, err)
+			problems = append(problems, &LimitError{Index: i, Name: rc.Name, Err: err})
+			continue
 		}
 		key := limitKey(site, path, rc)
 		limiter := ls.prev[key]
@@ -75,7 +89,7 @@ func (ls *Limits) Build(site, path string, limits []config.RateLimitConfig) ([]*
 		ls.used[key] = limiter
 		out = append(out, &Limit{cfg: rc, rule: rule, limiter: limiter, route: route, shared: ls.conn != nil})
 	}
-	return out, nil
+	return out, problems
 }
 
 // limitKey identifies a limit and every setting that shapes its counters.
