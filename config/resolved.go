@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-waf/portcullis/respond"
 	"github.com/portcullis-waf/portcullis/tlsmgr"
 )
 
@@ -32,6 +33,12 @@ type Config struct {
 	Log       LogConfig
 	Alerts    *AlertsConfig  // nil: no alerts
 	Cluster   *ClusterConfig // nil: a single instance, no shared services
+
+	// document is the file as decoded (placeholders expanded), and
+	// secretPaths the fields that held a placeholder: what Effective shows,
+	// masked.
+	document    *File
+	secretPaths map[string]bool
 }
 
 // ListenerConfig is a resolved listener.
@@ -125,6 +132,9 @@ type SiteConfig struct {
 	TLS        *SiteTLSConfig // nil: served on http listeners only
 	Filters    FiltersConfig
 	RateLimits []RateLimitConfig // one budget shared by every route of the site
+	// Pages are the site's refusal page templates (block_pages); nil: the
+	// built-in page.
+	Pages *respond.Pages
 }
 
 // RouteConfig is a resolved route with its fully merged WAF settings.
@@ -445,9 +455,13 @@ func (c *checker) resolveSites(f *File, cfg *Config, upstreams map[string]bool, 
 		return
 	}
 	hostOwner := map[string]string{}
+	defaultPages := c.blockPages(f.BlockPages, "block_pages")
 	for i, s := range f.Sites {
 		p := fmt.Sprintf("sites[%d]", i)
-		sc := &SiteConfig{Name: s.Name}
+		sc := &SiteConfig{Name: s.Name, Pages: defaultPages}
+		if s.BlockPages != nil {
+			sc.Pages = c.blockPages(s.BlockPages, p+".block_pages")
+		}
 		if len(s.Hosts) == 0 {
 			c.errorf(p+".hosts", "at least one host name is required (\"*\" matches any host)")
 		}

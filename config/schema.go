@@ -42,6 +42,9 @@ type File struct {
 	Alerts *Alerts `yaml:"alerts"`
 	// Cluster shares state between instances (Redis). Default: off.
 	Cluster *Cluster `yaml:"cluster"`
+	// BlockPages are the refusal page templates of every site that sets
+	// none of its own. Default: the built-in neutral page.
+	BlockPages *BlockPages `yaml:"block_pages"`
 }
 
 // ClientIP configures the real client address.
@@ -190,7 +193,7 @@ type ACME struct {
 	// EABKeyID and EABHMACKey are the External Account Binding credentials
 	// (ZeroSSL, many private CAs), as the CA hands them out.
 	EABKeyID   string `yaml:"eab_key_id"`
-	EABHMACKey string `yaml:"eab_hmac_key"`
+	EABHMACKey string `yaml:"eab_hmac_key" secret:"value"`
 	// CARoots is a PEM file of roots that sign the CA's own HTTPS
 	// certificate (a private ACME server). Default: the system roots.
 	CARoots string `yaml:"ca_roots"`
@@ -345,6 +348,9 @@ type Site struct {
 	// Routes map requests to upstreams; the most specific matching route
 	// wins (see Route). At least one is required.
 	Routes []Route `yaml:"routes"`
+	// BlockPages replace the built-in refusal page for this site (see
+	// BlockPages in blockpages.go). Default: the top-level block_pages.
+	BlockPages *BlockPages `yaml:"block_pages"`
 }
 
 // Route forwards matching requests to an upstream.

@@ -133,7 +133,7 @@ func buildStages(cfg *config.Config, engines *waf.Cache, why purpose, opts build
 			// formatted here only.
 			at := fmt.Sprintf("sites[%d].routes[%d]", i, j)
 			h, cached := st.chain(sc, rc, siteLimits, at)
-			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h, tls: sc.TLS, cache: cached})
+			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h, tls: sc.TLS, cache: cached, pages: sc.Pages})
 		}
 		st.router.add(sc, s)
 	}

@@ -225,6 +225,11 @@ func (p *Pipeline) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entry.Site, entry.Route = rt.site, rt.path
+	if rt.pages != nil {
+		// Every refusal from here on, whichever stage writes it, uses the
+		// site's own page.
+		r = r.WithContext(respond.WithPages(r.Context(), rt.pages))
+	}
 	if st := rt.tls; st != nil {
 		if r.TLS == nil && st.RedirectHTTP && respond.Condemned(r.Context()) == 0 {
 			p.redirectToHTTPS(rec, r)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis-waf/portcullis/cache"
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/respond"
 )
 
 // route is a configured route with its prebuilt stage chain.
@@ -22,6 +23,7 @@ type route struct {
 	handler http.Handler          // the route's chain (see chain)
 	tls     *config.SiteTLSConfig // the site's; nil without TLS
 	cache   *cache.Cache          // nil: the route has no response cache
+	pages   *respond.Pages        // the site's block_pages; nil: the built-in page
 }
 
 // PurgeCache removes stored responses from every route's cache: those

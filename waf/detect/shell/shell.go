@@ -1085,6 +1085,8 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 		conf, why = 95, why+" fed by another command"
 	case kind == cmdNet && s.url:
 		conf, why = 92, why+" with a network address"
+	case kind == cmdInterp && a.runsCode(c):
+		conf, why = 90, why+" running code given on its command line"
 	case obf:
 		conf, why = 90, why+" (obfuscated)"
 	case s.prose == 1 && s.n == 1 && kind != cmdWordy:

@@ -121,7 +121,15 @@ func htmlFindingDepth(st *state, v string, offset, origLen int, skipAttr string,
 					// Embedding needs a source: "options <Object>" in API
 					// documentation has none.
 					if hasAttr && tagHasAttr(string(raw), "src", "data", "code", "srcdoc", "codebase", "classid") {
-						add(65, tag+" element with a source")
+						switch tag {
+						case "applet", "embed", "object":
+							// Plugin content (Java, Flash) runs code
+							// with the page's origin; editors embed
+							// video with iframes, not these.
+							add(75, tag+" element loads plugin code")
+						default:
+							add(65, tag+" element with a source")
+						}
 					} else {
 						add(40, tag+" element")
 					}
@@ -197,6 +205,11 @@ func attrJudge(st *state, tag, k, val string) attrVerdict {
 			return attrVerdict{95, "event handler " + k + ": " + r.ev.reason()}
 		case r.ev >= evCall:
 			return attrVerdict{75, "event handler " + k + " calls a function"}
+		case jsAssigns(val) && validJS(val):
+			// (new Image).src='//host/?'+x: a handler that writes a
+			// property or variable does something; sanitised rich text
+			// never carries a handler at all.
+			return attrVerdict{75, "event handler " + k + " assigns"}
 		case strings.TrimSpace(val) != "":
 			// A handler on a real element of user input: sanitised rich
 			// text never carries one, and a broken one still shows intent.
@@ -474,4 +487,23 @@ func attrBreakout(st *state, v string) (detect.Finding, bool) {
 		best.Reason = "attribute breakout: " + best.Reason
 	}
 	return best, best.Confidence > 0
+}
+
+// jsAssigns reports an assignment operator in src: an '=' that is not
+// part of ==, !=, <=, >= or =>.
+func jsAssigns(src string) bool {
+	for i := 0; i < len(src); i++ {
+		if src[i] != '=' {
+			continue
+		}
+		if i+1 < len(src) && (src[i+1] == '=' || src[i+1] == '>') {
+			i++
+			continue
+		}
+		if i > 0 && strings.IndexByte("=!<>", src[i-1]) >= 0 {
+			continue
+		}
+		return i > 0
+	}
+	return false
 }
