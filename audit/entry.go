@@ -85,6 +85,12 @@ const (
 	StageGateway    = "gateway"
 )
 
+// Stages is every stage name a record may carry, in request order: the one
+// vocabulary that queries accept and metrics label. A new stage adds its
+// name here.
+var Stages = [...]string{StageProtocol, StageBan, StageReputation, StageGeoIP,
+	StageRateLimit, StageWAF, StageProxy, StageGateway}
+
 // Redacted replaces the value of every redacted header.
 const Redacted = "[redacted]"
 
