@@ -83,14 +83,13 @@ const (
 	StageWAF        = "waf"
 	StageProxy      = "proxy"
 	StageGateway    = "gateway"
-	StageUserAgent  = "useragent"
 )
 
 // Stages is every stage name a record may carry, in request order: the one
 // vocabulary that queries accept and metrics label. A new stage adds its
 // name here.
 var Stages = [...]string{StageProtocol, StageBan, StageReputation, StageGeoIP,
-	StageRateLimit, StageWAF, StageProxy, StageGateway, StageUserAgent}
+	StageRateLimit, StageWAF, StageProxy, StageGateway}
 
 // Redacted replaces the value of every redacted header.
 const Redacted = "[redacted]"

@@ -52,13 +52,12 @@ type BansConfig struct {
 
 // FiltersConfig are a site's resolved cheap checks.
 type FiltersConfig struct {
-	AllowLists       []string
-	DenyLists        []string
-	AllowSkipsWAF    bool
-	CountryAllow     []string
-	CountryDeny      []string
-	DenyASNs         []uint
-	RequireUserAgent bool
+	AllowLists    []string
+	DenyLists     []string
+	AllowSkipsWAF bool
+	CountryAllow  []string
+	CountryDeny   []string
+	DenyASNs      []uint
 }
 
 // Rate limit keys.
@@ -191,7 +190,6 @@ func (c *checker) siteFilters(fl *Filters, p string, actions map[string]string, 
 		return out
 	}
 	out.AllowSkipsWAF = fl.AllowSkipsWAF
-	out.RequireUserAgent = fl.RequireUserAgent
 	check := func(names []string, field, want string) []string {
 		for i, n := range names {
 			switch actions[n] {

@@ -135,8 +135,6 @@ type Filters struct {
 	DenyASNs []int `yaml:"deny_asns"`
 	// RateLimits apply to every route of the site (routes add their own).
 	RateLimits []RateLimit `yaml:"rate_limits"`
-	// RequireUserAgent refuses requests without a User-Agent. Default: false.
-	RequireUserAgent bool `yaml:"require_user_agent"`
 }
 
 // CountryRules allow or deny countries.

@@ -17,7 +17,6 @@ import (
 	"github.com/portcullis-waf/portcullis/proxy"
 	"github.com/portcullis-waf/portcullis/ratelimit"
 	"github.com/portcullis-waf/portcullis/reputation"
-	"github.com/portcullis-waf/portcullis/useragent"
 	"github.com/portcullis-waf/portcullis/waf"
 )
 
@@ -177,7 +176,6 @@ func (st *stages) chain(sc *config.SiteConfig, rc *config.RouteConfig, siteLimit
 	limits, problems := st.limits.Build(sc.Name, rc.Path, rc.RateLimits)
 	st.limitProblems(at+".rate_limits", problems)
 	h = ratelimit.NewStage(siteLimits, limits, h)
-	h = useragent.NewStage(sc.Filters, h)
 	h = st.sources.NewGeoIP(sc.Filters, h)
 	h = st.sources.NewDeny(sc.Filters, h)
 	h = st.bans.NewStage(h)
