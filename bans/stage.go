@@ -250,6 +250,25 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 var _ http.Handler = (*stage)(nil)
 
+// strikeReason says why e is a strike, or "" when it is not one.
+func (g *Guard) strikeReason(e *audit.Entry) string {
+	if !e.Addr.IsValid() || e.AllowListed != "" || g.trusted(e.Addr) {
+		return ""
+	}
+	switch {
+	case e.Action == audit.ActionBlocked && e.Stage == audit.StageWAF:
+		return "waf block"
+	case e.Action == audit.ActionBlocked && e.Stage == audit.StageProtocol && e.InboundScore >= criticalScore:
+		// Refused as malformed first, but the rules found an attack in it
+		// too: a strike like any WAF block. Malformed requests alone are
+		// not strikes; some broken but honest clients send them.
+		return "waf findings in a malformed request"
+	case e.Action != audit.ActionBlocked && e.Upstream != "" && g.strikes[e.Status]:
+		return "status " + strconv.Itoa(e.Status)
+	}
+	return ""
+}
+
 // criticalScore is the CRS anomaly score of one critical finding.
 const criticalScore = 5
 
@@ -259,21 +278,11 @@ const criticalScore = 5
 // client would otherwise renew its own ban. Allow-listed clients and
 // trusted proxies (a load balancer's own requests) never collect strikes.
 func (g *Guard) Strike(e *audit.Entry) {
-	if g == nil || !e.Addr.IsValid() || e.AllowListed != "" || g.trusted(e.Addr) {
+	if g == nil {
 		return
 	}
-	var reason string
-	switch {
-	case e.Action == audit.ActionBlocked && e.Stage == audit.StageWAF:
-		reason = "waf block"
-	case e.Action == audit.ActionBlocked && e.Stage == audit.StageProtocol && e.InboundScore >= criticalScore:
-		// Refused as malformed first, but the rules found an attack in it
-		// too: a strike like any WAF block. Malformed requests alone are
-		// not strikes; some broken but honest clients send them.
-		reason = "waf findings in a malformed request"
-	case e.Action != audit.ActionBlocked && e.Upstream != "" && g.strikes[e.Status]:
-		reason = "status " + strconv.Itoa(e.Status)
-	default:
+	reason := g.strikeReason(e)
+	if reason == "" {
 		return
 	}
 	g.strikeMu.RLock()
