@@ -31,8 +31,9 @@ type Config struct {
 	Bans      BansConfig
 	Admin     *AdminConfig // nil: no admin listener
 	Log       LogConfig
-	Alerts    *AlertsConfig  // nil: no alerts
-	Cluster   *ClusterConfig // nil: a single instance, no shared services
+	Alerts    *AlertsConfig   // nil: no alerts
+	Cluster   *ClusterConfig  // nil: a single instance, no shared services
+	CrowdSec  *CrowdSecConfig // nil: no CrowdSec Local API
 
 	// document is the file as decoded (placeholders expanded), and
 	// secretPaths the fields that held a placeholder: what Effective shows,
@@ -47,6 +48,7 @@ type ListenerConfig struct {
 	Address       string
 	HTTPS         bool
 	ProxyProtocol bool
+	HTTP3         bool // serve HTTP/3 on the UDP port of the same number (https only)
 }
 
 // TLSConfig holds resolved global TLS settings.
@@ -389,6 +391,7 @@ func (c *checker) resolve(f *File) *Config {
 	c.resolveLog(f, cfg)
 	c.resolveAlerts(f, cfg)
 	c.resolveCluster(f, cfg)
+	c.resolveCrowdSec(f, cfg)
 	c.checkRules(cfg)
 	return cfg
 }
@@ -397,7 +400,7 @@ func (c *checker) resolveListeners(f *File, cfg *Config) {
 	if len(f.Listeners) == 0 {
 		for _, s := range f.Sites {
 			if s.TLS != nil {
-				cfg.Listeners = []ListenerConfig{{Name: ":80", Address: ":80"}, {Name: ":443", Address: ":443", HTTPS: true}}
+				cfg.Listeners = []ListenerConfig{{Name: ":80", Address: ":80"}, {Name: ":443", Address: ":443", HTTPS: true, HTTP3: true}}
 				return
 			}
 		}
@@ -438,7 +441,17 @@ func (c *checker) resolveListeners(f *File, cfg *Config) {
 		default:
 			c.errorf(p+".protocol", "must be http or https, got %q", l.Protocol)
 		}
-		cfg.Listeners = append(cfg.Listeners, ListenerConfig{Name: name, Address: l.Address, HTTPS: https, ProxyProtocol: l.ProxyProtocol})
+		h3 := https && !l.ProxyProtocol
+		if l.HTTP3 != nil {
+			switch {
+			case *l.HTTP3 && !https:
+				c.errorf(p+".http3", "needs protocol: https (QUIC always runs TLS)")
+			case *l.HTTP3 && l.ProxyProtocol:
+				c.errorf(p+".http3", "cannot be combined with proxy_protocol: UDP carries no PROXY header, so every client would have the balancer's address")
+			}
+			h3 = *l.HTTP3 && https && !l.ProxyProtocol
+		}
+		cfg.Listeners = append(cfg.Listeners, ListenerConfig{Name: name, Address: l.Address, HTTPS: https, ProxyProtocol: l.ProxyProtocol, HTTP3: h3})
 	}
 }
 

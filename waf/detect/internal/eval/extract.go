@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"html"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -194,6 +195,12 @@ func appendForm(out []value, raw string, where detect.Where, prefix string) []va
 			v = s
 		}
 		out = append(out, value{k, detect.WhereArgName, prefix + "_NAMES"}, value{v, where, prefix + ":" + k})
+		if n, rest, ok := strings.Cut(k, "="); ok && v == "" && rest != "" {
+			// "pay%3D…" with no value: a name that carried an encoded
+			// '=' is read as name=value by a framework that decodes
+			// before splitting.
+			out = append(out, value{rest, where, prefix + ":" + n})
+		}
 	}
 	return out
 }
@@ -207,6 +214,21 @@ func appendXML(out []value, body []byte) []value {
 	for n := 0; n < 4096; n++ {
 		tok, err := d.RawToken()
 		if err != nil {
+			if err != io.EOF {
+				// Not well-formed (control bytes, a broken tag): read the
+				// text between tags as a lenient parser would.
+				for rest := string(body); rest != ""; {
+					_, after, ok := strings.Cut(rest, ">")
+					if !ok {
+						break
+					}
+					text, tail, _ := strings.Cut(after, "<")
+					if s := strings.TrimSpace(text); s != "" {
+						out = append(out, value{html.UnescapeString(s), detect.WhereXML, "XML:/*"})
+					}
+					rest = tail
+				}
+			}
 			break
 		}
 		switch t := tok.(type) {
