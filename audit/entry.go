@@ -58,6 +58,7 @@ package audit
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
@@ -84,6 +85,12 @@ const (
 	StageGateway    = "gateway"
 	StageChallenge  = "challenge" // a proof-of-work challenge page instead of the content
 )
+
+// Stages is every stage name a record may carry, in request order: the one
+// vocabulary that queries accept and metrics label. A new stage adds its
+// name here.
+var Stages = [...]string{StageProtocol, StageBan, StageReputation, StageGeoIP,
+	StageRateLimit, StageChallenge, StageWAF, StageProxy, StageGateway}
 
 // Redacted replaces the value of every redacted header.
 const Redacted = "[redacted]"
@@ -137,6 +144,11 @@ type Entry struct {
 	// Summary is set only on a summary record: the record then stands for
 	// Summary.Count requests that were counted instead of recorded in full.
 	Summary *Summary `json:"summary,omitempty"`
+
+	// Addr is ClientIP as the stages use it while the request runs (invalid
+	// for a peer that is not an IP address, such as a Unix socket). It is
+	// not part of the record: ClientIP is.
+	Addr netip.Addr `json:"-"`
 }
 
 // Summary describes what a summary record counted (see AggregateOptions).

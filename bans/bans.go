@@ -3,12 +3,13 @@
 // misbehaving clients into it.
 //
 // Place in the request path: the first of the cheap filters after the site's
-// allow lists (gateway/filters.go checks Store.Banned before deny lists and
-// feeds), so a banned client never costs a rate-limit decision or a
-// rule-engine evaluation; it gets the neutral 403 and an audit record. The
-// gateway reports misbehaviour afterwards, through Tracker.Strike: a WAF
-// block, or a response status the operator configured (404 bursts from
-// scanners, 401 bursts from password guessing). A client that collects
+// allow lists (the stage of Guard.NewStage checks Store.Banned before deny
+// lists and feeds), so a banned client never costs a rate-limit decision or
+// a rule-engine evaluation; it gets the neutral 403 and an audit record. The
+// gateway reports every finished record to Guard.Strike, which counts
+// misbehaviour through Tracker.Strike on its own worker: a WAF block, or a
+// response status the operator configured (404 bursts from scanners, 401
+// bursts from password guessing). A client that collects
 // enough strikes within the window is banned automatically; operators add
 // and remove bans through admin/.
 //

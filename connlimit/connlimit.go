@@ -8,8 +8,8 @@
 //
 //	accept → [Listener: descriptors, connections per client, new
 //	          connections per second per client] → PROXY header → TLS → wire
-//	  → net/http → gateway: client address → [InFlight: requests in flight
-//	    per client] → cheap filters → waf → proxy
+//	  → net/http → gateway: client address → cheap filters
+//	    → [InFlight (NewStage): requests in flight per client] → waf → proxy
 //
 // A refusal at accept costs almost nothing: the connection is closed before
 // a byte is read or written (no TLS handshake, no goroutine of net/http),

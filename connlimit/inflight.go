@@ -1,7 +1,12 @@
 package connlimit
 
 import (
+	"fmt"
+	"net/http"
 	"net/netip"
+
+	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/respond"
 
 	"github.com/portcullis-waf/portcullis/ratelimit"
 )
@@ -57,4 +62,31 @@ func (f *InFlight) Clients() int {
 		return 0
 	}
 	return f.counts.len()
+}
+
+// admission counts each request in its client's requests in flight.
+type admission struct {
+	table *InFlight
+	next  http.Handler
+}
+
+// NewStage returns the in-flight stage in front of next
+// (server.client_requests): a request of a client that already has Limit
+// requests in flight gets 429 with Retry-After and a record; the others are
+// counted until next returns. The chain puts it after the cheap filters:
+// allow-listed clients skip it with them.
+func NewStage(f *InFlight, next http.Handler) http.Handler {
+	return &admission{table: f, next: next}
+}
+
+func (a *admission) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	entry := audit.FromContext(r.Context())
+	release, ok := a.table.Acquire(entry.Addr)
+	if !ok {
+		entry.Block(audit.StageRateLimit, fmt.Sprintf("more than %d requests in flight from this client (server.client_requests)", a.table.Limit()))
+		respond.ErrorWithHeaders(w, r, http.StatusTooManyRequests, entry.ID, http.Header{"Retry-After": {"1"}})
+		return
+	}
+	defer release()
+	a.next.ServeHTTP(w, r)
 }

@@ -3,10 +3,16 @@
 //
 //	[connlimit admission, tlsmgr handshake, wire] → request id + audit entry + client address (clientip)
 //	  → protocol checks (condemn) → site and route → HTTPS redirect / HSTS
-//	  → allow lists → bans → deny lists → GeoIP → rate limits      (filters.go)
-//	  → requests in flight per client                              (admission.go)
-//	  → waf → protocol guard → proxy
+//	  → the route's chain (chain.go):
+//	      allow lists → bans → deny lists → GeoIP → rate limits → requests in flight
+//	      → waf → protocol guard → cache → proxy
 //	  ↘ audit record and strikes when the response ends
+//
+// Every stage lives in its own package with one shape: built from its
+// validated configuration, wrapping next, owning its goroutines and its
+// reload takeover (reputation/, bans/, ratelimit/, connlimit/, waf/, cache/,
+// proxy/). gateway keeps the composition (one builder for serving, `check`
+// and the review tools' Inspector), routing and the protocol checks.
 //
 // The site comes before the cheap filters because allow lists, deny lists,
 // GeoIP rules and limits are per site; every filter is a map or table lookup,
@@ -34,7 +40,6 @@ import (
 	"github.com/portcullis-waf/portcullis/alerts"
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/bans"
-	"github.com/portcullis-waf/portcullis/challenge"
 	"github.com/portcullis-waf/portcullis/clientip"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/connlimit"
@@ -61,16 +66,16 @@ type Pipeline struct {
 	log      *slog.Logger
 	https    string // port of the https listener for redirects, "" for 443
 	clients  *clientip.Resolver
-	cheap    *cheap
-	limiters map[string]ratelimit.Limiter // by limitKey, handed to the next reload
-	observe  *Observers                   // never nil after Build
-	active   atomic.Int64                 // requests in ServeHTTP, for Retire
-	gate     *waf.Gate                    // inspection slots, one set per process
-	inflight *connlimit.InFlight          // requests in flight per client, one table per process
-	redis    *redisconn.Conn              // cluster.redis, one per process; nil without
+	sources  *reputation.Sources // lists and GeoIP databases
+	bans     *bans.Guard         // nil when bans are off
+	limits   *ratelimit.Limits   // handed to the next reload
+	observe  *Observers          // never nil after Build
+	active   atomic.Int64        // requests in ServeHTTP, for Retire
+	gate     *waf.Gate           // inspection slots, one set per process
+	inflight *connlimit.InFlight // requests in flight per client, one table per process
+	redis    *redisconn.Conn     // cluster.redis, one per process; nil without
 
-	challenger   *challenge.Challenger // routes with challenge: true
-	challengeKey []byte                // its key, kept across reloads when random
+	challengeKey []byte // the challenge's key, kept across reloads when random
 }
 
 var _ http.Handler = (*Pipeline)(nil)
@@ -93,83 +98,42 @@ func BuildShared(cfg *config.Config, engines *waf.Cache, records *audit.Writer, 
 }
 
 // build assembles a pipeline; from is the pipeline it replaces on a reload.
-// conn is the process's Redis connection (nil without cluster.redis).
+// conn is the process's Redis connection (nil without cluster.redis). It
+// returns every problem found (config.Errors), and then nothing runs.
 func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *slog.Logger, from *Pipeline, conn *redisconn.Conn) (*Pipeline, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Pipeline{
+	redactor := audit.NewRedactor(cfg.Audit.RedactHeaders, cfg.Audit.RedactArgs)
+	var p *Pipeline // set below, before any request can reach a stage
+	st := buildStages(cfg, engines, serving, buildOptions{log: log, from: from, conn: conn, redactor: redactor,
+		// Observe may replace the observers after Build: read them per request.
+		observeChallenge: func(result string) { p.observe.Metrics.ObserveChallenge(result) }})
+	if err := st.err(); err != nil {
+		st.close()
+		return nil, err
+	}
+	p = &Pipeline{
 		Config:   cfg,
-		router:   newRouter(),
-		pools:    map[string]*proxy.Pool{},
+		router:   st.router,
+		pools:    st.pools,
 		engines:  engines,
-		redactor: audit.NewRedactor(cfg.Audit.RedactHeaders, cfg.Audit.RedactArgs),
+		redactor: redactor,
 		records:  records,
-		limiters: map[string]ratelimit.Limiter{},
 		observe:  &Observers{},
 		logAll:   cfg.Audit.LogAll,
 		sample:   cfg.Audit.SampleAllowed,
 		log:      log,
 		https:    httpsPort(cfg),
 		redis:    conn,
-	}
-	clients, err := clientip.New(cfg.ClientIP.Trusted, cfg.ClientIP.Header)
-	if err != nil {
-		return nil, &config.FieldError{File: cfg.Source, Path: "client_ip", Msg: err.Error()}
-	}
-	p.clients = clients
-	var fromCheap *cheap
-	var fromLimiters map[string]ratelimit.Limiter
-	if from != nil {
-		fromCheap, fromLimiters = from.cheap, from.limiters
-		// server.* cannot change on reload: the slots stay one set, shared
-		// by the old pipeline's last requests and the new one's first.
-		p.gate, p.inflight = from.gate, from.inflight
-	} else {
-		p.gate = waf.NewGate(cfg.Server.Inspections, cfg.Server.InspectionWait)
-		p.inflight = connlimit.NewInFlight(cfg.Server.ClientRequests, 0)
-	}
-	if p.cheap, err = buildCheap(cfg, clients.Trusted, log, fromCheap, p.redis); err != nil {
-		return nil, err
-	}
-	if err := p.buildChallenge(cfg, from); err != nil {
-		return nil, err
-	}
-	for _, u := range cfg.Upstreams {
-		var prev *proxy.Pool
-		if from != nil {
-			prev = from.pools[u.Name]
-		}
-		p.pools[u.Name] = proxy.NewPool(u, prev, log)
-	}
-	for i, sc := range cfg.Sites {
-		s := &site{name: sc.Name}
-		siteLimits, err := newRouteLimits(sc.Name, "", sc.RateLimits, fromLimiters, p.limiters, p.redis)
-		if err != nil {
-			p.Close()
-			return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].filters.rate_limits", i), Msg: err.Error()}
-		}
-		filters := p.cheap.site(sc.Filters, siteLimits)
-		for j, rc := range sc.Routes {
-			engine, err := engines.Get(rc.WAF)
-			if err != nil {
-				p.Close()
-				return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].routes[%d].waf", i, j), Msg: err.Error()}
-			}
-			limits, err := newRouteLimits(sc.Name, rc.Path, rc.RateLimits, fromLimiters, p.limiters, p.redis)
-			if err != nil {
-				p.Close()
-				return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].routes[%d].rate_limits", i, j), Msg: err.Error()}
-			}
-			// The stage chain of one route, innermost last: proxy, cache
-			// (if any), protocol guard, rule engine. The cheap filters run
-			// in ServeHTTP before it.
-			fwd, inner, store := forwarding(p.pools[rc.Upstream], rc)
-			noWAF := protocolGuard(inner)
-			h := fwd.InspectHeadersOnly(waf.NewStage(engine, rc.WAF, noWAF, waf.Recording{Redactor: p.redactor, BodyLimit: cfg.Audit.BodyLimit}).WithGate(p.gate))
-			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h, noWAF: noWAF, tls: sc.TLS, filters: &filters, limits: limits, cache: store, pages: sc.Pages, challenge: rc.Challenge})
-		}
-		p.router.add(sc, s)
+		clients:  st.clients,
+		sources:  st.sources,
+		bans:     st.bans,
+		limits:   st.limits,
+		gate:     st.gate,
+		inflight: st.inflight,
+
+		challengeKey: st.challengeKey,
 	}
 	return p, nil
 }
@@ -191,7 +155,10 @@ type Observers struct {
 // Observe sets the observers; call it before Start.
 func (p *Pipeline) Observe(o Observers) {
 	p.observe = &o
-	p.cheap.observers.Store(&o)
+	p.bans.OnBan(func(b bans.Ban) {
+		o.Metrics.ObserveBanAdded(bans.SourceAuto)
+		o.Alerts.NewBan(b.Prefix.String(), b.Reason, b.Until)
+	})
 	if o.Metrics != nil {
 		routes := map[string][]string{}
 		for _, sc := range p.Config.Sites {
@@ -204,37 +171,30 @@ func (p *Pipeline) Observe(o Observers) {
 }
 
 // ListStat is one reputation list's health, for metrics and alerts.
-type ListStat struct {
-	reputation.Stats
-	Feed bool // the list is fetched from a URL
-}
+type ListStat = reputation.ListStat
 
 // ListStats returns the health of every list, by name.
-func (p *Pipeline) ListStats() map[string]ListStat {
-	out := make(map[string]ListStat, len(p.cheap.lists))
-	for name, l := range p.cheap.lists {
-		out[name] = ListStat{Stats: l.Stats(), Feed: p.cheap.listCfg[name].URL != ""}
-	}
-	return out
-}
+func (p *Pipeline) ListStats() map[string]ListStat { return p.sources.ListStats() }
 
 // Bans returns the ban table, or nil when bans are off. A reload keeps the
 // same table, so the admin listener may hold it for the process's life.
-func (p *Pipeline) Bans() *bans.Store { return p.cheap.bans }
+func (p *Pipeline) Bans() *bans.Store { return p.bans.Store() }
 
 // ActiveRequests is the number of requests this pipeline is serving.
 func (p *Pipeline) ActiveRequests() int64 { return p.active.Load() }
 
-// Start begins the background work of the cheap stages (feed refreshes,
-// list and GeoIP file watching).
-func (p *Pipeline) Start() { p.cheap.start() }
+// Start begins the background work of the stages (feed refreshes, list
+// and GeoIP file watching, ban upkeep and strikes).
+func (p *Pipeline) Start() {
+	p.sources.Start()
+	p.bans.Start()
+}
 
 // Close stops that work and releases upstream connections. Engines are
 // owned by the cache.
 func (p *Pipeline) Close() {
-	if p.cheap != nil {
-		p.cheap.close()
-	}
+	p.sources.Close()
+	p.bans.Close()
 	for _, pool := range p.pools {
 		pool.Close()
 	}
@@ -262,7 +222,7 @@ func (p *Pipeline) serve(w http.ResponseWriter, r *http.Request) {
 		respond.Error(rec, r, http.StatusServiceUnavailable, entry.ID)
 		return
 	}
-	p.cheap.locate(entry, client)
+	p.sources.Locate(entry)
 
 	restoreEmptyHost(r)
 	r = condemn(r, entry)
@@ -286,22 +246,6 @@ func (p *Pipeline) serve(w http.ResponseWriter, r *http.Request) {
 		if r.TLS != nil && st.HSTS != "" {
 			rec.Header().Set("Strict-Transport-Security", st.HSTS)
 		}
-	}
-	ok, skipWAF := p.cheap.filter(rec, r, entry, client, rt.filters, rt.limits)
-	if !ok {
-		return
-	}
-	if rt.challenge && !p.challenged(rec, r, entry, client) {
-		return
-	}
-	release, ok := p.admit(rec, r, entry, client)
-	if !ok {
-		return
-	}
-	defer release()
-	if skipWAF {
-		rt.noWAF.ServeHTTP(rec, r)
-		return
 	}
 	rt.handler.ServeHTTP(rec, r)
 }
@@ -378,7 +322,7 @@ func (p *Pipeline) finish(rec *recorder, r *http.Request, entry *audit.Entry, cl
 		// its decision, and must not claim otherwise (issue 13).
 		entry.Sampled = false
 	}
-	p.cheap.strike(entry, client)
+	p.bans.Strike(entry)
 	p.observe.Metrics.ObserveRequest(entry)
 	if entry.Action == audit.ActionBlocked && entry.Stage != audit.StageGateway {
 		// An unknown host (stage gateway) is a misdirected request, not an
@@ -429,6 +373,7 @@ func (p *Pipeline) newEntry(r *http.Request, start time.Time) (*audit.Entry, net
 		e.ClientIP, e.ClientPort = splitAddr(r.RemoteAddr)
 		return e, client.Addr
 	}
+	e.Addr = client.Addr
 	e.ClientIP, e.ClientPort = client.Addr.String(), client.Port
 	if client.ViaProxy {
 		e.Peer = client.Peer.String()

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 
@@ -25,26 +24,17 @@ type Inspector struct {
 var passed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 
 // NewInspector compiles the rule sets of cfg (reusing engines, which may be
-// nil) into an Inspector.
+// nil) into an Inspector, with the builder that serving uses.
 func NewInspector(cfg *config.Config, engines *waf.Cache) (*Inspector, error) {
 	if engines == nil {
 		engines = waf.NewCache()
 	}
 	redactor := audit.NewRedactor(cfg.Audit.RedactHeaders, cfg.Audit.RedactArgs)
-	in := &Inspector{router: newRouter()}
-	for i, sc := range cfg.Sites {
-		s := &site{name: sc.Name}
-		for j, rc := range sc.Routes {
-			engine, err := engines.Get(rc.WAF)
-			if err != nil {
-				return nil, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("sites[%d].routes[%d].waf", i, j), Msg: err.Error()}
-			}
-			h := waf.NewStage(engine, rc.WAF, protocolGuard(passed), waf.Recording{Redactor: redactor})
-			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h})
-		}
-		in.router.add(sc, s)
+	st := buildStages(cfg, engines, inspecting, buildOptions{redactor: redactor})
+	if err := st.err(); err != nil {
+		return nil, err
 	}
-	return in, nil
+	return &Inspector{router: st.router}, nil
 }
 
 // Inspect judges r and returns its audit entry: Action is blocked (by the

@@ -39,7 +39,8 @@ func Reload(cfg *config.Config, prev *Pipeline, log *slog.Logger) (*Pipeline, er
 // commit makes p the owner of what it took over from prev, which from
 // then on only finishes the requests it has.
 func (p *Pipeline) commit(prev *Pipeline) {
-	p.cheap.takeOver(prev.cheap)
+	p.bans.TakeOver(prev.bans) // stops prev's ban upkeep at once
+	p.sources.TakeOver(prev.sources)
 }
 
 // Reload switches the server to a pipeline for cfg in one atomic step (see

@@ -12,7 +12,6 @@ import (
 
 	"github.com/portcullis-waf/portcullis/cache"
 	"github.com/portcullis-waf/portcullis/config"
-	"github.com/portcullis-waf/portcullis/proxy"
 	"github.com/portcullis-waf/portcullis/respond"
 )
 
@@ -20,31 +19,11 @@ import (
 type route struct {
 	site    string
 	path    string
-	match   routeMatch // set by router.add from the site's configuration
-	handler http.Handler
-	noWAF   http.Handler          // the chain without the rule engine (allow_skips_waf)
+	match   routeMatch            // set by router.add from the site's configuration
+	handler http.Handler          // the route's chain (see chain)
 	tls     *config.SiteTLSConfig // the site's; nil without TLS
-	filters *siteFilters
-	limits  []*routeLimit
-	cache   *cache.Cache   // nil: the route has no response cache
-	pages   *respond.Pages // the site's block_pages; nil: the built-in page
-	// challenge: requests need a proof-of-work pass (package challenge)
-	// after the cheap filters, before the rule engine.
-	challenge bool
-}
-
-// forwarding builds the innermost part of a route's chain: the proxy stage
-// and, when the route has a cache, the cache in front of it (after the WAF
-// and the protocol guard, so every request is inspected before a stored
-// response is served). It returns the proxy stage, the handler to put
-// after the guard, and the cache.
-func forwarding(pool *proxy.Pool, rc *config.RouteConfig) (*proxy.Route, http.Handler, *cache.Cache) {
-	fwd := proxy.NewRoute(pool, rc.Proxy)
-	if rc.Cache == nil {
-		return fwd, fwd, nil
-	}
-	store := cache.New(*rc.Cache, fwd)
-	return fwd, store, store
+	cache   *cache.Cache          // nil: the route has no response cache
+	pages   *respond.Pages        // the site's block_pages; nil: the built-in page
 }
 
 // PurgeCache removes stored responses from every route's cache: those

@@ -287,10 +287,10 @@ func (s *Server) serveH2(hs *http.Server, h2 *http2.Server, tc *tls.Conn) {
 // the host is the TLS server name.
 func (s *Server) recordH2Abuse(tc *tls.Conn, a wire.H2Abuse) {
 	p := s.current.Load()
-	entry, client := p.newEntry(&http.Request{Method: "PRI", RequestURI: "*", Proto: "HTTP/2.0", ProtoMajor: 2,
+	entry, _ := p.newEntry(&http.Request{Method: "PRI", RequestURI: "*", Proto: "HTTP/2.0", ProtoMajor: 2,
 		Host: tc.ConnectionState().ServerName, RemoteAddr: tc.RemoteAddr().String(), Header: http.Header{}}, time.Now())
 	entry.Sampled = false
-	p.cheap.locate(entry, client)
+	p.sources.Locate(entry)
 	entry.Block(audit.StageProtocol, fmt.Sprintf("HTTP/2 connection closed: %s (%d streams opened, %d reset by the client in %s)",
 		a.Reason, a.Opened, a.Reset, a.Duration.Round(time.Millisecond)))
 	entry.Status = 0 // no response: the connection was closed

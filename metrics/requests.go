@@ -189,11 +189,11 @@ func (m *Metrics) seriesLocked(l routeKey) *routeSeries {
 
 // Stage and action label values, in audit's vocabulary.
 var (
-	stageNames = [...]string{
-		audit.StageProtocol, audit.StageBan, audit.StageReputation, audit.StageGeoIP,
-		audit.StageRateLimit, audit.StageWAF, audit.StageProxy, audit.StageGateway, audit.StageChallenge,
-		LabelNone, LabelOther,
-	}
+	stageNames = func() (names [len(audit.Stages) + 2]string) {
+		copy(names[:], audit.Stages[:])
+		names[len(audit.Stages)], names[len(audit.Stages)+1] = LabelNone, LabelOther
+		return names
+	}()
 	actionNames = [...]string{audit.ActionBlocked, audit.ActionDetected, audit.ActionError, audit.ActionAllowed, LabelOther}
 )
 

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"context"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -15,10 +13,12 @@ import (
 // and the status comes in trailers. ReverseProxy already streams both
 // directions and passes trailers; what a gRPC route adds is below.
 
-// isGRPC reports whether r is a gRPC call: HTTP/2 with a gRPC content type
+// IsGRPC reports whether r is a gRPC call: HTTP/2 with a gRPC content type
 // (application/grpc, application/grpc+proto, ...; not gRPC-Web, which is a
-// different framing over HTTP/1.1).
-func isGRPC(r *http.Request) bool {
+// different framing over HTTP/1.1). On a gRPC route the chain has the rule
+// engine judge such a call on its headers only (waf.Stage.HeadersOnly);
+// the proxy refuses any other request with 415.
+func IsGRPC(r *http.Request) bool {
 	ct := r.Header.Get("Content-Type")
 	if r.ProtoMajor != 2 || !strings.HasPrefix(ct, "application/grpc") {
 		return false
@@ -61,44 +61,6 @@ func parseGRPCTimeout(v string) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(n) * unit, true
-}
-
-type stashKey struct{}
-
-type stash struct {
-	body   io.ReadCloser
-	length int64
-}
-
-// InspectHeadersOnly wraps the rule-engine stage of a route (waf) so that,
-// on a gRPC route, a gRPC call is judged on its headers (method path,
-// metadata) while its body bypasses the engine and streams to the upstream.
-// The engine reads a whole body before deciding, which would deadlock a
-// bidirectional stream, and it cannot parse protobuf anyway. The body is
-// put back by the route's proxy stage (Route.ServeHTTP). On other routes,
-// or for requests that are not gRPC (refused later with 415), inspection
-// is unchanged; it returns waf itself when the route is not a gRPC route.
-func (rt *Route) InspectHeadersOnly(waf http.Handler) http.Handler {
-	if !rt.cfg.GRPC {
-		return waf
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isGRPC(r) || r.Body == nil || r.Body == http.NoBody {
-			waf.ServeHTTP(w, r)
-			return
-		}
-		s := &stash{body: r.Body, length: r.ContentLength}
-		r = r.WithContext(context.WithValue(r.Context(), stashKey{}, s))
-		r.Body, r.ContentLength = http.NoBody, 0
-		waf.ServeHTTP(w, r)
-	})
-}
-
-// restoreBody puts back a body that InspectHeadersOnly kept from the engine.
-func restoreBody(r *http.Request) {
-	if s, ok := r.Context().Value(stashKey{}).(*stash); ok {
-		r.Body, r.ContentLength = s.body, s.length
-	}
 }
 
 // gRPC status codes the proxy answers with.

@@ -81,8 +81,7 @@ func (t routeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // ServeHTTP forwards r and notes the upstream time in the audit entry.
 func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	entry := audit.FromContext(r.Context())
-	restoreBody(r)
-	if rt.cfg.GRPC && !isGRPC(r) {
+	if rt.cfg.GRPC && !IsGRPC(r) {
 		entry.Block(audit.StageProtocol, "not a gRPC request (HTTP/2 with Content-Type application/grpc) on a gRPC route")
 		respond.Error(w, r, http.StatusUnsupportedMediaType, entry.ID)
 		return

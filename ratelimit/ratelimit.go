@@ -5,11 +5,11 @@
 // Place in the request path: after clientip/ (which gives the address that
 // keys are built from) and reputation/ (bans and deny lists answer first),
 // and before waf/. It is a cheap stage on purpose: a flood is refused with a
-// 429 and a Retry-After before it costs a rule-engine evaluation. The gateway
-// builds the Key (client address, address+route, or a header value), calls
-// Limiter.Allow, and on a refusal annotates the audit entry and answers
-// through respond.Error with 429; SetHeaders adds the rate-limit fields to
-// both refusals and, if configured, successful responses.
+// 429 and a Retry-After before it costs a rule-engine evaluation. Its stage
+// (stage.go: Limits.Build, NewStage) builds the Key (client address,
+// address+route, or a header value), calls Limiter.Allow, and on a refusal
+// annotates the audit entry and answers through respond.ErrorWithHeaders
+// with 429; SetHeaders adds the rate-limit fields to the refusal.
 //
 // GCRA keeps one number per key, the theoretical arrival time (TAT): the
 // instant at which the key's bucket would be full again. A request at time t

@@ -1,14 +1,18 @@
 // Package reputation answers "is this client address on an allow or deny
-// list, and where is it from".
+// list, and where is it from", and holds the stages that act on it.
 //
-// Place in the request path: the gateway runs it right after clientip/ has
-// settled the real client address and before ratelimit/ and waf/, so a
-// listed address is refused (or let through) before it costs a rate-limit
-// round trip or a rule-engine evaluation. It only answers questions; the
-// gateway decides what an answer means (403, skip filters) and writes the
-// audit record.
+// Place in the request path: the gateway's chain runs its stages right after
+// clientip/ has settled the real client address and before ratelimit/ and
+// waf/, so a listed address is refused (or let through) before it costs a
+// rate-limit round trip or a rule-engine evaluation:
 //
-// Three pieces:
+//	allow lists (NewAllow) → bans/ → deny lists (NewDeny) → GeoIP rules (NewGeoIP) → ratelimit/
+//
+// Sources (stage.go) are one configuration's lists and databases: built
+// from its validated config, owning their refresh goroutines, and taken
+// over by the next configuration on a reload when unchanged.
+//
+// Three pieces underneath:
 //   - Set: an immutable set of IPv4 and IPv6 prefixes with a lookup that
 //     allocates nothing and stays well under a microsecond at a million
 //     entries.

@@ -98,8 +98,12 @@ func TestLayers(t *testing.T) {
 		forbidden []string
 		why       string
 	}{
-		{[]string{"audit", "config", "respond", "clientip", "ratelimit", "reputation", "bans", "wire", "metrics", "alerts"},
-			append(slices.Clone(pipeline), "review"), "it sits below the pipeline and the review tools"},
+		{[]string{"audit", "config", "respond", "clientip", "ratelimit", "reputation", "bans", "connlimit", "wire", "metrics", "alerts"},
+			append(slices.Clone(pipeline), "review", "instance"), "it sits below the pipeline and the review tools"},
+		// The stages are composed by gateway and never reach back into it
+		// or into the process around it (issue 14).
+		{[]string{"waf", "proxy", "cache"}, []string{"gateway", "instance", "review"},
+			"it is a stage that gateway composes"},
 		{[]string{"review/score", "admin"}, append(slices.Clone(pipeline), "review/explain", "review/replay"),
 			"it reads records without the pipeline (admin gets explanations through Options.Explain)"},
 	}

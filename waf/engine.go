@@ -60,11 +60,22 @@ func Compile(s config.WAFSettings) (*Engine, error) {
 func blame(pieces []rules.Piece, whole error) error {
 	for i := range pieces {
 		if _, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(rules.FS()).WithDirectives(rules.Text(pieces[:i+1]))); err != nil {
-			return fmt.Errorf("%s: %w", pieces[i].Origin, err)
+			return &CompileError{Origin: pieces[i].Origin, Err: err}
 		}
 	}
 	return fmt.Errorf("compile rule set: %w", whole)
 }
+
+// CompileError is a rule set that does not compile, blamed on the piece
+// that breaks it.
+type CompileError struct {
+	Origin string // a field path of the configuration, a rules file, or a part of the generated rule set
+	Err    error
+}
+
+func (e *CompileError) Error() string { return e.Origin + ": " + e.Err.Error() }
+
+func (e *CompileError) Unwrap() error { return e.Err }
 
 // Close releases cached resources of the compiled rule set.
 func (e *Engine) Close() error {

@@ -40,8 +40,7 @@ func (e *Error) Error() string {
 // Actions and Stages are the values the action and stage keys accept.
 var (
 	Actions = []string{audit.ActionBlocked, audit.ActionDetected, audit.ActionError, audit.ActionAllowed}
-	Stages  = []string{audit.StageProtocol, audit.StageBan, audit.StageReputation, audit.StageGeoIP,
-		audit.StageRateLimit, audit.StageWAF, audit.StageProxy, audit.StageGateway}
+	Stages  = audit.Stages[:]
 )
 
 // Parse reads a Filter from URL query values (the dashboard's URL, or

@@ -89,7 +89,7 @@ func TestParseErrors(t *testing.T) {
 		{"not_rule=-1", `invalid not_rule "-1": want a rule id (a positive integer)`},
 		{"tag=a%20b", `invalid tag "a b": tags have no spaces or control characters`},
 		{"action=denied", `invalid action "denied": want one of blocked, detected, error, allowed`},
-		{"stage=firewall", `invalid stage "firewall": want one of protocol, ban, reputation, geoip, ratelimit, waf, proxy, gateway`},
+		{"stage=firewall", `invalid stage "firewall": want one of protocol, ban, reputation, geoip, ratelimit, challenge, waf, proxy, gateway`},
 		{"status=99", `invalid status "99": want a status code from 100 to 599`},
 		{"country=DEU", `invalid country "DEU": want a two-letter ISO 3166 country code`},
 		{"rule=x&country=1", "invalid rule \"x\": want a rule id (a positive integer)\ninvalid country \"1\": want a two-letter ISO 3166 country code"},

@@ -1,35 +1,14 @@
 package gateway
 
 import (
-	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/portcullis-waf/portcullis/audit"
-	"github.com/portcullis-waf/portcullis/respond"
 	"github.com/portcullis-waf/portcullis/wire"
 )
-
-// admit counts the request in its client's requests in flight
-// (server.client_requests), or refuses it with 429 and a record when the
-// client already has that many. Allow-listed clients are not counted. The
-// returned release must be called when the request ends.
-func (p *Pipeline) admit(w http.ResponseWriter, r *http.Request, entry *audit.Entry, client netip.Addr) (release func(), ok bool) {
-	if entry.AllowListed != "" {
-		return func() {}, true
-	}
-	release, ok = p.inflight.Acquire(client)
-	if ok {
-		return release, true
-	}
-	entry.Block(audit.StageRateLimit, fmt.Sprintf("more than %d requests in flight from this client (server.client_requests)", p.inflight.Limit()))
-	respond.ErrorWithHeaders(w, r, http.StatusTooManyRequests, entry.ID, http.Header{"Retry-After": {"1"}})
-	return nil, false
-}
 
 // sendTimeout is server.send_timeout: every write of the response to the
 // client must complete within the timeout, measured from the start of that
