@@ -102,6 +102,7 @@ func Text(pieces []Piece) string {
 func Key(s config.WAFSettings) string {
 	type keyed struct {
 		Mode              string
+		Profile           string
 		CRS               bool
 		Paranoia          int
 		In, Out           int
@@ -114,7 +115,7 @@ func Key(s config.WAFSettings) string {
 		Rules             []string
 	}
 	k := keyed{
-		Mode: s.Mode, CRS: s.CRS, Paranoia: s.Paranoia, In: s.InboundThreshold, Out: s.OutboundThreshold,
+		Mode: s.Mode, Profile: s.Profile, CRS: s.CRS, Paranoia: s.Paranoia, In: s.InboundThreshold, Out: s.OutboundThreshold,
 		BodyLimit: s.BodyLimit, BodyOverLimit: s.BodyOverLimit,
 		ResponseInspect: s.ResponseInspect, ResponseMIMETypes: s.ResponseMIMETypes, ResponseLimit: s.ResponseLimit,
 	}
@@ -169,13 +170,28 @@ func engineDirectives(s config.WAFSettings) string {
 	b.WriteString("SecDefaultAction \"phase:5,log,auditlog,pass\"\n")
 	// Portcullis writes its own audit records; Coraza's audit log stays off.
 	b.WriteString("SecAuditEngine Off\n")
-	b.WriteString(`SecRule REQUEST_HEADERS:Content-Type "@rx ^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
+	native := s.Profile == config.ProfilePortcullis
+	if !native || s.CRS || len(s.RulesBefore)+len(s.RulesAfter) > 0 {
+		// Body processors fill ARGS, XML and JSON variables for rules; with
+		// no rule to read them (the portcullis profile's default) parsing
+		// would be work for nothing.
+		b.WriteString(`SecRule REQUEST_HEADERS:Content-Type "@rx ^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
 SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
 SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+[+]json" "id:200006,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
-SecRule URI_PARSE_ERROR "@eq 1" "id:200009,phase:1,t:none,log,deny,status:400,msg:'URI failed to parse.'"
-SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%{reqbody_error_msg}',severity:2"
+`)
+	}
+	b.WriteString(`SecRule URI_PARSE_ERROR "@eq 1" "id:200009,phase:1,t:none,log,deny,status:400,msg:'URI failed to parse.'"
+`)
+	if !native {
+		// Under the portcullis profile a body the engine cannot parse (a
+		// compressed, newline-delimited or cut JSON body, a multipart body
+		// a strict parser dislikes) is not refused: the detectors judge it
+		// as text instead (waf/inspect's raw-body pass).
+		b.WriteString(`SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%{reqbody_error_msg}',severity:2"
 SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation.'"
-SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200004,phase:1,t:none,log,deny,status:400,msg:'Argument limit reached; request rejected (GET/PATH args)'"
+`)
+	}
+	b.WriteString(`SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200004,phase:1,t:none,log,deny,status:400,msg:'Argument limit reached; request rejected (GET/PATH args)'"
 SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200005,phase:2,t:none,log,deny,status:400,msg:'Argument limit reached; request rejected (POST args)'"
 `)
 	return b.String()
@@ -262,8 +278,8 @@ func conditionalExclusions(exs []config.ExclusionConfig) string {
 	var b strings.Builder
 	id := GeneratedIDBase
 	for _, e := range exs {
-		if !conditional(e) {
-			continue
+		if !conditional(e) || len(e.RuleIDs)+len(e.Tags) == 0 {
+			continue // detector and class exclusions are the waf stage's
 		}
 		var ctls []string
 		for _, r := range e.RuleIDs {

@@ -140,8 +140,18 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r = r.WithContext(context.WithValue(r.Context(), trailersKey{}, trailers.fields))
 		}
 	}
+	// The detectors judge what the engine let through (profile
+	// portcullis): the engine has run the protocol checks and the custom
+	// rules, and holds the body.
+	refused := false
+	if err == nil && it == nil && s.native() {
+		refused = s.judge(r, entry, s.nativeBody(tx, r, ahead))
+	}
 	entry.Durations.WAF = time.Since(start).Microseconds()
 	switch {
+	case refused:
+		respond.Error(w, r, http.StatusForbidden, entry.ID)
+		return
 	case errors.Is(err, errBusy):
 		s.refuseBusy(w, r, entry, err)
 		return
