@@ -74,6 +74,11 @@ func Build(s config.WAFSettings) []Piece {
 // request_body.no_files_limit for bodies the engine parses.
 const ParsedBodyLimitID = 200011
 
+// ParsedTypeLimitID is the rule that lowers the body limit to
+// request_body.no_files_limit for the media types the detectors parse
+// (profile portcullis; ParsedBodyLimitID covers a missing type there).
+const ParsedTypeLimitID = 200013
+
 // parsedBodyLimit lowers the engine's body limit for bodies it parses into
 // variables (every processor but multipart, whose files go to disk), as
 // ModSecurity's SecRequestBodyNoFilesLimit does; Coraza reads that
@@ -82,6 +87,16 @@ const ParsedBodyLimitID = 200011
 func parsedBodyLimit(s config.WAFSettings) string {
 	if s.BodyNoFilesLimit <= 0 || s.BodyNoFilesLimit >= s.BodyLimit {
 		return ""
+	}
+	if s.Profile == config.ProfilePortcullis && !s.CRS && !readsBody(s) {
+		// No body processor runs; the detectors parse forms, JSON, XML
+		// and text (and bodies of no declared type, which they judge as
+		// text), so those are bounded the same way. Multipart and binary
+		// types (octet-stream, protobuf, media) are not: only their
+		// start is judged, like an upload's file parts.
+		return fmt.Sprintf(`SecRule &REQUEST_HEADERS:Content-Type "@eq 0" "id:%d,phase:1,pass,nolog,noauditlog,t:none,ctl:requestBodyLimit=%d"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^\s*(?:text/|application/(?:x-www-form-urlencoded|(?:[a-z0-9.+-]*[+/])?json|(?:[a-z0-9.+-]*[+/])?xml|x-ndjson|x-json-stream|csp-report|x-amz-json[0-9.-]*|jsonl?)\s*(?:;|$))" "id:%d,phase:1,pass,nolog,noauditlog,t:none,t:lowercase,ctl:requestBodyLimit=%d"`,
+			ParsedBodyLimitID, s.BodyNoFilesLimit+1, ParsedTypeLimitID, s.BodyNoFilesLimit+1)
 	}
 	// +1: the engine refuses a body that reaches its limit; ours is the
 	// largest accepted (as with SecRequestBodyLimit).
@@ -171,7 +186,7 @@ func engineDirectives(s config.WAFSettings) string {
 	// Portcullis writes its own audit records; Coraza's audit log stays off.
 	b.WriteString("SecAuditEngine Off\n")
 	native := s.Profile == config.ProfilePortcullis
-	if !native || s.CRS || len(s.RulesBefore)+len(s.RulesAfter) > 0 {
+	if !native || s.CRS || readsBody(s) {
 		// Body processors fill ARGS, XML and JSON variables for rules; with
 		// no rule to read them (the portcullis profile's default) parsing
 		// would be work for nothing.
@@ -195,6 +210,20 @@ SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,statu
 SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200005,phase:2,t:none,log,deny,status:400,msg:'Argument limit reached; request rejected (POST args)'"
 `)
 	return b.String()
+}
+
+// bodyVariables are what the engine's body processors fill (or select).
+var bodyVariables = regexp.MustCompile(`(?i)ARGS|REQUEST_BODY|XML|JSON|FILES|MULTIPART|REQBODY|requestBodyProcessor`)
+
+// readsBody reports whether a custom rule may read what the body
+// processors fill.
+func readsBody(s config.WAFSettings) bool {
+	for _, r := range append(slices.Clone(s.RulesBefore), s.RulesAfter...) {
+		if bodyVariables.MatchString(r.Text) {
+			return true
+		}
+	}
+	return false
 }
 
 // crsDirectives loads the embedded CRS with the settings' paranoia level,

@@ -25,35 +25,42 @@ func (s *Stage) native() bool {
 
 // nativeBody returns the request body bytes the detectors judge: the
 // stage's own copy when it read the whole body ahead, else the start of
-// the engine's buffer, up to request_body.no_files_limit (the most any
-// parser of the engine would take too).
-func (s *Stage) nativeBody(tx types.Transaction, r *http.Request, ahead bodyAhead) []byte {
+// the engine's buffer, up to request_body.no_files_limit (bodies the
+// detectors parse are refused past it, see rules.parsedBodyLimit; what is
+// past it in an upload is the application's file). truncated is set when
+// there was more.
+func (s *Stage) nativeBody(tx types.Transaction, r *http.Request, ahead bodyAhead) (data []byte, truncated bool) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return nil
+		return nil, false
 	}
 	if ahead.complete {
-		return ahead.data
+		return ahead.data, false
 	}
 	if !tx.IsRequestBodyAccessible() {
-		return nil
+		return nil, false
 	}
 	body, err := tx.RequestBodyReader()
 	if err != nil {
-		return nil
+		return nil, false
 	}
 	limit := s.settings.BodyLimit
 	if n := s.settings.BodyNoFilesLimit; n > 0 && n < limit {
 		limit = n
 	}
-	data, _ := io.ReadAll(io.LimitReader(body, limit))
-	return data
+	// One buffer of the limit's size: growing one as bytes come would
+	// allocate twice as much.
+	buf := make([]byte, limit)
+	n, _ := io.ReadFull(body, buf)
+	var one [1]byte
+	more, _ := body.Read(one[:])
+	return buf[:n], more > 0
 }
 
 // judge runs the detectors on the request and writes their findings into
 // the entry. It reports whether the request is to be refused (a finding
 // reached the route's threshold in block mode).
-func (s *Stage) judge(r *http.Request, entry *audit.Entry, body []byte) bool {
-	res := inspector.Request(r, body, s.settings.BodyLimit, inspect.Scope{
+func (s *Stage) judge(r *http.Request, entry *audit.Entry, body []byte, truncated bool) bool {
+	res := inspector.Request(r, inspect.Body{Data: body, Truncated: truncated, Limit: s.settings.BodyLimit}, inspect.Scope{
 		Threshold: s.settings.DetectionThreshold,
 		Excluded:  s.excluder(r),
 	})

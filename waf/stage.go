@@ -145,7 +145,8 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// rules, and holds the body.
 	refused := false
 	if err == nil && it == nil && s.native() {
-		refused = s.judge(r, entry, s.nativeBody(tx, r, ahead))
+		body, truncated := s.nativeBody(tx, r, ahead)
+		refused = s.judge(r, entry, body, truncated)
 	}
 	entry.Durations.WAF = time.Since(start).Microseconds()
 	switch {

@@ -10,18 +10,17 @@ import (
 	"testing"
 
 	"github.com/portcullis-waf/portcullis/audit"
-	"github.com/portcullis-waf/portcullis/config"
 )
 
 // BenchmarkStage measures one request through the rule-engine stage at the
 // default settings (CRS, paranoia 1, blocking) with a discarding next handler.
 func BenchmarkStage(b *testing.B) {
-	engine, err := Compile(config.DefaultWAF())
+	engine, err := Compile(stockCRS())
 	if err != nil {
 		b.Fatal(err)
 	}
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) })
-	stage := NewStage(engine, config.DefaultWAF(), next, Recording{Redactor: audit.NewRedactor(nil, nil)})
+	stage := NewStage(engine, stockCRS(), next, Recording{Redactor: audit.NewRedactor(nil, nil)})
 	form, err := os.ReadFile("../bench/workloads/post-body.txt")
 	if err != nil {
 		b.Fatal(err)

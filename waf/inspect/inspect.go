@@ -153,17 +153,28 @@ type run struct {
 	buf    []decode.Variant
 	stop   bool
 	budget int
+	// truncated: the body is the start of a longer one.
+	truncated bool
 }
 
-// Request judges r's head and body. body is what the stage holds of the
-// request body (nil for none); bodyLimit bounds decompression.
-func (in *Inspector) Request(r *http.Request, body []byte, bodyLimit int64, scope Scope) Result {
-	st := &run{in: in, scope: scope, budget: in.lim.MaxValues, buf: make([]decode.Variant, 0, 16)}
+// Body is what the stage holds of a request body.
+type Body struct {
+	Data []byte
+	// Truncated is set when Data is the start of a longer body (a large
+	// upload): a part cut at the end is not an error then.
+	Truncated bool
+	// Limit bounds decompression.
+	Limit int64
+}
+
+// Request judges r's head and body.
+func (in *Inspector) Request(r *http.Request, body Body, scope Scope) Result {
+	st := &run{in: in, scope: scope, budget: in.lim.MaxValues, buf: make([]decode.Variant, 0, 16), truncated: body.Truncated}
 	st.path(r)
 	st.query(r.URL.RawQuery)
 	st.headers(r)
-	if len(body) > 0 {
-		st.body(r.Header, body, bodyLimit)
+	if len(body.Data) > 0 {
+		st.body(r.Header, body.Data, body.Limit)
 	}
 	return st.res
 }
@@ -513,15 +524,15 @@ const maxParts = 256
 // (images, documents) and are not judged.
 func (st *run) multipart(body []byte, boundary string) {
 	if boundary == "" {
-		st.raw(body)
+		st.lines(body)
 		return
 	}
 	mr := multipart.NewReader(bytes.NewReader(body), boundary)
 	for n := 0; n < maxParts && !st.stop; n++ {
 		p, err := mr.NextRawPart()
 		if err != nil {
-			if err != io.EOF {
-				st.raw(body) // a broken body is judged as text
+			if err != io.EOF && !st.truncated {
+				st.lines(body) // a broken body is judged line by line
 			}
 			return
 		}
@@ -529,7 +540,9 @@ func (st *run) multipart(body []byte, boundary string) {
 		name := disp["name"]
 		data, err := io.ReadAll(p)
 		if err != nil {
-			st.raw(body)
+			if !st.truncated {
+				st.lines(body)
+			}
 			return
 		}
 		// The file name as sent: Part.FileName keeps only its last path
@@ -578,6 +591,29 @@ func (st *run) rawText(s string) {
 	}
 }
 
+// maxBinary is how much of a binary body the serialized-object detector
+// reads: the markers sit at the start.
+const maxBinary = 64 << 10
+
+// maxLines bounds the lines judged in a body that failed to parse.
+const maxLines = 1024
+
+// lines judges a multipart body that did not parse line by line: its
+// part headers are CRLF-separated by design, so the whole text would look
+// like header injection, while a value an application's laxer parser
+// would still find is on a line of its own.
+func (st *run) lines(body []byte) {
+	n := 0
+	for line := range bytes.Lines(body) {
+		if n++; n > maxLines || st.stop {
+			return
+		}
+		if l := bytes.TrimRight(line, "\r\n"); len(l) > 0 {
+			st.judge("REQUEST_BODY", detect.WhereBody, string(l))
+		}
+	}
+}
+
 // minRun is the shortest printable run of a binary body judged: shorter
 // runs are field tags and numbers, not text an application uses.
 const minRun = 6
@@ -588,7 +624,7 @@ const maxRuns = 256
 func (st *run) runs(body []byte) {
 	// Serialized objects are binary: the one detector that reads binary
 	// judges the body whole (its head and tail windows).
-	st.judgeOne(st.in.binary, "REQUEST_BODY", detect.WhereBody, string(body))
+	st.judgeOne(st.in.binary, "REQUEST_BODY", detect.WhereBody, string(body[:min(len(body), maxBinary)]))
 	start, n := -1, 0
 	for i := 0; i <= len(body) && n < maxRuns && !st.stop; i++ {
 		if i < len(body) && body[i] >= 0x20 && body[i] < 0x7f || i < len(body) && (body[i] == '\t' || body[i] == '\n' || body[i] == '\r') {
