@@ -146,7 +146,15 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	refused := false
 	if err == nil && it == nil && s.native() {
 		body, truncated := s.nativeBody(tx, r, ahead)
-		refused = s.judge(r, entry, body, truncated)
+		judged := r
+		if len(trailers.fields) > 0 {
+			// Trailer fields go upstream beside the headers: judged as such.
+			judged = r.Clone(r.Context())
+			for k, vs := range trailers.fields {
+				judged.Header[k] = append(judged.Header[k], vs...)
+			}
+		}
+		refused = s.judge(judged, entry, body, truncated)
 	}
 	entry.Durations.WAF = time.Since(start).Microseconds()
 	switch {

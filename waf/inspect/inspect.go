@@ -538,6 +538,23 @@ func (st *run) multipart(body []byte, boundary string) {
 		}
 		_, disp, _ := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
 		name := disp["name"]
+		// The file name as sent: Part.FileName keeps only its last path
+		// element, which would hide "../" and anything after a slash.
+		fn, isFile := disp["filename"]
+		ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
+		structured := ct == "application/json" || ct == "text/xml" || ct == "application/xml" || strings.HasSuffix(ct, "+xml")
+		if isFile && !structured {
+			// A file's content is the application's data: skipped, not
+			// copied.
+			st.judge("FILES:"+name, detect.WhereFileName, fn)
+			if _, err := io.Copy(io.Discard, p); err != nil {
+				if !st.truncated {
+					st.lines(body)
+				}
+				return
+			}
+			continue
+		}
 		data, err := io.ReadAll(p)
 		if err != nil {
 			if !st.truncated {
@@ -545,15 +562,11 @@ func (st *run) multipart(body []byte, boundary string) {
 			}
 			return
 		}
-		// The file name as sent: Part.FileName keeps only its last path
-		// element, which would hide "../" and anything after a slash.
-		if fn, ok := disp["filename"]; ok {
+		if isFile {
 			st.judge("FILES:"+name, detect.WhereFileName, fn)
-			ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
-			switch {
-			case ct == "application/json":
+			if ct == "application/json" {
 				st.json("FILES_JSON:"+name, data)
-			case ct == "text/xml" || ct == "application/xml" || strings.HasSuffix(ct, "+xml"):
+			} else {
 				st.judgeXML("FILES:"+name, string(data))
 			}
 			continue
