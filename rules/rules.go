@@ -57,7 +57,7 @@ func Build(s config.WAFSettings) []Piece {
 	if s.CRS {
 		pieces = append(pieces, Piece{Origin: "OWASP CRS", Text: crsDirectives(s)})
 	}
-	if static := staticExclusions(s.Exclusions); static != "" {
+	if static := staticExclusions(s.Exclusions, s.CRS); static != "" {
 		pieces = append(pieces, Piece{Origin: "exclusions", Text: static})
 	}
 	for _, r := range s.RulesAfter {
@@ -257,13 +257,21 @@ func crsDirectives(s config.WAFSettings) string {
 
 // staticExclusions are exclusions without a path or method condition; they
 // edit the loaded rules once, at compile time, and cost nothing per request.
-func staticExclusions(exs []config.ExclusionConfig) string {
+//
+// Without the CRS (profile portcullis), exclusions of CRS rule ids name
+// rules that are not loaded: they are left out rather than failing the
+// configuration, so a configuration written for the CRS loads under either
+// profile (updating a missing rule's targets is an error to the engine).
+func staticExclusions(exs []config.ExclusionConfig, crs bool) string {
 	var b strings.Builder
 	for _, e := range exs {
 		if conditional(e) {
 			continue
 		}
 		for _, r := range e.RuleIDs {
+			if !crs && r.From >= crsFirstID && r.To <= crsLastID {
+				continue
+			}
 			if e.Target == "" {
 				fmt.Fprintf(&b, "SecRuleRemoveById %s\n", r)
 			} else {
@@ -284,6 +292,12 @@ func staticExclusions(exs []config.ExclusionConfig) string {
 	}
 	return b.String()
 }
+
+// The rule ids the CRS owns.
+const (
+	crsFirstID = 900000
+	crsLastID  = 999999
+)
 
 // pathOperator matches a path prefix the way routes do: "/upload" covers
 // "/upload" and "/upload/..." but not "/uploads"; "/upload/" covers

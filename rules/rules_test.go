@@ -114,6 +114,12 @@ func TestPortcullisProfileRuleSet(t *testing.T) {
 	if text := Text(Build(s)); !strings.Contains(text, "id:200001") || strings.Contains(text, "id:200013") {
 		t.Errorf("a rule reading ARGS needs the body processors:\n%s", text)
 	}
+	// A configuration written for the CRS still builds: exclusions of CRS
+	// ids are left out when the CRS is not loaded.
+	s.Exclusions = []config.ExclusionConfig{{RuleIDs: []config.IDRange{{From: 942100, To: 942100}}, Target: "ARGS:q"}}
+	if text := Text(Build(s)); strings.Contains(text, "942100") {
+		t.Errorf("CRS exclusion without the CRS:\n%s", text)
+	}
 	if Key(s) == Key(stockCRS()) {
 		t.Error("profiles share a key")
 	}
