@@ -66,6 +66,10 @@ type Options struct {
 	Reload Reloader
 	// Cache serves POST /api/cache/purge. Nil: no such endpoint.
 	Cache CachePurger
+	// Config serves GET /api/config (the configuration in force, secrets
+	// masked) and POST /api/config (check and apply a new one, as a
+	// reload). Nil: no such endpoints.
+	Config ConfigManager
 	// Ready serves GET /readyz and GET /healthz ("ok": the process
 	// answers), both without authentication. Nil: neither (mount your own
 	// with Handle).
@@ -200,6 +204,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.routes()
 	s.processRoutes()
+	s.configRoutes()
 	return s, nil
 }
 

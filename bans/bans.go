@@ -39,6 +39,10 @@ import (
 const (
 	SourceAuto   = "auto"   // set by Tracker
 	SourceManual = "manual" // set by an operator
+	// SourceCrowdSec marks a ban that mirrors a CrowdSec decision (package
+	// crowdsec): the Local API owns it and lifts it. It yields to a manual
+	// ban and, like an automatic one, may be pushed out of a full table.
+	SourceCrowdSec = "crowdsec"
 )
 
 // MaxReasonLen bounds Ban.Reason, so the table and its file stay bounded.
@@ -72,8 +76,8 @@ func (b Ban) validate() error {
 	if !b.Prefix.IsValid() {
 		errs = append(errs, errors.New("prefix is missing or invalid"))
 	}
-	if b.Source != SourceAuto && b.Source != SourceManual {
-		errs = append(errs, fmt.Errorf("source %q must be %q or %q", b.Source, SourceAuto, SourceManual))
+	if b.Source != SourceAuto && b.Source != SourceManual && b.Source != SourceCrowdSec {
+		errs = append(errs, fmt.Errorf("source %q must be %q or %q (or %q)", b.Source, SourceAuto, SourceManual, SourceCrowdSec))
 	}
 	if len(b.Reason) > MaxReasonLen {
 		errs = append(errs, fmt.Errorf("reason is %d bytes, more than %d", len(b.Reason), MaxReasonLen))
@@ -248,7 +252,7 @@ func (s *Store) Add(b Ban) error {
 		return fmt.Errorf("bans: add: %w", err)
 	}
 	s.mu.Lock()
-	if old, exists := s.bans[b.Prefix]; exists && old.Source == SourceManual && b.Source == SourceAuto && old.Active(b.Created) {
+	if old, exists := s.bans[b.Prefix]; exists && old.Source == SourceManual && b.Source != SourceManual && old.Active(b.Created) {
 		// An operator's ban outranks an automatic one: a client must not
 		// shorten its own manual ban by collecting strikes.
 		s.mu.Unlock()
@@ -298,6 +302,23 @@ func (s *Store) Remove(prefix netip.Prefix) (bool, error) {
 		return false, nil
 	}
 	return true, s.save(gen)
+}
+
+// RemoveFrom lifts the ban of exactly prefix only if source set it, so
+// that a source lifting its own ban (a deleted CrowdSec decision) never
+// lifts an operator's ban of the same prefix. It reports whether a ban
+// was lifted; errors are as Remove's.
+func (s *Store) RemoveFrom(prefix netip.Prefix, source string) (bool, error) {
+	prefix = normalize(prefix)
+	s.mu.RLock()
+	b, ok := s.bans[prefix]
+	s.mu.RUnlock()
+	if !ok || b.Source != source {
+		return false, nil
+	}
+	// A change between the look and the removal can only come from
+	// another writer of the same prefix; the next stream update repairs it.
+	return s.Remove(prefix)
 }
 
 // Sweep drops bans that are over at now and returns how many. Banned already
@@ -395,7 +416,7 @@ func (s *Store) dropSoonestAuto() bool {
 	var victim Ban
 	found := false
 	for _, b := range s.bans {
-		if b.Source == SourceAuto && (!found || b.Until.Before(victim.Until)) {
+		if b.Source != SourceManual && (!found || b.Until.Before(victim.Until)) {
 			victim, found = b, true
 		}
 	}

@@ -173,7 +173,7 @@ func TestAddValidates(t *testing.T) {
 		want string
 	}{
 		{"no prefix", func(b *Ban) { b.Prefix = netip.Prefix{} }, "prefix is missing or invalid"},
-		{"bad source", func(b *Ban) { b.Source = "robot" }, `source "robot" must be "auto" or "manual"`},
+		{"bad source", func(b *Ban) { b.Source = "robot" }, `source "robot" must be "auto" or "manual" (or "crowdsec")`},
 		{"until before created", func(b *Ban) { b.Until = b.Created.Add(-time.Second) }, "is not after created"},
 		{"no times", func(b *Ban) { b.Created, b.Until = time.Time{}, time.Time{} }, "created time is missing"},
 		{"long reason", func(b *Ban) { b.Reason = strings.Repeat("x", MaxReasonLen+1) }, "more than 512"},

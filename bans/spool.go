@@ -189,3 +189,9 @@ func ReadFile(path string, now time.Time) ([]Ban, error) {
 	sort.Slice(bans, func(i, j int) bool { return byPrefix(bans[i], bans[j]) < 0 })
 	return bans, nil
 }
+
+// CheckBreadth rejects a ban broader than an operator may set by hand:
+// for bans that come from elsewhere (a CrowdSec decision) as for the CLI.
+func CheckBreadth(p netip.Prefix) error {
+	return checkBreadth(Command{Op: OpAdd, Prefix: p})
+}

@@ -59,14 +59,14 @@ type AdminUser struct {
 	// PasswordHash is a bcrypt hash (htpasswd -nbBC 12 user pass, or
 	// `portcullis admin hash-password`). The password itself never goes
 	// into the file.
-	PasswordHash string `yaml:"password_hash"`
+	PasswordHash string `yaml:"password_hash" secret:"value"`
 }
 
 // AdminToken is one API token, given by its SHA-256 so the file does not
 // hold a usable secret.
 type AdminToken struct {
 	Name   string `yaml:"name"`
-	SHA256 string `yaml:"sha256"`
+	SHA256 string `yaml:"sha256" secret:"value"`
 }
 
 // parseScalar accepts the word none; the mapping form is walked as a struct.
@@ -268,12 +268,12 @@ type Alerts struct {
 type AlertWebhook struct {
 	// URL receives a JSON POST. It often holds a secret token: it is never
 	// logged.
-	URL string `yaml:"url"`
+	URL string `yaml:"url" secret:"value"`
 	// Format is generic (Portcullis's JSON) or slack (Slack-compatible
 	// {"text": ...}). Default: generic.
 	Format string `yaml:"format"`
 	// Headers are added to every POST (e.g. Authorization).
-	Headers map[string]string `yaml:"headers"`
+	Headers map[string]string `yaml:"headers" secret:"headers"`
 }
 
 // AlertsConfig is the resolved alerts section; nil when absent.

@@ -21,9 +21,10 @@ type Redis struct {
 	URL string `yaml:"url"`
 	// Username is the ACL user (Redis 6+). Default: none (the default user).
 	Username string `yaml:"username"`
-	// Password is refused: a secret written into the configuration file
-	// ends up in backups, diffs and support tickets.
-	Password string `yaml:"password"`
+	// Password is refused when written out: a secret in the configuration
+	// file ends up in backups, diffs and support tickets. A placeholder
+	// ("{env.REDIS_PASSWORD}", "{file.redis.pw}") is accepted.
+	Password string `yaml:"password" secret:"value"`
 	// PasswordFile holds the password (trailing newline ignored), such as a
 	// Docker or systemd credential. Default: none.
 	PasswordFile string `yaml:"password_file"`
@@ -154,8 +155,13 @@ func (c *checker) resolveRedis(r *Redis, clusterName string) *RedisConfig {
 		}
 		out.DB = *r.DB
 	}
-	if r.Password != "" {
-		c.errorf(p+".password", "inline passwords are not accepted; put it in a file (password_file) or the environment (password_env)")
+	switch {
+	case r.Password != "" && !c.secretPaths[p+".password"]:
+		c.errorf(p+".password", "inline passwords are not accepted; put it in a file (password_file) or the environment (password_env), or write \"{env.NAME}\" or \"{file.PATH}\"")
+	case r.Password != "" && (r.PasswordFile != "" || r.PasswordEnv != ""):
+		c.errorf(p+".password", "give one of password, password_file or password_env")
+	case r.Password != "":
+		out.Password = Secret(r.Password) // from a placeholder: not in the file
 	}
 	switch {
 	case r.PasswordFile != "" && r.PasswordEnv != "":

@@ -92,7 +92,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, Errors{yamlSyntaxError(name, err)}
 	}
-	c := &checker{file: name, lines: map[string]int{}, bad: map[string]bool{}, literal: map[string]bool{}}
+	c := &checker{file: name, lines: map[string]int{}, bad: map[string]bool{}, literal: map[string]bool{}, secretPaths: map[string]bool{}}
 	var file File
 	if len(doc.Content) > 0 {
 		root := doc.Content[0]
@@ -108,8 +108,10 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	cfg := c.resolve(&file)
 	if len(c.errs) > 0 {
+		c.scrubSecrets()
 		return nil, c.sorted()
 	}
+	cfg.document, cfg.secretPaths = &file, c.secretPaths
 	return cfg, nil
 }
 
@@ -143,6 +145,10 @@ type checker struct {
 	literal map[string]bool
 	// ruleChecks are the custom SecLang pieces, checked after resolving.
 	ruleChecks []ruleCheck
+	// secretPaths are the fields whose value came from {env.NAME} or
+	// {file.PATH}; secrets are those values, kept out of messages.
+	secretPaths map[string]bool
+	secrets     []secretValue
 }
 
 func (c *checker) errorf(path, format string, args ...any) {
@@ -215,6 +221,9 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 	}
 	if n.Kind == yaml.AliasNode {
 		c.invalid(n, path, "YAML aliases are not supported")
+		return
+	}
+	if n.Kind == yaml.ScalarNode && hasPlaceholder(n.Value) && !c.expand(n, path, t) {
 		return
 	}
 	if isNull(n) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-waf/portcullis/respond"
 	"github.com/portcullis-waf/portcullis/tlsmgr"
 )
 
@@ -30,8 +31,15 @@ type Config struct {
 	Bans      BansConfig
 	Admin     *AdminConfig // nil: no admin listener
 	Log       LogConfig
-	Alerts    *AlertsConfig  // nil: no alerts
-	Cluster   *ClusterConfig // nil: a single instance, no shared services
+	Alerts    *AlertsConfig   // nil: no alerts
+	Cluster   *ClusterConfig  // nil: a single instance, no shared services
+	CrowdSec  *CrowdSecConfig // nil: no CrowdSec Local API
+
+	// document is the file as decoded (placeholders expanded), and
+	// secretPaths the fields that held a placeholder: what Effective shows,
+	// masked.
+	document    *File
+	secretPaths map[string]bool
 }
 
 // ListenerConfig is a resolved listener.
@@ -40,6 +48,7 @@ type ListenerConfig struct {
 	Address       string
 	HTTPS         bool
 	ProxyProtocol bool
+	HTTP3         bool // serve HTTP/3 on the UDP port of the same number (https only)
 }
 
 // TLSConfig holds resolved global TLS settings.
@@ -125,6 +134,9 @@ type SiteConfig struct {
 	TLS        *SiteTLSConfig // nil: served on http listeners only
 	Filters    FiltersConfig
 	RateLimits []RateLimitConfig // one budget shared by every route of the site
+	// Pages are the site's refusal page templates (block_pages); nil: the
+	// built-in page.
+	Pages *respond.Pages
 }
 
 // RouteConfig is a resolved route with its fully merged WAF settings.
@@ -407,6 +419,7 @@ func (c *checker) resolve(f *File) *Config {
 	c.resolveLog(f, cfg)
 	c.resolveAlerts(f, cfg)
 	c.resolveCluster(f, cfg)
+	c.resolveCrowdSec(f, cfg)
 	c.checkRules(cfg)
 	return cfg
 }
@@ -415,7 +428,7 @@ func (c *checker) resolveListeners(f *File, cfg *Config) {
 	if len(f.Listeners) == 0 {
 		for _, s := range f.Sites {
 			if s.TLS != nil {
-				cfg.Listeners = []ListenerConfig{{Name: ":80", Address: ":80"}, {Name: ":443", Address: ":443", HTTPS: true}}
+				cfg.Listeners = []ListenerConfig{{Name: ":80", Address: ":80"}, {Name: ":443", Address: ":443", HTTPS: true, HTTP3: true}}
 				return
 			}
 		}
@@ -456,7 +469,17 @@ func (c *checker) resolveListeners(f *File, cfg *Config) {
 		default:
 			c.errorf(p+".protocol", "must be http or https, got %q", l.Protocol)
 		}
-		cfg.Listeners = append(cfg.Listeners, ListenerConfig{Name: name, Address: l.Address, HTTPS: https, ProxyProtocol: l.ProxyProtocol})
+		h3 := https && !l.ProxyProtocol
+		if l.HTTP3 != nil {
+			switch {
+			case *l.HTTP3 && !https:
+				c.errorf(p+".http3", "needs protocol: https (QUIC always runs TLS)")
+			case *l.HTTP3 && l.ProxyProtocol:
+				c.errorf(p+".http3", "cannot be combined with proxy_protocol: UDP carries no PROXY header, so every client would have the balancer's address")
+			}
+			h3 = *l.HTTP3 && https && !l.ProxyProtocol
+		}
+		cfg.Listeners = append(cfg.Listeners, ListenerConfig{Name: name, Address: l.Address, HTTPS: https, ProxyProtocol: l.ProxyProtocol, HTTP3: h3})
 	}
 }
 
@@ -473,9 +496,13 @@ func (c *checker) resolveSites(f *File, cfg *Config, upstreams map[string]bool, 
 		return
 	}
 	hostOwner := map[string]string{}
+	defaultPages := c.blockPages(f.BlockPages, "block_pages")
 	for i, s := range f.Sites {
 		p := fmt.Sprintf("sites[%d]", i)
-		sc := &SiteConfig{Name: s.Name}
+		sc := &SiteConfig{Name: s.Name, Pages: defaultPages}
+		if s.BlockPages != nil {
+			sc.Pages = c.blockPages(s.BlockPages, p+".block_pages")
+		}
 		if len(s.Hosts) == 0 {
 			c.errorf(p+".hosts", "at least one host name is required (\"*\" matches any host)")
 		}

@@ -42,6 +42,12 @@ type File struct {
 	Alerts *Alerts `yaml:"alerts"`
 	// Cluster shares state between instances (Redis). Default: off.
 	Cluster *Cluster `yaml:"cluster"`
+	// CrowdSec connects to a CrowdSec Local API: its decisions become
+	// bans, and Portcullis's blocks become CrowdSec alerts. Default: off.
+	CrowdSec *CrowdSec `yaml:"crowdsec"`
+	// BlockPages are the refusal page templates of every site that sets
+	// none of its own. Default: the built-in neutral page.
+	BlockPages *BlockPages `yaml:"block_pages"`
 }
 
 // ClientIP configures the real client address.
@@ -190,7 +196,7 @@ type ACME struct {
 	// EABKeyID and EABHMACKey are the External Account Binding credentials
 	// (ZeroSSL, many private CAs), as the CA hands them out.
 	EABKeyID   string `yaml:"eab_key_id"`
-	EABHMACKey string `yaml:"eab_hmac_key"`
+	EABHMACKey string `yaml:"eab_hmac_key" secret:"value"`
 	// CARoots is a PEM file of roots that sign the CA's own HTTPS
 	// certificate (a private ACME server). Default: the system roots.
 	CARoots string `yaml:"ca_roots"`
@@ -254,6 +260,14 @@ type Listener struct {
 	// ProxyProtocol accepts the PROXY protocol (v1/v2) from
 	// client_ip.trusted_proxies. Default: false.
 	ProxyProtocol bool `yaml:"proxy_protocol"`
+	// HTTP3 serves HTTP/3 (QUIC) on the UDP port of the same number as
+	// this https listener, through the same pipeline and audit, and
+	// advertises it to HTTP/1.1 and HTTP/2 clients with Alt-Svc. Only for
+	// https listeners; it cannot be combined with proxy_protocol (UDP
+	// carries no PROXY header: every client would have the balancer's
+	// address). Open the UDP port in the firewall too. Default: true on
+	// https listeners without proxy_protocol.
+	HTTP3 *bool `yaml:"http3"`
 }
 
 // Server holds per-connection limits.
@@ -345,6 +359,9 @@ type Site struct {
 	// Routes map requests to upstreams; the most specific matching route
 	// wins (see Route). At least one is required.
 	Routes []Route `yaml:"routes"`
+	// BlockPages replace the built-in refusal page for this site (see
+	// BlockPages in blockpages.go). Default: the top-level block_pages.
+	BlockPages *BlockPages `yaml:"block_pages"`
 }
 
 // Route forwards matching requests to an upstream.

@@ -552,8 +552,8 @@ type MatchPair struct {
 // first, then Set (replaces), then Add (appends).
 type HeaderEdits struct {
 	Remove []string          `yaml:"remove"`
-	Set    map[string]string `yaml:"set"`
-	Add    map[string]string `yaml:"add"`
+	Set    map[string]string `yaml:"set" secret:"headers"`
+	Add    map[string]string `yaml:"add" secret:"headers"`
 }
 
 // RouteCache configures the response cache of a route (RFC 9111, shared

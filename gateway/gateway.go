@@ -160,7 +160,7 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 			fwd, inner, store := forwarding(p.pools[rc.Upstream], rc)
 			noWAF := protocolGuard(inner)
 			h := fwd.InspectHeadersOnly(waf.NewStage(engine, rc.WAF, noWAF, waf.Recording{Redactor: p.redactor, BodyLimit: cfg.Audit.BodyLimit}).WithGate(p.gate))
-			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h, noWAF: noWAF, tls: sc.TLS, filters: &filters, limits: limits, cache: store})
+			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h, noWAF: noWAF, tls: sc.TLS, filters: &filters, limits: limits, cache: store, pages: sc.Pages})
 		}
 		p.router.add(sc, s)
 	}
@@ -266,6 +266,11 @@ func (p *Pipeline) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entry.Site, entry.Route = rt.site, rt.path
+	if rt.pages != nil {
+		// Every refusal from here on, whichever stage writes it, uses the
+		// site's own page.
+		r = r.WithContext(respond.WithPages(r.Context(), rt.pages))
+	}
 	if st := rt.tls; st != nil {
 		if r.TLS == nil && st.RedirectHTTP && respond.Condemned(r.Context()) == 0 {
 			p.redirectToHTTPS(rec, r)

@@ -13,6 +13,7 @@ import (
 	"github.com/portcullis-waf/portcullis/cache"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/proxy"
+	"github.com/portcullis-waf/portcullis/respond"
 )
 
 // route is a configured route with its prebuilt stage chain.
@@ -25,7 +26,8 @@ type route struct {
 	tls     *config.SiteTLSConfig // the site's; nil without TLS
 	filters *siteFilters
 	limits  []*routeLimit
-	cache   *cache.Cache // nil: the route has no response cache
+	cache   *cache.Cache   // nil: the route has no response cache
+	pages   *respond.Pages // the site's block_pages; nil: the built-in page
 }
 
 // forwarding builds the innermost part of a route's chain: the proxy stage

@@ -1,5 +1,7 @@
 package gateway
 
+//lint:file-ignore SA1019 net/http cannot serve HTTP/2 on one connection it did not accept (TLS ends in tlsmgr, and wire reads the frames along), which x/net/http2's Server.ServeConn does.
+
 import (
 	"context"
 	"crypto/tls"
@@ -14,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quic-go/quic-go/http3"
 	"golang.org/x/net/http2"
 
 	"github.com/portcullis-waf/portcullis/audit"
@@ -28,14 +31,16 @@ import (
 // current Pipeline. Swap replaces the pipeline in one atomic step: requests
 // already running finish on the pipeline they started with.
 type Server struct {
-	current  atomic.Pointer[Pipeline]
-	certs    *tlsmgr.Manager // nil when no site has TLS
-	log      *slog.Logger
-	servers  []*http.Server
-	closers  []io.Closer // listeners we wrap ourselves (TLS)
-	addrs    []net.Addr
-	serveErr chan error
-	wg       sync.WaitGroup
+	current   atomic.Pointer[Pipeline]
+	certs     *tlsmgr.Manager // nil when no site has TLS
+	log       *slog.Logger
+	servers   []*http.Server
+	closers   []io.Closer      // listeners we wrap ourselves (TLS), UDP sockets
+	udp       []net.PacketConn // per listener: its HTTP/3 socket, or nil; set by Listen
+	h3servers []*http3.Server
+	addrs     []net.Addr
+	serveErr  chan error
+	wg        sync.WaitGroup
 
 	reloadMu sync.Mutex     // one reload at a time
 	retiring sync.WaitGroup // pipelines being retired after a reload
@@ -139,14 +144,21 @@ func (s *Server) Listen() ([]net.Listener, error) {
 		})
 	}
 	var lns []net.Listener
-	for _, l := range cfg.Listeners {
-		ln, err := net.Listen("tcp", l.Address)
+	s.udp = make([]net.PacketConn, len(cfg.Listeners))
+	for i, l := range cfg.Listeners {
+		ln, pc, err := listenPair(l)
 		if err != nil {
 			for _, o := range lns {
 				_ = o.Close()
 			}
+			for _, pc := range s.udp {
+				if pc != nil {
+					_ = pc.Close()
+				}
+			}
 			return nil, fmt.Errorf("listen on %s (%s): %w", l.Address, l.Name, err)
 		}
+		s.udp[i] = pc
 		if l.ProxyProtocol {
 			// Before TLS and wire: the PROXY header precedes everything.
 			ln = clientip.ProxyProtocolListener(ln, cfg.ClientIP.Trusted, cfg.Server.ReadHeaderTimeout)
@@ -183,17 +195,29 @@ func (s *Server) serveRejected(w http.ResponseWriter, r *http.Request, status in
 // until Shutdown. It returns at once; serving errors arrive on Errors.
 func (s *Server) Serve(lns []net.Listener) {
 	cfg := s.current.Load().Config
-	s.serveErr = make(chan error, len(lns))
+	s.serveErr = make(chan error, 2*len(lns)) // TCP and UDP (HTTP/3) of each
 	for i, ln := range lns {
 		var handler http.Handler = s
 		if s.certs != nil && !cfg.Listeners[i].HTTPS {
 			// ACME HTTP-01 challenges are answered before anything else.
 			handler = s.certs.HTTPHandler(s)
 		}
+		var pc net.PacketConn
+		if i < len(s.udp) {
+			pc = s.udp[i]
+		}
+		if pc != nil && s.certs != nil {
+			// HTTP/3 beside it, and Alt-Svc on the TCP side to say so.
+			s.serveHTTP3(s.newHTTP3Server(cfg.Server, s), pc)
+			handler = advertiseHTTP3(handler, altSvcValue(pc.LocalAddr()))
+		}
 		hs := newHTTPServer(cfg.Server, handler, s.log)
 		if cfg.Listeners[i].HTTPS {
 			if s.certs == nil {
 				_ = ln.Close()
+				if pc != nil {
+					_ = pc.Close()
+				}
 				s.serveErr <- fmt.Errorf("listener %s is https but no certificates are configured", ln.Addr())
 				continue
 			}
@@ -304,7 +328,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 		}()
 	}
+	h3errs := s.shutdownHTTP3(ctx) // while the TCP servers above wait, same deadline
 	wg.Wait()
+	errs = append(errs, h3errs...)
 	for _, c := range s.closers {
 		_ = c.Close()
 	}

@@ -61,6 +61,17 @@ func (i *Instance) openAudit() error {
 		}
 		sinks = append(sinks, &timedSink{Sink: sink, metrics: i.metrics})
 	}
+	if cs, err := i.crowdsecSignals(); err != nil {
+		for _, s := range sinks {
+			_ = s.Close()
+		}
+		return fmt.Errorf("crowdsec signals: %w", err)
+	} else if cs != nil {
+		sinks = append(sinks, cs)
+	}
+	if i.pgSink != nil {
+		sinks = append(sinks, i.pgSink)
+	}
 	i.records = audit.New(audit.Options{
 		QueueSize: ac.QueueSize, Log: i.log, OnFailure: ac.OnFailure,
 		Aggregate: audit.AggregateOptions{Samples: ac.Aggregate.Samples, Window: ac.Aggregate.Window, MaxKeys: ac.Aggregate.MaxKeys},

@@ -22,6 +22,13 @@ const configCheckInterval = 2 * time.Second
 // as `portcullis check`, and the running configuration keeps serving.
 // Reloads run one at a time, whoever triggers them.
 func (i *Instance) Reload(trigger string) admin.ReloadResult {
+	return i.reloadWith(trigger, func() (*config.Config, error) { return config.Load(i.cfgPath) }, nil)
+}
+
+// reloadWith switches to the configuration load returns (the file's, or
+// one posted to the admin API), one reload at a time; commit, when set,
+// runs after a successful switch, still before any other reload.
+func (i *Instance) reloadWith(trigger string, load func() (*config.Config, error), commit func()) admin.ReloadResult {
 	i.reloadMu.Lock()
 	defer i.reloadMu.Unlock()
 	start := time.Now()
@@ -34,7 +41,7 @@ func (i *Instance) Reload(trigger string) admin.ReloadResult {
 			// new one would never be retired.
 			return errors.New("shutting down: not reloading")
 		}
-		cfg, err := config.Load(i.cfgPath)
+		cfg, err := load()
 		if err != nil {
 			return err
 		}
@@ -42,6 +49,9 @@ func (i *Instance) Reload(trigger string) admin.ReloadResult {
 			return err
 		}
 		i.level.Set(cfg.Log.Level)
+		if commit != nil {
+			commit()
+		}
 		return nil
 	}()
 	i.metrics.ObserveReload(err == nil, time.Since(start))

@@ -64,8 +64,8 @@ func (i *Instance) buildCertificates() error {
 }
 
 // certificateReadiness fails while a TLS host has no certificate yet (an
-// ACME order in progress). Wildcard hosts are left out: they only ever
-// come from files, which are loaded at the start.
+// ACME order in progress, including a wildcard ordered over DNS-01). The
+// manager keys hosts in lower case, as the configuration may not.
 func (i *Instance) certificateReadiness() admin.Readiness {
 	have := i.certs.Expiry()
 	var missing []string
@@ -74,7 +74,7 @@ func (i *Instance) certificateReadiness() admin.Readiness {
 			continue
 		}
 		for _, h := range s.Hosts {
-			if _, ok := have[h]; !ok && !strings.HasPrefix(h, "*") {
+			if _, ok := have[strings.ToLower(h)]; !ok {
 				missing = append(missing, h)
 			}
 		}

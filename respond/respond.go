@@ -1,5 +1,6 @@
 // Package respond writes the one neutral page that every stage answers with
-// when it refuses or fails a request.
+// when it refuses or fails a request, or the site's own templates for it
+// (pages.go).
 //
 // Place in the request path: called by any stage that ends a request early
 // (protocol checks, waf, proxy errors). The page shows the status and the
@@ -102,7 +103,23 @@ func writeWith(w http.ResponseWriter, r *http.Request, status int, requestID str
 	if text == "" {
 		text = "Error"
 	}
-	if r != nil && wantsJSON(r.Header.Get("Accept")) {
+	asJSON := r != nil && wantsJSON(r.Header.Get("Accept"))
+	if r != nil {
+		if body, ok := pagesFrom(r.Context()).render(asJSON, status, requestID); ok {
+			ct := "text/html; charset=utf-8"
+			if asJSON {
+				ct = "application/json"
+			}
+			h.Set("Content-Type", ct)
+			h.Set("Content-Length", strconv.Itoa(len(body)))
+			w.WriteHeader(status)
+			if r.Method != http.MethodHead {
+				_, _ = w.Write(body)
+			}
+			return
+		}
+	}
+	if asJSON {
 		body := `{"status":` + strconv.Itoa(status) + `,"error":` + strconv.Quote(text) + `,"request_id":` + strconv.Quote(requestID) + "}\n"
 		h.Set("Content-Type", "application/json")
 		h.Set("Content-Length", strconv.Itoa(len(body)))

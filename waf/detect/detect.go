@@ -30,6 +30,7 @@ const (
 	HeaderInjection Class = "crlf"            // CRLF, HTTP header and mail header injection
 	JNDI            Class = "jndi"            // ${jndi:…}-style lookups
 	Deserialization Class = "deserialization" // serialized-object markers
+	SSI             Class = "ssi"             // server-side include directives
 )
 
 // Where is the part of the request a value was taken from. Detectors may

@@ -150,7 +150,7 @@ func (s *scan) atStart(lo int) {
 		s.javaHex(lo)
 	case hasPrefix(rest, "\x00\x01\x00\x00\x00\xff\xff\xff\xff"):
 		binaryFormatter(s, rest[:min(len(rest), prefixBytes)], lo, "BinaryFormatter stream")
-	case hasPrefix(rest, "AAEAAAD/////"):
+	case hasPrefix(rest, "AAEAAAD/////"), hasPrefix(rest, "AAEAAAD_____"): // base64 and base64url
 		var buf [prefixBytes]byte
 		n := s.base64Prefix(rest, buf[:])
 		binaryFormatter(s, buf[:n], lo, "base64 BinaryFormatter stream")

@@ -101,6 +101,15 @@ func lookupCmd(name string) cmdKind {
 	if k, ok := commands[name]; ok {
 		return k
 	}
+	if wrappers[name] {
+		// strace sh -c …, flock / whoami: a wrapper runs the command
+		// after it, so it stands in command position like one.
+		switch name {
+		case "watch", "nice", "command":
+			return cmdWordy
+		}
+		return cmdKnown
+	}
 	// Unix command names are case-sensitive ("Bash", "SET ROLE …" in
 	// prose are not commands); cmd.exe and PowerShell names are not.
 	var buf [32]byte

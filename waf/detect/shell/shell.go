@@ -235,6 +235,11 @@ func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
 	if !Prefilter(v) {
 		return detect.Finding{}, false, 0
 	}
+	if strings.Contains(v, "```") {
+		// A markdown code fence is not a command substitution: blank it
+		// (same length, so spans keep their offsets).
+		v = blankFences(v)
+	}
 	if t := strings.TrimLeft(v, " \t"); strings.HasPrefix(t, "() {") || strings.HasPrefix(t, "(){") {
 		// CVE-2014-6271: a function definition in a variable, run by
 		// bash on import.
@@ -875,8 +880,11 @@ type argShape struct {
 	prose     int // plain lower-case words
 	shellish  int // flags, paths, numbers, URLs, expansions
 	sensitive bool
-	url       bool
-	obfusc    bool // quote-split, ${IFS}, globbed paths, ANSI-C
+	// secret: a sensitive path that is a target in itself (/etc/shadow,
+	// .ssh/, /dev/tcp/), not only a place (/tmp/, /var/log/).
+	secret bool
+	url    bool
+	obfusc bool // quote-split, ${IFS}, globbed paths, ANSI-C
 }
 
 // unwrap follows wrapper commands (sudo, env, busybox, .shell …) to the
@@ -926,10 +934,16 @@ func (a *analyzer) argsFrom(c *syntax.CallExpr, from int, extra []string) argSha
 		switch {
 		case isSensitive(t):
 			s.sensitive = true
+			s.secret = s.secret || !placeOnly(t)
 			s.shellish++
 		case strings.Contains(t, "://") || isIPv4ish(t):
 			s.url = true
 			s.shellish++
+		case synopsisBracket(t):
+			// "kill [-s sigspec | -n signum]": a usage synopsis whose
+			// brackets the shell would read as a glob, and its
+			// alternatives as a pipeline.
+			s.prose++
 		case rw.dynamic || rw.glob || rw.split:
 			s.shellish++
 		case isProseWord(t):
@@ -1085,6 +1099,8 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 		conf, why = 95, why+" fed by another command"
 	case kind == cmdNet && s.url:
 		conf, why = 92, why+" with a network address"
+	case kind == cmdInterp && a.runsCode(c):
+		conf, why = 90, why+" running code given on its command line"
 	case obf:
 		conf, why = 90, why+" (obfuscated)"
 	case s.prose == 1 && s.n == 1 && kind != cmdWordy:
@@ -1123,7 +1139,7 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 		conf = 98
 	}
 	severe := (w == viaPipe && kind == cmdInterp && left == cmdNet) || a.severeArgs(name, c)
-	a.sensitiveHit = s.sensitive
+	a.sensitiveHit = s.secret
 	a.considerSevere(conf, why, c, severe)
 	a.sensitiveHit = false
 	return kind
@@ -1401,4 +1417,62 @@ func windowsScan(v string) (detect.Finding, bool) {
 		}
 	}
 	return detect.Finding{}, false
+}
+
+// synopsisBracket: an option group of a usage synopsis cut by blanks,
+// "[-s" or "signum]": an opening bracket without its close or the
+// reverse (a glob class such as /etc/pass[w]d has both).
+func synopsisBracket(t string) bool {
+	open, closed := strings.IndexByte(t, '['), strings.IndexByte(t, ']')
+	return (strings.HasPrefix(t, "[") && closed < 0) || (strings.HasSuffix(t, "]") && open < 0 && len(t) > 1)
+}
+
+// blankFences replaces every run of three or more backquotes, and the
+// info string after it, with blanks.
+func blankFences(v string) string {
+	b := []byte(v)
+	for i := 0; i < len(b); {
+		if b[i] != '`' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(b) && b[j] == '`' {
+			j++
+		}
+		if j-i >= 3 {
+			// the fence, and its info string ("```bash") when one word
+			// ends the line: "```; cat …" keeps its command.
+			k := j
+			for k < len(b) && (isAlnum(b[k]) || b[k] == '+' || b[k] == '-' || b[k] == '.' || b[k] == '_') {
+				k++
+			}
+			if k == len(b) || b[k] == '\n' || b[k] == '\r' {
+				j = k
+			}
+			for k := i; k < j; k++ {
+				b[k] = ' '
+			}
+		}
+		i = j
+	}
+	return string(b)
+}
+
+// placeOnly: the sensitive path is a place to write to or read from
+// (/tmp/, /var/log/, a web root), which documentation names as often as
+// an attack does.
+func placeOnly(t string) bool {
+	l := strings.ToLower(t)
+	for _, p := range [...]string{"/tmp/", "/dev/shm", "/var/log/", "/var/www", "/srv/www", "inetpub", "wwwroot"} {
+		if strings.Contains(l, p) {
+			for _, s := range sensitive {
+				if !strings.Contains(p, s) && !strings.Contains(s, p) && strings.Contains(l, s) {
+					return false // also names a secret: /tmp/../etc/passwd
+				}
+			}
+			return true
+		}
+	}
+	return false
 }

@@ -148,3 +148,28 @@ func BenchmarkDetect(b *testing.B) {
 		})
 	}
 }
+
+// TestDocumentShapes: markdown code fences and usage synopses in posts
+// are documents, not command lines (issue 15's forum and search false
+// positives); the same commands injected still count.
+func TestDocumentShapes(t *testing.T) {
+	d := New()
+	for _, tt := range []struct {
+		v      string
+		attack bool
+	}{
+		{"Reproducer:\n\nkill [-s sigspec | -n signum | -sigspec] [pid | jobspec] ...\n\nDanke!", false},
+		{"usage:\ntar [-c | -x] [-f archive] [file ...]", false},
+		{"For anyone finding this later, the fix was to wait for the data before notifying, like this:\n\n```sh\n#!/bin/sh\nmkfifo /tmp/waldo\nsystemd-notify --ready --status=\"Waiting\"\n```\n\nMost calls are unspecified while an exception is pending, so do as little as possible and then return.", false},
+		{"## Install\n\n```bash\nnpm install --save portcullis\n```", false},
+		{"```bash\n# /etc/crontab: system-wide crontab\n```", false},
+		{"x; cat /etc/pass[w]d", true},
+		{"hello `cat /etc/passwd`", true},
+		{"a ```; cat /etc/passwd", true},
+	} {
+		f, ok := d.Detect(detect.Input{Value: tt.v, Where: detect.WhereJSON})
+		if got := ok && f.Confidence >= 70; got != tt.attack {
+			t.Errorf("%q: %+v %v, want attack=%v", tt.v, f, ok, tt.attack)
+		}
+	}
+}

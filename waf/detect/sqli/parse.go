@@ -29,6 +29,8 @@ type signals struct {
 	truncated  bool // parentheses left open at the end after a strong sign
 	trailingOp bool // the value ends with an operator
 	orOp       bool // || (MySQL OR, otherwise concatenation)
+	probe      bool // a delay or information function opened at the very end
+	cast       bool // PostgreSQL's expr::type
 	ops        int  // binary operators
 }
 
@@ -706,6 +708,7 @@ func (p *parser) exprRest() {
 				if t.kind != kWord {
 					p.fail()
 				}
+				p.sig.cast = true
 			case opAssign:
 				p.binary(false)
 			default:
@@ -775,8 +778,8 @@ func (p *parser) exprRest() {
 				p.arith()
 			case kwCollate:
 				p.pos++
-				if n := p.next(); n.kind != kWord {
-					p.fail()
+				if n := p.next(); n.kind != kWord && n.kind != kQIdent && n.kind != kString {
+					p.fail() // COLLATE utf8mb4_bin, `nocase`, "C"
 				}
 			default:
 				return
@@ -970,6 +973,13 @@ func (p *parser) callArgs() {
 	defer p.leave()
 	if p.peek().kind == kRParen {
 		p.pos++
+		return
+	}
+	if p.atEnd() && (p.sig.timeFn || p.sig.infoFn) {
+		// "benchmark(", "select load_file(": a delay or information
+		// function opened and cut off, as probes send it.
+		p.sig.truncated = true
+		p.sig.probe = true
 		return
 	}
 	if t := p.peek(); t.kind == kOp && t.op == opMul {

