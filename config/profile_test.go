@@ -46,7 +46,7 @@ func TestWAFProfileErrors(t *testing.T) {
 	}{
 		{"profile", "waf:\n  profile: modsecurity\n", `p.yaml:4: waf.profile: must be portcullis or stock-crs, got "modsecurity"`},
 		{"threshold", "waf:\n  detection_threshold: 0\n", "p.yaml:4: waf.detection_threshold: must be 1..100, got 0"},
-		{"class", "waf:\n  exclusions:\n    - classes: [sql]\n", `p.yaml:5: waf.exclusions[0].classes[0]: must be one of sqli, xss, shell, traversal, ssti, ssrf, ldap, nosql, xxe, crlf, jndi, deserialization, got "sql"`},
+		{"class", "waf:\n  exclusions:\n    - classes: [sql]\n", `p.yaml:5: waf.exclusions[0].classes[0]: must be one of sqli, xss, shell, traversal, ssti, ssrf, ldap, nosql, xxe, crlf, jndi, deserialization, ssi, got "sql"`},
 		{"detector", "waf:\n  exclusions:\n    - detectors: [\"XSS JS\"]\n", `p.yaml:5: waf.exclusions[0].detectors[0]: must be a detector name such as sqli or xss/js, got "XSS JS"`},
 		{"empty", "waf:\n  exclusions:\n    - target: ARGS:q\n", "p.yaml:5: waf.exclusions[0]: name at least one of rule_ids, tags, detectors or classes"},
 	} {

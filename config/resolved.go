@@ -238,7 +238,7 @@ const DefaultDetectionThreshold = 70
 
 // DetectionClasses are the attack classes exclusions may name (the values
 // of waf/detect.Class, which config cannot import).
-var DetectionClasses = []string{"sqli", "xss", "shell", "traversal", "ssti", "ssrf", "ldap", "nosql", "xxe", "crlf", "jndi", "deserialization"}
+var DetectionClasses = []string{"sqli", "xss", "shell", "traversal", "ssti", "ssrf", "ldap", "nosql", "xxe", "crlf", "jndi", "deserialization", "ssi"}
 
 // DefaultWAF are the settings when nothing is configured. CRS is resolved
 // from the profile once every level is merged (see finishWAF).

@@ -43,6 +43,7 @@ import (
 	"github.com/portcullis-waf/portcullis/waf/detect/nosql"
 	"github.com/portcullis-waf/portcullis/waf/detect/shell"
 	"github.com/portcullis-waf/portcullis/waf/detect/sqli"
+	"github.com/portcullis-waf/portcullis/waf/detect/ssi"
 	"github.com/portcullis-waf/portcullis/waf/detect/ssrf"
 	"github.com/portcullis-waf/portcullis/waf/detect/ssti"
 	"github.com/portcullis-waf/portcullis/waf/detect/traversal"
@@ -128,7 +129,7 @@ func New(lim Limits) *Inspector {
 		dec: decode.New(decode.Limits{}),
 		dets: []detect.Detector{
 			sqli.New(), xss.New(), shell.New(), traversal.New(), ssti.New(), ssrf.New(),
-			ldap.New(), nosql.New(), crlf.New(), jndi.New(), deserialization.New(), xxe.New(),
+			ldap.New(), nosql.New(), crlf.New(), jndi.New(), deserialization.New(), xxe.New(), ssi.New(),
 		},
 		xxe:    xxe.New(),
 		binary: deserialization.New(),

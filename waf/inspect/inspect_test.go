@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"github.com/portcullis-waf/portcullis/config"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -71,4 +72,22 @@ func FuzzRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEveryClassIsJudged: the inspector runs a detector for every class
+// that config lets an exclusion name, and no other.
+func TestEveryClassIsJudged(t *testing.T) {
+	got := map[string]bool{}
+	for _, c := range New(Limits{}).Detectors() {
+		got[string(c)] = true
+	}
+	for _, c := range config.DetectionClasses {
+		if !got[c] {
+			t.Errorf("class %s has no detector in the inspector", c)
+		}
+		delete(got, c)
+	}
+	for c := range got {
+		t.Errorf("detector class %s missing from config.DetectionClasses", c)
+	}
 }
