@@ -34,6 +34,7 @@ type Config struct {
 	Alerts    *AlertsConfig   // nil: no alerts
 	Cluster   *ClusterConfig  // nil: a single instance, no shared services
 	CrowdSec  *CrowdSecConfig // nil: no CrowdSec Local API
+	Challenge ChallengeConfig
 
 	// document is the file as decoded (placeholders expanded), and
 	// secretPaths the fields that held a placeholder: what Effective shows,
@@ -148,6 +149,7 @@ type RouteConfig struct {
 	RateLimits []RateLimitConfig // the route's own, on top of the site's
 	Proxy      RouteProxyConfig
 	Cache      *CacheConfig // nil: no cache
+	Challenge  bool         // answer with the proof-of-work challenge until passed
 }
 
 // Modes of the rule engine.
@@ -193,6 +195,7 @@ type WAFSettings struct {
 	RulesBefore        []RuleText
 	RulesAfter         []RuleText
 	Exclusions         []ExclusionConfig
+	Plugins            []*CRSPlugin // CRS plugins, in the order listed
 }
 
 // RuleText is custom SecLang with where it came from, for error messages.
@@ -420,6 +423,7 @@ func (c *checker) resolve(f *File) *Config {
 	c.resolveAlerts(f, cfg)
 	c.resolveCluster(f, cfg)
 	c.resolveCrowdSec(f, cfg)
+	c.resolveChallenge(f, cfg)
 	c.checkRules(cfg)
 	return cfg
 }
@@ -537,7 +541,10 @@ func (c *checker) resolveSites(f *File, cfg *Config, upstreams map[string]bool, 
 		seen := map[string]int{}
 		for j, r := range s.Routes {
 			rp := fmt.Sprintf("%s.routes[%d]", p, j)
-			rc := &RouteConfig{Path: r.Path, Upstream: r.Upstream, Match: c.routeMatch(r, rp)}
+			rc := &RouteConfig{Path: r.Path, Upstream: r.Upstream, Match: c.routeMatch(r, rp), Challenge: r.Challenge}
+			if r.Challenge && r.GRPC {
+				c.errorf(rp+".challenge", "cannot be used on a grpc route: a gRPC client runs no JavaScript")
+			}
 			sig := matchSignature(r.Path, rc.Match)
 			k, dup := seen[sig]
 			switch {
@@ -641,6 +648,7 @@ func (c *checker) mergeWAF(base WAFSettings, w *WAF, p string) WAFSettings {
 	out.RulesBefore = slices.Clone(base.RulesBefore)
 	out.RulesAfter = slices.Clone(base.RulesAfter)
 	out.Exclusions = slices.Clone(base.Exclusions)
+	out.Plugins = slices.Clone(base.Plugins)
 	out.ResponseMIMETypes = slices.Clone(base.ResponseMIMETypes)
 	out.CRSVariables = make(map[string]string, len(base.CRSVariables))
 	for k, v := range base.CRSVariables {
@@ -755,6 +763,14 @@ func (c *checker) mergeWAF(base WAFSettings, w *WAF, p string) WAFSettings {
 		if ex, ok := c.exclusion(e, fmt.Sprintf("%s.exclusions[%d]", p, i)); ok {
 			out.Exclusions = append(out.Exclusions, ex)
 		}
+	}
+	for _, pl := range c.crsPlugins(w.CRSPlugins, p+".crs_plugins") {
+		if !slices.Contains(out.Plugins, pl) {
+			out.Plugins = append(out.Plugins, pl)
+		}
+	}
+	if len(w.CRSPlugins) > 0 && !out.CRS {
+		c.errorf(p+".crs_plugins", "CRS plugins need the CRS, which is off here (crs: false)")
 	}
 	return out
 }
