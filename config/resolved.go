@@ -770,7 +770,7 @@ func (c *checker) mergeWAF(base WAFSettings, w *WAF, p string) WAFSettings {
 		}
 	}
 	if len(w.CRSPlugins) > 0 && !out.CRS {
-		c.errorf(p+".crs_plugins", "CRS plugins need the CRS, which is off here (crs: false)")
+		c.errorf(p+".crs_plugins", "CRS plugins need the CRS, which is off here (set profile: stock-crs, or crs: true)")
 	}
 	return out
 }
