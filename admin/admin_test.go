@@ -45,6 +45,8 @@ var (
 			{ID: 980170, Message: "Anomaly Scores: (Inbound Scores: blocking=13 ...)", Phase: 5},
 		},
 		Headers: map[string][]string{"User-Agent": {"sqlmap/1.7"}, "Cookie": {audit.Redacted}},
+		Findings: []audit.Finding{{Class: "sqli", Detector: "sqli", Confidence: 92, Variable: "ARGS:id", Chain: "base64 → url",
+			Evidence: "' OR 1=1--", Reason: "single-quoted string closed, then OR 1=1", Blocking: true}},
 	}
 	// xssRecord carries markup in every attacker-controlled field; no page
 	// may render any of it as HTML.
@@ -59,6 +61,8 @@ var (
 		},
 		Headers:     map[string][]string{"User-Agent": {`<script>alert("ua")</script>`}},
 		RequestBody: `</pre><script>alert("body")</script>`,
+		Findings: []audit.Finding{{Class: "xss", Detector: "xss/html", Confidence: 95, Variable: `ARGS:q"><svg onload=alert(3)>`,
+			Evidence: `<script>alert("finding")</script>`, Reason: `<b>executable</b> element`, Blocking: true}},
 	}
 )
 

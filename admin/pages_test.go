@@ -154,6 +154,7 @@ func TestEventPage(t *testing.T) {
 		`<code>ARGS:id</code>`, `<code>&#39; OR 1=1--</code>`,
 		`id="suggestion"><code>waf:`, `id="copy-suggestion"`,
 		`href="/bans?prefix=203.0.113.7"`,
+		`id="findings"`, `<td class="num">92 (blocks)</td>`, `<td>base64 → url</td>`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("event page lacks %q", want)
@@ -184,6 +185,7 @@ func TestRecordValuesEscaped(t *testing.T) {
 	for _, want := range []string{
 		`&lt;img src=x onerror=alert(&#34;matched&#34;)&gt;`,
 		`&lt;script&gt;alert(&#34;ua&#34;)&lt;/script&gt;`,
+		`&lt;script&gt;alert(&#34;finding&#34;)&lt;/script&gt;`,
 		`No suggestion: replay &lt;unavailable&gt;`,
 	} {
 		if !strings.Contains(page, want) {

@@ -103,30 +103,33 @@ type Entry struct {
 	// Instance names the instance that served the request
 	// (cluster.postgres.instance); set by the shared audit store, empty
 	// elsewhere.
-	Instance      string              `json:"instance,omitempty"`
-	ClientIP      string              `json:"client_ip"`
-	ClientPort    int                 `json:"client_port,omitempty"`
-	Peer          string              `json:"peer,omitempty"`
-	Country       string              `json:"country,omitempty"`
-	ASN           uint                `json:"asn,omitempty"`
-	ASOrg         string              `json:"as_org,omitempty"`
-	AllowListed   string              `json:"allow_listed,omitempty"`
-	Host          string              `json:"host"`
-	Method        string              `json:"method"`
-	URI           string              `json:"uri"`
-	Protocol      string              `json:"protocol"`
-	Site          string              `json:"site,omitempty"`
-	Route         string              `json:"route,omitempty"`
-	Status        int                 `json:"status"`
-	Action        string              `json:"action"`
-	Stage         string              `json:"stage,omitempty"`
-	Reason        string              `json:"reason,omitempty"`
-	WAFMode       string              `json:"waf_mode,omitempty"`
-	FailOpen      bool                `json:"fail_open,omitempty"`
-	InboundScore  int                 `json:"inbound_anomaly_score"`
-	OutboundScore int                 `json:"outbound_anomaly_score"`
-	Rules         []MatchedRule       `json:"rules,omitempty"`
-	Headers       map[string][]string `json:"request_headers,omitempty"`
+	Instance      string        `json:"instance,omitempty"`
+	ClientIP      string        `json:"client_ip"`
+	ClientPort    int           `json:"client_port,omitempty"`
+	Peer          string        `json:"peer,omitempty"`
+	Country       string        `json:"country,omitempty"`
+	ASN           uint          `json:"asn,omitempty"`
+	ASOrg         string        `json:"as_org,omitempty"`
+	AllowListed   string        `json:"allow_listed,omitempty"`
+	Host          string        `json:"host"`
+	Method        string        `json:"method"`
+	URI           string        `json:"uri"`
+	Protocol      string        `json:"protocol"`
+	Site          string        `json:"site,omitempty"`
+	Route         string        `json:"route,omitempty"`
+	Status        int           `json:"status"`
+	Action        string        `json:"action"`
+	Stage         string        `json:"stage,omitempty"`
+	Reason        string        `json:"reason,omitempty"`
+	WAFMode       string        `json:"waf_mode,omitempty"`
+	FailOpen      bool          `json:"fail_open,omitempty"`
+	InboundScore  int           `json:"inbound_anomaly_score"`
+	OutboundScore int           `json:"outbound_anomaly_score"`
+	Rules         []MatchedRule `json:"rules,omitempty"`
+	// Findings are the detectors' evidence (profile portcullis), strongest
+	// first.
+	Findings []Finding           `json:"findings,omitempty"`
+	Headers  map[string][]string `json:"request_headers,omitempty"`
 	// RequestBody is the request body as received, up to the configured
 	// audit body limit, with credential arguments redacted; it lets
 	// `portcullis audit replay` re-evaluate the request.
@@ -185,6 +188,25 @@ type MatchedRule struct {
 	Tags            []string `json:"tags,omitempty"`
 	ParanoiaLevel   int      `json:"paranoia_level,omitempty"`
 	Phase           int      `json:"phase"`
+}
+
+// Finding is one detector's evidence that a request value is an attack.
+type Finding struct {
+	Class      string `json:"class"`
+	Detector   string `json:"detector"`
+	Confidence int    `json:"confidence"`
+	// Variable names the value as exclusions do: ARGS:q, JSON:user.bio,
+	// REQUEST_HEADERS:X-Note, REQUEST_COOKIES:id, REQUEST_BODY.
+	Variable string `json:"variable"`
+	// Chain is the decoding that revealed it ("base64 → url"); empty when
+	// the value was judged as the application receives it.
+	Chain string `json:"chain,omitempty"`
+	// Evidence is the span the detector points at, bounded; redacted when
+	// the variable holds a credential.
+	Evidence string `json:"evidence,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	// Blocking is true for a finding at or over the route's threshold.
+	Blocking bool `json:"blocking,omitempty"`
 }
 
 // Durations are in microseconds: precise enough for a WAF evaluation and still
@@ -298,7 +320,7 @@ func (r *Redactor) IsSecretVariable(collection, key string) bool {
 		return r.IsSecret(key)
 	case "REQUEST_COOKIES":
 		return true
-	case "ARGS", "ARGS_GET", "ARGS_POST":
+	case "ARGS", "ARGS_GET", "ARGS_POST", "ARGS_NAMES", "JSON", "XML", "FILES":
 		return r.secretName(key)
 	}
 	return false

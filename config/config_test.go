@@ -91,7 +91,7 @@ func TestDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := cfg.Sites[0].Routes[0].WAF
-	if w.Mode != ModeBlock || w.Paranoia != 1 || !w.CRS || w.OnError != OnErrorBlock || w.BodyLimit != 13<<20 || w.BodyNoFilesLimit != 1<<20 {
+	if w.Mode != ModeBlock || w.Profile != ProfilePortcullis || w.DetectionThreshold != DefaultDetectionThreshold || w.Paranoia != 1 || w.CRS || w.OnError != OnErrorBlock || w.BodyLimit != 13<<20 || w.BodyNoFilesLimit != 1<<20 {
 		t.Errorf("defaults: %+v", w)
 	}
 	if s := cfg.Server; s.Inspections != 0 || s.InspectionWait != 10*time.Second || s.MemoryLimit != 0 {

@@ -174,23 +174,28 @@ const (
 // WAFSettings are the effective rule-engine settings of one route. Two routes
 // with equal settings share one compiled rule set (see rules.Key).
 type WAFSettings struct {
-	Mode              string
-	CRS               bool
-	Paranoia          int
-	InboundThreshold  int
-	OutboundThreshold int
-	OnError           string
-	BodyLimit         int64
-	BodyOverLimit     string
-	BodyNoFilesLimit  int64 // parsed (not multipart) bodies; BodyLimit applies if lower
-	ResponseInspect   bool
-	ResponseMIMETypes []string
-	ResponseLimit     int64
-	CRSVariables      map[string]string
-	RulesBefore       []RuleText
-	RulesAfter        []RuleText
-	Exclusions        []ExclusionConfig
-	Plugins           []*CRSPlugin // CRS plugins, in the order listed
+	Mode string
+	// Profile is ProfilePortcullis or ProfileStockCRS.
+	Profile string
+	// DetectionThreshold is the detector confidence that blocks (portcullis).
+	DetectionThreshold int
+	CRS                bool
+	crsSet             bool // crs was set at some level; else the profile decides
+	Paranoia           int
+	InboundThreshold   int
+	OutboundThreshold  int
+	OnError            string
+	BodyLimit          int64
+	BodyOverLimit      string
+	BodyNoFilesLimit   int64 // parsed (not multipart) bodies; BodyLimit applies if lower
+	ResponseInspect    bool
+	ResponseMIMETypes  []string
+	ResponseLimit      int64
+	CRSVariables       map[string]string
+	RulesBefore        []RuleText
+	RulesAfter         []RuleText
+	Exclusions         []ExclusionConfig
+	Plugins            []*CRSPlugin // CRS plugins, in the order listed
 }
 
 // RuleText is custom SecLang with where it came from, for error messages.
@@ -204,6 +209,8 @@ type ExclusionConfig struct {
 	Path       string // field path, for error messages
 	RuleIDs    []IDRange
 	Tags       []string
+	Detectors  []string
+	Classes    []string
 	Target     string
 	PathPrefix string
 	ExactPath  string
@@ -220,10 +227,28 @@ func (r IDRange) String() string {
 	return fmt.Sprintf("%d-%d", r.From, r.To)
 }
 
-// DefaultWAF are the settings when nothing is configured.
+// Detection profiles (waf.profile).
+const (
+	// ProfilePortcullis judges decoded values with Portcullis's detectors.
+	ProfilePortcullis = "portcullis"
+	// ProfileStockCRS runs the unmodified OWASP CRS.
+	ProfileStockCRS = "stock-crs"
+)
+
+// DefaultDetectionThreshold is the detector confidence that blocks by
+// default: what the detectors call an attack rather than a suspicion.
+const DefaultDetectionThreshold = 70
+
+// DetectionClasses are the attack classes exclusions may name (the values
+// of waf/detect.Class, which config cannot import).
+var DetectionClasses = []string{"sqli", "xss", "shell", "traversal", "ssti", "ssrf", "ldap", "nosql", "xxe", "crlf", "jndi", "deserialization", "ssi"}
+
+// DefaultWAF are the settings when nothing is configured. CRS is resolved
+// from the profile once every level is merged (see finishWAF).
 func DefaultWAF() WAFSettings {
 	return WAFSettings{
-		Mode: ModeBlock, CRS: true, Paranoia: 1,
+		Mode: ModeBlock, Profile: ProfilePortcullis, DetectionThreshold: DefaultDetectionThreshold,
+		CRS: false, Paranoia: 1,
 		InboundThreshold: 5, OutboundThreshold: 4,
 		OnError:   OnErrorBlock,
 		BodyLimit: 13 << 20, BodyOverLimit: OverLimitReject, BodyNoFilesLimit: 1 << 20,
@@ -319,6 +344,9 @@ var (
 	crsVarName  = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 	methodToken = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
 	tagPattern  = regexp.MustCompile(`^[A-Za-z0-9_./\-]+$`)
+	// detectorPattern accepts a detector name: a class, optionally
+	// followed by "/" and a sub-detector ("xss/js").
+	detectorPattern = regexp.MustCompile(`^[a-z0-9_]+(/[a-z0-9_.-]+)?$`)
 	// targetPattern accepts a SecLang variable with an optional key:
 	// ARGS, ARGS:name, REQUEST_COOKIES:/regex/, ARGS_NAMES:json.a.b
 	targetPattern = regexp.MustCompile(`^[A-Z_]+(:[^\s"',|]+)?$`)
@@ -637,9 +665,21 @@ func (c *checker) mergeWAF(base WAFSettings, w *WAF, p string) WAFSettings {
 			c.errorf(p+".mode", "must be block, detect or off, got %q", *w.Mode)
 		}
 	}
-	if w.CRS != nil {
-		out.CRS = *w.CRS
+	if w.Profile != nil {
+		switch *w.Profile {
+		case ProfilePortcullis, ProfileStockCRS:
+			out.Profile = *w.Profile
+		default:
+			c.errorf(p+".profile", "must be portcullis or stock-crs, got %q", *w.Profile)
+		}
 	}
+	if w.CRS != nil {
+		out.CRS, out.crsSet = *w.CRS, true
+	}
+	if !out.crsSet {
+		out.CRS = out.Profile == ProfileStockCRS
+	}
+	c.setInt(&out.DetectionThreshold, w.DetectionThreshold, p+".detection_threshold", 1, 100)
 	c.setInt(&out.Paranoia, w.Paranoia, p+".paranoia", 1, 4)
 	c.setInt(&out.InboundThreshold, w.InboundThreshold, p+".inbound_threshold", 1, 10000)
 	c.setInt(&out.OutboundThreshold, w.OutboundThreshold, p+".outbound_threshold", 1, 10000)
@@ -730,7 +770,7 @@ func (c *checker) mergeWAF(base WAFSettings, w *WAF, p string) WAFSettings {
 		}
 	}
 	if len(w.CRSPlugins) > 0 && !out.CRS {
-		c.errorf(p+".crs_plugins", "CRS plugins need the CRS, which is off here (crs: false)")
+		c.errorf(p+".crs_plugins", "CRS plugins need the CRS, which is off here (set profile: stock-crs, or crs: true)")
 	}
 	return out
 }
@@ -781,9 +821,25 @@ func (c *checker) ruleSources(srcs []RuleSource, p string) []RuleText {
 func (c *checker) exclusion(e Exclusion, p string) (ExclusionConfig, bool) {
 	ok := true
 	ex := ExclusionConfig{Path: p, Target: e.Target, PathPrefix: e.PathPrefix, ExactPath: e.ExactPath}
-	if len(e.RuleIDs) == 0 && len(e.Tags) == 0 {
-		c.errorf(p, "name at least one of rule_ids or tags")
+	if len(e.RuleIDs) == 0 && len(e.Tags) == 0 && len(e.Detectors) == 0 && len(e.Classes) == 0 {
+		c.errorf(p, "name at least one of rule_ids, tags, detectors or classes")
 		ok = false
+	}
+	for i, d := range e.Detectors {
+		if !detectorPattern.MatchString(d) {
+			c.errorf(fmt.Sprintf("%s.detectors[%d]", p, i), "must be a detector name such as sqli or xss/js, got %q", d)
+			ok = false
+			continue
+		}
+		ex.Detectors = append(ex.Detectors, d)
+	}
+	for i, cl := range e.Classes {
+		if !slices.Contains(DetectionClasses, cl) {
+			c.errorf(fmt.Sprintf("%s.classes[%d]", p, i), "must be one of %s, got %q", strings.Join(DetectionClasses, ", "), cl)
+			ok = false
+			continue
+		}
+		ex.Classes = append(ex.Classes, cl)
 	}
 	for i, id := range e.RuleIDs {
 		r, err := parseIDRange(id)
@@ -802,7 +858,7 @@ func (c *checker) exclusion(e Exclusion, p string) (ExclusionConfig, bool) {
 		}
 		ex.Tags = append(ex.Tags, t)
 	}
-	if e.Target != "" && !targetPattern.MatchString(e.Target) {
+	if e.Target != "" && !targetPattern.MatchString(strings.TrimSuffix(e.Target, "*")) {
 		c.errorf(p+".target", "must be a variable like ARGS:comment or REQUEST_COOKIES:session, got %q", e.Target)
 		ok = false
 	}

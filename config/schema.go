@@ -447,8 +447,21 @@ type WAF struct {
 	// detect (inspect and audit, never deny) or off (no inspection).
 	// Default: block.
 	Mode *string `yaml:"mode"`
-	// CRS loads the OWASP Core Rule Set embedded in the binary. Default: true.
-	// Turning it off leaves only your custom rules.
+	// Profile chooses how requests are judged: portcullis (every value the
+	// application uses is decoded and judged by Portcullis's parser-based
+	// detectors; the CRS is not loaded unless crs is set to true) or
+	// stock-crs (the unmodified OWASP CRS, anomaly scoring, as nginx +
+	// ModSecurity run it). Custom rules and exclusions work in both.
+	// Default: portcullis.
+	Profile *string `yaml:"profile"`
+	// DetectionThreshold is the detector confidence (1..100) that blocks
+	// under the portcullis profile. Default: 70. Lowering it catches more
+	// and refuses more ordinary requests.
+	DetectionThreshold *int `yaml:"detection_threshold"`
+	// CRS loads the OWASP Core Rule Set embedded in the binary. Default:
+	// true under profile stock-crs, false under portcullis (where true adds
+	// the CRS beside the detectors: either can block). Turning it off under
+	// stock-crs leaves only your custom rules.
 	CRS *bool `yaml:"crs"`
 	// Paranoia is the CRS paranoia level 1..4. Higher levels catch more attacks
 	// and produce more false positives. Default: 1.
@@ -533,8 +546,17 @@ type Exclusion struct {
 	RuleIDs []string `yaml:"rule_ids"`
 	// Tags are rule tags (e.g. attack-sqli, paranoia-level/2).
 	Tags []string `yaml:"tags"`
+	// Detectors are Portcullis detectors (e.g. sqli, xss/js) whose findings
+	// are ignored (profile portcullis).
+	Detectors []string `yaml:"detectors"`
+	// Classes are attack classes (e.g. sqli, shell, traversal) whose
+	// findings are ignored (profile portcullis).
+	Classes []string `yaml:"classes"`
 	// Target, when set, removes only this variable from the rules instead of
 	// the whole rules, e.g. "ARGS:comment" or "REQUEST_COOKIES:session".
+	// For detectors and classes it names the variable as the finding does
+	// (ARGS:comment, JSON:user.bio, REQUEST_HEADERS:X-Note); a name ending
+	// in "*" matches every variable it starts.
 	Target string `yaml:"target"`
 	// PathPrefix narrows the exclusion to request paths with this prefix.
 	PathPrefix string `yaml:"path_prefix"`

@@ -61,6 +61,7 @@ func knownRuleIDs() map[int]bool {
 		for id := 200000; id <= 200011; id++ {
 			crsIDs[id] = true
 		}
+		crsIDs[200013] = true // rules.ParsedTypeLimitID
 		files, _ := fs.Glob(coreruleset.FS, "@owasp_crs/*.conf")
 		for _, f := range files {
 			data, err := fs.ReadFile(coreruleset.FS, f)
@@ -216,10 +217,10 @@ func crsIDClashes(text string, crs, removed map[int]bool, afterCRS bool) []secla
 			if afterCRS && removed[id] {
 				continue
 			}
-			if crs[id] && (id < 200000 || id > 200011) {
+			if crs[id] && (id < 200000 || id > 200013) {
 				out = append(out, seclangError{i + 1, fmt.Sprintf("rule id %d is already used by the CRS (which owns 900000-999999); pick another id", id)})
 			} else if crs[id] {
-				out = append(out, seclangError{i + 1, fmt.Sprintf("rule id %d is used by Portcullis's engine rules (200000-200011); pick another id", id)})
+				out = append(out, seclangError{i + 1, fmt.Sprintf("rule id %d is used by Portcullis's engine rules (200000-200011, 200013); pick another id", id)})
 			}
 		}
 	}

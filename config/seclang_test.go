@@ -62,9 +62,9 @@ func TestRuleErrorsInConfig(t *testing.T) {
 	}{
 		{"literal block", "waf:\n  rules_after:\n    - inline: |\n        SecRule ARGS \"@streq a\" \"id:1,phase:2,deny\"\n        SecRule ARGS \"@x\" \"id:2,phase:2,deny\"\n",
 			[]string{"p.yaml:7: waf.rules_after[0].inline: failed to compile the directive \"secrule\": operator x not found"}},
-		{"CRS id", "waf:\n  rules_before:\n    - inline: 'SecRule ARGS \"@streq a\" \"id:942100,phase:2,deny\"'\n",
-			[]string{"p.yaml:5: waf.rules_before[0].inline: rule id 942100 is already used by the CRS"}},
-		{"CRS id replaced", "waf:\n  rules_after:\n    - inline: |\n        SecRuleRemoveById 942100\n        SecRule ARGS \"@streq a\" \"id:942100,phase:2,deny\"\n", nil},
+		{"CRS id", "waf:\n  profile: stock-crs\n  rules_before:\n    - inline: 'SecRule ARGS \"@streq a\" \"id:942100,phase:2,deny\"'\n",
+			[]string{"p.yaml:6: waf.rules_before[0].inline: rule id 942100 is already used by the CRS"}},
+		{"CRS id replaced", "waf:\n  profile: stock-crs\n  rules_after:\n    - inline: |\n        SecRuleRemoveById 942100\n        SecRule ARGS \"@streq a\" \"id:942100,phase:2,deny\"\n", nil},
 		{"CRS id, CRS off", "waf:\n  crs: false\n  rules_before:\n    - inline: 'SecRule ARGS \"@streq a\" \"id:942100,phase:2,deny\"'\n", nil},
 	}
 	for _, tc := range cases {

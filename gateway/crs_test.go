@@ -50,6 +50,7 @@ sites:
       - path: /
         upstream: albedo
 waf:
+  profile: stock-crs
   mode: detect
   paranoia: 4
   response_inspection:

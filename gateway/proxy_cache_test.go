@@ -18,6 +18,8 @@ const cacheConfig = `upstreams:
     targets: ["UPSTREAM"]
 sites:
   - hosts: ["*"]
+    waf:
+      profile: stock-crs # the attack below is a scanner's User-Agent (CRS 913100)
     routes:
       - path: /
         upstream: app

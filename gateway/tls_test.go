@@ -71,6 +71,8 @@ upstreams:
     targets: ["UPSTREAM"]
 sites:
   - hosts: ["shop.test"]
+    waf:
+      profile: stock-crs # the records checked name CRS rules
     tls:
       certificate: files
       cert_file: CERTFILE

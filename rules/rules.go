@@ -57,7 +57,7 @@ func Build(s config.WAFSettings) []Piece {
 	if s.CRS {
 		pieces = append(pieces, crsWithPlugins(crsDirectives(s), s.Plugins)...)
 	}
-	if static := staticExclusions(s.Exclusions); static != "" {
+	if static := staticExclusions(s.Exclusions, s.CRS); static != "" {
 		pieces = append(pieces, Piece{Origin: "exclusions", Text: static})
 	}
 	for _, r := range s.RulesAfter {
@@ -74,6 +74,11 @@ func Build(s config.WAFSettings) []Piece {
 // request_body.no_files_limit for bodies the engine parses.
 const ParsedBodyLimitID = 200011
 
+// ParsedTypeLimitID is the rule that lowers the body limit to
+// request_body.no_files_limit for the media types the detectors parse
+// (profile portcullis; ParsedBodyLimitID covers a missing type there).
+const ParsedTypeLimitID = 200013
+
 // parsedBodyLimit lowers the engine's body limit for bodies it parses into
 // variables (every processor but multipart, whose files go to disk), as
 // ModSecurity's SecRequestBodyNoFilesLimit does; Coraza reads that
@@ -82,6 +87,16 @@ const ParsedBodyLimitID = 200011
 func parsedBodyLimit(s config.WAFSettings) string {
 	if s.BodyNoFilesLimit <= 0 || s.BodyNoFilesLimit >= s.BodyLimit {
 		return ""
+	}
+	if s.Profile == config.ProfilePortcullis && !s.CRS && !readsBody(s) {
+		// No body processor runs; the detectors parse forms, JSON, XML
+		// and text (and bodies of no declared type, which they judge as
+		// text), so those are bounded the same way. Multipart and binary
+		// types (octet-stream, protobuf, media) are not: only their
+		// start is judged, like an upload's file parts.
+		return fmt.Sprintf(`SecRule &REQUEST_HEADERS:Content-Type "@eq 0" "id:%d,phase:1,pass,nolog,noauditlog,t:none,ctl:requestBodyLimit=%d"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^\s*(?:text/|application/(?:x-www-form-urlencoded|(?:[a-z0-9.+-]*[+/])?json|(?:[a-z0-9.+-]*[+/])?xml|x-ndjson|x-json-stream|csp-report|x-amz-json[0-9.-]*|jsonl?)\s*(?:;|$))" "id:%d,phase:1,pass,nolog,noauditlog,t:none,t:lowercase,ctl:requestBodyLimit=%d"`,
+			ParsedBodyLimitID, s.BodyNoFilesLimit+1, ParsedTypeLimitID, s.BodyNoFilesLimit+1)
 	}
 	// +1: the engine refuses a body that reaches its limit; ours is the
 	// largest accepted (as with SecRequestBodyLimit).
@@ -102,6 +117,7 @@ func Text(pieces []Piece) string {
 func Key(s config.WAFSettings) string {
 	type keyed struct {
 		Mode              string
+		Profile           string
 		CRS               bool
 		Paranoia          int
 		In, Out           int
@@ -114,7 +130,7 @@ func Key(s config.WAFSettings) string {
 		Rules             []string
 	}
 	k := keyed{
-		Mode: s.Mode, CRS: s.CRS, Paranoia: s.Paranoia, In: s.InboundThreshold, Out: s.OutboundThreshold,
+		Mode: s.Mode, Profile: s.Profile, CRS: s.CRS, Paranoia: s.Paranoia, In: s.InboundThreshold, Out: s.OutboundThreshold,
 		BodyLimit: s.BodyLimit, BodyOverLimit: s.BodyOverLimit,
 		ResponseInspect: s.ResponseInspect, ResponseMIMETypes: s.ResponseMIMETypes, ResponseLimit: s.ResponseLimit,
 	}
@@ -169,16 +185,45 @@ func engineDirectives(s config.WAFSettings) string {
 	b.WriteString("SecDefaultAction \"phase:5,log,auditlog,pass\"\n")
 	// Portcullis writes its own audit records; Coraza's audit log stays off.
 	b.WriteString("SecAuditEngine Off\n")
-	b.WriteString(`SecRule REQUEST_HEADERS:Content-Type "@rx ^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
+	native := s.Profile == config.ProfilePortcullis
+	if !native || s.CRS || readsBody(s) {
+		// Body processors fill ARGS, XML and JSON variables for rules; with
+		// no rule to read them (the portcullis profile's default) parsing
+		// would be work for nothing.
+		b.WriteString(`SecRule REQUEST_HEADERS:Content-Type "@rx ^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
 SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
 SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+[+]json" "id:200006,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
-SecRule URI_PARSE_ERROR "@eq 1" "id:200009,phase:1,t:none,log,deny,status:400,msg:'URI failed to parse.'"
-SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%{reqbody_error_msg}',severity:2"
+`)
+	}
+	b.WriteString(`SecRule URI_PARSE_ERROR "@eq 1" "id:200009,phase:1,t:none,log,deny,status:400,msg:'URI failed to parse.'"
+`)
+	if !native {
+		// Under the portcullis profile a body the engine cannot parse (a
+		// compressed, newline-delimited or cut JSON body, a multipart body
+		// a strict parser dislikes) is not refused: the detectors judge it
+		// as text instead (waf/inspect's raw-body pass).
+		b.WriteString(`SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%{reqbody_error_msg}',severity:2"
 SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation.'"
-SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200004,phase:1,t:none,log,deny,status:400,msg:'Argument limit reached; request rejected (GET/PATH args)'"
+`)
+	}
+	b.WriteString(`SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200004,phase:1,t:none,log,deny,status:400,msg:'Argument limit reached; request rejected (GET/PATH args)'"
 SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200005,phase:2,t:none,log,deny,status:400,msg:'Argument limit reached; request rejected (POST args)'"
 `)
 	return b.String()
+}
+
+// bodyVariables are what the engine's body processors fill (or select).
+var bodyVariables = regexp.MustCompile(`(?i)ARGS|REQUEST_BODY|XML|JSON|FILES|MULTIPART|REQBODY|requestBodyProcessor`)
+
+// readsBody reports whether a custom rule may read what the body
+// processors fill.
+func readsBody(s config.WAFSettings) bool {
+	for _, r := range append(slices.Clone(s.RulesBefore), s.RulesAfter...) {
+		if bodyVariables.MatchString(r.Text) {
+			return true
+		}
+	}
+	return false
 }
 
 // crsDirectives loads the embedded CRS with the settings' paranoia level,
@@ -244,13 +289,21 @@ func crsWithPlugins(crs string, plugins []*config.CRSPlugin) []Piece {
 
 // staticExclusions are exclusions without a path or method condition; they
 // edit the loaded rules once, at compile time, and cost nothing per request.
-func staticExclusions(exs []config.ExclusionConfig) string {
+//
+// Without the CRS (profile portcullis), exclusions of CRS rule ids name
+// rules that are not loaded: they are left out rather than failing the
+// configuration, so a configuration written for the CRS loads under either
+// profile (updating a missing rule's targets is an error to the engine).
+func staticExclusions(exs []config.ExclusionConfig, crs bool) string {
 	var b strings.Builder
 	for _, e := range exs {
 		if conditional(e) {
 			continue
 		}
 		for _, r := range e.RuleIDs {
+			if !crs && r.From >= crsFirstID && r.To <= crsLastID {
+				continue
+			}
 			if e.Target == "" {
 				fmt.Fprintf(&b, "SecRuleRemoveById %s\n", r)
 			} else {
@@ -271,6 +324,12 @@ func staticExclusions(exs []config.ExclusionConfig) string {
 	}
 	return b.String()
 }
+
+// The rule ids the CRS owns.
+const (
+	crsFirstID = 900000
+	crsLastID  = 999999
+)
 
 // pathOperator matches a path prefix the way routes do: "/upload" covers
 // "/upload" and "/upload/..." but not "/uploads"; "/upload/" covers
@@ -294,8 +353,8 @@ func conditionalExclusions(exs []config.ExclusionConfig) string {
 	var b strings.Builder
 	id := GeneratedIDBase
 	for _, e := range exs {
-		if !conditional(e) {
-			continue
+		if !conditional(e) || len(e.RuleIDs)+len(e.Tags) == 0 {
+			continue // detector and class exclusions are the waf stage's
 		}
 		var ctls []string
 		for _, r := range e.RuleIDs {

@@ -15,7 +15,6 @@ import (
 	"github.com/corazawaf/coraza/v3"
 
 	"github.com/portcullis-waf/portcullis/audit"
-	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/rules"
 	"github.com/portcullis-waf/portcullis/waf/fastop"
 )
@@ -24,7 +23,7 @@ import (
 // @rx (possible only while fastop is not registered in this process), then
 // through Compile, which registers fastop.
 var stockAndFast = sync.OnceValues(func() ([2]*Engine, error) {
-	s := config.DefaultWAF()
+	s := stockCRS()
 	if fastop.Registered() {
 		return [2]*Engine{}, errStockGone
 	}
@@ -99,7 +98,7 @@ func BenchmarkEngines(b *testing.B) {
 	n := 0
 	for _, c := range cases {
 		for i, name := range []string{"stock", "fast"} {
-			stage := NewStage(engines[i], config.DefaultWAF(), next, Recording{Redactor: audit.NewRedactor(nil, nil)})
+			stage := NewStage(engines[i], stockCRS(), next, Recording{Redactor: audit.NewRedactor(nil, nil)})
 			serve := func(b *testing.B) {
 				r := httptest.NewRequest(c.method, c.target, strings.NewReader(c.body))
 				r.Host = "shop.example"

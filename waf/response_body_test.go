@@ -16,7 +16,7 @@ import (
 // size against the limit and however it is written, and a denied one must
 // leave nothing behind for the next response sharing the buffer.
 func TestInspectedResponsesArriveIntact(t *testing.T) {
-	s := config.DefaultWAF()
+	s := stockCRS()
 	s.CRS = false
 	s.ResponseInspect = true
 	s.ResponseLimit = 64 << 10

@@ -140,8 +140,27 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r = r.WithContext(context.WithValue(r.Context(), trailersKey{}, trailers.fields))
 		}
 	}
+	// The detectors judge what the engine let through (profile
+	// portcullis): the engine has run the protocol checks and the custom
+	// rules, and holds the body.
+	refused := false
+	if err == nil && it == nil && s.native() {
+		body, truncated := s.nativeBody(tx, r, ahead)
+		judged := r
+		if len(trailers.fields) > 0 {
+			// Trailer fields go upstream beside the headers: judged as such.
+			judged = r.Clone(r.Context())
+			for k, vs := range trailers.fields {
+				judged.Header[k] = append(judged.Header[k], vs...)
+			}
+		}
+		refused = s.judge(judged, entry, body, truncated)
+	}
 	entry.Durations.WAF = time.Since(start).Microseconds()
 	switch {
+	case refused:
+		respond.Error(w, r, http.StatusForbidden, entry.ID)
+		return
 	case errors.Is(err, errBusy):
 		s.refuseBusy(w, r, entry, err)
 		return

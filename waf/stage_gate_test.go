@@ -19,7 +19,7 @@ import (
 // gateSettings is a small rule set: phase 1 denies X-Deny: 1, phase 2
 // flags (logs, passes) an argument "q" equal to "flag".
 func gateSettings(responseInspect bool) config.WAFSettings {
-	s := config.DefaultWAF()
+	s := stockCRS()
 	s.CRS = false
 	s.ResponseInspect = responseInspect
 	s.RulesBefore = []config.RuleText{
@@ -240,7 +240,7 @@ func TestStageLongBodyKeepsEveryByte(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, chunked := range []bool{true, false} {
-			s := config.DefaultWAF()
+			s := stockCRS()
 			s.CRS = false
 			s.BodyOverLimit = tt.overLimit
 			s.RulesBefore = []config.RuleText{{Origin: "test", Text: tt.rule}}
@@ -265,7 +265,7 @@ func TestStageLongBodyKeepsEveryByte(t *testing.T) {
 // whole) nor race the pooled transaction's next request.
 func TestStageBodyReadAfterInspection(t *testing.T) {
 	for _, inspectResponses := range []bool{false, true} {
-		s := config.DefaultWAF()
+		s := stockCRS()
 		s.CRS = false
 		s.ResponseInspect = inspectResponses
 		late := make(chan error, 1)
@@ -314,7 +314,7 @@ func (b *grabbingReader) Read(p []byte) (int, error) {
 // takes the only slot while the body is read; the request waits for it
 // (Resume has no time limit) and phase 2 runs once it is given back.
 func TestStagePartialPhase2WaitsForSlot(t *testing.T) {
-	s := config.DefaultWAF()
+	s := stockCRS()
 	s.CRS = false
 	s.BodyLimit = 1000
 	s.BodyOverLimit = config.OverLimitPartial
@@ -380,7 +380,7 @@ func TestParsedBodyLimit(t *testing.T) {
 		{"multipart field over it, inspect_partial", "multipart/form-data; boundary=b", multipart(`name="f"`, big), config.OverLimitPartial, false, 413, fieldsOver},
 	}
 	for _, tt := range tests {
-		s := config.DefaultWAF()
+		s := stockCRS()
 		s.BodyNoFilesLimit = parsed
 		s.BodyOverLimit = tt.overLimit
 		s.CRSVariables = map[string]string{"allowed_request_content_type": "|application/x-www-form-urlencoded| |multipart/form-data| |application/json| |application/octet-stream|"}
@@ -445,7 +445,7 @@ func TestStageKeepsBodyDecidedAfterEarlyClose(t *testing.T) {
 // more than request_body.limit, so the request fails closed (500, nothing
 // forwarded), as it did before the stage read bodies in two steps.
 func TestStageRaisedBodyLimitFailsClosed(t *testing.T) {
-	s := config.DefaultWAF()
+	s := stockCRS()
 	s.CRS = false
 	s.BodyLimit = 200 << 10
 	s.RulesBefore = []config.RuleText{{Origin: "test", Text: `SecRule REQUEST_URI "@beginsWith /upload" "id:10011,phase:1,pass,nolog,ctl:requestBodyLimit=10000000"`}}

@@ -90,7 +90,7 @@ func (u *hashingUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // leaves nothing behind. (Bodies the engine parses into variables are
 // another matter: see bench/FAST.md, "Bodies".)
 func TestUploadsAreNotHeldInMemory(t *testing.T) {
-	ownRulesOnly := config.DefaultWAF()
+	ownRulesOnly := stockCRS()
 	ownRulesOnly.CRS = false // no body processor for octet-stream: the CRS forces URLENCODED (rule 901340)
 	tests := []struct {
 		name     string
@@ -102,13 +102,13 @@ func TestUploadsAreNotHeldInMemory(t *testing.T) {
 	}{
 		{"octet-stream PUT, own rules", ownRulesOnly, "PUT", rawUpload, false, false},
 		{"octet-stream POST chunked, own rules", ownRulesOnly, "POST", rawUpload, true, false},
-		{"multipart file, CRS", config.DefaultWAF(), "POST", multipartUpload, false, false},
-		{"multipart file chunked, CRS", config.DefaultWAF(), "POST", multipartUpload, true, false},
+		{"multipart file, CRS", stockCRS(), "POST", multipartUpload, false, false},
+		{"multipart file chunked, CRS", stockCRS(), "POST", multipartUpload, true, false},
 		// With the CRS an octet-stream body is parsed (rule 901340: whole
 		// into REQUEST_BODY), so the parsed-body limit refuses it, by its
 		// declared length or as it is read.
-		{"octet-stream POST, CRS", config.DefaultWAF(), "POST", rawUpload, false, true},
-		{"octet-stream POST chunked, CRS", config.DefaultWAF(), "POST", rawUpload, true, true},
+		{"octet-stream POST, CRS", stockCRS(), "POST", rawUpload, false, true},
+		{"octet-stream POST chunked, CRS", stockCRS(), "POST", rawUpload, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,7 +184,7 @@ func TestRequestBodyLimitsWhenFedInChunks(t *testing.T) {
 	evil := config.RuleText{Origin: "test", Text: `SecRule ARGS "@contains evil" "id:10001,phase:2,deny,status:403,log"`}
 	off := config.RuleText{Origin: "test", Text: `SecRule REQUEST_URI "@beginsWith /engine-off" "id:10002,phase:1,pass,nolog,ctl:ruleEngine=Off"`}
 	settings := func(overLimit string) config.WAFSettings {
-		s := config.DefaultWAF()
+		s := stockCRS()
 		s.CRS = false
 		s.BodyLimit = limit
 		s.BodyOverLimit = overLimit
@@ -268,7 +268,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 // A body the client fails to deliver is the client's error (400), told apart
 // from an engine failure (500).
 func TestClientBodyFailureIs400(t *testing.T) {
-	s := config.DefaultWAF()
+	s := stockCRS()
 	s.CRS = false
 	e, err := Compile(s)
 	if err != nil {

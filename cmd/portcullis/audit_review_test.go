@@ -34,6 +34,7 @@ sites:
     hosts: ["*"]
     routes: [{path: /, upstream: app}]
     waf:
+      profile: stock-crs # the false positive is the CRS's
       exclusions:
 `, up.URL, filepath.Join(dir, "audit.jsonl"))
 	if err := os.WriteFile(cfgPath, []byte(base+"        []\n"), 0o600); err != nil {

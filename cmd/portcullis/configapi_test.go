@@ -199,7 +199,7 @@ audit: {file: %q}
 sites:
   - name: notes
     hosts: [notes.test]
-    waf: {crs_plugins: [%q]}
+    waf: {profile: stock-crs, crs_plugins: [%q]}
     routes: [{path: /, upstream: app}]
   - name: other
     hosts: ["*"]

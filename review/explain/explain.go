@@ -45,7 +45,10 @@ import (
 // PathPrefix and ExactPath is set: the request's path as a prefix, or, for
 // the site root, that path exactly (a prefix "/" would cover the site).
 type Exclusion struct {
-	RuleID     int
+	RuleID int
+	// Class, when set, makes this a detector exclusion (profile
+	// portcullis): the findings of this attack class, RuleID unused.
+	Class      string
 	Target     string // "" removes the whole rule on this path
 	PathPrefix string
 	ExactPath  string
@@ -170,13 +173,13 @@ func Explain(ctx context.Context, cfg *config.Config, e *audit.Entry, opts Optio
 	if now.After != replay.Blocked {
 		return nil, fmt.Errorf("%w (recorded as %s%s)", ErrNotBlocked, e.Action, stageSuffix(e.Stage))
 	}
-	if now.Now.Stage != audit.StageWAF || len(candidates(now.Now)) == 0 {
+	if now.Now.Stage != audit.StageWAF || len(candidates(now.Now))+len(blockingFindings(now.Now)) == 0 {
 		return nil, &StageError{Stage: now.Now.Stage, Reason: now.Now.Reason, Action: audit.ActionBlocked}
 	}
 	site = now.Now.Site
 	siteIndex := slices.IndexFunc(cfg.Sites, func(s *config.SiteConfig) bool { return s.Name == site })
 	s := &Suggestion{RecordID: e.ID, Site: site, SiteIndex: siteIndex, Route: now.Now.Route, DetectMode: asBlock, Notes: now.Notes}
-	s.Attack = attackEvidence(e, candidates(now.Now))
+	s.Attack = attackEvidence(e, append(candidates(now.Now), findingRules(now.Now)...))
 	prefix, exact, pathNote := scopePath(e.URI)
 	if pathNote != "" {
 		s.Notes = append(s.Notes, pathNote)
@@ -199,6 +202,20 @@ func Explain(ctx context.Context, cfg *config.Config, e *audit.Entry, opts Optio
 				}
 			}
 			if !slices.ContainsFunc(s.Exclusions, func(y Exclusion) bool { return y.RuleID == x.RuleID && y.Target == x.Target }) {
+				s.Exclusions = append(s.Exclusions, x)
+				added = true
+			}
+		}
+		for _, f := range blockingFindings(res.Now) {
+			x := Exclusion{Class: f.Class, Target: findingTarget(f.Variable), PathPrefix: prefix, ExactPath: exact, Methods: methods,
+				Message: fmt.Sprintf("%s (detector %s) in %s", f.Class, f.Detector, f.Variable)}
+			if x.Target == "" {
+				note := fmt.Sprintf("the %s finding is in %s, a variable that cannot be used as a target: the exclusion covers the class on this path; review before use", f.Class, strconv.Quote(f.Variable))
+				if !slices.Contains(s.Notes, note) {
+					s.Notes = append(s.Notes, note)
+				}
+			}
+			if !slices.ContainsFunc(s.Exclusions, func(y Exclusion) bool { return y.Class == x.Class && y.Target == x.Target }) {
 				s.Exclusions = append(s.Exclusions, x)
 				added = true
 			}
@@ -313,6 +330,42 @@ func candidates(e *audit.Entry) []audit.MatchedRule {
 		}
 	}
 	return out
+}
+
+// blockingFindings are the detector findings that blocked (profile
+// portcullis); each is a candidate for a class exclusion.
+func blockingFindings(e *audit.Entry) []audit.Finding {
+	var out []audit.Finding
+	for _, f := range e.Findings {
+		if f.Blocking {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// findingRules presents blocking findings as matched rules to the attack
+// evidence checks, which read the variable's recorded value.
+func findingRules(e *audit.Entry) []audit.MatchedRule {
+	var out []audit.MatchedRule
+	for _, f := range blockingFindings(e) {
+		tag := "attack-" + f.Class
+		if f.Class == "shell" {
+			tag = "attack-rce" // the CRS's name, which the checks read
+		}
+		out = append(out, audit.MatchedRule{MatchedVariable: f.Variable, MatchedData: f.Evidence, Tags: []string{tag}})
+	}
+	return out
+}
+
+// findingTarget is the exclusion target for a finding's variable: the
+// variable itself when its key can be named literally, else "".
+func findingTarget(variable string) string {
+	_, key, ok := strings.Cut(variable, ":")
+	if ok && (key == "" || !SafeKey(key)) {
+		return ""
+	}
+	return variable
 }
 
 // deniedBy returns the rule id in a WAF stage reason ("request denied by
@@ -444,13 +497,23 @@ func (s *Suggestion) YAML() string {
 		var ids, messages []string
 		j := i
 		for ; j < len(s.Exclusions) && sameScope(s.Exclusions[j], x); j++ {
-			ids = append(ids, strconv.Quote(strconv.Itoa(s.Exclusions[j].RuleID)))
+			if x.Class != "" {
+				if c := s.Exclusions[j].Class; !slices.Contains(ids, c) {
+					ids = append(ids, c)
+				}
+			} else {
+				ids = append(ids, strconv.Quote(strconv.Itoa(s.Exclusions[j].RuleID)))
+			}
 			if m := s.Exclusions[j].Message; m != "" && !slices.Contains(messages, m) {
 				messages = append(messages, m)
 			}
 		}
 		i = j
-		fmt.Fprintf(&b, "%srule_ids: [%s]\n", item, strings.Join(ids, ", "))
+		if x.Class != "" {
+			fmt.Fprintf(&b, "%sclasses: [%s]\n", item, strings.Join(ids, ", "))
+		} else {
+			fmt.Fprintf(&b, "%srule_ids: [%s]\n", item, strings.Join(ids, ", "))
+		}
 		if x.Target != "" {
 			fmt.Fprintf(&b, "%starget: %s\n", field, strconv.Quote(x.Target))
 		}
@@ -479,10 +542,13 @@ func (s *Suggestion) YAML() string {
 const AttackWarning = "# NOT A FIX:"
 
 func sameScope(a, b Exclusion) bool {
-	return a.Target == b.Target && a.PathPrefix == b.PathPrefix && a.ExactPath == b.ExactPath && slices.Equal(a.Methods, b.Methods)
+	return (a.Class == "") == (b.Class == "") && a.Target == b.Target && a.PathPrefix == b.PathPrefix && a.ExactPath == b.ExactPath && slices.Equal(a.Methods, b.Methods)
 }
 
 func (x Exclusion) config() config.ExclusionConfig {
+	if x.Class != "" {
+		return config.ExclusionConfig{Path: "explain", Classes: []string{x.Class}, Target: x.Target, PathPrefix: x.PathPrefix, ExactPath: x.ExactPath, Methods: x.Methods}
+	}
 	return config.ExclusionConfig{
 		Path:       "explain",
 		RuleIDs:    []config.IDRange{{From: x.RuleID, To: x.RuleID}},

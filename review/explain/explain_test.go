@@ -27,6 +27,7 @@ sites:
       - path: /
         upstream: app
     waf:
+      profile: stock-crs
       exclusions:
 `
 
@@ -353,5 +354,38 @@ func TestCandidates(t *testing.T) {
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("%s: candidates %v, want %v", tc.reason, got, tc.want)
 		}
+	}
+}
+
+// portcullisSite is siteConfig under the default profile.
+var portcullisSite = strings.Replace(siteConfig, "      profile: stock-crs\n", "", 1)
+
+// A detector finding gets a class exclusion for its variable, on this path
+// and method, proven by replay; pasted, it lets exactly that request pass.
+func TestExplainDetectorFinding(t *testing.T) {
+	form := "application/x-www-form-urlencoded"
+	fp := record("POST", "/posts/42/comments", form, "author=Ada&comment="+url.QueryEscape("{{7*7}}"))
+	other := record("POST", "/posts/42/comments", form, "author="+url.QueryEscape("{{7*7}}")+"&comment=hi")
+	cfg, err := config.Parse("portcullis.yaml", []byte(portcullisSite+"        []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Explain(context.Background(), cfg, fp, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Verified || len(s.Exclusions) != 1 || s.Exclusions[0].Class != "ssti" || s.Exclusions[0].Target != "ARGS:comment" {
+		t.Fatalf("suggestion %+v", s)
+	}
+	y := s.YAML()
+	if !strings.Contains(y, "classes: [ssti]") || !strings.Contains(y, `target: "ARGS:comment"`) {
+		t.Fatalf("YAML:\n%s", y)
+	}
+	fixed := portcullisSite + indent(y)
+	if got := inspect(t, fixed, fp); got.After == replay.Blocked {
+		t.Errorf("still blocked with the suggestion:\n%s", fixed)
+	}
+	if got := inspect(t, fixed, other); got.After != replay.Blocked {
+		t.Errorf("the same payload in another argument passes: %s", got.After)
 	}
 }

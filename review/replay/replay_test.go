@@ -12,7 +12,8 @@ import (
 	"github.com/portcullis-waf/portcullis/gateway"
 )
 
-const base = `upstreams:
+const base = `waf: {profile: stock-crs} # the records were judged by the CRS
+upstreams:
   - name: app
     targets: ["http://127.0.0.1:9"]
 sites:

@@ -15,7 +15,6 @@ import (
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 
-	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/rules"
 )
 
@@ -102,7 +101,7 @@ func getHarness(t testing.TB) *harness {
 			h.patterns = append(h.patterns, p)
 		}
 		// Portcullis's own rules (engine settings) also use @rx.
-		for _, p := range patternsIn("rules.Build", rules.Text(rules.Build(config.DefaultWAF()))) {
+		for _, p := range patternsIn("rules.Build", rules.Text(rules.Build(stockCRS()))) {
 			if !seen["rx "+p.Pattern] {
 				seen["rx "+p.Pattern] = true
 				h.patterns = append(h.patterns, p)
@@ -160,7 +159,7 @@ func getHarness(t testing.TB) *harness {
 			h.engines[level] = e
 		}
 		clear(h.args)
-		full := rules.Text(rules.Build(config.DefaultWAF()))
+		full := rules.Text(rules.Build(stockCRS()))
 		if _, harnessErr = coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(rules.FS()).WithDirectives(full)); harnessErr != nil {
 			return
 		}

@@ -54,9 +54,9 @@ func (v verdict) String() string {
 // Portcullis's defaults (CRS, paranoia 1, blocking) and, with FASTOP_FULL=1,
 // paranoia 4, where every CRS rule runs.
 func engineSettings() map[string]config.WAFSettings {
-	levels := map[string]config.WAFSettings{"PL1": config.DefaultWAF()}
+	levels := map[string]config.WAFSettings{"PL1": stockCRS()}
 	if os.Getenv("FASTOP_FULL") == "1" {
-		pl4 := config.DefaultWAF()
+		pl4 := stockCRS()
 		pl4.Paranoia = 4
 		levels["PL4"] = pl4
 	}
@@ -281,4 +281,12 @@ func forEachReq(reqs []request, f func(request)) {
 		names[i] = reqs[i].name
 	}
 	forEach(names, func(i int, _ string) { f(reqs[i]) })
+}
+
+// stockCRS is the stock-crs profile: these tests compare the engine's
+// verdicts on the CRS's own patterns.
+func stockCRS() config.WAFSettings {
+	s := config.DefaultWAF()
+	s.Profile, s.CRS = config.ProfileStockCRS, true
+	return s
 }
