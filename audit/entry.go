@@ -90,8 +90,12 @@ const Redacted = "[redacted]"
 // Entry is one audit record. Fields are exported for JSON; only the gateway and
 // the stage that decides write to it, and only on the request's own goroutine.
 type Entry struct {
-	ID            string              `json:"id"`
-	Time          time.Time           `json:"time"`
+	ID   string    `json:"id"`
+	Time time.Time `json:"time"`
+	// Instance names the instance that served the request
+	// (cluster.postgres.instance); set by the shared audit store, empty
+	// elsewhere.
+	Instance      string              `json:"instance,omitempty"`
 	ClientIP      string              `json:"client_ip"`
 	ClientPort    int                 `json:"client_port,omitempty"`
 	Peer          string              `json:"peer,omitempty"`

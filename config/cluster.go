@@ -16,12 +16,16 @@ type Cluster struct {
 	// Redis holds state that must be shared within milliseconds: rate-limit
 	// counters, bans and strikes, admin sessions. Default: none.
 	Redis *Redis `yaml:"redis"`
+	// Postgres is the shared audit store: every instance's records in one
+	// place, searched from any instance's dashboard. Default: none.
+	Postgres *Postgres `yaml:"postgres"`
 }
 
 // ClusterConfig is the resolved cluster block; nil without one.
 type ClusterConfig struct {
-	Name  string
-	Redis *RedisConfig // nil: no Redis
+	Name     string
+	Redis    *RedisConfig    // nil: no Redis
+	Postgres *PostgresConfig // nil: no shared audit store
 }
 
 var clusterName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -37,6 +41,9 @@ func (c *checker) resolveCluster(f *File, cfg *Config) {
 	}
 	if cl.Redis != nil {
 		out.Redis = c.resolveRedis(cl.Redis, cl.Name)
+	}
+	if cl.Postgres != nil {
+		out.Postgres = c.resolvePostgres(cl.Postgres, cfg)
 	}
 	cfg.Cluster = out
 }

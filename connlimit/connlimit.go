@@ -113,15 +113,14 @@ type Limiter struct {
 	rate  *ratelimit.Memory // nil: no rate limit
 	log   *slog.Logger
 
-	open       atomic.Int64 // connections accepted and not yet closed
-	refused    [3]atomic.Uint64
-	pauses     atomic.Uint64 // times Accept paused for descriptors
-	paused     atomic.Bool
-	fds        descriptors
-	summary    summary
-	done       chan struct{}
-	closeOnce  sync.Once
-	sampleOnce sync.Once
+	open      atomic.Int64 // connections accepted and not yet closed
+	refused   [3]atomic.Uint64
+	pauses    atomic.Uint64 // times Accept paused for descriptors
+	paused    atomic.Bool
+	fds       descriptors
+	summary   summary
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns a Limiter for cfg. Close stops its background work.
@@ -324,14 +323,6 @@ func (c *counts) release(k ratelimit.Key) {
 	} else {
 		delete(s.m, k)
 	}
-}
-
-// held is how many k holds.
-func (c *counts) held(k ratelimit.Key) int {
-	s := c.shardOf(k)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return int(s.m[k])
 }
 
 func (c *counts) len() int {

@@ -104,24 +104,6 @@ func startProxy(t *testing.T, yamlText, upstream string) *testProxy {
 	return tp
 }
 
-// entries waits until at least n records were written and returns them.
-func (tp *testProxy) entries(t *testing.T, n int) []*audit.Entry {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		tp.records.mu.Lock()
-		got := append([]*audit.Entry(nil), tp.records.entries...)
-		tp.records.mu.Unlock()
-		if len(got) >= n || time.Now().After(deadline) {
-			if len(got) < n {
-				t.Fatalf("want %d audit records, have %d", n, len(got))
-			}
-			return got
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // entryFor returns the record of the request with the given id.
 func (tp *testProxy) entryFor(t *testing.T, id string) *audit.Entry {
 	t.Helper()

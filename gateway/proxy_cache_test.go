@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/portcullis-waf/portcullis/internal/waitfor"
 )
 
 const cacheConfig = `upstreams:
@@ -33,7 +35,7 @@ func TestProxyCacheBehindWAF(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	up := newBackend(t, "up")
-	up.handler = func(w http.ResponseWriter, r *http.Request) {
+	up.Handler = func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		if r.URL.Path == "/hot" {
 			<-release
@@ -93,8 +95,15 @@ func TestProxyCacheBehindWAF(t *testing.T) {
 			}
 		}()
 	}
-	go func() { time.Sleep(300 * time.Millisecond); once.Do(func() { close(release) }) }()
+	// Release the upstream once all 100 are in the pipeline: none can finish
+	// before, so each either waits for the one fill or went upstream itself.
+	var seen int64
+	inFlight := waitfor.True(30*time.Second, func() bool { seen = tp.server.Pipeline().ActiveRequests(); return seen >= 100 })
+	once.Do(func() { close(release) })
 	wg.Wait()
+	if !inFlight {
+		t.Errorf("only %d of 100 concurrent misses in flight together", seen)
+	}
 	if got := hits.Load() - before; got != 1 || good.Load() != 100 {
 		t.Errorf("100 concurrent misses: %d upstream requests (want 1), %d good answers", got, good.Load())
 	}

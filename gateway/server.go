@@ -1,5 +1,7 @@
 package gateway
 
+//lint:file-ignore SA1019 net/http cannot serve HTTP/2 on one connection it did not accept (TLS ends in tlsmgr, and wire reads the frames along), which x/net/http2's Server.ServeConn does.
+
 import (
 	"context"
 	"crypto/tls"

@@ -29,7 +29,9 @@ func (i *Instance) startAdmin() error {
 		return nil
 	}
 	var records store.Store = i.store
-	if i.store == nil {
+	if i.pg != nil {
+		records = i.pg // the cluster's records, every instance's
+	} else if i.store == nil {
 		files, err := store.OpenFiles(i.cfg.Audit.File)
 		if err != nil {
 			return fmt.Errorf("admin: read audit file: %w", err)

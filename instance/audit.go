@@ -69,6 +69,9 @@ func (i *Instance) openAudit() error {
 	} else if cs != nil {
 		sinks = append(sinks, cs)
 	}
+	if i.pgSink != nil {
+		sinks = append(sinks, i.pgSink)
+	}
 	i.records = audit.New(audit.Options{
 		QueueSize: ac.QueueSize, Log: i.log, OnFailure: ac.OnFailure,
 		Aggregate: audit.AggregateOptions{Samples: ac.Aggregate.Samples, Window: ac.Aggregate.Window, MaxKeys: ac.Aggregate.MaxKeys},

@@ -106,8 +106,10 @@ type Instance struct {
 	build   metrics.BuildInfo
 	parts   lifecycle
 
-	metrics *metrics.Metrics // nil without an admin listener to serve it
-	store   *store.SQLite    // nil when the audit store is off
+	metrics *metrics.Metrics    // nil without an admin listener to serve it
+	store   *store.SQLite       // nil when the audit store is off
+	pg      *store.Postgres     // nil without cluster.postgres
+	pgSink  *store.PostgresSink // the audit writer's sink into pg
 	records *audit.Writer
 	alerts  *alerts.Alerter   // nil without an alerts block
 	redis   *redisconn.Conn   // nil without cluster.redis; outlives reloads
@@ -168,6 +170,7 @@ func Start(opts Options) (*Instance, error) {
 		i.newMetrics,
 		i.connectRedis,
 		i.openAuditStore,
+		i.openPostgres,
 		i.openAudit,
 		i.newAlerter,
 		i.buildPipeline,

@@ -13,16 +13,6 @@ import (
 	"github.com/portcullis-waf/portcullis/tlsmgr/acmetest"
 )
 
-// acmeSetup is a Manager with one ACME source in front of a real ACME server
-// (Pebble, in process), with Portcullis's own HTTP and TLS listeners on
-// loopback answering the challenges.
-type acmeSetup struct {
-	ca       *acmetest.Server
-	tlsAddr  string
-	httpAddr string
-	cacheDir string
-}
-
 // listeners reserves the two ports Pebble will validate against.
 func listeners(t *testing.T) (httpLn, tlsLn net.Listener) {
 	t.Helper()

@@ -1,5 +1,7 @@
 package wire
 
+//lint:file-ignore SA1019 the test needs x/net/http2's Server.ServeConn to run a real HTTP/2 server on one net.Pipe connection; net/http has no equivalent.
+
 import (
 	"bytes"
 	"fmt"

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
@@ -182,6 +184,7 @@ type tailer struct {
 	offset  int64
 	partial []byte
 	line    int
+	opened  bool // the file was open once: from then on a missing name is a rotation in progress
 }
 
 func (t *tailer) close() {
@@ -190,24 +193,65 @@ func (t *tailer) close() {
 	}
 }
 
+// reset forgets the open file: the next poll opens the name afresh.
+func (t *tailer) reset() {
+	t.close()
+	t.f, t.offset, t.partial, t.line = nil, 0, nil, 0
+}
+
 // poll reads what was appended since the last call.
+//
+// Rotation by rename (logrotate's default: rename, then create) leaves a
+// moment in which the name does not exist, and lines may have been appended
+// to the old file after the last poll but before the rename. Both used to
+// lose records: a poll in that moment ended the follow with "no such file",
+// and the switch to the new file skipped the old file's last lines. So the
+// old file is read to its end through the handle still open on it, a
+// missing name just waits for the next poll, and only then does the tailer
+// move to the new file.
 func (t *tailer) poll(fn func(*audit.Entry) error) error {
 	fi, err := os.Stat(t.path)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && t.opened {
+			if t.f != nil {
+				return t.read(fn) // renamed away; the new file is not there yet
+			}
+			return nil
+		}
 		return fmt.Errorf("follow audit file: %w", err)
 	}
 	if t.f != nil {
 		open, err := t.f.Stat()
-		if err != nil || !os.SameFile(open, fi) || fi.Size() < t.offset {
-			t.close() // rotated: start over on the new file
-			t.f, t.offset, t.partial, t.line = nil, 0, nil, 0
+		switch {
+		case err != nil:
+			t.reset()
+		case !os.SameFile(open, fi):
+			// Rotated by rename: finish the old file first.
+			if err := t.read(fn); err != nil {
+				return err
+			}
+			t.reset()
+		case fi.Size() < t.offset:
+			// Rotated by copy-truncate: the file starts again, shorter.
+			t.reset()
 		}
 	}
 	if t.f == nil {
-		if t.f, err = os.Open(t.path); err != nil {
+		f, err := os.Open(t.path)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && t.opened {
+				return nil // renamed again between Stat and Open
+			}
 			return fmt.Errorf("follow audit file: %w", err)
 		}
+		t.f, t.opened = f, true
 	}
+	return t.read(fn)
+}
+
+// read reads the open file from the last offset to its end, calling fn for
+// every complete line and keeping a trailing partial line for later.
+func (t *tailer) read(fn func(*audit.Entry) error) error {
 	if _, err := t.f.Seek(t.offset, io.SeekStart); err != nil {
 		return fmt.Errorf("follow audit file %s: %w", t.path, err)
 	}

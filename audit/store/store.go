@@ -7,6 +7,10 @@
 //	             by age and size, rollups for fast summaries (sqlite.go has
 //	             the schema)
 //	OpenFiles    read-only over JSON-lines audit files
+//	OpenPostgres the cluster's shared store (cluster.postgres): every
+//	             instance's records, daily partitions, COPY ingest, and
+//	             (*Postgres).Sink, which spools to disk while PostgreSQL is
+//	             unreachable (postgres.go, pg_*.go)
 //	export       JSON lines, CSV and OCSF writers
 //	storetest    realistic generated records for tests, benchmarks, demos
 //

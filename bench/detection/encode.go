@@ -167,15 +167,6 @@ func formEncode(kv ...string) string {
 	return b.String()
 }
 
-// jsonString returns s as a JSON string literal without HTML escaping.
-func jsonString(s string) string {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s)
-	return strings.TrimSuffix(buf.String(), "\n")
-}
-
 // jsonMarshal encodes v without HTML escaping.
 func jsonMarshal(v any) string {
 	var buf bytes.Buffer

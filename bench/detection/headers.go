@@ -18,8 +18,6 @@ type client struct {
 	ua      string
 	browser bool
 	chrome  bool // sends Sec-CH-UA client hints
-	accept  string
-	lang    []string
 }
 
 var clients = []client{

@@ -133,9 +133,7 @@ func loadTexts() (*Texts, error) {
 			continue
 		}
 		fmt.Fprintf(fp, "%s %x\n", l, sha256.Sum256(b))
-		for _, p := range paragraphs(string(b)) {
-			t.Prose["en"] = append(t.Prose["en"], p)
-		}
+		t.Prose["en"] = append(t.Prose["en"], paragraphs(string(b))...)
 	}
 	names, err := readLines(filepath.Join(wfuzzDir, "others/names.txt"))
 	if err == nil {

@@ -140,6 +140,9 @@ func (a *auditFlags) openStore() (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cc := cfg.Cluster; cc != nil && cc.Postgres != nil {
+		return openAuditPostgres(cc.Postgres)
+	}
 	if st := cfg.Audit.Store; st.Enabled && st.Path != "" {
 		if _, err := os.Stat(st.Path); err == nil {
 			return openAuditDB(st.Path)
@@ -155,6 +158,14 @@ func openAuditDB(path string) (store.Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// openAuditPostgres opens the cluster's shared audit store for reading:
+// every instance's records. Schema changes and retention are the running
+// instances' job.
+func openAuditPostgres(pc *config.PostgresConfig) (store.Store, error) {
+	return store.OpenPostgres(store.PostgresOptions{ConnString: pc.ConnString, Password: pc.Password.Reveal(),
+		Schema: pc.Schema, Timeout: pc.Timeout, Dial: pc.Dial, ReadOnly: true})
 }
 
 func openAuditFiles(paths ...string) (store.Store, error) {

@@ -236,10 +236,6 @@ func configFlag(fs *flag.FlagSet, p *string, def, usage string) {
 	fs.StringVar(p, "config", def, "same as -c")
 }
 
-// errUsage marks a wrong command line: the caller prints it with the usage
-// and exits 2.
-var errUsage = errors.New("usage")
-
 // parseFlags parses args with flags anywhere among the positional
 // arguments (after "--", everything is positional). ok false means the
 // command must return code now: 0 after -h/--help (help printed to stdout),

@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portcullis-waf/portcullis/audit/store"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/gateway"
 	"github.com/portcullis-waf/portcullis/instance"
@@ -152,7 +153,7 @@ func cmdCheck(c *command, args []string, stdout, stderr io.Writer) int {
 	fs := c.newFlags(stderr)
 	var file string
 	configFlag(fs, &file, "portcullis.yaml", "")
-	connect := fs.Bool("connect", false, "also connect to the cluster's shared services (cluster.redis) and report")
+	connect := fs.Bool("connect", false, "also connect to the cluster's shared services (cluster.redis, cluster.postgres) and report")
 	pos, code, ok := c.parseFlags(fs, args, stdout, stderr)
 	if !ok {
 		return code
@@ -185,11 +186,50 @@ func cmdCheck(c *command, args []string, stdout, stderr io.Writer) int {
 // checkConnect connects to each configured shared service and says what it
 // found; 1 when one cannot be used.
 func checkConnect(cfg *config.Config, stdout, stderr io.Writer) int {
-	if cfg.Cluster == nil || cfg.Cluster.Redis == nil {
+	if cfg.Cluster == nil || cfg.Cluster.Redis == nil && cfg.Cluster.Postgres == nil {
 		fmt.Fprintln(stdout, "no cluster services configured: nothing to connect to")
 		return 0
 	}
-	rc := cfg.Cluster.Redis
+	code := 0
+	if cfg.Cluster.Redis != nil {
+		code = checkRedis(cfg.Cluster.Redis, stdout, stderr)
+	}
+	if cfg.Cluster.Postgres != nil {
+		code = max(code, checkPostgres(cfg.Cluster.Postgres, stdout, stderr))
+	}
+	return code
+}
+
+// checkPostgres connects to cluster.postgres and reports the server's
+// version and whether the audit schema is there yet (it is created by the
+// first instance that starts, not by check).
+func checkPostgres(pc *config.PostgresConfig, stdout, stderr io.Writer) int {
+	pg, err := store.OpenPostgres(store.PostgresOptions{ConnString: pc.ConnString, Password: pc.Password.Reveal(),
+		Schema: pc.Schema, Timeout: pc.Timeout, Dial: pc.Dial, ReadOnly: true})
+	if err != nil {
+		fmt.Fprintln(stderr, "cluster.postgres:", err)
+		return 1
+	}
+	defer pg.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), pc.Dial+pc.Timeout)
+	defer cancel()
+	start := time.Now()
+	version, err := pg.Ping(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "cluster.postgres: cannot use %s: %v\n", pc.Addr, err)
+		return 1
+	}
+	rtt := time.Since(start)
+	schema := "ready"
+	if err := pg.EnsureSchema(ctx); err != nil {
+		schema = "not usable yet: " + err.Error()
+	}
+	fmt.Fprintf(stdout, "cluster.postgres: connected to %s (postgresql %s, database %s, sslmode %s, round trip %v, schema %s %s)\n",
+		pc.Addr, version, pc.Database, pc.SSLMode, rtt.Round(time.Microsecond), pc.Schema, schema)
+	return 0
+}
+
+func checkRedis(rc *config.RedisConfig, stdout, stderr io.Writer) int {
 	conn, err := redisconn.New(rc, redisconn.Options{})
 	if err != nil {
 		fmt.Fprintln(stderr, "cluster.redis:", err)

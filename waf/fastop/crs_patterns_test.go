@@ -78,9 +78,7 @@ func crsOperators(t testing.TB) []rxRule {
 				lastID = id
 			}
 			op := raw
-			if strings.HasPrefix(op, "!") {
-				op = op[1:]
-			}
+			op = strings.TrimPrefix(op, "!")
 			var pattern, kind string
 			switch {
 			case strings.HasPrefix(op, "@rx "):

@@ -129,6 +129,7 @@ func ftwRequests(t testing.TB) (reqs []request, skipped int) {
 		if in.Version != nil {
 			r.proto = *in.Version
 		}
+		//lint:ignore SA1019 the embedded CRS tests still use the deprecated headers map; both forms are read
 		for k, v := range in.Headers {
 			r.headers = append(r.headers, [2]string{k, v})
 		}

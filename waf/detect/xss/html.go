@@ -476,7 +476,7 @@ func attrBreakout(st *state, v string) (detect.Finding, bool) {
 		if w.open[len(w.open)-1] == '\'' && strings.IndexByte(v, '\'') < 0 {
 			continue
 		}
-		if w.open[len(w.open)-1] == '=' && strings.IndexAny(v, " \t\n/") < 0 {
+		if w.open[len(w.open)-1] == '=' && !strings.ContainsAny(v, " \t\n/") {
 			continue
 		}
 		doc := w.open + v + w.close

@@ -219,20 +219,6 @@ func operatorAfterQuote(v string, q byte) bool {
 	return i < len(v) && strings.IndexByte("+-*/%;,|&^?:)}]=<>", v[i]) >= 0
 }
 
-// firstClose is the offset in v of the first unescaped quote q.
-func firstClose(v string, q byte) int {
-	for i := 0; i < len(v); i++ {
-		if v[i] == '\\' {
-			i++
-			continue
-		}
-		if v[i] == q {
-			return i
-		}
-	}
-	return len(v)
-}
-
 // urlFinding judges a value that is itself a URL with a script scheme.
 func urlFinding(st *state, v string) (detect.Finding, bool) {
 	scheme, rest, ok := scriptScheme(v)

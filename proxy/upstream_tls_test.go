@@ -1,4 +1,4 @@
-package gateway
+package proxy
 
 import (
 	"crypto/ecdsa"
@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -135,7 +136,7 @@ sites:
       - path: /
         upstream: app
 `
-	tp := startProxy(t, cfg, up.URL)
+	tp := startFront(t, strings.ReplaceAll(cfg, "UPSTREAM", up.URL))
 	status, body, _ := do(t, http.MethodGet, tp.URL+"/x", "", nil)
 	if status != http.StatusOK || body != "HTTP/2.0 backend.internal portcullis-proxy" {
 		t.Errorf("mTLS upstream: %d %q, want HTTP/2 with SNI backend.internal and the client certificate", status, body)
@@ -155,7 +156,7 @@ sites:
       - path: /
         upstream: app
 `
-	tp2 := startProxy(t, noClient, up.URL)
+	tp2 := startFront(t, strings.ReplaceAll(noClient, "UPSTREAM", up.URL))
 	status, body, id := do(t, http.MethodGet, tp2.URL+"/x", "", nil)
 	if status != http.StatusBadGateway {
 		t.Errorf("without client certificate: %d %s", status, body)
@@ -178,7 +179,7 @@ sites:
       - path: /
         upstream: app
 `
-	tp3 := startProxy(t, wrongCA, up.URL)
+	tp3 := startFront(t, strings.ReplaceAll(wrongCA, "UPSTREAM", up.URL))
 	if status, _, _ := do(t, http.MethodGet, tp3.URL+"/x", "", nil); status != http.StatusBadGateway {
 		t.Errorf("unknown CA: %d, want 502", status)
 	}

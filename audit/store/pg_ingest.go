@@ -1,0 +1,193 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/portcullis-waf/portcullis/audit"
+)
+
+// pgRow reduces e to its columns, stamped with this instance's name (in
+// the column and in the stored JSON).
+func (p *Postgres) pgRow(e *audit.Entry, buf *bytes.Buffer) (row, error) {
+	if e.Instance == "" && p.opts.Instance != "" {
+		c := *e
+		c.Instance = p.opts.Instance
+		e = &c
+	}
+	r, err := toRow(e, buf)
+	if err != nil {
+		return row{}, err
+	}
+	return r, nil
+}
+
+var batchColumns = []string{"ord", "id", "t", "instance", "ip", "host", "path", "action", "stage", "status", "country", "n", "rules", "tags", "json"}
+
+// Insert writes entries in one transaction (see insertRows); it returns
+// how many were new (the others were already there).
+func (p *Postgres) Insert(ctx context.Context, entries ...*audit.Entry) (int, error) {
+	var buf bytes.Buffer
+	rows := make([]row, 0, len(entries))
+	instances := make([]string, 0, len(entries))
+	for _, e := range entries {
+		r, err := p.pgRow(e, &buf)
+		if err != nil {
+			return 0, err
+		}
+		rows = append(rows, r)
+		inst := e.Instance
+		if inst == "" {
+			inst = p.opts.Instance
+		}
+		instances = append(instances, inst)
+	}
+	return p.insertRows(ctx, rows, instances)
+}
+
+// insertRows writes one batch: COPY into a temporary table, then one
+// INSERT ... ON CONFLICT DO NOTHING into records in batch order, and the
+// rollups of the rows that were new, all in one transaction under the
+// cluster-wide ingest lock. Delivering a batch twice (after a timeout
+// whose commit did happen) therefore changes nothing the second time.
+func (p *Postgres) insertRows(ctx context.Context, rows []row, instances []string) (int, error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	if err := p.EnsureSchema(ctx); err != nil {
+		return 0, err
+	}
+	n, err := p.insertOnce(ctx, rows, instances)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "23514" || pgErr.Code == "42P01") {
+		// No partition for a row: another instance's retention dropped one
+		// this process thought was there. Forget and create again.
+		p.forgetPartitions()
+		n, err = p.insertOnce(ctx, rows, instances)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s: write %d records: %w", p.Describe(), len(rows), err)
+	}
+	return n, nil
+}
+
+func (p *Postgres) insertOnce(ctx context.Context, rows []row, instances []string) (int, error) {
+	var days []int64
+	for i := range rows {
+		if d := floorDiv(rows[i].t, dayNanos); !slices.Contains(days, d) {
+			days = append(days, d)
+		}
+	}
+	inserted := 0
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if err := p.ingestLock(ctx, tx); err != nil {
+			return fmt.Errorf("take the ingest lock: %w", err)
+		}
+		if err := p.ensurePartitions(ctx, tx, days); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS portcullis_batch (
+			ord integer, id text, t bigint, instance text, ip bytea, host text, path text, action text,
+			stage text, status integer, country text, n integer, rules integer[], tags text[], json bytea
+		) ON COMMIT DELETE ROWS`); err != nil {
+			return fmt.Errorf("batch table: %w", err)
+		}
+		src := pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+			r := &rows[i]
+			ids := make([]int32, len(r.rules))
+			for j, rr := range r.rules {
+				ids[j] = int32(rr.id)
+			}
+			tags := r.tags
+			if tags == nil {
+				tags = []string{}
+			}
+			return []any{int32(i), r.id, r.t, instances[i], r.ip, r.host, r.path, r.action, r.stage, int32(r.status), r.country, int32(r.n), ids, tags, r.json}, nil
+		})
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"portcullis_batch"}, batchColumns, src); err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		res, err := tx.Query(ctx, `INSERT INTO records (id, t, instance, ip, host, path, action, stage, status, country, n, rules, tags, json)
+			SELECT id, t, instance, ip, host, path, action, stage, status, country, n, rules, tags, json
+			FROM portcullis_batch ORDER BY ord
+			ON CONFLICT DO NOTHING RETURNING id, t`)
+		if err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		type key struct {
+			id string
+			t  int64
+		}
+		fresh := map[key]bool{}
+		var id string
+		var t int64
+		_, err = pgx.ForEachRow(res, []any{&id, &t}, func() error {
+			fresh[key{id, t}] = true
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		ru := newRollup()
+		for i := range rows {
+			k := key{rows[i].id, rows[i].t}
+			if fresh[k] {
+				delete(fresh, k) // a duplicate inside the batch counts once
+				ru.add(&rows[i], 1)
+				inserted++
+			}
+		}
+		return p.applyRollup(ctx, tx, ru)
+	})
+	return inserted, err
+}
+
+// applyRollup adds the batch's counts with one statement per table.
+func (p *Postgres) applyRollup(ctx context.Context, tx pgx.Tx, ru *rollup) error {
+	if len(ru.counts) > 0 {
+		var mins, ns []int64
+		var acts []string
+		for k, n := range ru.counts {
+			mins, acts, ns = append(mins, k.minute), append(acts, k.action), append(ns, int64(n))
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO counts_minute (minute, action, n)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])
+			ON CONFLICT (minute, action) DO UPDATE SET n = counts_minute.n + excluded.n`, mins, acts, ns); err != nil {
+			return fmt.Errorf("update minute counts: %w", err)
+		}
+	}
+	if len(ru.tops) > 0 {
+		var levels, dims []int16
+		var buckets, ns []int64
+		var values, acts []string
+		for k, n := range ru.tops {
+			levels, dims, buckets = append(levels, int16(k.level)), append(dims, int16(k.dim)), append(buckets, k.bucket)
+			values, acts, ns = append(values, k.value), append(acts, k.action), append(ns, int64(n))
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO tops (level, dim, bucket, value, action, n)
+			SELECT * FROM unnest($1::smallint[], $2::smallint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[])
+			ON CONFLICT (level, dim, bucket, value, action) DO UPDATE SET n = tops.n + excluded.n`,
+			levels, dims, buckets, values, acts, ns); err != nil {
+			return fmt.Errorf("update top counts: %w", err)
+		}
+	}
+	if len(ru.msgs) > 0 {
+		var ids []int32
+		var msgs []string
+		for id, m := range ru.msgs {
+			ids, msgs = append(ids, int32(id)), append(msgs, m)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO rule_messages (id, message)
+			SELECT * FROM unnest($1::integer[], $2::text[])
+			ON CONFLICT (id) DO UPDATE SET message = excluded.message WHERE rule_messages.message <> excluded.message`, ids, msgs); err != nil {
+			return fmt.Errorf("update rule messages: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,373 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/audit/query"
+	"github.com/portcullis-waf/portcullis/internal/pgtest"
+	"github.com/portcullis-waf/portcullis/internal/tcpcut"
+)
+
+// openPG opens a store in a fresh schema of the test database (dropped
+// when the test ends), at addr (the shared server or a proxy before it).
+func openPG(t *testing.T, schema, addr string, opts PostgresOptions) *Postgres {
+	t.Helper()
+	opts.ConnString = pgtest.ConnString(addr)
+	opts.Schema = schema
+	if opts.Instance == "" {
+		opts.Instance = "test-1"
+	}
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return clock }
+	}
+	opts.ManualRetention = true
+	p, err := OpenPostgres(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+func insertPG(t *testing.T, p *Postgres, entries []*audit.Entry) {
+	t.Helper()
+	for chunk := range slices.Chunk(entries, 700) {
+		if _, err := p.Insert(context.Background(), chunk...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestPostgresSearchMatchesFilter(t *testing.T) {
+	entries := fixtures(2000)
+	p := openPG(t, pgtest.Schema(t), pgtest.Addr, PostgresOptions{})
+	insertPG(t, p, entries)
+	for _, q := range filterCases {
+		t.Run(q, func(t *testing.T) {
+			f := parse(t, q)
+			want := expected(entries, f)
+			if got := searchAll(t, p, f, 1499); !slices.Equal(got, want) {
+				t.Errorf("%d records, want %d (first got %v, want %v)", len(got), len(want), head(got), head(want))
+			}
+		})
+	}
+}
+
+func TestPostgresSummaryMatchesFiles(t *testing.T) {
+	entries := fixtures(3000)
+	p := openPG(t, pgtest.Schema(t), pgtest.Addr, PostgresOptions{})
+	insertPG(t, p, entries)
+	files := writeJSONL(t, entries)
+	for _, tc := range summaryCases {
+		t.Run(tc.query, func(t *testing.T) {
+			f := parse(t, tc.query)
+			want, err := files.Summary(context.Background(), f, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.Summary(context.Background(), f, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("postgres summary differs from the files' one:\n got %+v\nwant %+v", brief(got), brief(want))
+			}
+		})
+	}
+}
+
+// Every record names the instance that wrote it, in the record and in
+// searches over the records of several instances.
+func TestPostgresGetAndInstances(t *testing.T) {
+	entries := fixtures(100)
+	schema := pgtest.Schema(t)
+	a := openPG(t, schema, pgtest.Addr, PostgresOptions{Instance: "edge-a"})
+	b := openPG(t, schema, pgtest.Addr, PostgresOptions{Instance: "edge-b"})
+	insertPG(t, a, entries[:50])
+	insertPG(t, b, entries[50:])
+	for i, want := range []string{"edge-a", "edge-b"} {
+		e, err := b.Get(context.Background(), entries[42+i*10].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := *entries[42+i*10]
+		c.Instance = want
+		if !sameJSON(t, e, &c) {
+			t.Fatalf("got %+v\nwant %+v", e, &c)
+		}
+	}
+	if got := searchAll(t, a, query.Filter{}, 30); !slices.Equal(got, expected(entries, query.Filter{})) {
+		t.Errorf("one search over both instances: %d records, want %d", len(got), len(entries))
+	}
+	if _, err := a.Get(context.Background(), "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown id: %v, want ErrNotFound", err)
+	}
+	// A prefix: unique, ambiguous, unknown.
+	e, err := a.Get(context.Background(), entries[7].ID[:12])
+	if err != nil || e.ID != entries[7].ID {
+		t.Fatalf("prefix: %v %v", e, err)
+	}
+	dup := *entries[7]
+	dup.ID = entries[7].ID[:12] + "ffffffffffffffffffff"
+	dup.Time = dup.Time.Add(time.Second)
+	insertPG(t, a, []*audit.Entry{&dup})
+	var amb *AmbiguousIDError
+	if _, err := a.Get(context.Background(), entries[7].ID[:12]); !errors.As(err, &amb) || len(amb.Candidates) != 2 {
+		t.Fatalf("ambiguous prefix: %v", err)
+	}
+	if _, err := a.Get(context.Background(), "0123456789"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown prefix: %v", err)
+	}
+}
+
+// A batch written twice (a redelivery after a lost answer) adds nothing:
+// neither records nor counts.
+func TestPostgresInsertIsIdempotent(t *testing.T) {
+	entries := fixtures(500)
+	p := openPG(t, pgtest.Schema(t), pgtest.Addr, PostgresOptions{})
+	insertPG(t, p, entries)
+	before, err := p.Summary(context.Background(), query.Filter{}, SummaryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := p.Insert(context.Background(), entries[100:300]...)
+	if err != nil || n != 0 {
+		t.Fatalf("redelivery inserted %d (%v), want 0", n, err)
+	}
+	after, err := p.Summary(context.Background(), query.Filter{}, SummaryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, after) || after.Total != len(entries) {
+		t.Fatalf("summary changed by a redelivery: %s → %s", before.Composition(), after.Composition())
+	}
+	if got := searchAll(t, p, query.Filter{}, 1000); len(got) != len(entries) {
+		t.Fatalf("%d records after a redelivery, want %d", len(got), len(entries))
+	}
+}
+
+// Instances starting together migrate the schema once, under the lock.
+func TestPostgresMigratesOnce(t *testing.T) {
+	schema := pgtest.Schema(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		p := openPG(t, schema, pgtest.Addr, PostgresOptions{Instance: fmt.Sprint("i", i)})
+		wg.Go(func() { errs[i] = p.EnsureSchema(context.Background()) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := openPG(t, schema, pgtest.Addr, PostgresOptions{})
+	var rows, version int
+	if err := p.pool.QueryRow(context.Background(), "SELECT COUNT(*), MAX(version) FROM schema_migrations").Scan(&rows, &version); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 || version != pgSchemaVersion {
+		t.Fatalf("schema_migrations: %d rows, version %d; want 1 row, version %d", rows, version, pgSchemaVersion)
+	}
+	// A reader of a schema no instance has created says so.
+	r := openPG(t, pgtest.Schema(t), pgtest.Addr, PostgresOptions{ReadOnly: true})
+	if _, err := r.Search(context.Background(), query.Filter{}, Page{}); err == nil {
+		t.Fatal("read-only store on an empty schema: no error")
+	}
+}
+
+// Retention drops whole days: what is left equals the records of the days
+// kept, in searches and summaries alike.
+func TestPostgresRetentionDropsPartitions(t *testing.T) {
+	entries := fixtures(3000)
+	p := openPG(t, pgtest.Schema(t), pgtest.Addr, PostgresOptions{MaxAge: 48 * time.Hour})
+	insertPG(t, p, entries)
+	dropped, err := p.Maintain(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// clock is 2026-11-27 04:17: days ending before 11-25 04:17 go.
+	if want := []string{"records_p20261123", "records_p20261124"}; !slices.Equal(dropped, want) {
+		t.Fatalf("dropped %v, want %v", dropped, want)
+	}
+	cut := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	var kept []*audit.Entry
+	for _, e := range entries {
+		if !e.Time.Before(cut) {
+			kept = append(kept, e)
+		}
+	}
+	if got := searchAll(t, p, query.Filter{}, 1000); !slices.Equal(got, expected(kept, query.Filter{})) {
+		t.Fatalf("%d records after retention, want %d", len(got), len(kept))
+	}
+	files := writeJSONL(t, kept)
+	f := parse(t, "since=2026-11-25T00:00:00Z&until=2026-11-27T00:00:00Z")
+	want, _ := files.Summary(context.Background(), f, SummaryOptions{})
+	got, err := p.Summary(context.Background(), f, SummaryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("summary after retention:\n got %+v\nwant %+v", brief(got), brief(want))
+	}
+	// The partitions of today and the next days exist ahead of ingest.
+	var n int
+	if err := p.pool.QueryRow(context.Background(), `SELECT COUNT(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'records'::regclass AND c.relname IN ('records_p20261127', 'records_p20261128', 'records_p20261129')`).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("partitions ahead: %d (%v), want 3", n, err)
+	}
+}
+
+func TestFollowPostgres(t *testing.T) {
+	entries := fixtures(300)
+	p := openPG(t, pgtest.Schema(t), pgtest.Addr, PostgresOptions{})
+	insertPG(t, p, entries[:200])
+	f := parse(t, "not_action=allowed")
+	c, stop := follow(t, p, f, 3)
+	old := ids(entries[:200], f)
+	want := append(old[len(old)-3:], ids(entries[200:], f)...)
+	c.waitFor(t, 3)
+	insertPG(t, p, entries[200:250])
+	insertPG(t, p, entries[250:])
+	got := c.waitFor(t, len(want))
+	stop()
+	if !equalStrings(got, want) {
+		t.Fatalf("followed %v\nwant %v", got, want)
+	}
+}
+
+// writeBatches sends entries through the sink in batches of size, as the
+// audit writer does.
+func writeBatches(t *testing.T, k *PostgresSink, entries []*audit.Entry, size int) {
+	t.Helper()
+	for chunk := range slices.Chunk(entries, size) {
+		for _, e := range chunk {
+			if err := k.Write(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := k.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// PostgreSQL unreachable mid-stream: batches go to the spool, the sink
+// reports degraded, and when it returns every record arrives once, in
+// order; a restart delivers what an earlier run left in the spool.
+func TestPostgresSinkSpoolsThroughAnOutage(t *testing.T) {
+	entries := fixtures(1200)
+	schema := pgtest.Schema(t)
+	proxy := tcpcut.Start(t, pgtest.Addr)
+	p := openPG(t, schema, proxy.Addr, PostgresOptions{Timeout: 2 * time.Second, Dial: time.Second})
+	dir := filepath.Join(t.TempDir(), "spool")
+	k, err := p.Sink(SpoolOptions{Dir: dir, Retry: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeBatches(t, k, entries[:300], 100)
+	if st := k.Stats(); st.Delivered != 300 || st.Spooled != 0 {
+		t.Fatalf("before the outage: %+v", st)
+	}
+	proxy.Cut()
+	writeBatches(t, k, entries[300:700], 100)
+	st := k.Stats()
+	if st.Spooled != 400 || st.Batches != 4 || !st.Down {
+		t.Fatalf("during the outage: %+v, want 400 records in 4 batches spooled", st)
+	}
+	if down, why := k.Degraded(); !down || why == "" {
+		t.Fatal("not degraded during the outage")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 4 {
+		t.Fatalf("%d spool files, want 4", len(ents))
+	}
+	if info, err := os.Stat(filepath.Join(dir, fmt.Sprintf("%020d.batch", 0))); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("spool file: %v %v, want mode 0600", info, err)
+	}
+	// Close while down: the spool stays on disk for the next run.
+	writeBatches(t, k, entries[700:800], 100)
+	if err := k.Close(); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Restore()
+	k2, err := p.Sink(SpoolOptions{Dir: dir, Retry: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k2.Close()
+	writeBatches(t, k2, entries[800:], 100) // behind the backlog
+	waitUntil(t, "spool delivered", func() bool { down, _ := k2.Degraded(); return !down })
+	if st := k2.Stats(); st.Batches != 0 || st.Delivered != 900 || st.Dropped != 0 {
+		t.Fatalf("after the outage: %+v, want the 500 spooled and 400 new records delivered", st)
+	}
+	// Every record once, in flush order (seq order).
+	rows, err := p.pool.Query(context.Background(), "SELECT id FROM records ORDER BY seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, id)
+	}
+	var want []string
+	for _, e := range entries {
+		want = append(want, e.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%d records delivered, want %d in order", len(got), len(want))
+	}
+}
+
+// A full spool refuses batches: counted, reported, never silent.
+func TestPostgresSinkSpoolBound(t *testing.T) {
+	entries := fixtures(300)
+	proxy := tcpcut.Start(t, pgtest.Addr)
+	p := openPG(t, pgtest.Schema(t), proxy.Addr, PostgresOptions{Timeout: time.Second, Dial: 500 * time.Millisecond})
+	proxy.Cut()
+	k, err := p.Sink(SpoolOptions{Dir: t.TempDir(), MaxBytes: 40 << 10, Retry: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	var refused int
+	for chunk := range slices.Chunk(entries, 20) {
+		for _, e := range chunk {
+			_ = k.Write(e)
+		}
+		if err := k.Flush(); err != nil {
+			refused += len(chunk)
+		}
+	}
+	st := k.Stats()
+	if refused == 0 || uint64(refused) != st.Dropped || st.Spooled+st.Dropped != 300 || st.Bytes > 40<<10 {
+		t.Fatalf("refused %d, stats %+v: want some refused, counted, and the spool within its bound", refused, st)
+	}
+	if k.Probe() == nil {
+		t.Fatal("probe of a full spool succeeds")
+	}
+}
