@@ -82,6 +82,7 @@ const (
 	StageWAF        = "waf"
 	StageProxy      = "proxy"
 	StageGateway    = "gateway"
+	StageChallenge  = "challenge" // a proof-of-work challenge page instead of the content
 )
 
 // Redacted replaces the value of every redacted header.

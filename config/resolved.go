@@ -34,6 +34,7 @@ type Config struct {
 	Alerts    *AlertsConfig   // nil: no alerts
 	Cluster   *ClusterConfig  // nil: a single instance, no shared services
 	CrowdSec  *CrowdSecConfig // nil: no CrowdSec Local API
+	Challenge ChallengeConfig
 
 	// document is the file as decoded (placeholders expanded), and
 	// secretPaths the fields that held a placeholder: what Effective shows,
@@ -148,6 +149,7 @@ type RouteConfig struct {
 	RateLimits []RateLimitConfig // the route's own, on top of the site's
 	Proxy      RouteProxyConfig
 	Cache      *CacheConfig // nil: no cache
+	Challenge  bool         // answer with the proof-of-work challenge until passed
 }
 
 // Modes of the rule engine.
@@ -393,6 +395,7 @@ func (c *checker) resolve(f *File) *Config {
 	c.resolveAlerts(f, cfg)
 	c.resolveCluster(f, cfg)
 	c.resolveCrowdSec(f, cfg)
+	c.resolveChallenge(f, cfg)
 	c.checkRules(cfg)
 	return cfg
 }
@@ -510,7 +513,10 @@ func (c *checker) resolveSites(f *File, cfg *Config, upstreams map[string]bool, 
 		seen := map[string]int{}
 		for j, r := range s.Routes {
 			rp := fmt.Sprintf("%s.routes[%d]", p, j)
-			rc := &RouteConfig{Path: r.Path, Upstream: r.Upstream, Match: c.routeMatch(r, rp)}
+			rc := &RouteConfig{Path: r.Path, Upstream: r.Upstream, Match: c.routeMatch(r, rp), Challenge: r.Challenge}
+			if r.Challenge && r.GRPC {
+				c.errorf(rp+".challenge", "cannot be used on a grpc route: a gRPC client runs no JavaScript")
+			}
 			sig := matchSignature(r.Path, rc.Match)
 			k, dup := seen[sig]
 			switch {

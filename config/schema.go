@@ -45,6 +45,10 @@ type File struct {
 	// CrowdSec connects to a CrowdSec Local API: its decisions become
 	// bans, and Portcullis's blocks become CrowdSec alerts. Default: off.
 	CrowdSec *CrowdSec `yaml:"crowdsec"`
+	// Challenge configures the JavaScript proof-of-work challenge that
+	// routes with challenge: true answer with. Default: 16 bits, passes
+	// valid 1h, a random key per start.
+	Challenge *Challenge `yaml:"challenge"`
 	// BlockPages are the refusal page templates of every site that sets
 	// none of its own. Default: the built-in neutral page.
 	BlockPages *BlockPages `yaml:"block_pages"`
@@ -427,6 +431,11 @@ type Route struct {
 	WebSocketIdleTimeout *Duration `yaml:"websocket_idle_timeout"`
 	// Cache stores responses of the route in memory. Default: off.
 	Cache *RouteCache `yaml:"cache"`
+	// Challenge answers requests without a valid pass with a JavaScript
+	// proof-of-work page (see the top-level challenge block): browsers pass
+	// within a second, clients without JavaScript never reach the upstream.
+	// Not for APIs or gRPC. Default: false.
+	Challenge bool `yaml:"challenge"`
 }
 
 // WAF holds rule-engine settings. At top level they are the defaults; in a site

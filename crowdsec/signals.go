@@ -110,9 +110,9 @@ func (s *Signals) SinkName() string { return "crowdsec" }
 
 // Write queues the record of a blocked request. Blocks by the ban stage
 // are not signalled: they are the echo of a ban (often CrowdSec's own),
-// not new evidence. A full queue drops the block and counts it.
+// not new evidence; nor are challenge pages, which any browser gets once. A full queue drops the block and counts it.
 func (s *Signals) Write(e *audit.Entry) error {
-	if e.Action != audit.ActionBlocked || e.Stage == audit.StageBan {
+	if e.Action != audit.ActionBlocked || e.Stage == audit.StageBan || e.Stage == audit.StageChallenge {
 		return nil
 	}
 	ip, err := netip.ParseAddr(e.ClientIP)

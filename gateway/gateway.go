@@ -34,6 +34,7 @@ import (
 	"github.com/portcullis-waf/portcullis/alerts"
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/bans"
+	"github.com/portcullis-waf/portcullis/challenge"
 	"github.com/portcullis-waf/portcullis/clientip"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/connlimit"
@@ -67,6 +68,9 @@ type Pipeline struct {
 	gate     *waf.Gate                    // inspection slots, one set per process
 	inflight *connlimit.InFlight          // requests in flight per client, one table per process
 	redis    *redisconn.Conn              // cluster.redis, one per process; nil without
+
+	challenger   *challenge.Challenger // routes with challenge: true
+	challengeKey []byte                // its key, kept across reloads when random
 }
 
 var _ http.Handler = (*Pipeline)(nil)
@@ -128,6 +132,9 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 	if p.cheap, err = buildCheap(cfg, clients.Trusted, log, fromCheap, p.redis); err != nil {
 		return nil, err
 	}
+	if err := p.buildChallenge(cfg, from); err != nil {
+		return nil, err
+	}
 	for _, u := range cfg.Upstreams {
 		var prev *proxy.Pool
 		if from != nil {
@@ -160,7 +167,7 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 			fwd, inner, store := forwarding(p.pools[rc.Upstream], rc)
 			noWAF := protocolGuard(inner)
 			h := fwd.InspectHeadersOnly(waf.NewStage(engine, rc.WAF, noWAF, waf.Recording{Redactor: p.redactor, BodyLimit: cfg.Audit.BodyLimit}).WithGate(p.gate))
-			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h, noWAF: noWAF, tls: sc.TLS, filters: &filters, limits: limits, cache: store, pages: sc.Pages})
+			s.routes = append(s.routes, &route{site: sc.Name, path: rc.Path, handler: h, noWAF: noWAF, tls: sc.TLS, filters: &filters, limits: limits, cache: store, pages: sc.Pages, challenge: rc.Challenge})
 		}
 		p.router.add(sc, s)
 	}
@@ -282,6 +289,9 @@ func (p *Pipeline) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	ok, skipWAF := p.cheap.filter(rec, r, entry, client, rt.filters, rt.limits)
 	if !ok {
+		return
+	}
+	if rt.challenge && !p.challenged(rec, r, entry, client) {
 		return
 	}
 	release, ok := p.admit(rec, r, entry, client)

@@ -28,6 +28,9 @@ type route struct {
 	limits  []*routeLimit
 	cache   *cache.Cache   // nil: the route has no response cache
 	pages   *respond.Pages // the site's block_pages; nil: the built-in page
+	// challenge: requests need a proof-of-work pass (package challenge)
+	// after the cheap filters, before the rule engine.
+	challenge bool
 }
 
 // forwarding builds the innermost part of a route's chain: the proxy stage
@@ -209,8 +212,12 @@ func valueMatches(vs []string, c config.MatchConfig) bool {
 
 func (rt *router) siteFor(host string) *site {
 	h := strings.ToLower(host)
-	if hh, _, err := net.SplitHostPort(h); err == nil {
-		h = hh
+	// Without a colon there is no port, and SplitHostPort would only
+	// allocate its error.
+	if strings.IndexByte(h, ':') >= 0 {
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			h = hh
+		}
 	}
 	h = strings.TrimSuffix(h, ".")
 	if s, ok := rt.exact[h]; ok {

@@ -37,7 +37,8 @@
 // portcullis_config_last_reload_successful,
 // portcullis_config_last_reload_success_timestamp_seconds,
 // portcullis_audit_store_write_duration_seconds,
-// portcullis_audit_store_records_total, portcullis_bans_added_total{source}.
+// portcullis_audit_store_records_total, portcullis_bans_added_total{source},
+// portcullis_challenges_total{result}.
 //
 // Read at scrape time (SetSources): portcullis_list_entries{list},
 // portcullis_list_last_success_timestamp_seconds{list},
@@ -136,6 +137,7 @@ type Metrics struct {
 	storeWrite     prometheus.Histogram
 	storeRecords   prometheus.Counter
 	bansAdded      *prometheus.CounterVec
+	challenges     *prometheus.CounterVec
 
 	// Request-path caches, see requests.go.
 	routes     atomic.Pointer[routeTable]
@@ -221,6 +223,10 @@ func New(build BuildInfo) *Metrics {
 	m.bansAdded = counterVec("bans_added_total", "Bans added, by source (auto: strikes, manual: an operator).", "source")
 	m.bansAdded.WithLabelValues("auto")
 	m.bansAdded.WithLabelValues("manual")
+	m.challenges = counterVec("challenges_total", "Requests on challenged routes, by result: passed (valid pass cookie), solved (answer accepted, pass set), served (challenge page), rejected (wrong, expired or forged answer).", "result")
+	for _, r := range []string{"passed", "solved", "served", "rejected"} {
+		m.challenges.WithLabelValues(r)
+	}
 
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
@@ -297,6 +303,20 @@ func (m *Metrics) ObserveBanAdded(source string) {
 		source = LabelOther
 	}
 	m.bansAdded.WithLabelValues(source).Inc()
+}
+
+// ObserveChallenge counts one request on a challenged route by its result
+// (challenge.ResultPassed, ResultSolved, ResultServed, ResultRejected).
+func (m *Metrics) ObserveChallenge(result string) {
+	if m == nil {
+		return
+	}
+	switch result {
+	case "passed", "solved", "served", "rejected":
+	default:
+		result = LabelOther
+	}
+	m.challenges.WithLabelValues(result).Inc()
 }
 
 func orUnknown(s string) string {

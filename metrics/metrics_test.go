@@ -442,6 +442,9 @@ func TestPushed(t *testing.T) {
 	m.ObserveStoreWrite(3*time.Millisecond, 0)
 	m.ObserveBanAdded("auto")
 	m.ObserveBanAdded("nonsense")
+	m.ObserveChallenge("served")
+	m.ObserveChallenge("served")
+	m.ObserveChallenge("solved")
 	fams := scrape(t, m)
 	checks := []struct {
 		name   string
@@ -458,6 +461,9 @@ func TestPushed(t *testing.T) {
 		{"portcullis_bans_added_total", []string{"source", "auto"}, 1},
 		{"portcullis_bans_added_total", []string{"source", "manual"}, 0},
 		{"portcullis_bans_added_total", []string{"source", "_other"}, 1},
+		{"portcullis_challenges_total", []string{"result", "served"}, 2},
+		{"portcullis_challenges_total", []string{"result", "solved"}, 1},
+		{"portcullis_challenges_total", []string{"result", "passed"}, 0},
 		{"portcullis_build_info", []string{"version", "unknown", "coraza", "unknown", "crs", "unknown"}, 1},
 	}
 	for _, c := range checks {

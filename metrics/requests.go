@@ -191,7 +191,7 @@ func (m *Metrics) seriesLocked(l routeKey) *routeSeries {
 var (
 	stageNames = [...]string{
 		audit.StageProtocol, audit.StageBan, audit.StageReputation, audit.StageGeoIP,
-		audit.StageRateLimit, audit.StageWAF, audit.StageProxy, audit.StageGateway,
+		audit.StageRateLimit, audit.StageWAF, audit.StageProxy, audit.StageGateway, audit.StageChallenge,
 		LabelNone, LabelOther,
 	}
 	actionNames = [...]string{audit.ActionBlocked, audit.ActionDetected, audit.ActionError, audit.ActionAllowed, LabelOther}

@@ -1,0 +1,230 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/challenge"
+)
+
+const challengeConfig = `
+challenge:
+  difficulty: 14
+upstreams:
+  - name: app
+    targets: ["UPSTREAM"]
+sites:
+  - hosts: ["*"]
+    routes:
+      - path: /open
+        upstream: app
+      - path: /
+        upstream: app
+        challenge: true
+`
+
+// cookieUpstream answers with the cookies it was sent, and counts.
+type cookieUpstream struct {
+	mu      sync.Mutex
+	hits    int
+	cookies []string
+}
+
+func (u *cookieUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	u.hits++
+	u.cookies = append(u.cookies, r.Header.Get("Cookie"))
+	u.mu.Unlock()
+	w.Header().Set("Content-Type", "text/html")
+	io.WriteString(w, "<!doctype html><title>shop</title><p id=content>hello from upstream</p>")
+}
+
+func (u *cookieUpstream) count() (int, []string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.hits, append([]string(nil), u.cookies...)
+}
+
+var nonceAttr = regexp.MustCompile(`data-nonce="([^"]+)" data-bits="(\d+)"`)
+
+// TestChallengePlainClients (issue 17, item 3): a client that runs no
+// JavaScript gets the challenge page (403, with a clear message for
+// no-JS browsers), never the upstream, and the record says so; a client
+// that answers correctly gets a pass cookie bound to it, which the
+// upstream never sees.
+func TestChallengePlainClients(t *testing.T) {
+	up := &cookieUpstream{}
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	tp := startProxy(t, challengeConfig, srv.URL)
+	get := func(path, ua string, cookies ...string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", tp.URL+path, nil)
+		req.Host = "shop.test"
+		req.Header.Set("User-Agent", ua)
+		if len(cookies) > 0 {
+			req.Header.Set("Cookie", strings.Join(cookies, "; "))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(body)
+	}
+
+	resp, body := get("/account", "curl/8.5")
+	if resp.StatusCode != 403 || !strings.Contains(body, "<noscript>") || !strings.Contains(body, "JavaScript is required") {
+		t.Fatalf("plain client: %d\n%s", resp.StatusCode, body)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'sha256-") || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("page headers %v", resp.Header)
+	}
+	if n, _ := up.count(); n != 0 {
+		t.Fatalf("the upstream was reached %d times by a client that ran no script", n)
+	}
+	e := tp.entryFor(t, resp.Header.Get("X-Request-Id"))
+	if e.Stage != audit.StageChallenge || e.Action != audit.ActionBlocked || e.Status != 403 || !strings.Contains(e.Reason, "challenge served") {
+		t.Errorf("record: stage %q action %q status %d reason %q", e.Stage, e.Action, e.Status, e.Reason)
+	}
+	// Routes without challenge are not affected.
+	if resp, _ := get("/open", "curl/8.5"); resp.StatusCode != 200 {
+		t.Errorf("/open: %d", resp.StatusCode)
+	}
+
+	// A wrong answer is rejected and recorded.
+	resp, _ = get("/account", "curl/8.5", challenge.AnswerCookie+"=1.2.3:4")
+	if e := tp.entryFor(t, resp.Header.Get("X-Request-Id")); resp.StatusCode != 403 || !strings.Contains(e.Reason, "answer rejected: nonce") {
+		t.Errorf("forged answer: %d %q", resp.StatusCode, e.Reason)
+	}
+
+	// Doing the script's work: the answer is accepted, the pass set.
+	const ua = "Mozilla/5.0 (test)"
+	_, body = get("/account", ua)
+	m := nonceAttr.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no nonce in the page:\n%s", body)
+	}
+	bits, _ := strconv.Atoi(m[2])
+	answer := ""
+	for i := 0; answer == ""; i++ {
+		a := m[1] + ":" + strconv.Itoa(i)
+		if challenge.LeadingZeroBits(sha256.Sum256([]byte(a))) >= bits {
+			answer = a
+		}
+	}
+	resp, body = get("/account", ua, "session=s1", challenge.AnswerCookie+"="+answer)
+	var pass string
+	for _, c := range resp.Cookies() {
+		if c.Name == challenge.PassCookie {
+			pass = c.Value
+		}
+	}
+	if resp.StatusCode != 200 || !strings.Contains(body, "hello from upstream") || pass == "" {
+		t.Fatalf("solved: %d pass %q\n%s", resp.StatusCode, pass, body)
+	}
+	if resp, _ := get("/account", ua, challenge.PassCookie+"="+pass); resp.StatusCode != 200 {
+		t.Errorf("with the pass: %d", resp.StatusCode)
+	}
+	// The pass is bound to the User-Agent (and address).
+	if resp, _ := get("/account", "curl/8.5", challenge.PassCookie+"="+pass); resp.StatusCode != 403 {
+		t.Errorf("pass reused by another user agent: %d", resp.StatusCode)
+	}
+	n, cookies := up.count()
+	if n != 3 { // /open, the solved request, the pass
+		t.Errorf("upstream hits %d, want 3", n)
+	}
+	for _, c := range cookies {
+		if strings.Contains(c, "portcullis_") {
+			t.Errorf("the upstream saw the challenge's cookies: %q", c)
+		}
+	}
+	if cookies[1] != "session=s1" {
+		t.Errorf("the application's cookie was not passed on: %q", cookies[1])
+	}
+}
+
+// TestChallengeInChromium: a real browser runs the page's script, solves
+// the proof of work, and lands on the upstream's page.
+func TestChallengeInChromium(t *testing.T) {
+	path := ""
+	for _, name := range []string{os.Getenv("PORTCULLIS_CHROMIUM"), "chromium", "/usr/bin/chromium"} {
+		if name == "" {
+			continue
+		}
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("chromium is not installed, and CI is set: apt-get install -y chromium")
+		}
+		t.Skip("chromium is not installed: skipping (apt-get install -y chromium)")
+	}
+	up := &cookieUpstream{}
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	tp := startProxy(t, challengeConfig, srv.URL)
+	// localhost: a secure context for the browser, and a host the site
+	// ("*") accepts.
+	url := strings.Replace(tp.URL, "127.0.0.1", "localhost", 1) + "/account"
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	actx, acancel := chromedp.NewExecAllocator(ctx, chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("no-proxy-server", true), chromedp.UserDataDir(t.TempDir()))
+	defer acancel()
+	tctx, tcancel := chromedp.NewContext(actx)
+	defer tcancel()
+	if err := chromedp.Do(tctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("navigate: %v", err)
+	}
+	var text string
+	for {
+		got, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+		if err == nil {
+			text = got
+			if strings.Contains(text, "hello from upstream") {
+				break
+			}
+		}
+		select {
+		case <-tctx.Done():
+			t.Fatalf("the browser never got past the challenge; page text %q", text)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if n, _ := up.count(); n != 1 {
+		t.Errorf("upstream hits %d, want 1", n)
+	}
+	// The pass is HttpOnly: the page's script cannot read it.
+	ck, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.cookie`))
+	if err != nil || strings.Contains(ck, challenge.PassCookie) {
+		t.Errorf("document.cookie %q (%v)", ck, err)
+	}
+	// The challenge page the browser got first is in the audit.
+	served := tp.recordsWhere(t, 1, func(e *audit.Entry) bool {
+		return e.Stage == audit.StageChallenge && strings.Contains(strings.Join(e.Headers["User-Agent"], " "), "Chrome")
+	})
+	if len(served) == 0 {
+		t.Error("no record of the challenge served to the browser")
+	}
+}
