@@ -112,6 +112,10 @@ func IsCRS(id int) bool { return id >= 900000 && id < 1000000 }
 // evaluation, 980 correlation and reporting.
 var bookkeepingFiles = []int{900, 901, 905, 949, 959, 980}
 
+// BookkeepingFiles returns the CRS rule files (id / 1000) IsBookkeepingID
+// names, for stores that leave those rules out of a ranking in SQL.
+func BookkeepingFiles() []int { return slices.Clone(bookkeepingFiles) }
+
 // IsBookkeepingID reports whether id is in a CRS bookkeeping rule file, for
 // callers that know only the id (summaries). Rules tagged
 // anomaly-evaluation or reporting need IsBookkeeping.

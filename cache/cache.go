@@ -84,6 +84,7 @@ type Cache struct {
 	seeds   [2]maphash.Seed
 
 	hits, misses, stale atomic.Uint64
+	waiting             atomic.Int64 // misses waiting for another request's fill
 }
 
 var _ http.Handler = (*Cache)(nil)
@@ -131,6 +132,7 @@ type flight struct {
 // Stats are counters for tests and metrics.
 type Stats struct {
 	Hits, Misses, Stale uint64
+	Waiting             int64 // misses waiting now for a fill another request started
 	Entries             int
 	Bytes               int64
 }
@@ -143,7 +145,7 @@ func (c *Cache) Stats() Stats {
 	for _, vs := range c.items {
 		n += len(vs)
 	}
-	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Stale: c.stale.Load(), Entries: n, Bytes: c.size}
+	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Stale: c.stale.Load(), Waiting: c.waiting.Load(), Entries: n, Bytes: c.size}
 }
 
 // Key is the primary cache key of r: scheme, host and the request target as
@@ -195,11 +197,14 @@ func (c *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if f, ok := c.flights[fk]; ok {
 		c.mu.Unlock()
+		c.waiting.Add(1)
 		select {
 		case <-f.done:
 		case <-r.Context().Done():
+			c.waiting.Add(-1)
 			return // the client left while waiting
 		}
+		c.waiting.Add(-1)
 		if f.result != nil {
 			c.count(f.xcache)
 			c.serve(w, r, f.result, c.now(), f.xcache)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/internal/waitfor"
 )
 
 // origin is a scriptable upstream: handle decides each answer; requests
@@ -356,9 +357,16 @@ func TestCacheCollapsesMisses(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(100 * time.Millisecond) // let them all queue behind the first
+	// Release the upstream once the other 99 wait for the first one's fill.
+	queued := waitfor.True(30*time.Second, func() bool { return c.Stats().Waiting == 99 })
 	close(release)
 	wg.Wait()
+	if !queued {
+		t.Error("99 misses never waited together for one fill")
+	}
+	if c.Stats().Waiting != 0 {
+		t.Errorf("still %d waiting after every answer", c.Stats().Waiting)
+	}
 	if o.requests.Load() != 1 || ok.Load() != 100 {
 		t.Errorf("upstream requests %d (want 1), good answers %d (want 100)", o.requests.Load(), ok.Load())
 	}
@@ -375,9 +383,12 @@ func TestCacheCollapsesMisses(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); send(c2, "GET", "http://s.test/private") }()
 	}
-	time.Sleep(50 * time.Millisecond)
+	queued = waitfor.True(30*time.Second, func() bool { return c2.Stats().Waiting == 4 })
 	close(release2)
 	wg.Wait()
+	if !queued {
+		t.Error("4 misses never waited for the first one's unstorable answer")
+	}
 	if o2.requests.Load() != 5 {
 		t.Errorf("private answers: upstream requests %d, want 5", o2.requests.Load())
 	}

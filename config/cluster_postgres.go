@@ -20,9 +20,10 @@ type Postgres struct {
 	// hold a password (use PasswordFile or PasswordEnv) nor query
 	// parameters (the settings are fields here).
 	URL string `yaml:"url"`
-	// Password is refused: a secret written into the configuration file
-	// ends up in backups, diffs and support tickets.
-	Password string `yaml:"password"`
+	// Password is refused when written out: a secret in the configuration
+	// file ends up in backups, diffs and support tickets. A placeholder
+	// ("{env.PG_PASSWORD}", "{file.pg.pw}") is accepted.
+	Password string `yaml:"password" secret:"value"`
 	// PasswordFile holds the password (trailing newline ignored). Default:
 	// none.
 	PasswordFile string `yaml:"password_file"`
@@ -135,8 +136,13 @@ func (c *checker) resolvePostgres(pg *Postgres, cfg *Config) *PostgresConfig {
 			c.errorf(p+".url", "must name one database, as in postgres://portcullis@host/audit")
 		}
 	}
-	if pg.Password != "" {
-		c.errorf(p+".password", "inline passwords are not accepted; put it in a file (password_file) or the environment (password_env)")
+	switch {
+	case pg.Password != "" && !c.secretPaths[p+".password"]:
+		c.errorf(p+".password", "inline passwords are not accepted; put it in a file (password_file) or the environment (password_env), or write \"{env.NAME}\" or \"{file.PATH}\"")
+	case pg.Password != "" && (pg.PasswordFile != "" || pg.PasswordEnv != ""):
+		c.errorf(p+".password", "give one of password, password_file or password_env")
+	case pg.Password != "":
+		out.Password = Secret(pg.Password) // from a placeholder: not in the file
 	}
 	switch {
 	case pg.PasswordFile != "" && pg.PasswordEnv != "":

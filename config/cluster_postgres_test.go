@@ -32,6 +32,9 @@ func TestClusterPostgresResolved(t *testing.T) {
 		{"env password, explicit mode", `cluster: {name: eu, postgres: {url: "postgresql://pc@10.0.0.6/a", password_env: PORTCULLIS_TEST_PG_PW, ssl_mode: require, instance: "a:3", timeout: 2s}}`,
 			PostgresConfig{ConnString: "postgresql://pc@10.0.0.6/a?sslmode=require", Addr: "10.0.0.6:5432", Database: "a", Password: "from-env", SSLMode: "require",
 				Schema: "portcullis", Instance: "a:3", Timeout: 2 * time.Second, Dial: 5 * time.Second, SpoolDir: "/var/lib/pc/audit-spool", SpoolMax: 1 << 30}},
+		{"placeholder password", `cluster: {name: eu, postgres: {url: "postgres://pc@127.0.0.1/audit", password: "{env.PORTCULLIS_TEST_PG_PW}", instance: a4}}`,
+			PostgresConfig{ConnString: "postgres://pc@127.0.0.1/audit?sslmode=disable", Addr: "127.0.0.1:5432", Database: "audit", Password: "from-env", SSLMode: "disable",
+				Schema: "portcullis", Instance: "a4", Timeout: 10 * time.Second, Dial: 5 * time.Second, SpoolDir: "/var/lib/pc/audit-spool", SpoolMax: 1 << 30}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -92,7 +92,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, Errors{yamlSyntaxError(name, err)}
 	}
-	c := &checker{file: name, lines: map[string]int{}, bad: map[string]bool{}, literal: map[string]bool{}, secretPaths: map[string]bool{}}
+	c := &checker{file: name, lines: map[string]int{}, bad: map[string]bool{}, literal: map[string]bool{}, secretPaths: map[string]bool{}, plugins: map[string]*CRSPlugin{}}
 	var file File
 	if len(doc.Content) > 0 {
 		root := doc.Content[0]
@@ -149,6 +149,9 @@ type checker struct {
 	// {file.PATH}; secrets are those values, kept out of messages.
 	secretPaths map[string]bool
 	secrets     []secretValue
+	// plugins are the CRS plugin directories read so far, by path (nil:
+	// unreadable), so that one named at several levels is read once.
+	plugins map[string]*CRSPlugin
 }
 
 func (c *checker) errorf(path, format string, args ...any) {

@@ -190,6 +190,7 @@ type WAFSettings struct {
 	RulesBefore       []RuleText
 	RulesAfter        []RuleText
 	Exclusions        []ExclusionConfig
+	Plugins           []*CRSPlugin // CRS plugins, in the order listed
 }
 
 // RuleText is custom SecLang with where it came from, for error messages.
@@ -619,6 +620,7 @@ func (c *checker) mergeWAF(base WAFSettings, w *WAF, p string) WAFSettings {
 	out.RulesBefore = slices.Clone(base.RulesBefore)
 	out.RulesAfter = slices.Clone(base.RulesAfter)
 	out.Exclusions = slices.Clone(base.Exclusions)
+	out.Plugins = slices.Clone(base.Plugins)
 	out.ResponseMIMETypes = slices.Clone(base.ResponseMIMETypes)
 	out.CRSVariables = make(map[string]string, len(base.CRSVariables))
 	for k, v := range base.CRSVariables {
@@ -721,6 +723,14 @@ func (c *checker) mergeWAF(base WAFSettings, w *WAF, p string) WAFSettings {
 		if ex, ok := c.exclusion(e, fmt.Sprintf("%s.exclusions[%d]", p, i)); ok {
 			out.Exclusions = append(out.Exclusions, ex)
 		}
+	}
+	for _, pl := range c.crsPlugins(w.CRSPlugins, p+".crs_plugins") {
+		if !slices.Contains(out.Plugins, pl) {
+			out.Plugins = append(out.Plugins, pl)
+		}
+	}
+	if len(w.CRSPlugins) > 0 && !out.CRS {
+		c.errorf(p+".crs_plugins", "CRS plugins need the CRS, which is off here (crs: false)")
 	}
 	return out
 }

@@ -478,6 +478,12 @@ type WAF struct {
 	RulesAfter []RuleSource `yaml:"rules_after"`
 	// Exclusions remove rules, or one target of a rule, to fix false positives.
 	Exclusions []Exclusion `yaml:"exclusions"`
+	// CRSPlugins are CRS plugin directories (relative to the config file):
+	// their *-config.conf files load after the CRS setup, *-before.conf
+	// before the CRS rules and *-after.conf after them, as the CRS orders
+	// plugins. Like the other lists they add to the level above. Needs
+	// the CRS (crs: true). Default: none.
+	CRSPlugins []string `yaml:"crs_plugins"`
 }
 
 // RequestBody sets how much of a request body is inspected.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portcullis-waf/portcullis/clientip"
+	"github.com/portcullis-waf/portcullis/internal/waitfor"
 )
 
 // dialFrom connects to addr from the loopback address src. A connection
@@ -279,12 +280,8 @@ func TestDescriptorReserve(t *testing.T) {
 		}
 		accepted <- ac
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for !l.Stats().Paused {
-		if time.Now().After(deadline) {
-			t.Fatal("Accept did not pause with 95 of 100 descriptors in use and 10 reserved")
-		}
-		time.Sleep(time.Millisecond)
+	if !waitfor.True(30*time.Second, func() bool { return l.Stats().Paused }) {
+		t.Fatal("Accept did not pause with 95 of 100 descriptors in use and 10 reserved")
 	}
 	select {
 	case <-accepted:
@@ -317,8 +314,8 @@ func TestPausedAcceptEndsOnClose(t *testing.T) {
 	ln := listen(t, l, false, nil)
 	done := make(chan error, 1)
 	go func() { _, err := ln.Accept(); done <- err }()
-	for !l.Stats().Paused {
-		time.Sleep(time.Millisecond)
+	if !waitfor.True(30*time.Second, func() bool { return l.Stats().Paused }) {
+		t.Fatal("Accept did not pause with 99 of 100 descriptors in use")
 	}
 	ln.Close()
 	if err := <-done; !errors.Is(err, net.ErrClosed) {

@@ -52,8 +52,9 @@ func (p *Pipeline) admit(w http.ResponseWriter, r *http.Request, entry *audit.En
 // connection, lifted when the connection is idle again.
 type sendTimeout struct {
 	http.ResponseWriter
-	rc      *http.ResponseController
+	rc      http.ResponseController // a value: one allocation less per request
 	watch   *sendWatch
+	shard   uint32 // of watch, where add put it
 	h1      bool
 	d       time.Duration
 	writing atomic.Int64 // unix nanoseconds the write in progress started; 0: none
@@ -65,8 +66,8 @@ func newSendTimeout(w http.ResponseWriter, r *http.Request, watch *sendWatch, d 
 	if d <= 0 || watch == nil {
 		return nil
 	}
-	sw := &sendTimeout{ResponseWriter: w, rc: http.NewResponseController(w), watch: watch, h1: r.ProtoMajor == 1, d: d}
-	watch.add(sw)
+	sw := &sendTimeout{ResponseWriter: w, rc: *http.NewResponseController(w), watch: watch, h1: r.ProtoMajor == 1, d: d}
+	sw.shard = watch.add(sw)
 	return sw
 }
 
@@ -124,24 +125,21 @@ func newSendWatch(timeout time.Duration) *sendWatch {
 	return w
 }
 
-func (w *sendWatch) add(sw *sendTimeout) {
-	sh := &w.shards[w.next.Add(1)%uint32(len(w.shards))]
+// add watches sw and returns the shard it went to, for remove.
+func (w *sendWatch) add(sw *sendTimeout) uint32 {
+	i := w.next.Add(1) % uint32(len(w.shards))
+	sh := &w.shards[i]
 	sh.mu.Lock()
 	sh.m[sw] = struct{}{}
 	sh.mu.Unlock()
+	return i
 }
 
 func (w *sendWatch) remove(sw *sendTimeout) {
-	for i := range w.shards { // 16 small maps: cheaper than remembering the shard
-		sh := &w.shards[i]
-		sh.mu.Lock()
-		_, ok := sh.m[sw]
-		delete(sh.m, sw)
-		sh.mu.Unlock()
-		if ok {
-			return
-		}
-	}
+	sh := &w.shards[sw.shard]
+	sh.mu.Lock()
+	delete(sh.m, sw)
+	sh.mu.Unlock()
 }
 
 func (w *sendWatch) run(tick time.Duration) {

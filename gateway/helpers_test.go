@@ -15,6 +15,7 @@ import (
 
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/internal/waitfor"
 	"github.com/portcullis-waf/portcullis/tlsmgr"
 	"github.com/portcullis-waf/portcullis/waf"
 )
@@ -107,20 +108,21 @@ func startProxy(t *testing.T, yamlText, upstream string) *testProxy {
 // entryFor returns the record of the request with the given id.
 func (tp *testProxy) entryFor(t *testing.T, id string) *audit.Entry {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	var found *audit.Entry
+	if !waitfor.True(5*time.Second, func() bool {
 		tp.records.mu.Lock()
+		defer tp.records.mu.Unlock()
 		for _, e := range tp.records.entries {
 			if e.ID == id {
-				tp.records.mu.Unlock()
-				return e
+				found = e
+				return true
 			}
 		}
-		tp.records.mu.Unlock()
-		time.Sleep(10 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("no audit record for request %s", id)
 	}
-	t.Fatalf("no audit record for request %s", id)
-	return nil
+	return found
 }
 
 // noEntryFor asserts that the request left no record. A finished request
@@ -129,12 +131,8 @@ func (tp *testProxy) entryFor(t *testing.T, id string) *audit.Entry {
 // one writer), so once the marker is in, the request's record would be too.
 func (tp *testProxy) noEntryFor(t *testing.T, id string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for tp.server.Pipeline().ActiveRequests() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("requests still in flight after 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !waitfor.True(5*time.Second, func() bool { return tp.server.Pipeline().ActiveRequests() == 0 }) {
+		t.Fatalf("requests still in flight after 5s")
 	}
 	marker := "marker-after-" + id
 	if !tp.writer.Submit(&audit.Entry{ID: marker}) {
@@ -207,11 +205,4 @@ func echoUpstream(w http.ResponseWriter, r *http.Request) {
 
 // eventually polls cond for up to 3 s and reports whether it became true:
 // for effects that happen off the request path.
-func eventually(cond func() bool) bool {
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return cond()
-}
+func eventually(cond func() bool) bool { return waitfor.True(3*time.Second, cond) }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/internal/waitfor"
 )
 
 // reloadConfig routes to upstream A or B; B also excludes the SQL rules for
@@ -138,7 +139,12 @@ func TestReloadUnderLoad(t *testing.T) {
 		if err := tp.server.Reload(configFor(i%2 == 0), 5*time.Second); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
-		time.Sleep(10 * time.Millisecond) // let traffic reach each configuration
+		// Let traffic reach each configuration: every worker counts a
+		// request only after its previous one was answered.
+		n := sent.Load()
+		if !waitfor.True(30*time.Second, func() bool { return sent.Load() >= n+8 }) {
+			t.Fatalf("no traffic after reload %d", i)
+		}
 	}
 	close(stop)
 	wg.Wait()

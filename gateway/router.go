@@ -212,8 +212,12 @@ func valueMatches(vs []string, c config.MatchConfig) bool {
 
 func (rt *router) siteFor(host string) *site {
 	h := strings.ToLower(host)
-	if hh, _, err := net.SplitHostPort(h); err == nil {
-		h = hh
+	// Without a colon there is no port, and SplitHostPort would only
+	// allocate its error.
+	if strings.IndexByte(h, ':') >= 0 {
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			h = hh
+		}
 	}
 	h = strings.TrimSuffix(h, ".")
 	if s, ok := rt.exact[h]; ok {

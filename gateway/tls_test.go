@@ -26,6 +26,7 @@ import (
 
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/internal/waitfor"
 	"github.com/portcullis-waf/portcullis/tlsmgr"
 	"github.com/portcullis-waf/portcullis/tlsmgr/acmetest"
 	"github.com/redis/go-redis/v9"
@@ -272,17 +273,17 @@ func TestMalformedHTTP2RequestIsAudited(t *testing.T) {
 		{`HTTP/2: invalid header field name "User-Agent"`, 941100},
 	} {
 		var found []*audit.Entry
-		deadline := time.Now().Add(5 * time.Second)
-		for len(found) == 0 && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
+		waitfor.True(5*time.Second, func() bool {
 			tp.records.mu.Lock()
+			defer tp.records.mu.Unlock()
+			found = found[:0]
 			for _, e := range tp.records.entries {
 				if strings.Contains(e.Reason, tc.reason) {
 					found = append(found, e)
 				}
 			}
-			tp.records.mu.Unlock()
-		}
+			return len(found) > 0
+		})
 		if len(found) != 1 {
 			t.Fatalf("%d records for %q", len(found), tc.reason)
 		}

@@ -132,12 +132,12 @@ func (v *bodyView) Close() error { return nil }
 type upstreamBody struct {
 	io.ReadCloser
 	once sync.Once
-	done func()
+	run  *attemptRun
 }
 
 func (u *upstreamBody) Close() error {
 	err := u.ReadCloser.Close()
-	u.once.Do(u.done)
+	u.once.Do(u.run.end)
 	return err
 }
 

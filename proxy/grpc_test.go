@@ -127,6 +127,34 @@ func TestProxyGRPC(t *testing.T) {
 		}
 	})
 
+	t.Run("upstream down: a gRPC status, not a page", func(t *testing.T) {
+		dead, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadAddr := dead.Addr().String()
+		dead.Close() // connection refused from now on
+		down := newFront(t, strings.ReplaceAll(grpcConfig, "UPSTREAM", "http://"+deadAddr))
+		down.srv.EnableHTTP2 = true
+		down.srv.StartTLS()
+		droots := x509.NewCertPool()
+		droots.AddCert(down.srv.Certificate())
+		dconn, err := grpc.NewClient("passthrough:///"+down.srv.Listener.Addr().String(),
+			grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: droots, ServerName: "example.com"})),
+			grpc.WithAuthority("example.com"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dconn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err = testpb.NewTestServiceClient(dconn).UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("hello")}})
+		st := status.Convert(err)
+		if st.Code() != codes.Unavailable || !strings.HasPrefix(st.Message(), "request ") || strings.Contains(st.Message(), deadAddr) || strings.Contains(st.Message(), "html") {
+			t.Errorf("dead upstream: %v, want UNAVAILABLE naming the request id only", err)
+		}
+	})
+
 	t.Run("not gRPC on a gRPC route", func(t *testing.T) {
 		// gRPC's content type over HTTP/1.1 is no gRPC call.
 		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/internal/waitfor"
 )
 
 // TestReloadKeepsTargetVerdicts builds a pool, lets its active check take
@@ -52,12 +53,8 @@ func TestReloadKeepsTargetVerdicts(t *testing.T) {
 
 	prev := NewPool(upstream(&check, passive, sickURL, wellURL), nil, log)
 	defer prev.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for prev.Status()[0].Up {
-		if time.Now().After(deadline) {
-			t.Fatal("the sick target was never taken out")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !waitfor.True(10*time.Second, func() bool { return !prev.Status()[0].Up }) {
+		t.Fatal("the sick target was never taken out")
 	}
 	prev.failed(prev.targets[1])
 	if st := prev.Status(); !st[1].Up || !st[1].Ejected {
@@ -127,12 +124,8 @@ func TestReloadKeepsTargetVerdicts(t *testing.T) {
 		t.Fatal("the sick target was not carried over as down")
 	}
 	recovered.Store(true)
-	deadline = time.Now().Add(10 * time.Second)
-	for !back.Status()[0].Up {
-		if time.Now().After(deadline) {
-			t.Fatal("the carried-over target never came back after its check passed")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !waitfor.True(10*time.Second, func() bool { return back.Status()[0].Up }) {
+		t.Fatal("the carried-over target never came back after its check passed")
 	}
 	recovered.Store(false)
 

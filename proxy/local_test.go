@@ -19,6 +19,7 @@ import (
 
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/internal/waitfor"
 )
 
 // TestLocalDialErrorsDoNotEject: when Portcullis itself runs out of file
@@ -127,12 +128,8 @@ func localDialChild(t *testing.T) {
 	}
 	// The active check's first probe ran when the pool was built, without
 	// descriptors too.
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(logs.String(), "health check skipped: local resources exhausted") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no skipped probe logged:\n%s", logs.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !waitfor.True(30*time.Second, func() bool { return strings.Contains(logs.String(), "health check skipped: local resources exhausted") }) {
+		t.Fatalf("no skipped probe logged:\n%s", logs.String())
 	}
 	if st := pool.Status()[0]; st.Ejected || !st.Up {
 		t.Fatalf("target after local failures: %+v; want up, not ejected", st)

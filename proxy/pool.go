@@ -51,7 +51,8 @@ type target struct {
 	url      *url.URL
 	name     string // url.String(), for records and logs
 	weight   int
-	maxConns int64 // 0: no limit
+	maxConns int64     // 0: no limit
+	fast     *fastPath // nil: every request goes through http.Transport
 
 	inflight     atomic.Int64
 	served       atomic.Uint64
@@ -175,7 +176,12 @@ func NewPool(u *config.UpstreamConfig, prev *Pool, log *slog.Logger) *Pool {
 	}
 	p.life, p.end = context.WithCancel(context.Background())
 	for i, tc := range u.Targets {
-		p.targets = append(p.targets, &target{idx: i, url: tc.URL, name: tc.URL.String(), weight: tc.Weight, maxConns: int64(tc.MaxConns)})
+		t := &target{idx: i, url: tc.URL, name: tc.URL.String(), weight: tc.Weight, maxConns: int64(tc.MaxConns)}
+		// The fast path dials as the transport does (same errors, same
+		// limits), through the transport's dialer as it is at the time.
+		t.fast = newFastPath(tc.URL.Scheme, tc.URL.Hostname(), tc.URL.Port(), u.H2C, p.dialContext,
+			p.transport.MaxIdleConnsPerHost, p.transport.IdleConnTimeout, p.transport.MaxResponseHeaderBytes)
+		p.targets = append(p.targets, t)
 	}
 	p.bal = newBalancer(u.Policy, p.targets)
 	if prev != nil {
@@ -243,6 +249,11 @@ func newTransport(u *config.UpstreamConfig) *http.Transport {
 	return t
 }
 
+// dialContext opens a connection to a target with the transport's dialer.
+func (p *Pool) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return p.transport.DialContext(ctx, network, addr)
+}
+
 // Name is the upstream's name.
 func (p *Pool) Name() string { return p.name }
 
@@ -252,6 +263,9 @@ func (p *Pool) Close() {
 		p.end()
 		p.wg.Wait()
 		p.transport.CloseIdleConnections()
+		for _, t := range p.targets {
+			t.fast.close()
+		}
 	})
 }
 
@@ -360,22 +374,34 @@ func (p *Pool) unavailable() error {
 // attempt sends one copy of req to t. sent reports whether the request,
 // body included, was written to the target.
 func (p *Pool) attempt(req *http.Request, t *target, body *replayBody, o *attemptOptions) (resp *http.Response, sent bool, err error) {
+	// One allocation holds what the attempt needs until its response body
+	// is closed: the header watch, its trace hook, the target URL and the
+	// body wrapper (issue 14: the uninspected path allocates per request
+	// only what it must).
+	a := &attemptRun{t: t}
 	ctx, cancel := context.WithCancel(req.Context())
+	a.cancel = cancel
 	wait := p.headerWait
 	if o.headerWait > 0 {
 		wait = o.headerWait
 	}
-	hw := &headerWatch{wait: wait, cancel: cancel}
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: hw.wroteRequest})
+	hw := &a.hw
+	hw.wait, hw.cancel = wait, cancel
+	a.trace.WroteRequest = hw.wroteRequest
+	ctx = httptrace.WithClientTrace(ctx, &a.trace)
 	out := req.WithContext(ctx) // a shallow copy: headers are shared, which is fine, they are not changed here
-	u := *req.URL
-	setTarget(&u, t.url)
-	out.URL = &u
+	a.url = *req.URL
+	setTarget(&a.url, t.url)
+	out.URL = &a.url
 	if body != nil {
 		out.Body = body.view()
 		out.GetBody = nil
 	}
-	resp, err = p.transport.RoundTrip(out)
+	if t.fast.takes(out) {
+		resp, err = t.fast.roundTrip(out)
+	} else {
+		resp, err = p.transport.RoundTrip(out)
+	}
 	fired, sent := hw.stop()
 	if fired {
 		cancel()
@@ -390,7 +416,6 @@ func (p *Pool) attempt(req *http.Request, t *target, body *replayBody, o *attemp
 	}
 	t.served.Add(1)
 	p.observe(t, resp.StatusCode)
-	done := func() { cancel(); t.release() }
 	if rwc, ok := resp.Body.(interface {
 		Read([]byte) (int, error)
 		Write([]byte) (int, error)
@@ -398,12 +423,27 @@ func (p *Pool) attempt(req *http.Request, t *target, body *replayBody, o *attemp
 	}); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		// An upgraded connection (WebSocket): ReverseProxy needs to write to
 		// it, and it is closed after idle time without traffic.
-		resp.Body = newIdleConn(rwc, o.wsIdle, done)
+		resp.Body = newIdleConn(rwc, o.wsIdle, a.end)
 		return resp, true, nil
 	}
-	resp.Body = &upstreamBody{ReadCloser: resp.Body, done: done}
+	a.body.ReadCloser, a.body.run = resp.Body, a
+	resp.Body = &a.body
 	return resp, true, nil
 }
+
+// attemptRun is the state of one attempt, allocated at once.
+type attemptRun struct {
+	hw     headerWatch
+	trace  httptrace.ClientTrace
+	url    url.URL
+	body   upstreamBody
+	cancel context.CancelFunc
+	t      *target
+}
+
+// end finishes the attempt once its response is done with: the attempt's
+// context is canceled and the target's connection slot released.
+func (a *attemptRun) end() { a.cancel(); a.t.release() }
 
 // headerWatch is the response header timeout of one attempt (none when
 // wait is 0). It starts when the request, body included, was written (a

@@ -13,6 +13,12 @@
 // route's use of a pool: header edits, body limit, timeouts, gRPC and
 // WebSocket handling.
 //
+// Ordinary requests to cleartext HTTP/1.1 targets (no upgrade, no
+// Expect, a body of known length up to 16 KiB) are written and answered on
+// the handler's own goroutine over each target's keep-alive pool (fast.go);
+// everything else, TLS and h2c targets included, goes through
+// http.Transport.
+//
 // Every forwarded request gets X-Forwarded-For/-Proto/-Host from what
 // Portcullis itself saw (incoming values are dropped: they are not trusted);
 // hop-by-hop headers are removed; WebSocket upgrades pass through; responses
@@ -138,15 +144,20 @@ func (rt *Route) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header.Del("Connection")
 		pr.Out.Header.Del("Http2-Settings")
 	}
-	pr.Out.Header.Set("X-Forwarded-For", entry.ClientIP)
-	pr.Out.Header.Set("X-Real-Ip", entry.ClientIP)
-	pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
 	proto := "http"
 	if pr.In.TLS != nil {
 		proto = "https"
 	}
-	pr.Out.Header.Set("X-Forwarded-Proto", proto)
-	pr.Out.Header.Set(respond.RequestIDHeader, entry.ID)
+	// What Header.Set would do for these canonical names, with one backing
+	// array for the five values instead of one allocation each.
+	vals := [...]string{entry.ClientIP, entry.ClientIP, pr.In.Host, proto, entry.ID}
+	set := vals[:]
+	h := pr.Out.Header
+	h["X-Forwarded-For"] = set[0:1:1]
+	h["X-Real-Ip"] = set[1:2:2]
+	h["X-Forwarded-Host"] = set[2:3:3]
+	h["X-Forwarded-Proto"] = set[3:4:4]
+	h[respond.RequestIDHeader] = set[4:5:5]
 	// The operator's edits come last, so a route may deliberately set one of
 	// the headers above (e.g. X-Forwarded-Prefix for an app mounted below /).
 	applyEdits(pr.Out.Header, &rt.cfg.RequestHeaders)
@@ -219,6 +230,11 @@ func (rt *Route) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusGatewayTimeout
 	}
 	entry.Fail(audit.StageProxy, "upstream "+rt.pool.name+": "+err.Error())
+	if rt.cfg.GRPC {
+		g, ok := parseGRPCTimeout(r.Header.Get("Grpc-Timeout"))
+		grpcError(w, status, ok && time.Since(entry.Time) >= g, entry.ID)
+		return
+	}
 	respond.Error(w, r, status, entry.ID)
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 	"github.com/oschwald/geoip2-golang/v2"
+
+	"github.com/portcullis-waf/portcullis/internal/waitfor"
 )
 
 // countryRecord is the shape of a GeoLite2-Country record, trimmed.
@@ -244,7 +246,8 @@ func TestGeoIPReload(t *testing.T) {
 	if got := g.Lookup(addr); got != (Location{"IE", 64496, "Example Transit"}) {
 		t.Errorf("after broken reload Lookup = %+v", got)
 	}
-	// Reported once, not on every check.
+	// Reported once, not on every check. Not a synchronisation: a grace
+	// period for the negative assertion, in which the check runs again.
 	time.Sleep(30 * time.Millisecond)
 	if n := strings.Count(logs.String(), "geoip reload failed"); n != 1 {
 		t.Errorf("broken file reported %d times, want 1", n)
@@ -261,12 +264,8 @@ func TestGeoIPReload(t *testing.T) {
 // waitFor polls cond for up to 5 s.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !waitfor.True(5*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

@@ -122,6 +122,8 @@ func TestFileList(t *testing.T) {
 	// A malformed file keeps the last good entries and is counted once.
 	writeList(t, path, "198.51.100.0/24", "203.0.113.0/24", "not-an-ip", "192.0.2.3")
 	waitFor(t, "malformed file reported", func() bool { return l.Stats().Failures == 1 })
+	// Not a synchronisation: a grace period for the negative assertion
+	// ("once"), in which the periodic check runs several more times.
 	time.Sleep(30 * time.Millisecond)
 	st := l.Stats()
 	if st.Failures != 1 || !strings.Contains(st.LastError, "line 3") || !strings.Contains(st.LastError, path) {
@@ -249,7 +251,7 @@ func TestFeedList(t *testing.T) {
 
 	// Unchanged: a conditional request, 304, a success that keeps the list.
 	before := st.LastSuccess
-	time.Sleep(2 * time.Millisecond)
+	time.Sleep(2 * time.Millisecond) // the clock must move for LastSuccess to change
 	l.refresh(ctx)
 	if h := f.lastRequest(); h.Get("If-None-Match") != `"v1"` || h.Get("If-Modified-Since") != lastMod {
 		t.Errorf("refresh did not send the validators: %v", h)
@@ -567,7 +569,7 @@ func TestListConcurrentLookups(t *testing.T) {
 	}
 	for i := range 20 {
 		f.set(http.StatusOK, fmt.Sprintf(`"%d"`, i), numbered(50+i))
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // pacing: readers run between the changes
 	}
 	close(stop)
 	wg.Wait()

@@ -55,7 +55,7 @@ func Build(s config.WAFSettings) []Piece {
 		pieces = append(pieces, Piece{Origin: "exclusions", Text: cond})
 	}
 	if s.CRS {
-		pieces = append(pieces, Piece{Origin: "OWASP CRS", Text: crsDirectives(s)})
+		pieces = append(pieces, crsWithPlugins(crsDirectives(s), s.Plugins)...)
 	}
 	if static := staticExclusions(s.Exclusions); static != "" {
 		pieces = append(pieces, Piece{Origin: "exclusions", Text: static})
@@ -199,7 +199,7 @@ func crsDirectives(s config.WAFSettings) string {
 		}
 		fmt.Fprintf(&b, "SecAction \"id:900001,phase:1,pass,t:none,nolog,%s\"\n", strings.Join(acts, ","))
 	}
-	b.WriteString("Include @owasp_crs/*.conf\n")
+	b.WriteString(crsRulesInclude)
 	// CRS 901340 asks for REQUEST_BODY to be filled for bodies of any other
 	// type (ModSecurity's forceRequestBodyVariable). Coraza does that by
 	// parsing them as a form, so a 10 MB upload becomes a 10 MB argument
@@ -208,6 +208,38 @@ func crsDirectives(s config.WAFSettings) string {
 	// ModSecurity does.
 	b.WriteString(`SecRule REQBODY_PROCESSOR "!@rx (?:URLENCODED|MULTIPART|XML|JSON)" "id:200010,phase:1,pass,nolog,noauditlog,t:none,ctl:requestBodyProcessor=RAW"` + "\n")
 	return b.String()
+}
+
+// crsRulesInclude loads the CRS rule files; CRS plugins go around it.
+const crsRulesInclude = "Include @owasp_crs/*.conf\n"
+
+// crsWithPlugins places the plugins' files around the CRS the way the CRS
+// orders them (its plugin documentation, and crs-setup.conf's Include
+// lines): every plugin's *-config.conf after the CRS setup (crs is setup
+// first, then the rules), every *-before.conf next, then the CRS rules,
+// then every *-after.conf. Plugins come in the order listed, each plugin's
+// files sorted by name.
+func crsWithPlugins(crs string, plugins []*config.CRSPlugin) []Piece {
+	if len(plugins) == 0 {
+		return []Piece{{Origin: "OWASP CRS", Text: crs}}
+	}
+	setup, rest, found := strings.Cut(crs, crsRulesInclude)
+	if !found { // no rule include to put them around: keep the CRS whole
+		return []Piece{{Origin: "OWASP CRS", Text: crs}}
+	}
+	pieces := []Piece{{Origin: "OWASP CRS setup", Text: setup}}
+	add := func(files func(*config.CRSPlugin) []config.RuleText) {
+		for _, pl := range plugins {
+			for _, f := range files(pl) {
+				pieces = append(pieces, Piece{Origin: f.Origin, Text: f.Text})
+			}
+		}
+	}
+	add(func(pl *config.CRSPlugin) []config.RuleText { return pl.Config })
+	add(func(pl *config.CRSPlugin) []config.RuleText { return pl.Before })
+	pieces = append(pieces, Piece{Origin: "OWASP CRS", Text: crsRulesInclude + rest})
+	add(func(pl *config.CRSPlugin) []config.RuleText { return pl.After })
+	return pieces
 }
 
 // staticExclusions are exclusions without a path or method condition; they

@@ -153,6 +153,8 @@ func TestACMECacheRestartOutageAndUnknownSNI(t *testing.T) {
 	if _, err := handshake(tlsLn2.Addr().String(), &tls.Config{ServerName: "evil.test", RootCAs: ca.IssuerRoots()}); err == nil {
 		t.Error("unknown SNI got a certificate")
 	}
+	// Not a synchronisation: a grace period for the negative assertion, in
+	// which an order started in the background would reach the CA.
 	time.Sleep(200 * time.Millisecond)
 	if ca.Orders() != before {
 		t.Errorf("unknown SNI caused %d order(s)", ca.Orders()-before)
@@ -219,7 +221,7 @@ func TestACMERenewBeforeLongerThanLifetime(t *testing.T) {
 	if _, err := a.Certificate(context.Background(), "shop.test"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // the behaviour under test: no order in this window
 	if n := ca.Orders(); n != 1 {
 		t.Errorf("%d orders within 2 s of the first issuance, want 1", n)
 	}

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-waf/portcullis/internal/waitfor"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -130,7 +132,8 @@ func TestFileSourceReloadsReplacedFilesAndKeepsOldOnBrokenOnes(t *testing.T) {
 	if err := src.Reload(); err == nil || !strings.Contains(err.Error(), "do not form a pair") {
 		t.Errorf("broken replacement: %v", err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Reload is synchronous and the loop is stopped: nothing can change the
+	// served certificate after Reload returned.
 	if got := serial(); got != 2 {
 		t.Errorf("after a broken replacement the served serial is %d, want 2", got)
 	}
@@ -138,12 +141,8 @@ func TestFileSourceReloadsReplacedFilesAndKeepsOldOnBrokenOnes(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitfor.True(5*time.Second, cond) {
+		t.Fatal("condition not met within 5s")
 	}
 }
 

@@ -87,7 +87,8 @@ type Conn struct {
 	inHandler atomic.Bool
 	mu        sync.Mutex
 	capture   []byte
-	dropped   bool // bytes arrived past the capture limit
+	box       *[]byte // what capture came from in capturePool; reused to put it back
+	dropped   bool    // bytes arrived past the capture limit
 	// leftover are bytes captured beyond the current request (a pipelined
 	// or smuggled next request); they start the next capture.
 	leftover []byte
@@ -110,7 +111,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 		c.mu.Lock()
 		if !c.inHandler.Load() {
 			if c.capture == nil {
-				c.capture = (*capturePool.Get().(*[]byte))[:0]
+				c.box = capturePool.Get().(*[]byte)
+				c.capture = (*c.box)[:0]
 			}
 			room := c.limit - len(c.capture)
 			if room > 0 {
@@ -194,10 +196,13 @@ func (c *Conn) Close() error {
 
 func (c *Conn) releaseLocked() {
 	if c.capture != nil && cap(c.capture) <= 64<<10 {
-		b := c.capture[:0]
-		capturePool.Put(&b)
+		if c.box == nil {
+			c.box = new([]byte)
+		}
+		*c.box = c.capture[:0]
+		capturePool.Put(c.box) // the same box: putting a buffer back allocates nothing
 	}
-	c.capture = nil
+	c.box, c.capture = nil, nil
 }
 
 // serverError reads the status and reason of an error response written by

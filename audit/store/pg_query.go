@@ -291,10 +291,19 @@ func (p *Postgres) summary(ctx context.Context, tx pgx.Tx, f query.Filter, opts 
 		if err := pgCountsInto(ctx, tx, a, h0, h1, width, acond, aargs); err != nil {
 			return nil, err
 		}
-		acond4, aargs4 := pgActionCond(f, 4)
-		for _, seg := range topSegments(h0, h1) {
-			if err := pgTopsInto(ctx, tx, a, seg, acond4, aargs4); err != nil {
+		if since == h0 && until == h1 {
+			// Whole hours (what the dashboard asks for): the rollups alone
+			// decide the top lists, so PostgreSQL ranks them and sends only
+			// the top rows instead of every distinct value.
+			if err := pgTopNInto(ctx, tx, a, topSegments(h0, h1), f, topN(opts)); err != nil {
 				return nil, err
+			}
+		} else {
+			acond4, aargs4 := pgActionCond(f, 4)
+			for _, seg := range topSegments(h0, h1) {
+				if err := pgTopsInto(ctx, tx, a, seg, acond4, aargs4); err != nil {
+					return nil, err
+				}
 			}
 		}
 		a.dropEmpty()
@@ -449,6 +458,71 @@ func pgTopsInto(ctx context.Context, tx pgx.Tx, a *aggregator, seg segment, acon
 	})
 	if err != nil {
 		return fmt.Errorf("read top counts: %w", err)
+	}
+	return nil
+}
+
+// pgTopNInto adds the top values of each dimension over the segments:
+// summed in the server, values whose sum is not positive dropped, CRS
+// bookkeeping rules left out (as finish does), and ranked per dimension in
+// finish's order (count descending, then rule id or value ascending), so
+// the rows kept are exactly those finish would keep.
+func pgTopNInto(ctx context.Context, tx pgx.Tx, a *aggregator, segs []segment, f query.Filter, top int) error {
+	if len(segs) == 0 {
+		return nil
+	}
+	var parts []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	for _, seg := range segs {
+		acond, aargs := pgActionCond(f, 1)
+		// Renumber the action condition's parameters after ours.
+		for i := len(aargs); i >= 1; i-- {
+			acond = strings.ReplaceAll(acond, "$"+strconv.Itoa(i), "$@"+strconv.Itoa(i))
+		}
+		head := fmt.Sprintf(`SELECT dim, value, n * %d AS n FROM tops WHERE level = %s AND dim IN (1, 2, 3, 4, 5) AND bucket >= %s AND bucket < %s`,
+			seg.sign, arg(int16(seg.level)), arg(seg.from/1e9), arg(seg.to/1e9))
+		for i, v := range aargs {
+			acond = strings.ReplaceAll(acond, "$@"+strconv.Itoa(i+1), arg(v))
+		}
+		parts = append(parts, head+" AND "+acond)
+	}
+	files := make([]int32, 0, 8)
+	for _, f := range audit.BookkeepingFiles() {
+		files = append(files, int32(f))
+	}
+	q := `SELECT dim, value, total FROM (
+		SELECT dim, value, total, row_number() OVER (PARTITION BY dim ORDER BY total DESC,
+			CASE WHEN dim = 1 THEN lpad(value, 20, '0') ELSE value END) AS rank
+		FROM (SELECT dim, value, SUM(n) AS total FROM (` + strings.Join(parts, " UNION ALL ") + `) u
+			GROUP BY dim, value HAVING SUM(n) > 0) g
+		WHERE CASE WHEN dim = 1 THEN NOT (value::bigint >= 900000 AND value::bigint < 1000000
+			AND (value::bigint / 1000)::integer = ANY(` + arg(files) + `)) ELSE true END
+	) r WHERE rank <= ` + arg(int64(top))
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("rank top counts: %w", err)
+	}
+	var dim int16
+	var value string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&dim, &value, &n}, func() error {
+		if dim == dimRule {
+			if id, err := strconv.Atoi(value); err == nil {
+				a.rules[id] += int(n)
+			}
+			return nil
+		}
+		if dim > 0 && int(dim) < len(a.dims) {
+			a.dim(int(dim), value, int(n))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rank top counts: %w", err)
 	}
 	return nil
 }

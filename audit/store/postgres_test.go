@@ -68,7 +68,17 @@ func TestPostgresSummaryMatchesFiles(t *testing.T) {
 	p := openPG(t, pgtest.Schema(t), pgtest.Addr, PostgresOptions{})
 	insertPG(t, p, entries)
 	files := writeJSONL(t, entries)
-	for _, tc := range summaryCases {
+	cases := append(slices.Clone(summaryCases), []struct {
+		query string
+		opts  SummaryOptions
+	}{
+		// Whole hours, ranked in the server: small top lists cut through
+		// ties, in finish's order.
+		{"since=2026-11-24T00:00:00Z&until=2026-11-27T00:00:00Z", SummaryOptions{Top: 2}},
+		{"since=2026-11-24T05:00:00Z&until=2026-11-26T07:00:00Z&action=blocked", SummaryOptions{Top: 18}},
+		{"since=2026-11-23T23:00:00Z&until=2026-11-24T02:00:00Z&not_action=allowed", SummaryOptions{Top: 1}},
+	}...)
+	for _, tc := range cases {
 		t.Run(tc.query, func(t *testing.T) {
 			f := parse(t, tc.query)
 			want, err := files.Summary(context.Background(), f, tc.opts)

@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/audit/query"
 	"github.com/portcullis-waf/portcullis/audit/store/storetest"
+	"github.com/portcullis-waf/portcullis/internal/waitfor"
 )
 
 func TestFileModeAndSchemaVersion(t *testing.T) {
@@ -316,12 +317,8 @@ func fileSize(t *testing.T, path string) int64 {
 func TestRetentionLoop(t *testing.T) {
 	db := openTest(t, SQLiteOptions{MaxAge: time.Hour, RetentionInterval: 10 * time.Millisecond})
 	insertAll(t, db, fixtures(200))
-	deadline := time.Now().Add(10 * time.Second)
-	for count(t, db, query.Filter{}) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("retention loop did not delete records older than MaxAge")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitfor.True(10*time.Second, func() bool { return count(t, db, query.Filter{}) == 0 }) {
+		t.Fatal("retention loop did not delete records older than MaxAge")
 	}
 }
 
@@ -355,7 +352,7 @@ func TestConcurrentWriterAndReaders(t *testing.T) {
 	}
 	for _, e := range entries {
 		for !w.Submit(e) {
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // the queue is full: back off as a producer would
 		}
 	}
 	if err := w.Close(); err != nil {

@@ -169,3 +169,71 @@ func TestSchemaCommand(t *testing.T) {
 		t.Fatalf("schema: exit %d, stderr %q, %.200s", code, errOut, out)
 	}
 }
+
+// TestCheckAcceptsIssue17Examples: `check` accepts the block pages and CRS
+// plugin examples (compiling the plugin into the rule set).
+func TestCheckAcceptsIssue17Examples(t *testing.T) {
+	for _, name := range []string{"valid-block-pages", "valid-crs-plugins"} {
+		out, errOut, code := runBinary(t, "check", "-c", "../../testdata/config/"+name+".yaml")
+		if code != 0 {
+			t.Errorf("%s: exit %d\n%s%s", name, code, out, errOut)
+		}
+	}
+}
+
+// TestCRSPluginEndToEnd runs the real binary with the Acme Notes exclusion
+// plugin (testdata/crs-plugins) on one site: a note's HTML body passes
+// there, and is still blocked on the site without the plugin.
+func TestCRSPluginEndToEnd(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "saved") }))
+	defer up.Close()
+	plugin, err := filepath.Abs("../../testdata/crs-plugins/acme-notes-rule-exclusions-plugin/plugins")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "portcullis.yaml")
+	cfg := fmt.Sprintf(`listeners: [{address: "127.0.0.1:0"}]
+upstreams: [{name: app, targets: [%q]}]
+audit: {file: %q}
+sites:
+  - name: notes
+    hosts: [notes.test]
+    waf: {crs_plugins: [%q]}
+    routes: [{path: /, upstream: app}]
+  - name: other
+    hosts: ["*"]
+    routes: [{path: /, upstream: app}]
+`, up.URL, filepath.Join(dir, "audit.jsonl"), plugin)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := startChild(t, exec.Command(binary, "run", "-c", cfgPath), 1, false)
+	defer func() { _ = c.stop() }()
+	save := func(host, field string) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+c.addr()+"/notes/save", strings.NewReader(field+"=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E"))
+		req.Host = host
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("User-Agent", "Mozilla/5.0")
+		req.Header.Set("Accept", "text/html")
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tt := range []struct {
+		host, field string
+		want        int
+	}{
+		{"notes.test", "body", 200},
+		{"notes.test", "title", 403},
+		{"other.test", "body", 403},
+	} {
+		if got := save(tt.host, tt.field); got != tt.want {
+			t.Errorf("%s %s: %d, want %d", tt.host, tt.field, got, tt.want)
+		}
+	}
+}

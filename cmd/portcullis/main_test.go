@@ -57,7 +57,7 @@ func runBinary(t *testing.T, args ...string) (stdout, stderr string, code int) {
 // TestCheckReportsEveryProblem: `check` prints the same problems as the
 // config golden files, one per line with file:line and field path, exit 1.
 func TestCheckReportsEveryProblem(t *testing.T) {
-	for _, name := range []string{"bad-many", "bad-paranoia", "bad-rule-file", "bad-yaml", "bad-empty"} {
+	for _, name := range []string{"bad-many", "bad-paranoia", "bad-rule-file", "bad-yaml", "bad-empty", "bad-block-pages", "bad-crs-plugins"} {
 		t.Run(name, func(t *testing.T) {
 			_, stderr, code := runBinary(t, "check", "-c", "../../testdata/config/"+name+".yaml")
 			want, err := os.ReadFile("../../testdata/config/" + name + ".golden")

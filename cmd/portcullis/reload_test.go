@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-waf/portcullis/internal/waitfor"
 	_ "modernc.org/sqlite"
 )
 
@@ -47,7 +48,7 @@ func TestReloadAndGracefulShutdown(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			slowStarted <- struct{}{}
-			time.Sleep(time.Second)
+			time.Sleep(time.Second) // the behaviour under test: a request in flight when SIGTERM comes
 		}
 		io.WriteString(w, "hello")
 	}))
@@ -73,12 +74,8 @@ server: {shutdown_grace: 10s}
 	status := func(path string) int { s, _ := get(t, "http://"+addr+path); return s }
 	waitStatus := func(path string, want int) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for status(path) != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never answered %d; log:\n%s", path, want, stderr.String())
-			}
-			time.Sleep(100 * time.Millisecond)
+		if !waitfor.True(15*time.Second, func() bool { return status(path) == want }) {
+			t.Fatalf("%s never answered %d; log:\n%s", path, want, stderr.String())
 		}
 	}
 	if s := status("/blocked-now"); s != 200 {
@@ -111,12 +108,10 @@ server: {shutdown_grace: 10s}
 		t.Errorf("bad reload: exit %d, stderr %q, want the check text %q", code, errOut, checkText)
 	}
 	_ = cmd.Process.Signal(syscall.SIGHUP)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(stderr.String(), "trigger=SIGHUP") || strings.Count(stderr.String(), "reload failed") < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("SIGHUP with a bad file not logged:\n%s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !waitfor.True(10*time.Second, func() bool {
+		return strings.Contains(stderr.String(), "trigger=SIGHUP") && strings.Count(stderr.String(), "reload failed") >= 2
+	}) {
+		t.Fatalf("SIGHUP with a bad file not logged:\n%s", stderr.String())
 	}
 	if s := status("/blocked-now"); s != 200 {
 		t.Errorf("old configuration not serving after bad reloads: %d", s)

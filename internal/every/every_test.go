@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/portcullis-waf/portcullis/internal/waitfor"
 )
 
 func TestLoopRunsUntilStopped(t *testing.T) {
@@ -12,15 +14,15 @@ func TestLoopRunsUntilStopped(t *testing.T) {
 	var n atomic.Int32
 	l.Start(time.Millisecond, func(context.Context) { n.Add(1) })
 	l.Start(time.Millisecond, func(context.Context) { t.Error("second Start ran its own function") })
-	deadline := time.Now().Add(5 * time.Second)
-	for n.Load() < 3 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	waitfor.True(5*time.Second, func() bool { return n.Load() >= 3 })
 	l.Stop()
 	after := n.Load()
 	if after < 3 {
 		t.Fatalf("ran %d times", after)
 	}
+	// Not a synchronisation: Stop already waited for the goroutine to end.
+	// A grace period for the negative assertion, ten intervals long, in
+	// which a loop that outlived Stop would run again.
 	time.Sleep(10 * time.Millisecond)
 	if n.Load() != after {
 		t.Error("ran after Stop")

@@ -93,3 +93,24 @@ func FuzzDecompress(f *testing.F) {
 		}
 	})
 }
+
+// TestBase64KeepsNULTruncation: base64 of a path with a NUL byte (the
+// truncation trick) still decodes; binary data does not.
+func TestBase64KeepsNULTruncation(t *testing.T) {
+	d := New(Limits{})
+	for _, tt := range []struct {
+		raw, want string
+		ok        bool
+	}{
+		{"Li4vLi4vLi4vLi4vZXRjL3Bhc3N3ZAAucG5n", "../../../../etc/passwd\x00.png", true},
+		{"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==", "", false}, // a PNG
+	} {
+		_, got := find(d.Variants(tt.raw), tt.want)
+		if tt.ok && !got {
+			t.Errorf("%q: %q not among the variants %+v", tt.raw, tt.want, d.Variants(tt.raw))
+		}
+		if !tt.ok && len(d.Variants(tt.raw)) > 1 {
+			t.Errorf("%q: binary decoded: %+v", tt.raw, d.Variants(tt.raw))
+		}
+	}
+}

@@ -294,6 +294,20 @@ func (s *scan) multiLine(first, n int) {
 			start := first + n
 			end, n2, _ := s.nextBreak(start, false)
 			k := s.classify(start, end)
+			token := oneToken(v[:first])
+			if token && k == lineBlank && n2 > 0 {
+				// "foo\r\n\r\nQUIT": a one-word value, a blank line
+				// ending the header block it lands in, then commands.
+				if e2, _, _ := s.nextBreak(end+n2, false); s.classify(end+n2, e2) == lineSMTP || s.classify(end+n2, e2) == lineSMTPWeak {
+					s.report(75, "one-word value, a blank line, then SMTP commands", first, e2)
+				}
+			}
+			if token && k == lineUnknownHeader && extensionHeader(v[start:end]) {
+				// "en\r\nX-Injected: 1": a one-word value (a language,
+				// a name) followed by a header field named the way
+				// extension headers are (X-…, Foo-Bar).
+				s.report(75, "one-word value followed by an injected header field", first, end)
+			}
 			if k == lineHTTPHeader || k == lineMailHeader || k == lineSMTP || k == lineHTTPStart {
 				wellFormed := true
 				blockEnd := end
@@ -543,3 +557,40 @@ func mailHeader(n string) bool {
 	}
 	return false
 }
+
+// oneToken: a short value without blanks, what a select box, a language
+// or a name field holds.
+func oneToken(l string) bool {
+	if l == "" || len(l) > 64 {
+		return false
+	}
+	for i := 0; i < len(l); i++ {
+		if l[i] == ' ' || l[i] == '\t' {
+			return false
+		}
+	}
+	return true
+}
+
+// extensionHeader: a header line whose name has a hyphen between two
+// letters (X-Injected, X-Forwarded-For), as no sentence's "Note:" does.
+func extensionHeader(line string) bool {
+	colon := -1
+	for i := 0; i < len(line) && i < 64; i++ {
+		if line[i] == ':' {
+			colon = i
+			break
+		}
+	}
+	if colon < 5 {
+		return false // "P-S:": too short a name to tell
+	}
+	for i := 1; i+1 < colon; i++ {
+		if line[i] == '-' && isLetter(line[i-1]) && isLetter(line[i+1]) {
+			return true
+		}
+	}
+	return false
+}
+
+func isLetter(c byte) bool { return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') }

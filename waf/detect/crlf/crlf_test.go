@@ -151,3 +151,24 @@ func BenchmarkDetect(b *testing.B) {
 	b.Run("benign", func(b *testing.B) { tt.Bench(b, New(), benignInputs) })
 	b.Run("attack", func(b *testing.B) { tt.Bench(b, New(), attackInputs) })
 }
+
+// TestOneWordInjections (issue 15): a one-word field value followed by an
+// extension header, or by a blank line and SMTP commands, is injection
+// even in a textarea-like placement; short notes are not.
+func TestOneWordInjections(t *testing.T) {
+	d := New()
+	for _, c := range []tt.Case{
+		{Value: "en\r\nX-Injected: 1", Where: detect.WhereJSON, Want: tt.Attack},
+		{Value: "en\r\nX-Forwarded-For: 127.0.0.1", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "foo\r\n\r\nQUIT\r\n", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "Thanks\r\nP-S: see you", Where: detect.WhereForm, Want: tt.Benign},
+		{Value: "Hello\r\nRe: your order", Where: detect.WhereForm, Want: tt.Benign},
+		{Value: "Hi,\r\n\r\nQUIT smoking now, says the doctor", Where: detect.WhereJSON, Want: tt.Benign},
+		{Value: "Dear team,\r\nX-Ray results attached", Where: detect.WhereForm, Want: tt.Benign},
+	} {
+		f, ok := d.Detect(c.Input())
+		if pass, why := tt.Check(c.Want, f, ok); !pass {
+			t.Errorf("%q: want %s: %s", c.Value, c.Want, why)
+		}
+	}
+}

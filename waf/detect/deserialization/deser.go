@@ -92,6 +92,10 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 			if i+1 < len(v) && v[i+1] == 'z' && hasPrefix(v[i:], "KztAA") {
 				s.javaBase64Shifted(i, 6)
 			}
+		case 'q':
+			if i >= 2 && v[i-1] == 'e' && v[i-2] == 'r' && hasPrefix(v[i-2:], "require") && (i < 3 || !isLetter(v[i-3])) {
+				s.nodeRequire(i - 2)
+			}
 		case '$':
 			if i+1 < len(v) && v[i+1] == '$' && hasPrefix(v[i:], "$$ND_FUNC$$_") {
 				s.report(95, "node-serialize function marker (code run on unserialize)", i, min(len(v), i+64))
@@ -1051,4 +1055,73 @@ func (s *scan) jacksonArray(i int) {
 			s.report(78, "JSON array typed by a class name (default typing)", i, k+1)
 		}
 	}
+}
+
+// nodeRequire judges require( 'module' ) at v[i:]: Node.js code that
+// loads a core module able to run processes or touch files, the body of
+// a node-serialize or funcster function and of server-side JavaScript
+// injection. A call with a literal argument, not the word "require".
+func (s *scan) nodeRequire(i int) {
+	v := s.v
+	j := i + len("require")
+	for j < len(v) && (v[j] == ' ' || v[j] == '\t') {
+		j++
+	}
+	if j >= len(v) || v[j] != '(' {
+		return
+	}
+	j++
+	for j < len(v) && (v[j] == ' ' || v[j] == '\t') {
+		j++
+	}
+	if j >= len(v) || (v[j] != '\'' && v[j] != '"' && v[j] != '`') {
+		return
+	}
+	q := v[j]
+	k := j + 1
+	for k < len(v) && k-j < 32 && v[k] != q {
+		k++
+	}
+	if k >= len(v) || v[k] != q {
+		return
+	}
+	mod := v[j+1 : k]
+	if len(mod) > 5 && mod[:5] == "node:" {
+		mod = mod[5:]
+	}
+	switch mod {
+	case "child_process", "vm", "fs", "net", "dgram", "worker_threads", "cluster", "module":
+	default:
+		return
+	}
+	s.steps += k - i
+	conf := 75
+	if mod == "child_process" || mod == "vm" {
+		conf = 88
+	}
+	if len(v) > 1024 || proseBefore(v[:i]) >= 3 {
+		// Documentation and forum posts show require('node:fs') in
+		// code samples among sentences; an injected payload is code.
+		conf = 30
+	}
+	s.report(conf, "Node.js code loads the "+mod+" module (code run on deserialization or eval)", i, min(len(v), k+1))
+}
+
+// proseBefore counts the words of letters followed by a blank in s, up
+// to 3: sentences, not code.
+func proseBefore(s string) int {
+	n, run := 0, 0
+	for k := 0; k < len(s) && n < 3; k++ {
+		c := s[k]
+		switch {
+		case isLetter(c):
+			run++
+		case (c == ' ' || c == '\n') && run >= 2:
+			n++
+			run = 0
+		default:
+			run = 0
+		}
+	}
+	return n
 }

@@ -224,3 +224,28 @@ func BenchmarkDetect(b *testing.B) {
 	b.Run("benign", func(b *testing.B) { tt.Bench(b, New(), benignInputs) })
 	b.Run("attack", func(b *testing.B) { tt.Bench(b, New(), attackInputs) })
 }
+
+// TestNodeRequire (issue 15): Node.js code that loads a process or file
+// module is the body of node-serialize and eval payloads; the same call
+// in a documentation sample among sentences is not.
+func TestNodeRequire(t *testing.T) {
+	d := New()
+	for _, c := range []tt.Case{
+		{Value: `require("child_process").exec('whoami')`, Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: `{"rce":"function(){require('node:child_process').execSync('id')}()"}`, Where: detect.WhereBody, Want: tt.Attack},
+		{Value: `(function(){ require ( 'vm' ).runInThisContext('1') })()`, Where: detect.WhereCookie, Want: tt.Attack},
+		{Value: "To spawn a process, use the following: const { exec } = require('node:child_process'); exec('ls');", Where: detect.WhereJSON, Want: tt.Benign},
+		{Value: "You require (a lot) of patience", Where: detect.WhereForm, Want: tt.None},
+		{Value: "required('child_process')", Where: detect.WhereForm, Want: tt.None},
+		{Value: "require('lodash')", Where: detect.WhereForm, Want: tt.None},
+	} {
+		in := c.Input()
+		f, ok := d.Detect(in)
+		if err := tt.Invariants(d, in, f, ok); err != nil {
+			t.Error(err)
+		}
+		if pass, why := tt.Check(c.Want, f, ok); !pass {
+			t.Errorf("%q: want %s: %s", c.Value, c.Want, why)
+		}
+	}
+}

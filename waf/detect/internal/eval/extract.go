@@ -20,6 +20,7 @@ import (
 	"github.com/portcullis-waf/portcullis/waf/detect/nosql"
 	"github.com/portcullis-waf/portcullis/waf/detect/shell"
 	"github.com/portcullis-waf/portcullis/waf/detect/sqli"
+	"github.com/portcullis-waf/portcullis/waf/detect/ssi"
 	"github.com/portcullis-waf/portcullis/waf/detect/ssrf"
 	"github.com/portcullis-waf/portcullis/waf/detect/ssti"
 	"github.com/portcullis-waf/portcullis/waf/detect/traversal"
@@ -41,16 +42,16 @@ func newEvaluator(thresh int) *evaluator {
 		dec:    decode.New(decode.Limits{}),
 		thresh: thresh,
 		dets: []detect.Detector{sqli.New(), xss.New(), shell.New(), traversal.New(), ssti.New(), ssrf.New(),
-			ldap.New(), nosql.New(), xxe.New(), crlf.New(), jndi.New(), deserialization.New()},
+			ldap.New(), nosql.New(), xxe.New(), crlf.New(), jndi.New(), deserialization.New(), ssi.New()},
 	}
 }
 
 // explain prints every finding on every decoding of v.
-func (ev *evaluator) explain(w io.Writer, v string) {
+func (ev *evaluator) explain(w io.Writer, v string, where detect.Where) {
 	for _, vr := range ev.dec.Variants(v) {
 		fmt.Fprintf(w, "variant %q via %q\n", vr.Value, vr.Chain.String())
 		for _, d := range ev.dets {
-			if f, ok := d.Detect(detect.Input{Value: vr.Value, Where: detect.WhereQuery, Name: "ARGS:v"}); ok {
+			if f, ok := d.Detect(detect.Input{Value: vr.Value, Where: where, Name: "ARGS:v"}); ok {
 				fmt.Fprintf(w, "  %-16s %3d %s: %q\n", f.Detector, f.Confidence, f.Reason, detect.Evidence(vr.Value, f, 120))
 			}
 		}

@@ -175,11 +175,18 @@ func main() {
 		class   = flag.String("class", "", "only attacks of this class (and only false positives of this detector class)")
 		thresh  = flag.Int("threshold", 70, "confidence at or above which a finding counts as an attack")
 		workers = flag.Int("workers", runtime.GOMAXPROCS(0), "parallel workers")
-		one     = flag.String("value", "", "judge this one value (as a query argument) with every detector on every decoding, print the findings and exit")
+		one     = flag.String("value", "", "judge this one value with every detector on every decoding, print the findings and exit")
+		where   = flag.String("where", "query", "placement of -value: query, form, json, header, cookie, path, body, xml, arg_name, file_name")
 	)
 	flag.Parse()
 	if *one != "" {
-		newEvaluator(*thresh).explain(os.Stdout, *one)
+		w := detect.WhereQuery
+		for i := detect.Where(0); i <= detect.WhereFileName; i++ {
+			if i.String() == *where {
+				w = i
+			}
+		}
+		newEvaluator(*thresh).explain(os.Stdout, *one, w)
 		return
 	}
 	dir := *cache
