@@ -92,11 +92,11 @@ func TestParseStreamFixtures(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or 20 s pass (the LAPI and cscli are
+// waitFor polls cond until it holds or 45 s pass (the LAPI and cscli are
 // separate processes on a loaded machine).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(45 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}

@@ -212,8 +212,9 @@ func TestChallengeInChromium(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	if n, _ := up.count(); n != 1 {
-		t.Errorf("upstream hits %d, want 1", n)
+	// At least the page; the browser may fetch /favicon.ico with the pass too.
+	if n, _ := up.count(); n < 1 {
+		t.Errorf("upstream hits %d, want the page", n)
 	}
 	// The pass is HttpOnly: the page's script cannot read it.
 	ck, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.cookie`))
