@@ -136,34 +136,7 @@ func (c *checker) resolvePostgres(pg *Postgres, cfg *Config) *PostgresConfig {
 			c.errorf(p+".url", "must name one database, as in postgres://portcullis@host/audit")
 		}
 	}
-	switch {
-	case pg.Password != "" && !c.secretPaths[p+".password"]:
-		c.errorf(p+".password", "inline passwords are not accepted; put it in a file (password_file) or the environment (password_env), or write \"{env.NAME}\" or \"{file.PATH}\"")
-	case pg.Password != "" && (pg.PasswordFile != "" || pg.PasswordEnv != ""):
-		c.errorf(p+".password", "give one of password, password_file or password_env")
-	case pg.Password != "":
-		out.Password = Secret(pg.Password) // from a placeholder: not in the file
-	}
-	switch {
-	case pg.PasswordFile != "" && pg.PasswordEnv != "":
-		c.errorf(p+".password_file", "give password_file or password_env, not both")
-	case pg.PasswordFile != "":
-		path := c.relative(pg.PasswordFile)
-		data, err := readSmall(path, maxSecretFile)
-		if err != nil {
-			c.errorf(p+".password_file", "%v", err)
-		} else if pw := strings.TrimRight(string(data), "\r\n"); pw == "" {
-			c.errorf(p+".password_file", "%s is empty", path)
-		} else {
-			out.Password = Secret(pw)
-		}
-	case pg.PasswordEnv != "":
-		if pw := os.Getenv(pg.PasswordEnv); pw == "" {
-			c.errorf(p+".password_env", "environment variable %s is not set or empty", pg.PasswordEnv)
-		} else {
-			out.Password = Secret(pw)
-		}
-	}
+	out.Password = c.password(p, pg.Password, pg.PasswordFile, pg.PasswordEnv)
 	out.SSLMode = pg.SSLMode
 	if out.SSLMode == "" {
 		out.SSLMode = "verify-full"

@@ -155,34 +155,7 @@ func (c *checker) resolveRedis(r *Redis, clusterName string) *RedisConfig {
 		}
 		out.DB = *r.DB
 	}
-	switch {
-	case r.Password != "" && !c.secretPaths[p+".password"]:
-		c.errorf(p+".password", "inline passwords are not accepted; put it in a file (password_file) or the environment (password_env), or write \"{env.NAME}\" or \"{file.PATH}\"")
-	case r.Password != "" && (r.PasswordFile != "" || r.PasswordEnv != ""):
-		c.errorf(p+".password", "give one of password, password_file or password_env")
-	case r.Password != "":
-		out.Password = Secret(r.Password) // from a placeholder: not in the file
-	}
-	switch {
-	case r.PasswordFile != "" && r.PasswordEnv != "":
-		c.errorf(p+".password_file", "give password_file or password_env, not both")
-	case r.PasswordFile != "":
-		path := c.relative(r.PasswordFile)
-		data, err := readSmall(path, maxSecretFile)
-		if err != nil {
-			c.errorf(p+".password_file", "%v", err)
-		} else if pw := strings.TrimRight(string(data), "\r\n"); pw == "" {
-			c.errorf(p+".password_file", "%s is empty", path)
-		} else {
-			out.Password = Secret(pw)
-		}
-	case r.PasswordEnv != "":
-		if pw := os.Getenv(r.PasswordEnv); pw == "" {
-			c.errorf(p+".password_env", "environment variable %s is not set or empty", r.PasswordEnv)
-		} else {
-			out.Password = Secret(pw)
-		}
-	}
+	out.Password = c.password(p, r.Password, r.PasswordFile, r.PasswordEnv)
 	if r.TLS != nil {
 		if out.TLS == nil && out.Addr != "" {
 			c.errorf(p+".tls", "needs a rediss:// url (redis:// is plain TCP)")
@@ -249,4 +222,42 @@ func readSmall(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s must be a regular file of at most %d bytes", path, limit)
 	}
 	return os.ReadFile(path)
+}
+
+// password resolves a cluster service's password from exactly one of its
+// three fields (p is the section's path): password only from a
+// {env.NAME}/{file.PATH} placeholder, never written out; password_file
+// read relative to the configuration file (trailing newline ignored);
+// password_env from the environment. None: no password.
+func (c *checker) password(p, inline, file, env string) Secret {
+	var out Secret
+	switch {
+	case inline != "" && !c.secretPaths[p+".password"]:
+		c.errorf(p+".password", "inline passwords are not accepted; put it in a file (password_file) or the environment (password_env), or write \"{env.NAME}\" or \"{file.PATH}\"")
+	case inline != "" && (file != "" || env != ""):
+		c.errorf(p+".password", "give one of password, password_file or password_env")
+	case inline != "":
+		out = Secret(inline) // from a placeholder: not in the file
+	}
+	switch {
+	case file != "" && env != "":
+		c.errorf(p+".password_file", "give password_file or password_env, not both")
+	case file != "":
+		path := c.relative(file)
+		data, err := readSmall(path, maxSecretFile)
+		if err != nil {
+			c.errorf(p+".password_file", "%v", err)
+		} else if pw := strings.TrimRight(string(data), "\r\n"); pw == "" {
+			c.errorf(p+".password_file", "%s is empty", path)
+		} else {
+			out = Secret(pw)
+		}
+	case env != "":
+		if pw := os.Getenv(env); pw == "" {
+			c.errorf(p+".password_env", "environment variable %s is not set or empty", env)
+		} else {
+			out = Secret(pw)
+		}
+	}
+	return out
 }
