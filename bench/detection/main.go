@@ -55,6 +55,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // genVersion keys the cache: bump it whenever a generator's output changes.
@@ -269,7 +270,32 @@ func genAllAttacks(scale float64) ([]Item, error) {
 	}
 	numberIDs("a-crs", c)
 	all = append(append(append(all, w...), s...), c...)
+	for i := range all {
+		all[i].Payload = jsonText(all[i].Payload)
+	}
 	return all, nil
+}
+
+// jsonText replaces every byte that is not part of valid UTF-8 with
+// U+FFFD, as encoding/json does when it writes the cache: a label reads
+// back as it was generated, so an item's identities, and its part, are the
+// same on the first run and on cached ones (and match corpus v1's, which
+// were recorded from its cache).
+func jsonText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteString("\uFFFD")
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // selectPart returns the items of the part, sampled down to max (0: all),

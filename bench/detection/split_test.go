@@ -166,4 +166,22 @@ func TestSplitSurvivesCache(t *testing.T) {
 		}
 	}
 	_ = os.Remove(path)
+	if _, err := os.Stat(wfuzzDir); err != nil {
+		t.Skip("wfuzz is not installed: the whole attack corpus is not checked")
+	}
+	all, err := genAllAttacks(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeCorpus(path, all); err != nil {
+		t.Fatal(err)
+	}
+	if back, err = readCorpus(path); err != nil {
+		t.Fatal(err)
+	}
+	for i := range all {
+		if !reflect.DeepEqual(all[i].identities(), back[i].identities()) {
+			t.Fatalf("%s (%s): identity changes through the cache", all[i].ID, all[i].Source)
+		}
+	}
 }
