@@ -9,6 +9,7 @@
 //	go run ./bench/detection -part tuning    # the part detectors may be tuned on
 //	go run ./bench/detection -list fp,miss   # what fired on false positives, what missed
 //	go run ./bench/detection -setup          # install the Debian packages it reads
+//	go run ./bench/detection -sizes          # size of each part, nothing sent
 //
 // The corpora are generated reproducibly (fixed seeds) from Debian
 // packages on this machine (manual pages, documentation, wfuzz, sqlmap,
