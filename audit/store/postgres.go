@@ -164,7 +164,9 @@ func OpenPostgres(opts PostgresOptions) (*Postgres, error) {
 	pc.ConnConfig.ConnectTimeout = opts.Dial
 	schema := pgx.Identifier{opts.Schema}.Sanitize()
 	pc.ConnConfig.RuntimeParams["search_path"] = opts.Schema
-	pc.ConnConfig.RuntimeParams["application_name"] = "portcullis"
+	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
+		pc.ConnConfig.RuntimeParams["application_name"] = "portcullis"
+	}
 	pc.MaxConns = 8
 	// A connection found dead is replaced, not handed out: after an outage
 	// the first batch should not fail on a stale socket.
@@ -307,6 +309,34 @@ func (p *Postgres) ensurePartitions(ctx context.Context, tx pgx.Tx, days []int64
 		p.parts[d] = true
 	}
 	return nil
+}
+
+// queuePartitions queues on b the creation of the partitions of days that
+// may not have one and returns those days, for partitionsCreated once b
+// ran (as for ensurePartitions, a rollback afterwards is caught by
+// insertRows, which forgets the cache and tries again).
+func (p *Postgres) queuePartitions(b *pgx.Batch, days []int64) []int64 {
+	p.partMu.Lock()
+	defer p.partMu.Unlock()
+	var out []int64
+	for _, d := range days {
+		if p.parts[d] {
+			continue
+		}
+		b.Queue(fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF records FOR VALUES FROM (%d) TO (%d)",
+			pgx.Identifier{partitionName(d)}.Sanitize(), d*dayNanos, (d+1)*dayNanos))
+		out = append(out, d)
+	}
+	return out
+}
+
+// partitionsCreated records days whose partitions queuePartitions created.
+func (p *Postgres) partitionsCreated(days []int64) {
+	p.partMu.Lock()
+	defer p.partMu.Unlock()
+	for _, d := range days {
+		p.parts[d] = true
+	}
 }
 
 // forgetPartitions drops the cache of existing partitions (another
