@@ -46,7 +46,7 @@ type PostgresOptions struct {
 // records of every instance in one partitioned table, searched with the
 // same filters and summarised with the same rollups as the SQLite store.
 //
-// Schema (in Options.Schema), version 1:
+// Schema (in Options.Schema), version 2:
 //
 //	records        partitioned by record time, one partition per UTC day
 //	               (records_pYYYYMMDD), created ahead and on demand;
@@ -58,6 +58,7 @@ type PostgresOptions struct {
 //	               never skips a late commit.
 //	counts_minute  records per minute and action   } rollups, kept in the
 //	tops           as in the SQLite store          } batch's transaction
+//	               (fillfactor 70: updates in place stay HOT)
 //	rule_messages  the latest message of each rule
 //	schema_migrations  versions applied, each once under pg_advisory_lock
 //
@@ -85,7 +86,7 @@ var (
 )
 
 // pgSchemaVersion is the newest version pgMigrations reach.
-const pgSchemaVersion = 1
+const pgSchemaVersion = 2
 
 var pgMigrations = []string{
 	0: `
@@ -133,6 +134,15 @@ CREATE TABLE rule_messages (
 	id      integer PRIMARY KEY,
 	message text NOT NULL
 );`,
+	// Version 2: the rollups are counters updated in place by every batch
+	// of the same hour and day. With full pages each update is a new row
+	// version with new primary-key entries; with room left in the page it
+	// is a HOT update that touches no index. 60,000 upserts onto existing
+	// keys: 2-5% HOT and 1.7-2.5 s at fillfactor 100, 69-82% HOT and
+	// 1.35 s at 70. Existing pages fill as before until vacuum frees room.
+	1: `
+ALTER TABLE tops SET (fillfactor = 70);
+ALTER TABLE counts_minute SET (fillfactor = 70);`,
 }
 
 // OpenPostgres prepares a connection pool. It does not need the server to
