@@ -72,8 +72,16 @@ func (i *Instance) openAudit() error {
 	if i.pgSink != nil {
 		sinks = append(sinks, i.pgSink)
 	}
+	batch := 0 // the writer's default
+	if i.pgSink != nil {
+		// One PostgreSQL transaction costs a handful of round trips
+		// whatever its size; the writer flushes whenever its queue runs
+		// empty, so batches only grow this large under load, where they
+		// keep ingest ahead of traffic (bench/pgstore).
+		batch = pgBatchSize
+	}
 	i.records = audit.New(audit.Options{
-		QueueSize: ac.QueueSize, Log: i.log, OnFailure: ac.OnFailure,
+		QueueSize: ac.QueueSize, Log: i.log, OnFailure: ac.OnFailure, BatchSize: batch,
 		Aggregate: audit.AggregateOptions{Samples: ac.Aggregate.Samples, Window: ac.Aggregate.Window, MaxKeys: ac.Aggregate.MaxKeys},
 	}, sinks...)
 	return i.add(Component{Name: "audit", Stop: i.closeAudit, Ready: i.auditReadiness})

@@ -10,6 +10,10 @@ import (
 	"github.com/portcullis-waf/portcullis/audit/store"
 )
 
+// pgBatchSize is the most records the audit writer hands the shared store
+// in one transaction.
+const pgBatchSize = 2000
+
 // openPostgres opens the cluster's shared audit store (cluster.postgres)
 // and the sink the audit writer feeds it through. PostgreSQL being down
 // does not stop the start: records spool to disk (cluster.postgres.

@@ -179,12 +179,17 @@ func (l *Redis) Allow(key Key, now time.Time) Decision {
 		l.conn.Metrics().Fallback("ratelimit")
 		return l.local.Allow(key, now)
 	}
+	// The answer is bounded by what the script can return (the reset at
+	// most Burst+1 intervals ahead, a retry at most one interval, the
+	// remaining count at most Burst), so that a compromised or broken
+	// Redis cannot make this instance refuse a key locally for longer
+	// than one window, or send absurd headers.
 	d := Decision{
 		Allowed:    res[0] == 1,
 		Limit:      l.rule.Burst,
-		Remaining:  int(res[3]),
-		ResetAfter: time.Duration(res[1]) * time.Microsecond,
-		RetryAfter: time.Duration(res[2]) * time.Microsecond,
+		Remaining:  int(min(max(res[3], 0), int64(l.rule.Burst))),
+		ResetAfter: time.Duration(min(max(res[1], 0), l.tauUS+l.intervalUS)) * time.Microsecond,
+		RetryAfter: time.Duration(min(max(res[2], 0), l.intervalUS)) * time.Microsecond,
 	}
 	if !d.Allowed {
 		l.refused.add(key, now, now.Add(d.RetryAfter), now.Add(d.ResetAfter))

@@ -1,9 +1,14 @@
 package ratelimit
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -295,5 +300,121 @@ func TestSharedKeysAreStable(t *testing.T) {
 	again := RouteID("a", "/") // a second call: RouteID is a function of its input
 	if k.SharedWith(RouteID("a", "/")) == k.SharedWith(RouteID("a", "/x")) || RouteID("a", "/") != again {
 		t.Error("SharedWith/RouteID do not separate routes")
+	}
+}
+
+// hostileRedis is a server speaking the Redis protocol on loopback that
+// answers every script with the same reply: what a compromised or broken
+// Redis could send. Other commands get an error (the client then falls
+// back to RESP2 and ignores its optional set-up), PING gets PONG.
+func hostileRedis(t *testing.T, reply string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					args, err := readCommand(r)
+					if err != nil {
+						return
+					}
+					switch strings.ToUpper(args[0]) {
+					case "PING":
+						_, err = io.WriteString(c, "+PONG\r\n")
+					case "EVALSHA", "EVAL":
+						_, err = io.WriteString(c, reply)
+					default:
+						_, err = io.WriteString(c, "-ERR unknown command\r\n")
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// readCommand reads one RESP array of bulk strings.
+func readCommand(r *bufio.Reader) ([]string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "*")))
+	if err != nil || n < 1 {
+		return nil, fmt.Errorf("bad command header %q", line)
+	}
+	args := make([]string, n)
+	for i := range args {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		size, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "$")))
+		if err != nil || size < 0 {
+			return nil, fmt.Errorf("bad bulk header %q", line)
+		}
+		b := make([]byte, size+2)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, err
+		}
+		args[i] = string(b[:size])
+	}
+	return args, nil
+}
+
+// A Redis that answers with absurd numbers (a refusal for eleven days, a
+// negative or huge remaining count) cannot make the instance refuse a key
+// locally for longer than one interval, nor send such headers: the
+// answer is bounded by what the script can return.
+func TestRedisHostileAnswersAreBounded(t *testing.T) {
+	tests := []struct {
+		name  string
+		reply string
+		want  Decision
+	}{
+		{"refused for eleven days", "*4\r\n:0\r\n:999999999999\r\n:999999999999\r\n:0\r\n",
+			Decision{Allowed: false, Limit: 5, Remaining: 0, ResetAfter: 1200 * time.Millisecond, RetryAfter: 200 * time.Millisecond}},
+		{"negative times, huge remaining", "*4\r\n:1\r\n:-5\r\n:-5\r\n:1000000\r\n",
+			Decision{Allowed: true, Limit: 5, Remaining: 5}},
+		{"negative remaining", "*4\r\n:0\r\n:1000\r\n:1000\r\n:-7\r\n",
+			Decision{Allowed: false, Limit: 5, Remaining: 0, ResetAfter: time.Millisecond, RetryAfter: time.Millisecond}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := hostileRedis(t, tc.reply)
+			conn, err := redisconn.New(&config.RedisConfig{Network: "tcp", Addr: addr, Timeout: 2 * time.Second, Dial: time.Second, KeyPrefix: "hostile:"}, redisconn.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			l := NewRedis(conn, Rule{Rate: 5, Burst: 5}, RedisOptions{ID: "hostile", MaxKeys: 10})
+			now := time.Now()
+			key := addrKey("192.0.2.77")
+			if d := l.Allow(key, now); d != tc.want {
+				t.Errorf("decision %+v, want %+v (fallbacks %v)", d, tc.want, counterValue(t, conn, "portcullis_redis_fallback_total"))
+			}
+			if !tc.want.Allowed {
+				// One interval later the key is asked about again, not
+				// refused from the local pre-check.
+				before := counterValue(t, conn, "portcullis_redis_local_refusals_total")
+				l.Allow(key, now.Add(tc.want.RetryAfter))
+				if got := counterValue(t, conn, "portcullis_redis_local_refusals_total"); got != before {
+					t.Errorf("refused locally after RetryAfter %v", tc.want.RetryAfter)
+				}
+			}
+		})
 	}
 }

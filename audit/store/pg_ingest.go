@@ -86,18 +86,20 @@ func (p *Postgres) insertOnce(ctx context.Context, rows []row, instances []strin
 	}
 	inserted := 0
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		if err := p.ingestLock(ctx, tx); err != nil {
-			return fmt.Errorf("take the ingest lock: %w", err)
-		}
-		if err := p.ensurePartitions(ctx, tx, days); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS portcullis_batch (
+		// One round trip for what precedes the COPY: on a busy machine
+		// each round trip waits for both processes to be scheduled, and
+		// that wait, not the work, was most of a small batch's time.
+		var b pgx.Batch
+		b.Queue("SELECT pg_advisory_xact_lock(hashtext($1))", p.opts.Schema+":ingest")
+		created := p.queuePartitions(&b, days)
+		b.Queue(`CREATE TEMP TABLE IF NOT EXISTS portcullis_batch (
 			ord integer, id text, t bigint, instance text, ip bytea, host text, path text, action text,
 			stage text, status integer, country text, n integer, rules integer[], tags text[], json bytea
-		) ON COMMIT DELETE ROWS`); err != nil {
-			return fmt.Errorf("batch table: %w", err)
+		) ON COMMIT DELETE ROWS`)
+		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+			return fmt.Errorf("take the ingest lock, create partitions and the batch table: %w", err)
 		}
+		p.partitionsCreated(created)
 		src := pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 			r := &rows[i]
 			ids := make([]int32, len(r.rules))
@@ -148,19 +150,19 @@ func (p *Postgres) insertOnce(ctx context.Context, rows []row, instances []strin
 	return inserted, err
 }
 
-// applyRollup adds the batch's counts with one statement per table.
+// applyRollup adds the batch's counts with one statement per table, sent
+// together in one round trip.
 func (p *Postgres) applyRollup(ctx context.Context, tx pgx.Tx, ru *rollup) error {
+	var b pgx.Batch
 	if len(ru.counts) > 0 {
 		var mins, ns []int64
 		var acts []string
 		for k, n := range ru.counts {
 			mins, acts, ns = append(mins, k.minute), append(acts, k.action), append(ns, int64(n))
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO counts_minute (minute, action, n)
+		b.Queue(`INSERT INTO counts_minute (minute, action, n)
 			SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])
-			ON CONFLICT (minute, action) DO UPDATE SET n = counts_minute.n + excluded.n`, mins, acts, ns); err != nil {
-			return fmt.Errorf("update minute counts: %w", err)
-		}
+			ON CONFLICT (minute, action) DO UPDATE SET n = counts_minute.n + excluded.n`, mins, acts, ns)
 	}
 	if len(ru.tops) > 0 {
 		var levels, dims []int16
@@ -170,12 +172,10 @@ func (p *Postgres) applyRollup(ctx context.Context, tx pgx.Tx, ru *rollup) error
 			levels, dims, buckets = append(levels, int16(k.level)), append(dims, int16(k.dim)), append(buckets, k.bucket)
 			values, acts, ns = append(values, k.value), append(acts, k.action), append(ns, int64(n))
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO tops (level, dim, bucket, value, action, n)
+		b.Queue(`INSERT INTO tops (level, dim, bucket, value, action, n)
 			SELECT * FROM unnest($1::smallint[], $2::smallint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[])
 			ON CONFLICT (level, dim, bucket, value, action) DO UPDATE SET n = tops.n + excluded.n`,
-			levels, dims, buckets, values, acts, ns); err != nil {
-			return fmt.Errorf("update top counts: %w", err)
-		}
+			levels, dims, buckets, values, acts, ns)
 	}
 	if len(ru.msgs) > 0 {
 		var ids []int32
@@ -183,11 +183,15 @@ func (p *Postgres) applyRollup(ctx context.Context, tx pgx.Tx, ru *rollup) error
 		for id, m := range ru.msgs {
 			ids, msgs = append(ids, int32(id)), append(msgs, m)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO rule_messages (id, message)
+		b.Queue(`INSERT INTO rule_messages (id, message)
 			SELECT * FROM unnest($1::integer[], $2::text[])
-			ON CONFLICT (id) DO UPDATE SET message = excluded.message WHERE rule_messages.message <> excluded.message`, ids, msgs); err != nil {
-			return fmt.Errorf("update rule messages: %w", err)
-		}
+			ON CONFLICT (id) DO UPDATE SET message = excluded.message WHERE rule_messages.message <> excluded.message`, ids, msgs)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+		return fmt.Errorf("update the summary counts: %w", err)
 	}
 	return nil
 }

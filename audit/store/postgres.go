@@ -46,7 +46,7 @@ type PostgresOptions struct {
 // records of every instance in one partitioned table, searched with the
 // same filters and summarised with the same rollups as the SQLite store.
 //
-// Schema (in Options.Schema), version 1:
+// Schema (in Options.Schema), version 2:
 //
 //	records        partitioned by record time, one partition per UTC day
 //	               (records_pYYYYMMDD), created ahead and on demand;
@@ -58,6 +58,7 @@ type PostgresOptions struct {
 //	               never skips a late commit.
 //	counts_minute  records per minute and action   } rollups, kept in the
 //	tops           as in the SQLite store          } batch's transaction
+//	               (fillfactor 70: updates in place stay HOT)
 //	rule_messages  the latest message of each rule
 //	schema_migrations  versions applied, each once under pg_advisory_lock
 //
@@ -85,7 +86,7 @@ var (
 )
 
 // pgSchemaVersion is the newest version pgMigrations reach.
-const pgSchemaVersion = 1
+const pgSchemaVersion = 2
 
 var pgMigrations = []string{
 	0: `
@@ -133,6 +134,15 @@ CREATE TABLE rule_messages (
 	id      integer PRIMARY KEY,
 	message text NOT NULL
 );`,
+	// Version 2: the rollups are counters updated in place by every batch
+	// of the same hour and day. With full pages each update is a new row
+	// version with new primary-key entries; with room left in the page it
+	// is a HOT update that touches no index. 60,000 upserts onto existing
+	// keys: 2-5% HOT and 1.7-2.5 s at fillfactor 100, 69-82% HOT and
+	// 1.35 s at 70. Existing pages fill as before until vacuum frees room.
+	1: `
+ALTER TABLE tops SET (fillfactor = 70);
+ALTER TABLE counts_minute SET (fillfactor = 70);`,
 }
 
 // OpenPostgres prepares a connection pool. It does not need the server to
@@ -164,7 +174,9 @@ func OpenPostgres(opts PostgresOptions) (*Postgres, error) {
 	pc.ConnConfig.ConnectTimeout = opts.Dial
 	schema := pgx.Identifier{opts.Schema}.Sanitize()
 	pc.ConnConfig.RuntimeParams["search_path"] = opts.Schema
-	pc.ConnConfig.RuntimeParams["application_name"] = "portcullis"
+	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
+		pc.ConnConfig.RuntimeParams["application_name"] = "portcullis"
+	}
 	pc.MaxConns = 8
 	// A connection found dead is replaced, not handed out: after an outage
 	// the first batch should not fail on a stale socket.
@@ -309,6 +321,34 @@ func (p *Postgres) ensurePartitions(ctx context.Context, tx pgx.Tx, days []int64
 	return nil
 }
 
+// queuePartitions queues on b the creation of the partitions of days that
+// may not have one and returns those days, for partitionsCreated once b
+// ran (as for ensurePartitions, a rollback afterwards is caught by
+// insertRows, which forgets the cache and tries again).
+func (p *Postgres) queuePartitions(b *pgx.Batch, days []int64) []int64 {
+	p.partMu.Lock()
+	defer p.partMu.Unlock()
+	var out []int64
+	for _, d := range days {
+		if p.parts[d] {
+			continue
+		}
+		b.Queue(fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF records FOR VALUES FROM (%d) TO (%d)",
+			pgx.Identifier{partitionName(d)}.Sanitize(), d*dayNanos, (d+1)*dayNanos))
+		out = append(out, d)
+	}
+	return out
+}
+
+// partitionsCreated records days whose partitions queuePartitions created.
+func (p *Postgres) partitionsCreated(days []int64) {
+	p.partMu.Lock()
+	defer p.partMu.Unlock()
+	for _, d := range days {
+		p.parts[d] = true
+	}
+}
+
 // forgetPartitions drops the cache of existing partitions (another
 // instance's retention may have dropped one).
 func (p *Postgres) forgetPartitions() {
@@ -441,12 +481,17 @@ func (p *Postgres) DropSchema(ctx context.Context) error {
 	return err
 }
 
-// Analyze refreshes the planner's statistics of the records table.
-// Autovacuum analyzes each partition but never the partitioned parent,
-// whose statistics plan the searches that span partitions; upkeep runs
-// this hourly, and a bulk load should run it once at the end.
+// Analyze refreshes the planner's statistics of the records table and
+// the rollups. Autovacuum analyzes each partition but never the
+// partitioned parent, whose statistics plan the searches that span
+// partitions; and under steady ingest it had not analyzed the rollups
+// once in 20 minutes (3 M records), so the 7-day summary was planned for
+// one row per segment: a sort spilling to disk instead of a hash
+// aggregate, 3.1 s instead of 0.8 s (EXPLAIN ANALYZE, same data, same
+// load). Upkeep runs this hourly, and a bulk load should run it once at
+// the end.
 func (p *Postgres) Analyze(ctx context.Context) error {
-	if _, err := p.pool.Exec(ctx, "ANALYZE records"); err != nil {
+	if _, err := p.pool.Exec(ctx, "ANALYZE records, tops, counts_minute"); err != nil {
 		return fmt.Errorf("%s: analyze: %w", p.Describe(), err)
 	}
 	return nil

@@ -186,8 +186,18 @@ func TestPostgresMigratesOnce(t *testing.T) {
 	if err := p.pool.QueryRow(context.Background(), "SELECT COUNT(*), MAX(version) FROM schema_migrations").Scan(&rows, &version); err != nil {
 		t.Fatal(err)
 	}
-	if rows != 1 || version != pgSchemaVersion {
-		t.Fatalf("schema_migrations: %d rows, version %d; want 1 row, version %d", rows, version, pgSchemaVersion)
+	if rows != pgSchemaVersion || version != pgSchemaVersion {
+		t.Fatalf("schema_migrations: %d rows, version %d; want one row per version up to %d", rows, version, pgSchemaVersion)
+	}
+	// Version 2 leaves room in the rollups' pages for in-place updates.
+	for _, table := range []string{"tops", "counts_minute"} {
+		var opts []string
+		if err := p.pool.QueryRow(context.Background(), "SELECT COALESCE(reloptions, '{}') FROM pg_class WHERE oid = $1::regclass", table).Scan(&opts); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(opts, "fillfactor=70") {
+			t.Errorf("%s options %v, want fillfactor=70", table, opts)
+		}
 	}
 	// A reader of a schema no instance has created says so.
 	r := openPG(t, pgtest.Schema(t), pgtest.Addr, PostgresOptions{ReadOnly: true})

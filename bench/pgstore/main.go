@@ -40,7 +40,7 @@ import (
 func main() {
 	dsn := flag.String("pg", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL `URL` (loopback only)")
 	records := flag.Int("records", 1_000_000, "records to load (0: only query an existing -schema)")
-	batch := flag.Int("batch", 1000, "records per batch (one audit writer flush)")
+	batch := flag.Int("batch", 2000, "records per batch (one audit writer flush; the writer hands the shared store up to 2,000 under load)")
 	span := flag.Duration("span", 7*24*time.Hour, "time the records spread over, ending now")
 	baseline := flag.Int("baseline", 100_000, "records the SQLite baseline ingests (0: none)")
 	schema := flag.String("schema", "", "schema to use (default: a fresh pcbench_<random>)")
