@@ -10,6 +10,12 @@
 // removed, the upstream never sees it); any other gets the challenge page
 // (403, audited with stage "challenge").
 //
+// The challenge is also the answer of a filter hit instead of a block
+// (Answer): rate limits, deny lists and GeoIP rules with action:
+// challenge serve the page to a client they hit and let a client with a
+// pass through (a rate limit within a ceiling), audited under their own
+// stage.
+//
 // Everything is stateless and cheap to verify: the page carries a nonce
 // that names its expiry and is signed (HMAC-SHA-256) together with the
 // client's address, User-Agent and host; the script searches a counter

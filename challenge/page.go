@@ -111,15 +111,17 @@ Enable JavaScript and reload this page, or contact the site owner if you cannot.
 </body></html>
 `))
 
-// ServePage writes the challenge page for cl with status 403: it is not
-// the content asked for, and must not be cached or indexed.
-func (c *Challenger) ServePage(w http.ResponseWriter, cl Client, requestID string, now time.Time) {
+// ServePage writes the challenge page for cl with status (403 on a
+// challenged route or after a deny list or GeoIP hit, 429 after a rate
+// limit): it is not the content asked for, and must not be cached or
+// indexed.
+func (c *Challenger) ServePage(w http.ResponseWriter, cl Client, requestID string, now time.Time, status int) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", csp)
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusForbidden)
+	w.WriteHeader(status)
 	secure := "0"
 	if cl.Secure {
 		secure = "1"

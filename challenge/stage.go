@@ -44,5 +44,5 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		e.Block(audit.StageChallenge, "proof-of-work challenge served")
 	}
-	s.c.ServePage(w, cl, e.ID, now)
+	s.c.ServePage(w, cl, e.ID, now, http.StatusForbidden)
 }

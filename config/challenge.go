@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Challenge configures the JavaScript proof-of-work challenge (package
 // challenge) of routes with challenge: true.
@@ -30,11 +33,19 @@ type ChallengeConfig struct {
 
 func (c *checker) resolveChallenge(f *File, cfg *Config) {
 	out := ChallengeConfig{Difficulty: 16, PassTTL: time.Hour, NonceTTL: 5 * time.Minute}
-	ch := f.Challenge
-	if ch == nil {
-		cfg.Challenge = out
-		return
+	if ch := f.Challenge; ch != nil {
+		out = c.challengeBlock(ch)
 	}
+	cfg.Challenge = out
+	// Instances of a cluster share rate limits and bans: a pass one of
+	// them set must be accepted by the others, which needs one key.
+	if used, at := cfg.UsesChallenge(); used && out.Key == "" && cfg.Cluster != nil && cfg.Cluster.Redis != nil {
+		c.errorf(at, "with cluster.redis every instance must accept the passes of the others: set challenge.key_file or challenge.key_env (the same key on every instance; without one each instance signs with a random key of its own)")
+	}
+}
+
+func (c *checker) challengeBlock(ch *Challenge) ChallengeConfig {
+	out := ChallengeConfig{NonceTTL: 5 * time.Minute}
 	const p = "challenge"
 	out.Difficulty = intOr(ch.Difficulty, 16)
 	out.PassTTL = durationOr(ch.PassTTL, time.Hour)
@@ -52,5 +63,59 @@ func (c *checker) resolveChallenge(f *File, cfg *Config) {
 			out.Key = Secret(key)
 		}
 	}
-	cfg.Challenge = out
+	return out
+}
+
+// noChallengeOnGRPC refuses a challenge as the answer of a filter that a
+// gRPC route (rp) of site sc (at p) goes through: a gRPC client runs no
+// JavaScript, so the challenge would be a block that says otherwise.
+func (c *checker) noChallengeOnGRPC(sc *SiteConfig, rc *RouteConfig, p, rp string) {
+	const why = "cannot answer with challenge: %s is a grpc route, and a gRPC client runs no JavaScript (use block, or a separate site)"
+	if sc.Filters.DenyListsAction == ActionChallenge {
+		c.errorf(p+".filters.deny_lists_action", why, rp)
+	}
+	if sc.Filters.GeoIPAction == ActionChallenge {
+		c.errorf(p+".filters.geoip_action", why, rp)
+	}
+	for i, rl := range sc.RateLimits {
+		if rl.Action == ActionChallenge {
+			c.errorf(fmt.Sprintf("%s.filters.rate_limits[%d].action", p, i), why, rp)
+		}
+	}
+	for i, rl := range rc.RateLimits {
+		if rl.Action == ActionChallenge {
+			c.errorf(fmt.Sprintf("%s.rate_limits[%d].action", rp, i), why, "the route")
+		}
+	}
+}
+
+// UsesChallenge reports whether the configuration answers anything with
+// the challenge: a route with challenge: true, or a filter (rate limit,
+// deny lists, GeoIP rules) with action challenge; and the field of the
+// first such use.
+func (cfg *Config) UsesChallenge() (bool, string) {
+	for i, sc := range cfg.Sites {
+		switch {
+		case sc.Filters.DenyListsAction == ActionChallenge:
+			return true, fmt.Sprintf("sites[%d].filters.deny_lists_action", i)
+		case sc.Filters.GeoIPAction == ActionChallenge:
+			return true, fmt.Sprintf("sites[%d].filters.geoip_action", i)
+		}
+		for k, rl := range sc.RateLimits {
+			if rl.Action == ActionChallenge {
+				return true, fmt.Sprintf("sites[%d].filters.rate_limits[%d].action", i, k)
+			}
+		}
+		for j, rc := range sc.Routes {
+			if rc.Challenge {
+				return true, fmt.Sprintf("sites[%d].routes[%d].challenge", i, j)
+			}
+			for k, rl := range rc.RateLimits {
+				if rl.Action == ActionChallenge {
+					return true, fmt.Sprintf("sites[%d].routes[%d].rate_limits[%d].action", i, j, k)
+				}
+			}
+		}
+	}
+	return false, ""
 }

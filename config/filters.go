@@ -58,7 +58,16 @@ type FiltersConfig struct {
 	CountryAllow  []string
 	CountryDeny   []string
 	DenyASNs      []uint
+	// DenyListsAction and GeoIPAction are ActionBlock or ActionChallenge.
+	DenyListsAction string
+	GeoIPAction     string
 }
+
+// Answers of a filter hit (rate limits, deny lists, GeoIP rules).
+const (
+	ActionBlock     = "block"
+	ActionChallenge = "challenge"
+)
 
 // Rate limit keys.
 const (
@@ -76,6 +85,11 @@ type RateLimitConfig struct {
 	Header     string
 	IPv6Prefix int
 	MaxKeys    int
+	// Action is ActionBlock or ActionChallenge; with ActionChallenge,
+	// CeilingRate and CeilingBurst are the budget of a client with a pass.
+	Action       string
+	CeilingRate  float64
+	CeilingBurst int
 }
 
 var countryCode = regexp.MustCompile(`^[A-Z]{2}$`)
@@ -185,9 +199,17 @@ func (c *checker) resolveReputation(f *File, cfg *Config) map[string]string {
 
 // siteFilters resolves a site's filters against the defined lists.
 func (c *checker) siteFilters(fl *Filters, p string, actions map[string]string, geo GeoIPConfig) FiltersConfig {
-	out := FiltersConfig{}
+	out := FiltersConfig{DenyListsAction: ActionBlock, GeoIPAction: ActionBlock}
 	if fl == nil {
 		return out
+	}
+	out.DenyListsAction = c.filterAction(fl.DenyListsAction, p+".deny_lists_action")
+	out.GeoIPAction = c.filterAction(fl.GeoIPAction, p+".geoip_action")
+	if out.DenyListsAction == ActionChallenge && len(fl.DenyLists) == 0 {
+		c.errorf(p+".deny_lists_action", "challenge needs deny_lists to answer")
+	}
+	if out.GeoIPAction == ActionChallenge && fl.Countries == nil && len(fl.DenyASNs) == 0 {
+		c.errorf(p+".geoip_action", "challenge needs countries or deny_asns to answer")
 	}
 	out.AllowSkipsWAF = fl.AllowSkipsWAF
 	check := func(names []string, field, want string) []string {
@@ -271,9 +293,37 @@ func (c *checker) rateLimits(rls []RateLimit, p string) []RateLimitConfig {
 		if rc.MaxKeys < 1 || rc.MaxKeys > 100000000 {
 			c.errorf(ip+".max_keys", "must be 1..100000000, got %d", rc.MaxKeys)
 		}
+		rc.Action = c.filterAction(rl.Action, ip+".action")
+		switch {
+		case rc.Action != ActionChallenge && rl.Ceiling != nil:
+			c.errorf(ip+".ceiling", "applies only with action: challenge (the budget of a client that solved it)")
+		case rc.Action == ActionChallenge && rl.Ceiling == nil:
+			rc.CeilingRate, rc.CeilingBurst = 10*rc.Rate, min(10*rc.Burst, 10000000)
+		case rc.Action == ActionChallenge:
+			rc.CeilingRate, rc.CeilingBurst = rl.Ceiling.Rate, intOr(rl.Ceiling.Burst, min(10*rc.Burst, 10000000))
+			if rc.CeilingRate < rc.Rate || rc.CeilingRate <= 0 {
+				c.errorf(ip+".ceiling.rate", "must be at least the limit's rate (%v): a solved challenge must not leave a client less than it had, got %v", rc.Rate, rl.Ceiling.Rate)
+			}
+			if rc.CeilingBurst < rc.Burst || rc.CeilingBurst > 10000000 {
+				c.errorf(ip+".ceiling.burst", "must be at least the limit's burst (%d) and at most 10000000, got %d", rc.Burst, rc.CeilingBurst)
+			}
+		}
 		out = append(out, rc)
 	}
 	return out
+}
+
+// filterAction resolves the answer of a filter hit: block (default) or
+// challenge.
+func (c *checker) filterAction(a, path string) string {
+	switch a {
+	case "", ActionBlock:
+		return ActionBlock
+	case ActionChallenge:
+		return ActionChallenge
+	}
+	c.errorf(path, "must be block or challenge, got %q", a)
+	return ActionBlock
 }
 
 func (c *checker) resolveBans(f *File, cfg *Config) {

@@ -564,6 +564,9 @@ func (c *checker) resolveSites(f *File, cfg *Config, upstreams map[string]bool, 
 			}
 			rc.WAF = c.mergeWAF(siteWAF, r.WAF, rp+".waf")
 			rc.RateLimits = c.rateLimits(r.RateLimits, rp+".rate_limits")
+			if r.GRPC {
+				c.noChallengeOnGRPC(sc, rc, p, rp)
+			}
 			rc.Proxy = c.routeProxy(r, cfg.Upstreams, rp)
 			rc.Cache = c.routeCache(r.Cache, rp+".cache")
 			sc.Routes = append(sc.Routes, rc)

@@ -135,11 +135,18 @@ type Filters struct {
 	AllowSkipsWAF bool `yaml:"allow_skips_waf"`
 	// DenyLists name deny lists: a client on one gets 403.
 	DenyLists []string `yaml:"deny_lists"`
+	// DenyListsAction is what a client on a deny list gets: block (403,
+	// default) or challenge (the proof-of-work page, 403; once solved, its
+	// pass lets the client past the deny lists until it expires).
+	DenyListsAction string `yaml:"deny_lists_action"`
 	// Countries allow or deny ISO country codes (needs reputation.geoip).
 	// With an allow list, clients from unknown countries are refused.
 	Countries *CountryRules `yaml:"countries"`
 	// DenyASNs refuses clients from these autonomous systems.
 	DenyASNs []int `yaml:"deny_asns"`
+	// GeoIPAction is what a client refused by countries or deny_asns gets:
+	// block (403, default) or challenge (as deny_lists_action).
+	GeoIPAction string `yaml:"geoip_action"`
 	// RateLimits apply to every route of the site (routes add their own).
 	RateLimits []RateLimit `yaml:"rate_limits"`
 }
@@ -166,6 +173,25 @@ type RateLimit struct {
 	IPv6Prefix *int `yaml:"ipv6_prefix"`
 	// MaxKeys bounds the tracked keys. Default: 100000.
 	MaxKeys *int `yaml:"max_keys"`
+	// Action is what a request over the limit gets: block (429, default)
+	// or challenge (the proof-of-work page, 429). A client that solved the
+	// challenge is let past this limit for its pass's lifetime: its
+	// requests count against Ceiling instead.
+	Action string `yaml:"action"`
+	// Ceiling is the budget of a client with a solved challenge (action:
+	// challenge only), per the same key: over it, 429 whatever the pass, so
+	// that a solved pass cannot carry a flood. Default: 10 times rate and
+	// burst.
+	Ceiling *RateCeiling `yaml:"ceiling"`
+}
+
+// RateCeiling is the hard limit of a rate limit with action: challenge.
+type RateCeiling struct {
+	// Rate is requests per second; at least the limit's rate. Required.
+	Rate float64 `yaml:"rate"`
+	// Burst is how many at once; at least the limit's burst. Default: 10
+	// times the limit's burst.
+	Burst *int `yaml:"burst"`
 }
 
 // TLS holds global TLS settings.

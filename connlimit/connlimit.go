@@ -11,6 +11,9 @@
 //	  → net/http → gateway: client address → cheap filters
 //	    → [InFlight (NewStage): requests in flight per client] → waf → proxy
 //
+// QUIC connections (HTTP/3) are admitted by the QUIC transport's hooks
+// instead of a Listener, with the same per-client table (quic.go).
+//
 // A refusal at accept costs almost nothing: the connection is closed before
 // a byte is read or written (no TLS handshake, no goroutine of net/http),
 // and it is counted, never logged one by one; a summary is logged at most
@@ -119,6 +122,7 @@ type Limiter struct {
 	paused    atomic.Bool
 	fds       descriptors
 	summary   summary
+	quic      quicStats // QUIC connections (quic.go)
 	done      chan struct{}
 	closeOnce sync.Once
 }
@@ -206,6 +210,8 @@ type Stats struct {
 	Reserve        int               // descriptors kept free
 	OpenFiles      int               // descriptors in use at the last sample
 	ClientsTracked int               // clients with a connection open
+	QUICOpen       int64             // QUIC (HTTP/3) connections open, not in Open
+	QUICRefused    uint64            // QUIC connections refused, also counted in Refused
 }
 
 // Stats returns the current state.
@@ -223,6 +229,8 @@ func (l *Limiter) Stats() Stats {
 		Reserve:        l.fds.reserve,
 		OpenFiles:      used,
 		ClientsTracked: l.conns.len(),
+		QUICOpen:       l.quic.open.Load(),
+		QUICRefused:    l.quic.refused.Load(),
 	}
 }
 
@@ -323,6 +331,14 @@ func (c *counts) release(k ratelimit.Key) {
 	} else {
 		delete(s.m, k)
 	}
+}
+
+// held is how many k holds.
+func (c *counts) held(k ratelimit.Key) int {
+	s := c.shardOf(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int(s.m[k])
 }
 
 func (c *counts) len() int {

@@ -73,6 +73,9 @@ type buildOptions struct {
 	redactor *audit.Redactor
 	// observeChallenge counts challenge results (metrics); may be nil.
 	observeChallenge func(result string)
+	// observeAnswer counts filter hits answered with the challenge, by
+	// stage and result (metrics); may be nil.
+	observeAnswer func(stage, result string)
 }
 
 // buildStages builds the shared parts of cfg's stages and every route's
@@ -100,6 +103,13 @@ func buildStages(cfg *config.Config, engines *waf.Cache, why purpose, opts build
 		st.limits = ratelimit.NewLimits(opts.conn, fromLimits)
 		st.buildChallenge(opts.from)
 		st.observe = opts.observeChallenge
+		// Rate limits, deny lists and GeoIP rules with action: challenge
+		// answer with the same challenger (and so the same passes) as
+		// challenged routes.
+		if st.challenger != nil {
+			st.limits.ChallengeWith(st.challenger, opts.observeAnswer)
+			st.sources.ChallengeWith(st.challenger, opts.observeAnswer)
+		}
 	}
 	if why == serving {
 		if from := opts.from; from != nil {
@@ -156,6 +166,12 @@ func buildStages(cfg *config.Config, engines *waf.Cache, why purpose, opts build
 //	allow lists → bans → deny lists → GeoIP → rate limits → requests in flight
 //	  → challenge → rule engine → protocol guard → response cache → proxy
 //
+// Deny lists, GeoIP rules and rate limits with action: challenge answer a
+// hit with the challenge page rather than a block, and let a client with a
+// pass through (see challenge.Answer); the pass and answer cookies are
+// removed before the rule engine, by the challenge stage or, on a route
+// without one, by a stage of their own.
+//
 // An allow-listed client skips the cheap filters and goes on at the rule
 // engine, or past it when the site sets allow_skips_waf. A stage that has
 // nothing to do for the route (no list, no limit) is not in its chain.
@@ -184,6 +200,8 @@ func (st *stages) chain(sc *config.SiteConfig, rc *config.RouteConfig, siteLimit
 		// After the cheap filters (a banned or limited client gets no page
 		// to solve), before the rule engine.
 		h = challenge.NewStage(st.challenger, st.observe, h)
+	} else if st.challenger != nil && filtersChallenge(sc, rc) {
+		h = challenge.StripStage(h)
 	}
 	if st.inflight != nil {
 		h = connlimit.NewStage(st.inflight, h)
@@ -200,6 +218,20 @@ func (st *stages) chain(sc *config.SiteConfig, rc *config.RouteConfig, siteLimit
 	}
 	h = st.sources.NewAllow(sc.Filters, h, listed)
 	return h, cached
+}
+
+// filtersChallenge reports whether a filter of the route answers with the
+// challenge (action: challenge).
+func filtersChallenge(sc *config.SiteConfig, rc *config.RouteConfig) bool {
+	if sc.Filters.DenyListsAction == config.ActionChallenge || sc.Filters.GeoIPAction == config.ActionChallenge {
+		return true
+	}
+	for _, l := range append(sc.RateLimits[:len(sc.RateLimits):len(sc.RateLimits)], rc.RateLimits...) {
+		if l.Action == config.ActionChallenge {
+			return true
+		}
+	}
+	return false
 }
 
 // inspection is the rule-engine stage of a route. On a gRPC route a gRPC

@@ -108,7 +108,8 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 	var p *Pipeline // set below, before any request can reach a stage
 	st := buildStages(cfg, engines, serving, buildOptions{log: log, from: from, conn: conn, redactor: redactor,
 		// Observe may replace the observers after Build: read them per request.
-		observeChallenge: func(result string) { p.observe.Metrics.ObserveChallenge(result) }})
+		observeChallenge: func(result string) { p.observe.Metrics.ObserveChallenge(result) },
+		observeAnswer:    func(stage, result string) { p.observe.Metrics.ObserveChallengeAnswer(stage, result) }})
 	if err := st.err(); err != nil {
 		st.close()
 		return nil, err

@@ -115,14 +115,30 @@ func streamDeadlines(next http.Handler, read, write time.Duration) http.Handler 
 }
 
 // serveHTTP3 serves HTTP/3 on pc until Shutdown; errors other than the
-// server's closing go to serveErr.
+// server's closing go to serveErr. The QUIC transport admits new
+// connections through the same per-client limits as the TCP listeners
+// (connlimit: QUICConnContext refuses over server.client_connections and
+// client_connection_rate, QUICVerifySourceAddress asks a full address for
+// a Retry first).
 func (s *Server) serveHTTP3(h3 *http3.Server, pc net.PacketConn) {
 	s.h3servers = append(s.h3servers, h3)
-	s.closers = append(s.closers, pc) // http3.Server.Serve leaves the socket open
+	tr := &quic.Transport{Conn: pc}
+	if s.limits != nil {
+		tr.ConnContext = s.limits.QUICConnContext
+		tr.VerifySourceAddress = s.limits.QUICVerifySourceAddress
+	}
+	// Closed after the server's shutdown, the transport before the socket:
+	// http3.Server closes neither a listener it was given nor the socket.
+	s.closers = append(s.closers, tr, pc)
+	ln, err := tr.ListenEarly(http3.ConfigureTLSConfig(h3.TLSConfig), h3.QUICConfig)
+	if err != nil {
+		s.serveErr <- fmt.Errorf("HTTP/3 on %s: %w", pc.LocalAddr(), err)
+		return
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := h3.Serve(pc); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) {
+		if err := h3.ServeListener(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) {
 			s.serveErr <- fmt.Errorf("serve HTTP/3 on %s: %w", pc.LocalAddr(), err)
 		}
 	}()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -160,5 +161,96 @@ func TestHTTP3Off(t *testing.T) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", "https://shop.test/", nil)
 	if _, err := http3Client(t, addr, roots).Do(req); err == nil {
 		t.Error("an HTTP/3 request was answered with http3: false")
+	}
+}
+
+// TestHTTP3PerClientConnections (issue 17, item 2): server.client_connections
+// holds for QUIC connections too, counted with the client's TCP
+// connections: a connection past it is refused before its handshake
+// (CONNECTION_REFUSED; the client's dial fails), counted as a per_client
+// refusal, and another address is still served. Closing a connection
+// gives its place back.
+func TestHTTP3PerClientConnections(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
+	defer up.Close()
+	certFile, keyFile, roots := writeCert(t, t.TempDir(), "shop.test")
+	cfg := strings.NewReplacer("CERTFILE", certFile, "KEYFILE", keyFile, "HTTP3SETTING", "",
+		"server:\n", "server:\n  client_connections: 3\n").Replace(http3Config)
+	tp := startProxy(t, cfg, up.URL)
+	addr := strings.TrimPrefix(tp.HTTPS, "https://")
+	udpAddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// dial opens one QUIC connection from src with quic-go's client and
+	// sends one HTTP/3 request on it; the connection stays open.
+	dial := func(src string) (*quic.Conn, int, error) {
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(src, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := &quic.Transport{Conn: pc}
+		t.Cleanup(func() { _ = tr.Close(); _ = pc.Close() })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := tr.Dial(ctx, udpAddr, &tls.Config{RootCAs: roots, ServerName: "shop.test", NextProtos: []string{http3.NextProtoH3}}, &quic.Config{})
+		if err != nil {
+			return nil, 0, err
+		}
+		t.Cleanup(func() { _ = conn.CloseWithError(0, "") })
+		req, _ := http.NewRequest("GET", "https://shop.test/", nil)
+		resp, err := (&http3.Transport{}).NewClientConn(conn).RoundTrip(req)
+		if err != nil {
+			return conn, 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return conn, resp.StatusCode, nil
+	}
+	refused := func(err error) bool {
+		var te *quic.TransportError
+		return errors.As(err, &te) && te.ErrorCode == quic.ConnectionRefused && te.Remote
+	}
+
+	// One TCP connection (kept alive) and two QUIC connections fill
+	// 127.0.0.1's three places.
+	tcp := httpsClient(addr, roots, false)
+	resp, err := tcp.Get("https://shop.test/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	var held []*quic.Conn
+	for i := range 2 {
+		conn, code, err := dial("127.0.0.1")
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("QUIC connection %d of 127.0.0.1: %d %v", i+1, code, err)
+		}
+		held = append(held, conn)
+	}
+	if st := tp.server.Limits().Stats(); st.QUICOpen != 2 || st.Open != 1 {
+		t.Errorf("open: QUIC %d, TCP %d; want 2 and 1", st.QUICOpen, st.Open)
+	}
+	// The fourth (after a Retry: the address is full) is refused.
+	_, code, err := dial("127.0.0.1")
+	if !refused(err) {
+		t.Fatalf("QUIC connection past the limit: %d %v; want CONNECTION_REFUSED", code, err)
+	}
+	st := tp.server.Limits().Stats()
+	if st.Refused["per_client"] != 1 || st.QUICRefused != 1 {
+		t.Errorf("refusals: per_client %d, QUIC %d; want 1 and 1", st.Refused["per_client"], st.QUICRefused)
+	}
+	// Another address has places of its own.
+	if _, code, err := dial("127.0.0.2"); err != nil || code != http.StatusOK {
+		t.Fatalf("127.0.0.2 while 127.0.0.1 is full: %d %v", code, err)
+	}
+	// Closing a QUIC connection gives its place back.
+	_ = held[0].CloseWithError(0, "bye")
+	if !eventually(func() bool { return tp.server.Limits().Stats().QUICOpen == 2 }) { // held[1] and 127.0.0.2's
+		t.Fatalf("QUIC connections open after a close: %d", tp.server.Limits().Stats().QUICOpen)
+	}
+	if _, code, err := dial("127.0.0.1"); err != nil || code != http.StatusOK {
+		t.Fatalf("127.0.0.1 after closing one: %d %v", code, err)
 	}
 }

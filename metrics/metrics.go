@@ -38,7 +38,8 @@
 // portcullis_config_last_reload_success_timestamp_seconds,
 // portcullis_audit_store_write_duration_seconds,
 // portcullis_audit_store_records_total, portcullis_bans_added_total{source},
-// portcullis_challenges_total{result}.
+// portcullis_challenges_total{result},
+// portcullis_challenge_answers_total{stage,result}.
 //
 // Read at scrape time (SetSources): portcullis_list_entries{list},
 // portcullis_list_last_success_timestamp_seconds{list},
@@ -69,6 +70,7 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,6 +140,8 @@ type Metrics struct {
 	storeRecords   prometheus.Counter
 	bansAdded      *prometheus.CounterVec
 	challenges     *prometheus.CounterVec
+	// challengeAnswers counts filter hits answered with the challenge.
+	challengeAnswers *prometheus.CounterVec
 
 	// Request-path caches, see requests.go.
 	routes     atomic.Pointer[routeTable]
@@ -226,6 +230,12 @@ func New(build BuildInfo) *Metrics {
 	m.challenges = counterVec("challenges_total", "Requests on challenged routes, by result: passed (valid pass cookie), solved (answer accepted, pass set), served (challenge page), rejected (wrong, expired or forged answer).", "result")
 	for _, r := range []string{"passed", "solved", "served", "rejected"} {
 		m.challenges.WithLabelValues(r)
+	}
+	m.challengeAnswers = counterVec("challenge_answers_total", "Filter hits answered with the challenge instead of a block (action: challenge), by the filter's stage (ratelimit, reputation, geoip) and result: passed (a valid pass let the client past the filter), solved, served, rejected, ceiling (a client with a pass over a rate limit's ceiling).", "stage", "result")
+	for _, st := range challengeAnswerStages {
+		for _, r := range challengeAnswerResults {
+			m.challengeAnswers.WithLabelValues(st, r)
+		}
 	}
 
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -317,6 +327,27 @@ func (m *Metrics) ObserveChallenge(result string) {
 		result = LabelOther
 	}
 	m.challenges.WithLabelValues(result).Inc()
+}
+
+var (
+	challengeAnswerStages  = []string{"ratelimit", "reputation", "geoip"}
+	challengeAnswerResults = []string{"passed", "solved", "served", "rejected", "ceiling"}
+)
+
+// ObserveChallengeAnswer counts one filter hit answered with the challenge
+// by the filter's stage and the result (challenge.Answer); other values
+// count as "_other".
+func (m *Metrics) ObserveChallengeAnswer(stage, result string) {
+	if m == nil {
+		return
+	}
+	if !slices.Contains(challengeAnswerStages, stage) {
+		stage = LabelOther
+	}
+	if !slices.Contains(challengeAnswerResults, result) {
+		result = LabelOther
+	}
+	m.challengeAnswers.WithLabelValues(stage, result).Inc()
 }
 
 func orUnknown(s string) string {

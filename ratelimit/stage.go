@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/challenge"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/internal/redisconn"
 	"github.com/portcullis-waf/portcullis/respond"
@@ -24,6 +25,10 @@ import (
 type Limits struct {
 	prev, used map[string]Limiter // by limitKey
 	conn       *redisconn.Conn
+	// challenger answers limits with action: challenge (nil: they block);
+	// observe counts those answers.
+	challenger *challenge.Challenger
+	observe    func(stage, result string)
 }
 
 // NewLimits returns the limits of a configuration; from are the previous
@@ -37,6 +42,13 @@ func NewLimits(conn *redisconn.Conn, from *Limits) *Limits {
 	return ls
 }
 
+// ChallengeWith makes limits with action: challenge answer with c (built
+// by Build after this call); observe, when not nil, counts the answers by
+// stage and result (metrics). Without it such limits block.
+func (ls *Limits) ChallengeWith(c *challenge.Challenger, observe func(stage, result string)) {
+	ls.challenger, ls.observe = c, observe
+}
+
 // Limit is one configured rate limit of a site or a route, with its limiter.
 type Limit struct {
 	cfg     config.RateLimitConfig
@@ -44,6 +56,11 @@ type Limit struct {
 	limiter Limiter
 	route   uint64 // for ip_route and fallback header keys
 	shared  bool   // the limiter is shared by the cluster: keys must mean the same in every process
+	// With action: challenge, answer serves the challenge to a client
+	// over the limit, and ceiling is the budget of a client with a pass.
+	answer      *challenge.Answer
+	ceiling     Limiter
+	ceilingRule Rule
 }
 
 var routeSeed = maphash.MakeSeed()
@@ -77,19 +94,35 @@ func (ls *Limits) Build(site, path string, limits []config.RateLimitConfig) ([]*
 			continue
 		}
 		key := limitKey(site, path, rc)
-		limiter := ls.prev[key]
-		if limiter == nil {
-			if ls.conn != nil {
-				sum := sha256.Sum256([]byte(key))
-				limiter = NewRedis(ls.conn, rule, RedisOptions{ID: hex.EncodeToString(sum[:8]), MaxKeys: rc.MaxKeys})
-			} else {
-				limiter = NewMemory(rule, rc.MaxKeys)
+		l := &Limit{cfg: rc, rule: rule, limiter: ls.limiter(key, rule, rc.MaxKeys), route: route, shared: ls.conn != nil}
+		if rc.Action == config.ActionChallenge && ls.challenger != nil {
+			l.ceilingRule = Rule{Rate: rc.CeilingRate, Burst: rc.CeilingBurst}
+			if err := l.ceilingRule.Validate(); err != nil {
+				problems = append(problems, &LimitError{Index: i, Name: rc.Name, Err: fmt.Errorf("ceiling: %w", err)})
+				continue
 			}
+			l.ceiling = ls.limiter(key+"\x00ceiling", l.ceilingRule, rc.MaxKeys)
+			l.answer = challenge.NewAnswer(ls.challenger, audit.StageRateLimit, http.StatusTooManyRequests, ls.observe)
 		}
-		ls.used[key] = limiter
-		out = append(out, &Limit{cfg: rc, rule: rule, limiter: limiter, route: route, shared: ls.conn != nil})
+		out = append(out, l)
 	}
 	return out, problems
+}
+
+// limiter returns the limiter of key: the previous configuration's when
+// it had the same, else a new one (in Redis with cluster.redis).
+func (ls *Limits) limiter(key string, rule Rule, maxKeys int) Limiter {
+	limiter := ls.prev[key]
+	if limiter == nil {
+		if ls.conn != nil {
+			sum := sha256.Sum256([]byte(key))
+			limiter = NewRedis(ls.conn, rule, RedisOptions{ID: hex.EncodeToString(sum[:8]), MaxKeys: maxKeys})
+		} else {
+			limiter = NewMemory(rule, maxKeys)
+		}
+	}
+	ls.used[key] = limiter
+	return limiter
 }
 
 // limitKey identifies a limit and every setting that shapes its counters.
@@ -107,6 +140,14 @@ type stage struct {
 // site's shared budgets first, then the route's own. A request over a limit
 // gets 429 with Retry-After and the RateLimit fields, and a record naming
 // the limit. It returns next itself when there is no limit.
+//
+// A limit with action: challenge answers a request over it with the
+// challenge page instead (429, the same headers and record, the reason
+// saying so; see challenge.Answer). A client with a valid pass is not
+// counted against the limit at all but against its ceiling, a separate,
+// larger budget per the same key: over the ceiling it gets 429 whatever
+// its pass, so a solved pass cannot carry a flood. The request that
+// brings the solved answer is the first one counted against the ceiling.
 func NewStage(site, route []*Limit, next http.Handler) http.Handler {
 	if len(site) == 0 && len(route) == 0 {
 		return next
@@ -118,21 +159,66 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e := audit.FromContext(r.Context())
 	if e.Addr.IsValid() {
 		now := time.Now()
+		pass := 0 // 1: the request carries a valid pass, -1: not; 0: not looked at yet
 		// No slice is built per request.
 		for _, group := range [2][]*Limit{s.site, s.route} {
 			for _, l := range group {
-				d := l.limiter.Allow(l.key(r, e), now)
-				if !d.Allowed {
-					e.Block(audit.StageRateLimit, fmt.Sprintf("rate limit %s (%g/s, burst %d) exceeded", l.cfg.Name, l.cfg.Rate, l.cfg.Burst))
-					h := http.Header{}
-					SetHeaders(h, d, l.rule)
+				k := l.key(r, e)
+				if l.answer != nil {
+					if pass == 0 {
+						pass = -1
+						if l.answer.Passed(r, e) {
+							pass = 1
+						}
+					}
+					if pass == 1 {
+						if !l.withinCeiling(w, r, e, k, now) {
+							return
+						}
+						l.answer.Note(challenge.ResultPassed)
+						continue
+					}
+				}
+				d := l.limiter.Allow(k, now)
+				if d.Allowed {
+					continue
+				}
+				reason := fmt.Sprintf("rate limit %s (%g/s, burst %d) exceeded", l.cfg.Name, l.cfg.Rate, l.cfg.Burst)
+				h := http.Header{}
+				SetHeaders(h, d, l.rule)
+				if l.answer == nil {
+					e.Block(audit.StageRateLimit, reason)
 					respond.ErrorWithHeaders(w, r, http.StatusTooManyRequests, e.ID, h)
+					return
+				}
+				if !l.answer.Serve(w, r, e, reason, h) {
+					return
+				}
+				// Solved just now: from here on, as a client with a pass.
+				pass = 1
+				if !l.withinCeiling(w, r, e, k, now) {
 					return
 				}
 			}
 		}
 	}
 	s.next.ServeHTTP(w, r)
+}
+
+// withinCeiling counts a request of a client with a pass against l's
+// ceiling; over it, the request is refused (429) and false returned.
+func (l *Limit) withinCeiling(w http.ResponseWriter, r *http.Request, e *audit.Entry, k Key, now time.Time) bool {
+	d := l.ceiling.Allow(k, now)
+	if d.Allowed {
+		return true
+	}
+	l.answer.Note(challenge.ResultCeiling)
+	e.Block(audit.StageRateLimit, fmt.Sprintf("rate limit %s ceiling (%g/s, burst %d) exceeded by a client with a solved challenge",
+		l.cfg.Name, l.ceilingRule.Rate, l.ceilingRule.Burst))
+	h := http.Header{}
+	SetHeaders(h, d, l.ceilingRule)
+	respond.ErrorWithHeaders(w, r, http.StatusTooManyRequests, e.ID, h)
+	return false
 }
 
 var _ http.Handler = (*stage)(nil)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/challenge"
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/respond"
 )
@@ -27,6 +28,10 @@ type Sources struct {
 	listCfg map[string]config.ListConfig
 	geo     *GeoIP // nil without databases
 	geoCfg  config.GeoIPConfig
+	// challenger answers deny lists and GeoIP rules with action: challenge
+	// (nil: they block); observe counts those answers.
+	challenger *challenge.Challenger
+	observe    func(stage, result string)
 	// inherited are resources taken over from the previous configuration
 	// that these Sources do not own yet (until the reload commits);
 	// released are resources a successor took over. Close leaves both.
@@ -222,20 +227,42 @@ func (a *allowStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.next.ServeHTTP(w, r)
 }
 
+// ChallengeWith makes deny lists and GeoIP rules with action: challenge
+// answer with c (stages built after this call); observe, when not nil,
+// counts the answers by stage and result (metrics). Without it they block.
+func (s *Sources) ChallengeWith(c *challenge.Challenger, observe func(stage, result string)) {
+	if s != nil {
+		s.challenger, s.observe = c, observe
+	}
+}
+
+// answer returns the challenge answer of a filter with action, or nil to
+// block.
+func (s *Sources) answer(action, stage string) *challenge.Answer {
+	if s == nil || s.challenger == nil || action != config.ActionChallenge {
+		return nil
+	}
+	return challenge.NewAnswer(s.challenger, stage, http.StatusForbidden, s.observe)
+}
+
 // denyStage refuses a client on one of the site's deny lists.
 type denyStage struct {
-	lists []*List
-	next  http.Handler
+	lists  []*List
+	answer *challenge.Answer // nil: block
+	next   http.Handler
 }
 
 // NewDeny returns the deny-list stage of a site (filters.deny_lists): a
-// listed client gets 403 and a record naming the list and the entry. It
-// returns next itself when the site has no deny list.
+// listed client gets 403 and a record naming the list and the entry. With
+// filters.deny_lists_action: challenge it gets the challenge page instead
+// (403, the same record saying so), and once it solved it, its pass lets
+// it past the deny lists (see challenge.Answer). It returns next itself
+// when the site has no deny list.
 func (s *Sources) NewDeny(fc config.FiltersConfig, next http.Handler) http.Handler {
 	if s == nil || len(fc.DenyLists) == 0 {
 		return next
 	}
-	return &denyStage{lists: s.named(fc.DenyLists), next: next}
+	return &denyStage{lists: s.named(fc.DenyLists), answer: s.answer(fc.DenyListsAction, audit.StageReputation), next: next}
 }
 
 func (d *denyStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -243,7 +270,9 @@ func (d *denyStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e.Addr.IsValid() {
 		for _, l := range d.lists {
 			if entry, hit := l.Lookup(e.Addr); hit {
-				refuse(w, r, e, audit.StageReputation, fmt.Sprintf("on deny list %s (entry %s)", l.Name(), entry))
+				if hitAnswered(w, r, e, d.answer, audit.StageReputation, fmt.Sprintf("on deny list %s (entry %s)", l.Name(), entry)) {
+					d.next.ServeHTTP(w, r)
+				}
 				return
 			}
 		}
@@ -251,35 +280,56 @@ func (d *denyStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d.next.ServeHTTP(w, r)
 }
 
+// hitAnswered answers a client that hit a filter for reason: with a, the
+// challenge (true: it has or just earned a pass, let it go on), without,
+// 403 (false).
+func hitAnswered(w http.ResponseWriter, r *http.Request, e *audit.Entry, a *challenge.Answer, stage, reason string) bool {
+	switch {
+	case a == nil:
+		refuse(w, r, e, stage, reason)
+		return false
+	case a.Passed(r, e):
+		a.Note(challenge.ResultPassed)
+		return true
+	default:
+		return a.Serve(w, r, e, reason, nil)
+	}
+}
+
 // geoStage applies a site's country and ASN rules to what Locate found.
 type geoStage struct {
 	countryAllow, countryDeny []string
 	denyASNs                  []uint
+	answer                    *challenge.Answer // nil: block
 	next                      http.Handler
 }
 
 // NewGeoIP returns the GeoIP stage of a site (filters.country_allow,
 // country_deny, deny_asns): a refused client gets 403 and a record naming
-// the country or AS. It returns next itself when the site has no such rule.
+// the country or AS; with filters.geoip_action: challenge, the challenge
+// page instead, as NewDeny. It returns next itself when the site has no
+// such rule.
 func (s *Sources) NewGeoIP(fc config.FiltersConfig, next http.Handler) http.Handler {
 	if len(fc.CountryAllow) == 0 && len(fc.CountryDeny) == 0 && len(fc.DenyASNs) == 0 {
 		return next
 	}
-	return &geoStage{countryAllow: fc.CountryAllow, countryDeny: fc.CountryDeny, denyASNs: fc.DenyASNs, next: next}
+	return &geoStage{countryAllow: fc.CountryAllow, countryDeny: fc.CountryDeny, denyASNs: fc.DenyASNs,
+		answer: s.answer(fc.GeoIPAction, audit.StageGeoIP), next: next}
 }
 
 func (g *geoStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e := audit.FromContext(r.Context())
+	reason := ""
 	switch {
 	case !e.Addr.IsValid():
 	case len(g.countryAllow) > 0 && !slices.Contains(g.countryAllow, e.Country):
-		refuse(w, r, e, audit.StageGeoIP, fmt.Sprintf("country %q is not allowed", e.Country))
-		return
+		reason = fmt.Sprintf("country %q is not allowed", e.Country)
 	case e.Country != "" && slices.Contains(g.countryDeny, e.Country):
-		refuse(w, r, e, audit.StageGeoIP, fmt.Sprintf("country %s is denied", e.Country))
-		return
+		reason = fmt.Sprintf("country %s is denied", e.Country)
 	case e.ASN != 0 && slices.Contains(g.denyASNs, e.ASN):
-		refuse(w, r, e, audit.StageGeoIP, fmt.Sprintf("AS%d (%s) is denied", e.ASN, e.ASOrg))
+		reason = fmt.Sprintf("AS%d (%s) is denied", e.ASN, e.ASOrg)
+	}
+	if reason != "" && !hitAnswered(w, r, e, g.answer, audit.StageGeoIP, reason) {
 		return
 	}
 	g.next.ServeHTTP(w, r)
