@@ -76,6 +76,10 @@ type Pipeline struct {
 	redis    *redisconn.Conn     // cluster.redis, one per process; nil without
 
 	challengeKey []byte // the challenge's key, kept across reloads when random
+
+	// now is the clock read once per request: the record's time and the
+	// rate limits' reading. Tests may replace it before serving.
+	now func() time.Time
 }
 
 var _ http.Handler = (*Pipeline)(nil)
@@ -134,6 +138,7 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 		inflight: st.inflight,
 
 		challengeKey: st.challengeKey,
+		now:          time.Now,
 	}
 	return p, nil
 }
@@ -209,7 +214,7 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve runs one request; the caller has counted it in p.active.
 func (p *Pipeline) serve(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+	start := p.now()
 	entry, client := p.newEntry(r, start)
 	w.Header().Set(respond.RequestIDHeader, entry.ID)
 	rec := newRecorder(w, r)
@@ -312,7 +317,7 @@ func (p *Pipeline) finish(rec *recorder, r *http.Request, entry *audit.Entry, cl
 		}
 	}
 	entry.BytesSent = rec.bytes
-	entry.Durations.Total = time.Since(start).Microseconds()
+	entry.Durations.Total = p.now().Sub(start).Microseconds()
 	if entry.Action == "" {
 		entry.Action = audit.ActionAllowed
 	}

@@ -117,7 +117,12 @@ func NewStage(site, route []*Limit, next http.Handler) http.Handler {
 func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e := audit.FromContext(r.Context())
 	if e.Addr.IsValid() {
-		now := time.Now()
+		// The request's arrival time, read once by the gateway for the
+		// whole request (and a clock tests can set).
+		now := e.Time
+		if now.IsZero() {
+			now = time.Now()
+		}
 		// No slice is built per request.
 		for _, group := range [2][]*Limit{s.site, s.route} {
 			for _, l := range group {
