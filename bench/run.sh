@@ -744,7 +744,8 @@ goal_report() {
     dp=$(raw_col 6 portcullis-default "$w" | median); mp=$(raw_col 6 nginx-modsec "$w" | median)
     dr=$(raw_col 7 portcullis-default "$w" | median); mr=$(raw_col 7 nginx-modsec "$w" | median)
     if [[ -z $d || -z $m ]]; then
-      echo "| ${WL_LABEL[$w]} | ${d:-fail} | ${m:-fail} | — | | | | | no result |"
+      awk -v wl="${WL_LABEL[$w]}" -v d="$d" -v m="$m" \
+        'BEGIN { printf "| %s | %s | %s | — | | | | | no result |\n", wl, d == "" ? "fail" : sprintf("%.0f", d), m == "" ? "fail" : sprintf("%.0f", m) }'
       continue
     fi
     verdict=$(awk -v d="$d" -v m="$m" -v dp="$dp" -v mp="$mp" -v dr="$dr" -v mr="$mr" 'BEGIN {
