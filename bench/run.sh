@@ -19,9 +19,11 @@ RESULTS_DIR=$BENCH_DIR/results
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 REPS=${REPS:-3}
-CONNECTIONS=${CONNECTIONS:-64}
+# One or more wrk connection counts (comma-separated): every row and
+# workload is measured at each, and the report has a table per count.
+CONNECTIONS=${CONNECTIONS:-64,256}
 THREADS=${THREADS:-2}
-TARGETS=${TARGETS:-upstream,nginx,caddy,nginx-modsec,portcullis-off,portcullis-waf,portcullis-stock,portcullis-filters}
+TARGETS=${TARGETS:-upstream,nginx,caddy,nginx-modsec,portcullis-off,portcullis-default,portcullis-waf,portcullis-stock,portcullis-filters}
 WORKLOADS=${WORKLOADS:-get,post,attack}
 BASE_PORT=${BASE_PORT:-18080}
 SKIP_INSTALL=${SKIP_INSTALL:-0}
@@ -43,12 +45,12 @@ MODSEC_MODULE=/usr/lib/nginx/modules/ngx_http_modsecurity_module.so
 CLK_TCK=$(getconf CLK_TCK)
 
 # ---- targets and workloads -------------------------------------------------
-ALL_TARGETS=(upstream nginx caddy nginx-modsec portcullis-off portcullis-waf portcullis-stock portcullis-filters)
+ALL_TARGETS=(upstream nginx caddy nginx-modsec portcullis-off portcullis-default portcullis-waf portcullis-stock portcullis-filters)
 declare -A PORT=(
   [upstream]=$((BASE_PORT)) [nginx]=$((BASE_PORT + 1)) [caddy]=$((BASE_PORT + 2))
   [nginx-modsec]=$((BASE_PORT + 3)) [portcullis-off]=$((BASE_PORT + 4))
   [portcullis-waf]=$((BASE_PORT + 5)) [portcullis-filters]=$((BASE_PORT + 6))
-  [portcullis-stock]=$((BASE_PORT + 7))
+  [portcullis-stock]=$((BASE_PORT + 7)) [portcullis-default]=$((BASE_PORT + 8))
 )
 declare -A LABEL=(
   [upstream]="upstream (direct)"
@@ -56,12 +58,17 @@ declare -A LABEL=(
   [caddy]="Caddy reverse_proxy"
   [nginx-modsec]="nginx + ModSecurity + CRS PL1"
   [portcullis-off]="Portcullis, WAF off"
-  [portcullis-waf]="Portcullis, CRS PL1 block"
-  [portcullis-stock]="Portcullis, CRS PL1 block, stock Coraza operators"
-  [portcullis-filters]="Portcullis, CRS PL1 + all cheap filters"
+  [portcullis-default]="Portcullis, default profile (portcullis) block"
+  [portcullis-waf]="Portcullis, profile stock-crs, CRS PL1 block"
+  [portcullis-stock]="Portcullis, profile stock-crs, CRS PL1 block, stock Coraza operators"
+  [portcullis-filters]="Portcullis, profile stock-crs, CRS PL1 + all cheap filters"
 )
 # Rows whose WAF must answer the attack workload with 403.
-declare -A IS_WAF=([nginx-modsec]=1 [portcullis-waf]=1 [portcullis-stock]=1 [portcullis-filters]=1)
+declare -A IS_WAF=([nginx-modsec]=1 [portcullis-default]=1 [portcullis-waf]=1 [portcullis-stock]=1 [portcullis-filters]=1)
+# waf.profile of each Portcullis row: the default detection profile, or the
+# unmodified CRS (waf.profile: stock-crs).
+declare -A PROFILE=([portcullis-off]=portcullis [portcullis-default]=portcullis
+  [portcullis-waf]=stock-crs [portcullis-stock]=stock-crs [portcullis-filters]=stock-crs)
 
 ALL_WORKLOADS=(get post attack)
 declare -A WL_METHOD=([get]=GET [post]=POST [attack]=GET)
@@ -82,6 +89,8 @@ NOTES=()                 # lines for the "Notes" section of the report
 TMP=""
 UPSTREAM_BYTES=""
 PORTCULLIS_ERR=""
+CONNS=""                 # the connection count being measured or reported
+MAX_CONNECTIONS=""       # the largest of CONNECTIONS: the proxies' upstream pool size
 MODSEC_RULES=""
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -233,7 +242,7 @@ build_binaries() {
       || die "cannot build Caddy"
   fi
 
-  if needs_target portcullis-off || needs_target portcullis-waf || needs_target portcullis-stock || needs_target portcullis-filters; then
+  if needs_target portcullis-off || needs_target portcullis-default || needs_target portcullis-waf || needs_target portcullis-stock || needs_target portcullis-filters; then
     rm -f "$BIN/portcullis" "$BIN/portcullis-stock"
     if [[ ! -d $ROOT/cmd/portcullis ]]; then
       PORTCULLIS_ERR="cmd/portcullis does not exist yet"
@@ -351,7 +360,7 @@ start_nginx() {
   render "$BENCH_DIR/conf/nginx.conf.tmpl" "$prefix/nginx.conf" \
     PREFIX="$prefix" PORT="${PORT[$t]}" UPSTREAM_PORT="${PORT[upstream]}" \
     LOAD_MODULE="$load" MODSECURITY="$modsec" ERROR_LOG_LEVEL="$level" \
-    KEEPALIVE="$CONNECTIONS"
+    KEEPALIVE="$MAX_CONNECTIONS"
   : > "$prefix/error.log"
   if ! nginx -t -q -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" > "$prefix/nginx-t.log" 2>&1; then
     STATE[$t]="n/a: nginx -t failed: $(grep -m1 emerg "$prefix/nginx-t.log" | cut -c1-160)"
@@ -383,7 +392,7 @@ start_caddy() {
   [[ -x $BIN/caddy ]] || { STATE[caddy]="n/a: bench/.bin/caddy missing"; return 1; }
   mkdir -p "$prefix"
   render "$BENCH_DIR/conf/Caddyfile.tmpl" "$prefix/Caddyfile" \
-    PORT="${PORT[caddy]}" UPSTREAM_PORT="${PORT[upstream]}" KEEPALIVE="$CONNECTIONS"
+    PORT="${PORT[caddy]}" UPSTREAM_PORT="${PORT[upstream]}" KEEPALIVE="$MAX_CONNECTIONS"
   # XDG dirs in the temp dir: Caddy must not write into ~/.config or ~/.local.
   XDG_CONFIG_HOME=$prefix/config XDG_DATA_HOME=$prefix/data \
     "$BIN/caddy" run --config "$prefix/Caddyfile" --adapter caddyfile > "$prefix/caddy.log" 2>&1 &
@@ -432,7 +441,8 @@ PY
   local server_settings="client_connections: 0, client_connection_rate: 0, client_requests: 0"
   [[ -n $PORTCULLIS_MEMORY_LIMIT ]] && server_settings+=", memory_limit: $PORTCULLIS_MEMORY_LIMIT"
   render "$tmpl" "$prefix/portcullis.yaml" \
-    PORT="${PORT[$t]}" UPSTREAM_PORT="${PORT[upstream]}" WAF_MODE="$mode" RESPONSE_INSPECT="$inspect_responses" \
+    PORT="${PORT[$t]}" UPSTREAM_PORT="${PORT[upstream]}" WAF_MODE="$mode" WAF_PROFILE="${PROFILE[$t]}" \
+    RESPONSE_INSPECT="$inspect_responses" \
     SERVER_SETTINGS="$server_settings" \
     AUDIT_FILE="$prefix/audit.jsonl" DENY_FILE="$prefix/deny.netset" STATE_DIR="$prefix/state"
   "$bin" run -c "$prefix/portcullis.yaml" > "$prefix/portcullis.log" 2>&1 &
@@ -460,7 +470,7 @@ start_target() {
     # Pre-flight runs at "info" so sub-threshold rule matches are visible.
     nginx-modsec) start_nginx nginx-modsec info ;;
     caddy) start_caddy ;;
-    portcullis-off | portcullis-waf | portcullis-stock | portcullis-filters) start_portcullis "$t" ;;
+    portcullis-*) start_portcullis "$t" ;;
   esac
 }
 
@@ -489,7 +499,7 @@ precheck() {
       log=""
       case $t in
         nginx-modsec) log="$TMP/nginx-modsec/error.log" ;;
-        portcullis-waf | portcullis-stock | portcullis-filters) log="$TMP/$t/audit.jsonl" ;;
+        portcullis-default | portcullis-waf | portcullis-stock | portcullis-filters) log="$TMP/$t/audit.jsonl" ;;
       esac
       before=0; [[ -n $log && -f $log ]] && before=$(wc -l < "$log")
       got=$(curl_workload "$t" "$w"); status=${got% *}; bytes=${got#* }
@@ -515,7 +525,7 @@ precheck() {
         fi
       fi
       PRECHECK[$t,$w]=$msg
-      printf '  %-15s %-7s %s %s B -> %s\n' "$t" "$w" "$status" "$bytes" "$msg" >&2
+      printf '  %-18s %-7s %s %s B -> %s\n' "$t" "$w" "$status" "$bytes" "$msg" >&2
     done
   done
 }
@@ -584,7 +594,7 @@ run_wrk() {
   WL_BODY_FILE=${WL_BODY[$w]:+$WORKLOAD_DIR/${WL_BODY[$w]}} \
   EXPECT_STATUS=$(expect_status "$t" "$w") EXPECT_BYTES=$(expect_bytes "$t" "$w") \
     timeout -k 5 $((secs + 30)) \
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$dur" --timeout 5s "$@" -s "$LUA" \
+    wrk -t"$THREADS" -c"$CONNS" -d"$dur" --timeout 5s "$@" -s "$LUA" \
     "http://127.0.0.1:${PORT[$t]}" > "$out" 2>&1 &
   pid=$!; STARTED_PIDS+=("$pid")
   wait "$pid" || rc=$?
@@ -611,7 +621,7 @@ run_one() {
   # the run is long) is a failure, not a 0 req/s data point.
   if [[ -z $line || $line == *" responses=0 "* ]]; then
     log "  no result for $t/$w rep $rep: $(grep -v '^RESULT' "$out" | tail -1)"
-    printf '%s\t%s\t%s\tfail\t\t\t%s\t%s\t0\t0\t0\t0\t0\t-\t\n' "$rep" "$t" "$w" "$rss" "$pss" >> "$RAW"
+    printf '%s\t%s\t%s\tfail\t\t\t%s\t%s\t0\t0\t0\t0\t0\t-\t\t%s\n' "$rep" "$t" "$w" "$rss" "$pss" "$CONNS" >> "$RAW"
     return
   fi
   # RESULT key=value ... -> shell variables r_key
@@ -625,13 +635,13 @@ run_one() {
   done
   cpu_us=$(awk -v d=$((cpu1 - cpu0)) -v hz="$CLK_TCK" -v n="$r_responses" \
     'BEGIN { if (n > 0) printf "%.1f", d / hz * 1e6 / n }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
     "$rep" "$t" "$w" "$r_rps" "$r_p50_us" "$r_p99_us" "$rss" "$pss" \
     "$r_responses" "$r_ok" "$r_bad_status" "$r_bad_size" \
     "$((r_err_connect + r_err_read + r_err_write + r_err_timeout))" "$r_unexpected_codes" \
-    "$cpu_us" >> "$RAW"
-  log "$(printf '  rep %s %-15s %-7s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  RSS %6.1f MiB  CPU %6s µs/req  ok %s/%s' \
-    "$rep" "$t" "$w" "$r_rps" "$(awk "BEGIN{print $r_p50_us/1000}")" \
+    "$cpu_us" "$CONNS" >> "$RAW"
+  log "$(printf '  rep %s c%-4s %-18s %-7s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  RSS %6.1f MiB  CPU %6s µs/req  ok %s/%s' \
+    "$rep" "$CONNS" "$t" "$w" "$r_rps" "$(awk "BEGIN{print $r_p50_us/1000}")" \
     "$(awk "BEGIN{print $r_p99_us/1000}")" "$(awk "BEGIN{print $rss/1024}")" "$cpu_us" "$r_ok" "$r_responses")"
 }
 
@@ -644,9 +654,10 @@ median() {
     if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# Column $1 of the successful raw rows for target $2, workload $3.
+# Column $1 of the successful raw rows for target $2, workload $3, at
+# $CONNS connections.
 raw_col() {
-  awk -F'\t' -v c="$1" -v t="$2" -v w="$3" '$2 == t && $3 == w && $4 != "fail" { print $c }' "$RAW"
+  awk -F'\t' -v c="$1" -v t="$2" -v w="$3" -v n="$CONNS" '$2 == t && $3 == w && $16 == n && $4 != "fail" { print $c }' "$RAW"
 }
 
 ratio() { # $1/$2 as "0.87x", or "—"
@@ -681,7 +692,7 @@ build_report() {
       bad_z=$(raw_col 12 "$t" "$w" | awk '{ s += $1 } END { print s + 0 }')
       errs=$(raw_col 13 "$t" "$w" | awk '{ s += $1 } END { print s + 0 }')
       codes=$(raw_col 14 "$t" "$w" | tr ',' '\n' | grep -v '^-$' | sort -u | paste -sd, || true)
-      fails=$(awk -F'\t' -v t="$t" -v w="$w" '$2 == t && $3 == w && $4 == "fail"' "$RAW" | wc -l)
+      fails=$(awk -F'\t' -v t="$t" -v w="$w" -v n="$CONNS" '$2 == t && $3 == w && $16 == n && $4 == "fail"' "$RAW" | wc -l)
       fails=${fails// /}
 
       # Check column: every response must have had the expected status (and,
@@ -718,6 +729,56 @@ build_report() {
   done
 }
 
+# The default profile against nginx + ModSecurity + CRS PL1 at $CONNS
+# connections (issue 15's speed goal: at least 3x the requests/s, p99 no
+# worse, max RSS no more), one line per workload.
+goal_report() {
+  local w d m dp mp dr mr verdict
+  needs_target portcullis-default && needs_target nginx-modsec || return 0
+  [[ ${STATE[portcullis-default]:-} == ok && ${STATE[nginx-modsec]:-} == ok ]] || return 0
+  echo "| workload | default req/s | nginx+ModSec req/s | ratio | default p99 | nginx+ModSec p99 | default max RSS | nginx+ModSec max RSS | goal (≥3x, p99 ≤, RSS ≤) |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+  for w in "${ALL_WORKLOADS[@]}"; do
+    in_list "$w" "$WORKLOADS" || continue
+    d=$(raw_col 4 portcullis-default "$w" | median); m=$(raw_col 4 nginx-modsec "$w" | median)
+    dp=$(raw_col 6 portcullis-default "$w" | median); mp=$(raw_col 6 nginx-modsec "$w" | median)
+    dr=$(raw_col 7 portcullis-default "$w" | median); mr=$(raw_col 7 nginx-modsec "$w" | median)
+    if [[ -z $d || -z $m ]]; then
+      awk -v wl="${WL_LABEL[$w]}" -v d="$d" -v m="$m" \
+        'BEGIN { printf "| %s | %s | %s | — | | | | | no result |\n", wl, d == "" ? "fail" : sprintf("%.0f", d), m == "" ? "fail" : sprintf("%.0f", m) }'
+      continue
+    fi
+    verdict=$(awk -v d="$d" -v m="$m" -v dp="$dp" -v mp="$mp" -v dr="$dr" -v mr="$mr" 'BEGIN {
+      v = ""
+      if (m > 0 && d / m < 3) v = v "req/s under 3x; "
+      if (dp > mp) v = v "p99 worse; "
+      if (dr > mr) v = v "RSS higher; "
+      print v == "" ? "met" : "NOT met: " substr(v, 1, length(v) - 2) }')
+    awk -v wl="${WL_LABEL[$w]}" -v d="$d" -v m="$m" -v r="$(ratio "$d" "$m")" -v dp="$dp" -v mp="$mp" \
+      -v dr="$dr" -v mr="$mr" -v v="$verdict" \
+      'BEGIN { printf "| %s | %.0f | %.0f | %s | %.2f ms | %.2f ms | %.1f MiB | %.1f MiB | %s |\n",
+               wl, d, m, r, dp / 1000, mp / 1000, dr / 1024, mr / 1024, v }'
+  done
+}
+
+# Every connection count's tables.
+full_report() {
+  local goal
+  for CONNS in ${CONNECTIONS//,/ }; do
+    echo "### $CONNS connections"
+    echo
+    build_report
+    echo
+    goal=$(goal_report)
+    if [[ -n $goal ]]; then
+      echo "Default profile (portcullis) against nginx + ModSecurity + CRS PL1, $CONNS connections:"
+      echo
+      echo "$goal"
+      echo
+    fi
+  done
+}
+
 write_results() {
   local table=$1 file="$RESULTS_DIR/latest.md" t w note
   mkdir -p "$RESULTS_DIR"
@@ -726,7 +787,7 @@ write_results() {
     echo
     echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2> /dev/null || echo none)"
     echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
-    echo "- wrk: $THREADS threads, $CONNECTIONS connections, duration $DURATION after $WARMUP warm-up, $REPS repetitions interleaved (rep 1 of every row, then rep 2, ...); medians shown"
+    echo "- wrk: $THREADS threads, $CONNECTIONS connections (one table each), duration $DURATION after $WARMUP warm-up, $REPS repetitions interleaved (rep 1 of every row, then rep 2, ...); medians shown"
     echo "- versions: $(nginx -v 2>&1 | sed 's/^nginx version: //'), libmodsecurity3 $(dpkg-query -W -f='${Version}' libmodsecurity3 2> /dev/null || echo '?'), CRS 4.25.0 (${MODSEC_RULES:-?} rules loaded by ModSecurity), Caddy $(caddy_version), $(go version | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
     echo "- upstream body: $UPSTREAM_BYTES B; ModSecurity SecResponseBodyAccess $MODSEC_RESPONSE_BODY; nginx-modsec error_log level $MODSEC_LOG_LEVEL; Portcullis server.memory_limit ${PORTCULLIS_MEMORY_LIMIT:-none}, connections $CONNECTIONS"
     echo "- max RSS: peak of the summed VmRSS of the server's process tree (nginx: master + workers), polled every 100 ms during the measured run (warm-up excluded); max PSS likewise, which counts pages shared between nginx processes once"
@@ -753,8 +814,8 @@ write_results() {
     echo
     echo "## Raw runs"
     echo
-    echo "| rep | target | workload | req/s | p50 µs | p99 µs | RSS KiB | PSS KiB | responses | ok | wrong status | wrong size | socket errors | unexpected codes | CPU µs/req |"
-    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+    echo "| rep | target | workload | req/s | p50 µs | p99 µs | RSS KiB | PSS KiB | responses | ok | wrong status | wrong size | socket errors | unexpected codes | CPU µs/req | connections |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
     sed 's/\t/ | /g; s/^/| /; s/$/ |/' "$RAW"
   } > "$file"
   log "results written to ${file#"$ROOT"/}"
@@ -766,6 +827,8 @@ main() {
   local t w rep secs
   secs=$(to_seconds "$DURATION"); to_seconds "$WARMUP" > /dev/null
   [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "REPS must be a positive integer"
+  [[ $CONNECTIONS =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die "CONNECTIONS must be one or more positive integers, comma-separated"
+  MAX_CONNECTIONS=$(tr ',' '\n' <<< "$CONNECTIONS" | sort -n | tail -1)
   for t in ${TARGETS//,/ }; do [[ -n ${PORT[$t]:-} ]] || die "unknown target '$t' (known: ${ALL_TARGETS[*]})"; done
   for w in ${WORKLOADS//,/ }; do [[ -n ${WL_METHOD[$w]:-} ]] || die "unknown workload '$w' (known: ${ALL_WORKLOADS[*]})"; done
 
@@ -802,19 +865,21 @@ main() {
     start_nginx nginx-modsec "$MODSEC_LOG_LEVEL" || log "nginx-modsec restart failed: ${STATE[nginx-modsec]}"
   fi
 
-  log "measuring: $REPS x (${TARGETS}) x (${WORKLOADS}), ${DURATION} each after ${WARMUP} warm-up"
+  log "measuring: $REPS x (${CONNECTIONS} connections) x (${TARGETS}) x (${WORKLOADS}), ${DURATION} each after ${WARMUP} warm-up"
   for ((rep = 1; rep <= REPS; rep++)); do
-    for t in "${ALL_TARGETS[@]}"; do
-      if ! needs_target "$t" || [[ ${STATE[$t]:-} != ok ]]; then continue; fi
-      for w in "${ALL_WORKLOADS[@]}"; do
-        in_list "$w" "$WORKLOADS" || continue
-        run_one "$rep" "$t" "$w"
+    for CONNS in ${CONNECTIONS//,/ }; do
+      for t in "${ALL_TARGETS[@]}"; do
+        if ! needs_target "$t" || [[ ${STATE[$t]:-} != ok ]]; then continue; fi
+        for w in "${ALL_WORKLOADS[@]}"; do
+          in_list "$w" "$WORKLOADS" || continue
+          run_one "$rep" "$t" "$w"
+        done
       done
     done
   done
 
   local table
-  table=$(build_report)
+  table=$(full_report)
   echo
   echo "$table"
   echo

@@ -46,14 +46,28 @@ func (f *InFlight) Limit() int {
 // must be called once when the request ends. A nil table, a zero limit and
 // an invalid address admit everything.
 func (f *InFlight) Acquire(a netip.Addr) (release func(), ok bool) {
-	if f == nil || f.limit <= 0 || !a.IsValid() {
+	k, counted, ok := f.take(a)
+	switch {
+	case !ok:
+		return nil, false
+	case !counted:
 		return func() {}, true
 	}
-	k := ratelimit.KeyFromAddr(a, f.prefix)
-	if !f.counts.acquire(k, f.limit) {
-		return nil, false
-	}
 	return func() { f.counts.release(k) }, true
+}
+
+// take is Acquire without a release closure (none allocated per request):
+// counted says whether k was counted and must be given back with
+// f.counts.release.
+func (f *InFlight) take(a netip.Addr) (k ratelimit.Key, counted, ok bool) {
+	if f == nil || f.limit <= 0 || !a.IsValid() {
+		return k, false, true
+	}
+	k = ratelimit.KeyFromAddr(a, f.prefix)
+	if !f.counts.acquire(k, f.limit) {
+		return k, false, false
+	}
+	return k, true, true
 }
 
 // Clients is the number of clients with a request in flight.
@@ -81,12 +95,14 @@ func NewStage(f *InFlight, next http.Handler) http.Handler {
 
 func (a *admission) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	entry := audit.FromContext(r.Context())
-	release, ok := a.table.Acquire(entry.Addr)
+	k, counted, ok := a.table.take(entry.Addr)
 	if !ok {
 		entry.Block(audit.StageRateLimit, fmt.Sprintf("more than %d requests in flight from this client (server.client_requests)", a.table.Limit()))
 		respond.ErrorWithHeaders(w, r, http.StatusTooManyRequests, entry.ID, http.Header{"Retry-After": {"1"}})
 		return
 	}
-	defer release()
+	if counted {
+		defer a.table.counts.release(k)
+	}
 	a.next.ServeHTTP(w, r)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -260,51 +261,60 @@ func writeMMDB(t *testing.T, path, dbType string, records map[string]mmdbtype.Ma
 	}
 }
 
-// TestRateLimitHoldsItsRateAndRecovers: sequential requests for 1.5 s at a
-// limit of 20/s with burst 1 get through at 20/s (±10%), and a refused
-// client is served again once its interval has passed.
+// TestRateLimitHoldsItsRateAndRecovers: requests every 10 ms for 1.5 s at a
+// limit of 20/s with burst 1 get through at exactly 20/s (the first of
+// every 50 ms, 30 in all), a refused client is refused until its interval
+// has passed and served again once it has. The pipeline's clock is stepped
+// by the test, so the count does not depend on how fast the machine is.
 func TestRateLimitHoldsItsRateAndRecovers(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(echoUpstream))
 	defer up.Close()
 	cfg := strings.Replace(basicConfig, "    routes:\n", "    filters:\n      rate_limits:\n        - {name: steady, rate: 20, burst: 1}\n    routes:\n", 1)
-	tp := startProxy(t, "client_ip:\n  trusted_proxies: [127.0.0.1]\n"+cfg, up.URL)
-	// The expected count comes from replaying the send times through the
-	// same algorithm (one request per 50 ms, no burst beyond one): on a
-	// loaded machine the client pauses, and a pause longer than the
-	// interval lets the budget go unused, which a fixed rate × time would
-	// count as the limiter's error.
-	const interval = 50 * time.Millisecond
-	start := time.Now()
-	allowed, expected := 0, 0
-	var tat time.Time
-	for time.Since(start) < 1500*time.Millisecond {
-		sentAt := time.Now()
-		if !sentAt.Before(tat) {
-			expected++
-			tat = sentAt.Add(interval)
-		}
+	var mu sync.Mutex
+	clock := time.Now()
+	tp := startProxy(t, "client_ip:\n  trusted_proxies: [127.0.0.1]\n"+cfg, up.URL, func(s *Server) {
+		s.Pipeline().now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	})
+	step := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+
+	const interval = 50 * time.Millisecond // 1/20 s
+	var allowed []time.Duration
+	for at := time.Duration(0); at < 1500*time.Millisecond; at += 10 * time.Millisecond {
 		status, _, _ := fromClient(t, tp.URL+"/", "192.0.2.20")
-		if status == 200 {
-			allowed++
-		} else if status != 429 {
-			t.Fatalf("status %d", status)
+		switch status {
+		case 200:
+			allowed = append(allowed, at)
+		case 429:
+		default:
+			t.Fatalf("status %d at %s", status, at)
+		}
+		step(10 * time.Millisecond)
+	}
+	if len(allowed) != 30 {
+		t.Errorf("%d requests allowed in 1.5 s at 20/s, want 30: at %v", len(allowed), allowed)
+	}
+	for i, at := range allowed {
+		if want := time.Duration(i) * interval; at != want {
+			t.Errorf("request %d allowed at %s, want %s", i, at, want)
+			break
 		}
 	}
-	if got, want := float64(allowed), float64(expected); got < want*0.9 || got > want*1.1 {
-		t.Errorf("%d requests allowed in %s, want %d ±10%% (20/s)", allowed, time.Since(start).Round(time.Millisecond), expected)
+
+	// Now at 1.5 s: the budget is back (the last allowed was at 1.45 s).
+	if status, _, _ := fromClient(t, tp.URL+"/", "192.0.2.20"); status != 200 {
+		t.Fatalf("after an interval: %d", status)
 	}
-	refused := false
-	for i := 0; i < 100 && !refused; i++ { // use up the budget again
-		status, _, _ := fromClient(t, tp.URL+"/", "192.0.2.20")
-		refused = status == 429
+	// Refused for the whole interval, however often it asks (refused
+	// requests do not spend the budget, so asking does not delay it)...
+	for i := 0; i < 5; i++ {
+		step(interval/5 - time.Millisecond)
+		if status, _, _ := fromClient(t, tp.URL+"/", "192.0.2.20"); status != 429 {
+			t.Fatalf("%s into the interval: %d, want 429", time.Duration(i+1)*(interval/5-time.Millisecond), status)
+		}
 	}
-	if !refused {
-		t.Fatal("never refused")
-	}
-	// One interval is 50 ms: the budget comes back (refused requests do
-	// not spend it, so asking again does not delay the recovery).
-	var status int
-	if !waitfor.True(10*time.Second, func() bool { status, _, _ = fromClient(t, tp.URL+"/", "192.0.2.20"); return status == 200 }) {
+	// ...and served again once it has passed.
+	step(5 * time.Millisecond)
+	if status, _, _ := fromClient(t, tp.URL+"/", "192.0.2.20"); status != 200 {
 		t.Errorf("no recovery after an interval: %d", status)
 	}
 }

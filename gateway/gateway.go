@@ -76,6 +76,10 @@ type Pipeline struct {
 	redis    *redisconn.Conn     // cluster.redis, one per process; nil without
 
 	challengeKey []byte // the challenge's key, kept across reloads when random
+
+	// now is the clock read once per request: the record's time and the
+	// rate limits' reading. Tests may replace it before serving.
+	now func() time.Time
 }
 
 var _ http.Handler = (*Pipeline)(nil)
@@ -135,6 +139,7 @@ func build(cfg *config.Config, engines *waf.Cache, records *audit.Writer, log *s
 		inflight: st.inflight,
 
 		challengeKey: st.challengeKey,
+		now:          time.Now,
 	}
 	return p, nil
 }
@@ -210,10 +215,13 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve runs one request; the caller has counted it in p.active.
 func (p *Pipeline) serve(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	entry, client := p.newEntry(r, start)
+	start := p.now()
+	// The record and the response recorder live exactly as long as each
+	// other (until the record is written): one allocation.
+	served := &servedRequest{rec: recorder{ResponseWriter: w, head: r.Method == http.MethodHead, declared: -1}}
+	entry, rec := &served.entry, &served.rec
+	client := p.fillEntry(entry, r, start)
 	w.Header().Set(respond.RequestIDHeader, entry.ID)
-	rec := newRecorder(w, r)
 	r = r.WithContext(audit.WithEntry(r.Context(), entry))
 	defer p.complete(rec, r, entry, client, start)
 	if p.records.Refusing() {
@@ -313,7 +321,7 @@ func (p *Pipeline) finish(rec *recorder, r *http.Request, entry *audit.Entry, cl
 		}
 	}
 	entry.BytesSent = rec.bytes
-	entry.Durations.Total = time.Since(start).Microseconds()
+	entry.Durations.Total = p.now().Sub(start).Microseconds()
 	if entry.Action == "" {
 		entry.Action = audit.ActionAllowed
 	}
@@ -355,14 +363,26 @@ func (p *Pipeline) accessLog(r *http.Request, e *audit.Entry) {
 		slog.String("action", e.Action), slog.String("stage", e.Stage), slog.String("site", e.Site))
 }
 
+// servedRequest is what the gateway allocates per request.
+type servedRequest struct {
+	entry audit.Entry
+	rec   recorder
+}
+
 // newEntry starts the request's record with the client address decided by
 // clientip: the TCP peer, or what a trusted proxy in front says.
 func (p *Pipeline) newEntry(r *http.Request, start time.Time) (*audit.Entry, netip.Addr) {
+	e := &audit.Entry{}
+	return e, p.fillEntry(e, r, start)
+}
+
+// fillEntry is newEntry into a zero entry e.
+func (p *Pipeline) fillEntry(e *audit.Entry, r *http.Request, start time.Time) netip.Addr {
 	uri := r.RequestURI
 	if uri == "" {
 		uri = r.URL.RequestURI()
 	}
-	e := &audit.Entry{
+	*e = audit.Entry{
 		ID: newRequestID(), Time: start.UTC(),
 		Host: r.Host, Method: r.Method, URI: uri, Protocol: r.Proto,
 		// Drawn up front so the WAF stage knows to keep the body; finish
@@ -372,14 +392,14 @@ func (p *Pipeline) newEntry(r *http.Request, start time.Time) (*audit.Entry, net
 	client := p.clients.Resolve(r.RemoteAddr, r.Header)
 	if !client.Addr.IsValid() { // not an IP peer (a Unix socket): keep what there is
 		e.ClientIP, e.ClientPort = splitAddr(r.RemoteAddr)
-		return e, client.Addr
+		return client.Addr
 	}
 	e.Addr = client.Addr
 	e.ClientIP, e.ClientPort = client.Addr.String(), client.Port
 	if client.ViaProxy {
 		e.Peer = client.Peer.String()
 	}
-	return e, client.Addr
+	return client.Addr
 }
 
 func splitAddr(addr string) (string, int) {

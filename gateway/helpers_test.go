@@ -50,8 +50,9 @@ type testProxy struct {
 }
 
 // startProxy runs a pipeline for the YAML config, in which every "UPSTREAM"
-// is replaced by upstream. It listens on 127.0.0.1 on a free port.
-func startProxy(t *testing.T, yamlText, upstream string) *testProxy {
+// is replaced by upstream. It listens on 127.0.0.1 on a free port. setup
+// runs on the server before it serves (e.g. to set clocks).
+func startProxy(t *testing.T, yamlText, upstream string, setup ...func(*Server)) *testProxy {
 	t.Helper()
 	yamlText = strings.ReplaceAll(yamlText, "UPSTREAM", upstream)
 	if !strings.Contains(yamlText, "listeners:") {
@@ -85,6 +86,9 @@ func startProxy(t *testing.T, yamlText, upstream string) *testProxy {
 		certs.Start()
 	}
 	p.Start()
+	for _, f := range setup {
+		f(s)
+	}
 	s.Serve(lns)
 	tp := &testProxy{URL: "http://" + s.Addrs()[0].String(), Config: path, server: s, writer: writer, records: records}
 	for i, l := range cfg.Listeners {

@@ -25,10 +25,6 @@ type recorder struct {
 	wroteHeader bool
 }
 
-func newRecorder(w http.ResponseWriter, r *http.Request) *recorder {
-	return &recorder{ResponseWriter: w, head: r.Method == http.MethodHead, declared: -1}
-}
-
 func (rec *recorder) WriteHeader(code int) {
 	if code >= 200 && !rec.wroteHeader {
 		rec.status, rec.wroteHeader = code, true

@@ -11,28 +11,62 @@ import (
 )
 
 // BenchmarkServeOff is the uninspected path end to end, as bench/run.sh's
-// portcullis-off row drives it (issue 14): the real Server (wire, admission,
-// send timeout, pipeline with waf.mode off, ReverseProxy) on a loopback
-// listener, keep-alive clients in parallel, and a loopback origin that
-// answers 1024 bytes. Client and origin are hand-written HTTP/1.1 loops
-// that allocate nothing per request, so allocs/op is Portcullis's own
-// (server side and its upstream transport).
+// portcullis-off row drives it (issue 14): the real Server (wire,
+// admission, send timeout, pipeline with waf.mode off, ReverseProxy) on a
+// loopback listener, keep-alive clients in parallel, and a loopback origin
+// that answers 1024 bytes. Client and origin are hand-written HTTP/1.1
+// loops that allocate nothing per request, so allocs/op is Portcullis's
+// own (server side and its upstream transport).
 func BenchmarkServeOff(b *testing.B) {
+	benchServe(b, basicConfig+"waf:\n  mode: off\n", false)
+}
+
+// BenchmarkServeDefault is BenchmarkServeOff with the default detection
+// profile (waf.profile: portcullis, blocking), with response inspection on
+// as in bench/run.sh's portcullis-default row: the attack gets 403.
+func BenchmarkServeDefault(b *testing.B) {
+	benchServe(b, `upstreams:
+  - name: app
+    targets: ["UPSTREAM"]
+sites:
+  - hosts: ["*"]
+    routes:
+      - path: /
+        upstream: app
+waf:
+  response_inspection:
+    enabled: true
+`, true)
+}
+
+// benchServe drives the three workloads of bench/run.sh (benign GET, 4 KB
+// form POST, SQL injection GET) through a server for cfg; blocks says
+// whether the attack is refused.
+func benchServe(b *testing.B, cfg string, blocks bool) {
 	origin := startRawOrigin(b)
-	tp := startProxy(&testing.T{}, basicConfig+"waf:\n  mode: off\n", "http://"+origin)
+	tp := startProxy(&testing.T{}, cfg, "http://"+origin)
 	addr := strings.TrimPrefix(tp.URL, "http://")
-	get := "GET /products?category=shoes&page=2&sort=price HTTP/1.1\r\nHost: shop.example\r\n" +
+	const browser = "Host: shop.example\r\n" +
 		"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0\r\n" +
 		"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n" +
 		"Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n" +
 		"Connection: keep-alive\r\nUpgrade-Insecure-Requests: 1\r\nSec-Fetch-Dest: document\r\n" +
 		"Sec-Fetch-Mode: navigate\r\nSec-Fetch-Site: none\r\nSec-Fetch-User: ?1\r\nPriority: u=0, i\r\n\r\n"
+	get := "GET /products?category=shoes&page=2&sort=price HTTP/1.1\r\n" + browser
+	attack := "GET /?id=1%27%20OR%20%271%27%3D%271 HTTP/1.1\r\n" + browser
 	form := "name=" + strings.Repeat("Ada+Lovelace+wrote+about+the+analytical+engine+", 84)
 	post := "POST /contact HTTP/1.1\r\nHost: shop.example\r\n" +
 		"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0\r\n" +
 		"Accept: text/html\r\nContent-Type: application/x-www-form-urlencoded\r\n" +
 		"Content-Length: " + strconv.Itoa(len(form)) + "\r\n\r\n" + form
-	for _, tc := range []struct{ name, req string }{{"get", get}, {"post", post}} {
+	attackStatus := 200
+	if blocks {
+		attackStatus = 403
+	}
+	for _, tc := range []struct {
+		name, req string
+		status    int
+	}{{"get", get, 200}, {"post", post, 200}, {"attack", attack, attackStatus}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetParallelism(8) // 16 connections on 2 cores, as wrk's many
@@ -51,7 +85,7 @@ func BenchmarkServeOff(b *testing.B) {
 						return
 					}
 					status, n, err := readRawResponse(br)
-					if err != nil || status != 200 || n != 1024 {
+					if err != nil || status != tc.status || status == 200 && n != 1024 {
 						b.Errorf("response: status %d, %d body bytes, %v", status, n, err)
 						return
 					}

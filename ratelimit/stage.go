@@ -158,7 +158,12 @@ func NewStage(site, route []*Limit, next http.Handler) http.Handler {
 func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e := audit.FromContext(r.Context())
 	if e.Addr.IsValid() {
-		now := time.Now()
+		// The request's arrival time, read once by the gateway for the
+		// whole request (and a clock tests can set).
+		now := e.Time
+		if now.IsZero() {
+			now = time.Now()
+		}
 		pass := 0 // 1: the request carries a valid pass, -1: not; 0: not looked at yet
 		// No slice is built per request.
 		for _, group := range [2][]*Limit{s.site, s.route} {

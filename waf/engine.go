@@ -22,6 +22,7 @@ import (
 
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/experimental"
+	"github.com/corazawaf/coraza/v3/types"
 
 	"github.com/portcullis-waf/portcullis/config"
 	"github.com/portcullis-waf/portcullis/rules"
@@ -34,7 +35,43 @@ type Engine struct {
 	Settings config.WAFSettings
 	Key      string
 	waf      coraza.WAF
+	census   ruleCensus
 }
+
+// ruleCensus is what the compiled rule set holds, as far as the stage can
+// skip the engine: which phases have rules, and whether any rule is not
+// one of the engine rules that rules.Build always writes. It is taken
+// from every rule added while compiling (removals by exclusions only make
+// the set smaller, so it may overstate, never understate).
+type ruleCensus struct {
+	// responsePhases: a rule may run in phase 3, 4 or 5 (or in every
+	// phase: phase 0). Without one, response inspection and phase 5 have
+	// nothing to run. (Coraza's multiphase build tag, which runs rules in
+	// inferred phases too, is not used by Portcullis.)
+	responsePhases bool
+	// others: a rule that is not one of engineRules (a custom rule, the
+	// CRS, a plugin, a generated exclusion).
+	others bool
+}
+
+// engineRules are the rules rules.Build writes for the portcullis profile
+// without the CRS, whose effect the stage can tell from the request alone
+// (see Stage.engineIdle): the URI parse error (200009), the argument limit
+// in phases 1 and 2 (200004, 200005) and the lowered body limit for
+// parsed bodies (rules.ParsedBodyLimitID, rules.ParsedTypeLimitID).
+var engineRules = map[int]bool{200004: true, 200005: true, 200009: true, rules.ParsedBodyLimitID: true, rules.ParsedTypeLimitID: true}
+
+func (c *ruleCensus) observe(r types.RuleMetadata) {
+	if p := r.Phase(); p != types.PhaseRequestHeaders && p != types.PhaseRequestBody {
+		c.responsePhases = true
+	}
+	if !engineRules[r.ID()] {
+		c.others = true
+	}
+}
+
+// argumentLimit is the engine's SecArgumentsLimit (rules.engineDirectives).
+const argumentLimit = 1000
 
 // Compile builds the engine for s. A rule error names the config field or
 // file that holds the faulty rule.
@@ -45,11 +82,13 @@ func Compile(s config.WAFSettings) (*Engine, error) {
 	}
 	pieces := rules.Build(s)
 	fastop.Register() // faster @rx and @pm, same verdicts (issue 8, bench/FAST.md)
-	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(rules.FS()).WithDirectives(rules.Text(pieces)))
+	var census ruleCensus
+	cfg := experimental.WAFConfigWithRuleObserver(coraza.NewWAFConfig().WithRootFS(rules.FS()).WithDirectives(rules.Text(pieces)), census.observe)
+	w, err := coraza.NewWAF(cfg)
 	if err != nil {
 		return nil, blame(pieces, err)
 	}
-	return &Engine{Settings: s, Key: key, waf: w}, nil
+	return &Engine{Settings: s, Key: key, waf: w, census: census}, nil
 }
 
 // blame finds the piece that breaks compilation by compiling ever longer

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,6 +94,10 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ahead := s.readAhead(r)
 	if cancelledBefore(r, entry, "inspection") {
+		return
+	}
+	if s.native() && s.engineIdle(r, ahead) {
+		s.serveDetectorsOnly(w, r, entry, ahead)
 		return
 	}
 	held := &slot{gate: s.gate, ctx: r.Context()}
@@ -198,7 +203,11 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	inspected = true
 
-	if !settings.ResponseInspect && forwarded == nil {
+	// Response inspection with no rule to run in phases 3 to 5 (the
+	// portcullis profile without custom response rules) would only hold
+	// the transaction open: the response goes out as without it.
+	inspectResponse := settings.ResponseInspect && s.engine.census.responsePhases
+	if !inspectResponse && forwarded == nil {
 		// The body forwarded is the stage's own copy (or none), so the
 		// transaction is no longer needed: close it before going upstream.
 		finish()
@@ -207,13 +216,101 @@ func (s *Stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	held.leave()
-	if !settings.ResponseInspect {
+	if !inspectResponse {
 		s.next.ServeHTTP(w, r)
 		return
 	}
 	rw := newResponseInspector(w, r, tx, entry, s, held)
 	s.next.ServeHTTP(rw, r)
 	rw.finish()
+}
+
+// engineIdle reports whether the rule engine has nothing to do for r: its
+// rule set is only the engine rules of the portcullis profile (see
+// engineRules), and r is one none of them can act on. Such a request is
+// judged by the detectors alone, without a transaction. Each condition
+// mirrors what the engine would see:
+//   - the URI parses as the engine parses it (else 200009 refuses it), and
+//     its query cannot hold more than the argument limit (200004);
+//   - no body, or a body read whole ahead, within request_body.limit and
+//     no_files_limit (the engine's own limit and 200011/200013 cannot
+//     refuse or cut it), without trailer fields (judged by the engine);
+//   - no multipart body (its fields limit and parser are the engine's),
+//     and a form body within the argument limit (200005).
+//
+// Anything else goes through the engine as before.
+func (s *Stage) engineIdle(r *http.Request, ahead bodyAhead) bool {
+	if s.engine.census.others || s.engine.census.responsePhases || r.Trailer != nil {
+		return false
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		if !ahead.complete || ahead.err != nil {
+			return false
+		}
+		limit := s.settings.BodyLimit
+		if n := s.settings.BodyNoFilesLimit; n > 0 && n < limit {
+			limit = n
+		}
+		if int64(len(ahead.data)) > limit {
+			return false
+		}
+		// The engine picks a body processor from the first Content-Type.
+		switch ct := r.Header["Content-Type"]; {
+		case len(ct) > 1:
+			return false
+		case len(ct) == 1:
+			v := strings.TrimSpace(ct[0])
+			if hasPrefixFold(v, "multipart/") {
+				return false
+			}
+			if hasPrefixFold(v, "application/x-www-form-urlencoded") && bytes.Count(ahead.data, []byte("&"))+1 >= argumentLimit {
+				return false
+			}
+		}
+	}
+	uri := r.RequestURI
+	if uri == "" {
+		uri = r.URL.RequestURI()
+	}
+	if i := strings.IndexByte(uri, '#'); i >= 0 {
+		uri = uri[:i]
+	}
+	if strings.Count(uri, "&")+1 >= argumentLimit {
+		return false
+	}
+	_, err := url.ParseRequestURI(uri)
+	return err == nil
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// serveDetectorsOnly judges a request the engine has nothing to do for
+// (engineIdle) with the detectors, inside an inspection slot like any
+// inspection, and passes it on or refuses it.
+func (s *Stage) serveDetectorsOnly(w http.ResponseWriter, r *http.Request, entry *audit.Entry, ahead bodyAhead) {
+	held := &slot{gate: s.gate, ctx: r.Context()}
+	if err := held.enter(); err != nil {
+		s.refuseBusy(w, r, entry, err)
+		return
+	}
+	start := time.Now()
+	refused := func() bool {
+		defer held.leave()
+		return s.judge(r, entry, ahead.data, false)
+	}()
+	entry.Durations.WAF = time.Since(start).Microseconds()
+	if refused {
+		s.keepBodyAfter(entry, r, ahead)
+		respond.Error(w, r, http.StatusForbidden, entry.ID)
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = prepend(ahead.data, r.Body)
+	}
+	s.next.ServeHTTP(w, r)
+	s.keepBodyAfter(entry, r, ahead)
 }
 
 // keepBodyAfter keeps the body of a request whose transaction was closed

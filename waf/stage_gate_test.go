@@ -135,15 +135,20 @@ func TestStageSkipsCancelledRequests(t *testing.T) {
 
 // Without response inspection the transaction's findings are recorded and
 // its slot is free before the request goes upstream; the body forwarded is
-// the stage's own copy, intact. With response inspection the transaction
-// lives on for phases 3 and 4, but the slot is still free upstream.
+// the stage's own copy, intact. With response inspection (and a rule for
+// responses to run) the transaction lives on for phases 3 and 4, but the
+// slot is still free upstream.
 func TestStageReleasesBeforeUpstream(t *testing.T) {
 	for _, inspectResponses := range []bool{false, true} {
 		g := NewGate(1, time.Second)
 		var got string
 		var rulesUpstream, insideUpstream int
 		var entry *audit.Entry
-		stage := gateStage(t, gateSettings(inspectResponses), g, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		settings := gateSettings(inspectResponses)
+		if inspectResponses {
+			settings.RulesAfter = []config.RuleText{{Origin: "test", Text: `SecRule RESPONSE_STATUS "@streq 599" "id:10106,phase:3,pass,log"`}}
+		}
+		stage := gateStage(t, settings, g, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			b, _ := io.ReadAll(r.Body)
 			got = string(b)
 			rulesUpstream = len(entry.Rules)

@@ -82,6 +82,7 @@ func (b *bucket) take(now time.Time, burst, rate float64) bool {
 // which many clients share one address) have none.
 type H2Clients struct {
 	exempt func(netip.Addr) bool
+	now    func() time.Time // the budgets' clock, for every connection using t
 
 	mu      sync.Mutex
 	clients map[netip.Addr]*clientBudget
@@ -96,8 +97,13 @@ const maxTrackedClients = 100_000
 
 // NewH2Clients returns an empty table; exempt may be nil.
 func NewH2Clients(exempt func(netip.Addr) bool) *H2Clients {
-	return &H2Clients{exempt: exempt, clients: map[netip.Addr]*clientBudget{}}
+	return &H2Clients{exempt: exempt, now: time.Now, clients: map[netip.Addr]*clientBudget{}}
 }
+
+// SetClock makes every budget of t, and of the connections that use t,
+// read now instead of the wall clock, so that tests can hold time still or
+// step it; call it before the first connection.
+func (t *H2Clients) SetClock(now func() time.Time) { t.now = now }
 
 // allow takes a token for one stream opened (reset false) or reset by addr.
 func (t *H2Clients) allow(addr netip.Addr, reset bool, now time.Time) bool {
@@ -150,6 +156,9 @@ type h2Abuse struct {
 
 func newH2Abuse(clients *H2Clients, remote net.Addr, report func(H2Abuse)) h2Abuse {
 	a := h2Abuse{clients: clients, now: time.Now, report: report}
+	if clients != nil {
+		a.now = clients.now
+	}
 	if ta, ok := remote.(*net.TCPAddr); ok {
 		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
 			a.addr = ip.Unmap()
