@@ -190,7 +190,6 @@ func (s *Server) consoleRoutes() {
 	page("GET /console/mode", s.consoleModeConfirm)
 	page("POST /console/mode", s.consoleMode)
 	api("GET /api/console", s.apiConsole)
-	api("GET /api/actions", s.apiActions)
 }
 
 // via names where a request came from, for the action log.
