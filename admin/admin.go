@@ -1,10 +1,13 @@
 // Package admin is the operator's side of Portcullis: the web dashboard
 // (overview, events, event detail with the anomaly score broken down per
-// rule by review/score, the breakdown `audit show` prints too, bans) and its JSON API under /api/, served on the admin listener.
+// rule by review/score, the breakdown `audit show` prints too, bans, and the
+// operator's console of console.go: running state, checked reload, WAF mode
+// switch, action log) and its JSON API under /api/, served on the admin
+// listener.
 //
 // It also serves the running process's endpoints: /healthz, /readyz,
 // /metrics, /api/reload and /api/cache/purge, from small interfaces
-// (Reloader, CachePurger, ReadinessReporter, a metrics handler) that the
+// (Reloader, CachePurger, ReadinessReporter, Console, a metrics handler) that the
 // composition package, instance, passes in Options. More handlers can be
 // mounted with Server.Handle.
 //

@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis-waf/portcullis/admin"
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/internal/waitfor"
 )
 
 // TestModeSwitchPersistence: a switch is applied as a reload, kept in the
@@ -34,6 +36,7 @@ func TestModeSwitchPersistence(t *testing.T) {
 
 	var log syncBuffer
 	inst := startConsoleInstance(t, path, &log)
+	waitDead(t, inst, dead)
 	if rt := routeOf(inst); rt.Mode != "block" || rt.FileMode != "block" || rt.Override != nil {
 		t.Fatalf("at start: %+v", rt)
 	}
@@ -77,6 +80,7 @@ func TestModeSwitchPersistence(t *testing.T) {
 
 	// A restart reads the switch back from the state directory.
 	inst = startConsoleInstance(t, path, &log)
+	waitDead(t, inst, dead)
 	if rt := routeOf(inst); rt.Mode != "detect" || rt.FileMode != "block" || rt.Override == nil {
 		t.Fatalf("after a restart: %+v", rt)
 	}
@@ -188,3 +192,22 @@ func mustLoad(t *testing.T, path string) *config.Config {
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// waitDead waits until the health check has taken the dead target out, so
+// that traffic goes to the live one only.
+func waitDead(t *testing.T, inst *Instance, dead string) {
+	t.Helper()
+	ok := waitfor.True(20*time.Second, func() bool {
+		for _, p := range inst.ConsoleState().Pools {
+			for _, tg := range p.Targets {
+				if tg.URL == dead && !tg.Up {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	if !ok {
+		t.Fatalf("the dead target %s was never taken out: %+v", dead, inst.ConsoleState().Pools)
+	}
+}
