@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/netip"
@@ -331,5 +330,4 @@ func TestActionLogFile(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &api); err != nil || len(api.Actions) != 1 || api.Actions[0].ID != 3 {
 		t.Fatalf("GET /api/actions: %v %s", err, body)
 	}
-	_ = context.Background
 }
