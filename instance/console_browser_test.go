@@ -218,6 +218,11 @@ func TestConsoleBrowser(t *testing.T) {
 	if mode := text(t, ctx, row+" .mode"); mode != "block" {
 		t.Fatalf("route mode %q, want block", mode)
 	}
+	// The stylesheet loaded under the admin listener's CSP: the mode is
+	// coloured by class.
+	if bg := read(t, ctx, "mode colour", chromedp.Evaluate[string](`getComputedStyle(document.querySelector('`+row+` .mode')).backgroundColor`)); bg != "rgb(251, 227, 225)" {
+		t.Fatalf("block mode background %q: stylesheet not applied", bg)
+	}
 
 	// The dead target: the health check finds it within a few probes;
 	// the page is loaded again until it shows.
