@@ -1,10 +1,13 @@
 // Package admin is the operator's side of Portcullis: the web dashboard
 // (overview, events, event detail with the anomaly score broken down per
-// rule by review/score, the breakdown `audit show` prints too, bans) and its JSON API under /api/, served on the admin listener.
+// rule by review/score, the breakdown `audit show` prints too, bans, and the
+// operator's console of console.go: running state, checked reload, WAF mode
+// switch, action log) and its JSON API under /api/, served on the admin
+// listener.
 //
 // It also serves the running process's endpoints: /healthz, /readyz,
 // /metrics, /api/reload and /api/cache/purge, from small interfaces
-// (Reloader, CachePurger, ReadinessReporter, a metrics handler) that the
+// (Reloader, CachePurger, ReadinessReporter, Console, a metrics handler) that the
 // composition package, instance, passes in Options. More handlers can be
 // mounted with Server.Handle.
 //
@@ -77,6 +80,12 @@ type Options struct {
 	// Metrics is served at GET /metrics (Prometheus), behind the same
 	// authentication as the API. Nil: no such endpoint.
 	Metrics http.Handler
+	// Console serves the operator's console (/console): the running
+	// state, the reload button and the WAF mode switch. Nil: no console.
+	Console Console
+	// ActionLog is the file the action log is appended to (JSON lines),
+	// so that it survives a restart; "" keeps it in memory only.
+	ActionLog string
 	// Auth says who may use the dashboard and the API.
 	Auth Auth
 	// Log receives logins, refused logins and ban changes (never passwords
@@ -155,13 +164,15 @@ func loopbackHost(host string) bool {
 // Server is the admin HTTP handler and, through Serve, the admin listener.
 // It is safe for concurrent use.
 type Server struct {
-	opts   Options
-	now    func() time.Time
-	log    *slog.Logger
-	mux    *http.ServeMux
-	auth   *authenticator
-	pages  *pageSet
-	origin *http.CrossOriginProtection
+	opts  Options
+	now   func() time.Time
+	log   *slog.Logger
+	mux   *http.ServeMux
+	auth  *authenticator
+	pages *pageSet
+	// actions is the log of operator actions (actions.go).
+	actions *actionLog
+	origin  *http.CrossOriginProtection
 	// pause waits before a slowed-down login attempt (sleep; tests record
 	// the delay instead of waiting it out).
 	pause func(context.Context, time.Duration) error
@@ -202,9 +213,13 @@ func New(opts Options) (*Server, error) {
 	if s.pages, err = loadPages(); err != nil {
 		return nil, err
 	}
+	if s.actions, err = openActionLog(opts.ActionLog); err != nil {
+		return nil, err
+	}
 	s.routes()
 	s.processRoutes()
 	s.configRoutes()
+	s.consoleRoutes()
 	return s, nil
 }
 

@@ -289,6 +289,7 @@ func (s *Server) apiAddBan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	done, err := s.addBan(b, user)
+	s.recordBan(r, "ban", b.Prefix, done, err)
 	if err != nil {
 		s.fail(w, r, http.StatusConflict, err.Error())
 		return
@@ -309,7 +310,9 @@ func (s *Server) apiLiftBan(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	switch done, _ := s.liftBan(p, principalFrom(r.Context()).Name); done {
+	done, err := s.liftBan(p, principalFrom(r.Context()).Name)
+	s.recordBan(r, "lift ban", p, done, err)
+	switch done {
 	case "gone":
 		s.fail(w, r, http.StatusNotFound, "no ban of exactly "+p.String())
 	case "notsaved":

@@ -146,14 +146,18 @@ func (s *Server) showBans(w http.ResponseWriter, r *http.Request, status int, vi
 	now := s.now()
 	view.Durations = banDurations
 	for _, b := range s.opts.Bans.List(now) {
-		view.Bans = append(view.Bans, banRow{
-			Prefix: b.Prefix.String(), Source: b.Source, Reason: b.Reason,
-			Created: b.Created.UTC().Format("2006-01-02 15:04"), Until: b.Until.UTC().Format("2006-01-02 15:04"),
-			Left:      humanDuration(b.Until.Sub(now)),
-			EventsURL: "/events?" + prefixFilter(b.Prefix),
-		})
+		view.Bans = append(view.Bans, s.banRow(b, now))
 	}
 	s.render(w, r, status, "bans", "Bans", view)
+}
+
+func (s *Server) banRow(b bans.Ban, now time.Time) banRow {
+	return banRow{
+		Prefix: b.Prefix.String(), Source: b.Source, Reason: b.Reason,
+		Created: b.Created.UTC().Format("2006-01-02 15:04"), Until: b.Until.UTC().Format("2006-01-02 15:04"),
+		Left:      humanDuration(b.Until.Sub(now)),
+		EventsURL: "/events?" + prefixFilter(b.Prefix),
+	}
 }
 
 // prefixFilter is the events filter for a banned prefix.
@@ -174,6 +178,7 @@ func (s *Server) addBanForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	done, err := s.addBan(b, user)
+	s.recordBan(r, "ban", b.Prefix, done, err)
 	if err != nil {
 		s.showBans(w, r, http.StatusConflict, bansView{Prefix: req.Prefix, Duration: req.Duration, Reason: req.Reason, Error: err.Error()})
 		return
@@ -191,7 +196,12 @@ func (s *Server) liftBanForm(w http.ResponseWriter, r *http.Request) {
 		s.showBans(w, r, http.StatusBadRequest, bansView{Error: err.Error()})
 		return
 	}
-	done, _ := s.liftBan(p, principalFrom(r.Context()).Name)
+	done, err := s.liftBan(p, principalFrom(r.Context()).Name)
+	a := s.recordBan(r, "lift ban", p, done, err)
+	if r.PostForm.Get("next") == "console" && s.opts.Console != nil {
+		http.Redirect(w, r, "/console?done="+strconv.Itoa(a.ID)+"#result", http.StatusSeeOther)
+		return
+	}
 	http.Redirect(w, r, "/bans?done="+done, http.StatusSeeOther)
 }
 
@@ -226,4 +236,19 @@ func (s *Server) liftBan(p netip.Prefix, user string) (string, error) {
 	}
 	s.log.Info("admin: ban lifted", "prefix", p.String(), "user", user)
 	return "lifted", nil
+}
+
+// recordBan puts a ban change in the action log: what is "ban" or "lift
+// ban", done and err what addBan or liftBan answered.
+func (s *Server) recordBan(r *http.Request, what string, p netip.Prefix, done string, err error) Action {
+	a := Action{User: who(r), Via: via(r), What: what, Target: p.Masked().String(), OK: err == nil && done != "gone"}
+	switch {
+	case err != nil && done == "":
+		a.Result = err.Error()
+	case done == "notsaved":
+		a.Result = "in effect but not saved: lost at restart"
+	default:
+		a.Result = banMessages[done]
+	}
+	return s.record(a)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -100,6 +101,17 @@ func (s *Server) apiApplyConfig(w http.ResponseWriter, r *http.Request) {
 	case !res.OK:
 		status = http.StatusInternalServerError
 	}
+	a := Action{User: user, Via: via(r), What: "config", Target: "not saved to the file", OK: res.OK, Result: "applied in " + res.Duration, Problems: res.Problems}
+	if req.Persist {
+		a.Target = "saved to the file"
+	}
+	switch {
+	case len(res.Problems) > 0:
+		a.Result = "refused: " + strconv.Itoa(len(res.Problems)) + " problem(s)"
+	case !res.OK:
+		a.Result = firstLine(res.Error, "failed")
+	}
+	s.record(a)
 	s.log.Info("configuration posted", "user", user, "peer", r.RemoteAddr, "ok", res.OK, "applied", res.Applied, "persisted", res.Persisted, "problems", len(res.Problems))
 	writeJSON(w, status, res)
 }

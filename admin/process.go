@@ -117,6 +117,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // refused (its problems in "error", as `portcullis check` prints them).
 func (s *Server) apiReload(w http.ResponseWriter, r *http.Request) {
 	res := s.opts.Reload.Reload("admin API")
+	s.record(Action{User: who(r), Via: via(r), What: "reload", OK: res.OK, Result: firstLine(res.Error, "reloaded in "+res.Duration),
+		Problems: problemLines(res.Error)})
 	status := http.StatusOK
 	if !res.OK {
 		status = http.StatusUnprocessableEntity
@@ -151,4 +153,21 @@ func writeCompactJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v) // the client went away; nothing left to tell it
+}
+
+// firstLine is the first line of msg, or ok when msg is empty.
+func firstLine(msg, ok string) string {
+	if msg == "" {
+		return ok
+	}
+	line, _, _ := strings.Cut(msg, "\n")
+	return line
+}
+
+// problemLines splits a refused reload's message into its lines.
+func problemLines(msg string) []string {
+	if msg == "" {
+		return nil
+	}
+	return strings.Split(msg, "\n")
 }

@@ -21,7 +21,7 @@ import (
 var uiFS embed.FS
 
 // pageNames are the templates under ui/templates besides layout.html.
-var pageNames = []string{"overview", "events", "event", "bans", "login", "error"}
+var pageNames = []string{"overview", "events", "event", "bans", "login", "error", "console", "console_mode"}
 
 type pageSet struct {
 	pages map[string]*template.Template
@@ -65,6 +65,7 @@ type layoutData struct {
 	User     string
 	CSRF     string
 	Bans     bool
+	Console  bool
 	Logout   bool
 	LoggedIn bool
 	Content  any
@@ -74,7 +75,7 @@ type layoutData struct {
 // clean 500 instead of half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page, title string, content any) {
 	p := principalFrom(r.Context())
-	d := layoutData{Title: title, Page: page, User: p.Name, Bans: s.opts.Bans != nil,
+	d := layoutData{Title: title, Page: page, User: p.Name, Bans: s.opts.Bans != nil, Console: s.opts.Console != nil,
 		Logout: p.Kind == "user", LoggedIn: p.Kind != "", Content: content}
 	if p.binding != "" {
 		d.CSRF = s.auth.csrfToken(p.binding)

@@ -38,6 +38,7 @@ func (s *Server) routes() {
 	api("GET /api/bans", s.apiBans)
 	api("POST /api/bans", s.apiAddBan)
 	api("DELETE /api/bans/{prefix...}", s.apiLiftBan)
+	api("GET /api/actions", s.apiActions)
 }
 
 // authenticated lets r through to h when it comes from a user, a token or

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"time"
 
 	"github.com/portcullis-waf/portcullis/admin"
@@ -55,10 +56,14 @@ func (i *Instance) startAdmin() error {
 		Reload:  i,
 		Cache:   i,
 		Config:  i,
-		Ready:   i,
-		Auth:    auth,
-		Log:     i.log.With("component", "admin"),
-		Redis:   i.redis, // shared sessions and CSRF key; nil without cluster.redis
+		Console: i,
+		// Beside the ban state and the mode switches: who did what
+		// survives a restart.
+		ActionLog: filepath.Join(i.cfg.TLS.StateDir, "admin-actions.jsonl"),
+		Ready:     i,
+		Auth:      auth,
+		Log:       i.log.With("component", "admin"),
+		Redis:     i.redis, // shared sessions and CSRF key; nil without cluster.redis
 	}
 	if i.metrics != nil {
 		opts.Metrics = i.metrics.Handler()

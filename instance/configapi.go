@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -50,6 +51,9 @@ func (i *Instance) ApplyConfig(text []byte, persist bool, by string) admin.Confi
 		}
 		return cfg, nil
 	}, func() {
+		i.consoleMu.Lock()
+		i.loadedSum = sha256.Sum256(text) // the file differs unless saved below
+		i.consoleMu.Unlock()
 		if tmp != "" {
 			persistErr = os.Rename(tmp, i.cfgPath)
 		}

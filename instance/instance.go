@@ -126,6 +126,14 @@ type Instance struct {
 	reloadMu sync.Mutex
 	reloads  admin.ReloadHistory
 
+	// The console's view (console.go), guarded by consoleMu: set by
+	// reloads, read by the console without waiting for one.
+	consoleMu  sync.Mutex
+	fileCfg    *config.Config       // the configuration as loaded, before the mode switches
+	overrides  []admin.ModeOverride // the console's mode switches in force
+	loadedSum  [32]byte             // SHA-256 of the file's content in force
+	lastReload *admin.ReloadResult
+
 	explainMu    sync.Mutex        // one suggestion at a time: each compiles rule sets
 	explainCache map[string]string // record id → suggestion, bounded
 }
@@ -166,6 +174,7 @@ func Start(opts Options) (*Instance, error) {
 	i := &Instance{cfg: opts.Config, cfgPath: opts.ConfigPath, log: opts.Log, level: opts.Level, build: opts.Build}
 	for _, step := range []func() error{
 		i.prepareStateDir,
+		i.loadOverrides,
 		i.limitMemory,
 		i.newMetrics,
 		i.connectRedis,

@@ -22,13 +22,31 @@ const configCheckInterval = 2 * time.Second
 // as `portcullis check`, and the running configuration keeps serving.
 // Reloads run one at a time, whoever triggers them.
 func (i *Instance) Reload(trigger string) admin.ReloadResult {
-	return i.reloadWith(trigger, func() (*config.Config, error) { return config.Load(i.cfgPath) }, nil)
+	res, _ := i.reloadOverriding(trigger, func() (*config.Config, error) { return config.Load(i.cfgPath) }, nil, i.noteFileLoaded)
+	return res
 }
 
 // reloadWith switches to the configuration load returns (the file's, or
 // one posted to the admin API), one reload at a time; commit, when set,
 // runs after a successful switch, still before any other reload.
 func (i *Instance) reloadWith(trigger string, load func() (*config.Config, error), commit func()) admin.ReloadResult {
+	res, _ := i.reloadOverriding(trigger, load, nil, func() error {
+		if commit != nil {
+			commit()
+		}
+		return nil
+	})
+	return res
+}
+
+// reloadOverriding is every reload: the configuration load returns is the
+// file's (or a posted one); the console's mode switches, ovs or when nil
+// the ones in force, are applied on top before it is built. On success the
+// loaded configuration becomes the one the console compares with, ovs the
+// switches in force, and commit runs, still before any other reload; an
+// error from commit is reported, though the switch has happened. It also
+// returns the error itself (config.Errors for a refused file).
+func (i *Instance) reloadOverriding(trigger string, load func() (*config.Config, error), ovs *[]admin.ModeOverride, commit func() error) (admin.ReloadResult, error) {
 	i.reloadMu.Lock()
 	defer i.reloadMu.Unlock()
 	start := time.Now()
@@ -41,16 +59,26 @@ func (i *Instance) reloadWith(trigger string, load func() (*config.Config, error
 			// new one would never be retired.
 			return errors.New("shutting down: not reloading")
 		}
-		cfg, err := load()
+		fileCfg, err := load()
 		if err != nil {
 			return err
 		}
+		i.consoleMu.Lock()
+		next := i.overrides
+		i.consoleMu.Unlock()
+		if ovs != nil {
+			next = *ovs
+		}
+		cfg := i.applyOverrides(fileCfg, next)
 		if err := i.server.Reload(cfg, cfg.Server.ShutdownGrace); err != nil {
 			return err
 		}
 		i.level.Set(cfg.Log.Level)
+		i.consoleMu.Lock()
+		i.fileCfg, i.overrides = fileCfg, next
+		i.consoleMu.Unlock()
 		if commit != nil {
-			commit()
+			return commit()
 		}
 		return nil
 	}()
@@ -66,7 +94,10 @@ func (i *Instance) reloadWith(trigger string, load func() (*config.Config, error
 	}
 	last := res
 	i.reloads.Last = &last
-	return res
+	i.consoleMu.Lock()
+	i.lastReload = &last
+	i.consoleMu.Unlock()
+	return res, err
 }
 
 // Reloads is the reload history since the start (admin.Reloader).

@@ -112,6 +112,9 @@ func (p *Pool) inherit(prev *Pool) {
 		if old == nil {
 			continue
 		}
+		if sameCheck {
+			t.check.inherit(&old.check)
+		}
 		if sameCheck && old.down.Load() {
 			t.down.Store(true)
 			p.log.Info("upstream target starts down: the active check had taken it out before the reload", "target", t.name, "rise", p.health.Rise)
@@ -175,7 +178,7 @@ func (p *Pool) probe(t *target, target string) {
 	// Derived from the pool's life: Close must not wait for a probe's timeout.
 	ctx, cancel := context.WithTimeout(p.life, hc.Timeout)
 	defer cancel()
-	ok := false
+	ok, status := false, 0
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err == nil {
 		if hc.Host != "" {
@@ -187,7 +190,8 @@ func (p *Pool) probe(t *target, target string) {
 		if err == nil {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // reuse the connection
 			resp.Body.Close()
-			ok = resp.StatusCode >= hc.StatusLo && resp.StatusCode <= hc.StatusHi
+			status = resp.StatusCode
+			ok = status >= hc.StatusLo && status <= hc.StatusHi
 		}
 	}
 	if p.life.Err() != nil {
@@ -199,6 +203,11 @@ func (p *Pool) probe(t *target, target string) {
 		p.log.Warn("upstream health check skipped: local resources exhausted", "target", t.name, "err", err)
 		return
 	}
+	class := ""
+	if !ok {
+		class = checkClass(err, status)
+	}
+	defer func() { t.check.record(time.Now(), t.down.Load(), class) }()
 	if ok {
 		t.checkFail = 0
 		t.checkPass++

@@ -65,7 +65,8 @@ type target struct {
 	requests    int
 	failures    int
 
-	checkPass, checkFail int // active check streaks, owned by its checker goroutine
+	checkPass, checkFail int        // active check streaks, owned by its checker goroutine
+	check                checkState // the last check, for Health (status.go)
 }
 
 // usable reports whether t may take a request now.
