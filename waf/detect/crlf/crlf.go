@@ -268,6 +268,31 @@ func (s *scan) unicodeHeaders() {
 		case lineHTTPHeader, lineMailHeader, lineSMTP:
 			s.report(85, "Unicode character that truncates to a line break, followed by a header or command", i, end)
 			return
+		case lineUnknownHeader:
+			// "en嘍嘊X-Injected: 1": as after a CR LF, a one-word
+			// value followed by an extension header field.
+			if oneToken(v[:i]) && extensionHeader(v[start:end]) {
+				s.report(78, "Unicode character that truncates to a line break, after a one-word value, followed by a header field", i, end)
+				return
+			}
+		case lineBlank:
+			// "foo嘍嘊嘍嘊QUIT": a one-word value, a blank line, then
+			// SMTP commands.
+			if m := uniBreak(v, start); m > 0 && oneToken(v[:i]) {
+				if m2 := uniBreak(v, start+m); m2 > 0 {
+					m += m2
+				}
+				ls := start + m
+				le := ls
+				for le < len(v) && v[le] != '\r' && v[le] != '\n' && uniBreak(v, le) == 0 && le-ls < 256 {
+					le++
+				}
+				s.steps += le - ls
+				if k := s.classify(ls, le); k == lineSMTP || k == lineSMTPWeak {
+					s.report(78, "Unicode characters that truncate to a blank line after a one-word value, then SMTP commands", i, le)
+					return
+				}
+			}
 		}
 		i = start - 1
 	}

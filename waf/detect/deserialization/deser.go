@@ -81,6 +81,7 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 		s.classValue(lo)
 	}
 	s.javaNames()
+	s.serverPage()
 	// Markers anywhere in the value.
 	for i := 0; i < len(v); i++ {
 		s.steps++
@@ -1156,4 +1157,37 @@ func proseBefore(s string) int {
 		}
 	}
 	return n
+}
+
+// serverPage judges a file name sent with an upload (a multipart file
+// name, or the X-Filename header of raw uploads) that names a Java server
+// page: a servlet container compiles and runs a .jsp or .jspx file it
+// serves, so storing one is code execution, the Java sibling of a PHP
+// archive. Trailing dots and spaces are trimmed, as Windows does when it
+// stores the file.
+func (s *scan) serverPage() {
+	if s.in.Where != detect.WhereFileName && !(s.in.Where == detect.WhereHeader && fileNameHeader(s.in.Name)) {
+		return
+	}
+	v := strings.TrimRight(s.v, ". \t")
+	dot := strings.LastIndexByte(v, '.')
+	if dot < 0 || strings.ContainsAny(v[dot:], "/\\") {
+		return
+	}
+	switch strings.ToLower(v[dot+1:]) {
+	case "jsp", "jspx", "jspf":
+		s.report(80, "upload of a Java server page (code the servlet container runs)", dot, len(v))
+	}
+}
+
+// fileNameHeader reports a request header that carries an upload's file
+// name (X-Filename, X_Filename, X-File-Name).
+func fileNameHeader(name string) bool {
+	_, h, ok := strings.Cut(name, ":")
+	if !ok {
+		return false
+	}
+	h = strings.ToLower(h)
+	h = strings.NewReplacer("-", "", "_", "").Replace(h)
+	return h == "xfilename"
 }

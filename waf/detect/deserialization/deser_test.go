@@ -306,3 +306,31 @@ func TestJavaNames(t *testing.T) {
 		}
 	}
 }
+
+// TestServerPageUpload (issue 15): a Java server page stored by an upload
+// runs as code; its name in a file name or an X-Filename header is
+// judged, the same name elsewhere is text.
+func TestServerPageUpload(t *testing.T) {
+	d := New()
+	for _, c := range []tt.Case{
+		{Value: "shell.jsp", Where: detect.WhereFileName, Want: tt.Attack},
+		{Value: "shell.JSPX.", Where: detect.WhereFileName, Want: tt.Attack},
+		{Value: "shell.jsp  ", Where: detect.WhereFileName, Want: tt.Attack},
+		{Value: "a.jsp", Where: hdr, Name: "REQUEST_HEADERS:X-Filename", Want: tt.Attack},
+		{Value: "foo.jspx.", Where: hdr, Name: "REQUEST_HEADERS:X_Filename", Want: tt.Attack},
+		{Value: "report.pdf", Where: detect.WhereFileName, Want: tt.None},
+		{Value: "jsp", Where: detect.WhereFileName, Want: tt.None},
+		{Value: "notes.jsp.txt", Where: detect.WhereFileName, Want: tt.None},
+		{Value: "index.jsp", Where: q, Want: tt.None},
+		{Value: "a.jsp", Where: hdr, Name: "REQUEST_HEADERS:Referer", Want: tt.None},
+	} {
+		in := c.Input()
+		f, ok := d.Detect(in)
+		if err := tt.Invariants(d, in, f, ok); err != nil {
+			t.Error(err)
+		}
+		if pass, why := tt.Check(c.Want, f, ok); !pass {
+			t.Errorf("%q (%s): want %s: %s", c.Value, c.Where, c.Want, why)
+		}
+	}
+}
