@@ -59,8 +59,10 @@ type scan struct {
 	// lenient: the URL being weighed is the value itself, in a place
 	// where internal addresses are ordinary (see authority).
 	lenient bool
-	ctx     nameContext
-	ctxOK   bool // ctx has been read from the name
+	// rawPayload: the gopher URL being weighed carries a payload.
+	rawPayload bool
+	ctx        nameContext
+	ctxOK      bool // ctx has been read from the name
 }
 
 // nameContext is what the variable name says about how the value is used.
@@ -358,6 +360,9 @@ func (s *scan) authority(start, colon, i, hi int, scheme string) int {
 	ctx := s.context()
 	s.lenient = start == s.lo && (ctx == ctxBrowser || ctx == ctxHostHdr ||
 		ctx == ctxRedirect && callbackPath(v[end:urlEnd]) && hostStart == i && !servicePort(v[hostStart:end]))
+	// gopher://host/_DATA: the item selector '_' then the bytes the
+	// client writes to the TCP connection, verbatim.
+	s.rawPayload = kind == schemeRaw && end+2 < urlEnd && v[end] == '/' && v[end+1] == '_' && equalFold(scheme, "gopher")
 	conf, reason := s.weigh(kind, best, differ, inProse)
 	if conf > 0 {
 		s.report(conf, reason, start, urlEnd)
@@ -878,7 +883,12 @@ func (s *scan) weigh(kind schemeKind, h hostVerdict, differ, prose bool) (int, s
 	case schemeRaw:
 		if conf == 0 {
 			// To a public host: odd, but the internal targets are the
-			// attack.
+			// attack. A gopher URL that carries a payload is the
+			// protocol-smuggling tool itself (its host may resolve to
+			// an internal address), not a link anyone shares.
+			if s.rawPayload {
+				return s.adjust(75, true, prose), "gopher: URL carries raw bytes for a TCP service (protocol smuggling)"
+			}
 			return s.adjust(55, false, prose), "gopher:/dict: URL sends raw bytes to a TCP service"
 		}
 		conf = max(conf, 90) + 5

@@ -218,6 +218,11 @@ func sepLen(v string, i int) (n int, evasive bool) {
 		switch v[i : i+2] {
 		case "\xc0\xaf", "\xc1\x9c": // overlong '/', '\'
 			return 2, true
+		case "\xc0/", "\xc0\\", "\xc1/", "\xc1\\":
+			// A lead byte that never starts valid UTF-8, before an ASCII
+			// separator: decoders that drop invalid bytes, or that mask
+			// the continuation byte's bits, leave the separator.
+			return 2, true
 		}
 	}
 	if i+2 < len(v) {
@@ -227,6 +232,7 @@ func sepLen(v string, i int) (n int, evasive bool) {
 			"\xe2\x81\x84", // U+2044 fraction slash
 			"\xef\xbc\xbc", // U+FF3C fullwidth reverse solidus
 			"\xef\xb9\xa8", // U+FE68 small reverse solidus
+			"\xe2\x88\x96", // U+2216 set minus (Windows best-fit maps it to '\')
 			"\xe0\x80\xaf": // overlong '/'
 			return 3, true
 		}
@@ -245,7 +251,10 @@ func dotLen(v string, i int) (n, dots int, evasive bool) {
 	if c < 0x80 {
 		return 0, 0, false
 	}
-	if i+1 < len(v) && v[i:i+2] == "\xc0\xae" {
+	if i+1 < len(v) && (v[i:i+2] == "\xc0\xae" || (v[i] == 0xc0 || v[i] == 0xc1) && v[i+1] == '.') {
+		// Overlong '.', or an invalid lead byte before '.' ("%c0%2e"):
+		// a decoder that masks the continuation bits reads '.', one
+		// that drops invalid bytes keeps the '.'.
 		return 2, 1, true
 	}
 	if i+2 < len(v) {

@@ -263,3 +263,30 @@ func BenchmarkDetect(b *testing.B) {
 	b.Run("benign", func(b *testing.B) { tt.Bench(b, New(), benignInputs) })
 	b.Run("attack", func(b *testing.B) { tt.Bench(b, New(), attackInputs) })
 }
+
+// TestLenientDecoderForms (issue 15): dot-dot segments written with an
+// invalid UTF-8 lead byte before '.', '/' or '\' (what %c0%2e and %c0%5c
+// decode to) and the Windows best-fit reverse solidus U+2216 climb like
+// the plain forms; the same bytes in text do not.
+func TestLenientDecoderForms(t *testing.T) {
+	d := New()
+	for _, c := range []tt.Case{
+		{Value: "\xc0.\xc0.\\\xc0.\xc0.\\\xc0.\xc0.\\/etc/passwd", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "..\xc0\\..\xc0\\..\xc0\\..\xc0\\/etc/passwd", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "\xc0.\xc0.\xc0\\\xc0.\xc0.\xc0\\\xc0.\xc0.\xc0\\etc/shadow", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "\xc1.\xc1./\xc1.\xc1./etc/passwd", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "..\u2216..\u2216..\u2216..\u2216/etc/passwd", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "\uff0e\uff0e\u2216\uff0e\uff0e\u2216\uff0e\uff0e\u2216boot.ini", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "A \u2216 B is the set difference", Where: detect.WhereForm, Want: tt.None},
+		{Value: "\xc0.", Where: detect.WhereQuery, Want: tt.None},
+	} {
+		in := c.Input()
+		f, ok := d.Detect(in)
+		if err := tt.Invariants(d, in, f, ok); err != nil {
+			t.Error(err)
+		}
+		if pass, why := tt.Check(c.Want, f, ok); !pass {
+			t.Errorf("%q (%s): want %s: %s", c.Value, c.Where, c.Want, why)
+		}
+	}
+}
