@@ -583,18 +583,25 @@ func mailHeader(n string) bool {
 	return false
 }
 
-// oneToken: a short value without blanks, what a select box, a language
-// or a name field holds.
+// oneToken: a short value without blanks, with a letter or digit, what a
+// select box, a language or a name field holds. Punctuation alone is not
+// one: in the printable runs of a binary body (protobuf) a tag byte such
+// as '*' or '"' is followed by a length byte that happens to be CR or LF.
 func oneToken(l string) bool {
 	if l == "" || len(l) > 64 {
 		return false
 	}
+	alnum := false
 	for i := 0; i < len(l); i++ {
-		if l[i] == ' ' || l[i] == '\t' {
+		c := l[i]
+		if c == ' ' || c == '\t' {
 			return false
 		}
+		if c|0x20 >= 'a' && c|0x20 <= 'z' || c >= '0' && c <= '9' || c >= 0x80 {
+			alnum = true
+		}
 	}
-	return true
+	return alnum
 }
 
 // extensionHeader: a header line whose name has a hyphen between two

@@ -196,6 +196,9 @@ func TestInjectionInTextFields(t *testing.T) {
 		{Value: "我们" + u + "今天", Where: detect.WhereForm, Want: tt.None},
 		{Value: "hello world" + u + "X-Files: great show", Where: detect.WhereForm, Want: tt.Benign},
 		{Value: "foo" + u + u + "quite a day", Where: detect.WhereBody, Want: tt.None},
+		// A printable run of a protobuf body: tag '*', length 13 (CR).
+		{Value: "*\rSSL-encrypted2:", Where: detect.WhereBody, Want: tt.Benign},
+		{Value: "\"\nX-Request: 1", Where: detect.WhereBody, Want: tt.Benign},
 	} {
 		in := c.Input()
 		f, ok := d.Detect(in)
