@@ -278,9 +278,10 @@ type tokenState struct {
 	evasive  bool // a climb in a form only filters see differently
 	firstDot int  // start of the first climb
 	absolute bool
-	nul      int // position of a NUL in the token, or -1
-	tail     int // stack depth right after the last climb
-	dots     int // "." segments
+	nul      int  // position of a NUL in the token, or -1
+	tail     int  // stack depth right after the last climb
+	dots     int  // "." segments
+	drive    bool // the value starts with a drive letter ("C:\…")
 }
 
 func (s *scan) token(start, end int) {
@@ -320,6 +321,7 @@ func (s *scan) token(start, end int) {
 		ts.absolute = true
 	case len(tok) >= 3 && isLetter(tok[0]) && tok[1] == ':' && (tok[2] == '/' || tok[2] == '\\'):
 		ts.absolute = true
+		ts.drive = start == s.wholeLo
 		i += 2
 	case len(tok) >= 2 && tok[0] == '~' && (tok[1] == '/' || tok[1] == '\\'):
 		ts.absolute = true
@@ -417,9 +419,14 @@ func (s *scan) token(start, end int) {
 			// The router serves the request path: a system file there
 			// is a probe the application answers with a 404, an
 			// exposed application secret (".env", ".git/") is not.
-			if app {
+			// A path segment that is a drive-letter path is not: no
+			// route is named "C:\…", and a file API handed the
+			// segment opens the absolute path it names.
+			switch {
+			case ts.drive:
+			case app:
 				conf = min(conf, 75)
-			} else {
+			default:
 				conf = min(conf, 35)
 			}
 		}

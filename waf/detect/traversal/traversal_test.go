@@ -267,7 +267,8 @@ func BenchmarkDetect(b *testing.B) {
 // TestLenientDecoderForms (issue 15): dot-dot segments written with an
 // invalid UTF-8 lead byte before '.', '/' or '\' (what %c0%2e and %c0%5c
 // decode to) and the Windows best-fit reverse solidus U+2216 climb like
-// the plain forms; the same bytes in text do not.
+// the plain forms; the same bytes in text do not. A request path segment
+// that is a drive-letter path is judged like a value, not as a route.
 func TestLenientDecoderForms(t *testing.T) {
 	d := New()
 	for _, c := range []tt.Case{
@@ -279,6 +280,10 @@ func TestLenientDecoderForms(t *testing.T) {
 		{Value: "\uff0e\uff0e\u2216\uff0e\uff0e\u2216\uff0e\uff0e\u2216boot.ini", Where: detect.WhereQuery, Want: tt.Attack},
 		{Value: "A \u2216 B is the set difference", Where: detect.WhereForm, Want: tt.None},
 		{Value: "\xc0.", Where: detect.WhereQuery, Want: tt.None},
+		// A path segment that is a Windows absolute path: no route.
+		{Value: "C:\\windows\\system32\\drivers\\etc\\hosts", Where: detect.WherePath, Name: "REQUEST_PATH:1", Want: tt.Attack},
+		{Value: "C:/Windows/win.ini", Where: detect.WherePath, Name: "REQUEST_PATH:2", Want: tt.Attack},
+		{Value: "/etc/passwd", Where: detect.WherePath, Name: "REQUEST_FILENAME", Want: tt.Benign},
 	} {
 		in := c.Input()
 		f, ok := d.Detect(in)
