@@ -474,11 +474,26 @@ func (s *scan) classify(a, b int) lineKind {
 	return s.command(line)
 }
 
+// smtpAuth reports an SMTP AUTH command: "AUTH", one space, a SASL
+// mechanism name (upper-case letters, digits, '-', '_'; RFC 4422), then
+// the end or a space and the initial response. PAM configuration lines
+// ("auth      sufficient pam_unix.so") are not one.
+func smtpAuth(line string) bool {
+	if !hasPrefixFold(line, "AUTH ") {
+		return false
+	}
+	k := 5
+	for k < len(line) && k < 5+20 && (line[k] >= 'A' && line[k] <= 'Z' || isDigit(line[k]) || line[k] == '-' || line[k] == '_') {
+		k++
+	}
+	return k > 5 && (k == len(line) || line[k] == ' ')
+}
+
 func (s *scan) command(line string) lineKind {
 	s.steps += min(len(line), 16)
 	switch {
 	case hasPrefixFold(line, "MAIL FROM:"), hasPrefixFold(line, "RCPT TO:"),
-		hasPrefixFold(line, "HELO "), hasPrefixFold(line, "EHLO "), hasPrefixFold(line, "AUTH "),
+		hasPrefixFold(line, "HELO "), hasPrefixFold(line, "EHLO "), smtpAuth(line),
 		hasPrefixFold(line, "VRFY "), hasPrefixFold(line, "EXPN "), line == "STARTTLS":
 		return lineSMTP
 	case line == "DATA", line == "QUIT", line == "RSET", line == "NOOP", line == ".":

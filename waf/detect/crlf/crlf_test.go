@@ -191,9 +191,13 @@ func TestInjectionInTextFields(t *testing.T) {
 		{Value: "foo" + u + u + "QUIT" + u, Where: detect.WhereBody, Want: tt.Attack},
 		{Value: "en" + u + "X-Injected: 1", Where: detect.WhereQuery, Want: tt.Attack},
 		{Value: "x\r\nSet-Cookie: a=b", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "a@b.example\r\nAUTH PLAIN AGFkbWluAHNlY3JldA==\r\nMAIL FROM:<a@b.example>", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "x\nAUTH LOGIN\nDATA", Where: detect.WhereJSON, Want: tt.Attack},
 
 		{Value: "Dear team,\r\nNote: the meeting moved.\r\nThanks, Anna", Where: detect.WhereForm, Want: tt.Benign},
 		{Value: "我们" + u + "今天", Where: detect.WhereForm, Want: tt.None},
+		// A PAM configuration pasted into a forum post: "auth" lines.
+		{Value: "My config:\n\n#%PAM-1.0\nauth      sufficient pam_unix.so\n-auth     sufficient pam_systemd_home.so\nauth      required   pam_deny.so\n\naccount   required pam_unix.so", Where: detect.WhereJSON, Want: tt.Benign},
 		{Value: "hello world" + u + "X-Files: great show", Where: detect.WhereForm, Want: tt.Benign},
 		{Value: "foo" + u + u + "quite a day", Where: detect.WhereBody, Want: tt.None},
 		// A printable run of a protobuf body: tag '*', length 13 (CR).
