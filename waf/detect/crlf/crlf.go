@@ -293,6 +293,17 @@ func (s *scan) unicodeHeaders() {
 					return
 				}
 			}
+			// "/account嘍嘊嘍嘊<html>…": a redirect target, a blank
+			// line, then markup that becomes the response body.
+			if m := uniBreak(v, start); m > 0 && i <= maxFirstLine && pathLike(v[:i]) {
+				if m2 := uniBreak(v, start+m); m2 > 0 {
+					m += m2
+				}
+				if c := start + m; c < len(v) && v[c] == '<' {
+					s.report(80, "path followed by Unicode characters that truncate to a blank line, then markup (response splitting)", i, min(len(v), c+64))
+					return
+				}
+			}
 		}
 		i = start - 1
 	}

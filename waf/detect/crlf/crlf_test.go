@@ -190,6 +190,8 @@ func TestInjectionInTextFields(t *testing.T) {
 		{Value: "en" + u + "X-Injected: 1", Where: detect.WhereForm, Want: tt.Attack},
 		{Value: "foo" + u + u + "QUIT" + u, Where: detect.WhereBody, Want: tt.Attack},
 		{Value: "en" + u + "X-Injected: 1", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "/account" + u + u + "<html><body>defaced</body></html>", Where: detect.WhereXML, Want: tt.Attack},
+		{Value: "https://shop.example/next" + u + u + "<script>alert(1)</script>", Where: detect.WhereForm, Want: tt.Attack},
 		{Value: "x\r\nSet-Cookie: a=b", Where: detect.WhereQuery, Want: tt.Attack},
 		{Value: "a@b.example\r\nAUTH PLAIN AGFkbWluAHNlY3JldA==\r\nMAIL FROM:<a@b.example>", Where: detect.WhereForm, Want: tt.Attack},
 		{Value: "x\nAUTH LOGIN\nDATA", Where: detect.WhereJSON, Want: tt.Attack},
@@ -200,6 +202,7 @@ func TestInjectionInTextFields(t *testing.T) {
 		{Value: "My config:\n\n#%PAM-1.0\nauth      sufficient pam_unix.so\n-auth     sufficient pam_systemd_home.so\nauth      required   pam_deny.so\n\naccount   required pam_unix.so", Where: detect.WhereJSON, Want: tt.Benign},
 		{Value: "hello world" + u + "X-Files: great show", Where: detect.WhereForm, Want: tt.Benign},
 		{Value: "foo" + u + u + "quite a day", Where: detect.WhereBody, Want: tt.None},
+		{Value: "我们" + u + u + "<b>今天</b>", Where: detect.WhereForm, Want: tt.None},
 		// A printable run of a protobuf body: tag '*', length 13 (CR).
 		{Value: "*\rSSL-encrypted2:", Where: detect.WhereBody, Want: tt.Benign},
 		{Value: "\"\nX-Request: 1", Where: detect.WhereBody, Want: tt.Benign},

@@ -1164,7 +1164,7 @@ func proseBefore(s string) int {
 // page: a servlet container compiles and runs a .jsp or .jspx file it
 // serves, so storing one is code execution, the Java sibling of a PHP
 // archive. Trailing dots and spaces are trimmed, as Windows does when it
-// stores the file.
+// stores the file, and so are spaces after the dot ("shell. jsp").
 func (s *scan) serverPage() {
 	if s.in.Where != detect.WhereFileName && !(s.in.Where == detect.WhereHeader && fileNameHeader(s.in.Name)) {
 		return
@@ -1174,7 +1174,7 @@ func (s *scan) serverPage() {
 	if dot < 0 || strings.ContainsAny(v[dot:], "/\\") {
 		return
 	}
-	switch strings.ToLower(v[dot+1:]) {
+	switch strings.ToLower(strings.TrimSpace(v[dot+1:])) {
 	case "jsp", "jspx", "jspf":
 		s.report(80, "upload of a Java server page (code the servlet container runs)", dot, len(v))
 	}

@@ -316,6 +316,7 @@ func TestServerPageUpload(t *testing.T) {
 		{Value: "shell.jsp", Where: detect.WhereFileName, Want: tt.Attack},
 		{Value: "shell.JSPX.", Where: detect.WhereFileName, Want: tt.Attack},
 		{Value: "shell.jsp  ", Where: detect.WhereFileName, Want: tt.Attack},
+		{Value: "shell. jspx", Where: detect.WhereFileName, Want: tt.Attack},
 		{Value: "a.jsp", Where: hdr, Name: "REQUEST_HEADERS:X-Filename", Want: tt.Attack},
 		{Value: "foo.jspx.", Where: hdr, Name: "REQUEST_HEADERS:X_Filename", Want: tt.Attack},
 		{Value: "report.pdf", Where: detect.WhereFileName, Want: tt.None},

@@ -151,12 +151,30 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 		s.authority(lo, lo, lo+2, hi, "")
 	}
 	if !s.prose && !colon && !leadingSlashes {
-		s.bareHost(lo, hi)
+		if c := webSchemeNoSlash(v, lo, hi); c > 0 {
+			// "http:127.0.0.1": WHATWG reads a special scheme's
+			// authority without slashes.
+			s.url(lo, c, hi)
+		} else {
+			s.bareHost(lo, hi)
+		}
 	}
 	if !s.found {
 		return detect.Finding{}, false
 	}
 	return s.best, true
+}
+
+// webSchemeNoSlash returns the colon of a value that is "http:" or
+// "https:" directly followed by a host, or -1.
+func webSchemeNoSlash(v string, lo, hi int) int {
+	for _, sc := range [...]string{"http", "https"} {
+		c := lo + len(sc)
+		if c+1 < hi && v[c] == ':' && equalFold(v[lo:c], sc) && (isAlnum(v[c+1]) || v[c+1] == '[') {
+			return c
+		}
+	}
+	return -1
 }
 
 // schemeStart finds the start of the scheme ending at v[colon], or -1.
@@ -561,9 +579,10 @@ func isZero(b []byte) bool {
 
 func classify4(ip uint32) hostClass {
 	switch {
-	case ip == 0xa9fea9fe || ip == 0xa9feaa02 || ip == 0x646464c8 || ip == 0xa9fea97b:
+	case ip == 0xa9fea9fe || ip == 0xa9feaa02 || ip == 0x646464c8 || ip == 0xa9fea97b || ip == 0xc00000c0:
 		// 169.254.169.254 (AWS, GCP, Azure, OCI…), 169.254.170.2 (ECS
-		// task metadata), 100.100.100.200 (Alibaba), 169.254.169.123.
+		// task metadata), 100.100.100.200 (Alibaba), 169.254.169.123,
+		// 192.0.0.192 (Oracle Cloud Classic).
 		return hostMetadata
 	case ip>>24 == 127:
 		return hostLoopback

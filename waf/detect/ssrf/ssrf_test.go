@@ -279,6 +279,10 @@ func TestInternalAddressForms(t *testing.T) {
 		{Value: "dict://localhost:11211/stats", Where: detect.WhereJSON, Want: tt.Attack},
 		{Value: "file:///etc/passwd", Where: detect.WhereQuery, Want: tt.Attack},
 		{Value: "tftp://10.0.0.5/config", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "http:127.0.0.1", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "HTTPS:[::1]:8443/admin", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "http://192.0.0.192/latest/user-data/", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "http:example.com", Where: detect.WhereQuery, Want: tt.None},
 
 		{Value: "http://93.184.216.34/", Where: detect.WhereQuery, Want: tt.None},
 		{Value: "https://example.com/page?x=1", Where: detect.WhereQuery, Want: tt.None},
