@@ -58,6 +58,7 @@ type scan struct {
 	where   detect.Where
 	wholeLo int // trimmed value bounds
 	wholeHi int
+	tailAt  int // start of the path after an empty segment, when judged
 }
 
 func (s *scan) report(conf int, reason string, start, end int) {
@@ -194,6 +195,23 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 		s.token(i, j)
 		i = j
 	}
+	if s.where == detect.WherePath && !s.prose {
+		// "/files//etc/shadow", "/page/%2Fetc%2Fpasswd" decoded: an
+		// empty segment, then an absolute path. A route that takes the
+		// rest of the path as a file name ("/files/*name") hands the
+		// application "/etc/shadow", and joining an absolute path to a
+		// base directory yields the absolute path.
+		// The empty segment follows a segment: a leading "//" is the
+		// request path itself, weighed as the path above.
+		for k := lo + 2; k+1 < hi; k++ {
+			s.steps++
+			if v[k] == '/' && v[k-1] == '/' {
+				s.tailAt = k
+				s.token(k, hi)
+				break
+			}
+		}
+	}
 	if !s.found {
 		return detect.Finding{}, false
 	}
@@ -282,6 +300,9 @@ type tokenState struct {
 	tail     int  // stack depth right after the last climb
 	dots     int  // "." segments
 	drive    bool // the value starts with a drive letter ("C:\…")
+	// rootedTail: the token is the absolute path after an empty
+	// segment of a request path ("/files//etc/shadow").
+	rootedTail bool
 }
 
 func (s *scan) token(start, end int) {
@@ -319,6 +340,7 @@ func (s *scan) token(start, end int) {
 	switch {
 	case tok[0] == '/' || tok[0] == '\\':
 		ts.absolute = true
+		ts.rootedTail = s.tailAt > 0 && start == s.tailAt
 	case len(tok) >= 3 && isLetter(tok[0]) && tok[1] == ':' && (tok[2] == '/' || tok[2] == '\\'):
 		ts.absolute = true
 		ts.drive = start == s.wholeLo
@@ -415,6 +437,11 @@ func (s *scan) token(start, end int) {
 			conf += 10
 			reason = "absolute path to a sensitive file, NUL truncation"
 		}
+		if s.where == detect.WhereFileName {
+			// Browsers send an upload's base name only: an absolute
+			// path there names where the file is to be written.
+			conf = max(conf, 80)
+		}
 		if s.where == detect.WherePath {
 			// The router serves the request path: a system file there
 			// is a probe the application answers with a 404, an
@@ -423,7 +450,7 @@ func (s *scan) token(start, end int) {
 			// route is named "C:\…", and a file API handed the
 			// segment opens the absolute path it names.
 			switch {
-			case ts.drive:
+			case ts.drive || ts.rootedTail:
 			case app:
 				conf = min(conf, 75)
 			default:

@@ -264,12 +264,14 @@ func BenchmarkDetect(b *testing.B) {
 	b.Run("attack", func(b *testing.B) { tt.Bench(b, New(), attackInputs) })
 }
 
-// TestLenientDecoderForms (issue 15): dot-dot segments written with an
-// invalid UTF-8 lead byte before '.', '/' or '\' (what %c0%2e and %c0%5c
-// decode to) and the Windows best-fit reverse solidus U+2216 climb like
-// the plain forms; the same bytes in text do not. A request path segment
-// that is a drive-letter path is judged like a value, not as a route.
-func TestLenientDecoderForms(t *testing.T) {
+// TestPathFormsAndPlacements (issue 15): dot-dot segments written with
+// an invalid UTF-8 lead byte before '.', '/' or '\' (what %c0%2e and
+// %c0%5c decode to) and the Windows best-fit reverse solidus U+2216 climb
+// like the plain forms; the same bytes in text do not. In a request path,
+// a segment that is a drive-letter path and an absolute path after an
+// empty segment are judged like values, not as routes; in an upload's
+// file name an absolute sensitive path is where the file is written.
+func TestPathFormsAndPlacements(t *testing.T) {
 	d := New()
 	for _, c := range []tt.Case{
 		{Value: "\xc0.\xc0.\\\xc0.\xc0.\\\xc0.\xc0.\\/etc/passwd", Where: detect.WhereQuery, Want: tt.Attack},
@@ -284,6 +286,18 @@ func TestLenientDecoderForms(t *testing.T) {
 		{Value: "C:\\windows\\system32\\drivers\\etc\\hosts", Where: detect.WherePath, Name: "REQUEST_PATH:1", Want: tt.Attack},
 		{Value: "C:/Windows/win.ini", Where: detect.WherePath, Name: "REQUEST_PATH:2", Want: tt.Attack},
 		{Value: "/etc/passwd", Where: detect.WherePath, Name: "REQUEST_FILENAME", Want: tt.Benign},
+		// An empty segment, then an absolute path: what a wildcard
+		// route hands the application.
+		{Value: "/files//etc/shadow", Where: detect.WherePath, Name: "REQUEST_FILENAME", Want: tt.Attack},
+		{Value: "/page//proc/self/environ", Where: detect.WherePath, Name: "REQUEST_FILENAME", Want: tt.Attack},
+		{Value: "/proxy//var/log/apache2/access.log", Where: detect.WherePath, Name: "REQUEST_FILENAME", Want: tt.Attack},
+		{Value: "/blog//2024/05/hello", Where: detect.WherePath, Name: "REQUEST_FILENAME", Want: tt.None},
+		{Value: "//etc/passwd", Where: detect.WherePath, Name: "REQUEST_FILENAME", Want: tt.Benign},
+		{Value: "/cdn//assets/app.js", Where: detect.WherePath, Name: "REQUEST_FILENAME", Want: tt.None},
+		// An upload's file name that is an absolute sensitive path.
+		{Value: "/etc/passwd", Where: detect.WhereFileName, Want: tt.Attack},
+		{Value: "/etc/cron.d/job", Where: detect.WhereFileName, Want: tt.Attack},
+		{Value: "holiday photo.jpg", Where: detect.WhereFileName, Want: tt.None},
 	} {
 		in := c.Input()
 		f, ok := d.Detect(in)
