@@ -270,3 +270,35 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// TestHTMLNumericEntityForms (issue 15): decimal and hex character
+// references with leading zeros, with or without ';', decode as a
+// browser's tokenizer decodes them (digits are read while there are
+// digits, so a reference ends at the first non-digit), also under URL
+// encoding.
+func TestHTMLNumericEntityForms(t *testing.T) {
+	d := New(Limits{})
+	tests := []struct {
+		raw, want, chain string
+	}{
+		{"&#0000060script&#0000062alert(1)&#0000060/script&#0000062", "<script>alert(1)</script>", "html"},
+		{"&#x00003C;script&#x00003E;", "<script>", "html"},
+		{"&#x00003Cscript&#x00003E", "<script>", "html"},
+		{"&#00000000000060;svg onload=alert(1)&#62;", "<svg onload=alert(1)>", "html"},
+		{"javascript&#0000058alert(1)", "javascript:alert(1)", "html"},
+		{"http&#x3a;&#0000047&#47;127&#46;0&#46;0&#46;1&#0000047", "http://127.0.0.1/", "html"},
+		{"%26%230000060script%26%230000062", "<script>", "url → html"},
+		{"a&#0000013&#0000010Bcc: x@example.net", "a\r\nBcc: x@example.net", "html"},
+		{"&#39&#32OR&#32&#0000049&#61&#0000049", "' OR 1=1", "html"},
+	}
+	for _, tc := range tests {
+		chain, ok := find(d.Variants(tc.raw), tc.want)
+		if !ok {
+			t.Errorf("%q: no variant %q; got %+v", tc.raw, tc.want, d.Variants(tc.raw))
+			continue
+		}
+		if chain != tc.chain {
+			t.Errorf("%q: chain %q, want %q", tc.raw, chain, tc.chain)
+		}
+	}
+}

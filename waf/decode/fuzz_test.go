@@ -103,6 +103,8 @@ func TestBase64KeepsNULTruncation(t *testing.T) {
 		ok        bool
 	}{
 		{"Li4vLi4vLi4vLi4vZXRjL3Bhc3N3ZAAucG5n", "../../../../etc/passwd\x00.png", true},
+		{"KikpAA==", "*))\x00", true}, // an LDAP filter cut by NUL: four bytes
+		{"AAAAAA==", "", false},
 		{"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==", "", false}, // a PNG
 	} {
 		_, got := find(d.Variants(tt.raw), tt.want)

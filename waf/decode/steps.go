@@ -329,14 +329,15 @@ func appendUTF7Run(b []byte, run string) []byte {
 // printable reports whether b is valid UTF-8 text without control
 // characters other than the whitespace ones (tab, newline, vertical tab,
 // form feed, carriage return: payloads use them as separators) and at
-// most two NUL bytes (the truncation trick: "../../etc/passwd\x00.png";
-// binary data has many).
+// most two NUL bytes in four bytes or more (the truncation trick:
+// "../../etc/passwd\x00.png", the LDAP filter cut "*))\x00"; binary
+// data has many).
 func printable(b []byte) bool {
 	nul := 0
 	for i := 0; i < len(b); {
 		c := b[i]
 		if c < utf8.RuneSelf {
-			if c == 0 && nul < 2 && len(b) > 4 {
+			if c == 0 && nul < 2 && len(b) >= 4 {
 				nul++
 				i++
 				continue

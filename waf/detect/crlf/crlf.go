@@ -268,6 +268,42 @@ func (s *scan) unicodeHeaders() {
 		case lineHTTPHeader, lineMailHeader, lineSMTP:
 			s.report(85, "Unicode character that truncates to a line break, followed by a header or command", i, end)
 			return
+		case lineUnknownHeader:
+			// "en嘍嘊X-Injected: 1": as after a CR LF, a one-word
+			// value followed by an extension header field.
+			if oneToken(v[:i]) && extensionHeader(v[start:end]) {
+				s.report(78, "Unicode character that truncates to a line break, after a one-word value, followed by a header field", i, end)
+				return
+			}
+		case lineBlank:
+			// "foo嘍嘊嘍嘊QUIT": a one-word value, a blank line, then
+			// SMTP commands.
+			if m := uniBreak(v, start); m > 0 && oneToken(v[:i]) {
+				if m2 := uniBreak(v, start+m); m2 > 0 {
+					m += m2
+				}
+				ls := start + m
+				le := ls
+				for le < len(v) && v[le] != '\r' && v[le] != '\n' && uniBreak(v, le) == 0 && le-ls < 256 {
+					le++
+				}
+				s.steps += le - ls
+				if k := s.classify(ls, le); k == lineSMTP || k == lineSMTPWeak {
+					s.report(78, "Unicode characters that truncate to a blank line after a one-word value, then SMTP commands", i, le)
+					return
+				}
+			}
+			// "/account嘍嘊嘍嘊<html>…": a redirect target, a blank
+			// line, then markup that becomes the response body.
+			if m := uniBreak(v, start); m > 0 && i <= maxFirstLine && pathLike(v[:i]) {
+				if m2 := uniBreak(v, start+m); m2 > 0 {
+					m += m2
+				}
+				if c := start + m; c < len(v) && v[c] == '<' {
+					s.report(80, "path followed by Unicode characters that truncate to a blank line, then markup (response splitting)", i, min(len(v), c+64))
+					return
+				}
+			}
 		}
 		i = start - 1
 	}
@@ -449,11 +485,26 @@ func (s *scan) classify(a, b int) lineKind {
 	return s.command(line)
 }
 
+// smtpAuth reports an SMTP AUTH command: "AUTH", one space, a SASL
+// mechanism name (upper-case letters, digits, '-', '_'; RFC 4422), then
+// the end or a space and the initial response. PAM configuration lines
+// ("auth      sufficient pam_unix.so") are not one.
+func smtpAuth(line string) bool {
+	if !hasPrefixFold(line, "AUTH ") {
+		return false
+	}
+	k := 5
+	for k < len(line) && k < 5+20 && (line[k] >= 'A' && line[k] <= 'Z' || isDigit(line[k]) || line[k] == '-' || line[k] == '_') {
+		k++
+	}
+	return k > 5 && (k == len(line) || line[k] == ' ')
+}
+
 func (s *scan) command(line string) lineKind {
 	s.steps += min(len(line), 16)
 	switch {
 	case hasPrefixFold(line, "MAIL FROM:"), hasPrefixFold(line, "RCPT TO:"),
-		hasPrefixFold(line, "HELO "), hasPrefixFold(line, "EHLO "), hasPrefixFold(line, "AUTH "),
+		hasPrefixFold(line, "HELO "), hasPrefixFold(line, "EHLO "), smtpAuth(line),
 		hasPrefixFold(line, "VRFY "), hasPrefixFold(line, "EXPN "), line == "STARTTLS":
 		return lineSMTP
 	case line == "DATA", line == "QUIT", line == "RSET", line == "NOOP", line == ".":
@@ -558,18 +609,25 @@ func mailHeader(n string) bool {
 	return false
 }
 
-// oneToken: a short value without blanks, what a select box, a language
-// or a name field holds.
+// oneToken: a short value without blanks, with a letter or digit, what a
+// select box, a language or a name field holds. Punctuation alone is not
+// one: in the printable runs of a binary body (protobuf) a tag byte such
+// as '*' or '"' is followed by a length byte that happens to be CR or LF.
 func oneToken(l string) bool {
 	if l == "" || len(l) > 64 {
 		return false
 	}
+	alnum := false
 	for i := 0; i < len(l); i++ {
-		if l[i] == ' ' || l[i] == '\t' {
+		c := l[i]
+		if c == ' ' || c == '\t' {
 			return false
 		}
+		if c|0x20 >= 'a' && c|0x20 <= 'z' || c >= '0' && c <= '9' || c >= 0x80 {
+			alnum = true
+		}
 	}
-	return true
+	return alnum
 }
 
 // extensionHeader: a header line whose name has a hyphen between two

@@ -103,7 +103,7 @@ func steps(in detect.Input) (detect.Finding, bool, int) {
 }
 
 func TestStepsLinear(t *testing.T) {
-	for _, unit := range []string{"\r\n", "a\nBcc: x\n", "\n\n", "čĊ", "x\r\nRCPT TO:<a>", "Set-Cookie: a\r\n"} {
+	for _, unit := range []string{"\r\n", "a\nBcc: x\n", "\n\n", "čĊ", "x\r\nRCPT TO:<a>", "Set-Cookie: a\r\n", "a\u560d\u560a\u560d\u560aQUIT", "\u560d\u560aX-A: 1"} {
 		for _, w := range []detect.Where{q, form} {
 			v := strings.Repeat(unit, 20000)
 			_, _, n := steps(detect.Input{Value: v, Where: w})
@@ -169,6 +169,51 @@ func TestOneWordInjections(t *testing.T) {
 		f, ok := d.Detect(c.Input())
 		if pass, why := tt.Check(c.Want, f, ok); !pass {
 			t.Errorf("%q: want %s: %s", c.Value, c.Want, why)
+		}
+	}
+}
+
+// TestInjectionInTextFields (issue 15): mail and HTTP header injection in
+// form fields, JSON and XML values, with CR LF and with the Unicode
+// characters that truncate to CR or LF; paragraphs and CJK text are not.
+func TestInjectionInTextFields(t *testing.T) {
+	d := New()
+	const u = "\u560d\u560a" // truncate to CR LF
+	for _, c := range []tt.Case{
+		{Value: "anna@example.com\r\nBcc: all@example.net", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "Hello\nCc: x@example.net\nBcc: y@example.net", Where: detect.WhereJSON, Want: tt.Attack},
+		{Value: "a@b.example>\r\nRCPT TO:<x@evil.example>\r\nDATA", Where: detect.WhereXML, Want: tt.Attack},
+		{Value: "news\r\nSet-Cookie: sessionid=attacker; Path=/", Where: detect.WhereJSON, Want: tt.Attack},
+		{Value: "bob\r\n\r\nQUIT\r\n", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "/next\r\n\r\n<script>alert(1)</script>", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "user@example.com" + u + "Bcc: victims@example.net", Where: detect.WhereJSON, Want: tt.Attack},
+		{Value: "en" + u + "X-Injected: 1", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "foo" + u + u + "QUIT" + u, Where: detect.WhereBody, Want: tt.Attack},
+		{Value: "en" + u + "X-Injected: 1", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "/account" + u + u + "<html><body>defaced</body></html>", Where: detect.WhereXML, Want: tt.Attack},
+		{Value: "https://shop.example/next" + u + u + "<script>alert(1)</script>", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "x\r\nSet-Cookie: a=b", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "a@b.example\r\nAUTH PLAIN AGFkbWluAHNlY3JldA==\r\nMAIL FROM:<a@b.example>", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "x\nAUTH LOGIN\nDATA", Where: detect.WhereJSON, Want: tt.Attack},
+
+		{Value: "Dear team,\r\nNote: the meeting moved.\r\nThanks, Anna", Where: detect.WhereForm, Want: tt.Benign},
+		{Value: "我们" + u + "今天", Where: detect.WhereForm, Want: tt.None},
+		// A PAM configuration pasted into a forum post: "auth" lines.
+		{Value: "My config:\n\n#%PAM-1.0\nauth      sufficient pam_unix.so\n-auth     sufficient pam_systemd_home.so\nauth      required   pam_deny.so\n\naccount   required pam_unix.so", Where: detect.WhereJSON, Want: tt.Benign},
+		{Value: "hello world" + u + "X-Files: great show", Where: detect.WhereForm, Want: tt.Benign},
+		{Value: "foo" + u + u + "quite a day", Where: detect.WhereBody, Want: tt.None},
+		{Value: "我们" + u + u + "<b>今天</b>", Where: detect.WhereForm, Want: tt.None},
+		// A printable run of a protobuf body: tag '*', length 13 (CR).
+		{Value: "*\rSSL-encrypted2:", Where: detect.WhereBody, Want: tt.Benign},
+		{Value: "\"\nX-Request: 1", Where: detect.WhereBody, Want: tt.Benign},
+	} {
+		in := c.Input()
+		f, ok := d.Detect(in)
+		if err := tt.Invariants(d, in, f, ok); err != nil {
+			t.Error(err)
+		}
+		if pass, why := tt.Check(c.Want, f, ok); !pass {
+			t.Errorf("%q (%s): want %s: %s", c.Value, c.Where, c.Want, why)
 		}
 	}
 }

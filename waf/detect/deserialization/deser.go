@@ -25,6 +25,8 @@
 package deserialization
 
 import (
+	"strings"
+
 	"github.com/portcullis-waf/portcullis/waf/detect"
 )
 
@@ -78,6 +80,8 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 		s.atStart(lo)
 		s.classValue(lo)
 	}
+	s.javaNames()
+	s.serverPage()
 	// Markers anywhere in the value.
 	for i := 0; i < len(v); i++ {
 		s.steps++
@@ -132,6 +136,11 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 		case '_':
 			if i+1 < len(v) && v[i+1] == '_' && hasPrefix(v[i:], "__HALT_COMPILER();") {
 				s.report(60, "PHP archive (phar) stub", i, i+18)
+			}
+			if i+1 < len(v) && v[i+1] == '_' && hasPrefix(v[i:], "__js_function") && (i == 0 || !isIdent(v[i-1])) && (i+13 == len(v) || !isIdent(v[i+13])) {
+				// funcster's marker: the string after it is compiled
+				// as a function when the object is deserialized.
+				s.report(85, "funcster function marker (code run on deserialization)", i, i+13)
 			}
 		}
 	}
@@ -370,7 +379,7 @@ func gadgetNamespace(t string) bool {
 	for _, p := range []string{"java.", "javax.", "sun.", "com.sun.", "jdk.", "org.apache.", "org.springframework.",
 		"org.codehaus.groovy.", "com.opensymphony.", "ognl.", "bsh.", "groovy.", "org.hibernate.", "com.mchange.",
 		"org.mozilla.javascript.", "clojure.", "com.alibaba.", "ch.qos.logback.", "org.jboss.", "net.sf.json.",
-		"weblogic.", "com.ibm.", "org.python.", "com.thoughtworks.xstream.", "org.aspectj.", "com.zaxxer.hikari."} {
+		"weblogic.", "com.ibm.", "org.python.", "com.thoughtworks.xstream.", "org.aspectj.", "com.zaxxer.hikari.", "org.omg."} {
 		if hasPrefix(t, p) {
 			return true
 		}
@@ -402,9 +411,33 @@ func (s *scan) classValue(lo int) {
 	switch {
 	case javaTypeName(t):
 		s.report(72, "value is a class name in a gadget namespace (type selector)", lo, hi)
+	case packageName(t) && strings.Count(t, ".") >= 2 && !javaProperty(t):
+		// A whole value that is a package three levels deep in a
+		// gadget namespace ("org.apache.commons", "com.sun.org.apache")
+		// selects classes, as a type selector does; two levels
+		// ("java.util") are words in developer prose too often.
+		s.report(72, "value is a package name in a gadget namespace (type selector)", lo, hi)
 	case packageName(t):
 		s.report(50, "value is a package name in a gadget namespace", lo, hi)
 	}
+}
+
+// javaProperty reports a name under java. or javax. that is not in one
+// of the JDK packages gadget chains use: "java.runtime.version",
+// "java.io.tmpdir" and the other system property keys.
+func javaProperty(t string) bool {
+	rest, ok := strings.CutPrefix(t, "java.")
+	if !ok {
+		if rest, ok = strings.CutPrefix(t, "javax."); !ok {
+			return false
+		}
+	}
+	pkg, _, _ := strings.Cut(rest, ".")
+	switch pkg {
+	case "lang", "rmi", "beans", "naming", "management", "script":
+		return false
+	}
+	return true
 }
 
 func packageName(t string) bool {
@@ -1124,4 +1157,37 @@ func proseBefore(s string) int {
 		}
 	}
 	return n
+}
+
+// serverPage judges a file name sent with an upload (a multipart file
+// name, or the X-Filename header of raw uploads) that names a Java server
+// page: a servlet container compiles and runs a .jsp or .jspx file it
+// serves, so storing one is code execution, the Java sibling of a PHP
+// archive. Trailing dots and spaces are trimmed, as Windows does when it
+// stores the file, and so are spaces after the dot ("shell. jsp").
+func (s *scan) serverPage() {
+	if s.in.Where != detect.WhereFileName && !(s.in.Where == detect.WhereHeader && fileNameHeader(s.in.Name)) {
+		return
+	}
+	v := strings.TrimRight(s.v, ". \t")
+	dot := strings.LastIndexByte(v, '.')
+	if dot < 0 || strings.ContainsAny(v[dot:], "/\\") {
+		return
+	}
+	switch strings.ToLower(strings.TrimSpace(v[dot+1:])) {
+	case "jsp", "jspx", "jspf":
+		s.report(80, "upload of a Java server page (code the servlet container runs)", dot, len(v))
+	}
+}
+
+// fileNameHeader reports a request header that carries an upload's file
+// name (X-Filename, X_Filename, X-File-Name).
+func fileNameHeader(name string) bool {
+	_, h, ok := strings.Cut(name, ":")
+	if !ok {
+		return false
+	}
+	h = strings.ToLower(h)
+	h = strings.NewReplacer("-", "", "_", "").Replace(h)
+	return h == "xfilename"
 }

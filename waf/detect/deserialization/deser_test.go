@@ -249,3 +249,89 @@ func TestNodeRequire(t *testing.T) {
 		}
 	}
 }
+
+// TestJavaNames (issue 15): dotted Java names that join a process class
+// with the java namespace or a gadget class, calls on a process class,
+// class-loader property paths and gadget package selectors, in every
+// placement; words, property keys and stack traces in prose are not.
+func TestJavaNames(t *testing.T) {
+	d := New()
+	for _, c := range []tt.Case{
+		{Value: "java.Runtime", Where: form, Want: tt.Attack},
+		{Value: "java.ProcessBuilder", Where: ck, Want: tt.Attack},
+		{Value: "java.evil.runtime", Where: detect.WhereArgName, Want: tt.Attack},
+		{Value: "ProcessBuilder.evil.clonetransformer", Where: hdr, Want: tt.Attack},
+		{Value: "runtime.forclosure", Where: detect.WhereXML, Want: tt.Attack},
+		{Value: "RUNTIME.InstantiateFactory", Where: js, Want: tt.Attack},
+		{Value: `{"ProcessBuilder.x.whileclosure": "test"}`, Where: body, Want: tt.Attack},
+		{Value: "x java.lang.Runtime y", Where: q, Want: tt.Attack},
+		{Value: `java.lang.Runtime.getRuntime().exec("id")`, Where: q, Want: tt.Attack},
+		{Value: `Runtime.getRuntime().exec(new String[]{"sh","-c","id"})`, Where: form, Want: tt.Attack},
+		{Value: `new java.lang.ProcessBuilder("id").start()`, Where: js, Want: tt.Attack},
+		{Value: `new ProcessBuilder ("id").start()`, Where: q, Want: tt.Attack},
+		{Value: `(#rt=@java.lang.Runtime@getRuntime(),#rt.exec("id"))`, Where: hdr, Want: tt.Attack},
+		{Value: "class.module.classLoader.resources.context.parent.pipeline.first.pattern", Where: detect.WhereArgName, Want: tt.Attack},
+		{Value: "class.classLoader.URLs[0]", Where: detect.WhereArgName, Want: tt.Attack},
+		{Value: "x.org.apache.commons.collections.functors.InvokerTransformer", Where: body, Want: tt.Attack},
+		{Value: "org.apache.commons", Where: form, Want: tt.Attack},
+		{Value: "com.sun.org.apache", Where: ck, Want: tt.Attack},
+		{Value: "com.opensymphony.xwork2", Where: hdr, Want: tt.Attack},
+		{Value: "org.omg.CORBA", Where: js, Want: tt.Attack},
+		{Value: "java.lang.reflect", Where: q, Want: tt.Attack},
+		{Value: `{"f":"__js_function(){return 1}"}`, Where: body, Want: tt.Attack},
+
+		{Value: "java.runtime.version", Where: detect.WhereArgName, Want: tt.Weak},
+		{Value: `{"runtime":"nodejs18.x","handler":"index.handler"}`, Where: body, Want: tt.None},
+		{Value: "chrome.runtime.sendMessage(id, msg)", Where: form, Want: tt.None},
+		{Value: "runtime.exec(cmd)", Where: form, Want: tt.None},
+		{Value: "new Runtime", Where: form, Want: tt.None},
+		{Value: "Runtime", Where: q, Want: tt.None},
+		{Value: "ProcessBuilder", Where: q, Want: tt.None},
+		{Value: "The Java runtime. ProcessBuilder is nicer than exec", Where: form, Want: tt.None},
+		{Value: "class.name", Where: detect.WhereArgName, Want: tt.None},
+		{Value: "module.classLoader", Where: detect.WhereArgName, Want: tt.None},
+		{Value: "java.util", Where: q, Want: tt.Weak},
+		{Value: "Hi, my build fails with java.io.IOException at java.lang.ProcessBuilder.start(ProcessBuilder.java:1048) when I run it", Where: form, Want: tt.Benign},
+		{Value: "In Java, call Runtime.getRuntime().exec(cmd) only with an array of arguments, never a string.", Where: js, Want: tt.Benign},
+		{Value: "org.example.billing", Where: q, Want: tt.None},
+		{Value: "__js_functional_test", Where: q, Want: tt.None},
+	} {
+		in := c.Input()
+		f, ok := d.Detect(in)
+		if err := tt.Invariants(d, in, f, ok); err != nil {
+			t.Error(err)
+		}
+		if pass, why := tt.Check(c.Want, f, ok); !pass {
+			t.Errorf("%q (%s): want %s: %s", c.Value, c.Where, c.Want, why)
+		}
+	}
+}
+
+// TestServerPageUpload (issue 15): a Java server page stored by an upload
+// runs as code; its name in a file name or an X-Filename header is
+// judged, the same name elsewhere is text.
+func TestServerPageUpload(t *testing.T) {
+	d := New()
+	for _, c := range []tt.Case{
+		{Value: "shell.jsp", Where: detect.WhereFileName, Want: tt.Attack},
+		{Value: "shell.JSPX.", Where: detect.WhereFileName, Want: tt.Attack},
+		{Value: "shell.jsp  ", Where: detect.WhereFileName, Want: tt.Attack},
+		{Value: "shell. jspx", Where: detect.WhereFileName, Want: tt.Attack},
+		{Value: "a.jsp", Where: hdr, Name: "REQUEST_HEADERS:X-Filename", Want: tt.Attack},
+		{Value: "foo.jspx.", Where: hdr, Name: "REQUEST_HEADERS:X_Filename", Want: tt.Attack},
+		{Value: "report.pdf", Where: detect.WhereFileName, Want: tt.None},
+		{Value: "jsp", Where: detect.WhereFileName, Want: tt.None},
+		{Value: "notes.jsp.txt", Where: detect.WhereFileName, Want: tt.None},
+		{Value: "index.jsp", Where: q, Want: tt.None},
+		{Value: "a.jsp", Where: hdr, Name: "REQUEST_HEADERS:Referer", Want: tt.None},
+	} {
+		in := c.Input()
+		f, ok := d.Detect(in)
+		if err := tt.Invariants(d, in, f, ok); err != nil {
+			t.Error(err)
+		}
+		if pass, why := tt.Check(c.Want, f, ok); !pass {
+			t.Errorf("%q (%s): want %s: %s", c.Value, c.Where, c.Want, why)
+		}
+	}
+}

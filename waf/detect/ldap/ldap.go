@@ -320,14 +320,19 @@ func (s *scan) item(p int) (int, bool, bool) {
 
 // malformed looks after the assertion's ')' for the shape payload lists
 // use even where it breaks RFC 4515: parentheses, then an operator, then
-// attr=value ("admin*)((|userPassword=*)"). It returns its position or -1.
+// attr=value ("admin*)((|userPassword=*)", "x)!(sn=*"). It returns its position or -1.
 func (s *scan) malformed(closeAt int) int {
 	v := s.v
 	p := closeAt + 1
 	for p < len(v) && p-closeAt < 8 && (v[p] == '(' || v[p] == ')' || v[p] == ' ') {
 		p++
 	}
-	if p >= len(v) || p == closeAt+1 || (v[p] != '&' && v[p] != '|' && v[p] != '!') {
+	if p >= len(v) || (v[p] != '&' && v[p] != '|' && v[p] != '!') {
+		return -1
+	}
+	if p == closeAt+1 && (p+1 >= len(v) || v[p+1] != '(') {
+		// ")!(sn=*": the operator right after the ')' must open a
+		// filter; ")!" and ")&" alone are punctuation.
 		return -1
 	}
 	q := p + 1

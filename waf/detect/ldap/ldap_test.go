@@ -144,3 +144,27 @@ func BenchmarkDetect(b *testing.B) {
 	b.Run("benign", func(b *testing.B) { tt.Bench(b, New(), benignInputs) })
 	b.Run("attack", func(b *testing.B) { tt.Bench(b, New(), attackInputs) })
 }
+
+// TestOperatorAfterClose (issue 15): an operator directly after the
+// closing parenthesis, opening a new filter, is a breakout lenient
+// servers accept; the same punctuation in text is not.
+func TestOperatorAfterClose(t *testing.T) {
+	d := New()
+	for _, c := range []tt.Case{
+		{Value: "eb9adbd87d)!(sn=*", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "admin)|(uid=*", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "x)&(objectClass=*", Where: detect.WhereJSON, Want: tt.Attack},
+		{Value: "great (really)! (yes)", Where: detect.WhereForm, Want: tt.None},
+		{Value: "smile :)!", Where: detect.WhereForm, Want: tt.None},
+		{Value: "f(x)!(y)", Where: detect.WhereQuery, Want: tt.None},
+	} {
+		in := c.Input()
+		f, ok := d.Detect(in)
+		if err := tt.Invariants(d, in, f, ok); err != nil {
+			t.Error(err)
+		}
+		if pass, why := tt.Check(c.Want, f, ok); !pass {
+			t.Errorf("%q (%s): want %s: %s", c.Value, c.Where, c.Want, why)
+		}
+	}
+}

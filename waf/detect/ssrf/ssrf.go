@@ -59,8 +59,10 @@ type scan struct {
 	// lenient: the URL being weighed is the value itself, in a place
 	// where internal addresses are ordinary (see authority).
 	lenient bool
-	ctx     nameContext
-	ctxOK   bool // ctx has been read from the name
+	// rawPayload: the gopher URL being weighed carries a payload.
+	rawPayload bool
+	ctx        nameContext
+	ctxOK      bool // ctx has been read from the name
 }
 
 // nameContext is what the variable name says about how the value is used.
@@ -149,12 +151,30 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 		s.authority(lo, lo, lo+2, hi, "")
 	}
 	if !s.prose && !colon && !leadingSlashes {
-		s.bareHost(lo, hi)
+		if c := webSchemeNoSlash(v, lo, hi); c > 0 {
+			// "http:127.0.0.1": WHATWG reads a special scheme's
+			// authority without slashes.
+			s.url(lo, c, hi)
+		} else {
+			s.bareHost(lo, hi)
+		}
 	}
 	if !s.found {
 		return detect.Finding{}, false
 	}
 	return s.best, true
+}
+
+// webSchemeNoSlash returns the colon of a value that is "http:" or
+// "https:" directly followed by a host, or -1.
+func webSchemeNoSlash(v string, lo, hi int) int {
+	for _, sc := range [...]string{"http", "https"} {
+		c := lo + len(sc)
+		if c+1 < hi && v[c] == ':' && equalFold(v[lo:c], sc) && (isAlnum(v[c+1]) || v[c+1] == '[') {
+			return c
+		}
+	}
+	return -1
 }
 
 // schemeStart finds the start of the scheme ending at v[colon], or -1.
@@ -358,6 +378,9 @@ func (s *scan) authority(start, colon, i, hi int, scheme string) int {
 	ctx := s.context()
 	s.lenient = start == s.lo && (ctx == ctxBrowser || ctx == ctxHostHdr ||
 		ctx == ctxRedirect && callbackPath(v[end:urlEnd]) && hostStart == i && !servicePort(v[hostStart:end]))
+	// gopher://host/_DATA: the item selector '_' then the bytes the
+	// client writes to the TCP connection, verbatim.
+	s.rawPayload = kind == schemeRaw && end+2 < urlEnd && v[end] == '/' && v[end+1] == '_' && equalFold(scheme, "gopher")
 	conf, reason := s.weigh(kind, best, differ, inProse)
 	if conf > 0 {
 		s.report(conf, reason, start, urlEnd)
@@ -556,9 +579,10 @@ func isZero(b []byte) bool {
 
 func classify4(ip uint32) hostClass {
 	switch {
-	case ip == 0xa9fea9fe || ip == 0xa9feaa02 || ip == 0x646464c8 || ip == 0xa9fea97b:
+	case ip == 0xa9fea9fe || ip == 0xa9feaa02 || ip == 0x646464c8 || ip == 0xa9fea97b || ip == 0xc00000c0:
 		// 169.254.169.254 (AWS, GCP, Azure, OCI…), 169.254.170.2 (ECS
-		// task metadata), 100.100.100.200 (Alibaba), 169.254.169.123.
+		// task metadata), 100.100.100.200 (Alibaba), 169.254.169.123,
+		// 192.0.0.192 (Oracle Cloud Classic).
 		return hostMetadata
 	case ip>>24 == 127:
 		return hostLoopback
@@ -878,7 +902,12 @@ func (s *scan) weigh(kind schemeKind, h hostVerdict, differ, prose bool) (int, s
 	case schemeRaw:
 		if conf == 0 {
 			// To a public host: odd, but the internal targets are the
-			// attack.
+			// attack. A gopher URL that carries a payload is the
+			// protocol-smuggling tool itself (its host may resolve to
+			// an internal address), not a link anyone shares.
+			if s.rawPayload {
+				return s.adjust(75, true, prose), "gopher: URL carries raw bytes for a TCP service (protocol smuggling)"
+			}
 			return s.adjust(55, false, prose), "gopher:/dict: URL sends raw bytes to a TCP service"
 		}
 		conf = max(conf, 90) + 5

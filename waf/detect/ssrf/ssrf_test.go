@@ -97,7 +97,7 @@ var cases = []tt.Case{
 	// Schemes for internal services.
 	{Value: "gopher://127.0.0.1:6379/_%2A1%0D%0A%248%0D%0Aflushall%0D%0A", Where: q, Want: tt.Attack},
 	{Value: "gopher://localhost:25/_HELO", Where: q, Want: tt.Attack},
-	{Value: "gopher://attacker.example:70/_x", Where: q, Want: tt.Weak},
+	{Value: "gopher://attacker.example:70/_x", Where: q, Want: tt.Attack}, // a payload: the smuggling tool, whatever the host
 	{Value: "dict://127.0.0.1:11211/stats", Where: q, Want: tt.Attack},
 	{Value: "dict://example.net:2628/d:x", Where: q, Want: tt.Weak},
 	{Value: "file:///etc/passwd", Where: q, Want: tt.Attack},
@@ -248,4 +248,54 @@ var attackInputs = []detect.Input{
 func BenchmarkDetect(b *testing.B) {
 	b.Run("benign", func(b *testing.B) { tt.Bench(b, New(), benignInputs) })
 	b.Run("attack", func(b *testing.B) { tt.Bench(b, New(), attackInputs) })
+}
+
+// TestInternalAddressForms (issue 15): every numeric spelling of an
+// internal IPv4 address, IPv4-mapped and -compatible IPv6, and the
+// non-HTTP schemes that reach internal services, in the placements that
+// fetch URLs; public hosts and prose are not.
+func TestInternalAddressForms(t *testing.T) {
+	d := New()
+	for _, c := range []tt.Case{
+		{Value: "http://[::ffff:127.0.0.1]/admin", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "http://[::ffff:7f00:1]/", Where: detect.WhereJSON, Want: tt.Attack},
+		{Value: "http://[0:0:0:0:0:ffff:127.0.0.1]/", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "http://[::FFFF:169.254.169.254]/latest/meta-data/", Where: detect.WhereXML, Want: tt.Attack},
+		{Value: "http://2130706433/", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "http://017700000001/", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "http://0x7f000001/", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "http://0x7f.0x0.0x0.0x1/", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "http://0177.0.0.01/", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "http://127.1/", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "http://127.0.1/", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "http://0/", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "http://10.1/", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "http://0xa9fea9fe/latest/", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "HtTP://[::ffff:127.0.0.1]:8080/", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "ldap://127.0.0.1:389/", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "ldap://127.0.0.1/dc=example", Where: detect.WhereXML, Want: tt.Attack},
+		{Value: "gopher://127.0.0.1:6379/_INFO", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "gopher://evil.example/_%2A1%0D%0A%248%0D%0Aflushall", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "dict://localhost:11211/stats", Where: detect.WhereJSON, Want: tt.Attack},
+		{Value: "file:///etc/passwd", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "tftp://10.0.0.5/config", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "http:127.0.0.1", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "HTTPS:[::1]:8443/admin", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "http://192.0.0.192/latest/user-data/", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "http:example.com", Where: detect.WhereQuery, Want: tt.None},
+
+		{Value: "http://93.184.216.34/", Where: detect.WhereQuery, Want: tt.None},
+		{Value: "https://example.com/page?x=1", Where: detect.WhereQuery, Want: tt.None},
+		{Value: "gopher://gopher.floodgap.com/1/world", Where: detect.WhereForm, Want: tt.Weak},
+		{Value: "Version 2130706433 was released", Where: detect.WhereForm, Want: tt.None},
+	} {
+		in := c.Input()
+		f, ok := d.Detect(in)
+		if err := tt.Invariants(d, in, f, ok); err != nil {
+			t.Error(err)
+		}
+		if pass, why := tt.Check(c.Want, f, ok); !pass {
+			t.Errorf("%q (%s): want %s: %s", c.Value, c.Where, c.Want, why)
+		}
+	}
 }

@@ -637,10 +637,14 @@ func (s *scan) callee(f *features, name string, at int) {
 		"getRuntime", "forName", "getClass", "invoke", "newInstance", "getMethod", "loadClass",
 		"__import__", "import_module", "getattr", "getBean", "setStatic", "getFilter",
 		"registerUndefinedFilterCallback", "defineClass", "getDeclaredMethod", "getDeclaredField",
-		"setAccessible", "getEngineByName", "require", "open", "read", "readlines", "check_output",
+		"setAccessible", "getEngineByName", "require", "open", "check_output",
 		"Popen", "load", "subprocess", "Start", "ReadAllText":
 		f.strong, f.strongWhy = true, "expression calls a function that runs commands, loads classes or reads files"
 	}
+	// read() and readlines() read what something else opened (open(),
+	// popen()), which is the evidence; on their own they are the
+	// ordinary method of every stream in a JavaScript template literal
+	// ("${stream.read()}").
 }
 
 func dunder(name string) bool {

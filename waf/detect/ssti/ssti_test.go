@@ -208,3 +208,26 @@ func BenchmarkDetect(b *testing.B) {
 	b.Run("benign", func(b *testing.B) { tt.Bench(b, New(), benignInputs) })
 	b.Run("attack", func(b *testing.B) { tt.Bench(b, New(), attackInputs) })
 }
+
+// TestStreamReadIsNotASink (issue 15): a method read() on a stream in a
+// JavaScript template literal is code in a forum post; reading a file
+// needs the call that opens it.
+func TestStreamReadIsNotASink(t *testing.T) {
+	d := New()
+	for _, c := range []tt.Case{
+		{Value: "{{ open('/etc/passwd').read() }}", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "{{ lipsum.__globals__.os.popen('id').read() }}", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "${T(java.lang.Runtime).getRuntime().exec('id')}", Where: detect.WhereJSON, Want: tt.Attack},
+		{Value: "I tried `rr.on('readable', () => { console.log(`readable: ${rr.read()}`); });` but it hangs.", Where: detect.WhereForm, Want: tt.Benign},
+		{Value: "console.log(`got ${stream.read()}`)", Where: detect.WhereJSON, Want: tt.Weak},
+	} {
+		in := c.Input()
+		f, ok := d.Detect(in)
+		if err := tt.Invariants(d, in, f, ok); err != nil {
+			t.Error(err)
+		}
+		if pass, why := tt.Check(c.Want, f, ok); !pass {
+			t.Errorf("%q (%s): want %s: %s", c.Value, c.Where, c.Want, why)
+		}
+	}
+}

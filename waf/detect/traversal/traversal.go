@@ -58,6 +58,7 @@ type scan struct {
 	where   detect.Where
 	wholeLo int // trimmed value bounds
 	wholeHi int
+	tailAt  int // start of the path after an empty segment, when judged
 }
 
 func (s *scan) report(conf int, reason string, start, end int) {
@@ -194,6 +195,23 @@ func (s *scan) run(in detect.Input) (detect.Finding, bool) {
 		s.token(i, j)
 		i = j
 	}
+	if s.where == detect.WherePath && !s.prose {
+		// "/files//etc/shadow", "/page/%2Fetc%2Fpasswd" decoded: an
+		// empty segment, then an absolute path. A route that takes the
+		// rest of the path as a file name ("/files/*name") hands the
+		// application "/etc/shadow", and joining an absolute path to a
+		// base directory yields the absolute path.
+		// The empty segment follows a segment: a leading "//" is the
+		// request path itself, weighed as the path above.
+		for k := lo + 2; k+1 < hi; k++ {
+			s.steps++
+			if v[k] == '/' && v[k-1] == '/' {
+				s.tailAt = k
+				s.token(k, hi)
+				break
+			}
+		}
+	}
 	if !s.found {
 		return detect.Finding{}, false
 	}
@@ -218,6 +236,11 @@ func sepLen(v string, i int) (n int, evasive bool) {
 		switch v[i : i+2] {
 		case "\xc0\xaf", "\xc1\x9c": // overlong '/', '\'
 			return 2, true
+		case "\xc0/", "\xc0\\", "\xc1/", "\xc1\\":
+			// A lead byte that never starts valid UTF-8, before an ASCII
+			// separator: decoders that drop invalid bytes, or that mask
+			// the continuation byte's bits, leave the separator.
+			return 2, true
 		}
 	}
 	if i+2 < len(v) {
@@ -227,6 +250,7 @@ func sepLen(v string, i int) (n int, evasive bool) {
 			"\xe2\x81\x84", // U+2044 fraction slash
 			"\xef\xbc\xbc", // U+FF3C fullwidth reverse solidus
 			"\xef\xb9\xa8", // U+FE68 small reverse solidus
+			"\xe2\x88\x96", // U+2216 set minus (Windows best-fit maps it to '\')
 			"\xe0\x80\xaf": // overlong '/'
 			return 3, true
 		}
@@ -245,7 +269,10 @@ func dotLen(v string, i int) (n, dots int, evasive bool) {
 	if c < 0x80 {
 		return 0, 0, false
 	}
-	if i+1 < len(v) && v[i:i+2] == "\xc0\xae" {
+	if i+1 < len(v) && (v[i:i+2] == "\xc0\xae" || (v[i] == 0xc0 || v[i] == 0xc1) && v[i+1] == '.') {
+		// Overlong '.', or an invalid lead byte before '.' ("%c0%2e"):
+		// a decoder that masks the continuation bits reads '.', one
+		// that drops invalid bytes keeps the '.'.
 		return 2, 1, true
 	}
 	if i+2 < len(v) {
@@ -269,9 +296,13 @@ type tokenState struct {
 	evasive  bool // a climb in a form only filters see differently
 	firstDot int  // start of the first climb
 	absolute bool
-	nul      int // position of a NUL in the token, or -1
-	tail     int // stack depth right after the last climb
-	dots     int // "." segments
+	nul      int  // position of a NUL in the token, or -1
+	tail     int  // stack depth right after the last climb
+	dots     int  // "." segments
+	drive    bool // the value starts with a drive letter ("C:\…")
+	// rootedTail: the token is the absolute path after an empty
+	// segment of a request path ("/files//etc/shadow").
+	rootedTail bool
 }
 
 func (s *scan) token(start, end int) {
@@ -309,8 +340,10 @@ func (s *scan) token(start, end int) {
 	switch {
 	case tok[0] == '/' || tok[0] == '\\':
 		ts.absolute = true
+		ts.rootedTail = s.tailAt > 0 && start == s.tailAt
 	case len(tok) >= 3 && isLetter(tok[0]) && tok[1] == ':' && (tok[2] == '/' || tok[2] == '\\'):
 		ts.absolute = true
+		ts.drive = start == s.wholeLo
 		i += 2
 	case len(tok) >= 2 && tok[0] == '~' && (tok[1] == '/' || tok[1] == '\\'):
 		ts.absolute = true
@@ -404,13 +437,23 @@ func (s *scan) token(start, end int) {
 			conf += 10
 			reason = "absolute path to a sensitive file, NUL truncation"
 		}
+		if s.where == detect.WhereFileName {
+			// Browsers send an upload's base name only: an absolute
+			// path there names where the file is to be written.
+			conf = max(conf, 80)
+		}
 		if s.where == detect.WherePath {
 			// The router serves the request path: a system file there
 			// is a probe the application answers with a 404, an
 			// exposed application secret (".env", ".git/") is not.
-			if app {
+			// A path segment that is a drive-letter path is not: no
+			// route is named "C:\…", and a file API handed the
+			// segment opens the absolute path it names.
+			switch {
+			case ts.drive || ts.rootedTail:
+			case app:
 				conf = min(conf, 75)
-			} else {
+			default:
 				conf = min(conf, 35)
 			}
 		}

@@ -263,3 +263,49 @@ func BenchmarkDetect(b *testing.B) {
 	b.Run("benign", func(b *testing.B) { tt.Bench(b, New(), benignInputs) })
 	b.Run("attack", func(b *testing.B) { tt.Bench(b, New(), attackInputs) })
 }
+
+// TestPathFormsAndPlacements (issue 15): dot-dot segments written with
+// an invalid UTF-8 lead byte before '.', '/' or '\' (what %c0%2e and
+// %c0%5c decode to) and the Windows best-fit reverse solidus U+2216 climb
+// like the plain forms; the same bytes in text do not. In a request path,
+// a segment that is a drive-letter path and an absolute path after an
+// empty segment are judged like values, not as routes; in an upload's
+// file name an absolute sensitive path is where the file is written.
+func TestPathFormsAndPlacements(t *testing.T) {
+	d := New()
+	for _, c := range []tt.Case{
+		{Value: "\xc0.\xc0.\\\xc0.\xc0.\\\xc0.\xc0.\\/etc/passwd", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "..\xc0\\..\xc0\\..\xc0\\..\xc0\\/etc/passwd", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "\xc0.\xc0.\xc0\\\xc0.\xc0.\xc0\\\xc0.\xc0.\xc0\\etc/shadow", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "\xc1.\xc1./\xc1.\xc1./etc/passwd", Where: detect.WhereForm, Want: tt.Attack},
+		{Value: "..\u2216..\u2216..\u2216..\u2216/etc/passwd", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "\uff0e\uff0e\u2216\uff0e\uff0e\u2216\uff0e\uff0e\u2216boot.ini", Where: detect.WhereQuery, Want: tt.Attack},
+		{Value: "A \u2216 B is the set difference", Where: detect.WhereForm, Want: tt.None},
+		{Value: "\xc0.", Where: detect.WhereQuery, Want: tt.None},
+		// A path segment that is a Windows absolute path: no route.
+		{Value: "C:\\windows\\system32\\drivers\\etc\\hosts", Where: detect.WherePath, Name: "REQUEST_PATH:1", Want: tt.Attack},
+		{Value: "C:/Windows/win.ini", Where: detect.WherePath, Name: "REQUEST_PATH:2", Want: tt.Attack},
+		{Value: "/etc/passwd", Where: detect.WherePath, Name: "REQUEST_FILENAME", Want: tt.Benign},
+		// An empty segment, then an absolute path: what a wildcard
+		// route hands the application.
+		{Value: "/files//etc/shadow", Where: detect.WherePath, Name: "REQUEST_FILENAME", Want: tt.Attack},
+		{Value: "/page//proc/self/environ", Where: detect.WherePath, Name: "REQUEST_FILENAME", Want: tt.Attack},
+		{Value: "/proxy//var/log/apache2/access.log", Where: detect.WherePath, Name: "REQUEST_FILENAME", Want: tt.Attack},
+		{Value: "/blog//2024/05/hello", Where: detect.WherePath, Name: "REQUEST_FILENAME", Want: tt.None},
+		{Value: "//etc/passwd", Where: detect.WherePath, Name: "REQUEST_FILENAME", Want: tt.Benign},
+		{Value: "/cdn//assets/app.js", Where: detect.WherePath, Name: "REQUEST_FILENAME", Want: tt.None},
+		// An upload's file name that is an absolute sensitive path.
+		{Value: "/etc/passwd", Where: detect.WhereFileName, Want: tt.Attack},
+		{Value: "/etc/cron.d/job", Where: detect.WhereFileName, Want: tt.Attack},
+		{Value: "holiday photo.jpg", Where: detect.WhereFileName, Want: tt.None},
+	} {
+		in := c.Input()
+		f, ok := d.Detect(in)
+		if err := tt.Invariants(d, in, f, ok); err != nil {
+			t.Error(err)
+		}
+		if pass, why := tt.Check(c.Want, f, ok); !pass {
+			t.Errorf("%q (%s): want %s: %s", c.Value, c.Where, c.Want, why)
+		}
+	}
+}
