@@ -16,9 +16,10 @@
 // values, also newline-delimited JSON and the JSON of report types), XML
 // text and attributes plus the document itself (for XXE), multipart field
 // values and file names, and, for text/plain and unknown types, the body
-// itself (the raw-body pass; binary bodies such as protobuf contribute
-// their printable runs). Compressed bodies are inflated up to the body
-// limit first.
+// itself (the raw-body pass). Protobuf and gRPC bodies, and binary bodies
+// that split into protobuf fields, are walked field by field (see
+// protobuf.go); other binary bodies contribute their printable runs.
+// Compressed bodies are inflated up to the body limit first.
 package inspect
 
 import (
@@ -433,6 +434,14 @@ func (st *run) body(h http.Header, body []byte, limit int64) {
 	case mt == "text/xml" || mt == "application/xml" || strings.HasSuffix(mt, "+xml"):
 		st.xml(body)
 	default:
+		if framed, text, ok := protoType(mt); ok {
+			// The serialized-object detector reads binary bodies whole
+			// (its markers are not fields).
+			st.judgeOne(st.in.binary, "REQUEST_BODY", detect.WhereBody, string(body[:min(len(body), maxBinary)]))
+			if st.protobuf(h, body, framed, text, limit) {
+				return
+			}
+		}
 		st.raw(body)
 	}
 }
@@ -586,6 +595,16 @@ func (st *run) raw(body []byte) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) > 1 && (trimmed[0] == '{' || trimmed[0] == '[') {
 		if st.walk("JSON", string(trimmed)) == nil {
+			return
+		}
+	}
+	if !protoText(body) {
+		if n, ok := protoFields(body); ok && n > 0 {
+			// Binary that splits into protobuf fields whole (an
+			// octet-stream that is a message): its fields, as for a
+			// declared protobuf body.
+			st.judgeOne(st.in.binary, "REQUEST_BODY", detect.WhereBody, string(body[:min(len(body), maxBinary)]))
+			st.protoMessage("", body, 0, true)
 			return
 		}
 	}
