@@ -38,3 +38,26 @@ func TestScriptAndQuotationShapes(t *testing.T) {
 		}
 	}
 }
+
+// TestDelaySubqueryInEveryContext: a parenthesised subquery that calls a
+// delay function, placed after a quote the value closes, is found in
+// that quote's context, not only in number context.
+func TestDelaySubqueryInEveryContext(t *testing.T) {
+	d := New()
+	for _, tt := range []struct {
+		v      string
+		attack bool
+	}{
+		{"' (SELECT 0 WHERE 1=1 AND SLEEP(5)) '", true},
+		{"' (SELECT\t0\r\nWHERE 1=1  AND  SLEEP(5)) '", true},
+		{"\" (SELECT pg_sleep(5)) \"", true},
+		{"1(select*from(select(sleep(5)))d)", true},
+		{"He said 'sleep (5 hours) is what I need'", false},
+		{"'(select the best option)'", false},
+	} {
+		f, ok := d.Detect(detect.Input{Value: tt.v, Where: detect.WhereJSON})
+		if got := ok && f.Confidence >= 70; got != tt.attack {
+			t.Errorf("%q: finding %+v ok=%v, want attack=%v", tt.v, f, ok, tt.attack)
+		}
+	}
+}

@@ -152,14 +152,23 @@ func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
 			}
 		}
 	}
-	if best.score < 80 && strings.Contains(v, "(") && l.lex(0) && l.n > 0 && !l.trunc {
+	if best.score < 80 && strings.Contains(v, "(") {
 		// "1(select*from(select(sleep(5)))d)": a parenthesised subquery
 		// that calls a delay function is evidence wherever it sits, even
-		// when what surrounds it does not parse.
-		r := delaySubquery(&l)
-		steps += r.steps
-		if r.score > best.score {
-			best = r
+		// when what surrounds it does not parse; in every context the
+		// value may close ("' (SELECT 0 WHERE 1=1 AND SLEEP(5)) '").
+		for _, c := range contexts {
+			if c.quote != 0 && indexByte(v, c.quote) < 0 {
+				continue
+			}
+			if !l.lex(c.quote) || l.n == 0 || l.trunc {
+				continue
+			}
+			r := delaySubquery(&l)
+			steps += r.steps
+			if r.score > best.score {
+				best = r
+			}
 		}
 	}
 	if best.score < minScore {
