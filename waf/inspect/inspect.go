@@ -367,11 +367,8 @@ func skippedHeader(name string) bool {
 }
 
 func (st *run) headers(r *http.Request) {
-	for _, c := range r.Cookies() {
-		st.judge("REQUEST_COOKIES:"+c.Name, detect.WhereCookie, c.Value)
-		if !plain(c.Name) {
-			st.judge("REQUEST_COOKIES_NAMES:"+c.Name, detect.WhereArgName, c.Name)
-		}
+	for _, line := range r.Header["Cookie"] {
+		st.cookies(line)
 	}
 	for name, vs := range r.Header {
 		skip := skippedHeader(name)
@@ -380,6 +377,35 @@ func (st *run) headers(r *http.Request) {
 				continue
 			}
 			st.judge("REQUEST_HEADERS:"+name, detect.WhereHeader, v)
+		}
+	}
+}
+
+// maxCookies bounds the cookies judged per Cookie header.
+const maxCookies = 256
+
+// cookies judges the name=value pairs of a Cookie header as the
+// application's framework reads them: split at ';', the value taken as
+// sent (a surrounding pair of double quotes removed). net/http's strict
+// parser drops a cookie whose value has a blank, a quote or a backslash,
+// but PHP, Rails, Express and most others hand it to the application.
+func (st *run) cookies(line string) {
+	for n := 0; line != "" && n < maxCookies && !st.stop; n++ {
+		var part string
+		part, line, _ = strings.Cut(line, ";")
+		part = strings.TrimSpace(part)
+		name, value, ok := strings.Cut(part, "=")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" {
+			continue
+		}
+		value = strings.TrimSpace(value)
+		if len(value) > 1 && value[0] == '"' && value[len(value)-1] == '"' {
+			value = value[1 : len(value)-1]
+		}
+		st.judge("REQUEST_COOKIES:"+name, detect.WhereCookie, value)
+		if !plain(name) {
+			st.judge("REQUEST_COOKIES_NAMES:"+name, detect.WhereArgName, name)
 		}
 	}
 }

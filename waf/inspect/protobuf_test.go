@@ -161,3 +161,31 @@ func FuzzProtobuf(f *testing.F) {
 		}
 	})
 }
+
+// TestCookieValuesAsApplicationsReadThem: a cookie value with a blank, a
+// quote or a backslash reaches PHP, Rails or Express applications as
+// sent (net/http's strict parser drops it), so it is judged; ordinary
+// cookies, JSON in a cookie and quoted values are not attacks.
+func TestCookieValuesAsApplicationsReadThem(t *testing.T) {
+	for _, tt := range []struct {
+		cookie, variable string // variable "": nothing blocks
+	}{
+		{`sid=abc123; q=x" OR "1"="1`, "REQUEST_COOKIES:q"},
+		{`pref="1 UNION SELECT password FROM users--"; theme=dark`, "REQUEST_COOKIES:pref"},
+		{`name=\"><script>alert(document.cookie)</script>`, "REQUEST_COOKIES:name"},
+		{`uid=1 AND 1=(SELECT COUNT(*) FROM users)`, "REQUEST_COOKIES:uid"},
+		{`cart={"items":[{"id":12,"name":"O'Brien's tea"}]}; theme=dark`, ""},
+		{`consent="necessary preferences"; _ga=GA1.2.1234.5678`, ""},
+		{`a=b; c; =d; e=`, ""},
+	} {
+		r := httptest.NewRequest("GET", "http://x/", nil)
+		r.Header.Set("Cookie", tt.cookie)
+		res := New(Limits{}).Request(r, Body{}, Scope{Threshold: 70})
+		switch {
+		case tt.variable == "" && res.Blocking != nil:
+			t.Errorf("%q: blocked %+v", tt.cookie, *res.Blocking)
+		case tt.variable != "" && (res.Blocking == nil || res.Blocking.Variable != tt.variable):
+			t.Errorf("%q: blocking %+v, want %s", tt.cookie, res.Blocking, tt.variable)
+		}
+	}
+}
