@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // Placements of attack values (labels; see Item.Placement).
@@ -72,9 +73,17 @@ var apiPaths = []string{"/api/v1/users", "/api/v2/search", "/products", "/search
 
 // genAttacks generates n attacks of class with the fixed seed.
 func genAttacks(class string, n int, seed uint64) []Item {
+	items, _ := genAttacksWith(class, n, seed)
+	return items
+}
+
+// genAttacksWith is genAttacks, also returning the generated value behind
+// each item (for the tests that decode it back).
+func genAttacksWith(class string, n int, seed uint64) ([]Item, []atk) {
 	r := rand.New(rand.NewPCG(seed, 0xa77ac4))
 	gen := classGens[class]
 	var out []Item
+	var atks []atk
 	seen := map[string]bool{}
 	for tries := 0; len(out) < n && tries < n*10; tries++ {
 		a := gen(r)
@@ -99,13 +108,14 @@ func genAttacks(class string, n int, seed uint64) []Item {
 		it.Source = "gen"
 		it.Evasion = it.Encoding != "none" || !(pl == "query" || pl == "form")
 		out = append(out, it)
+		atks = append(atks, a)
 	}
-	return out
+	return out, atks
 }
 
 // applyEncoding turns the application-level value v into what is put in
 // the placement: the application decodes it with enc.
-func applyEncoding(r *rand.Rand, v, enc string) (string, bool) {
+func applyEncoding(r *rand.Rand, v, enc string, xml bool) (string, bool) {
 	switch enc {
 	case "none", "url_all", "gzip", "utf7", "jwt", "json_in_param", "js_escape":
 		return v, true // applied by the placement
@@ -124,7 +134,10 @@ func applyEncoding(r *rand.Rand, v, enc string) (string, bool) {
 		}
 		return b64url(v), true
 	case "html_entity":
-		return htmlEntities(v, r.IntN(3) == 0, r), true
+		if strings.ContainsRune(v, 0) {
+			return "", false // &#0; decodes to U+FFFD, not NUL
+		}
+		return htmlEntities(v, r.IntN(3) == 0, xml, r), true
 	}
 	return "", false
 }
@@ -145,7 +158,10 @@ func placeAttack(r *rand.Rand, class string, a atk, pl, enc string) (Item, bool)
 	encLabel := enc
 	v := a.value
 	if a.raw != nil {
-		if pl == "body" || (pl == "multipart" && enc == "none") {
+		if pl == "body" && enc == "utf7" {
+			return it, false // no application reads serialized bytes as UTF-7
+		}
+		if pl == "body" && enc != "base64" || pl == "multipart" && enc == "none" {
 			v = "" // sent as bytes
 		} else {
 			v = string(a.raw)
@@ -164,12 +180,14 @@ func placeAttack(r *rand.Rand, class string, a atk, pl, enc string) (Item, bool)
 	}
 	it.Encoding = encLabel
 	it.Payload = v
-	if a.raw != nil && v == "" {
+	if a.raw != nil {
+		// a quoted form: the bytes are not text, and the label must read
+		// back from the cache as it was written
 		it.Payload = fmt.Sprintf("%q", a.raw)
 	}
 	param := a.param
 	// the value as the placement carries it (before transport encoding)
-	pv, ok := applyEncoding(r, v, enc)
+	pv, ok := applyEncoding(r, v, enc, pl == "xml")
 	if !ok {
 		return it, false
 	}
@@ -303,12 +321,18 @@ func placeAttack(r *rand.Rand, class string, a atk, pl, enc string) (Item, bool)
 		it.Target = path
 		var body string
 		switch {
+		case a.jsonValue != nil && enc != "none" && enc != "gzip":
+			return it, false // an operator object is the JSON itself, not a string to encode
 		case a.jsonValue != nil:
 			body = jsonMarshal(a.jsonValue)
 		case class == "deserialization" && enc == "none" && (strings.HasPrefix(v, "{") || strings.HasPrefix(v, "[")):
 			body = v // the body itself is the polymorphic object
 		case enc == "js_escape":
-			body = `{"data":{"` + param + `":"` + jsonUnicode(pv, r.IntN(3) == 0) + `","page":2}}`
+			other := "page"
+			if param == other {
+				other = "per_page"
+			}
+			body = `{"data":{"` + param + `":"` + jsonUnicode(pv, r.IntN(3) == 0) + `","` + other + `":2}}`
 		default:
 			body = jsonNest(r, param, pv)
 		}
@@ -324,17 +348,18 @@ func placeAttack(r *rand.Rand, class string, a atk, pl, enc string) (Item, bool)
 		it.Target = pick(r, []string{"/api/soap", "/ws/UserService", "/xmlrpc.php", "/api/v1/import", "/feed", "/saml/acs", "/upload"})
 		var body string
 		switch {
+		case a.doc && enc == "html_entity":
+			return it, false // a document written as character references is no document
 		case a.doc:
 			body = pv
-		case a.jsonValue != nil:
-			return it, false
+		case a.jsonValue != nil, !xmlChars(v):
+			return it, false // XML 1.0 cannot carry these characters
 		default:
 			text := xmlEscape(pv)
 			if enc == "html_entity" {
-				text = pv // the entities are the XML's own character references
-				if strings.ContainsAny(text, "<&") && !strings.Contains(text, "&#") {
-					text = xmlEscape(text)
-				}
+				// the references are the XML's own character references;
+				// every '<' and '&' of the value is one of them
+				text = pv
 			}
 			body = `<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><` + "get" + upperFirst(param) + `><` + param + `>` + text + `</` + param + `><page>2</page></` + "get" + upperFirst(param) + `></soap:Body></soap:Envelope>`
 		}
@@ -370,6 +395,9 @@ func placeAttack(r *rand.Rand, class string, a atk, pl, enc string) (Item, bool)
 		it.Target = pick(r, []string{"/upload", "/profile/avatar", "/api/v1/files", "/attachments"})
 		// Chromium escapes " CR LF in file names as %22 %0D %0A
 		fn := strings.NewReplacer("\"", "%22", "\r", "%0D", "\n", "%0A").Replace(pv)
+		if hasCtl(fn) {
+			return it, false // a header line cannot carry the other controls
+		}
 		ext := pick(r, []string{"", ".png", ".jpg", ".pdf", ".txt"})
 		parts := []mpart{{name: "file", filename: fn + ext, ctype: "application/octet-stream", value: []byte(randStr(r, 64))}, {name: "submit", value: []byte("Upload")}}
 		ct, body := multipartBody(r, parts)
@@ -477,19 +505,40 @@ func pathKeepSlash(s string) string {
 	return strings.Join(segs, "/")
 }
 
+// xmlEscape escapes s as XML character data. CR is written as a
+// reference: a parser turns a literal CR LF into LF.
 func xmlEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\"", "&quot;").Replace(s)
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\"", "&quot;", "\r", "&#13;").Replace(s)
 }
 
-// jsonNest puts value at a nested key among ordinary fields.
+// xmlChars reports whether every character of s may appear in an XML 1.0
+// document (as itself or as a character reference).
+func xmlChars(s string) bool {
+	for _, c := range s {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0xFFFE || c == 0xFFFF || c == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonNest puts value at a nested key among ordinary fields. The value is
+// set last: a key that is also one of the ordinary fields carries the
+// value, not the field.
 func jsonNest(r *rand.Rand, key, value string) string {
 	switch r.IntN(4) {
 	case 0:
-		return jsonMarshal(map[string]any{key: value, "page": 1 + r.IntN(5)})
+		m := map[string]any{"page": 1 + r.IntN(5)}
+		m[key] = value
+		return jsonMarshal(m)
 	case 1:
-		return jsonMarshal(map[string]any{"user": map[string]any{"id": r.IntN(10000), "profile": map[string]any{key: value, "locale": "en-US"}}})
+		profile := map[string]any{"locale": "en-US"}
+		profile[key] = value
+		return jsonMarshal(map[string]any{"user": map[string]any{"id": r.IntN(10000), "profile": profile}})
 	case 2:
-		return jsonMarshal(map[string]any{"items": []any{map[string]any{"sku": "A-" + fmt.Sprint(r.IntN(999)), key: value}}, "currency": "EUR"})
+		item := map[string]any{"sku": "A-" + fmt.Sprint(r.IntN(999))}
+		item[key] = value
+		return jsonMarshal(map[string]any{"items": []any{item}, "currency": "EUR"})
 	}
 	return jsonMarshal(map[string]any{"query": map[string]any{"filters": []any{map[string]any{"field": key, "op": "eq", "value": value}}}, "limit": 25})
 }

@@ -160,20 +160,32 @@ func (it *Item) Request() (*http.Request, error) {
 	return r, nil
 }
 
-// Heldout reports whether the item belongs to the held-out part: a hash of
-// the request's content (not its id or labels), so that the same request
-// generated twice lands in the same part, and the split cannot be steered
-// by relabelling. About 50% of items are held out.
+// splitSalt keys the split of corpus v2. Corpus v1 used
+// "portcullis-detection-split-v1"; its held-out part was looked at while
+// tuning, so v2 draws a new split and sends every request of v1 to the
+// tuning part (seenBefore).
+const splitSalt = "portcullis-detection-split-v2"
+
+// Heldout reports whether the item belongs to the held-out part: a request
+// that was not in corpus v1 (neither its content nor, for an attack, its
+// payload in the same placement and encoding; see seen.go) and that a
+// hash of its content puts there. The hash covers the request's content,
+// not its id or labels, so that the same request generated twice lands
+// in the same part and the split cannot be steered by relabelling. About
+// 50% of the new requests are held out.
 func (it *Item) Heldout() bool {
-	h := sha256.New()
-	io.WriteString(h, "portcullis-detection-split-v1\x00")
-	io.WriteString(h, it.Method+"\x00"+it.Target+"\x00")
-	for _, kv := range it.Headers {
-		io.WriteString(h, kv[0]+":"+kv[1]+"\x00")
+	if it.seenBefore() {
+		return false
 	}
-	io.WriteString(h, it.Body)
-	sum := h.Sum(nil)
-	return binary.BigEndian.Uint64(sum[:8])%2 == 1
+	return splitHash(it.Method, it.Target, it.Headers, it.Body)%2 == 1
+}
+
+// splitHash is the first 8 bytes of the salted SHA-256 of the content.
+func splitHash(method, target string, headers [][2]string, body string) uint64 {
+	h := sha256.New()
+	io.WriteString(h, splitSalt+"\x00")
+	writeContent(h, method, target, headers, body)
+	return binary.BigEndian.Uint64(h.Sum(nil)[:8])
 }
 
 // Group is the label results are broken down by: the benign kind or the

@@ -64,21 +64,43 @@ func b64urlPad(s string) string {
 }
 
 // htmlEntities encodes special characters (or, with all, every character)
-// as decimal or hex character references.
-func htmlEntities(s string, all bool, r *rand.Rand) string {
+// as decimal or hex character references, each decoded by an HTML parser
+// in text and in attribute values alike:
+//
+//   - &#60; and &#x3c; everywhere;
+//   - in HTML (not xml), also &#0000060 with leading zeros and no ';'.
+//     WHATWG HTML's tokenizer (decimal character reference state) reads
+//     digits while there are digits and, on anything else, reports
+//     missing-semicolon-after-character-reference and still emits the
+//     character, in text and in attributes (the attribute exception,
+//     "followed by '=' or an alphanumeric", is for named references
+//     only). So the form is used only where the next character is not
+//     an ASCII digit, which would be read as part of the number.
+//
+// XML requires the ';' (a reference without it is not well-formed), so
+// with xml only the first two forms are written.
+func htmlEntities(s string, all, xml bool, r *rand.Rand) string {
 	var b strings.Builder
-	for _, c := range s {
+	rs := []rune(s)
+	for i, c := range rs {
 		if !all && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ' ') {
 			b.WriteRune(c)
 			continue
 		}
-		switch r.IntN(3) {
+		form := r.IntN(3)
+		// the next character written is a literal one only when it is
+		// left as it is (not all, alphanumeric or space)
+		nextDigit := !all && i+1 < len(rs) && rs[i+1] >= '0' && rs[i+1] <= '9'
+		if form == 2 && (xml || nextDigit) {
+			form = 0
+		}
+		switch form {
 		case 0:
 			fmt.Fprintf(&b, "&#%d;", c)
 		case 1:
 			fmt.Fprintf(&b, "&#x%x;", c)
 		default:
-			fmt.Fprintf(&b, "&#%07d", c) // leading zeros, no semicolon: browsers accept it
+			fmt.Fprintf(&b, "&#%07d", c)
 		}
 	}
 	return b.String()

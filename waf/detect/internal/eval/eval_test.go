@@ -1,30 +1,72 @@
 package main
 
 import (
+	"crypto/sha256"
+	"io"
 	"path/filepath"
 	"testing"
 
 	"github.com/portcullis-waf/portcullis/waf/detect"
 )
 
-// splitGolden pins the tuning/held-out split: bench/detection's
-// TestSplitGolden holds Item.Heldout to the same table, so this command
-// never reads a request the scoreboard reports on.
+// splitGolden pins the v2 split of requests that were not in corpus v1:
+// bench/detection's TestSplitGolden holds Item.Heldout to the same table,
+// so this command never reads a request the scoreboard reports on.
 var splitGolden = []struct {
 	it      item
 	heldout bool
 }{
 	{item{Method: "GET", Target: "/search?q=hello", Headers: [][2]string{{"Host", "example.com"}}}, true},
-	{item{Method: "POST", Target: "/login", Headers: [][2]string{{"Content-Type", "application/x-www-form-urlencoded"}}, Body: "user=admin%27--&pw=x"}, false},
-	{item{Method: "GET", Target: "/a"}, false},
+	{item{Method: "POST", Target: "/login", Headers: [][2]string{{"Content-Type", "application/x-www-form-urlencoded"}}, Body: "user=admin%27--&pw=x"}, true},
+	{item{Method: "GET", Target: "/a"}, true},
 	{item{Method: "PUT", Target: "/b", Body: "x"}, false},
+	{item{Method: "GET", Target: "/c"}, false},
+	{item{Method: "GET", Target: "/d"}, true},
+	{item{Method: "POST", Target: "/e", Body: "y"}, false},
+	{item{Method: "GET", Target: "/f"}, false},
 }
 
 func TestSplitMatchesScoreboard(t *testing.T) {
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, err := loadSeen(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) < 80000 {
+		t.Fatalf("seen-before set has %d identities", len(seen))
+	}
 	for _, g := range splitGolden {
-		if got := g.it.heldout(); got != g.heldout {
+		if got := g.it.heldout(seen); got != g.heldout {
 			t.Errorf("%s %s: heldout %v, want %v", g.it.Method, g.it.Target, got, g.heldout)
 		}
+	}
+}
+
+// TestSeenBeforeIsTuning: a request of corpus v1, by its content or by its
+// attack payload in the same placement and encoding, is tuning even when
+// the hash would hold it out.
+func TestSeenBeforeIsTuning(t *testing.T) {
+	held := splitGolden[0].it // held out by the hash
+	content := sha256.New()
+	io.WriteString(content, "portcullis-detection-content\x00")
+	writeContent(content, &held)
+	if held.heldout(seenSet{}) != true {
+		t.Fatal("golden request not held out with an empty set")
+	}
+	if held.heldout(seenSet{first8(content): {}}) {
+		t.Error("a request whose content was seen is held out")
+	}
+	atk := item{Set: "attack", Placement: "query", Encoding: "none", Payload: "' OR 1=1-- -", Method: "GET", Target: "/d"}
+	if !atk.heldout(seenSet{}) {
+		t.Fatal("golden attack not held out with an empty set")
+	}
+	p := sha256.New()
+	io.WriteString(p, "portcullis-detection-payload\x00query\x00none\x00' OR 1=1-- -")
+	if atk.heldout(seenSet{first8(p): {}}) {
+		t.Error("an attack whose payload was seen in the same placement and encoding is held out")
 	}
 }
 
@@ -69,7 +111,11 @@ func TestTuningPartOnly(t *testing.T) {
 		// checkout and in CI until bench/detection has run.
 		t.Skipf("no detection corpus cached (%v); generate it with go run ./bench/detection -part tuning -benign 1 -attacks 1", err)
 	}
-	benign, attacks, err := loadTuning(dir)
+	seen, err := loadSeen(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	benign, attacks, err := loadTuning(dir, seen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +124,7 @@ func TestTuningPartOnly(t *testing.T) {
 	}
 	for _, set := range [][]item{benign, attacks} {
 		for i := range set {
-			if set[i].heldout() {
+			if set[i].heldout(seen) {
 				t.Fatalf("held-out item %s read", set[i].ID)
 			}
 		}

@@ -21,9 +21,7 @@ package main
 import (
 	"bufio"
 	"compress/gzip"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -58,21 +56,6 @@ type item struct {
 	Headers   [][2]string `json:"headers"`
 	Body      string      `json:"body"`
 	BodyB64   bool        `json:"body_b64"`
-}
-
-// heldout is bench/detection's Item.Heldout, byte for byte: the split is
-// a hash of the request's content. TestSplitMatchesScoreboard keeps the
-// two in step.
-func (it *item) heldout() bool {
-	h := sha256.New()
-	io.WriteString(h, "portcullis-detection-split-v1\x00")
-	io.WriteString(h, it.Method+"\x00"+it.Target+"\x00")
-	for _, kv := range it.Headers {
-		io.WriteString(h, kv[0]+":"+kv[1]+"\x00")
-	}
-	io.WriteString(h, it.Body)
-	sum := h.Sum(nil)
-	return binary.BigEndian.Uint64(sum[:8])%2 == 1
 }
 
 func (it *item) body() []byte {
@@ -129,8 +112,9 @@ func findCache(dir string) (string, error) {
 	return ms[len(ms)-1], nil
 }
 
-// loadTuning reads the tuning part of the corpora in dir.
-func loadTuning(dir string) (benign, attacks []item, err error) {
+// loadTuning reads the tuning part of the corpora in dir: the requests
+// that are not held out under bench/detection's split (split.go).
+func loadTuning(dir string, seen seenSet) (benign, attacks []item, err error) {
 	for _, name := range []string{"benign.jsonl.gz", "browser.jsonl.gz", "attacks.jsonl.gz"} {
 		items, err := readCorpus(filepath.Join(dir, name))
 		if errors.Is(err, os.ErrNotExist) && name == "browser.jsonl.gz" {
@@ -140,7 +124,7 @@ func loadTuning(dir string) (benign, attacks []item, err error) {
 			return nil, nil, err
 		}
 		for _, it := range items {
-			if it.heldout() {
+			if it.heldout(seen) {
 				continue
 			}
 			if name == "browser.jsonl.gz" && it.Set == "" {
@@ -189,17 +173,21 @@ func main() {
 		newEvaluator(*thresh).explain(os.Stdout, *one, w)
 		return
 	}
+	root, err := repoRoot()
+	if err != nil {
+		log.Fatal(err)
+	}
+	seen, err := loadSeen(root)
+	if err != nil {
+		log.Fatal(err)
+	}
 	dir := *cache
 	if dir == "" {
-		root, err := repoRoot()
-		if err != nil {
-			log.Fatal(err)
-		}
 		if dir, err = findCache(filepath.Join(root, "bench", ".cache")); err != nil {
 			log.Fatal(err)
 		}
 	}
-	benign, attacks, err := loadTuning(dir)
+	benign, attacks, err := loadTuning(dir, seen)
 	if err != nil {
 		log.Fatal(err)
 	}
