@@ -387,7 +387,7 @@ const maxCookies = 256
 // cookies judges the name=value pairs of a Cookie header as the
 // application's framework reads them: split at ';', the value taken as
 // sent (a surrounding pair of double quotes removed). net/http's strict
-// parser drops a cookie whose value has a blank, a quote or a backslash,
+// parser drops a cookie whose value has a double quote or a backslash,
 // but PHP, Rails, Express and most others hand it to the application.
 func (st *run) cookies(line string) {
 	for n := 0; line != "" && n < maxCookies && !st.stop; n++ {
@@ -625,10 +625,11 @@ func (st *run) raw(body []byte) {
 		}
 	}
 	if !protoText(body) {
-		if n, ok := protoFields(body); ok && n > 0 {
+		if n, ok := protoFields(body); ok && n > 0 && protoHasBytes(body) {
 			// Binary that splits into protobuf fields whole (an
 			// octet-stream that is a message): its fields, as for a
-			// declared protobuf body.
+			// declared protobuf body. (Numbers only would hide text
+			// cut into fixed-size fields: that stays text.)
 			st.judgeOne(st.in.binary, "REQUEST_BODY", detect.WhereBody, string(body[:min(len(body), maxBinary)]))
 			st.protoMessage("", body, 0, true)
 			return

@@ -112,6 +112,9 @@ func TestProtobufFields(t *testing.T) {
 		{"octet-stream that is a message", "application/octet-stream", withAttack, nil, "PROTOBUF:3.5.1"},
 		{"payload in a bytes field", "application/x-protobuf", pbMessage(pbField{num: 2, raw: append([]byte{0xff, 0x00}, attack...)}), nil, "PROTOBUF:2"},
 		{"not protobuf after all", "application/x-protobuf", append([]byte{0x0f, 0xff, 0x00}, attack...), nil, "REQUEST_BODY"},
+		// text cut into 8-byte pieces by tabs (0x09: field 1, fixed64)
+		// splits into number fields; as text/plain it stays text
+		{"text that parses as numbers", "text/plain", []byte("\tx' UNION\t SELECT \tpassword\t FROM us\ters --  "), nil, "REQUEST_BODY"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest("POST", "http://x/api/v1/messages", nil)
