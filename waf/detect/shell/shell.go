@@ -406,8 +406,24 @@ type analyzer struct {
 	sensitiveHit bool
 	// intoWord are commands whose output is piped into a plain word
 	// that names no command.
-	intoWord  [8]*syntax.CallExpr
+	intoWord  [24]*syntax.CallExpr
 	nIntoWord int
+}
+
+// pipeCalls writes the simple commands of a pipeline, in order, into out
+// from index n (nil for a stage that is not a simple command) and
+// returns the new count; nesting and count are bounded.
+func pipeCalls(s *syntax.Stmt, out []*syntax.CallExpr, n, depth int) int {
+	if s == nil || n >= len(out) || depth > maxDepth {
+		return n
+	}
+	if bc, ok := s.Cmd.(*syntax.BinaryCmd); ok && (bc.Op == syntax.Pipe || bc.Op == syntax.PipeAll) {
+		n = pipeCalls(bc.X, out, n, depth+1)
+		return pipeCalls(bc.Y, out, n, depth+1)
+	}
+	ce, _ := s.Cmd.(*syntax.CallExpr)
+	out[n] = ce
+	return n + 1
 }
 
 // firstCall is the first simple command of a pipeline or list, lastCall
@@ -451,7 +467,7 @@ func (a *analyzer) plainUnknown(wd *syntax.Word) bool {
 		return false
 	}
 	for i := 0; i < len(lit.Value); i++ {
-		if c := lit.Value[i]; !('a' <= c && c <= 'z') && !('A' <= c && c <= 'Z') {
+		if c := lit.Value[i]; !('a' <= c && c <= 'z') && !('A' <= c && c <= 'Z') && !('0' <= c && c <= '9') {
 			return false
 		}
 	}
@@ -527,6 +543,31 @@ func (a *analyzer) stmt(s *syntax.Stmt, w via, left cmdKind, depth int) cmdKind 
 	case *syntax.CallExpr:
 		return a.call(c, s, w, left, depth)
 	case *syntax.BinaryCmd:
+		if (c.Op == syntax.Pipe || c.Op == syntax.PipeAll) && a.nIntoWord < len(a.intoWord) && w != viaPipe {
+			// "lzo|lz4|lz4hc|deflate|842|zstd": a chain of three or more
+			// whose words are mostly no commands is a list of
+			// alternatives; its commands are words of it.
+			var chain [16]*syntax.CallExpr
+			n := pipeCalls(s, chain[:], 0, 0)
+			words := 0
+			for _, ce := range chain[:n] {
+				if ce == nil || len(ce.Args) == 0 {
+					n = 0
+					break
+				}
+				if a.plainUnknown(ce.Args[len(ce.Args)-1]) && len(ce.Args) <= 2 {
+					words++
+				}
+			}
+			if n >= 3 && 2*words >= n {
+				for _, ce := range chain[:n] {
+					if a.nIntoWord < len(a.intoWord) {
+						a.intoWord[a.nIntoWord] = ce
+						a.nIntoWord++
+					}
+				}
+			}
+		}
 		if (c.Op == syntax.Pipe || c.Op == syntax.PipeAll) && a.nIntoWord < len(a.intoWord) {
 			// "bt|db|dir|pag": a command whose output is piped into a
 			// word that is no command is a list of alternatives in a
@@ -716,7 +757,8 @@ func (a *analyzer) resolve(wd *syntax.Word) resolvedWord {
 			continue
 		}
 		left := sp.start > 0 && isWordChar(r.text[sp.start-1]) && (sp.end == sp.start || isWordChar(r.text[sp.start]))
-		right := sp.end < len(r.text) && isWordChar(r.text[sp.end]) && (sp.end == sp.start || isWordChar(r.text[sp.end-1]))
+		right := sp.end < len(r.text) && isWordChar(r.text[sp.end]) && (sp.end == sp.start || isWordChar(r.text[sp.end-1])) &&
+			strings.Trim(r.text[sp.end:], ".,;:!?") != "" // 'TLSv1.2'. ends a sentence
 		if left || right {
 			r.quoteSplit = true
 		}
@@ -1067,7 +1109,7 @@ func (a *analyzer) argsFrom(c *syntax.CallExpr, from int, extra []string) argSha
 			s.prose++
 		case rw.dynamic || rw.glob || rw.split:
 			s.shellish++
-		case isProseWord(t):
+		case isProseWord(t) || placeholder(t):
 			s.prose++
 		default:
 			s.shellish++
@@ -1236,7 +1278,7 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 	case s.prose > s.shellish:
 		return kind // arguments are mostly a sentence
 	case s.n == 0 && kind == cmdWordy:
-		conf = 45
+		conf, noRun = 45, true // "`fetch`": a word in a code span
 	case s.n == 0 && wrappers[name] && name != "env" && name != "xargs":
 		// "`chroot`ed", "; nohup": a wrapper with no command runs
 		// nothing
@@ -1774,6 +1816,24 @@ func placeOnly(t string) bool {
 		}
 	}
 	return false
+}
+
+// placeholder: an upper-case synopsis placeholder (FILE, ,FICHIER1,
+// [OPTION]..., SOURCE/), as manual pages write the arguments a command
+// takes.
+func placeholder(t string) bool {
+	t = strings.Trim(t, ",./\\[]")
+	letters := 0
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case 'A' <= c && c <= 'Z':
+			letters++
+		case '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return letters >= 2
 }
 
 // braceList: t has a brace expansion list ({a,b}).

@@ -24,7 +24,12 @@ func TestScriptAndQuotationShapes(t *testing.T) {
 		{"The special argument '--' marks the end of client arguments and the beginning of server options.", detect.WhereJSON, false},
 		{`The "#5" means that this is the fifth kernel built from this source base.`, detect.WhereJSON, false},
 		{"Type '--', then the file name.", detect.WhereForm, false},
+		{`x+n で開始し、 "--queue-balance x:x+n" を使用する`, detect.WhereJSON, false},
+		{"Jean-Normand Union", detect.WhereForm, false},
+		{"Maison Union", detect.WhereForm, false},
 		// breakouts
+		{"1 UNION SELECT 1,2", detect.WhereQuery, true},
+		{"x' UNION ALL", detect.WhereQuery, true},
 		{"1 OR [id]=[id]", detect.WhereQuery, true},
 		{"x' OR [a]=[a]--", detect.WhereQuery, true},
 		{"admin'--", detect.WhereForm, true},

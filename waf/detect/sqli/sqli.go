@@ -321,28 +321,23 @@ func judge(l *lexer, c context) (res result) {
 	return score(c, p, first, c.quote != 0, bare)
 }
 
-// quotation reports whether the quote at v[at-1] opens a short quoted
-// token of a sentence rather than closing the application's literal: it
-// follows a blank, and the same quote closes the token a few bytes
-// later, before a blank, punctuation or the end ("The special argument
-// '--' marks the end", "The "#5" means"). A breakout closes the literal
-// right after the value's first word (admin'--).
+// quotation reports whether the quote at v[at-1] opens a short quotation
+// in a sentence rather than closing the application's literal: it follows
+// a blank, and the same quote closes it at most 64 bytes later, before a
+// blank, punctuation or the end ("The special argument '--' marks the
+// end", "The "#5" means", "use "--queue-balance x:x+n" to"). A breakout
+// closes the literal right after the value's first word (admin'--).
 func quotation(v string, at int, q byte) bool {
 	if at < 2 || at > len(v) || v[at-1] != q || !isSpace(v[at-2]) {
 		return false
 	}
 	rest := v[at:]
 	i := indexByte(rest, q)
-	if i <= 0 || i > 8 {
+	if i <= 0 || i > 64 {
 		return false
 	}
 	if j := i + 1; j < len(rest) && !isSpace(rest[j]) && indexByte(".,;:!?)", rest[j]) < 0 {
 		return false
-	}
-	for k := 0; k < i; k++ {
-		if isSpace(rest[k]) {
-			return false
-		}
 	}
 	return true
 }
