@@ -117,3 +117,18 @@ func TestArithmeticAndProcessSubstitution(t *testing.T) {
 		{"Use $((a + b)) in bash to add two numbers", detect.WhereJSON, false},
 	})
 }
+
+// TestDashlessOptions: ps, tar and ar take a first argument of option
+// letters without a dash; "aux" after ps is an option cluster, not a word
+// of a sentence.
+func TestDashlessOptions(t *testing.T) {
+	runShapes(t, []shapeCase{
+		{"; ps aux #", detect.WhereQuery, true},
+		{"|ps aux", detect.WhereJSON, true},
+		{"127.0.0.1; ps aux", detect.WhereQuery, true},
+		{"x$(ps aux)", detect.WhereQuery, true},
+		{"; tar xvf backup.tar", detect.WhereQuery, true},
+		{"I use ps aux daily to check things", detect.WhereForm, false},
+		{"; ps house", detect.WhereForm, false},
+	})
+}

@@ -1253,9 +1253,11 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 	}
 	s := a.args(c, extra)
 	viaXargs := name == "xargs"
-	if idx, n, k := a.unwrap(c, name, kind); idx > 0 {
-		name, kind, s = n, k, a.argsFrom(c, idx+1, nil)
+	idx := 0
+	if i, n, k := a.unwrap(c, name, kind); i > 0 {
+		idx, name, kind, s = i, n, k, a.argsFrom(c, i+1, nil)
 	}
+	a.optionCluster(c, idx, name, &s)
 	obf := rw.quoteSplit || rw.expanded || rw.glob || rw.split || s.obfusc
 	var conf int
 	noRun := false
@@ -1410,10 +1412,12 @@ func (a *analyzer) judgeCommandLine(c *syntax.CallExpr) {
 	}
 	s := a.args(c, extra)
 	wrapped := false
-	if idx, n, k := a.unwrap(c, name, kind); idx > 0 {
-		name, kind, s = n, k, a.argsFrom(c, idx+1, nil)
+	idx := 0
+	if i, n, k := a.unwrap(c, name, kind); i > 0 {
+		idx, name, kind, s = i, n, k, a.argsFrom(c, i+1, nil)
 		wrapped = true
 	}
+	a.optionCluster(c, idx, name, &s)
 	if s.prose >= 3 && s.prose > s.shellish {
 		return // a sentence that starts with a command name
 	}
@@ -1816,6 +1820,33 @@ func placeOnly(t string) bool {
 		}
 	}
 	return false
+}
+
+// dashless are commands whose first argument may be a cluster of option
+// letters without a dash (BSD style), and those letters.
+var dashless = map[string]string{
+	"ps": "aAcCeEfFgGhjlLmMnNOrsStTuUvwxXZ", "tar": "AcdrtuxbfhjJklmMoOpPRsSvwWzZ", "ar": "dmpqrtxcosSuv",
+}
+
+// optionCluster counts the first argument of ps, tar or ar as an option
+// when it is a cluster of their dashless option letters ("ps aux", "tar
+// xvf"): it is no word of a sentence then.
+func (a *analyzer) optionCluster(c *syntax.CallExpr, idx int, name string, s *argShape) {
+	letters, ok := dashless[name]
+	if !ok || idx+1 >= len(c.Args) || s.prose == 0 {
+		return
+	}
+	t := a.resolve(c.Args[idx+1]).text
+	if len(t) < 2 || len(t) > 8 {
+		return
+	}
+	for i := 0; i < len(t); i++ {
+		if strings.IndexByte(letters, t[i]) < 0 {
+			return
+		}
+	}
+	s.prose--
+	s.shellish++
 }
 
 // placeholder: an upper-case synopsis placeholder (FILE, ,FICHIER1,
