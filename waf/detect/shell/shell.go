@@ -1853,7 +1853,11 @@ func (a *analyzer) optionCluster(c *syntax.CallExpr, idx int, name string, s *ar
 // [OPTION]..., SOURCE/), as manual pages write the arguments a command
 // takes.
 func placeholder(t string) bool {
-	t = strings.Trim(t, ",./\\[]")
+	// a leading '/' or '-' is a switch (ipconfig /ALL), not a placeholder
+	t = strings.TrimRight(strings.TrimLeft(t, ",["), ",./\\]")
+	if t == "" || t[0] == '-' || t[0] == '/' {
+		return false
+	}
 	letters := 0
 	for i := 0; i < len(t); i++ {
 		switch c := t[i]; {
