@@ -16,9 +16,10 @@
 // values, also newline-delimited JSON and the JSON of report types), XML
 // text and attributes plus the document itself (for XXE), multipart field
 // values and file names, and, for text/plain and unknown types, the body
-// itself (the raw-body pass; binary bodies such as protobuf contribute
-// their printable runs). Compressed bodies are inflated up to the body
-// limit first.
+// itself (the raw-body pass). Protobuf and gRPC bodies, and binary bodies
+// that split into protobuf fields, are walked field by field (see
+// protobuf.go); other binary bodies contribute their printable runs.
+// Compressed bodies are inflated up to the body limit first.
 package inspect
 
 import (
@@ -366,11 +367,8 @@ func skippedHeader(name string) bool {
 }
 
 func (st *run) headers(r *http.Request) {
-	for _, c := range r.Cookies() {
-		st.judge("REQUEST_COOKIES:"+c.Name, detect.WhereCookie, c.Value)
-		if !plain(c.Name) {
-			st.judge("REQUEST_COOKIES_NAMES:"+c.Name, detect.WhereArgName, c.Name)
-		}
+	for _, line := range r.Header["Cookie"] {
+		st.cookies(line)
 	}
 	for name, vs := range r.Header {
 		skip := skippedHeader(name)
@@ -379,6 +377,35 @@ func (st *run) headers(r *http.Request) {
 				continue
 			}
 			st.judge("REQUEST_HEADERS:"+name, detect.WhereHeader, v)
+		}
+	}
+}
+
+// maxCookies bounds the cookies judged per Cookie header.
+const maxCookies = 256
+
+// cookies judges the name=value pairs of a Cookie header as the
+// application's framework reads them: split at ';', the value taken as
+// sent (a surrounding pair of double quotes removed). net/http's strict
+// parser drops a cookie whose value has a double quote or a backslash,
+// but PHP, Rails, Express and most others hand it to the application.
+func (st *run) cookies(line string) {
+	for n := 0; line != "" && n < maxCookies && !st.stop; n++ {
+		var part string
+		part, line, _ = strings.Cut(line, ";")
+		part = strings.TrimSpace(part)
+		name, value, ok := strings.Cut(part, "=")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" {
+			continue
+		}
+		value = strings.TrimSpace(value)
+		if len(value) > 1 && value[0] == '"' && value[len(value)-1] == '"' {
+			value = value[1 : len(value)-1]
+		}
+		st.judge("REQUEST_COOKIES:"+name, detect.WhereCookie, value)
+		if !plain(name) {
+			st.judge("REQUEST_COOKIES_NAMES:"+name, detect.WhereArgName, name)
 		}
 	}
 }
@@ -433,6 +460,14 @@ func (st *run) body(h http.Header, body []byte, limit int64) {
 	case mt == "text/xml" || mt == "application/xml" || strings.HasSuffix(mt, "+xml"):
 		st.xml(body)
 	default:
+		if framed, text, ok := protoType(mt); ok {
+			// The serialized-object detector reads binary bodies whole
+			// (its markers are not fields).
+			st.judgeOne(st.in.binary, "REQUEST_BODY", detect.WhereBody, string(body[:min(len(body), maxBinary)]))
+			if st.protobuf(h, body, framed, text, limit) {
+				return
+			}
+		}
 		st.raw(body)
 	}
 }
@@ -586,6 +621,17 @@ func (st *run) raw(body []byte) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) > 1 && (trimmed[0] == '{' || trimmed[0] == '[') {
 		if st.walk("JSON", string(trimmed)) == nil {
+			return
+		}
+	}
+	if !protoText(body) {
+		if n, ok := protoFields(body); ok && n > 0 && protoHasBytes(body) {
+			// Binary that splits into protobuf fields whole (an
+			// octet-stream that is a message): its fields, as for a
+			// declared protobuf body. (Numbers only would hide text
+			// cut into fixed-size fields: that stays text.)
+			st.judgeOne(st.in.binary, "REQUEST_BODY", detect.WhereBody, string(body[:min(len(body), maxBinary)]))
+			st.protoMessage("", body, 0, true)
 			return
 		}
 	}

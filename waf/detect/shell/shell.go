@@ -142,7 +142,7 @@ func nesting(v string) int {
 // it could be obfuscated or aimed at something: quotes, escapes,
 // expansions, globs, braces or a path.
 func commandLineWorth(v string) bool {
-	if strings.ContainsAny(v, "'\"\\$*?[{/&;|") {
+	if strings.ContainsAny(v, "'\"\\$*?[{/&;|`") || strings.Contains(v, "()") {
 		return true
 	}
 	// nohup ifconfig, time sh -c whoami: a wrapper or interpreter first
@@ -181,6 +181,13 @@ func firstWordIsCommand(v string) bool {
 	special, quoted := false, false
 	for ; i < len(v) && v[i] != ' ' && v[i] != '\t'; i++ {
 		c := v[i]
+		if e := emptySubst(v[i:]); e > 0 {
+			// ping``, pi<()ng, who$()ami: an empty substitution splits
+			// the word as quotes do
+			quoted = true
+			i += e - 1
+			continue
+		}
 		switch c {
 		case '\'', '"', '\\':
 			quoted = true
@@ -277,6 +284,11 @@ func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
 		}
 		if best.Confidence >= 95 {
 			break
+		}
+	}
+	if best.Confidence < 70 {
+		if f, ok := wholeArithm(v); ok && f.Confidence > best.Confidence {
+			best = f
 		}
 	}
 	if best.Confidence < 60 {
@@ -392,6 +404,83 @@ type analyzer struct {
 	// sensitiveHit is set while judging a command whose arguments name a
 	// sensitive path.
 	sensitiveHit bool
+	// intoWord are commands whose output is piped into a plain word
+	// that names no command.
+	intoWord  [24]*syntax.CallExpr
+	nIntoWord int
+}
+
+// pipeCalls writes the simple commands of a pipeline, in order, into out
+// from index n (nil for a stage that is not a simple command) and
+// returns the new count; nesting and count are bounded.
+func pipeCalls(s *syntax.Stmt, out []*syntax.CallExpr, n, depth int) int {
+	if s == nil || n >= len(out) || depth > maxDepth {
+		return n
+	}
+	if bc, ok := s.Cmd.(*syntax.BinaryCmd); ok && (bc.Op == syntax.Pipe || bc.Op == syntax.PipeAll) {
+		n = pipeCalls(bc.X, out, n, depth+1)
+		return pipeCalls(bc.Y, out, n, depth+1)
+	}
+	ce, _ := s.Cmd.(*syntax.CallExpr)
+	out[n] = ce
+	return n + 1
+}
+
+// firstCall is the first simple command of a pipeline or list, lastCall
+// the last.
+func firstCall(s *syntax.Stmt) *syntax.CallExpr {
+	for i := 0; s != nil && i < maxDepth; i++ {
+		switch c := s.Cmd.(type) {
+		case *syntax.CallExpr:
+			return c
+		case *syntax.BinaryCmd:
+			s = c.X
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+func lastCall(s *syntax.Stmt) *syntax.CallExpr {
+	for i := 0; s != nil && i < maxDepth; i++ {
+		switch c := s.Cmd.(type) {
+		case *syntax.CallExpr:
+			return c
+		case *syntax.BinaryCmd:
+			s = c.Y
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// plainUnknown: the word is letters only (no quotes, expansions, globs
+// or path) and names no command.
+func (a *analyzer) plainUnknown(wd *syntax.Word) bool {
+	if len(wd.Parts) != 1 {
+		return false
+	}
+	lit, ok := wd.Parts[0].(*syntax.Lit)
+	if !ok || lit.Value == "" || len(lit.Value) > 32 {
+		return false
+	}
+	for i := 0; i < len(lit.Value); i++ {
+		if c := lit.Value[i]; !('a' <= c && c <= 'z') && !('A' <= c && c <= 'Z') && !('0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return lookupCmd(lit.Value) == cmdUnknown
+}
+
+func (a *analyzer) pipedIntoWord(c *syntax.CallExpr) bool {
+	for _, x := range a.intoWord[:a.nIntoWord] {
+		if x == c {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *analyzer) consider(conf int, reason string, node syntax.Node) {
@@ -454,6 +543,42 @@ func (a *analyzer) stmt(s *syntax.Stmt, w via, left cmdKind, depth int) cmdKind 
 	case *syntax.CallExpr:
 		return a.call(c, s, w, left, depth)
 	case *syntax.BinaryCmd:
+		if (c.Op == syntax.Pipe || c.Op == syntax.PipeAll) && a.nIntoWord < len(a.intoWord) && w != viaPipe {
+			// "lzo|lz4|lz4hc|deflate|842|zstd": a chain of three or more
+			// whose words are mostly no commands is a list of
+			// alternatives; its commands are words of it.
+			var chain [16]*syntax.CallExpr
+			n := pipeCalls(s, chain[:], 0, 0)
+			words := 0
+			for _, ce := range chain[:n] {
+				if ce == nil || len(ce.Args) == 0 {
+					n = 0
+					break
+				}
+				if a.plainUnknown(ce.Args[len(ce.Args)-1]) && len(ce.Args) <= 2 {
+					words++
+				}
+			}
+			if n >= 3 && 2*words >= n {
+				for _, ce := range chain[:n] {
+					if a.nIntoWord < len(a.intoWord) {
+						a.intoWord[a.nIntoWord] = ce
+						a.nIntoWord++
+					}
+				}
+			}
+		}
+		if (c.Op == syntax.Pipe || c.Op == syntax.PipeAll) && a.nIntoWord < len(a.intoWord) {
+			// "bt|db|dir|pag": a command whose output is piped into a
+			// word that is no command is a list of alternatives in a
+			// document, not a pipeline anyone runs.
+			if y := firstCall(c.Y); y != nil && len(y.Args) > 0 && a.plainUnknown(y.Args[0]) {
+				if x := lastCall(c.X); x != nil {
+					a.intoWord[a.nIntoWord] = x
+					a.nIntoWord++
+				}
+			}
+		}
 		k := a.stmt(c.X, w, left, depth+1)
 		yw := viaSeparator
 		if c.Op == syntax.Pipe || c.Op == syntax.PipeAll {
@@ -526,6 +651,28 @@ func (a *analyzer) part(part syntax.WordPart, depth int) {
 		if p.Exp != nil {
 			a.word(p.Exp.Word, depth+1)
 		}
+	case *syntax.ArithmExp:
+		// $((…)) and bash's $[…]: arithmetic runs the substitutions in
+		// its operands ($(( $(id) )), $[a[$(id)]]).
+		syntax.Walk(p, func(n syntax.Node) bool {
+			a.steps++
+			if a.steps > 4*MaxLen {
+				return false
+			}
+			if cs, ok := n.(*syntax.CmdSubst); ok {
+				w := viaSubst
+				if cs.Backquotes {
+					w = viaBackquote
+				}
+				a.stmts(cs.Stmts, w, cmdUnknown, depth+1)
+				return false
+			}
+			if ps, ok := n.(*syntax.ProcSubst); ok {
+				a.stmts(ps.Stmts, viaSubst, cmdUnknown, depth+1)
+				return false
+			}
+			return true
+		})
 	}
 }
 
@@ -610,7 +757,8 @@ func (a *analyzer) resolve(wd *syntax.Word) resolvedWord {
 			continue
 		}
 		left := sp.start > 0 && isWordChar(r.text[sp.start-1]) && (sp.end == sp.start || isWordChar(r.text[sp.start]))
-		right := sp.end < len(r.text) && isWordChar(r.text[sp.end]) && (sp.end == sp.start || isWordChar(r.text[sp.end-1]))
+		right := sp.end < len(r.text) && isWordChar(r.text[sp.end]) && (sp.end == sp.start || isWordChar(r.text[sp.end-1])) &&
+			strings.Trim(r.text[sp.end:], ".,;:!?") != "" // 'TLSv1.2'. ends a sentence
 		if left || right {
 			r.quoteSplit = true
 		}
@@ -700,7 +848,13 @@ func (a *analyzer) resolvePart(part syntax.WordPart, b *strings.Builder, r *reso
 			return
 		}
 		r.dynamic = true
-	case *syntax.ProcSubst, *syntax.ArithmExp:
+	case *syntax.ProcSubst:
+		if len(p.Stmts) == 0 {
+			r.expanded = true // pi<()ng: an empty substitution
+			return
+		}
+		r.dynamic = true
+	case *syntax.ArithmExp:
 		r.dynamic = true
 	case *syntax.ExtGlob:
 		r.glob = true
@@ -885,6 +1039,9 @@ type argShape struct {
 	secret bool
 	url    bool
 	obfusc bool // quote-split, ${IFS}, globbed paths, ANSI-C
+	// obfuscNoGlob: the same without globbed paths, which are also how
+	// documentation writes a set of files (/usr/{ucb/{ex,edit},lib/ex?.?*})
+	obfuscNoGlob bool
 }
 
 // unwrap follows wrapper commands (sudo, env, busybox, .shell …) to the
@@ -900,6 +1057,12 @@ func (a *analyzer) unwrap(c *syntax.CallExpr, name string, kind cmdKind) (int, s
 				continue
 			}
 			break
+		}
+		if (name == "flock" || name == "chroot") && j+1 < len(c.Args) {
+			// flock FILE COMMAND, chroot NEWROOT COMMAND: the first
+			// operand is a lock file or a directory, not the command
+			// ("flock /etc/passwd read-and-write-to-passwd").
+			j++
 		}
 		if j >= len(c.Args) {
 			break
@@ -946,15 +1109,20 @@ func (a *analyzer) argsFrom(c *syntax.CallExpr, from int, extra []string) argSha
 			s.prose++
 		case rw.dynamic || rw.glob || rw.split:
 			s.shellish++
-		case isProseWord(t):
+		case isProseWord(t) || placeholder(t):
 			s.prose++
 		default:
 			s.shellish++
 		}
 		// An apostrophe in a word of a sentence (d'OpenSSL) is not
 		// obfuscation; quotes inside a path or flag are.
-		if (rw.quoteSplit && !isProseWord(t)) || rw.split || rw.expanded || (rw.glob && globObfuscated(t)) {
+		if (rw.quoteSplit && !isProseWord(t)) || rw.split || rw.expanded {
+			s.obfusc, s.obfuscNoGlob = true, true
+		} else if rw.glob && globObfuscated(t) {
 			s.obfusc = true
+			if !braceList(t) {
+				s.obfuscNoGlob = true
+			}
 		}
 	}
 	for _, e := range extra {
@@ -1084,11 +1252,15 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 		return kind
 	}
 	s := a.args(c, extra)
-	if idx, n, k := a.unwrap(c, name, kind); idx > 0 {
-		name, kind, s = n, k, a.argsFrom(c, idx+1, nil)
+	viaXargs := name == "xargs"
+	idx := 0
+	if i, n, k := a.unwrap(c, name, kind); i > 0 {
+		idx, name, kind, s = i, n, k, a.argsFrom(c, i+1, nil)
 	}
+	a.optionCluster(c, idx, name, &s)
 	obf := rw.quoteSplit || rw.expanded || rw.glob || rw.split || s.obfusc
 	var conf int
+	noRun := false
 	why := w.String() + " runs " + name
 	switch {
 	case strings.EqualFold(name, "net") && len(c.Args) > 1 && netSubcommand(a.resolve(c.Args[1]).text):
@@ -1108,7 +1280,13 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 	case s.prose > s.shellish:
 		return kind // arguments are mostly a sentence
 	case s.n == 0 && kind == cmdWordy:
-		conf = 45
+		conf, noRun = 45, true // "`fetch`": a word in a code span
+	case s.n == 0 && wrappers[name] && name != "env" && name != "xargs":
+		// "`chroot`ed", "; nohup": a wrapper with no command runs
+		// nothing
+		conf, noRun = 45, true
+	case s.n == 0 && a.pipedIntoWord(c):
+		conf, noRun = 45, true // "bt|db|dir|pag"
 	case s.n == 0:
 		conf = 85
 	case s.shellish > 0 && s.prose <= s.shellish:
@@ -1120,7 +1298,14 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 	default:
 		return kind // arguments are a sentence
 	}
-	if (w == viaSubst || w == viaBackquote) && substIsWhole(a.value) {
+	if viaXargs && w == viaPipe && conf > 55 && !s.sensitive && !s.url && !obf && kind != cmdInterp && kind != cmdNet {
+		// "… | xargs rm", "cmd | xargs -I{} echo {}": xargs runs its
+		// command on what the command before the pipe printed, the
+		// application's own output; without an interpreter, a
+		// network tool or a sensitive path the attacker chose nothing.
+		conf = 55
+	}
+	if (w == viaSubst || w == viaBackquote) && substIsWhole(a.value) && !noRun {
 		// the whole value is a substitution: `ps aux`, $(id)
 		conf += 25
 	}
@@ -1159,6 +1344,10 @@ func substIsWhole(v string) bool {
 	switch {
 	case strings.HasPrefix(t, "$(") && strings.HasSuffix(t, ")"):
 		return strings.Count(t, "$(") == 1
+	case (strings.HasPrefix(t, "<(") || strings.HasPrefix(t, ">(")) && strings.HasSuffix(t, ")"):
+		// <(…) and >(…): process substitution, run wherever the value
+		// lands as a word
+		return strings.Count(t, "(") == 1
 	case strings.HasPrefix(t, "`") && strings.HasSuffix(t, "`") && len(t) > 2:
 		return strings.Count(t, "`") == 2
 	}
@@ -1223,14 +1412,26 @@ func (a *analyzer) judgeCommandLine(c *syntax.CallExpr) {
 	}
 	s := a.args(c, extra)
 	wrapped := false
-	if idx, n, k := a.unwrap(c, name, kind); idx > 0 {
-		name, kind, s = n, k, a.argsFrom(c, idx+1, nil)
+	idx := 0
+	if i, n, k := a.unwrap(c, name, kind); i > 0 {
+		idx, name, kind, s = i, n, k, a.argsFrom(c, i+1, nil)
 		wrapped = true
 	}
+	a.optionCluster(c, idx, name, &s)
 	if s.prose >= 3 && s.prose > s.shellish {
 		return // a sentence that starts with a command name
 	}
-	obf := rw.quoteSplit || rw.expanded || rw.split || (rw.glob && globObfuscated(rw.text)) || s.obfusc
+	if !wrapped && (name == "flock" || name == "chroot") {
+		// flock FILE COMMAND with a COMMAND that is no command: the
+		// file is only locked, the directory only entered.
+		return
+	}
+	// A globbed argument inside a brace list is how documentation
+	// writes a set of files (chown root /usr/{ucb/{ex,edit},lib/ex?.?*});
+	// it counts when it hides a sensitive target (s.sensitive). Other
+	// globbed arguments (/[?]tc/pa[?]swd) and a globbed command word
+	// (/???/c?t) are obfuscation.
+	obf := rw.quoteSplit || rw.expanded || rw.split || (rw.glob && globObfuscated(rw.text)) || s.obfuscNoGlob
 	switch {
 	case obf && s.sensitive:
 		a.consider(95, "obfuscated "+name+" on a sensitive path", c)
@@ -1281,43 +1482,161 @@ func indexFold(s, w string) int {
 }
 
 // cmdForLoop recognises cmd.exe's FOR loop, a compound command of its own
-// grammar: FOR [/D|/R [path]|/L|/F ["options"]] %var IN (set) DO command.
-// The %variable makes it unmistakable: prose has no "%G".
+// grammar, scanned by that grammar:
+//
+//	FOR [/D | /R [path] | /L | /F ["options"]] %var IN (set) DO command
+//
+// The options are one quoted string ("tokens=1,3 delims=,"), the set is
+// parenthesised and may quote a command ('cmd /c …') with parentheses of
+// its own, and DO must be followed by a command. The %variable makes the
+// shape unmistakable: prose has no "for %G in (…) do …".
 func cmdForLoop(v string) (detect.Finding, bool) {
-	f := strings.Fields(v)
-	for i := 0; i < len(f) && i < 64; i++ {
-		if !strings.EqualFold(f[i], "for") {
+	tries := 0
+	for i := 0; i+3 <= len(v) && tries < 8; i++ {
+		if (i > 0 && !cmdBoundary(v[i-1])) || !strings.EqualFold(v[i:i+3], "for") {
 			continue
 		}
-		j := i + 1
-		// switches and their arguments
-		for j < len(f) && strings.HasPrefix(f[j], "/") {
-			j++
-			if j < len(f) && !strings.HasPrefix(f[j], "%") && !strings.HasPrefix(f[j], "/") {
-				j++ // /R path, /F "options"
+		tries++
+		if end, cmdSet, ok := forTail(v, i+3); ok {
+			f := detect.Finding{Confidence: 75, Reason: "cmd.exe FOR loop", Start: i, End: end}
+			if cmdSet {
+				f.Confidence, f.Reason = 85, "cmd.exe FOR /F loop over a command's output"
 			}
-		}
-		if j >= len(f) || !isForVar(f[j]) {
-			continue
-		}
-		j++
-		if j >= len(f) || !strings.EqualFold(f[j], "in") {
-			continue
-		}
-		rest := strings.Join(f[j+1:], " ")
-		if !strings.HasPrefix(rest, "(") {
-			continue
-		}
-		close := strings.IndexByte(rest, ')')
-		if close < 0 {
-			continue
-		}
-		after := strings.TrimSpace(rest[close+1:])
-		if len(after) >= 3 && strings.EqualFold(after[:2], "do") && (after[2] == ' ' || after[2] == '(' || after[2] == '@') {
-			return detect.Finding{Confidence: 75, Reason: "cmd.exe FOR loop", Start: 0, End: len(v)}, true
+			return f, true
 		}
 	}
 	return detect.Finding{}, false
+}
+
+// cmdBoundary: a byte after which cmd.exe starts a command or a word.
+func cmdBoundary(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '&' || c == '|' || c == '(' || c == '@' || c == ';' || c == '"' || c == '\''
+}
+
+// forTail scans the rest of a FOR loop after the keyword at v[:j]; it
+// reports where the loop's command ends and whether the set runs a
+// command (FOR /F over '…' or `…`).
+func forTail(v string, j int) (end int, cmdSet, ok bool) {
+	blanks := func() int {
+		k := j
+		for j < len(v) && (v[j] == ' ' || v[j] == '\t') {
+			j++
+		}
+		return j - k
+	}
+	token := func() {
+		for j < len(v) && v[j] != ' ' && v[j] != '\t' {
+			j++
+		}
+	}
+	if blanks() == 0 {
+		return 0, false, false
+	}
+	fSwitch := false
+	for n := 0; n < 4 && j+1 < len(v) && v[j] == '/'; n++ {
+		sw := v[j+1] | 0x20
+		j += 2
+		if j < len(v) && v[j] != ' ' && v[j] != '\t' {
+			return 0, false, false
+		}
+		blanks()
+		switch sw {
+		case 'd', 'l':
+		case 'r', 'f':
+			fSwitch = fSwitch || sw == 'f'
+			if j >= len(v) || v[j] == '%' || v[j] == '/' {
+				break
+			}
+			// the path of /R, the options of /F: one word or one
+			// quoted string ("…" or \"…\" once escaped for transport)
+			switch {
+			case v[j] == '"':
+				k := strings.IndexByte(v[j+1:], '"')
+				if k < 0 {
+					return 0, false, false
+				}
+				j += k + 2
+			case strings.HasPrefix(v[j:], `\"`):
+				k := strings.Index(v[j+2:], `\"`)
+				if k < 0 {
+					return 0, false, false
+				}
+				j += k + 4
+			default:
+				token()
+			}
+			blanks()
+		default:
+			return 0, false, false
+		}
+	}
+	// %G, %%G, or a synopsis' %variable
+	if j >= len(v) || v[j] != '%' {
+		return 0, false, false
+	}
+	j++
+	if j < len(v) && v[j] == '%' {
+		j++
+	}
+	k := j
+	for j < len(v) && j-k < 32 && (isAlnum(v[j]) || v[j] == '_' || v[j] == '~') {
+		j++
+	}
+	if j == k {
+		// cmd.exe takes any one character as the variable: %-, %[
+		if j >= len(v) || v[j] == ' ' || v[j] == '\t' {
+			return 0, false, false
+		}
+		j++
+	}
+	if blanks() == 0 || j+2 > len(v) || !strings.EqualFold(v[j:j+2], "in") {
+		return 0, false, false
+	}
+	j += 2
+	blanks()
+	if j >= len(v) || v[j] != '(' {
+		return 0, false, false
+	}
+	// the set: to its closing parenthesis, quotes kept whole
+	depth, quote := 0, byte(0)
+	setStart := j + 1
+	for ; j < len(v); j++ {
+		c := v[j]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '`' || c == '"':
+			quote = c
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+		}
+		if depth == 0 {
+			break
+		}
+	}
+	if j >= len(v) {
+		return 0, false, false
+	}
+	set := strings.TrimSpace(v[setStart:j])
+	j++
+	blanks()
+	if j+2 > len(v) || !strings.EqualFold(v[j:j+2], "do") {
+		return 0, false, false
+	}
+	j += 2
+	if j < len(v) && v[j] != ' ' && v[j] != '\t' && v[j] != '(' && v[j] != '@' {
+		return 0, false, false
+	}
+	blanks()
+	if j >= len(v) {
+		return 0, false, false // DO and no command
+	}
+	cmdSet = fSwitch && len(set) > 1 && (set[0] == '\'' || set[0] == '`')
+	return len(v), cmdSet, true
 }
 
 // hasIf is cmdIf's cheap pre-check.
@@ -1336,7 +1655,7 @@ func cmdIf(v string) (detect.Finding, bool) {
 		return detect.Finding{}, false
 	}
 	t := strings.TrimLeft(v, " \t&|;")
-	f := strings.Fields(t)[1:]
+	f := cmdFields(t)[1:]
 	if len(f) > 0 && strings.EqualFold(f[0], "/i") {
 		f = f[1:]
 	}
@@ -1364,23 +1683,49 @@ func cmdIf(v string) (detect.Finding, bool) {
 			return detect.Finding{Confidence: 70, Reason: "cmd.exe IF " + k, Start: 0, End: len(v)}, true
 		}
 	case strings.Contains(f[0], "=="):
+		// IF a==b cmd: the comparison written as one word, as only
+		// batch files do
 		if cmdAfter(f[1:]) || strings.HasSuffix(f[0], "==") && cmdAfter(f[2:]) || len(f) >= 2 {
 			return detect.Finding{Confidence: 70, Reason: "cmd.exe IF comparison", Start: 0, End: len(v)}, true
 		}
 	case len(f) >= 3:
 		switch strings.ToUpper(f[1]) {
 		case "EQU", "NEQ", "LSS", "LEQ", "GTR", "GEQ", "==":
-			return detect.Finding{Confidence: 70, Reason: "cmd.exe IF comparison", Start: 0, End: len(v)}, true
+			// IF a EQU b cmd, IF "A A" == "A A" echo same, IF {%1} ==
+			// {}: a command after, or operands only batch files write;
+			// not "If ancestor_level == level of cgroup associated …"
+			if cmdAfter(f[3:]) || len(f) == 3 || strings.ContainsAny(f[0]+f[2], "%\"{}") {
+				return detect.Finding{Confidence: 70, Reason: "cmd.exe IF comparison", Start: 0, End: len(v)}, true
+			}
 		}
 	}
 	return detect.Finding{}, false
 }
 
-// isForVar: %x or %%x (any single character after the percent signs).
-func isForVar(s string) bool {
-	s = strings.TrimPrefix(s, "%")
-	s = strings.TrimPrefix(s, "%")
-	return len(s) == 1 || (len(s) == 2 && s[0] == '~')
+// cmdFields splits a cmd.exe line into words, a "…" string (blanks
+// and all) being one word, as cmd.exe's own parser keeps it.
+func cmdFields(s string) []string {
+	var out []string
+	for i := 0; i < len(s) && len(out) < 64; {
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+			i++
+		}
+		if i >= len(s) {
+			break
+		}
+		j := i
+		for j < len(s) && s[j] != ' ' && s[j] != '\t' {
+			if s[j] == '"' {
+				if k := strings.IndexByte(s[j+1:], '"'); k >= 0 {
+					j += k + 1
+				}
+			}
+			j++
+		}
+		out = append(out, s[i:j])
+		i = j
+	}
+	return out
 }
 
 // windowsScan catches cmd.exe and PowerShell shapes the bash grammar does
@@ -1475,4 +1820,138 @@ func placeOnly(t string) bool {
 		}
 	}
 	return false
+}
+
+// dashless are commands whose first argument may be a cluster of option
+// letters without a dash (BSD style), and those letters.
+var dashless = map[string]string{
+	"ps": "aAcCeEfFgGhjlLmMnNOrsStTuUvwxXZ", "tar": "AcdrtuxbfhjJklmMoOpPRsSvwWzZ", "ar": "dmpqrtxcosSuv",
+}
+
+// optionCluster counts the first argument of ps, tar or ar as an option
+// when it is a cluster of their dashless option letters ("ps aux", "tar
+// xvf"): it is no word of a sentence then.
+func (a *analyzer) optionCluster(c *syntax.CallExpr, idx int, name string, s *argShape) {
+	letters, ok := dashless[name]
+	if !ok || idx+1 >= len(c.Args) || s.prose == 0 {
+		return
+	}
+	t := a.resolve(c.Args[idx+1]).text
+	if len(t) < 2 || len(t) > 8 {
+		return
+	}
+	for i := 0; i < len(t); i++ {
+		if strings.IndexByte(letters, t[i]) < 0 {
+			return
+		}
+	}
+	s.prose--
+	s.shellish++
+}
+
+// placeholder: an upper-case synopsis placeholder (FILE, ,FICHIER1,
+// [OPTION]..., SOURCE/), as manual pages write the arguments a command
+// takes.
+func placeholder(t string) bool {
+	// a leading '/' or '-' is a switch (ipconfig /ALL), not a placeholder
+	t = strings.TrimRight(strings.TrimLeft(t, ",["), ",./\\]")
+	if t == "" || t[0] == '-' || t[0] == '/' {
+		return false
+	}
+	letters := 0
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case 'A' <= c && c <= 'Z':
+			letters++
+		case '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return letters >= 2
+}
+
+// braceList: t has a brace expansion list ({a,b}).
+func braceList(t string) bool {
+	i := strings.IndexByte(t, '{')
+	return i >= 0 && strings.IndexByte(t[i:], ',') > 0 && strings.IndexByte(t[i:], '}') > 0
+}
+
+// emptySubst is the length of the empty substitution s starts with
+// (“, $(), <(), >()), or 0.
+func emptySubst(s string) int {
+	switch {
+	case strings.HasPrefix(s, "``"):
+		return 2
+	case strings.HasPrefix(s, "$()"), strings.HasPrefix(s, "<()"), strings.HasPrefix(s, ">()"):
+		return 3
+	}
+	return 0
+}
+
+// arithmChars are the bytes of an arithmetic expression.
+var arithmChars = func() (t [256]bool) {
+	for _, c := range []byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-*/%()$[]<>=!&|^~?:,. \t#") {
+		t[c] = true
+	}
+	return t
+}()
+
+// wholeArithm judges a value that is one arithmetic expansion, $((…)) or
+// bash's $[…]: wherever it lands as a word, the shell evaluates it, and
+// array subscripts and substitutions inside run commands ($[a[$(id)]]).
+// No sentence, name or number is one; a code sample in a post has words
+// around it.
+func wholeArithm(v string) (f detect.Finding, ok bool) {
+	t := strings.TrimSpace(v)
+	if !(strings.HasPrefix(t, "$[") && strings.HasSuffix(t, "]")) && !(strings.HasPrefix(t, "$((") && strings.HasSuffix(t, "))")) {
+		return f, false
+	}
+	defer func() {
+		if recover() != nil {
+			f, ok = detect.Finding{}, false
+		}
+	}()
+	start := len(v) - len(strings.TrimLeft(v, " \t\n\r"))
+	file, err := parse("x " + t)
+	if err != nil {
+		// $[] and $(($() 42)): bash evaluates what this parser's
+		// stricter arithmetic grammar refuses; made of arithmetic
+		// bytes only, it is still an expansion.
+		for i := 0; i < len(t); i++ {
+			if !arithmChars[t[i]] {
+				return f, false
+			}
+		}
+		f = detect.Finding{Confidence: 70, Reason: "value is an arithmetic expansion", Start: start, End: start + len(t)}
+		if strings.Contains(t[1:], "$(") {
+			f.Confidence, f.Reason = 80, "value is an arithmetic expansion with a command substitution"
+		}
+		return f, true
+	}
+	if len(file.Stmts) != 1 {
+		return f, false
+	}
+	c, isCall := file.Stmts[0].Cmd.(*syntax.CallExpr)
+	if !isCall || len(c.Args) != 2 || len(c.Args[1].Parts) != 1 {
+		return f, false
+	}
+	ae, isArithm := c.Args[1].Parts[0].(*syntax.ArithmExp)
+	if !isArithm {
+		return f, false
+	}
+	subst, nodes := false, 0
+	syntax.Walk(ae, func(n syntax.Node) bool {
+		nodes++
+		switch n.(type) {
+		case *syntax.CmdSubst, *syntax.ProcSubst:
+			subst = true
+		}
+		return !subst && nodes < 4*MaxLen
+	})
+	f = detect.Finding{Confidence: 72, Reason: "value is an arithmetic expansion", Start: start, End: start + len(t)}
+	if subst {
+		f.Confidence, f.Reason = 85, "value is an arithmetic expansion that runs a command substitution"
+	}
+	return f, true
 }

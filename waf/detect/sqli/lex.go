@@ -116,11 +116,18 @@ func (l *lexer) lex(quote byte) bool {
 			for j < len(l.s) && j-l.i < 130 && l.s[j] != ']' && l.s[j] != '[' {
 				j++
 			}
+			empty := true
+			for k := l.i + 1; k < j; k++ {
+				empty = empty && isSpace(l.s[k])
+			}
 			l.i = j
-			if j < len(l.s) && l.s[j] == ']' {
+			if j < len(l.s) && l.s[j] == ']' && !empty {
 				l.i++
 				l.emit(kQIdent, start)
 			} else {
+				// unclosed, or "[]": no dialect has an empty
+				// identifier (it is JavaScript's empty array:
+				// "window.dataLayer = window.dataLayer || [];")
 				l.emit(kBad, start)
 			}
 		case isDigit(c) || (c == '.' && l.i+1 < len(l.s) && isDigit(l.s[l.i+1])):

@@ -159,12 +159,18 @@ func (p *parser) query() {
 				p.sig.union = true
 				continue
 			}
+			wasUnion := p.sig.union
 			if !p.acceptKW(kwAll) {
 				p.acceptKW(kwDistinct)
 			}
 			p.sig.union = true
 			if p.atEnd() {
-				return // "' UNION SELECT" cut short: a probe
+				if p.t[p.pos-1].kw == kwUnion && !p.sig.comment {
+					// a bare UNION ends the value: "Jean-Normand
+					// Union" is a name; "' UNION" alone is a probe
+					p.sig.union, p.sig.probe = wasUnion, true
+				}
+				return // "' UNION ALL" cut short: a probe
 			}
 			if p.isKW(kwSelect) && p.peekAt(1).kind == kEOF {
 				p.pos++

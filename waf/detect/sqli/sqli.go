@@ -152,14 +152,23 @@ func (d Detector) run(in detect.Input) (detect.Finding, bool, int) {
 			}
 		}
 	}
-	if best.score < 80 && strings.Contains(v, "(") && l.lex(0) && l.n > 0 && !l.trunc {
+	if best.score < 80 && strings.Contains(v, "(") {
 		// "1(select*from(select(sleep(5)))d)": a parenthesised subquery
 		// that calls a delay function is evidence wherever it sits, even
-		// when what surrounds it does not parse.
-		r := delaySubquery(&l)
-		steps += r.steps
-		if r.score > best.score {
-			best = r
+		// when what surrounds it does not parse; in every context the
+		// value may close ("' (SELECT 0 WHERE 1=1 AND SLEEP(5)) '").
+		for _, c := range contexts {
+			if c.quote != 0 && indexByte(v, c.quote) < 0 {
+				continue
+			}
+			if !l.lex(c.quote) || l.n == 0 || l.trunc {
+				continue
+			}
+			r := delaySubquery(&l)
+			steps += r.steps
+			if r.score > best.score {
+				best = r
+			}
 		}
 	}
 	if best.score < minScore {
@@ -277,6 +286,9 @@ func judge(l *lexer, c context) (res result) {
 		}()
 		if p.atEnd() && p.sig.comment {
 			// x'-- : literal closed and the rest of the query cut off.
+			if quotation(l.s, int(first.end), c.quote) {
+				return result{}
+			}
 			return score(c, p, first, true, false)
 		}
 	} else {
@@ -307,6 +319,27 @@ func judge(l *lexer, c context) (res result) {
 		return result{}
 	}
 	return score(c, p, first, c.quote != 0, bare)
+}
+
+// quotation reports whether the quote at v[at-1] opens a short quotation
+// in a sentence rather than closing the application's literal: it follows
+// a blank, and the same quote closes it at most 64 bytes later, before a
+// blank, punctuation or the end ("The special argument '--' marks the
+// end", "The "#5" means", "use "--queue-balance x:x+n" to"). A breakout
+// closes the literal right after the value's first word (admin'--).
+func quotation(v string, at int, q byte) bool {
+	if at < 2 || at > len(v) || v[at-1] != q || !isSpace(v[at-2]) {
+		return false
+	}
+	rest := v[at:]
+	i := indexByte(rest, q)
+	if i <= 0 || i > 64 {
+		return false
+	}
+	if j := i + 1; j < len(rest) && !isSpace(rest[j]) && indexByte(".,;:!?)", rest[j]) < 0 {
+		return false
+	}
+	return true
 }
 
 // judgeWhole judges values that are not inside a literal at all: a
