@@ -157,6 +157,9 @@ type run struct {
 	budget int
 	// truncated: the body is the start of a longer one.
 	truncated bool
+	// fileHead holds the start of one uploaded file at a time (allocated
+	// on the first file part).
+	fileHead []byte
 }
 
 // Body is what the stage holds of a request body.
@@ -580,10 +583,20 @@ func (st *run) multipart(body []byte, boundary string) {
 		ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
 		structured := ct == "application/json" || ct == "text/xml" || ct == "application/xml" || strings.HasSuffix(ct, "+xml")
 		if isFile && !structured {
-			// A file's content is the application's data: skipped, not
-			// copied.
+			// A file's content is the application's data, not text it
+			// parses: only the serialized-object detector reads its
+			// start, since applications that take object streams as
+			// uploads deserialize them. The rest is skipped, not copied.
 			st.judge("FILES:"+name, detect.WhereFileName, fn)
-			if _, err := io.Copy(io.Discard, p); err != nil {
+			if st.fileHead == nil {
+				st.fileHead = make([]byte, maxBinary)
+			}
+			n, err := io.ReadFull(p, st.fileHead)
+			if err == nil || err == io.EOF || err == io.ErrUnexpectedEOF {
+				st.judgeOne(st.in.binary, "FILES_CONTENT:"+name, detect.WhereBody, string(st.fileHead[:n]))
+				_, err = io.Copy(io.Discard, p)
+			}
+			if err != nil {
 				if !st.truncated {
 					st.lines(body)
 				}

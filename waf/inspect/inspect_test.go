@@ -29,6 +29,8 @@ func TestExtraction(t *testing.T) {
 		{"ndjson", "/", "application/x-ndjson", "{\"a\":1}\n{\"m\":\"" + attack + "\"}\n", nil, "JSON:m"},
 		{"xml", "/", "application/xml", "<r><note>" + attack + "</note></r>", nil, "XML:/r/note"},
 		{"multipart field", "/", "multipart/form-data; boundary=B", "--B\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n" + attack + "\r\n--B--\r\n", nil, "ARGS:f"},
+		{"uploaded object stream", "/", "multipart/form-data; boundary=B", "--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"state.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n\xac\xed\x00\x05\x73\x7d\x00\x00\x00\x01\x00\x1ajava.util.Map\r\n--B--\r\n", nil, "FILES_CONTENT:f"},
+		{"uploaded text file", "/", "multipart/form-data; boundary=B", "--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"notes.txt\"\r\nContent-Type: text/plain\r\n\r\nJava streams start with AC ED 00 05 (rO0AB in base64).\r\n--B--\r\n", nil, ""},
 		{"text body", "/", "text/plain", attack, nil, "REQUEST_BODY"},
 		{"binary run", "/", "application/x-protobuf", "\x0a\x02\x08\x01\x12" + attack + "\x00\x01", nil, "REQUEST_BODY"},
 	} {
