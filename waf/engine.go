@@ -50,7 +50,7 @@ type ruleCensus struct {
 	// inferred phases too, is not used by Portcullis.)
 	responsePhases bool
 	// others: a rule that is not one of engineRules (a custom rule, the
-	// CRS, a plugin, a generated exclusion).
+	// CRS, a plugin, a generated exclusion), or any custom SecLang text.
 	others bool
 }
 
@@ -83,6 +83,11 @@ func Compile(s config.WAFSettings) (*Engine, error) {
 	pieces := rules.Build(s)
 	fastop.Register() // faster @rx and @pm, same verdicts (issue 8, bench/FAST.md)
 	var census ruleCensus
+	// Custom SecLang may hold directives without a rule
+	// (SecArgumentsLimit, SecRequestBodyLimit, …) that change what the
+	// engine rules do; the observer sees rules only, so any custom text
+	// keeps the engine in the path.
+	census.others = len(s.RulesBefore)+len(s.RulesAfter) > 0
 	cfg := experimental.WAFConfigWithRuleObserver(coraza.NewWAFConfig().WithRootFS(rules.FS()).WithDirectives(rules.Text(pieces)), census.observe)
 	w, err := coraza.NewWAF(cfg)
 	if err != nil {

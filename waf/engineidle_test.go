@@ -32,6 +32,10 @@ func TestEngineIdle(t *testing.T) {
 	custom.RulesBefore = []config.RuleText{{Origin: "test", Text: `SecRule REQUEST_HEADERS:X-Deny "@streq 1" "id:10101,phase:1,deny,status:403,log"`}}
 	response := config.DefaultWAF()
 	response.RulesAfter = []config.RuleText{{Origin: "test", Text: `SecRule RESPONSE_STATUS "@streq 599" "id:10102,phase:3,pass,log"`}}
+	// Directives without a rule change what the engine rules do
+	// (SecArgumentsLimit, SecRequestBodyLimit…): the stage cannot tell.
+	directive := config.DefaultWAF()
+	directive.RulesBefore = []config.RuleText{{Origin: "test", Text: "SecArgumentsLimit 10"}}
 	form := "application/x-www-form-urlencoded"
 	for _, tt := range []struct {
 		name     string
@@ -72,6 +76,7 @@ func TestEngineIdle(t *testing.T) {
 		}, false},
 		{"a custom rule", custom, func() *http.Request { return req("GET", "/p?a=1", "", "") }, false},
 		{"a custom response rule", response, func() *http.Request { return req("GET", "/p?a=1", "", "") }, false},
+		{"a custom directive", directive, func() *http.Request { return req("GET", "/p?"+manyArgs(50), "", "") }, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := nativeStage(t, tt.settings)
