@@ -80,6 +80,9 @@ func (st *run) protobuf(h interface{ Get(string) string }, body []byte, framed, 
 	}
 	// gRPC length-prefixed messages: a flag byte (bit 0: compressed,
 	// bit 7: trailers), a big-endian 32-bit length, the message.
+	// Compressed frames share one inflation budget: limit for the whole
+	// body, not per frame (64 frames would otherwise inflate to 64×).
+	budget := limit
 	for n := 0; len(body) > 0 && n < maxFrames && !st.stop; n++ {
 		if len(body) < 5 {
 			return st.truncated || n > 0
@@ -98,12 +101,17 @@ func (st *run) protobuf(h interface{ Get(string) string }, body []byte, framed, 
 			continue // trailers: the server's, not a message
 		}
 		if flag&1 != 0 {
+			if budget <= 0 {
+				st.runs(msg) // past the budget: judged as sent
+				continue
+			}
 			enc := h.Get("Grpc-Encoding")
-			out, _, err := decode.Decompress(enc, msg, limit)
+			out, _, err := decode.Decompress(enc, msg, budget)
 			if err != nil {
 				st.runs(msg)
 				continue
 			}
+			budget -= int64(len(out))
 			msg = out
 		}
 		if !st.protoMessage("", msg, 0, true) {

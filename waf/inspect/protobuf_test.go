@@ -145,6 +145,31 @@ func TestProtobufTruncated(t *testing.T) {
 	}
 }
 
+// TestProtobufInflationBudget: compressed gRPC frames share one inflation
+// budget, the body limit, rather than each inflating up to it: a frame
+// past the budget is judged as sent (its compressed bytes), so a payload
+// in it is found only while the budget lasts.
+func TestProtobufInflationBudget(t *testing.T) {
+	filler := grpcFrame(1, gz(pbMessage(pbField{num: 1, str: strings.Repeat("hello world ", 100)})))
+	last := grpcFrame(1, gz(pbMessage(pbField{num: 5, str: "x' UNION SELECT password FROM users -- "})))
+	body := append(append(append(append([]byte{}, filler...), filler...), filler...), last...)
+	for _, tt := range []struct {
+		limit int64
+		found bool
+	}{
+		{1 << 20, true}, // 4 frames of about 1.2 KB: within the budget
+		{3000, false},   // the budget is spent by the third frame
+	} {
+		r := httptest.NewRequest("POST", "http://x/", nil)
+		r.Header.Set("Content-Type", "application/grpc")
+		r.Header.Set("Grpc-Encoding", "gzip")
+		res := New(Limits{}).Request(r, Body{Data: body, Limit: tt.limit}, Scope{Threshold: 70})
+		if got := res.Blocking != nil && res.Blocking.Variable == "PROTOBUF:5"; got != tt.found {
+			t.Errorf("limit %d: found %v, want %v (blocking %+v)", tt.limit, got, tt.found, res.Blocking)
+		}
+	}
+}
+
 // FuzzProtobuf: any bytes declared as protobuf or gRPC are judged within
 // the limits, without panics.
 func FuzzProtobuf(f *testing.F) {
