@@ -1188,6 +1188,9 @@ func fileNameHeader(name string) bool {
 		return false
 	}
 	h = strings.ToLower(h)
-	h = strings.NewReplacer("-", "", "_", "").Replace(h)
+	h = dashes.Replace(h)
 	return h == "xfilename"
 }
+
+// dashes drops the separators header names are written with.
+var dashes = strings.NewReplacer("-", "", "_", "")
