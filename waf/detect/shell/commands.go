@@ -173,3 +173,13 @@ var sensitive = [...]string{
 	"/dev/tcp/", "/dev/udp/", ".ssh/", "id_rsa", "authorized_keys", ".bash_history", "/var/log/", "/root/",
 	"win.ini", "boot.ini", "system32", "/bin/sh", "/bin/bash", "/tmp/", "/dev/shm", "/var/www", "/srv/www", "inetpub", "wwwroot", "$ifs", "${ifs}",
 }
+
+// actsBare: commands that do their work with no arguments and no input
+// (report on the system, or stop it), so run bare they are an attack on
+// their own, unlike a filter that only reads what is piped into it.
+var actsBare = map[string]bool{
+	"id": true, "whoami": true, "uname": true, "hostname": true, "ifconfig": true, "ipconfig": true,
+	"netstat": true, "ss": true, "ps": true, "pwd": true, "env": true, "printenv": true, "systeminfo": true,
+	"tasklist": true, "ver": true, "arp": true, "lsof": true, "df": true, "uptime": true, "lscpu": true,
+	"ls": true, "dir": true, "history": true, "reboot": true, "shutdown": true, "halt": true, "poweroff": true,
+}

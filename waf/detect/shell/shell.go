@@ -474,6 +474,51 @@ func (a *analyzer) plainUnknown(wd *syntax.Word) bool {
 	return lookupCmd(lit.Value) == cmdUnknown
 }
 
+// markIntoWord marks the commands of pipeline s that are words of a
+// list of alternatives in a document rather than a pipeline anyone runs:
+// a command whose output is piped into a word that names no command
+// ("bt|db|dir|pag"), and in a chain of three or more whose words are
+// mostly no commands ("lzo|lz4|lz4hc|deflate|842|zstd") each command,
+// the last only when it does nothing without arguments but read the
+// others' output: "a|b|c|reboot" reboots. Only a pipeline that is the first command
+// of the line is considered: after a breakout (; && || & a newline, a
+// substitution) a command runs whatever its output is piped into
+// ("; reboot | x").
+func (a *analyzer) markIntoWord(s *syntax.Stmt) {
+	var chain [16]*syntax.CallExpr
+	n := pipeCalls(s, chain[:], 0, 0)
+	words, calls := 0, true
+	for _, ce := range chain[:n] {
+		if ce == nil || len(ce.Args) == 0 {
+			calls = false
+			continue
+		}
+		if a.plainUnknown(ce.Args[len(ce.Args)-1]) && len(ce.Args) <= 2 {
+			words++
+		}
+	}
+	list := calls && n >= 3 && 2*words >= n
+	for i := 0; i < n; i++ {
+		x := chain[i]
+		if x == nil || len(x.Args) == 0 {
+			continue
+		}
+		var into bool
+		if i+1 < n {
+			y := chain[i+1]
+			into = list || (y != nil && len(y.Args) > 0 && a.plainUnknown(y.Args[0]))
+		} else {
+			// the last of a list is a word of it when, run with no
+			// arguments, it would only read the others' output
+			into = list && !actsBare[strings.ToLower(x.Args[0].Lit())]
+		}
+		if into && !a.pipedIntoWord(x) && a.nIntoWord < len(a.intoWord) {
+			a.intoWord[a.nIntoWord] = x
+			a.nIntoWord++
+		}
+	}
+}
+
 func (a *analyzer) pipedIntoWord(c *syntax.CallExpr) bool {
 	for _, x := range a.intoWord[:a.nIntoWord] {
 		if x == c {
@@ -543,41 +588,8 @@ func (a *analyzer) stmt(s *syntax.Stmt, w via, left cmdKind, depth int) cmdKind 
 	case *syntax.CallExpr:
 		return a.call(c, s, w, left, depth)
 	case *syntax.BinaryCmd:
-		if (c.Op == syntax.Pipe || c.Op == syntax.PipeAll) && a.nIntoWord < len(a.intoWord) && w != viaPipe {
-			// "lzo|lz4|lz4hc|deflate|842|zstd": a chain of three or more
-			// whose words are mostly no commands is a list of
-			// alternatives; its commands are words of it.
-			var chain [16]*syntax.CallExpr
-			n := pipeCalls(s, chain[:], 0, 0)
-			words := 0
-			for _, ce := range chain[:n] {
-				if ce == nil || len(ce.Args) == 0 {
-					n = 0
-					break
-				}
-				if a.plainUnknown(ce.Args[len(ce.Args)-1]) && len(ce.Args) <= 2 {
-					words++
-				}
-			}
-			if n >= 3 && 2*words >= n {
-				for _, ce := range chain[:n] {
-					if a.nIntoWord < len(a.intoWord) {
-						a.intoWord[a.nIntoWord] = ce
-						a.nIntoWord++
-					}
-				}
-			}
-		}
-		if (c.Op == syntax.Pipe || c.Op == syntax.PipeAll) && a.nIntoWord < len(a.intoWord) {
-			// "bt|db|dir|pag": a command whose output is piped into a
-			// word that is no command is a list of alternatives in a
-			// document, not a pipeline anyone runs.
-			if y := firstCall(c.Y); y != nil && len(y.Args) > 0 && a.plainUnknown(y.Args[0]) {
-				if x := lastCall(c.X); x != nil {
-					a.intoWord[a.nIntoWord] = x
-					a.nIntoWord++
-				}
-			}
+		if (c.Op == syntax.Pipe || c.Op == syntax.PipeAll) && w == viaTop {
+			a.markIntoWord(s)
 		}
 		k := a.stmt(c.X, w, left, depth+1)
 		yw := viaSeparator
@@ -1285,8 +1297,9 @@ func (a *analyzer) judgeInjected(c *syntax.CallExpr, w via, left cmdKind) cmdKin
 		// "`chroot`ed", "; nohup": a wrapper with no command runs
 		// nothing
 		conf, noRun = 45, true
-	case s.n == 0 && a.pipedIntoWord(c):
-		conf, noRun = 45, true // "bt|db|dir|pag"
+	case s.n == 0 && kind != cmdInterp && kind != cmdNet && a.pipedIntoWord(c):
+		// "bt|db|dir|pag"; a shell or a fetcher run bare still runs
+		conf, noRun = 45, true
 	case s.n == 0:
 		conf = 85
 	case s.shellish > 0 && s.prose <= s.shellish:
@@ -1490,23 +1503,36 @@ func indexFold(s, w string) int {
 // parenthesised and may quote a command ('cmd /c …') with parentheses of
 // its own, and DO must be followed by a command. The %variable makes the
 // shape unmistakable: prose has no "for %G in (…) do …".
+//
+// Every "for" that starts a word is a candidate, however many decoys come
+// first; the work is bounded instead: the bytes the candidates' scans
+// cover add up to at most forScanBudget times the value's length. Only
+// values crowded with FOR heads that each open a long scan ("for %i in (
+// for %i in ( …") can exhaust it, and such a value is cmd.exe syntax
+// whatever else it holds: it is reported rather than let through.
 func cmdForLoop(v string) (detect.Finding, bool) {
-	tries := 0
-	for i := 0; i+3 <= len(v) && tries < 8; i++ {
+	budget := forScanBudget*len(v) + 1024
+	for i := 0; i+3 <= len(v); i++ {
 		if (i > 0 && !cmdBoundary(v[i-1])) || !strings.EqualFold(v[i:i+3], "for") {
 			continue
 		}
-		tries++
-		if end, cmdSet, ok := forTail(v, i+3); ok {
+		end, cmdSet, ok, reach := forTail(v, i+3)
+		if ok {
 			f := detect.Finding{Confidence: 75, Reason: "cmd.exe FOR loop", Start: i, End: end}
 			if cmdSet {
 				f.Confidence, f.Reason = 85, "cmd.exe FOR /F loop over a command's output"
 			}
 			return f, true
 		}
+		if budget -= reach - i; budget < 0 {
+			return detect.Finding{Confidence: 70, Reason: "cmd.exe FOR loop heads past the scan budget", Start: i, End: len(v)}, true
+		}
 	}
 	return detect.Finding{}, false
 }
+
+// forScanBudget bounds cmdForLoop's work: a multiple of the value's length.
+const forScanBudget = 16
 
 // cmdBoundary: a byte after which cmd.exe starts a command or a word.
 func cmdBoundary(c byte) bool {
@@ -1515,8 +1541,9 @@ func cmdBoundary(c byte) bool {
 
 // forTail scans the rest of a FOR loop after the keyword at v[:j]; it
 // reports where the loop's command ends and whether the set runs a
-// command (FOR /F over '…' or `…`).
-func forTail(v string, j int) (end int, cmdSet, ok bool) {
+// command (FOR /F over '…' or `…`); reach is how far it scanned.
+func forTail(v string, j int) (end int, cmdSet, ok bool, reach int) {
+	defer func() { reach = j }()
 	blanks := func() int {
 		k := j
 		for j < len(v) && (v[j] == ' ' || v[j] == '\t') {
@@ -1530,14 +1557,14 @@ func forTail(v string, j int) (end int, cmdSet, ok bool) {
 		}
 	}
 	if blanks() == 0 {
-		return 0, false, false
+		return 0, false, false, 0
 	}
 	fSwitch := false
 	for n := 0; n < 4 && j+1 < len(v) && v[j] == '/'; n++ {
 		sw := v[j+1] | 0x20
 		j += 2
 		if j < len(v) && v[j] != ' ' && v[j] != '\t' {
-			return 0, false, false
+			return 0, false, false, 0
 		}
 		blanks()
 		switch sw {
@@ -1553,13 +1580,15 @@ func forTail(v string, j int) (end int, cmdSet, ok bool) {
 			case v[j] == '"':
 				k := strings.IndexByte(v[j+1:], '"')
 				if k < 0 {
-					return 0, false, false
+					j = len(v)
+					return 0, false, false, 0
 				}
 				j += k + 2
 			case strings.HasPrefix(v[j:], `\"`):
 				k := strings.Index(v[j+2:], `\"`)
 				if k < 0 {
-					return 0, false, false
+					j = len(v)
+					return 0, false, false, 0
 				}
 				j += k + 4
 			default:
@@ -1567,12 +1596,12 @@ func forTail(v string, j int) (end int, cmdSet, ok bool) {
 			}
 			blanks()
 		default:
-			return 0, false, false
+			return 0, false, false, 0
 		}
 	}
 	// %G, %%G, or a synopsis' %variable
 	if j >= len(v) || v[j] != '%' {
-		return 0, false, false
+		return 0, false, false, 0
 	}
 	j++
 	if j < len(v) && v[j] == '%' {
@@ -1585,17 +1614,17 @@ func forTail(v string, j int) (end int, cmdSet, ok bool) {
 	if j == k {
 		// cmd.exe takes any one character as the variable: %-, %[
 		if j >= len(v) || v[j] == ' ' || v[j] == '\t' {
-			return 0, false, false
+			return 0, false, false, 0
 		}
 		j++
 	}
 	if blanks() == 0 || j+2 > len(v) || !strings.EqualFold(v[j:j+2], "in") {
-		return 0, false, false
+		return 0, false, false, 0
 	}
 	j += 2
 	blanks()
 	if j >= len(v) || v[j] != '(' {
-		return 0, false, false
+		return 0, false, false, 0
 	}
 	// the set: to its closing parenthesis, quotes kept whole
 	depth, quote := 0, byte(0)
@@ -1619,24 +1648,24 @@ func forTail(v string, j int) (end int, cmdSet, ok bool) {
 		}
 	}
 	if j >= len(v) {
-		return 0, false, false
+		return 0, false, false, 0
 	}
 	set := strings.TrimSpace(v[setStart:j])
 	j++
 	blanks()
 	if j+2 > len(v) || !strings.EqualFold(v[j:j+2], "do") {
-		return 0, false, false
+		return 0, false, false, 0
 	}
 	j += 2
 	if j < len(v) && v[j] != ' ' && v[j] != '\t' && v[j] != '(' && v[j] != '@' {
-		return 0, false, false
+		return 0, false, false, 0
 	}
 	blanks()
 	if j >= len(v) {
-		return 0, false, false // DO and no command
+		return 0, false, false, 0 // DO and no command
 	}
 	cmdSet = fSwitch && len(set) > 1 && (set[0] == '\'' || set[0] == '`')
-	return len(v), cmdSet, true
+	return len(v), cmdSet, true, 0
 }
 
 // hasIf is cmdIf's cheap pre-check.

@@ -36,6 +36,10 @@ func TestScriptAndQuotationShapes(t *testing.T) {
 		{"admin' #", detect.WhereForm, true},
 		{`admin"-- `, detect.WhereForm, true},
 		{"x' OR 'a'='a' -- '", detect.WhereForm, true},
+		// a quotation the value ends with is no sentence: the query ends there
+		{"admin '-- '", detect.WhereForm, true},
+		{"admin '#'", detect.WhereForm, true},
+		{"admin '-- ' x", detect.WhereForm, true},
 	} {
 		f, ok := d.Detect(detect.Input{Value: tt.v, Where: tt.where})
 		if got := ok && f.Confidence >= 70; got != tt.attack {

@@ -324,9 +324,10 @@ func judge(l *lexer, c context) (res result) {
 // quotation reports whether the quote at v[at-1] opens a short quotation
 // in a sentence rather than closing the application's literal: it follows
 // a blank, and the same quote closes it at most 64 bytes later, before a
-// blank, punctuation or the end ("The special argument '--' marks the
-// end", "The "#5" means", "use "--queue-balance x:x+n" to"). A breakout
-// closes the literal right after the value's first word (admin'--).
+// blank or punctuation, and a word of the sentence follows ("The special
+// argument '--' marks the end", "The "#5" means", "use "--queue-balance
+// x:x+n" to"). A breakout closes the literal right after the value's
+// first word (admin'--) or ends the value with the quotation (admin '#').
 func quotation(v string, at int, q byte) bool {
 	if at < 2 || at > len(v) || v[at-1] != q || !isSpace(v[at-2]) {
 		return false
@@ -336,10 +337,20 @@ func quotation(v string, at int, q byte) bool {
 	if i <= 0 || i > 64 {
 		return false
 	}
-	if j := i + 1; j < len(rest) && !isSpace(rest[j]) && indexByte(".,;:!?)", rest[j]) < 0 {
+	j := i + 1
+	if j < len(rest) && !isSpace(rest[j]) && indexByte(".,;:!?)", rest[j]) < 0 {
 		return false
 	}
-	return true
+	// The sentence goes on after the quotation; a value that ends with
+	// it (admin '-- ', admin '#') ends the query there.
+	for j < len(rest) && (isSpace(rest[j]) || indexByte(".,;:!?)", rest[j]) >= 0) {
+		j++
+	}
+	k := j
+	for k < len(rest) && (rest[k] >= 0x80 || ('a' <= rest[k]|0x20 && rest[k]|0x20 <= 'z')) {
+		k++
+	}
+	return k-j >= 2
 }
 
 // judgeWhole judges values that are not inside a literal at all: a
