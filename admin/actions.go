@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -41,6 +40,10 @@ type Action struct {
 	Problems []string `json:"problems,omitempty"`
 }
 
+// maxActionLine is the longest line the action log reads back; an entry
+// is far shorter.
+const maxActionLine = 1 << 20
+
 type actionLog struct {
 	mu    sync.Mutex
 	items []Action // oldest first, at most maxActions
@@ -62,12 +65,22 @@ func openActionLog(path string) (*actionLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin: read the action log: %w", err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		// A torn last line after a crash: end it, or the next entry
+		// appended would join it and be lost at the next load.
+		if err := appendFile(path, []byte{'\n'}); err != nil {
+			return nil, fmt.Errorf("admin: end the torn last line of the action log: %w", err)
+		}
+	}
+	for rest := data; len(rest) > 0; {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
+		if len(line) > maxActionLine {
+			continue // not one of ours: skipped, the lines after it still read
+		}
 		var a Action
-		if json.Unmarshal(sc.Bytes(), &a) != nil {
-			continue // a torn last line after a crash
+		if json.Unmarshal(line, &a) != nil {
+			continue // a torn line after a crash
 		}
 		l.items = append(l.items, a)
 		l.next = max(l.next, a.ID+1)
@@ -100,15 +113,20 @@ func (l *actionLog) add(a Action, now time.Time) (Action, error) {
 	if err != nil {
 		return a, err
 	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	return a, appendFile(l.path, append(line, '\n'))
+}
+
+// appendFile appends data to the file at path, created when missing.
+func appendFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
-		return a, err
+		return err
 	}
-	_, err = f.Write(append(line, '\n'))
+	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	return a, err
+	return err
 }
 
 // list returns the newest n actions, newest first.

@@ -330,4 +330,65 @@ func TestActionLogFile(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &api); err != nil || len(api.Actions) != 1 || api.Actions[0].ID != 3 {
 		t.Fatalf("GET /api/actions: %v %s", err, body)
 	}
+
+	// Read back after the add: the torn line was ended on open, so the
+	// entry appended after it is a line of its own.
+	reopen := func() []Action {
+		t.Helper()
+		srv, err := New(Options{Store: env.store, ActionLog: path, Auth: Auth{None: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv.actions.list(10)
+	}
+	if got := reopen(); len(got) != 3 || got[0].ID != 3 || got[0].What != "reload" {
+		t.Fatalf("read back after the add: %+v", got)
+	}
+	// A line longer than any entry is skipped and the lines after it read.
+	f, err = os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"id": 98, "what": "` + strings.Repeat("x", maxActionLine) + "\"}\n")
+	f.WriteString(`{"id": 7, "what": "after the long line", "ok": true}` + "\n")
+	f.Close()
+	if got := reopen(); len(got) != 4 || got[0].ID != 7 || got[0].What != "after the long line" || got[1].ID != 3 {
+		t.Fatalf("read back after a long line: %+v", got)
+	}
+}
+
+// TestConsoleTokenPost: a page form posted with a bearer token (no
+// session, no CSRF token) reaches the handler with its fields read.
+func TestConsoleTokenPost(t *testing.T) {
+	c := &console{state: consoleState()}
+	env := newEnv(t, withConsole(c))
+	if err := env.bans.Add(bans.Ban{Prefix: netip.MustParsePrefix("198.51.100.7/32"), Source: bans.SourceManual, Created: testNow, Until: testNow.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+		location   string
+	}{
+		{"mode switch", "/console/mode", url.Values{"site": {"shop"}, "path": {"/"}, "nth": {"0"}, "mode": {"detect"}, "confirm": {"yes"}}, "/console?done="},
+		{"lift ban", "/bans/lift", url.Values{"prefix": {"198.51.100.7"}, "next": {"console"}}, "/console?done="},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := env.do(t, req{method: "POST", path: tc.path, form: tc.form, header: bearer()})
+			body := readBody(t, resp)
+			if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), tc.location) {
+				t.Fatalf("status %d, location %q: %s", resp.StatusCode, resp.Header.Get("Location"), body)
+			}
+		})
+	}
+	if calls := c.called(); len(calls) != 1 || !strings.HasPrefix(calls[0], "mode shop / detect by ") {
+		t.Fatalf("calls %v", calls)
+	}
+	if left := env.bans.List(testNow); len(left) != 0 {
+		t.Fatalf("bans still in force: %+v", left)
+	}
+	got := env.srv.actions.list(10)
+	if len(got) != 2 || got[0].What != "lift ban" || !got[0].OK || got[1].What != "waf mode" || !got[1].OK {
+		t.Fatalf("actions %+v", got)
+	}
 }

@@ -95,6 +95,16 @@ func safeMethod(m string) bool {
 // cannot send JSON, nor DELETE, without a CORS preflight we never allow),
 // and passes on the origin check alone.
 func (s *Server) checkCSRF(r *http.Request, p principal) error {
+	page := !strings.HasPrefix(r.URL.Path, "/api/")
+	if page {
+		// Parsed here for every page form, whoever posts it (a bearer
+		// token too), so handlers find PostForm filled whichever way the
+		// token came.
+		r.Body = http.MaxBytesReader(nil, r.Body, maxFormBytes)
+		if err := r.ParseForm(); err != nil {
+			return errors.New("unreadable form")
+		}
+	}
 	if p.Kind == "token" {
 		return nil
 	}
@@ -102,16 +112,8 @@ func (s *Server) checkCSRF(r *http.Request, p principal) error {
 		return errors.New("cross-origin request")
 	}
 	tok := r.Header.Get(csrfHeader)
-	if !strings.HasPrefix(r.URL.Path, "/api/") {
-		// Parsed here for every page form, so handlers find PostForm
-		// filled whichever way the token came.
-		r.Body = http.MaxBytesReader(nil, r.Body, maxFormBytes)
-		if err := r.ParseForm(); err != nil {
-			return errors.New("unreadable form")
-		}
-		if tok == "" {
-			tok = r.PostForm.Get(csrfField)
-		}
+	if page && tok == "" {
+		tok = r.PostForm.Get(csrfField)
 	}
 	if p.Kind == "none" && p.binding == "" && strings.HasPrefix(r.URL.Path, "/api/") && !hasOurCookie(r) {
 		if r.Method == http.MethodPost && !isJSON(r) {

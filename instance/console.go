@@ -143,19 +143,30 @@ func (i *Instance) SetRouteMode(ref admin.RouteRef, mode, by string) admin.Conso
 	if mode != config.ModeDetect && mode != config.ModeBlock {
 		return admin.ConsoleResult{Message: "mode must be detect or block"}
 	}
+	// A first look, outside the reload lock, for a quick answer.
 	i.consoleMu.Lock()
-	fileCfg, current := i.fileCfg, slices.Clone(i.overrides)
+	fileCfg := i.fileCfg
 	i.consoleMu.Unlock()
-	si, ri := findRoute(fileCfg, ref)
-	if si < 0 {
+	if si, _ := findRoute(fileCfg, ref); si < 0 {
 		return admin.ConsoleResult{Message: "no route " + ref.String() + " in the configuration file"}
 	}
-	next := slices.DeleteFunc(current, func(o admin.ModeOverride) bool { return o.Route == ref })
-	if fileCfg.Sites[si].Routes[ri].WAF.Mode != mode {
-		next = append(next, admin.ModeOverride{Route: ref, Mode: mode, By: by, At: time.Now().UTC()})
-	}
 	var tmp string
+	var next []admin.ModeOverride
 	res, err := i.reloadOverriding("admin console ("+by+")", func() (*config.Config, error) {
+		// Under the reload lock: the configuration and switches in force
+		// now, so a switch never undoes a reload or another switch that
+		// ran since the first look.
+		i.consoleMu.Lock()
+		fileCfg, current := i.fileCfg, slices.Clone(i.overrides)
+		i.consoleMu.Unlock()
+		si, ri := findRoute(fileCfg, ref)
+		if si < 0 {
+			return nil, errors.New("no route " + ref.String() + " in the configuration file")
+		}
+		next = slices.DeleteFunc(current, func(o admin.ModeOverride) bool { return o.Route == ref })
+		if fileCfg.Sites[si].Routes[ri].WAF.Mode != mode {
+			next = append(next, admin.ModeOverride{Route: ref, Mode: mode, By: by, At: time.Now().UTC()})
+		}
 		data, err := json.MarshalIndent(overridesDoc{Routes: next}, "", "  ")
 		if err != nil {
 			return nil, err
@@ -166,7 +177,7 @@ func (i *Instance) SetRouteMode(ref admin.RouteRef, mode, by string) admin.Conso
 		return fileCfg, nil
 	}, &next, func() error {
 		if err := os.Rename(tmp, i.overridesPath()); err != nil {
-			return fmt.Errorf("applied, but not saved to %s (lost at the next reload): %w", i.overridesPath(), err)
+			return fmt.Errorf("applied, but not saved to %s (kept across reloads, lost at the next restart): %w", i.overridesPath(), err)
 		}
 		tmp = ""
 		return nil

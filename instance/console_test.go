@@ -211,3 +211,108 @@ func waitDead(t *testing.T, inst *Instance, dead string) {
 		t.Fatalf("the dead target %s was never taken out: %+v", dead, inst.ConsoleState().Pools)
 	}
 }
+
+// TestModeSwitchConcurrent: switches and reloads run one at a time on the
+// state in force when each runs: two switches on different routes made at
+// once both stay (in memory and in the switches file), and a switch made
+// while the file is reloaded keeps the reloaded configuration.
+func TestModeSwitchConcurrent(t *testing.T) {
+	dir, up, dead := t.TempDir(), backend(t), deadAddr(t)
+	path := consoleConfig(t, dir, up.URL, dead, "")
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := strings.Replace(string(text), "      - path: /\n", "      - path: /api\n        upstream: app\n        waf: {mode: block}\n      - path: /\n", 1)
+	if err := os.WriteFile(path, []byte(two), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var log syncBuffer
+	inst := startConsoleInstance(t, path, &log)
+	apiRef, rootRef := admin.RouteRef{Site: "shop", Path: "/api"}, admin.RouteRef{Site: "shop", Path: "/"}
+	// routes returns path → mode in force and the file's mode.
+	routes := func() map[string][2]string {
+		t.Helper()
+		st := inst.ConsoleState()
+		if len(st.Sites) != 1 || len(st.Sites[0].Routes) != 2 {
+			t.Fatalf("state %+v", st)
+		}
+		out := map[string][2]string{}
+		for _, rt := range st.Sites[0].Routes {
+			out[rt.Ref.Path] = [2]string{rt.Mode, rt.FileMode}
+		}
+		return out
+	}
+	saved := func() map[string]string {
+		t.Helper()
+		var doc overridesDoc
+		data, err := os.ReadFile(filepath.Join(dir, "state", overridesFile))
+		if err != nil || json.Unmarshal(data, &doc) != nil {
+			t.Fatalf("overrides file %s (%v)", data, err)
+		}
+		out := map[string]string{}
+		for _, o := range doc.Routes {
+			out[o.Route.Path] = o.Mode
+		}
+		return out
+	}
+	// at runs fs at once and waits for them.
+	at := func(fs ...func() bool) {
+		t.Helper()
+		start := make(chan struct{})
+		oks := make(chan bool, len(fs))
+		for _, f := range fs {
+			go func() {
+				<-start
+				oks <- f()
+			}()
+		}
+		close(start)
+		for range fs {
+			if !<-oks {
+				t.Fatal("a switch or reload failed")
+			}
+		}
+	}
+	switchTo := func(ref admin.RouteRef, mode string) func() bool {
+		return func() bool { return inst.SetRouteMode(ref, mode, "test").OK }
+	}
+
+	for round := range 4 {
+		at(switchTo(apiRef, "detect"), switchTo(rootRef, "detect"))
+		if got := routes(); got["/api"][0] != "detect" || got["/"][0] != "detect" {
+			t.Fatalf("round %d: after two switches at once: %v", round, got)
+		}
+		if got := saved(); len(got) != 2 || got["/api"] != "detect" || got["/"] != "detect" {
+			t.Fatalf("round %d: switches file after two switches at once: %v", round, got)
+		}
+		at(switchTo(apiRef, "block"), switchTo(rootRef, "block"))
+		if got := routes(); got["/api"][0] != "block" || got["/"][0] != "block" {
+			t.Fatalf("round %d: after two switches back at once: %v", round, got)
+		}
+		if got := saved(); len(got) != 0 {
+			t.Fatalf("round %d: switches file after two switches back at once: %v", round, got)
+		}
+	}
+
+	// The file now puts /api in detect mode; a switch of / made while it
+	// is reloaded must not bring the old file back, nor be lost.
+	edited := strings.Replace(two, "      - path: /api\n        upstream: app\n        waf: {mode: block}\n", "      - path: /api\n        upstream: app\n        waf: {mode: detect}\n", 1)
+	if err := os.WriteFile(path, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	at(func() bool { return inst.CheckAndReload("test").OK }, switchTo(rootRef, "detect"))
+	if got := routes(); got["/api"] != [2]string{"detect", "detect"} || got["/"] != [2]string{"detect", "block"} {
+		t.Fatalf("after a switch and a reload at once: %v", got)
+	}
+	// A switch after the reload keeps the reloaded configuration.
+	if res := inst.SetRouteMode(rootRef, "block", "test"); !res.OK {
+		t.Fatalf("%+v", res)
+	}
+	if got := routes(); got["/api"] != [2]string{"detect", "detect"} || got["/"] != [2]string{"block", "block"} {
+		t.Fatalf("after a switch following the reload: %v", got)
+	}
+	if st := inst.ConsoleState(); st.FileDiffers {
+		t.Fatal("a switch brought back the configuration the reload replaced")
+	}
+}
