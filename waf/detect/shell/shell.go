@@ -426,36 +426,6 @@ func pipeCalls(s *syntax.Stmt, out []*syntax.CallExpr, n, depth int) int {
 	return n + 1
 }
 
-// firstCall is the first simple command of a pipeline or list, lastCall
-// the last.
-func firstCall(s *syntax.Stmt) *syntax.CallExpr {
-	for i := 0; s != nil && i < maxDepth; i++ {
-		switch c := s.Cmd.(type) {
-		case *syntax.CallExpr:
-			return c
-		case *syntax.BinaryCmd:
-			s = c.X
-		default:
-			return nil
-		}
-	}
-	return nil
-}
-
-func lastCall(s *syntax.Stmt) *syntax.CallExpr {
-	for i := 0; s != nil && i < maxDepth; i++ {
-		switch c := s.Cmd.(type) {
-		case *syntax.CallExpr:
-			return c
-		case *syntax.BinaryCmd:
-			s = c.Y
-		default:
-			return nil
-		}
-	}
-	return nil
-}
-
 // plainUnknown: the word is letters only (no quotes, expansions, globs
 // or path) and names no command.
 func (a *analyzer) plainUnknown(wd *syntax.Word) bool {
