@@ -1,19 +1,16 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
+
+	"github.com/portcullis-waf/portcullis/bench/detection/seenfile"
 )
 
 // The seen-before set. Corpus v1 (genVersion 3, split salt
@@ -30,14 +27,10 @@ import (
 // go run ./bench/detection -record-seen DIR/detection-v3-scale1
 // -record-out bench/detection/testdata/seen-v3.ids.gz.
 //
-// Format: gzip of the line "portcullis detection seen-before v3\n", the
-// number of identities as a uvarint, then the identities in ascending
-// order as uvarint deltas from the previous one (the first from 0).
+// The file format is package seenfile's.
 
 //go:embed testdata/seen-v3.ids.gz
 var seenV3File []byte
-
-const seenMagic = "portcullis detection seen-before v3\n"
 
 // contentID is a request's content identity: the first 8 bytes of the
 // SHA-256 of the fields the split hashes (method, target, headers in
@@ -110,54 +103,8 @@ func (it *Item) seenBefore() bool {
 	return false
 }
 
-func encodeSeen(ids []uint64) []byte {
-	ids = slices.Clone(ids)
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	var raw bytes.Buffer
-	raw.WriteString(seenMagic)
-	raw.Write(binary.AppendUvarint(nil, uint64(len(ids))))
-	prev := uint64(0)
-	for _, id := range ids {
-		raw.Write(binary.AppendUvarint(nil, id-prev))
-		prev = id
-	}
-	var out bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&out, gzip.BestCompression)
-	zw.Write(raw.Bytes())
-	zw.Close()
-	return out.Bytes()
-}
-
-func decodeSeen(b []byte) ([]uint64, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	br := bufio.NewReader(zr)
-	magic := make([]byte, len(seenMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != seenMagic {
-		return nil, errors.New("not a seen-before file")
-	}
-	n, err := binary.ReadUvarint(br)
-	if err != nil || n > 1<<24 {
-		return nil, errors.New("bad count")
-	}
-	ids := make([]uint64, 0, n)
-	prev := uint64(0)
-	for i := uint64(0); i < n; i++ {
-		d, err := binary.ReadUvarint(br)
-		if err != nil {
-			return nil, fmt.Errorf("identity %d: %w", i, err)
-		}
-		prev += d
-		ids = append(ids, prev)
-	}
-	if _, err := br.ReadByte(); err != io.EOF {
-		return nil, errors.New("trailing data")
-	}
-	return ids, nil
-}
+// encodeSeen and decodeSeen are the file format (package seenfile).
+var encodeSeen, decodeSeen = seenfile.Encode, seenfile.Decode
 
 // recordSeen writes the identities of every request of the cached corpus
 // in dir (benign, browser, attacks) to out.

@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/portcullis-waf/portcullis/bench/detection/seenfile"
 )
 
 // The tuning/held-out split of bench/detection's corpus v2, byte for byte
@@ -25,8 +23,6 @@ const splitSalt = "portcullis-detection-split-v2"
 
 // seenFile is the seen-before set, relative to the repository root.
 const seenFile = "bench/detection/testdata/seen-v3.ids.gz"
-
-const seenMagic = "portcullis detection seen-before v3\n"
 
 type seenSet map[uint64]struct{}
 
@@ -70,7 +66,7 @@ func loadSeen(root string) (seenSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seen-before set: %w", err)
 	}
-	ids, err := decodeSeen(b)
+	ids, err := seenfile.Decode(b)
 	if err != nil {
 		return nil, fmt.Errorf("seen-before set %s: %w", path, err)
 	}
@@ -79,34 +75,4 @@ func loadSeen(root string) (seenSet, error) {
 		s[id] = struct{}{}
 	}
 	return s, nil
-}
-
-func decodeSeen(b []byte) ([]uint64, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	br := bufio.NewReader(zr)
-	magic := make([]byte, len(seenMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != seenMagic {
-		return nil, errors.New("not a seen-before file")
-	}
-	n, err := binary.ReadUvarint(br)
-	if err != nil || n > 1<<24 {
-		return nil, errors.New("bad count")
-	}
-	ids := make([]uint64, 0, n)
-	prev := uint64(0)
-	for i := uint64(0); i < n; i++ {
-		d, err := binary.ReadUvarint(br)
-		if err != nil {
-			return nil, fmt.Errorf("identity %d: %w", i, err)
-		}
-		prev += d
-		ids = append(ids, prev)
-	}
-	if _, err := br.ReadByte(); err != io.EOF {
-		return nil, errors.New("trailing data")
-	}
-	return ids, nil
 }
