@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-waf/portcullis/alerts"
 )
 
 // TestMetricsAndBanAlert runs the binary with an admin listener and a
@@ -64,7 +66,11 @@ alerts:
 	if s := from("/?q=%3Cscript%3Ealert(1)%3C/script%3E", "192.0.2.66"); s != 403 {
 		t.Fatalf("attack: %d", s)
 	}
-	deadline := time.Now().Add(15 * time.Second)
+	// Ban alerts go out at the alerter's next check, every
+	// alerts.DefaultInterval (15 s) from the start of the process: the
+	// wait allows that interval three times over, so a slow machine that
+	// starts the alerter late is not mistaken for a missing alert.
+	deadline := time.Now().Add(3 * alerts.DefaultInterval)
 	for {
 		mu.Lock()
 		got := strings.Join(hooks, "\n")
