@@ -14,7 +14,8 @@ import (
 
 // The action log: every change an operator makes through the admin
 // listener (reload, WAF mode switch, ban added or lifted, configuration
-// posted) with who, when, what and the result. It is kept in memory for
+// posted), and the reloads triggered outside it (SIGHUP, the file watch:
+// Server.Record), with who, when, what and the result. It is kept in memory for
 // the console (the newest maxActions), written to the server log, and
 // appended as JSON lines to Options.ActionLog when set, so that it
 // survives a restart; that file is rotated by size (see
@@ -27,10 +28,11 @@ const maxActions = 500
 type Action struct {
 	ID   int       `json:"id"`
 	Time time.Time `json:"time"`
-	// User is who acted: a dashboard user, an API token's name, or
-	// "local" when authentication is off.
+	// User is who acted: a dashboard user, an API token's name, "local"
+	// when authentication is off, or for a reload triggered outside the
+	// admin listener "signal" or "file-watch".
 	User string `json:"user"`
-	Via  string `json:"via"` // "console", "dashboard", "api"
+	Via  string `json:"via"` // "console", "dashboard", "api"; "SIGHUP", "watch_config"
 	// What is the kind of action: "reload", "waf mode", "ban", "lift ban",
 	// "config".
 	What   string `json:"what"`
@@ -239,6 +241,15 @@ func (l *actionLog) get(id string) (Action, bool) {
 		}
 	}
 	return Action{}, false
+}
+
+// Record adds an action taken outside the admin listener to the action
+// log, as the listener's own are: a reload on SIGHUP or on a change of the
+// configuration file, so that the console's list shows every change of
+// the configuration in force. Its User says who ("signal", "file-watch"),
+// Via how. It returns a with its ID and time. Safe for concurrent use.
+func (s *Server) Record(a Action) Action {
+	return s.record(a)
 }
 
 // record keeps a, logs it, and returns it with its ID.
