@@ -15,10 +15,10 @@ import (
 // The action log: every change an operator makes through the admin
 // listener (reload, WAF mode switch, ban added or lifted, configuration
 // posted), and the reloads triggered outside it (SIGHUP, the file watch:
-// Server.Record), with who, when, what and the result. It is kept in memory for
-// the console (the newest maxActions), written to the server log, and
-// appended as JSON lines to Options.ActionLog when set, so that it
-// survives a restart; that file is rotated by size (see
+// Server.Record), with who, when, what and the result. It is kept in
+// memory for the console (the newest maxActions), written to the server
+// log, and appended as JSON lines to Options.ActionLog when set, so that
+// it survives a restart; that file is rotated by size (see
 // DefaultActionLogMaxBytes).
 
 // maxActions is how many actions the console keeps and shows.
