@@ -3,6 +3,7 @@ package admin
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -13,10 +14,12 @@ import (
 
 // The action log: every change an operator makes through the admin
 // listener (reload, WAF mode switch, ban added or lifted, configuration
-// posted) with who, when, what and the result. It is kept in memory for
-// the console (the newest maxActions), written to the server log, and
-// appended as JSON lines to Options.ActionLog when set, so that it
-// survives a restart.
+// posted), and the reloads triggered outside it (SIGHUP, the file watch:
+// Server.Record), with who, when, what and the result. It is kept in
+// memory for the console (the newest maxActions), written to the server
+// log, and appended as JSON lines to Options.ActionLog when set, so that
+// it survives a restart; that file is rotated by size (see
+// DefaultActionLogMaxBytes).
 
 // maxActions is how many actions the console keeps and shows.
 const maxActions = 500
@@ -25,10 +28,11 @@ const maxActions = 500
 type Action struct {
 	ID   int       `json:"id"`
 	Time time.Time `json:"time"`
-	// User is who acted: a dashboard user, an API token's name, or
-	// "local" when authentication is off.
+	// User is who acted: a dashboard user, an API token's name, "local"
+	// when authentication is off, or for a reload triggered outside the
+	// admin listener "signal" or "file-watch".
 	User string `json:"user"`
-	Via  string `json:"via"` // "console", "dashboard", "api"
+	Via  string `json:"via"` // "console", "dashboard", "api"; "SIGHUP", "watch_config"
 	// What is the kind of action: "reload", "waf mode", "ban", "lift ban",
 	// "config".
 	What   string `json:"what"`
@@ -44,34 +48,86 @@ type Action struct {
 // is far shorter.
 const maxActionLine = 1 << 20
 
+// The action log file is rotated by size, as logrotate would with
+// "size 10M, rotate 5": before an entry would take the file past
+// ActionLogMaxBytes, admin-actions.jsonl becomes admin-actions.jsonl.1, .1
+// becomes .2 and so on, and the oldest beyond ActionLogKeep is removed.
+// With the defaults the log takes at most about 60 MiB, some 50,000 entries
+// of a few hundred bytes: years of operator actions.
+const (
+	DefaultActionLogMaxBytes = 10 << 20
+	DefaultActionLogKeep     = 5
+)
+
 type actionLog struct {
 	mu    sync.Mutex
 	items []Action // oldest first, at most maxActions
 	next  int
 	path  string
+	// maxBytes and keep rotate the file (DefaultActionLogMaxBytes,
+	// DefaultActionLogKeep).
+	maxBytes int64
+	keep     int
+}
+
+// rotated is the name of the n-th old file of the log at path (1 the
+// newest).
+func rotated(path string, n int) string {
+	return path + "." + strconv.Itoa(n)
 }
 
 // openActionLog loads the newest maxActions of the file at path ("" for
-// memory only). A missing file is an empty log.
-func openActionLog(path string) (*actionLog, error) {
-	l := &actionLog{path: path, next: 1}
+// memory only) and, when it holds fewer, of its rotated files: a rotation
+// just before a restart does not empty the console's list. A missing file
+// is an empty log. maxBytes and keep, when not positive, take the
+// defaults.
+func openActionLog(path string, maxBytes int64, keep int) (*actionLog, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultActionLogMaxBytes
+	}
+	if keep <= 0 {
+		keep = DefaultActionLogKeep
+	}
+	l := &actionLog{path: path, next: 1, maxBytes: maxBytes, keep: keep}
 	if path == "" {
 		return l, nil
 	}
-	data, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return l, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("admin: read the action log: %w", err)
-	}
-	if len(data) > 0 && data[len(data)-1] != '\n' {
-		// A torn last line after a crash: end it, or the next entry
-		// appended would join it and be lost at the next load.
-		if err := appendFile(path, []byte{'\n'}); err != nil {
-			return nil, fmt.Errorf("admin: end the torn last line of the action log: %w", err)
+	for n := 0; n <= keep && len(l.items) < maxActions; n++ {
+		name := path
+		if n > 0 {
+			name = rotated(path, n)
 		}
+		data, err := os.ReadFile(name)
+		if os.IsNotExist(err) {
+			continue // a gap left by a failed rotation: the older files still count
+		}
+		if err != nil {
+			return nil, fmt.Errorf("admin: read the action log: %w", err)
+		}
+		if n == 0 && len(data) > 0 && data[len(data)-1] != '\n' {
+			// A torn last line after a crash: end it, or the next entry
+			// appended would join it and be lost at the next load.
+			if err := appendFile(path, []byte{'\n'}); err != nil {
+				return nil, fmt.Errorf("admin: end the torn last line of the action log: %w", err)
+			}
+		}
+		entries := parseActions(data)
+		for _, a := range entries {
+			l.next = max(l.next, a.ID+1)
+		}
+		l.items = append(entries, l.items...) // each file is older than the one before
 	}
+	if len(l.items) > maxActions {
+		l.items = slices.Clone(l.items[len(l.items)-maxActions:])
+	}
+	return l, nil
+}
+
+// parseActions reads the entries of one file, oldest first, skipping the
+// lines that are not entries (a torn line after a crash, a line too long
+// to be one of ours).
+func parseActions(data []byte) []Action {
+	var out []Action
 	for rest := data; len(rest) > 0; {
 		var line []byte
 		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
@@ -80,15 +136,11 @@ func openActionLog(path string) (*actionLog, error) {
 		}
 		var a Action
 		if json.Unmarshal(line, &a) != nil {
-			continue // a torn line after a crash
+			continue
 		}
-		l.items = append(l.items, a)
-		l.next = max(l.next, a.ID+1)
+		out = append(out, a)
 	}
-	if len(l.items) > maxActions {
-		l.items = slices.Clone(l.items[len(l.items)-maxActions:])
-	}
-	return l, nil
+	return out
 }
 
 // add records a (its ID and, when zero, its time are set here) and returns
@@ -113,7 +165,41 @@ func (l *actionLog) add(a Action, now time.Time) (Action, error) {
 	if err != nil {
 		return a, err
 	}
-	return a, appendFile(l.path, append(line, '\n'))
+	return a, l.write(append(line, '\n'))
+}
+
+// write appends one entry's line to the file, rotating it first when the
+// line would take it past maxBytes. The caller holds l.mu, so entries are
+// whole lines in order and a rotation never falls inside one. A rotation
+// that fails is reported and the line appended to the current file all
+// the same: an entry is never dropped for a rotation.
+func (l *actionLog) write(line []byte) error {
+	var rotateErr error
+	if fi, err := os.Stat(l.path); err == nil && fi.Size() > 0 && fi.Size()+int64(len(line)) > l.maxBytes {
+		if err := l.rotate(); err != nil {
+			rotateErr = fmt.Errorf("rotate the action log: %w", err)
+		}
+	}
+	if err := appendFile(l.path, line); err != nil {
+		return errors.Join(rotateErr, fmt.Errorf("append to the action log: %w", err))
+	}
+	return rotateErr
+}
+
+// rotate shifts the old files up by one, drops the one beyond keep, and
+// makes the current file the newest old one; the next append creates a
+// new current file. It stops at the first failed rename, before a later
+// one would overwrite a file that was not moved out of the way.
+func (l *actionLog) rotate() error {
+	if err := os.Remove(rotated(l.path, l.keep)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	for n := l.keep - 1; n >= 1; n-- {
+		if err := os.Rename(rotated(l.path, n), rotated(l.path, n+1)); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	return os.Rename(l.path, rotated(l.path, 1))
 }
 
 // appendFile appends data to the file at path, created when missing.
@@ -157,6 +243,15 @@ func (l *actionLog) get(id string) (Action, bool) {
 	return Action{}, false
 }
 
+// Record adds an action taken outside the admin listener to the action
+// log, as the listener's own are: a reload on SIGHUP or on a change of the
+// configuration file, so that the console's list shows every change of
+// the configuration in force. Its User says who ("signal", "file-watch"),
+// Via how. It returns a with its ID and time. Safe for concurrent use.
+func (s *Server) Record(a Action) Action {
+	return s.record(a)
+}
+
 // record keeps a, logs it, and returns it with its ID.
 func (s *Server) record(a Action) Action {
 	a, err := s.actions.add(a, s.now())
@@ -170,7 +265,9 @@ func (s *Server) record(a Action) Action {
 		s.log.Warn("admin action", args...)
 	}
 	if err != nil {
-		s.log.Error("admin: action not written to the action log file", "path", s.actions.path, "err", err)
+		// The entry is in memory either way; the error says whether it
+		// reached the file (a failed rotation still appends it).
+		s.log.Error("admin: action log file", "path", s.actions.path, "err", err)
 	}
 	return a
 }

@@ -86,6 +86,12 @@ type Options struct {
 	// ActionLog is the file the action log is appended to (JSON lines),
 	// so that it survives a restart; "" keeps it in memory only.
 	ActionLog string
+	// ActionLogMaxBytes is the size past which the action log file is
+	// rotated (ActionLog.1, .2 …), and ActionLogKeep how many rotated
+	// files are kept. Zero: DefaultActionLogMaxBytes (10 MiB) and
+	// DefaultActionLogKeep (5).
+	ActionLogMaxBytes int64
+	ActionLogKeep     int
 	// Auth says who may use the dashboard and the API.
 	Auth Auth
 	// Log receives logins, refused logins and ban changes (never passwords
@@ -213,7 +219,7 @@ func New(opts Options) (*Server, error) {
 	if s.pages, err = loadPages(); err != nil {
 		return nil, err
 	}
-	if s.actions, err = openActionLog(opts.ActionLog); err != nil {
+	if s.actions, err = openActionLog(opts.ActionLog, opts.ActionLogMaxBytes, opts.ActionLogKeep); err != nil {
 		return nil, err
 	}
 	s.routes()

@@ -84,14 +84,14 @@ func (a *Answer) Serve(w http.ResponseWriter, r *http.Request, e *audit.Entry, r
 		r.AddCookie(&http.Cookie{Name: set.Name, Value: set.Value})
 		return true
 	case ResultRejected:
-		e.Block(a.stage, reason+"; answered with the challenge, answer rejected: "+why)
+		e.Block(a.stage, reason+"; answered with the challenge"+asJSON(r)+", answer rejected: "+why)
 	default:
-		e.Block(a.stage, reason+"; answered with the challenge")
+		e.Block(a.stage, reason+"; answered with the challenge"+asJSON(r))
 	}
 	for k, vs := range h {
 		w.Header()[k] = vs
 	}
-	a.c.ServePage(w, cl, e.ID, now, a.status)
+	a.c.ServePage(w, r, cl, e.ID, now, a.status)
 	return false
 }
 

@@ -2,7 +2,9 @@ package challenge
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -158,4 +160,76 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestServePageNegotiates: a client that asks for JSON (the decision block
+// pages follow, respond.WantsJSON) gets a JSON answer with the status, the
+// reason and the request id, and no nonce (it cannot run the script); any
+// other client gets the proof-of-work page.
+func TestServePageNegotiates(t *testing.T) {
+	c := testChallenger(t)
+	tests := []struct {
+		name, method, accept string
+		status               int
+		wantJSON, wantBody   bool
+	}{
+		{"browser", "GET", "text/html,application/xhtml+xml,*/*;q=0.8", 403, false, true},
+		{"no Accept (curl's default is */*)", "GET", "", 403, false, true},
+		{"any", "GET", "*/*", 429, false, true},
+		{"API client", "GET", "application/json", 403, true, true},
+		{"API client after a rate limit", "POST", "application/json", 429, true, true},
+		{"problem+json preferred", "GET", "application/problem+json, text/html;q=0.5", 403, true, true},
+		{"HTML preferred over JSON", "GET", "text/html, application/json;q=0.9", 403, false, true},
+		{"JSON refused", "GET", "application/json;q=0", 403, false, true},
+		{"HEAD from an API client", "HEAD", "application/json", 403, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, "http://shop.test/api/orders", nil)
+			if tt.accept != "" {
+				r.Header.Set("Accept", tt.accept)
+			}
+			w := httptest.NewRecorder()
+			c.ServePage(w, r, ClientOf(r, "203.0.113.9"), "req-42", time.Now(), tt.status)
+			body := w.Body.String()
+			if w.Code != tt.status || w.Header().Get("Cache-Control") != "no-store" {
+				t.Fatalf("status %d, headers %v", w.Code, w.Header())
+			}
+			if !tt.wantJSON {
+				if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/html") || !strings.Contains(body, `data-nonce="`) ||
+					!strings.Contains(body, "req-42") || w.Header().Get("Content-Security-Policy") == "" {
+					t.Errorf("want the page: %q\n%s", ct, body)
+				}
+				return
+			}
+			if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+				t.Errorf("content type %q", ct)
+			}
+			if !tt.wantBody {
+				if body != "" {
+					t.Errorf("HEAD got a body %q", body)
+				}
+				return
+			}
+			var got map[string]any
+			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, body)
+			}
+			want := map[string]any{"status": float64(tt.status), "error": http.StatusText(tt.status), "reason": ReasonChallengeRequired, "request_id": "req-42"}
+			for k, v := range want {
+				if got[k] != v {
+					t.Errorf("%s = %v, want %v", k, got[k], v)
+				}
+			}
+			if msg, _ := got["message"].(string); !strings.Contains(msg, "cannot pass it") {
+				t.Errorf("message %q does not say the client cannot pass", msg)
+			}
+			if len(got) != len(want)+1 || strings.Contains(body, "nonce") || strings.Contains(body, "/api/orders") {
+				t.Errorf("more than the status, reason, id and message: %s", body)
+			}
+			if w.Header().Get("Content-Length") != strconv.Itoa(len(body)) {
+				t.Errorf("Content-Length %q for %d bytes", w.Header().Get("Content-Length"), len(body))
+			}
+		})
+	}
 }

@@ -3,10 +3,14 @@ package challenge
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/portcullis-waf/portcullis/respond"
 )
 
 // solver is the page's script. It stays constant (the nonce and difficulty
@@ -111,16 +115,60 @@ Enable JavaScript and reload this page, or contact the site owner if you cannot.
 </body></html>
 `))
 
-// ServePage writes the challenge page for cl with status (403 on a
-// challenged route or after a deny list or GeoIP hit, 429 after a rate
-// limit): it is not the content asked for, and must not be cached or
-// indexed.
-func (c *Challenger) ServePage(w http.ResponseWriter, cl Client, requestID string, now time.Time, status int) {
+// ReasonChallengeRequired is the machine-readable reason of the JSON
+// answer: the request needs a pass the client can only get by running the
+// page's script in a browser.
+const ReasonChallengeRequired = "challenge_required"
+
+// jsonMessage tells an API client what it cannot do, without naming what
+// sent it here (no route, filter or rule).
+const jsonMessage = "This resource is protected by a browser check: a JavaScript proof of work that a web browser solves " +
+	"to obtain a pass cookie. A client that does not run JavaScript cannot pass it. Open the site in a browser, " +
+	"or contact the site's administrator and quote the request id."
+
+// jsonAnswer is the challenge's answer to a client that asked for JSON.
+// "status", "error" and "request_id" are the fields of every JSON refusal
+// (package respond); "reason" tells it apart from a block.
+type jsonAnswer struct {
+	Status    int    `json:"status"`
+	Error     string `json:"error"`
+	Reason    string `json:"reason"`
+	RequestID string `json:"request_id"`
+	Message   string `json:"message"`
+}
+
+// ServePage answers r, a request of cl, with the challenge and status (403
+// on a challenged route or after a deny list or GeoIP hit, 429 after a
+// rate limit): the proof-of-work page, or, for a client that asked for
+// JSON (respond.WantsJSON, the decision block pages follow), a JSON body
+// with the status, the reason ReasonChallengeRequired and the request id.
+// An API client cannot run the page's script, so it gets no nonce, only
+// the explanation. Either is not the content asked for, and must not be
+// cached or indexed.
+func (c *Challenger) ServePage(w http.ResponseWriter, r *http.Request, cl Client, requestID string, now time.Time, status int) {
 	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", csp)
 	h.Set("X-Content-Type-Options", "nosniff")
+	if respond.WantsJSON(r) {
+		text := http.StatusText(status)
+		if text == "" {
+			text = "Error"
+		}
+		body, err := json.Marshal(jsonAnswer{Status: status, Error: text, Reason: ReasonChallengeRequired, RequestID: requestID, Message: jsonMessage})
+		if err != nil { // strings and an int: cannot fail
+			panic(fmt.Errorf("challenge: encode the JSON answer: %w", err))
+		}
+		body = append(body, '\n')
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(status)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(body)
+		}
+		return
+	}
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", csp)
 	w.WriteHeader(status)
 	secure := "0"
 	if cl.Secure {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/portcullis-waf/portcullis/audit"
+	"github.com/portcullis-waf/portcullis/respond"
 )
 
 // NewStage returns the challenge stage of a route: a request with a valid
@@ -40,9 +41,19 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.next.ServeHTTP(w, r)
 		return
 	case ResultRejected:
-		e.Block(audit.StageChallenge, "proof-of-work answer rejected: "+why)
+		e.Block(audit.StageChallenge, "proof-of-work answer rejected: "+why+asJSON(r))
 	default:
-		e.Block(audit.StageChallenge, "proof-of-work challenge served")
+		e.Block(audit.StageChallenge, "proof-of-work challenge served"+asJSON(r))
 	}
-	s.c.ServePage(w, cl, e.ID, now, http.StatusForbidden)
+	s.c.ServePage(w, r, cl, e.ID, now, http.StatusForbidden)
+}
+
+// asJSON is the note a record gets when the challenge was answered as
+// JSON (an API client, which cannot solve it): the operator sees which
+// clients a challenged route turns away without the chance of a browser.
+func asJSON(r *http.Request) string {
+	if respond.WantsJSON(r) {
+		return " (as JSON)"
+	}
+	return ""
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -156,6 +157,119 @@ func TestChallengePlainClients(t *testing.T) {
 	}
 	if cookies[1] != "session=s1" {
 		t.Errorf("the application's cookie was not passed on: %q", cookies[1])
+	}
+}
+
+// challengeJSONConfig: a challenged route, and a rate limit answered with
+// the challenge (one request, then the challenge).
+const challengeJSONConfig = `
+challenge:
+  difficulty: 12
+upstreams:
+  - name: app
+    targets: ["UPSTREAM"]
+sites:
+  - hosts: ["*"]
+    routes:
+      - path: /api
+        upstream: app
+        rate_limits:
+          - name: api
+            rate: 0.001
+            burst: 1
+            action: challenge
+      - path: /
+        upstream: app
+        challenge: true
+`
+
+// TestChallengeJSONClients: a curl-like client that asks for JSON
+// (Accept: application/json) is answered with JSON by the challenge, on a
+// challenged route and after a rate limit answered with it: the status,
+// reason "challenge_required", the request id and an explanation, no
+// nonce and no rule details; the request is audited as before, with a note
+// that it was answered as JSON. Browsers and clients that accept anything
+// still get the page. The steps run in order (the rate limit counts).
+func TestChallengeJSONClients(t *testing.T) {
+	up := &cookieUpstream{}
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	tp := startProxy(t, challengeJSONConfig, srv.URL)
+	steps := []struct {
+		name, path, accept, cookie string
+		wantStatus                 int
+		wantJSON                   bool
+		wantStage, wantReason      string // "" for allowed
+	}{
+		{"API client on a challenged route", "/account", "application/json", "", 403, true, audit.StageChallenge, "proof-of-work challenge served (as JSON)"},
+		{"API client with a forged answer", "/account", "application/json", challenge.AnswerCookie + "=1.2.3:4", 403, true, audit.StageChallenge, "proof-of-work answer rejected: nonce not issued to this client (as JSON)"},
+		{"browser on a challenged route", "/account", "text/html,application/xhtml+xml,*/*;q=0.8", "", 403, false, audit.StageChallenge, "proof-of-work challenge served"},
+		{"curl's default Accept", "/account", "*/*", "", 403, false, audit.StageChallenge, "proof-of-work challenge served"},
+		{"API client within the rate limit", "/api/orders", "application/json", "", 200, false, "", ""},
+		{"API client over the rate limit", "/api/orders", "application/json", "", 429, true, audit.StageRateLimit, "rate limit api (0.001/s, burst 1) exceeded; answered with the challenge (as JSON)"},
+		{"browser over the rate limit", "/api/orders", "text/html", "", 429, false, audit.StageRateLimit, "exceeded; answered with the challenge"},
+	}
+	for i, s := range steps {
+		req, _ := http.NewRequest("GET", tp.URL+s.path, nil)
+		req.Host = "shop.test"
+		req.Header.Set("User-Agent", "curl/8.5.0")
+		req.Header.Set("Accept", s.accept)
+		if s.cookie != "" {
+			req.Header.Set("Cookie", s.cookie)
+		}
+		hitsBefore, _ := up.count()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		hits, _ := up.count()
+		if resp.StatusCode != s.wantStatus {
+			t.Fatalf("step %d (%s): status %d, want %d\n%s", i, s.name, resp.StatusCode, s.wantStatus, body)
+		}
+		if s.wantStage == "" {
+			if hits != hitsBefore+1 {
+				t.Errorf("step %d (%s): the upstream was not reached", i, s.name)
+			}
+			continue
+		}
+		if hits != hitsBefore {
+			t.Errorf("step %d (%s): the upstream was reached", i, s.name)
+		}
+		id := resp.Header.Get("X-Request-Id")
+		ct := resp.Header.Get("Content-Type")
+		if s.wantJSON {
+			var got struct {
+				Status    int    `json:"status"`
+				Reason    string `json:"reason"`
+				RequestID string `json:"request_id"`
+				Message   string `json:"message"`
+			}
+			if ct != "application/json" {
+				t.Errorf("step %d (%s): Content-Type %q", i, s.name, ct)
+			}
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatalf("step %d (%s): not JSON: %v\n%s", i, s.name, err, body)
+			}
+			if got.Status != s.wantStatus || got.Reason != challenge.ReasonChallengeRequired || got.RequestID != id || id == "" ||
+				!strings.Contains(got.Message, "JavaScript") {
+				t.Errorf("step %d (%s): %+v (request id %q)", i, s.name, got, id)
+			}
+			if strings.Contains(string(body), "rate limit") || strings.Contains(string(body), "data-nonce") {
+				t.Errorf("step %d (%s): details in the answer: %s", i, s.name, body)
+			}
+		} else if !strings.HasPrefix(ct, "text/html") || !nonceAttr.Match(body) {
+			t.Errorf("step %d (%s): want the page, got %q\n%s", i, s.name, ct, body)
+		}
+		if s.wantStatus == 429 && resp.Header.Get("Retry-After") == "" {
+			t.Errorf("step %d (%s): no Retry-After", i, s.name)
+		}
+		e := tp.entryFor(t, id)
+		if e.Stage != s.wantStage || e.Action != audit.ActionBlocked || e.Status != s.wantStatus || !strings.Contains(e.Reason, s.wantReason) ||
+			s.wantJSON != strings.Contains(e.Reason, "(as JSON)") {
+			t.Errorf("step %d (%s): record stage %q action %q status %d reason %q", i, s.name, e.Stage, e.Action, e.Status, e.Reason)
+		}
 	}
 }
 

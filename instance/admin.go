@@ -72,6 +72,9 @@ func (i *Instance) startAdmin() error {
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
+	// The reloads nobody asked the admin listener for go into its action
+	// log too, so the console lists every change of the configuration.
+	i.recordAction = func(a admin.Action) { srv.Record(a) }
 	var tlsConfig *tls.Config
 	if ac.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(ac.CertFile, ac.KeyFile)

@@ -125,6 +125,10 @@ type Instance struct {
 
 	reloadMu sync.Mutex
 	reloads  admin.ReloadHistory
+	// recordAction adds a reload triggered outside the admin listener
+	// (SIGHUP, the file watch) to the admin listener's action log; nil
+	// without an admin listener. Set before the reload triggers start.
+	recordAction func(admin.Action)
 
 	// The console's view (console.go), guarded by consoleMu: set by
 	// reloads, read by the console without waiting for one.

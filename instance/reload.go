@@ -112,6 +112,32 @@ func (i *Instance) Reloads() admin.ReloadHistory {
 	return h
 }
 
+// A reload trigger outside the admin listener: the name the reload
+// history and the server log give it, and who and how it is in the action
+// log.
+type trigger struct{ name, who, via string }
+
+var (
+	triggerSignal    = trigger{name: "SIGHUP", who: "signal", via: "SIGHUP"}
+	triggerFileWatch = trigger{name: "file change", who: "file-watch", via: "watch_config"}
+)
+
+// reloadTriggered reloads the file for t and records it in the action log
+// as the console's reloads are: ok with the time it took, or refused with
+// the count and the lines of the check's problems.
+func (i *Instance) reloadTriggered(t trigger) {
+	res, err := i.reloadOverriding(t.name, func() (*config.Config, error) { return config.Load(i.cfgPath) }, nil, i.noteFileLoaded)
+	if i.recordAction == nil {
+		return
+	}
+	out := consoleResult(res, err)
+	result := out.Message
+	if res.OK {
+		result = "reloaded in " + res.Duration
+	}
+	i.recordAction(admin.Action{User: t.who, Via: t.via, What: "reload", Target: i.cfgPath, OK: res.OK, Result: result, Problems: out.Problems})
+}
+
 // watchReloads starts the other reload triggers: SIGHUP and, with
 // server.watch_config, a change of the file's content. It is the last
 // step and stops first: no reload begins once shutdown has.
@@ -132,7 +158,7 @@ func (i *Instance) watchReloads() error {
 					case <-done:
 						return
 					case <-hup:
-						i.Reload("SIGHUP")
+						i.reloadTriggered(triggerSignal)
 					}
 				}
 			}()
@@ -161,6 +187,6 @@ func (i *Instance) watchConfig() func(context.Context) {
 			return
 		}
 		last = now
-		i.Reload("file change")
+		i.reloadTriggered(triggerFileWatch)
 	}
 }

@@ -103,7 +103,7 @@ func writeWith(w http.ResponseWriter, r *http.Request, status int, requestID str
 	if text == "" {
 		text = "Error"
 	}
-	asJSON := r != nil && wantsJSON(r.Header.Get("Accept"))
+	asJSON := WantsJSON(r)
 	if r != nil {
 		if body, ok := pagesFrom(r.Context()).render(asJSON, status, requestID); ok {
 			ct := "text/html; charset=utf-8"
@@ -151,6 +151,15 @@ func ErrorWithHeaders(w http.ResponseWriter, r *http.Request, status int, reques
 // page is sent with "Connection: close", so net/http closes it afterwards.
 func ErrorAndClose(w http.ResponseWriter, r *http.Request, status int, requestID string) {
 	write(w, r, status, requestID, true)
+}
+
+// WantsJSON reports whether r's client prefers a JSON answer to an HTML
+// page (its Accept header ranks a JSON type above HTML). It is the one
+// decision every refusal follows, the neutral page here and the
+// challenge's answer (package challenge), so that an API client gets JSON
+// from each. A nil request gets HTML.
+func WantsJSON(r *http.Request) bool {
+	return r != nil && wantsJSON(r.Header.Get("Accept"))
 }
 
 // wantsJSON reports whether the Accept header ranks a JSON type above HTML.

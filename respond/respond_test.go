@@ -49,3 +49,31 @@ func TestCondemnedStatusWins(t *testing.T) {
 		t.Errorf("code %d, want 400", w.Code)
 	}
 }
+
+// TestWantsJSON: the one decision between a JSON answer and an HTML page,
+// which package challenge follows too.
+func TestWantsJSON(t *testing.T) {
+	tests := []struct {
+		accept string // "-" no request at all
+		want   bool
+	}{
+		{"-", false},
+		{"", false},
+		{"*/*", false},
+		{"application/json", true},
+		{"application/vnd.api+json", true},
+		{"text/html;q=0.4, application/json;q=0.5", true},
+		{"text/html, application/json", false},
+		{"APPLICATION/JSON", true},
+	}
+	for _, tt := range tests {
+		var r *http.Request
+		if tt.accept != "-" {
+			r = httptest.NewRequest("GET", "/", nil)
+			r.Header.Set("Accept", tt.accept)
+		}
+		if got := WantsJSON(r); got != tt.want {
+			t.Errorf("Accept %q: %v, want %v", tt.accept, got, tt.want)
+		}
+	}
+}
