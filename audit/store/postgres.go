@@ -322,9 +322,9 @@ func (p *Postgres) ensurePartitions(ctx context.Context, tx pgx.Tx, days []int64
 }
 
 // queuePartitions queues on b the creation of the partitions of days that
-// may not have one and returns those days, for partitionsCreated once b
-// ran (as for ensurePartitions, a rollback afterwards is caught by
-// insertRows, which forgets the cache and tries again).
+// may not have one and returns those days, for partitionsCreated once the
+// transaction committed (the fast path's rollback on a redelivery takes
+// them away again).
 func (p *Postgres) queuePartitions(b *pgx.Batch, days []int64) []int64 {
 	p.partMu.Lock()
 	defer p.partMu.Unlock()

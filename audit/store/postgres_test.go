@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/audit/query"
 	"github.com/portcullis-waf/portcullis/internal/pgtest"
@@ -163,6 +165,63 @@ func TestPostgresInsertIsIdempotent(t *testing.T) {
 	}
 	if got := searchAll(t, p, query.Filter{}, 1000); len(got) != len(entries) {
 		t.Fatalf("%d records after a redelivery, want %d", len(got), len(entries))
+	}
+}
+
+// Batches that are partly stored already (a redelivery overlapping new
+// records, a record twice in one batch) fail the fast path's COPY and go
+// through the merge: only the new records are stored and counted, in
+// batch order, and the result is what a clean load of the same records
+// gives.
+func TestPostgresInsertOverlappingBatches(t *testing.T) {
+	entries := fixtures(600)
+	tests := []struct {
+		name    string
+		batches [][]*audit.Entry
+		want    []int // new records reported per batch
+	}{
+		{"clean", [][]*audit.Entry{entries[:300], entries[300:]}, []int{300, 300}},
+		{"overlap", [][]*audit.Entry{entries[:300], entries[200:]}, []int{300, 300}},
+		{"redelivered then new", [][]*audit.Entry{entries[:300], entries[:300], entries[300:]}, []int{300, 0, 300}},
+		{"duplicate inside a batch", [][]*audit.Entry{append(slices.Clone(entries[:300]), entries[10]), entries[300:]}, []int{300, 300}},
+	}
+	var want *Summary
+	var wantIDs []string
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := openPG(t, pgtest.Schema(t), pgtest.Addr, PostgresOptions{})
+			for i, b := range tc.batches {
+				n, err := p.Insert(context.Background(), b...)
+				if err != nil || n != tc.want[i] {
+					t.Fatalf("batch %d: inserted %d (%v), want %d", i, n, err, tc.want[i])
+				}
+			}
+			sum, err := p.Summary(context.Background(), query.Filter{}, SummaryOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := searchAll(t, p, query.Filter{}, 1000)
+			rows, err := p.pool.Query(context.Background(), "SELECT id FROM records ORDER BY seq")
+			if err != nil {
+				t.Fatal(err)
+			}
+			order, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, e := range entries {
+				if order[i] != e.ID {
+					t.Fatalf("insertion order: record %d is %s, want %s", i, order[i], e.ID)
+				}
+			}
+			if want == nil {
+				want, wantIDs = sum, ids
+				return
+			}
+			if !reflect.DeepEqual(sum, want) || !slices.Equal(ids, wantIDs) {
+				t.Fatalf("summary %s, %d records; a clean load gives %s, %d", sum.Composition(), len(ids), want.Composition(), len(wantIDs))
+			}
+		})
 	}
 }
 
