@@ -51,11 +51,12 @@ func (p *Postgres) Insert(ctx context.Context, entries ...*audit.Entry) (int, er
 	return p.insertRows(ctx, rows, instances)
 }
 
-// insertRows writes one batch: COPY into a temporary table, then one
-// INSERT ... ON CONFLICT DO NOTHING into records in batch order, and the
-// rollups of the rows that were new, all in one transaction under the
-// cluster-wide ingest lock. Delivering a batch twice (after a timeout
-// whose commit did happen) therefore changes nothing the second time.
+// insertRows writes one batch in one transaction under the cluster-wide
+// ingest lock: COPY straight into records (insertFast) or, when some of
+// the batch is stored already, COPY into a temporary table and INSERT ...
+// ON CONFLICT DO NOTHING (insertMerge); the rollups count only the rows
+// that were new. Delivering a batch twice (after a timeout whose commit
+// did happen) therefore changes nothing the second time.
 func (p *Postgres) insertRows(ctx context.Context, rows []row, instances []string) (int, error) {
 	if len(rows) == 0 {
 		return 0, nil
