@@ -51,11 +51,12 @@ func (p *Postgres) Insert(ctx context.Context, entries ...*audit.Entry) (int, er
 	return p.insertRows(ctx, rows, instances)
 }
 
-// insertRows writes one batch: COPY into a temporary table, then one
-// INSERT ... ON CONFLICT DO NOTHING into records in batch order, and the
-// rollups of the rows that were new, all in one transaction under the
-// cluster-wide ingest lock. Delivering a batch twice (after a timeout
-// whose commit did happen) therefore changes nothing the second time.
+// insertRows writes one batch in one transaction under the cluster-wide
+// ingest lock: COPY straight into records (insertFast) or, when some of
+// the batch is stored already, COPY into a temporary table and INSERT ...
+// ON CONFLICT DO NOTHING (insertMerge); the rollups count only the rows
+// that were new. Delivering a batch twice (after a timeout whose commit
+// did happen) therefore changes nothing the second time.
 func (p *Postgres) insertRows(ctx context.Context, rows []row, instances []string) (int, error) {
 	if len(rows) == 0 {
 		return 0, nil
@@ -84,14 +85,92 @@ func (p *Postgres) insertOnce(ctx context.Context, rows []row, instances []strin
 			days = append(days, d)
 		}
 	}
+	n, err := p.insertFast(ctx, rows, instances, days)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
+		// Some of the batch is there already: a redelivery from the spool
+		// (or a record twice in one batch). The fast path rolled back;
+		// merge row by row instead.
+		return p.insertMerge(ctx, rows, instances, days)
+	}
+	return n, err
+}
+
+// insertFast is the normal case, a batch none of whose records is stored
+// yet: the rollups of the whole batch, counted here, and COPY straight
+// into records, in one transaction. Any record already there makes the
+// COPY fail with a unique violation on the primary key, which rolls back
+// the rollups too, and the caller falls back to insertMerge; so a batch
+// delivered twice still changes nothing. Under the ingest lock the only
+// rows a COPY can collide with are committed ones.
+//
+// Against insertMerge it saves the temporary table and the INSERT ...
+// SELECT ... RETURNING that copied every row a second time, and a round
+// trip: the rollup upserts go with the lock, before the COPY.
+func (p *Postgres) insertFast(ctx context.Context, rows []row, instances []string, days []int64) (int, error) {
+	ru := newRollup()
+	for i := range rows {
+		ru.add(&rows[i], 1)
+	}
+	var created []int64
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		var b pgx.Batch
+		b.Queue("SELECT pg_advisory_xact_lock(hashtext($1))", p.opts.Schema+":ingest")
+		created = p.queuePartitions(&b, days)
+		queueRollup(&b, ru)
+		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+			return fmt.Errorf("take the ingest lock, create partitions, update the summary counts: %w", err)
+		}
+		// COPY keeps the source's order, so seq (the column default) is
+		// batch order, as INSERT ... ORDER BY ord gives in insertMerge.
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"records"}, batchColumns[1:], copySource(rows, instances, false)); err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	// Only now: a rollback (a redelivery's unique violation) takes the
+	// partitions it created with it.
+	p.partitionsCreated(created)
+	return len(rows), nil
+}
+
+// copySource feeds rows to COPY, each led by its position in the batch
+// when ord is set (the temporary table's first column).
+func copySource(rows []row, instances []string, ord bool) pgx.CopyFromSource {
+	return pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+		r := &rows[i]
+		ids := make([]int32, len(r.rules))
+		for j, rr := range r.rules {
+			ids[j] = int32(rr.id)
+		}
+		tags := r.tags
+		if tags == nil {
+			tags = []string{}
+		}
+		vals := []any{r.id, r.t, instances[i], r.ip, r.host, r.path, r.action, r.stage, int32(r.status), r.country, int32(r.n), ids, tags, r.json}
+		if ord {
+			vals = append([]any{int32(i)}, vals...)
+		}
+		return vals, nil
+	})
+}
+
+// insertMerge writes a batch some of whose records may be stored already:
+// COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING
+// into records in batch order, and the rollups of the rows that were new.
+func (p *Postgres) insertMerge(ctx context.Context, rows []row, instances []string, days []int64) (int, error) {
 	inserted := 0
+	var created []int64
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		// One round trip for what precedes the COPY: on a busy machine
 		// each round trip waits for both processes to be scheduled, and
 		// that wait, not the work, was most of a small batch's time.
 		var b pgx.Batch
 		b.Queue("SELECT pg_advisory_xact_lock(hashtext($1))", p.opts.Schema+":ingest")
-		created := p.queuePartitions(&b, days)
+		created = p.queuePartitions(&b, days)
 		b.Queue(`CREATE TEMP TABLE IF NOT EXISTS portcullis_batch (
 			ord integer, id text, t bigint, instance text, ip bytea, host text, path text, action text,
 			stage text, status integer, country text, n integer, rules integer[], tags text[], json bytea
@@ -99,20 +178,7 @@ func (p *Postgres) insertOnce(ctx context.Context, rows []row, instances []strin
 		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
 			return fmt.Errorf("take the ingest lock, create partitions and the batch table: %w", err)
 		}
-		p.partitionsCreated(created)
-		src := pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-			r := &rows[i]
-			ids := make([]int32, len(r.rules))
-			for j, rr := range r.rules {
-				ids[j] = int32(rr.id)
-			}
-			tags := r.tags
-			if tags == nil {
-				tags = []string{}
-			}
-			return []any{int32(i), r.id, r.t, instances[i], r.ip, r.host, r.path, r.action, r.stage, int32(r.status), r.country, int32(r.n), ids, tags, r.json}, nil
-		})
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"portcullis_batch"}, batchColumns, src); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"portcullis_batch"}, batchColumns, copySource(rows, instances, true)); err != nil {
 			return fmt.Errorf("copy: %w", err)
 		}
 		res, err := tx.Query(ctx, `INSERT INTO records (id, t, instance, ip, host, path, action, stage, status, country, n, rules, tags, json)
@@ -145,15 +211,26 @@ func (p *Postgres) insertOnce(ctx context.Context, rows []row, instances []strin
 				inserted++
 			}
 		}
-		return p.applyRollup(ctx, tx, ru)
+		var b2 pgx.Batch
+		queueRollup(&b2, ru)
+		if b2.Len() == 0 {
+			return nil
+		}
+		if err := tx.SendBatch(ctx, &b2).Close(); err != nil {
+			return fmt.Errorf("update the summary counts: %w", err)
+		}
+		return nil
 	})
-	return inserted, err
+	if err != nil {
+		return 0, err
+	}
+	p.partitionsCreated(created)
+	return inserted, nil
 }
 
-// applyRollup adds the batch's counts with one statement per table, sent
-// together in one round trip.
-func (p *Postgres) applyRollup(ctx context.Context, tx pgx.Tx, ru *rollup) error {
-	var b pgx.Batch
+// queueRollup queues on b the statements that add the batch's counts, one
+// per table.
+func queueRollup(b *pgx.Batch, ru *rollup) {
 	if len(ru.counts) > 0 {
 		var mins, ns []int64
 		var acts []string
@@ -187,11 +264,4 @@ func (p *Postgres) applyRollup(ctx context.Context, tx pgx.Tx, ru *rollup) error
 			SELECT * FROM unnest($1::integer[], $2::text[])
 			ON CONFLICT (id) DO UPDATE SET message = excluded.message WHERE rule_messages.message <> excluded.message`, ids, msgs)
 	}
-	if b.Len() == 0 {
-		return nil
-	}
-	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
-		return fmt.Errorf("update the summary counts: %w", err)
-	}
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,12 @@ func pgWhere(f query.Filter, start int) (string, []any) {
 	cond = strings.ReplaceAll(cond, "+r.ip", "r.ip")
 	if cond == "1" {
 		cond = "TRUE"
+	}
+	if len(f.Actions) > 0 && !slices.Contains(f.Actions, audit.ActionAllowed) {
+		// Implied by the action list, but only a literal lets the planner
+		// prove the partial action index's predicate (action <> 'allowed')
+		// for a generic plan, whose parameters it does not see.
+		cond += " AND r.action <> 'allowed'"
 	}
 	ints := func(v []int) []int32 {
 		out := make([]int32, len(v))
@@ -350,38 +357,59 @@ func pgActionCond(f query.Filter, start int) (string, []any) {
 	return cond, args
 }
 
-// pgRawInto aggregates the records matching f in the server: counts per
-// series bucket and action, then the top-list dimensions and rules.
+// pgRawInto aggregates the records matching f in the server, in one scan
+// of them: counts per series bucket and action, the top-list dimensions
+// and the rules, as the grouping sets of one aggregate. Each record is
+// joined to its rules (or to one NULL rule when it has none), numbered:
+// the record's own counts take its first row only, the rules' counts every
+// row with a rule. Three statements, one per kind of count, read the same
+// records three times: over 10 M records the last hour's summary (50,000
+// records, from the operating system's cache) spent about 100 ms in each
+// scan.
 func pgRawInto(ctx context.Context, tx pgx.Tx, a *aggregator, f query.Filter, width time.Duration) error {
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
 		return nil
 	}
 	cond, args := pgWhere(f, 2)
-	w := int64(width)
-	rows, err := tx.Query(ctx, `SELECT r.t - ((r.t % $1) + $1) % $1, r.action, SUM(r.n) FROM records r WHERE `+cond+` GROUP BY 1, 2`,
-		append([]any{w}, args...)...)
+	rows, err := tx.Query(ctx, `SELECT GROUPING(k.bucket, r.action, r.ip, r.host, r.path, r.country, x.rule),
+			k.bucket, r.action, r.ip, r.host, r.path, r.country, x.rule,
+			SUM(r.n) FILTER (WHERE x.i = 1), SUM(r.n) FILTER (WHERE x.rule IS NOT NULL)
+		FROM records r
+		CROSS JOIN LATERAL (SELECT r.t - ((r.t % $1) + $1) % $1) AS k(bucket)
+		CROSS JOIN LATERAL unnest(CASE WHEN cardinality(r.rules) = 0 THEN '{NULL}'::integer[] ELSE r.rules END)
+			WITH ORDINALITY AS x(rule, i)
+		WHERE `+cond+`
+		GROUP BY GROUPING SETS ((k.bucket, r.action), (r.ip), (r.host), (r.path), (r.country), (x.rule))`,
+		append([]any{int64(width)}, args...)...)
 	if err != nil {
 		return fmt.Errorf("count records: %w", err)
 	}
-	var t, n int64
-	var action string
-	if _, err := pgx.ForEachRow(rows, []any{&t, &action, &n}, func() error { a.count(t, action, int(n)); return nil }); err != nil {
-		return fmt.Errorf("count records: %w", err)
+	// GROUPING's bits, first argument highest, are set for the columns a
+	// row is not grouped by.
+	const all = 0b1111111
+	only := func(cols ...int) int {
+		g := all
+		for _, c := range cols {
+			g &^= 1 << (6 - c)
+		}
+		return g
 	}
-	cond1, args1 := pgWhere(f, 1)
-	rows, err = tx.Query(ctx, `SELECT GROUPING(r.ip, r.host, r.path, r.country), r.ip, r.host, r.path, r.country, SUM(r.n)
-		FROM records r WHERE `+cond1+` GROUP BY GROUPING SETS ((r.ip), (r.host), (r.path), (r.country))`, args1...)
-	if err != nil {
-		return fmt.Errorf("count top values: %w", err)
-	}
-	var g int
-	var ip []byte
-	var host, path, country *string
+	gCount, gClient, gHost, gPath, gCountry, gRule := only(0, 1), only(2), only(3), only(4), only(5), only(6)
+	var (
+		g                   int
+		bucket              *int64
+		action              *string
+		ip                  []byte
+		host, path, country *string
+		rule                *int32
+		n, nRules           *int64
+	)
 	clients := map[string]string{}
-	_, err = pgx.ForEachRow(rows, []any{&g, &ip, &host, &path, &country, &n}, func() error {
-		// GROUPING's bits, first argument highest: 0b0111 is the ip set.
+	_, err = pgx.ForEachRow(rows, []any{&g, &bucket, &action, &ip, &host, &path, &country, &rule, &n, &nRules}, func() error {
 		switch g {
-		case 0b0111:
+		case gCount:
+			a.count(*bucket, *action, int(*n))
+		case gClient:
 			c, ok := clients[string(ip)]
 			if !ok {
 				if addr, valid := ipFromKey(ip); valid {
@@ -389,27 +417,22 @@ func pgRawInto(ctx context.Context, tx pgx.Tx, a *aggregator, f query.Filter, wi
 				}
 				clients[string(ip)] = c
 			}
-			a.dim(dimClient, c, int(n))
-		case 0b1011:
-			a.dim(dimHost, *host, int(n))
-		case 0b1101:
-			a.dim(dimPath, *path, int(n))
-		case 0b1110:
-			a.dim(dimCountry, *country, int(n))
+			a.dim(dimClient, c, int(*n))
+		case gHost:
+			a.dim(dimHost, *host, int(*n))
+		case gPath:
+			a.dim(dimPath, *path, int(*n))
+		case gCountry:
+			a.dim(dimCountry, *country, int(*n))
+		case gRule:
+			if rule != nil && nRules != nil {
+				a.rules[int(*rule)] += int(*nRules)
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("count top values: %w", err)
-	}
-	rows, err = tx.Query(ctx, `SELECT x.rule, SUM(r.n) FROM records r CROSS JOIN LATERAL unnest(r.rules) AS x(rule)
-		WHERE `+cond1+` GROUP BY x.rule`, args1...)
-	if err != nil {
-		return fmt.Errorf("count rules: %w", err)
-	}
-	var id int
-	if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error { a.rules[id] += int(n); return nil }); err != nil {
-		return fmt.Errorf("count rules: %w", err)
+		return fmt.Errorf("count records: %w", err)
 	}
 	return nil
 }

@@ -8,9 +8,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/audit/query"
@@ -166,6 +169,63 @@ func TestPostgresInsertIsIdempotent(t *testing.T) {
 	}
 }
 
+// Batches that are partly stored already (a redelivery overlapping new
+// records, a record twice in one batch) fail the fast path's COPY and go
+// through the merge: only the new records are stored and counted, in
+// batch order, and the result is what a clean load of the same records
+// gives.
+func TestPostgresInsertOverlappingBatches(t *testing.T) {
+	entries := fixtures(600)
+	tests := []struct {
+		name    string
+		batches [][]*audit.Entry
+		want    []int // new records reported per batch
+	}{
+		{"clean", [][]*audit.Entry{entries[:300], entries[300:]}, []int{300, 300}},
+		{"overlap", [][]*audit.Entry{entries[:300], entries[200:]}, []int{300, 300}},
+		{"redelivered then new", [][]*audit.Entry{entries[:300], entries[:300], entries[300:]}, []int{300, 0, 300}},
+		{"duplicate inside a batch", [][]*audit.Entry{append(slices.Clone(entries[:300]), entries[10]), entries[300:]}, []int{300, 300}},
+	}
+	var want *Summary
+	var wantIDs []string
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := openPG(t, pgtest.Schema(t), pgtest.Addr, PostgresOptions{})
+			for i, b := range tc.batches {
+				n, err := p.Insert(context.Background(), b...)
+				if err != nil || n != tc.want[i] {
+					t.Fatalf("batch %d: inserted %d (%v), want %d", i, n, err, tc.want[i])
+				}
+			}
+			sum, err := p.Summary(context.Background(), query.Filter{}, SummaryOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := searchAll(t, p, query.Filter{}, 1000)
+			rows, err := p.pool.Query(context.Background(), "SELECT id FROM records ORDER BY seq")
+			if err != nil {
+				t.Fatal(err)
+			}
+			order, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, e := range entries {
+				if order[i] != e.ID {
+					t.Fatalf("insertion order: record %d is %s, want %s", i, order[i], e.ID)
+				}
+			}
+			if want == nil {
+				want, wantIDs = sum, ids
+				return
+			}
+			if !reflect.DeepEqual(sum, want) || !slices.Equal(ids, wantIDs) {
+				t.Fatalf("summary %s, %d records; a clean load gives %s, %d", sum.Composition(), len(ids), want.Composition(), len(wantIDs))
+			}
+		})
+	}
+}
+
 // Instances starting together migrate the schema once, under the lock.
 func TestPostgresMigratesOnce(t *testing.T) {
 	schema := pgtest.Schema(t)
@@ -203,6 +263,105 @@ func TestPostgresMigratesOnce(t *testing.T) {
 	r := openPG(t, pgtest.Schema(t), pgtest.Addr, PostgresOptions{ReadOnly: true})
 	if _, err := r.Search(context.Background(), query.Filter{}, Page{}); err == nil {
 		t.Fatal("read-only store on an empty schema: no error")
+	}
+}
+
+// Version 3 (partial action index) migrates a version 2 schema holding
+// records: afterwards the index is partial and every search and summary
+// answers as on a schema created at version 3.
+func TestPostgresMigrationFromVersion2(t *testing.T) {
+	ctx := context.Background()
+	entries := fixtures(800)
+	old := openPG(t, pgtest.Schema(t), pgtest.Addr, PostgresOptions{})
+	if err := old.migrateTo(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	old.migrated.Store(true) // write at version 2, as a version 2 binary did
+	insertPG(t, old, entries)
+	old.migrated.Store(false)
+	if err := old.EnsureSchema(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var version int
+	if err := old.pool.QueryRow(ctx, "SELECT MAX(version) FROM schema_migrations").Scan(&version); err != nil || version != pgSchemaVersion {
+		t.Fatalf("version %d (%v) after migrating, want %d", version, err, pgSchemaVersion)
+	}
+	var def string
+	if err := old.pool.QueryRow(ctx, "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'records_action'").Scan(&def); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(def, "WHERE (action <> 'allowed'::text)") {
+		t.Fatalf("records_action after migrating: %s", def)
+	}
+	fresh := openPG(t, pgtest.Schema(t), pgtest.Addr, PostgresOptions{})
+	insertPG(t, fresh, entries)
+	for _, f := range []query.Filter{{}, {Actions: []string{audit.ActionBlocked}}, {Actions: []string{audit.ActionAllowed}}, {NotActions: []string{audit.ActionAllowed}}} {
+		if got, want := searchAll(t, old, f, 300), searchAll(t, fresh, f, 300); !slices.Equal(got, want) {
+			t.Errorf("%+v: %d records after migrating, %d on a fresh schema", f, len(got), len(want))
+		}
+		got, err := old.Summary(ctx, f, SummaryOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := fresh.Summary(ctx, f, SummaryOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%+v: summary %s after migrating, %s on a fresh schema", f, got.Composition(), want.Composition())
+		}
+	}
+}
+
+// The partial action index serves the filters that exclude "allowed" even
+// in a generic plan (the plan a prepared statement settles on, which does
+// not see its parameters): pgWhere's literal makes its predicate provable.
+func TestPostgresActionFilterUsesPartialIndex(t *testing.T) {
+	ctx := context.Background()
+	p := openPG(t, pgtest.Schema(t), pgtest.Addr, PostgresOptions{})
+	insertPG(t, p, fixtures(300))
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	tests := []struct {
+		actions []string
+		partial bool
+	}{
+		{[]string{audit.ActionBlocked}, true},
+		{[]string{audit.ActionBlocked, audit.ActionDetected}, true},
+		{[]string{audit.ActionAllowed}, false},
+	}
+	// Other access paths made expensive, so that the plan shows whether
+	// the partial index is usable at all, whatever the table's size.
+	for _, set := range []string{"SET enable_seqscan = off", "SET enable_bitmapscan = off", "SET plan_cache_mode = force_generic_plan"} {
+		if _, err := conn.Exec(ctx, set); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, tc := range tests {
+		cond, args := pgWhere(query.Filter{Actions: tc.actions}, 1)
+		name := fmt.Sprintf("action_plan_%d", i)
+		if _, err := conn.Exec(ctx, "PREPARE "+name+" AS SELECT r.seq FROM records r WHERE "+cond); err != nil {
+			t.Fatal(err)
+		}
+		var lits []string
+		for _, a := range args {
+			lits = append(lits, "'"+a.(string)+"'")
+		}
+		rows, err := conn.Query(ctx, "EXPLAIN EXECUTE "+name+"("+strings.Join(lits, ", ")+")")
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(plan, "\n")
+		if got := strings.Contains(text, "action_t_idx"); got != tc.partial {
+			t.Errorf("actions %v: partial action index used %v, want %v; plan:\n%s", tc.actions, got, tc.partial, text)
+		}
 	}
 }
 

@@ -1,7 +1,8 @@
 // Command pgstore measures the shared PostgreSQL audit store (issue 16):
 // ingest from one instance (records/s through the same Insert the audit
-// sink uses: COPY of a batch, ON CONFLICT DO NOTHING, rollups, one
-// transaction), and the latency of the dashboard's default views (the
+// sink uses: the batch's rollups and a COPY straight into records, one
+// transaction; a redelivered batch falls back to ON CONFLICT DO NOTHING),
+// and the latency of the dashboard's default views (the
 // overview's summary of the last 24 hours and 7 days, the events page's
 // newest records, unfiltered and filtered) over everything loaded.
 //
