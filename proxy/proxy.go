@@ -48,6 +48,8 @@ type Route struct {
 	cfg  config.RouteProxyConfig
 	opts attemptOptions
 	rp   *httputil.ReverseProxy
+	// direct: the route's requests may skip ReverseProxy (direct.go).
+	direct bool
 }
 
 var _ http.Handler = (*Route)(nil)
@@ -55,6 +57,7 @@ var _ http.Handler = (*Route)(nil)
 // NewRoute returns the proxy stage of a route that forwards to pool.
 func NewRoute(pool *Pool, cfg config.RouteProxyConfig) *Route {
 	rt := &Route{pool: pool, cfg: cfg, opts: attemptOptions{headerWait: cfg.ResponseHeaderTimeout, wsIdle: cfg.WebSocketIdleTimeout}}
+	rt.direct = directRoute(pool, &rt.cfg)
 	rt.rp = &httputil.ReverseProxy{
 		Rewrite:        rt.rewrite,
 		Transport:      routeTransport{rt},
@@ -104,7 +107,11 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 	}
 	start := time.Now()
-	rt.rp.ServeHTTP(w, r)
+	if rt.takesDirect(r) {
+		rt.serveDirect(w, r)
+	} else {
+		rt.rp.ServeHTTP(w, r)
+	}
 	entry.Durations.Upstream = time.Since(start).Microseconds()
 }
 
