@@ -76,7 +76,7 @@ func TestUninspectedAllocs(t *testing.T) {
 	for _, tc := range []struct {
 		name, req string
 		max       float64 // allocations per request
-	}{{"get", get, 64}, {"post", post, 60}, {"attack", attack, 64}} {
+	}{{"get", get, 60}, {"post", post, 54}, {"attack", attack, 60}} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := net.Dial("tcp", strings.TrimPrefix(tp.URL, "http://"))
 			if err != nil {

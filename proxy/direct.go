@@ -100,8 +100,9 @@ func (rt *Route) takesDirect(r *http.Request) bool {
 // directRun is one request on the direct path, allocated once.
 type directRun struct {
 	w     http.ResponseWriter
-	query string  // the request's query, unparsable parameters removed
-	url   url.URL // of the current attempt
+	query string    // the request's query, unparsable parameters removed
+	url   url.URL   // of the current attempt
+	vals  [5]string // values of the headers the proxy sets
 }
 
 // serveDirect forwards r on the direct path; it answers as ReverseProxy
@@ -202,8 +203,9 @@ func copyDirect(w http.ResponseWriter, src io.Reader, flush bool) error {
 		rc = http.NewResponseController(w)
 		_ = rc.Flush()
 	}
-	buf := bufferPool{}.Get()
-	defer bufferPool{}.Put(buf)
+	bp := buffers.Get().(*[]byte) // the pool's own pointer back: Put(&b) would allocate one
+	defer buffers.Put(bp)
+	buf := *bp
 	for {
 		nr, rerr := src.Read(buf)
 		if rerr != nil && rerr != io.EOF && rerr != context.Canceled {
@@ -316,39 +318,73 @@ type headerKV struct {
 	vv []string
 }
 
-// validateDirect checks what the direct path will send as the fast path
-// checks the forwarded request's header map: names and values that
-// Request.Write would put on the wire unchecked.
-func validateDirect(r *http.Request) error {
+// directHeaders collects the headers of the forwarded request other than
+// Host, User-Agent and Content-Length into kvs, sorted by name, checking
+// names and values as the fast path checks the forwarded request's header
+// map (Request.Write would put them on the wire unchecked): the client's
+// headers ReverseProxy and rewrite keep, and the X-Forwarded-* set.
+func (d *directRun) directHeaders(r *http.Request, kvs []headerKV) ([]headerKV, error) {
 	for k, vv := range r.Header {
 		if directSkip[k] && k != "Host" && k != "User-Agent" && k != "Content-Length" { // those three stay in ReverseProxy's copy
 			continue
 		}
 		if !httpguts.ValidHeaderFieldName(k) {
-			return errors.New("net/http: invalid header field name " + quote(k))
+			return nil, errors.New("net/http: invalid header field name " + quote(k))
 		}
 		for _, v := range vv {
 			if !httpguts.ValidHeaderFieldValue(v) {
-				return errors.New("net/http: invalid header field value for " + quote(k))
+				return nil, errors.New("net/http: invalid header field value for " + quote(k))
 			}
 		}
+		if !directSkip[k] {
+			kvs = append(kvs, headerKV{k, vv})
+		}
 	}
-	if !httpguts.ValidHeaderFieldValue(r.Host) { // X-Forwarded-Host
-		return errors.New("net/http: invalid header field value for " + quote("X-Forwarded-Host"))
+	if !httpguts.ValidHeaderFieldValue(r.Host) {
+		return nil, errors.New("net/http: invalid header field value for " + quote("X-Forwarded-Host"))
 	}
-	return nil
+	entry := audit.FromContext(r.Context())
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	d.vals = [...]string{entry.ClientIP, r.Host, proto, entry.ID, "trailers"}
+	v := d.vals[:]
+	kvs = append(kvs,
+		headerKV{"X-Forwarded-For", v[0:1:1]}, headerKV{"X-Real-Ip", v[0:1:1]},
+		headerKV{"X-Forwarded-Host", v[1:2:2]}, headerKV{"X-Forwarded-Proto", v[2:3:3]},
+		headerKV{respond.RequestIDHeader, v[3:4:4]})
+	if httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers") {
+		// ReverseProxy tells the upstream that trailers pass.
+		kvs = append(kvs, headerKV{"Te", v[4:5:5]})
+	}
+	// Insertion sort: a few dozen names, and no closure or interface.
+	for i := 1; i < len(kvs); i++ {
+		for j := i; j > 0 && kvs[j].k < kvs[j-1].k; j-- {
+			kvs[j], kvs[j-1] = kvs[j-1], kvs[j]
+		}
+	}
+	return kvs, nil
 }
 
 // writeHead writes the head of the forwarded request, byte for byte what
 // ReverseProxy with the route's rewrite and Request.Write would: request
-// line, Host, User-Agent, Content-Length, then the other headers sorted by
-// name.
-func (d *directRun) writeHead(bw *bufio.Writer, r *http.Request, bodyLen int) error {
-	ruri := d.url.RequestURI()
-	for i := 0; i < len(ruri); i++ {
-		if c := ruri[i]; c < ' ' || c == 0x7f {
-			return errors.New("net/http: can't write control character in Request.URL")
+// line, Host, User-Agent, Content-Length, then kvs (directHeaders).
+func (d *directRun) writeHead(bw *bufio.Writer, r *http.Request, kvs []headerKV, bodyLen int) error {
+	// URL.RequestURI in pieces, without the string it would build.
+	path, query := d.url.Opaque, ""
+	if path == "" {
+		if path = d.url.EscapedPath(); path == "" {
+			path = "/"
 		}
+	} else if strings.HasPrefix(path, "//") {
+		path = d.url.Scheme + ":" + path // as RequestURI
+	}
+	if d.url.ForceQuery || d.url.RawQuery != "" {
+		query = d.url.RawQuery
+	}
+	if hasCTL(path) || hasCTL(query) {
+		return errors.New("net/http: can't write control character in Request.URL")
 	}
 	host := r.Host
 	if host == "" {
@@ -364,7 +400,11 @@ func (d *directRun) writeHead(bw *bufio.Writer, r *http.Request, bodyLen int) er
 	}
 	bw.WriteString(method)
 	bw.WriteByte(' ')
-	bw.WriteString(ruri)
+	bw.WriteString(path)
+	if d.url.ForceQuery || d.url.RawQuery != "" {
+		bw.WriteByte('?')
+		bw.WriteString(query)
+	}
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
@@ -377,38 +417,10 @@ func (d *directRun) writeHead(bw *bufio.Writer, r *http.Request, bodyLen int) er
 	}
 	if bodyLen > 0 || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
 		bw.WriteString("Content-Length: ")
-		var n [20]byte
-		bw.Write(strconv.AppendInt(n[:0], int64(bodyLen), 10))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(bodyLen), 10))
 		bw.WriteString("\r\n")
 	}
 
-	var arr [40]headerKV
-	kvs := arr[:0]
-	for k, vv := range r.Header {
-		if !directSkip[k] {
-			kvs = append(kvs, headerKV{k, vv})
-		}
-	}
-	entry := audit.FromContext(r.Context())
-	proto := "http"
-	if r.TLS != nil {
-		proto = "https"
-	}
-	vals := [...]string{entry.ClientIP, r.Host, proto, entry.ID, "trailers"}
-	kvs = append(kvs,
-		headerKV{"X-Forwarded-For", vals[0:1:1]}, headerKV{"X-Real-Ip", vals[0:1:1]},
-		headerKV{"X-Forwarded-Host", vals[1:2:2]}, headerKV{"X-Forwarded-Proto", vals[2:3:3]},
-		headerKV{respond.RequestIDHeader, vals[3:4:4]})
-	if httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers") {
-		// ReverseProxy tells the upstream that trailers pass.
-		kvs = append(kvs, headerKV{"Te", vals[4:5:5]})
-	}
-	// Insertion sort: a few dozen names, and no closure or interface.
-	for i := 1; i < len(kvs); i++ {
-		for j := i; j > 0 && kvs[j].k < kvs[j-1].k; j-- {
-			kvs[j], kvs[j-1] = kvs[j-1], kvs[j]
-		}
-	}
 	for _, kv := range kvs {
 		for _, v := range kv.vv {
 			bw.WriteString(kv.k)
@@ -419,6 +431,17 @@ func (d *directRun) writeHead(bw *bufio.Writer, r *http.Request, bodyLen int) er
 	}
 	_, err := bw.WriteString("\r\n")
 	return err
+}
+
+// hasCTL reports whether s has an ASCII control character (Request.Write
+// refuses them in the request target).
+func hasCTL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // removeZone is Request.Write's: an IPv6 zone never leaves in a Host.
@@ -468,7 +491,9 @@ func ishex(c byte) bool {
 // request, written by d; src is its body (nil for none), wait the response
 // header timeout.
 func (f *fastPath) roundTripDirect(r *http.Request, d *directRun, src io.Reader, wait time.Duration) (resp *http.Response, sent bool, err error) {
-	if err := validateDirect(r); err != nil {
+	var arr [40]headerKV // on the stack
+	kvs, err := d.directHeaders(r, arr[:0])
+	if err != nil {
 		return nil, false, err
 	}
 	ctx := r.Context()
@@ -487,7 +512,7 @@ func (f *fastPath) roundTripDirect(r *http.Request, d *directRun, src io.Reader,
 			}
 			*buf = body
 		}
-		resp, sent, received, timedOut, err := f.exchangeDirect(fc, r, d, body, wait)
+		resp, sent, received, timedOut, err := f.exchangeDirect(fc, r, d, kvs, body, wait)
 		if err == nil {
 			return resp, true, nil
 		}
@@ -508,11 +533,11 @@ func (f *fastPath) roundTripDirect(r *http.Request, d *directRun, src io.Reader,
 // exchangeDirect writes r's head and body on fc and reads the response
 // head, within wait once the request is written. timedOut reports that
 // wait passed.
-func (f *fastPath) exchangeDirect(fc *fastConn, r *http.Request, d *directRun, body []byte, wait time.Duration) (resp *http.Response, sent, received, timedOut bool, err error) {
+func (f *fastPath) exchangeDirect(fc *fastConn, r *http.Request, d *directRun, kvs []headerKV, body []byte, wait time.Duration) (resp *http.Response, sent, received, timedOut bool, err error) {
 	ctx := r.Context()
 	stop := context.AfterFunc(ctx, fc.abort)
 	fc.lr.read = 0
-	if err = d.writeHead(fc.bw, r, len(body)); err == nil && len(body) > 0 {
+	if err = d.writeHead(fc.bw, r, kvs, len(body)); err == nil && len(body) > 0 {
 		_, err = fc.bw.Write(body)
 	}
 	if err != nil {

@@ -117,6 +117,7 @@ func TestDirectHeadMatchesReverseProxy(t *testing.T) {
 		{"empty User-Agent", "GET /a HTTP/1.1\r\nHost: a.example\r\nUser-Agent:\r\n\r\n", plain, true},
 		{"two User-Agents, repeated header", "GET /a HTTP/1.1\r\nHost: a.example\r\nUser-Agent: one\r\nUser-Agent: two\r\nX-Custom: a\r\nX-Custom: b\r\n\r\n", plain, true},
 		{"unparsable query", "GET /a?x=1;y=2&z=%zz&w=3 HTTP/1.1\r\nHost: a.example\r\n\r\n", plain, true},
+		{"empty query", "GET /a? HTTP/1.1\r\nHost: a.example\r\n\r\n", plain, true},
 		{"encoded slash", "GET /a%2Fb/c?q=%41 HTTP/1.1\r\nHost: a.example\r\n\r\n", plain, true},
 		{"form POST", "POST /contact HTTP/1.1\r\nHost: a.example\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 11\r\n\r\nname=Ada+L.", plain, true},
 		{"empty POST", "POST /x HTTP/1.1\r\nHost: a.example\r\nContent-Length: 0\r\n\r\n", plain, true},

@@ -362,12 +362,14 @@ func (f *fastPath) get(ctx context.Context) (fc *fastConn, reused bool, err erro
 	if err != nil {
 		return nil, false, err
 	}
-	fc = &fastConn{nc: nc}
-	fc.abort = func() { _ = fc.nc.SetDeadline(aLongTimeAgo) }
-	fc.lr = headLimitReader{c: nc, left: -1}
-	fc.br = bufio.NewReaderSize(&fc.lr, 4<<10)
-	fc.bw = bufio.NewWriterSize(nc, fastBodyMax>>1)
-	return fc, false, nil
+	// A variable of its own: the closure would move the named result to
+	// the heap on every call, reused connection or not.
+	c := &fastConn{nc: nc}
+	c.abort = func() { _ = c.nc.SetDeadline(aLongTimeAgo) }
+	c.lr = headLimitReader{c: nc, left: -1}
+	c.br = bufio.NewReaderSize(&c.lr, 4<<10)
+	c.bw = bufio.NewWriterSize(nc, fastBodyMax>>1)
+	return c, false, nil
 }
 
 // staleCheckAfter: a connection idle for longer is checked for a close by
