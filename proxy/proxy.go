@@ -17,7 +17,9 @@
 // Expect, a body of known length up to 16 KiB) are written and answered on
 // the handler's own goroutine over each target's keep-alive pool (fast.go);
 // everything else, TLS and h2c targets included, goes through
-// http.Transport.
+// http.Transport. Most of those requests also skip httputil.ReverseProxy:
+// their head is written straight from the client's request (direct.go),
+// byte for byte what ReverseProxy would send.
 //
 // Every forwarded request gets X-Forwarded-For/-Proto/-Host from what
 // Portcullis itself saw (incoming values are dropped: they are not trusted);
