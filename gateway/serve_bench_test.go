@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -39,6 +40,76 @@ waf:
 `, true)
 }
 
+// workloadRequests are bench/run.sh's three requests, raw: the benign GET
+// with Firefox's headers, the 4 KB form POST and the SQL injection GET.
+func workloadRequests() (get, post, attack string) {
+	const browser = "Host: shop.example\r\n" +
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0\r\n" +
+		"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n" +
+		"Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n" +
+		"Connection: keep-alive\r\nUpgrade-Insecure-Requests: 1\r\nSec-Fetch-Dest: document\r\n" +
+		"Sec-Fetch-Mode: navigate\r\nSec-Fetch-Site: none\r\nSec-Fetch-User: ?1\r\nPriority: u=0, i\r\n\r\n"
+	get = "GET /products?category=shoes&page=2&sort=price HTTP/1.1\r\n" + browser
+	attack = "GET /?id=1%27%20OR%20%271%27%3D%271 HTTP/1.1\r\n" + browser
+	form := "name=" + strings.Repeat("Ada+Lovelace+wrote+about+the+analytical+engine+", 84)
+	post = "POST /contact HTTP/1.1\r\nHost: shop.example\r\n" +
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0\r\n" +
+		"Accept: text/html\r\nContent-Type: application/x-www-form-urlencoded\r\n" +
+		"Content-Length: " + strconv.Itoa(len(form)) + "\r\n\r\n" + form
+	return get, post, attack
+}
+
+// TestUninspectedAllocs pins the allocations per request of the
+// uninspected path (waf.mode off) end to end, as BenchmarkServeOff
+// measures them: the whole process's allocations while one keep-alive
+// client that allocates nothing sends the request and reads the answer
+// from an origin that allocates nothing. Counts, not time: a stage or a
+// wrapper that starts allocating per request shows here (issue 14; before
+// the direct path of proxy/direct.go a GET took 96).
+func TestUninspectedAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on the measured path")
+	}
+	origin := startRawOrigin(t)
+	tp := startProxy(t, basicConfig+"waf:\n  mode: off\n", "http://"+origin)
+	get, post, attack := workloadRequests()
+	for _, tc := range []struct {
+		name, req string
+		max       float64 // allocations per request
+	}{{"get", get, 60}, {"post", post, 54}, {"attack", attack, 60}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", strings.TrimPrefix(tp.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			br := bufio.NewReaderSize(c, 16<<10)
+			req := []byte(tc.req)
+			var failed error
+			once := func() {
+				if _, err := c.Write(req); err != nil {
+					failed = err
+					return
+				}
+				if status, n, err := readRawResponse(br); err != nil || status != 200 || n != 1024 {
+					failed = fmt.Errorf("response: status %d, %d body bytes, %v", status, n, err)
+				}
+			}
+			for range 50 { // pools and buffers warm, the upstream connection open
+				once()
+			}
+			allocs := testing.AllocsPerRun(500, once)
+			if failed != nil {
+				t.Fatal(failed)
+			}
+			t.Logf("%.1f allocations per request", allocs)
+			if allocs > tc.max {
+				t.Errorf("%.1f allocations per uninspected %s, want at most %.0f", allocs, tc.name, tc.max)
+			}
+		})
+	}
+}
+
 // benchServe drives the three workloads of bench/run.sh (benign GET, 4 KB
 // form POST, SQL injection GET) through a server for cfg; blocks says
 // whether the attack is refused.
@@ -46,19 +117,7 @@ func benchServe(b *testing.B, cfg string, blocks bool) {
 	origin := startRawOrigin(b)
 	tp := startProxy(&testing.T{}, cfg, "http://"+origin)
 	addr := strings.TrimPrefix(tp.URL, "http://")
-	const browser = "Host: shop.example\r\n" +
-		"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0\r\n" +
-		"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n" +
-		"Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n" +
-		"Connection: keep-alive\r\nUpgrade-Insecure-Requests: 1\r\nSec-Fetch-Dest: document\r\n" +
-		"Sec-Fetch-Mode: navigate\r\nSec-Fetch-Site: none\r\nSec-Fetch-User: ?1\r\nPriority: u=0, i\r\n\r\n"
-	get := "GET /products?category=shoes&page=2&sort=price HTTP/1.1\r\n" + browser
-	attack := "GET /?id=1%27%20OR%20%271%27%3D%271 HTTP/1.1\r\n" + browser
-	form := "name=" + strings.Repeat("Ada+Lovelace+wrote+about+the+analytical+engine+", 84)
-	post := "POST /contact HTTP/1.1\r\nHost: shop.example\r\n" +
-		"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0\r\n" +
-		"Accept: text/html\r\nContent-Type: application/x-www-form-urlencoded\r\n" +
-		"Content-Length: " + strconv.Itoa(len(form)) + "\r\n\r\n" + form
+	get, post, attack := workloadRequests()
 	attackStatus := 200
 	if blocks {
 		attackStatus = 403
@@ -97,7 +156,7 @@ func benchServe(b *testing.B, cfg string, blocks bool) {
 
 // startRawOrigin serves a fixed 200 with a 1024-byte text/html body on
 // loopback, reading and discarding request bodies (Content-Length only).
-func startRawOrigin(b *testing.B) string {
+func startRawOrigin(b testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

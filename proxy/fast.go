@@ -69,6 +69,7 @@ const max1xx = 5
 
 type fastConn struct {
 	nc     net.Conn
+	abort  func() // ends a blocked read or write at once (one closure per connection)
 	lr     headLimitReader
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -219,7 +220,7 @@ func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"
 func (f *fastPath) exchange(fc *fastConn, req *http.Request, trace *httptrace.ClientTrace) (resp *http.Response, received bool, err error) {
 	// Canceling the request (the client left, a timeout, the header wait)
 	// ends a blocked write or read at once, as with http.Transport.
-	stop := context.AfterFunc(req.Context(), func() { _ = fc.nc.SetDeadline(aLongTimeAgo) })
+	stop := context.AfterFunc(req.Context(), fc.abort)
 	fc.lr.read = 0
 	// Request.Write reports WroteRequest to the trace itself, before the
 	// flush, exactly as http.Transport's writer does.
@@ -231,36 +232,48 @@ func (f *fastPath) exchange(fc *fastConn, req *http.Request, trace *httptrace.Cl
 		stop()
 		return nil, false, err
 	}
+	resp, received, err = f.readHead(fc, req, trace, nil)
+	if err != nil {
+		stop()
+		return nil, received, err
+	}
+	reuse := !resp.Close && !req.Close
+	resp.Body = &fastBody{rc: resp.Body, fc: fc, f: f, stop: stop, reuse: reuse}
+	return resp, true, nil
+}
+
+// readHead reads the response head to req from fc, passing informational
+// responses to the trace (or to d on the direct path). received reports
+// whether any byte of a response arrived.
+func (f *fastPath) readHead(fc *fastConn, req *http.Request, trace *httptrace.ClientTrace, d *directRun) (resp *http.Response, received bool, err error) {
 	for n1xx := 0; ; {
 		fc.lr.left = f.headLimit
 		resp, err = http.ReadResponse(fc.br, req)
 		fc.lr.left = -1
 		if err != nil {
-			stop()
 			return nil, fc.lr.read > 0 || !isClosedBeforeResponse(err), err
 		}
 		code := resp.StatusCode
 		if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
 			if n1xx++; n1xx > max1xx {
-				stop()
 				return nil, true, errors.New("net/http: too many 1xx informational responses")
 			}
-			if trace != nil && trace.Got1xxResponse != nil {
-				if err := trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
-					stop()
-					return nil, true, err
-				}
+			switch {
+			case d != nil:
+				err = d.got1xx(code, textproto.MIMEHeader(resp.Header))
+			case trace != nil && trace.Got1xxResponse != nil:
+				err = trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header))
+			}
+			if err != nil {
+				return nil, true, err
 			}
 			continue
 		}
 		break
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		stop()
 		return nil, true, errors.New("net/http: upstream switched protocols without an upgrade request")
 	}
-	reuse := !resp.Close && !req.Close
-	resp.Body = &fastBody{rc: resp.Body, fc: fc, f: f, stop: stop, reuse: reuse}
 	return resp, true, nil
 }
 
@@ -282,6 +295,11 @@ type fastBody struct {
 	stop  func() bool
 	reuse bool
 	done  bool
+	// release is the target whose connection slot the body holds on the
+	// direct path, given back on Close (upstreamBody's part on the other
+	// paths); nil otherwise.
+	release  *target
+	released bool
 }
 
 func (b *fastBody) Read(p []byte) (int, error) {
@@ -300,6 +318,10 @@ func (b *fastBody) Read(p []byte) (int, error) {
 func (b *fastBody) Close() error {
 	if !b.done {
 		b.finish(false)
+	}
+	if b.release != nil && !b.released {
+		b.released = true
+		b.release.release()
 	}
 	return nil
 }
@@ -340,11 +362,14 @@ func (f *fastPath) get(ctx context.Context) (fc *fastConn, reused bool, err erro
 	if err != nil {
 		return nil, false, err
 	}
-	fc = &fastConn{nc: nc}
-	fc.lr = headLimitReader{c: nc, left: -1}
-	fc.br = bufio.NewReaderSize(&fc.lr, 4<<10)
-	fc.bw = bufio.NewWriterSize(nc, fastBodyMax>>1)
-	return fc, false, nil
+	// A variable of its own: the closure would move the named result to
+	// the heap on every call, reused connection or not.
+	c := &fastConn{nc: nc}
+	c.abort = func() { _ = c.nc.SetDeadline(aLongTimeAgo) }
+	c.lr = headLimitReader{c: nc, left: -1}
+	c.br = bufio.NewReaderSize(&c.lr, 4<<10)
+	c.bw = bufio.NewWriterSize(nc, fastBodyMax>>1)
+	return c, false, nil
 }
 
 // staleCheckAfter: a connection idle for longer is checked for a close by

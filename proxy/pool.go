@@ -298,6 +298,12 @@ type attemptOptions struct {
 // roundTrip sends req to a target chosen by the policy, and on a connection
 // error resends it to another when that is safe (see config.Retries).
 func (p *Pool) roundTrip(req *http.Request, o *attemptOptions) (*http.Response, error) {
+	return p.send(req, o, nil)
+}
+
+// send is roundTrip; with d, req is the client's own request and every
+// attempt takes the direct path (direct.go).
+func (p *Pool) send(req *http.Request, o *attemptOptions, d *directRun) (*http.Response, error) {
 	ctx := req.Context()
 	entry := audit.FromContext(ctx)
 	var key uint64
@@ -331,7 +337,14 @@ func (p *Pool) roundTrip(req *http.Request, o *attemptOptions) (*http.Response, 
 			continue // filled up since it was picked; it counts as tried
 		}
 		entry.Upstream = t.name
-		resp, sent, err := p.attempt(req, t, body, o)
+		var resp *http.Response
+		var sent bool
+		var err error
+		if d != nil {
+			resp, sent, err = p.attemptDirect(req, t, body, o, d)
+		} else {
+			resp, sent, err = p.attempt(req, t, body, o)
+		}
 		if err == nil {
 			return resp, nil
 		}

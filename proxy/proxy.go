@@ -17,7 +17,9 @@
 // Expect, a body of known length up to 16 KiB) are written and answered on
 // the handler's own goroutine over each target's keep-alive pool (fast.go);
 // everything else, TLS and h2c targets included, goes through
-// http.Transport.
+// http.Transport. Most of those requests also skip httputil.ReverseProxy:
+// their head is written straight from the client's request (direct.go),
+// byte for byte what ReverseProxy would send.
 //
 // Every forwarded request gets X-Forwarded-For/-Proto/-Host from what
 // Portcullis itself saw (incoming values are dropped: they are not trusted);
@@ -48,6 +50,8 @@ type Route struct {
 	cfg  config.RouteProxyConfig
 	opts attemptOptions
 	rp   *httputil.ReverseProxy
+	// direct: the route's requests may skip ReverseProxy (direct.go).
+	direct bool
 }
 
 var _ http.Handler = (*Route)(nil)
@@ -55,6 +59,7 @@ var _ http.Handler = (*Route)(nil)
 // NewRoute returns the proxy stage of a route that forwards to pool.
 func NewRoute(pool *Pool, cfg config.RouteProxyConfig) *Route {
 	rt := &Route{pool: pool, cfg: cfg, opts: attemptOptions{headerWait: cfg.ResponseHeaderTimeout, wsIdle: cfg.WebSocketIdleTimeout}}
+	rt.direct = directRoute(pool, &rt.cfg)
 	rt.rp = &httputil.ReverseProxy{
 		Rewrite:        rt.rewrite,
 		Transport:      routeTransport{rt},
@@ -104,7 +109,11 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 	}
 	start := time.Now()
-	rt.rp.ServeHTTP(w, r)
+	if rt.takesDirect(r) {
+		rt.serveDirect(w, r)
+	} else {
+		rt.rp.ServeHTTP(w, r)
+	}
 	entry.Durations.Upstream = time.Since(start).Microseconds()
 }
 
