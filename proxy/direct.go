@@ -140,8 +140,12 @@ func (rt *Route) serveDirect(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(res.StatusCode)
 	if err := copyDirect(w, res.Body, flushesAtOnce(res)); err != nil {
 		defer res.Body.Close()
+		// The response is half sent: abort the client connection so the
+		// client sees a truncated answer rather than a complete-looking
+		// one. Only a server can recover that abort; a handler called on
+		// its own (tests with a recorder) just stops here.
 		if r.Context().Value(http.ServerContextKey) == nil {
-			log.Printf("suppressing panic for copyResponse error in test; copy error: %v", err)
+			log.Printf("proxy: response body copy to the client failed: %v", err)
 			return
 		}
 		panic(http.ErrAbortHandler)
@@ -209,7 +213,7 @@ func copyDirect(w http.ResponseWriter, src io.Reader, flush bool) error {
 	for {
 		nr, rerr := src.Read(buf)
 		if rerr != nil && rerr != io.EOF && rerr != context.Canceled {
-			log.Printf("httputil: ReverseProxy read error during body copy: %v", rerr)
+			log.Printf("proxy: reading the upstream response body: %v", rerr)
 		}
 		if nr > 0 {
 			nw, werr := w.Write(buf[:nr])
