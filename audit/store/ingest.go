@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/audit/query"
@@ -73,8 +74,8 @@ func toRow(e *audit.Entry, buf *bytes.Buffer) (row, error) {
 		id:      e.ID,
 		t:       e.Time.UnixNano(),
 		ip:      []byte{},
-		host:    query.NormalizeHost(e.Host),
-		path:    query.RequestPath(e.URI),
+		host:    validText(query.NormalizeHost(e.Host)),
+		path:    validText(query.RequestPath(e.URI)),
 		action:  e.Action,
 		stage:   e.Stage,
 		status:  e.Status,
@@ -95,14 +96,25 @@ func toRow(e *audit.Entry, buf *bytes.Buffer) (row, error) {
 			continue
 		}
 		seen[m.ID] = true
-		r.rules = append(r.rules, ruleRow{id: m.ID, message: m.Message})
+		r.rules = append(r.rules, ruleRow{id: m.ID, message: validText(m.Message)})
 		for _, t := range m.Tags {
-			if !slices.Contains(r.tags, t) {
+			if t = validText(t); !slices.Contains(r.tags, t) {
 				r.tags = append(r.tags, t)
 			}
 		}
 	}
 	return r, nil
+}
+
+// validText is s with every invalid UTF-8 sequence replaced by U+FFFD, as
+// the record's JSON has it. A client can send a request target that is not
+// UTF-8 (net/http accepts /caf\xe9); PostgreSQL refuses such text outright,
+// and one such record would fail its whole batch.
+func validText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // ipKey is the column form of an address: a family byte (4 or 6) and the

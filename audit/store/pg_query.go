@@ -28,8 +28,9 @@ func pgWhere(f query.Filter, start int) (string, []any) {
 	if cond == "1" {
 		cond = "TRUE"
 	}
-	if len(f.Actions) > 0 && !slices.Contains(f.Actions, audit.ActionAllowed) {
-		// Implied by the action list, but only a literal lets the planner
+	if len(f.Actions) > 0 && !slices.Contains(f.Actions, audit.ActionAllowed) ||
+		slices.Contains(f.NotActions, audit.ActionAllowed) {
+		// Implied by the action lists, but only a literal lets the planner
 		// prove the partial action index's predicate (action <> 'allowed')
 		// for a generic plan, whose parameters it does not see.
 		cond += " AND r.action <> 'allowed'"

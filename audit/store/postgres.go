@@ -70,8 +70,9 @@ type Postgres struct {
 	opts   PostgresOptions
 	schema string // quoted identifier
 
-	migrated atomic.Bool
-	migrateM sync.Mutex
+	migrated  atomic.Bool
+	migrateM  sync.Mutex
+	migrating *schemaUpgrade // the upgrade running now, if any; under migrateM
 
 	partMu sync.Mutex
 	parts  map[int64]bool // days (Unix day numbers) known to have a partition
@@ -186,13 +187,16 @@ func OpenPostgres(opts PostgresOptions) (*Postgres, error) {
 	pc.ConnConfig.ConnectTimeout = opts.Dial
 	schema := pgx.Identifier{opts.Schema}.Sanitize()
 	pc.ConnConfig.RuntimeParams["search_path"] = opts.Schema
-	if _, set := pc.ConnConfig.RuntimeParams["jit"]; !set {
+	if _, set := pc.ConnConfig.RuntimeParams["jit"]; !set && !strings.Contains(pc.ConnConfig.RuntimeParams["options"], "jit") {
 		// The dashboard's queries are short; JIT compiling them costs more
 		// than it saves. Over 10 M records the last hour's summary (three
 		// aggregates over 50,000 records, each just under jit_above_cost)
 		// would pay it as soon as an hour held a little more: forced on,
 		// the top-values aggregate went from 123 to 249 ms, 20 ms of it
-		// compiling. A jit setting in the DSN wins.
+		// compiling. A jit setting in the DSN wins, as a parameter of its
+		// own or in options (-c jit=on): the server
+		// applies options before the other startup parameters, so ours
+		// would override it.
 		pc.ConnConfig.RuntimeParams["jit"] = "off"
 	}
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
@@ -232,24 +236,69 @@ func (p *Postgres) Ping(ctx context.Context) (string, error) {
 // process; it is cheap after the first success. Migrations run under a
 // session advisory lock, so of several instances starting together one
 // migrates and the others wait and find it done.
+//
+// The upgrade runs on its own goroutine with its own deadline
+// (schemaUpgradeTimeout), not in ctx: a migration that rebuilds an index
+// over every partition can take longer than the write that first needs
+// the schema is given (the sink's postgres.timeout, 10 s by default), and
+// cut off each time it would roll back and start over with the next
+// write, never done. A caller whose ctx ends first gets an error (the sink
+// spools its batch, as when PostgreSQL is down) and the upgrade goes on;
+// later callers wait for the same one.
 func (p *Postgres) EnsureSchema(ctx context.Context) error {
 	if p.migrated.Load() {
 		return nil
 	}
 	p.migrateM.Lock()
-	defer p.migrateM.Unlock()
 	if p.migrated.Load() {
+		p.migrateM.Unlock()
 		return nil
 	}
-	if p.opts.ReadOnly {
-		if err := p.checkVersion(ctx); err != nil {
-			return err
-		}
-	} else if err := p.migrate(ctx); err != nil {
-		return fmt.Errorf("%s: %w", p.Describe(), err)
+	up := p.migrating
+	if up == nil {
+		up = &schemaUpgrade{done: make(chan struct{})}
+		p.migrating = up
+		go p.upgradeSchema(up)
 	}
-	p.migrated.Store(true)
-	return nil
+	p.migrateM.Unlock()
+	select {
+	case <-up.done:
+		return up.err
+	case <-ctx.Done():
+		return fmt.Errorf("%s: schema upgrade still running: %w", p.Describe(), ctx.Err())
+	}
+}
+
+// schemaUpgrade is one attempt at bringing the schema up to date.
+type schemaUpgrade struct {
+	done chan struct{} // closed when err is set
+	err  error
+}
+
+// schemaUpgradeTimeout bounds one attempt (a server that stops answering
+// mid-migration must not hold it forever). Rebuilding the action index
+// of schema version 3 took 2.5 s over 10 M records here.
+const schemaUpgradeTimeout = 15 * time.Minute
+
+// upgradeSchema runs one attempt of EnsureSchema's work. A failed attempt
+// is forgotten, so the next caller starts a new one.
+func (p *Postgres) upgradeSchema(up *schemaUpgrade) {
+	ctx, cancel := context.WithTimeout(context.Background(), schemaUpgradeTimeout)
+	defer cancel()
+	var err error
+	if p.opts.ReadOnly {
+		err = p.checkVersion(ctx)
+	} else if err = p.migrate(ctx); err != nil {
+		err = fmt.Errorf("%s: %w", p.Describe(), err)
+	}
+	p.migrateM.Lock()
+	if err == nil {
+		p.migrated.Store(true)
+	}
+	p.migrating = nil
+	p.migrateM.Unlock()
+	up.err = err
+	close(up.done)
 }
 
 func (p *Postgres) migrate(ctx context.Context) error {

@@ -550,3 +550,66 @@ func TestPostgresSinkSpoolBound(t *testing.T) {
 		t.Fatal("probe of a full spool succeeds")
 	}
 }
+
+// TestPostgresUpgradeOutlivesShortWrites: an upgrade that takes longer than
+// the writes that trigger it (schema version 3 rebuilds the action index
+// over every partition; the sink gives each write postgres.timeout) still
+// completes. Each write fails (and would be spooled), and the upgrade goes
+// on without them; before, each write's deadline rolled it back and the
+// next write started it again.
+func TestPostgresUpgradeOutlivesShortWrites(t *testing.T) {
+	ctx := context.Background()
+	p := openPG(t, pgtest.Schema(t), pgtest.Addr, PostgresOptions{})
+	if err := p.migrateTo(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	// A version 2 store holding 300,000 records in one partition.
+	day := time.Now().Unix() / 86400
+	if _, err := p.pool.Exec(ctx, fmt.Sprintf("CREATE TABLE records_upgrade PARTITION OF records FOR VALUES FROM (%d) TO (%d)",
+		day*dayNanos, (day+1)*dayNanos)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.pool.Exec(ctx, `INSERT INTO records (id, t, instance, ip, host, path, action, stage, status, country, n, rules, tags, json)
+		SELECT md5(g::text), $1::bigint + g, 'i', '\x04c0a80001'::bytea, 'h', '/p',
+			CASE WHEN g % 13 = 0 THEN 'blocked' ELSE 'allowed' END, 'request', 200, 'DE', 1, '{}', '{}', '\x7b7d'::bytea
+		FROM generate_series(1, 300000) g`, day*dayNanos); err != nil {
+		t.Fatal(err)
+	}
+	// The writes are given a fifth of what building the index takes here.
+	start := time.Now()
+	if _, err := p.pool.Exec(ctx, `CREATE INDEX probe ON records (action, t) WHERE action <> 'allowed'`); err != nil {
+		t.Fatal(err)
+	}
+	budget := max(time.Since(start)/5, time.Millisecond)
+	if _, err := p.pool.Exec(ctx, `DROP INDEX probe`); err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for range 3 {
+		wctx, cancel := context.WithTimeout(ctx, budget)
+		if _, err := p.Insert(wctx, fixtures(5)...); err != nil {
+			failed++
+		}
+		cancel()
+	}
+	t.Logf("%d of 3 writes given %v failed while the schema was upgraded", failed, budget)
+	// No caller with a longer deadline comes: the upgrade must finish on
+	// its own.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var v int
+		if err := p.pool.QueryRow(ctx, "SELECT MAX(version) FROM schema_migrations").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if v == pgSchemaVersion {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("schema still at version %d: the upgrade did not outlive the writes that started it", v)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := p.Insert(ctx, fixtures(5)...); err != nil {
+		t.Fatalf("write after the upgrade: %v", err)
+	}
+}

@@ -42,6 +42,9 @@ func fixtures(n int) []*audit.Entry {
 	out[13].Host, out[14].URI = "Shop.Example:8443", "http://shop.example/absolute?x=1"
 	out[15].Rules = append(out[15].Rules, audit.MatchedRule{ID: 100001, Message: "custom"})
 	out[16].Country = "de"
+	// A request target that is not UTF-8 (net/http accepts it); one such
+	// record once failed a whole PostgreSQL batch.
+	out[17].URI = "/caf\xe9/menu?q=\xff"
 	return out
 }
 
