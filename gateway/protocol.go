@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/proxy"
 	"github.com/portcullis-waf/portcullis/respond"
@@ -280,6 +282,19 @@ func isHex(c byte) bool {
 
 // protocolProblem names the first protocol violation in r, or returns "".
 func protocolProblem(r *http.Request) string {
+	// HTTP/1's request line is split at spaces before anything else runs,
+	// so neither a space in the method nor in the target can reach here
+	// over HTTP/1; HTTP/2's :method and :path are free strings that the
+	// server only checks for CR, LF and NUL. Forwarded over HTTP/1.1
+	// unchanged, ":method GET /admin?" with ":path /public" would be the
+	// request line "GET /admin? /public HTTP/1.1": routed and recorded as
+	// /public, read by a lenient upstream as /admin.
+	if !httpguts.ValidHeaderFieldName(r.Method) { // a method is a token, as a field name is
+		return "invalid method"
+	}
+	if hasSpaceOrCTL(r.RequestURI) {
+		return "space or control character in the request target"
+	}
 	if strings.Contains(r.RequestURI, "#") {
 		return "fragment in the request target"
 	}
@@ -309,4 +324,15 @@ func protocolProblem(r *http.Request) string {
 		return "both Transfer-Encoding and Content-Length"
 	}
 	return ""
+}
+
+// hasSpaceOrCTL reports whether s holds a byte that cannot be part of a
+// request target: a space, a control character or DEL.
+func hasSpaceOrCTL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }

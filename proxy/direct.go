@@ -387,8 +387,13 @@ func (d *directRun) writeHead(bw *bufio.Writer, r *http.Request, kvs []headerKV,
 	if d.url.ForceQuery || d.url.RawQuery != "" {
 		query = d.url.RawQuery
 	}
-	if hasCTL(path) || hasCTL(query) {
-		return errors.New("net/http: can't write control character in Request.URL")
+	// The gateway refuses these before any stage (protocolProblem); here
+	// they are checked again because they would split the request line.
+	if hasCTL(path) || hasCTL(query) || strings.IndexByte(query, ' ') >= 0 {
+		return errors.New("proxy: space or control character in the request target")
+	}
+	if !httpguts.ValidHeaderFieldName(r.Method) { // a method is a token
+		return errors.New("proxy: invalid method")
 	}
 	host := r.Host
 	if host == "" {

@@ -331,6 +331,13 @@ func (b *fastBody) Close() error {
 // did not interfere; otherwise it is closed.
 func (b *fastBody) finish(eof bool) {
 	b.done = true
+	if !eof {
+		// Closed before its end (the client went away, or its write
+		// failed): the body http.ReadResponse returns reads the rest on
+		// Close — all of a large download, an endless event stream —
+		// and the connection cannot be reused anyway, so it goes first.
+		_ = b.fc.nc.Close()
+	}
 	_ = b.rc.Close()
 	if b.stop() && eof && b.reuse {
 		b.f.put(b.fc)
