@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -146,7 +147,7 @@ func TestDirectHeadMatchesReverseProxy(t *testing.T) {
 			t.Fatalf("takesDirect = %v", got)
 		}
 		e := &audit.Entry{ID: "0123456789abcdef", ClientIP: "192.0.2.7"}
-		rec := httptest.NewRecorder()
+		rec := &headerLog{ResponseRecorder: httptest.NewRecorder()}
 		rec.Header().Set(respond.RequestIDHeader, e.ID)
 		rt.ServeHTTP(rec, req.WithContext(audit.WithEntry(context.Background(), e)))
 		var sent []byte
@@ -157,7 +158,7 @@ func TestDirectHeadMatchesReverseProxy(t *testing.T) {
 		}
 		res := rec.Result()
 		body, _ := io.ReadAll(res.Body)
-		return sent, res, body
+		return sent, res, append([]byte(strings.Join(rec.heads, "\n")+"\n\n"), body...)
 	}
 	for _, c := range tests {
 		t.Run(c.name, func(t *testing.T) {
@@ -177,3 +178,19 @@ func TestDirectHeadMatchesReverseProxy(t *testing.T) {
 		})
 	}
 }
+
+// headerLog records every head the handler writes, informational (1xx)
+// ones included: httptest.ResponseRecorder keeps only the first, so with a
+// 103 the final status and headers would go unchecked.
+type headerLog struct {
+	*httptest.ResponseRecorder
+	heads []string
+}
+
+func (h *headerLog) WriteHeader(code int) {
+	h.heads = append(h.heads, fmt.Sprintf("%d %v", code, h.Header())) // %v prints a map's keys sorted
+	h.ResponseRecorder.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the recorder's Flush.
+func (h *headerLog) Unwrap() http.ResponseWriter { return h.ResponseRecorder }
