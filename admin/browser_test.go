@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/portcullis-waf/portcullis/internal/browsertest"
 )
 
 // Browser tests drive real headless Chromium against a real listener: what
@@ -21,36 +23,11 @@ import (
 // the CSP letting our own script and SVG through, forms submitted as a
 // browser submits them).
 
-// chromiumPath finds Debian's chromium, or the browser named by
-// PORTCULLIS_CHROMIUM ("none" stands for a machine without one). Without
-// it the browser tests skip, except in CI, where a missing browser must
-// fail the build rather than silently drop the tests.
-func chromiumPath(t testing.TB) string {
-	t.Helper()
-	names := []string{"chromium", "/usr/bin/chromium"}
-	if env := os.Getenv("PORTCULLIS_CHROMIUM"); env != "" {
-		names = []string{env}
-	}
-	for _, name := range names {
-		if name == "none" {
-			break
-		}
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed, and CI is set: install the Debian package chromium (apt-get install -y chromium)")
-	}
-	t.Skip("chromium is not installed: skipping browser tests (apt-get install -y chromium to run them)")
-	return ""
-}
-
 // browser starts headless Chromium with a fresh profile and returns a tab
 // context bounded by timeout, and the console messages collected so far.
 func browser(t testing.TB, timeout time.Duration, width, height int) (context.Context, func() []chromedp.ConsoleMessage) {
 	t.Helper()
-	path := chromiumPath(t)
+	path := browsertest.Chromium(t)
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Headless,

@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/challenge"
+	"github.com/portcullis-waf/portcullis/internal/browsertest"
 	"github.com/portcullis-waf/portcullis/internal/waitfor"
 	"github.com/portcullis-waf/portcullis/metrics"
 )
@@ -253,22 +252,7 @@ func TestChallengeAsAnswer(t *testing.T) {
 // with its pass past the limit; the page it was served is in the audit,
 // under the rate limit's stage.
 func TestChallengeAnswerInChromium(t *testing.T) {
-	path := ""
-	for _, name := range []string{os.Getenv("PORTCULLIS_CHROMIUM"), "chromium", "/usr/bin/chromium"} {
-		if name == "" {
-			continue
-		}
-		if p, err := exec.LookPath(name); err == nil {
-			path = p
-			break
-		}
-	}
-	if path == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("chromium is not installed, and CI is set: apt-get install -y chromium")
-		}
-		t.Skip("chromium is not installed: skipping (apt-get install -y chromium)")
-	}
+	path := browsertest.Chromium(t)
 	const cfg = `
 challenge:
   difficulty: 14

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/portcullis-waf/portcullis/audit"
 	"github.com/portcullis-waf/portcullis/challenge"
+	"github.com/portcullis-waf/portcullis/internal/browsertest"
 )
 
 const challengeConfig = `
@@ -276,22 +275,7 @@ func TestChallengeJSONClients(t *testing.T) {
 // TestChallengeInChromium: a real browser runs the page's script, solves
 // the proof of work, and lands on the upstream's page.
 func TestChallengeInChromium(t *testing.T) {
-	path := ""
-	for _, name := range []string{os.Getenv("PORTCULLIS_CHROMIUM"), "chromium", "/usr/bin/chromium"} {
-		if name == "" {
-			continue
-		}
-		if p, err := exec.LookPath(name); err == nil {
-			path = p
-			break
-		}
-	}
-	if path == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("chromium is not installed, and CI is set: apt-get install -y chromium")
-		}
-		t.Skip("chromium is not installed: skipping (apt-get install -y chromium)")
-	}
+	path := browsertest.Chromium(t)
 	up := &cookieUpstream{}
 	srv := httptest.NewServer(up)
 	defer srv.Close()

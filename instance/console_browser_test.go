@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/portcullis-waf/portcullis/config"
+	"github.com/portcullis-waf/portcullis/internal/browsertest"
 )
 
 // The console end to end: a real instance (gateway, upstream pool with
@@ -122,24 +122,10 @@ func trafficStatus(t *testing.T, inst *Instance, path string) int {
 	return resp.StatusCode
 }
 
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "/usr/bin/chromium"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed, and CI is set: install the Debian package chromium")
-	}
-	t.Skip("chromium is not installed: skipping the console browser test (apt-get install -y chromium)")
-	return ""
-}
-
 func newTab(t *testing.T, timeout time.Duration) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium(t)), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.ExecPath(browsertest.Chromium(t)), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-extensions", true),
