@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,8 +31,9 @@ import (
 // challenge against instance 1's http listener only, while any of the
 // three may hold the lock and place the order; an order placed by 2 or 3
 // is validated because the challenge answers are shared through Redis.
-// The three started together place one order per name (counted at
-// Pebble), and every instance serves that one certificate over TLS.
+// The three, started at once (once instance 1 listens), place one order
+// per name (counted at Pebble), and every instance serves that one
+// certificate over TLS.
 func TestClusterOfThreeACME(t *testing.T) {
 	redistest.Shared(t) // skips (or fails under CI) without Redis
 	prefix := redistest.Prefix(t)
@@ -71,17 +73,14 @@ func TestClusterOfThreeACME(t *testing.T) {
 		log   *syncBuffer
 	}
 	nodes := make([]node, len(names))
-	starts := make(chan struct{}, len(names))
-	for i := range names {
-		go func() {
-			defer func() { starts <- struct{}{} }()
-			addrs := [2]string{"127.0.0.1:0", "127.0.0.1:0"}
-			if i == 0 {
-				addrs = first
-			}
-			dir := t.TempDir()
-			cfgPath := filepath.Join(dir, "portcullis.yaml")
-			cfg := fmt.Sprintf(`listeners:
+	start := func(i int) {
+		addrs := [2]string{"127.0.0.1:0", "127.0.0.1:0"}
+		if i == 0 {
+			addrs = first
+		}
+		dir := t.TempDir()
+		cfgPath := filepath.Join(dir, "portcullis.yaml")
+		cfg := fmt.Sprintf(`listeners:
   - address: %q
   - address: %q
     protocol: https
@@ -104,17 +103,25 @@ cluster:
   name: e2e
   redis: {url: "redis://%s", timeout: 3s, dial_timeout: 1s, key_prefix: %q}
 `, addrs[0], addrs[1], up.URL, filepath.Join(dir, "state"), ca.DirectoryURL(), rootsFile, keyFile, hosts[0], hosts[1], redistest.SharedAddr, prefix)
-			if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-				t.Error(err)
-				return
-			}
-			c := startChild(t, exec.Command(binary, "run", "-c", cfgPath), 2, false)
-			nodes[i] = node{https: c.addrs[1], log: c.log}
-		}()
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+			t.Error(err)
+			return
+		}
+		c := startChild(t, exec.Command(binary, "run", "-c", cfgPath), 2, false)
+		nodes[i] = node{https: c.addrs[1], log: c.log}
 	}
-	for range names {
-		<-starts
+	// Pebble validates against instance 1 only, so instance 1 listens
+	// before the others start: an order placed by instance 2 or 3 while
+	// instance 1 was not yet listening failed its challenge (connection
+	// refused) and was placed again, a second order for the name that a
+	// load balancer in front of all three would not have caused. Then 2
+	// and 3 start together, and any of the three may hold a name's lock.
+	start(0)
+	var wg sync.WaitGroup
+	for i := 1; i < len(names); i++ {
+		wg.Go(func() { start(i) })
 	}
+	wg.Wait()
 	if t.Failed() {
 		t.FailNow()
 	}
